@@ -1,0 +1,54 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Warnings are errors everywhere: the project promises a warning-free build.
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+
+let package = Package(
+    name: "GenTCP",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "GenTCP", targets: ["GenTCPCore", "GenTCP", "GenTCPPOSIX", "GenTCPSim"]),
+        .executable(name: "gentcp", targets: ["gentcp"]),
+        .executable(name: "gentcp-bench", targets: ["gentcp-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Embedded-safe vocabulary: reasons, options, active-mode arithmetic, addresses.
+        .target(name: "GenTCPCore", swiftSettings: strict),
+        // C shims for what Glibc's Swift module leaves out (epoll, eventfd).
+        .target(name: "CGenTCPShims"),
+        // Host runtime: processes, mailboxes, timers, the port layer and the driver contract.
+        .target(
+            name: "GenTCP",
+            dependencies: [
+                "GenTCPCore", "CGenTCPShims",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strict),
+        .target(name: "GenTCPPOSIX", dependencies: ["GenTCP", "CGenTCPShims"], swiftSettings: strict),
+        .target(
+            name: "GenTCPSim",
+            dependencies: ["GenTCP", .product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "gentcp",
+            dependencies: [
+                "GenTCP", "GenTCPPOSIX", "GenTCPSim",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "tools/gentcp", swiftSettings: strict),
+        .executableTarget(
+            name: "gentcp-bench",
+            dependencies: ["GenTCP", "GenTCPPOSIX", "CGenTCPShims"],
+            path: "tools/bench", swiftSettings: strict),
+        .testTarget(name: "GenTCPCoreTests", dependencies: ["GenTCPCore"], swiftSettings: strict),
+        .testTarget(
+            name: "GenTCPTests",
+            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims"],
+            swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,20 @@
+#include "CGenTCPShims.h"
+
+int cgentcp_cond_init_monotonic(pthread_cond_t *cond) {
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+#ifdef __linux__
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+#endif
+    int rc = pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+    return rc;
+}
+
+int cgentcp_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, unsigned long long deadline_ns) {
+    if (deadline_ns == 0) return pthread_cond_wait(cond, mutex);
+    struct timespec ts;
+    ts.tv_sec = (time_t)(deadline_ns / 1000000000ull);
+    ts.tv_nsec = (long)(deadline_ns % 1000000000ull);
+    return pthread_cond_timedwait(cond, mutex, &ts);
+}

@@ -1,0 +1,21 @@
+import GenTCPCore
+
+/// Where to connect: an IP address or a host name. A string literal that parses as an address is
+/// an address (`"127.0.0.1"`, `"::1"`); anything else is a name (`"localhost"`).
+public enum Host: Hashable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
+    case address(IPAddress)
+    case name(String)
+
+    public init(_ text: String) {
+        if let a = IPAddress(text) { self = .address(a) } else { self = .name(text) }
+    }
+
+    public init(stringLiteral value: String) { self.init(value) }
+
+    public var description: String {
+        switch self {
+        case .address(let a): return a.description
+        case .name(let n): return n
+        }
+    }
+}

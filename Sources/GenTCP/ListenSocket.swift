@@ -1,0 +1,224 @@
+import DequeModule
+import GenTCPCore
+import Synchronization
+
+/// A listening socket: `gen_tcp:listen/2` and `gen_tcp:accept/2`.
+///
+/// Accepted sockets inherit this socket's options (active, mode, buffer, showEconnreset, ...)
+/// and are owned by the process that called `accept`. Many processes may wait in `accept` at
+/// once; each has its own timeout, and all get `closed` when the listener closes. The listener
+/// closes when its controlling process exits. (`send`/`recv`/`peername` on a listener, `enotconn`
+/// in OTP, do not exist on this type.)
+public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
+    public let id: UInt64
+    public let driver: any Driver
+    let runtime: any Runtime
+
+    struct Acceptor {
+        var id: UInt64
+        var owner: Process
+        var continuation: UnsafeContinuation<Result<Socket, SocketError>, Never>
+        var timer: TimerID?
+    }
+
+    struct State {
+        var options: SocketOptions
+        var owner: Process
+        var listener: (any Listener)?
+        var acceptors = Deque<Acceptor>()
+        var armed = false
+        var nextID: UInt64 = 1
+    }
+    let state: Mutex<State>
+
+    init(driver: any Driver, options: SocketOptions, owner: Process) {
+        self.id = Socket.counter.add(1, ordering: .relaxed).newValue
+        self.driver = driver
+        self.runtime = driver.runtime
+        self.state = Mutex(State(options: options, owner: owner))
+    }
+
+    public var description: String { "#Port<0.\(id)>" }
+    public static func == (a: ListenSocket, b: ListenSocket) -> Bool { a === b }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+
+    /// Listens on `port` (0: an ephemeral port, read it with ``port()``); `gen_tcp:listen/2`.
+    /// Binds `.localAddress` if given, else the IPv4 any address. The backlog defaults to 5.
+    ///
+    /// - Throws: `badarg` for a port outside 0...65535 or a bad option; `eaddrinuse` when the port
+    ///   is taken (even with `reuseaddr`, while the other listener is open).
+    public static func listen(port: Int, options: [Option] = [], driver: some Driver) throws(SocketError) -> ListenSocket {
+        guard (0...65535).contains(port) else { throw SocketError(.badArgument, "port must be 0...65535") }
+        var opts = try SocketOptions(listen: options)
+        opts.localPort = port
+        let owner = Process.current
+        let socket = ListenSocket(driver: driver, options: opts, owner: owner)
+        let address = SocketAddress(opts.localAddress ?? .anyV4, port: port)
+        let listener = try driver.listen(on: address, options: opts, delegate: socket)
+        socket.state.withLock { $0.listener = listener }
+        if !owner.adopt(socket) { socket.close() }
+        return socket
+    }
+
+    /// Accepts one connection; `gen_tcp:accept/2`. Timeout 0 polls.
+    ///
+    /// - Throws: `timeout`; `closed` when the listener is (or gets) closed; `systemLimit` when
+    ///   descriptors run out.
+    public func accept(timeout: Timeout = .infinity) async throws(SocketError) -> Socket {
+        let limit = try timeout.validated().nanoseconds
+        let caller = Process.current
+        if let first = tryAccept(for: caller, polling: limit == 0) { return try first.get() }
+        let result: Result<Socket, SocketError> = await withUnsafeContinuation { continuation in
+            let failed: SocketError? = state.withLock { s in
+                guard s.listener != nil else { return .closed }
+                let id = s.nextID
+                s.nextID += 1
+                var a = Acceptor(id: id, owner: caller, continuation: continuation, timer: nil)
+                if let limit {
+                    a.timer = runtime.schedule(afterNanoseconds: limit) { [weak self] in self?.acceptTimedOut(id) }
+                }
+                s.acceptors.append(a)
+                arm(&s)
+                return nil
+            }
+            if let failed { continuation.resume(returning: .failure(failed)) }
+        }
+        return try result.get()
+    }
+
+    /// Tries one accept now for a caller that is not queued. nil: must wait.
+    private func tryAccept(for caller: Process, polling: Bool) -> Result<Socket, SocketError>? {
+        let made: Result<(Socket, any Connection), SocketError>? = state.withLock { (s: inout State) -> Result<(Socket, any Connection), SocketError>? in
+            guard let listener = s.listener else { return .failure(.closed) }
+            // Waiting acceptors are served first.
+            guard s.acceptors.isEmpty else { return polling ? .failure(.timeout) : nil }
+            let socket = Socket(driver: driver, options: inherited(s.options), owner: caller)
+            do throws(SocketError) {
+                guard let c = try listener.accept(delegate: socket) else {
+                    return polling ? .failure(.timeout) : nil
+                }
+                return .success((socket, c))
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch made {
+        case nil: return nil
+        case .failure(let e)?: return .failure(e)
+        case .success(let (socket, connection))?:
+            socket.attach(connection)
+            return .success(socket)
+        }
+    }
+
+    private func inherited(_ options: SocketOptions) -> SocketOptions {
+        var o = options
+        o.localPort = 0
+        o.localAddress = nil
+        return o
+    }
+
+    private func arm(_ s: inout State) {
+        guard !s.armed, let listener = s.listener else { return }
+        s.armed = true
+        listener.armAccept()
+    }
+
+    private func acceptTimedOut(_ id: UInt64) {
+        let c: UnsafeContinuation<Result<Socket, SocketError>, Never>? = state.withLock { s in
+            guard let i = s.acceptors.firstIndex(where: { $0.id == id }) else { return nil }
+            return s.acceptors.remove(at: i).continuation
+        }
+        c?.resume(returning: .failure(.timeout))
+    }
+
+    /// Closes the listener; `gen_tcp:close/1`. Waiting acceptors get `closed`; connections never
+    /// accepted are dropped (their clients see `closed`). Always succeeds.
+    public func close() {
+        let (listener, acceptors, owner): ((any Listener)?, Deque<Acceptor>, Process) = state.withLock { s in
+            let result = (s.listener, s.acceptors, s.owner)
+            s.listener = nil
+            s.acceptors = []
+            return result
+        }
+        listener?.close()
+        owner.release(self)
+        for a in acceptors {
+            if let t = a.timer { runtime.cancel(t) }
+            a.continuation.resume(returning: .failure(.closed))
+        }
+    }
+
+    /// The bound address; `inet:sockname/1`. Throws `einval` when closed.
+    public func sockname() throws(SocketError) -> SocketAddress {
+        try state.withLock { s throws(SocketError) in
+            guard let l = s.listener, let a = l.localAddress() else {
+                throw SocketError(.invalidArgument, "socket is closed")
+            }
+            return a
+        }
+    }
+
+    /// The bound port; `inet:port/1`.
+    public func port() throws(SocketError) -> Int { try sockname().port }
+
+    /// Options accepted sockets will inherit; `inet:setopts/2` on a listener.
+    public func setopts(_ options: [Option]) throws(SocketError) {
+        try state.withLock { s throws(SocketError) in
+            guard s.listener != nil else { throw SocketError(.invalidArgument, "socket is closed") }
+            var updated = s.options
+            try updated.apply(all: options, kind: .listen)
+            s.options = updated
+        }
+    }
+
+    /// Reads listener options; `inet:getopts/2`.
+    public func getopts(_ names: [OptionName]) throws(SocketError) -> [Option] {
+        try state.withLock { s throws(SocketError) in
+            guard s.listener != nil else { throw SocketError(.invalidArgument, "socket is closed") }
+            return names.map { s.options.value(of: $0) }
+        }
+    }
+
+    /// The controlling process.
+    public var controllingProcess: Process { state.withLock { $0.owner } }
+}
+
+extension ListenSocket: ListenerDelegate {
+    public func listenerAcceptable() {
+        // Serve waiting acceptors in order while connections are pending.
+        while true {
+            let step: (Acceptor, Result<(Socket, any Connection), SocketError>)? = state.withLock { (s: inout State) -> (Acceptor, Result<(Socket, any Connection), SocketError>)? in
+                s.armed = false
+                guard let listener = s.listener, let head = s.acceptors.first else { return nil }
+                let socket = Socket(driver: driver, options: inherited(s.options), owner: head.owner)
+                do throws(SocketError) {
+                    guard let c = try listener.accept(delegate: socket) else {
+                        arm(&s)
+                        return nil
+                    }
+                    s.acceptors.removeFirst()
+                    return (head, .success((socket, c)))
+                } catch {
+                    s.acceptors.removeFirst()
+                    return (head, .failure(error))
+                }
+            }
+            guard let (acceptor, outcome) = step else { return }
+            if let t = acceptor.timer { runtime.cancel(t) }
+            switch outcome {
+            case .success(let (socket, connection)):
+                socket.attach(connection)
+                acceptor.continuation.resume(returning: .success(socket))
+            case .failure(let e):
+                acceptor.continuation.resume(returning: .failure(e))
+            }
+        }
+    }
+}
+
+extension ListenSocket: OwnedByProcess {
+    func ownerExited(_ process: Process) {
+        if state.withLock({ $0.owner === process }) { close() }
+    }
+}

@@ -1,0 +1,157 @@
+import CGenTCPShims
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Identifies a timer scheduled on a ``Runtime``, for cancelling it.
+public struct TimerID: Hashable, Sendable {
+    public let rawValue: UInt64
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+}
+
+/// Where time comes from and where processes run: the injected clock of DESIGN.md.
+///
+/// The real runtime (``RealRuntime/shared``) reads the monotonic clock and runs processes on the
+/// global concurrent executor. The simulator's runtime keeps a virtual clock and runs every
+/// process on one serial executor, so a seed replays exactly. Every timeout in GenTCP (recv,
+/// accept, connect, send, mailbox receive) is a timer on a runtime.
+public protocol Runtime: AnyObject, Sendable {
+    /// Now, in nanoseconds of this runtime's monotonic clock.
+    var now: UInt64 { get }
+    /// Runs `action` once, `nanoseconds` from now, on the runtime's timer context. Actions must be
+    /// short and must not block (they resume continuations).
+    func schedule(afterNanoseconds nanoseconds: UInt64, _ action: @escaping @Sendable () -> Void) -> TimerID
+    /// Cancels a timer; a timer that already fired is ignored.
+    func cancel(_ timer: TimerID)
+    /// The executor processes of this runtime run on; nil for the global concurrent executor.
+    var executor: (any TaskExecutor)? { get }
+}
+
+/// The wall-clock runtime: a monotonic clock and one timer thread holding a min-heap of deadlines.
+public final class RealRuntime: Runtime, @unchecked Sendable {
+    /// The process-wide real runtime.
+    public static let shared = RealRuntime()
+
+    // Guarded by `mutex`.
+    private var mutex = pthread_mutex_t()
+    private var condition = pthread_cond_t()
+    private var heap = TimerHeap()
+    private var actions: [UInt64: @Sendable () -> Void] = [:]
+    private var nextID: UInt64 = 1
+    private var started = false
+
+    public init() {
+        pthread_mutex_init(&mutex, nil)
+        cgentcp_cond_init_monotonic(&condition)
+    }
+
+    public var now: UInt64 { cgentcp_monotonic_ns() }
+    public var executor: (any TaskExecutor)? { nil }
+
+    public func schedule(afterNanoseconds nanoseconds: UInt64, _ action: @escaping @Sendable () -> Void) -> TimerID {
+        let (deadline, overflow) = now.addingReportingOverflow(nanoseconds)
+        pthread_mutex_lock(&mutex)
+        let id = nextID
+        nextID += 1
+        actions[id] = action
+        heap.push(deadline: overflow ? UInt64.max - 1 : deadline, id: id)
+        if !started {
+            started = true
+            startThread()
+        }
+        pthread_cond_signal(&condition)
+        pthread_mutex_unlock(&mutex)
+        return TimerID(id)
+    }
+
+    public func cancel(_ timer: TimerID) {
+        pthread_mutex_lock(&mutex)
+        actions[timer.rawValue] = nil
+        pthread_mutex_unlock(&mutex)
+    }
+
+    private func startThread() {
+        let box = Unmanaged.passRetained(self)
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            let runtime = Unmanaged<RealRuntime>.fromOpaque(arg!).takeRetainedValue()
+            runtime.loop()
+            return nil
+        }, box.toOpaque())
+        precondition(rc == 0, "GenTCP: cannot start the timer thread (pthread_create \(rc))")
+        pthread_detach(thread)
+    }
+
+    private func loop() {
+        pthread_mutex_lock(&mutex)
+        while true {
+            // Drop cancelled timers at the top so the wait is for a live deadline.
+            while let top = heap.peek, actions[top.id] == nil { _ = heap.pop() }
+            guard let top = heap.peek else {
+                _ = cgentcp_cond_wait_until(&condition, &mutex, 0)
+                continue
+            }
+            let current = cgentcp_monotonic_ns()
+            if top.deadline > current {
+                _ = cgentcp_cond_wait_until(&condition, &mutex, top.deadline)
+                continue
+            }
+            _ = heap.pop()
+            let action = actions.removeValue(forKey: top.id)
+            pthread_mutex_unlock(&mutex)
+            action?()
+            pthread_mutex_lock(&mutex)
+        }
+    }
+}
+
+/// A binary min-heap of (deadline, id), ties broken by id so equal deadlines fire in order.
+public struct TimerHeap: Sendable {
+    public struct Entry: Sendable { public var deadline: UInt64; public var id: UInt64 }
+    private var items: [Entry] = []
+
+    public init() {}
+    public var isEmpty: Bool { items.isEmpty }
+    public var count: Int { items.count }
+    public var peek: Entry? { items.first }
+
+    private static func less(_ a: Entry, _ b: Entry) -> Bool {
+        a.deadline != b.deadline ? a.deadline < b.deadline : a.id < b.id
+    }
+
+    public mutating func push(deadline: UInt64, id: UInt64) {
+        items.append(Entry(deadline: deadline, id: id))
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            if TimerHeap.less(items[i], items[parent]) {
+                items.swapAt(i, parent)
+                i = parent
+            } else {
+                break
+            }
+        }
+    }
+
+    public mutating func pop() -> Entry? {
+        guard !items.isEmpty else { return nil }
+        let top = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && TimerHeap.less(items[l], items[m]) { m = l }
+                if r < items.count && TimerHeap.less(items[r], items[m]) { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return top
+    }
+}

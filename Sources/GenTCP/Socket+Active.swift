@@ -1,0 +1,95 @@
+import GenTCPCore
+
+extension Socket {
+    /// The most messages one readiness callback delivers before yielding to other sockets.
+    static let deliveriesPerWakeup = 16
+
+    /// Delivers data to the owner while the socket is active: the stash first, then reads of at
+    /// most `buffer` bytes, one message each. Stops reading when the socket turns passive, which
+    /// is what leaves unread data in the driver (and the peer's window closed).
+    func pumpActive(_ s: inout PortState, _ e: inout Effects) {
+        var budget = Socket.deliveriesPerWakeup
+        while !s.closed, s.recvWaiter == nil, s.options.active.delivers {
+            if budget == 0 {
+                armRead(&s)
+                return
+            }
+            budget -= 1
+            if !s.stash.isEmpty {
+                let n = min(s.options.buffer, s.stash.count)
+                let chunk = Array(s.stash[0..<n])
+                s.stash.removeFirst(n)
+                deliverData(chunk, &s)
+                continue
+            }
+            guard s.readEnd == .open, let connection = s.connection else { return }
+            let capacity = s.options.buffer
+            var result = IOResult.wouldBlock
+            let data = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+                result = connection.read(into: UnsafeMutableRawBufferPointer(buffer))
+                if case .bytes(let n) = result { count = n } else { count = 0 }
+            }
+            switch result {
+            case .bytes:
+                deliverData(data, &s)
+            case .wouldBlock:
+                armRead(&s)
+                return
+            case .endOfStream:
+                deliverEnd(nil, &s, &e)
+                return
+            case .failed(let reason):
+                deliverEnd(reason, &s, &e)
+                return
+            }
+        }
+    }
+
+    func armRead(_ s: inout PortState) {
+        guard !s.readArmed, let connection = s.connection else { return }
+        s.readArmed = true
+        connection.armRead()
+    }
+
+    /// One `{tcp, S, Data}` to the owner, then the active-state step (and `tcp_passive`).
+    private func deliverData(_ bytes: [UInt8], _ s: inout PortState) {
+        s.stats.delivered(bytes.count)
+        s.owner.mailbox.deliver(.tcp(self, Payload(bytes, mode: s.options.mode)))
+        let change = s.options.active.afterDelivery()
+        s.options.active = change.mode
+        if change.sendsPassive { s.owner.mailbox.deliver(.tcpPassive(self)) }
+    }
+
+    /// The end of the stream in an active mode: `tcp_error` (when shown) then `tcp_closed`; with
+    /// `exitOnClose` the socket is then dead.
+    private func deliverEnd(_ reason: SocketError.Reason?, _ s: inout PortState, _ e: inout Effects) {
+        var shown = reason
+        if reason == .connectionReset && !s.options.showEconnreset { shown = nil }
+        if let shown { s.owner.mailbox.deliver(.tcpError(self, shown)) }
+        s.owner.mailbox.deliver(.tcpClosed(self))
+        s.readEnd = .dead
+        if s.options.exitOnClose {
+            markClosed(&s, &e, abortive: reason != nil)
+        }
+    }
+
+    /// Marks the socket dead, fails every waiter with `closed`, closes the connection and
+    /// releases the owner. Used by close, owner exit and an active end of stream.
+    func markClosed(_ s: inout PortState, _ e: inout Effects, abortive: Bool) {
+        guard !s.closed else { return }
+        s.closed = true
+        if let w = s.recvWaiter {
+            s.recvWaiter = nil
+            if let t = w.timer { e.cancelTimers.append(t) }
+            e.resumeRecv.append((w.continuation, .failure(.closed)))
+        }
+        while let w = s.senders.popFirst() {
+            if let t = w.timer { e.cancelTimers.append(t) }
+            if let c = w.continuation { e.resumeSend.append((c, .failure(.closed))) }
+        }
+        s.connection?.close(abortive: abortive || s.options.linger == 0)
+        s.connection = nil
+        s.stash = []
+        s.owner.release(self)
+    }
+}

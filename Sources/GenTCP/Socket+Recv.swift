@@ -1,0 +1,169 @@
+import GenTCPCore
+
+extension Socket {
+    /// Receives data in passive mode; Erlang's `gen_tcp:recv(Socket, Length, Timeout)`.
+    ///
+    /// - `length == 0`: whatever is available, at most `buffer` bytes; waits for at least one byte.
+    /// - `length > 0`: exactly `length` bytes, waiting across segments (may exceed `buffer`).
+    ///
+    /// A timeout loses nothing: bytes of a partly satisfied exact read stay buffered for the next
+    /// call. Timeout 0 polls. Only one `recv` may wait at a time; any process may call it.
+    ///
+    /// - Throws: `timeout`; `closed` at end of stream (once; the partial bytes of an exact read
+    ///   are discarded, as in OTP), then `enotconn`; `econnreset` with `showEconnreset`; `einval`
+    ///   on an active socket; `ealready` while another `recv` waits; `closed` after `close`;
+    ///   `badarg` for a negative length; `enomem` for a length above 64 MiB.
+    public func recv(_ length: Int, timeout: Timeout = .infinity) async throws(SocketError) -> Payload {
+        guard length >= 0 else { throw SocketError(.badArgument, "recv length must be >= 0") }
+        guard length <= SocketOptions.maximumRecvLength else {
+            throw SocketError(.outOfMemory, "recv length above 64 MiB")
+        }
+        let limit = try timeout.validated().nanoseconds
+        // First attempt on the caller's thread: no hop when data is already there.
+        let first: Result<Payload, SocketError>? = state.withLock { s in
+            if let refusal = recvRefusal(&s) { return .failure(refusal) }
+            var data: [UInt8] = []
+            var filled = 0
+            if let done = attemptRecv(&s, length: length, data: &data, filled: &filled) { return done }
+            if limit == 0 {
+                keepPartial(&s, data, filled)
+                return .failure(.timeout)
+            }
+            keepPartial(&s, data, filled)
+            return nil
+        }
+        if let first { return try first.get() }
+
+        let result: Result<Payload, SocketError> = await withUnsafeContinuation { continuation in
+            let effects = Effects()
+            let immediate: Result<Payload, SocketError>? = state.withLock { s in
+                if let refusal = recvRefusal(&s) { return .failure(refusal) }
+                var data: [UInt8] = []
+                var filled = 0
+                if let done = attemptRecv(&s, length: length, data: &data, filled: &filled) { return done }
+                let id = s.takeWaiterID()
+                var waiter = PortState.RecvWaiter(id: id, length: length, data: data, filled: filled,
+                                                  continuation: continuation, timer: nil)
+                if let limit {
+                    waiter.timer = runtime.schedule(afterNanoseconds: limit) { [weak self] in
+                        self?.recvTimedOut(id)
+                    }
+                }
+                s.recvWaiter = waiter
+                armRead(&s)
+                return nil
+            }
+            effects.run(on: runtime)
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+        return try result.get()
+    }
+
+    /// Why a `recv` cannot start now, if it cannot.
+    private func recvRefusal(_ s: inout PortState) -> SocketError? {
+        if s.closed { return .closed }
+        if s.options.active.delivers { return SocketError(.invalidArgument, "recv on an active socket") }
+        if s.recvWaiter != nil { return .alreadyInProgress }
+        switch s.readEnd {
+        case .open: return nil
+        case .closedPending:
+            if !s.stash.isEmpty { return nil }
+            s.readEnd = .dead
+            return .closed
+        case .dead:
+            return s.stash.isEmpty ? .notConnected : nil
+        }
+    }
+
+    /// Fills `data` from the stash, then the connection. Returns the result when the request is
+    /// settled (data or an end), nil when it must wait; `data[0..<filled]` is what it has so far.
+    func attemptRecv(
+        _ s: inout PortState, length: Int, data: inout [UInt8], filled: inout Int
+    ) -> Result<Payload, SocketError>? {
+        let want = length == 0 ? s.options.buffer : length
+        if data.count != want {
+            data = [UInt8](repeating: 0, count: want)
+            filled = 0
+        }
+        if !s.stash.isEmpty {
+            let n = min(want - filled, s.stash.count)
+            data.replaceSubrange(filled..<filled + n, with: s.stash[0..<n])
+            s.stash.removeFirst(n)
+            filled += n
+        }
+        while filled < want && (length != 0 || filled == 0) {
+            guard s.readEnd == .open, let connection = s.connection else {
+                return endOfRecv(&s, reason: nil, exact: length != 0, filled: filled, data: &data)
+            }
+            let result = data.withUnsafeMutableBytes { raw in
+                connection.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled..<want]))
+            }
+            switch result {
+            case .bytes(let n): filled += n
+            case .wouldBlock:
+                return nil
+            case .endOfStream:
+                return endOfRecv(&s, reason: nil, exact: length != 0, filled: filled, data: &data)
+            case .failed(let reason):
+                return endOfRecv(&s, reason: reason, exact: length != 0, filled: filled, data: &data)
+            }
+        }
+        if filled < want { data.removeSubrange(filled...) }
+        s.stats.delivered(filled)
+        return .success(Payload(data, mode: s.options.mode))
+    }
+
+    /// End of stream (or an error) met by a `recv`: the bytes of a `recv(0)` are returned first;
+    /// an exact read's partial bytes are discarded and `closed` reported, as OTP does.
+    private func endOfRecv(
+        _ s: inout PortState, reason: SocketError.Reason?, exact: Bool, filled: Int, data: inout [UInt8]
+    ) -> Result<Payload, SocketError> {
+        if !exact && filled > 0 {
+            // Report the bytes now; the end is seen again by the next read.
+            data.removeSubrange(filled...)
+            s.stats.delivered(filled)
+            return .success(Payload(data, mode: s.options.mode))
+        }
+        if s.readEnd == .open {
+            s.readEnd = .dead
+            if s.options.exitOnClose && s.writeEnd == .open { s.writeEnd = .closedPending }
+        }
+        switch reason {
+        case nil: return .failure(.closed)
+        case .connectionReset?: return .failure(s.options.showEconnreset ? SocketError(.connectionReset) : .closed)
+        case let r?: return .failure(SocketError(r))
+        }
+    }
+
+    /// Puts the partial bytes of an unfinished `recv` back in front of the stash.
+    private func keepPartial(_ s: inout PortState, _ data: [UInt8], _ filled: Int) {
+        if filled > 0 { s.stash.replaceSubrange(0..<0, with: data[0..<filled]) }
+    }
+
+    /// Continues a waiting `recv` after the driver said the connection is readable.
+    func continueRecv(_ s: inout PortState, _ e: inout Effects) {
+        guard var w = s.recvWaiter else { return }
+        if let result = attemptRecv(&s, length: w.length, data: &w.data, filled: &w.filled) {
+            s.recvWaiter = nil
+            if let t = w.timer { e.cancelTimers.append(t) }
+            e.resumeRecv.append((w.continuation, result))
+            // The socket may have been made active while this recv waited.
+            pumpActive(&s, &e)
+        } else {
+            s.recvWaiter = w
+            armRead(&s)
+        }
+    }
+
+    private func recvTimedOut(_ id: UInt64) {
+        var effects = Effects()
+        state.withLock { s in
+            guard let w = s.recvWaiter, w.id == id else { return }
+            s.recvWaiter = nil
+            keepPartial(&s, w.data, w.filled)
+            effects.resumeRecv.append((w.continuation, .failure(.timeout)))
+            pumpActive(&s, &effects)
+        }
+        effects.run(on: runtime)
+    }
+}

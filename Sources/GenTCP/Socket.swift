@@ -1,0 +1,255 @@
+import DequeModule
+import GenTCPCore
+import Synchronization
+
+/// Something a process controls and that closes when the process exits.
+protocol OwnedByProcess: AnyObject, Sendable {
+    func ownerExited(_ process: Process)
+}
+
+/// A connected TCP socket: `gen_tcp`'s socket, on any driver.
+///
+/// Get one from ``connect(_:port:options:timeout:driver:)`` or ``ListenSocket/accept(timeout:)``.
+/// The calling process becomes its controlling process and receives its active-mode messages.
+/// Any process may call `send`, `recv`, `close` or `setopts` on it, as in OTP; only the owner may
+/// hand it over with ``controllingProcess(_:)``.
+///
+/// Every rule of `gen_tcp` (active modes, the `buffer` cap, end-of-stream sequencing, counters,
+/// ownership) is implemented here once; drivers only move bytes (see ``Connection``).
+public final class Socket: Sendable, Hashable, CustomStringConvertible {
+    /// A number unique among this program's sockets.
+    public let id: UInt64
+    /// The driver this socket runs on.
+    public let driver: any Driver
+    let runtime: any Runtime
+    let state: Mutex<PortState>
+
+    static let counter = Atomic<UInt64>(0)
+
+    init(driver: any Driver, options: SocketOptions, owner: Process) {
+        self.id = Socket.counter.add(1, ordering: .relaxed).newValue
+        self.driver = driver
+        self.runtime = driver.runtime
+        self.state = Mutex(PortState(options: options, owner: owner))
+    }
+
+    /// `#Port<0.N>`.
+    public var description: String { "#Port<0.\(id)>" }
+    public static func == (a: Socket, b: Socket) -> Bool { a === b }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
+}
+
+// MARK: - State
+
+/// Everything the port layer knows about one socket. Guarded by `Socket.state`.
+struct PortState {
+    enum ReadEnd {
+        /// Reads go to the connection.
+        case open
+        /// The next `recv` reports `closed` (after a failed send), then the end is dead.
+        case closedPending
+        /// End of stream or an error was already reported: `recv` gives `enotconn`.
+        case dead
+    }
+
+    enum WriteEnd {
+        case open
+        /// The next `send` reports `closed` (after `shutdown(write)` or a passive EOF), then dead.
+        case closedPending
+        /// `send` gives `enotconn`.
+        case dead
+    }
+
+    struct RecvWaiter {
+        var id: UInt64
+        /// 0: whatever is available up to `buffer`; N: exactly N.
+        var length: Int
+        var data: [UInt8]
+        var filled: Int
+        var continuation: UnsafeContinuation<Result<Payload, SocketError>, Never>
+        var timer: TimerID?
+    }
+
+    struct SendWaiter {
+        var id: UInt64
+        var chunks: [[UInt8]]
+        /// Index of the first chunk not fully written, and bytes of it already written.
+        var chunkIndex = 0
+        var chunkOffset = 0
+        var total: Int
+        var continuation: UnsafeContinuation<Result<Void, SocketError>, Never>?
+        var timer: TimerID?
+
+        var remaining: Int {
+            var n = 0
+            for i in chunkIndex..<chunks.count { n += chunks[i].count }
+            return n - chunkOffset
+        }
+    }
+
+    var options: SocketOptions
+    var owner: Process
+    var connection: (any Connection)?
+    /// True after a local close, an owner exit, or an active end of stream with `exitOnClose`.
+    var closed = false
+    var readEnd = ReadEnd.open
+    var writeEnd = WriteEnd.open
+    /// Bytes read from the connection but not delivered yet (a timed-out exact `recv`'s partial
+    /// data). Bounded by the largest `recv` length asked for, never by what the peer sends.
+    var stash: [UInt8] = []
+    var recvWaiter: RecvWaiter?
+    var senders = Deque<SendWaiter>()
+    var shutdownWriteWhenFlushed = false
+    var readArmed = false
+    var writeArmed = false
+    var stats = Statistics()
+    var nextWaiterID: UInt64 = 1
+
+    init(options: SocketOptions, owner: Process) {
+        self.options = options
+        self.owner = owner
+    }
+
+    mutating func takeWaiterID() -> UInt64 {
+        defer { nextWaiterID += 1 }
+        return nextWaiterID
+    }
+}
+
+/// Work decided under the lock and done after it is released: resuming waiters.
+struct Effects {
+    var resumeRecv: [(UnsafeContinuation<Result<Payload, SocketError>, Never>, Result<Payload, SocketError>)] = []
+    var resumeSend: [(UnsafeContinuation<Result<Void, SocketError>, Never>, Result<Void, SocketError>)] = []
+    var cancelTimers: [TimerID] = []
+
+    func run(on runtime: any Runtime) {
+        for t in cancelTimers { runtime.cancel(t) }
+        for (c, r) in resumeRecv { c.resume(returning: r) }
+        for (c, r) in resumeSend { c.resume(returning: r) }
+    }
+}
+
+// MARK: - Connect
+
+extension Socket {
+    /// Connects to `host:port`; Erlang's `gen_tcp:connect(Address, Port, Options, Timeout)`.
+    ///
+    /// A host name is resolved by the driver and its addresses are tried in the order of the
+    /// `.ipVersion` option (IPv4 first by default, then IPv6), within one overall `timeout`.
+    /// The calling process becomes the controlling process; with the default `.active(.active)`,
+    /// data may arrive as messages as soon as this returns.
+    ///
+    /// - Throws: `badarg` for a port outside 0...65535, a bad option or a negative timeout;
+    ///   `econnrefused`, `nxdomain`, `timeout`, `etimedout`, `ehostunreach`... from the driver.
+    public static func connect(
+        _ host: Host, port: Int, options: [Option] = [], timeout: Timeout = .infinity,
+        driver: some Driver
+    ) async throws(SocketError) -> Socket {
+        guard (0...65535).contains(port) else { throw SocketError(.badArgument, "port must be 0...65535") }
+        let opts = try SocketOptions(connect: options)
+        let limit = try timeout.validated().nanoseconds
+        let start = driver.runtime.now
+        let addresses: [IPAddress]
+        switch host {
+        case .address(let a): addresses = [a]
+        case .name(let name):
+            guard !name.isEmpty, name.utf8.count <= 253 else {
+                throw SocketError(.badArgument, "host name must be 1...253 bytes")
+            }
+            addresses = try await driver.resolve(name, preference: opts.ipVersion)
+        }
+        var lastError = SocketError(.nonExistentDomain)
+        for address in addresses {
+            var remaining: UInt64? = nil
+            if let limit {
+                let spent = driver.runtime.now &- start
+                if spent >= limit && limit > 0 { throw SocketError.timeout }
+                remaining = limit > spent ? limit - spent : 0
+            }
+            do {
+                return try await open(to: SocketAddress(address, port: port), options: opts,
+                                      timeoutNanoseconds: remaining, driver: driver)
+            } catch {
+                lastError = error
+                if error.reason == .timeout { throw error }
+            }
+        }
+        throw lastError
+    }
+
+    /// Connects to one address (no name resolution).
+    public static func connect(
+        to address: SocketAddress, options: [Option] = [], timeout: Timeout = .infinity,
+        driver: some Driver
+    ) async throws(SocketError) -> Socket {
+        try await connect(.address(address.address), port: address.port, options: options,
+                          timeout: timeout, driver: driver)
+    }
+
+    private static func open(
+        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        driver: some Driver
+    ) async throws(SocketError) -> Socket {
+        let owner = Process.current
+        let socket = Socket(driver: driver, options: options, owner: owner)
+        let connection = try await driver.connect(
+            to: address, options: options, timeoutNanoseconds: timeoutNanoseconds, delegate: socket)
+        socket.attach(connection)
+        return socket
+    }
+
+    /// Binds a connection to this socket: applies transport options, registers the owner, starts
+    /// active delivery. Used by connect and accept.
+    func attach(_ connection: any Connection) {
+        let owner: Process = state.withLock { s in
+            s.connection = connection
+            for name in [OptionName.nodelay, .keepalive, .linger] {
+                _ = connection.apply(s.options.value(of: name))
+            }
+            return s.owner
+        }
+        guard owner.adopt(self) else {
+            // The owner died while connecting: its sockets close with it.
+            closeSocket(removingClosedFrom: nil)
+            return
+        }
+        var effects = Effects()
+        state.withLock { s in pumpActive(&s, &effects) }
+        effects.run(on: runtime)
+    }
+}
+
+// MARK: - Readiness from the driver
+
+extension Socket: ConnectionDelegate {
+    public func connectionReadable() {
+        var effects = Effects()
+        state.withLock { s in
+            s.readArmed = false
+            guard !s.closed else { return }
+            if s.recvWaiter != nil {
+                continueRecv(&s, &effects)
+            } else {
+                pumpActive(&s, &effects)
+            }
+        }
+        effects.run(on: runtime)
+    }
+
+    public func connectionWritable() {
+        var effects = Effects()
+        state.withLock { s in
+            s.writeArmed = false
+            guard !s.closed else { return }
+            flushSenders(&s, &effects)
+        }
+        effects.run(on: runtime)
+    }
+}
+
+extension Socket: OwnedByProcess {
+    func ownerExited(_ process: Process) {
+        let isOwner = state.withLock { $0.owner === process }
+        if isOwner { closeSocket(removingClosedFrom: nil) }
+    }
+}

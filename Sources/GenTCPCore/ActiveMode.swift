@@ -1,0 +1,68 @@
+/// The active state of a socket: how received data reaches the controlling process.
+///
+/// OTP's `{active, false | true | once | N}`:
+/// - ``passive`` (`false`): nothing is delivered; data waits (in the kernel, the stack or the
+///   modem) until `recv` pulls it.
+/// - ``active`` (`true`): every chunk is delivered as a `.tcp` message, at most `buffer` bytes each.
+/// - ``once``: one message, then the socket turns passive.
+/// - ``count(_:)`` (`N`, 1...32767): N messages, then passive plus a `.tcpPassive` message.
+public enum ActiveMode: Hashable, Sendable {
+    case passive
+    case active
+    case once
+    case count(Int)
+
+    /// The largest counter OTP allows.
+    public static let maximumCount = 32767
+    /// The smallest increment `setopts` accepts.
+    public static let minimumIncrement = -32768
+
+    /// True for every mode that delivers messages.
+    public var delivers: Bool {
+        switch self {
+        case .passive: return false
+        case .active, .once: return true
+        case .count(let n): return n > 0
+        }
+    }
+
+    /// Outcome of applying `{active, X}` to the current state.
+    public struct Change: Hashable, Sendable {
+        /// The new state.
+        public var mode: ActiveMode
+        /// True when OTP sends `{tcp_passive, S}` because of this change.
+        public var sendsPassive: Bool
+    }
+
+    /// Applies a requested mode to the current one with OTP's rules:
+    /// an integer is *added* to a numeric counter (from `true`/`once`/`false` it starts from 0);
+    /// a result above 32767, or an increment outside -32768...32767, is `einval` and changes nothing;
+    /// a result of 0 or below clamps to 0, turns the socket passive and sends `tcp_passive`.
+    public func applying(_ requested: ActiveMode) throws(SocketError) -> Change {
+        guard case .count(let increment) = requested else {
+            return Change(mode: requested, sendsPassive: false)
+        }
+        guard increment >= ActiveMode.minimumIncrement, increment <= ActiveMode.maximumCount else {
+            throw SocketError(.invalidArgument, "active count increment must be -32768...32767")
+        }
+        let base: Int
+        if case .count(let current) = self { base = current } else { base = 0 }
+        let sum = base + increment
+        if sum > ActiveMode.maximumCount {
+            throw SocketError(.invalidArgument, "active count would exceed 32767")
+        }
+        if sum <= 0 { return Change(mode: .passive, sendsPassive: true) }
+        return Change(mode: .count(sum), sendsPassive: false)
+    }
+
+    /// The state after one data message was delivered, and whether `tcp_passive` follows it.
+    public func afterDelivery() -> Change {
+        switch self {
+        case .passive, .active: return Change(mode: self, sendsPassive: false)
+        case .once: return Change(mode: .passive, sendsPassive: false)
+        case .count(let n):
+            if n <= 1 { return Change(mode: .passive, sendsPassive: true) }
+            return Change(mode: .count(n - 1), sendsPassive: false)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/// One socket option, as in an OTP option list: `[.binary, .active(.once), .buffer(4096)]`.
+///
+/// `connect` and `listen` take a list of these; `setopts` applies one; `getopts` returns them.
+/// A bad value given to `connect`/`listen` is `badarg` (OTP raises); given to `setopts`, `einval`.
+public enum Option: Hashable, Sendable {
+    /// `{active, false | true | once | N}`. Default `.active` (OTP's `true`).
+    case active(ActiveMode)
+    /// `{mode, binary | list}`. Default `.list`, as in OTP.
+    case mode(Mode)
+    /// `{buffer, Size}`: the largest active message and `recv(0)` result. Default 1460.
+    case buffer(Int)
+    /// `{nodelay, Bool}`: TCP_NODELAY. Default false.
+    case nodelay(Bool)
+    /// `{keepalive, Bool}`: SO_KEEPALIVE. Default false.
+    case keepalive(Bool)
+    /// `{reuseaddr, Bool}`: SO_REUSEADDR. Default false.
+    case reuseaddr(Bool)
+    /// `{exit_on_close, Bool}`: false keeps the socket writable after end of stream. Default true.
+    case exitOnClose(Bool)
+    /// `{show_econnreset, Bool}`: report an RST as `econnreset` rather than `closed`. Default false.
+    case showEconnreset(Bool)
+    /// `{send_timeout, T}`: a send that cannot progress for T fails with `timeout`. Default infinity.
+    case sendTimeout(Timeout)
+    /// `{send_timeout_close, Bool}`: close the socket when a send times out. Default false.
+    case sendTimeoutClose(Bool)
+    /// `{linger, {Bool, Secs}}`: nil is `{false, 0}`; `.linger(0)` makes `close` send an RST.
+    case linger(Int?)
+    /// Which address family to try first for a host name (mug's `ip_version_preference`;
+    /// `inet`/`inet6` in OTP). Default ``IPVersionPreference/ipv4Preferred``. Connect only.
+    case ipVersion(IPVersionPreference)
+    /// `{port, P}`: the local port to bind before connecting (or to listen on). Connect/listen only.
+    case localPort(Int)
+    /// `{ip, A}` / `{ifaddr, A}`: the local address to bind. Connect/listen only.
+    case localAddress(IPAddress)
+    /// `{backlog, N}`: pending connections a listener queues. Default 5. Listen only.
+    case backlog(Int)
+
+    /// `binary`: shorthand for `.mode(.binary)`.
+    public static let binary = Option.mode(.binary)
+    /// `list`: shorthand for `.mode(.list)`.
+    public static let list = Option.mode(.list)
+
+    /// The option's name, for `getopts`.
+    public var name: OptionName {
+        switch self {
+        case .active: return .active
+        case .mode: return .mode
+        case .buffer: return .buffer
+        case .nodelay: return .nodelay
+        case .keepalive: return .keepalive
+        case .reuseaddr: return .reuseaddr
+        case .exitOnClose: return .exitOnClose
+        case .showEconnreset: return .showEconnreset
+        case .sendTimeout: return .sendTimeout
+        case .sendTimeoutClose: return .sendTimeoutClose
+        case .linger: return .linger
+        case .ipVersion: return .ipVersion
+        case .localPort: return .localPort
+        case .localAddress: return .localAddress
+        case .backlog: return .backlog
+        }
+    }
+}
+
+/// The names `getopts` accepts.
+public enum OptionName: Hashable, Sendable, CaseIterable {
+    case active, mode, buffer, nodelay, keepalive, reuseaddr, exitOnClose, showEconnreset
+    case sendTimeout, sendTimeoutClose, linger, ipVersion, localPort, localAddress, backlog
+}
+
+/// The order in which to try address families for a host name, as mug offers it.
+public enum IPVersionPreference: Hashable, Sendable {
+    case ipv4Only
+    case ipv4Preferred
+    case ipv6Only
+    case ipv6Preferred
+}
+
+/// Which side of a connection to shut down: `read`, `write` or `read_write`.
+public enum ShutdownHow: Hashable, Sendable {
+    case read
+    case write
+    case readWrite
+}

@@ -1,0 +1,39 @@
+/// The one error type of GenTCP: every failing call throws it, typed.
+///
+/// It wraps a ``Reason``, which names the failure as Erlang/OTP's `gen_tcp` and `inet` would
+/// (`{error, econnrefused}` becomes `SocketError(.connectionRefused)`), and carries an optional
+/// static detail for bad arguments, so that a wrong option says which one.
+public struct SocketError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Why the operation failed.
+    public var reason: Reason
+    /// A short static note on what exactly was wrong (e.g. `"buffer must be 1...16777216"`), or empty.
+    public var detail: StaticString
+
+    public init(_ reason: Reason, _ detail: StaticString = "") {
+        self.reason = reason
+        self.detail = detail
+    }
+
+    /// `atom: summary`, and the detail when there is one: e.g. `econnrefused: connection refused`.
+    public var description: String {
+        var text = "\(reason.atom): \(reason.summary)"
+        if detail.utf8CodeUnitCount > 0 { text += " (\(detail))" }
+        return text
+    }
+
+    public static func == (lhs: SocketError, rhs: SocketError) -> Bool { lhs.reason == rhs.reason }
+    public func hash(into hasher: inout Hasher) { hasher.combine(reason) }
+
+    /// Lets tests and callers write `catch .closed`-style comparisons: `error == .closed`.
+    public static func == (lhs: SocketError, rhs: Reason) -> Bool { lhs.reason == rhs }
+}
+
+extension SocketError {
+    public static let closed = SocketError(.closed)
+    public static let timeout = SocketError(.timeout)
+    public static let notConnected = SocketError(.notConnected)
+    public static let invalidArgument = SocketError(.invalidArgument)
+    public static let alreadyInProgress = SocketError(.alreadyInProgress)
+    public static let notOwner = SocketError(.notOwner)
+    public static let badArgument = SocketError(.badArgument)
+}

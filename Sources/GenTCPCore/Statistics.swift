@@ -1,0 +1,35 @@
+/// `inet:getstat/1` counters for one socket.
+///
+/// `recv_*` count deliveries to the user (one per `recv` result or `tcp` message), not segments;
+/// `send_*` count `send` calls that returned ok, empty ones included. Octet counters are 64-bit.
+public struct Statistics: Hashable, Sendable {
+    public var recvOct: UInt64 = 0
+    public var recvCnt: UInt64 = 0
+    public var recvMax: UInt64 = 0
+    public var sendOct: UInt64 = 0
+    public var sendCnt: UInt64 = 0
+    public var sendMax: UInt64 = 0
+    /// Bytes accepted by a `send` still in progress and not yet handed to the driver.
+    public var sendPend: UInt64 = 0
+
+    public init() {}
+
+    /// Average delivery size (`recv_avg`).
+    public var recvAvg: UInt64 { recvCnt == 0 ? 0 : recvOct / recvCnt }
+    /// Average send size (`send_avg`).
+    public var sendAvg: UInt64 { sendCnt == 0 ? 0 : sendOct / sendCnt }
+
+    /// Records one delivery of `count` bytes to the user.
+    public mutating func delivered(_ count: Int) {
+        recvOct &+= UInt64(count)
+        recvCnt &+= 1
+        if UInt64(count) > recvMax { recvMax = UInt64(count) }
+    }
+
+    /// Records one successful `send` of `count` bytes.
+    public mutating func sent(_ count: Int) {
+        sendOct &+= UInt64(count)
+        sendCnt &+= 1
+        if UInt64(count) > sendMax { sendMax = UInt64(count) }
+    }
+}
