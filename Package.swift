@@ -19,6 +19,10 @@ let package = Package(
     targets: [
         // Embedded-safe vocabulary: reasons, options, active-mode arithmetic, addresses.
         .target(name: "GenTCPCore", swiftSettings: strict),
+        // Embedded-safe wire formats: SLIP, IPv4/TCP/ICMP header views and checksums, pcap records.
+        .target(name: "GenTCPWire", swiftSettings: strict),
+        // Embedded-safe AT-modem engine: lexer, command engine, dialects.
+        .target(name: "GenTCPModem", swiftSettings: strict),
         // C shims for what Glibc's Swift module leaves out (epoll, eventfd).
         .target(name: "CGenTCPShims"),
         // Host runtime: processes, mailboxes, timers, the port layer and the driver contract.
@@ -46,6 +50,9 @@ let package = Package(
             dependencies: ["GenTCP", "GenTCPPOSIX", "CGenTCPShims"],
             path: "tools/bench", swiftSettings: strict),
         .testTarget(name: "GenTCPCoreTests", dependencies: ["GenTCPCore"], swiftSettings: strict),
+        .testTarget(name: "GenTCPWireTests", dependencies: ["GenTCPWire"], swiftSettings: strict),
+        .testTarget(name: "GenTCPModemTests", dependencies: ["GenTCPModem"], swiftSettings: strict),
+        .testTarget(name: "GenTCPSimTests", dependencies: ["GenTCP", "GenTCPSim"], swiftSettings: strict),
         .testTarget(
             name: "GenTCPTests",
             dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims"],

@@ -1,0 +1,1 @@
+// AT lexer lives here.

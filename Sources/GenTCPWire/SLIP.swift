@@ -1,0 +1,1 @@
+// SLIP codec lives here.
