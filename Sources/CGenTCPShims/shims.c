@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "CGenTCPShims.h"
 
 int cgentcp_cond_init_monotonic(pthread_cond_t *cond) {
@@ -17,4 +18,8 @@ int cgentcp_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, unsign
     ts.tv_sec = (time_t)(deadline_ns / 1000000000ull);
     ts.tv_nsec = (long)(deadline_ns % 1000000000ull);
     return pthread_cond_timedwait(cond, mutex, &ts);
+}
+
+int cgentcp_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+    return accept4(fd, address, length, flags);
 }

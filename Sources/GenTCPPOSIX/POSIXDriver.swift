@@ -1,1 +1,224 @@
+import CGenTCPShims
 import GenTCP
+import GenTCPCore
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The posix driver: BSD sockets, non-blocking, one epoll reactor thread.
+///
+/// `connect` is a non-blocking `connect(2)` completed by write readiness and `SO_ERROR`;
+/// reads and writes are tried directly on the caller's thread and only wait on the reactor when
+/// the kernel says `EAGAIN`. A passive socket that nobody reads leaves its data in the kernel,
+/// whose window then closes: the backpressure costs no memory here.
+public struct POSIXDriver: Driver {
+    public var name: String { "posix" }
+    public let runtime: any Runtime
+    let syscalls: Syscalls
+    let reactor: Reactor
+
+    /// The driver with real system calls and the real clock.
+    public static let shared = POSIXDriver()
+
+    public init(runtime: any Runtime = RealRuntime.shared, syscalls: Syscalls = .system) {
+        self.runtime = runtime
+        self.syscalls = syscalls
+        self.reactor = Reactor.shared
+    }
+
+    public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
+        let found = await Resolver.lookup(host)
+        let v4 = found.filter { !$0.isIPv6 }
+        let v6 = found.filter { $0.isIPv6 }
+        let ordered: [IPAddress]
+        switch preference {
+        case .ipv4Only: ordered = v4
+        case .ipv6Only: ordered = v6
+        case .ipv4Preferred: ordered = v4 + v6
+        case .ipv6Preferred: ordered = v6 + v4
+        }
+        if ordered.isEmpty { throw SocketError(.nonExistentDomain) }
+        return ordered
+    }
+
+    public func connect(
+        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        delegate: any ConnectionDelegate
+    ) async throws(SocketError) -> any Connection {
+        let fd = try openSocket(for: address.address, options: options)
+        let rc = address.withSockaddr { syscalls.connect(fd, $0, $1) }
+        if rc != 0 {
+            let e = cgentcp_errno()
+            guard e == EINPROGRESS || e == EINTR else {
+                _ = syscalls.close(fd)
+                throw SocketError(SocketError.Reason(errno: e))
+            }
+            let waiter = ConnectWaiter(reactor: reactor, runtime: runtime)
+            let outcome = await waiter.wait(fd: fd, timeout: timeoutNanoseconds)
+            if let failure = outcome {
+                _ = syscalls.close(fd)
+                throw SocketError(failure)
+            }
+            let soError = syscalls.socketError(fd)
+            if soError != 0 {
+                _ = syscalls.close(fd)
+                throw SocketError(SocketError.Reason(errno: soError))
+            }
+        }
+        let connection = POSIXConnection(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate)
+        connection.start()
+        return connection
+    }
+
+    public func listen(
+        on address: SocketAddress, options: SocketOptions, delegate: any ListenerDelegate
+    ) throws(SocketError) -> any Listener {
+        let fd = try openSocket(for: address.address, options: options, bindTo: address)
+        if syscalls.listen(fd, Int32(options.backlog)) != 0 {
+            let e = cgentcp_errno()
+            _ = syscalls.close(fd)
+            throw SocketError(SocketError.Reason(errno: e))
+        }
+        let listener = POSIXListener(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate)
+        listener.start()
+        return listener
+    }
+
+    /// `socket(2)` plus the options that must precede `bind`/`connect`, and the bind itself.
+    private func openSocket(for address: IPAddress, options: SocketOptions, bindTo explicit: SocketAddress? = nil) throws(SocketError) -> Int32 {
+        let family = address.isIPv6 ? AF_INET6 : AF_INET
+        let fd = syscalls.socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError(SocketError.Reason(errno: cgentcp_errno())) }
+        if options.reuseaddr { _ = applySocketOption(fd, .reuseaddr(true)) }
+        if address.isIPv6 {
+            // An IPv6 socket is IPv6 only, as OTP opens it (IPv4 to an IPv6 listener is refused).
+            var on: Int32 = 1
+            _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<Int32>.size))
+        }
+        var bindAddress = explicit
+        if bindAddress == nil, options.localPort != 0 || options.localAddress != nil {
+            bindAddress = SocketAddress(options.localAddress ?? (address.isIPv6 ? .anyV6 : .anyV4), port: options.localPort)
+        }
+        if let b = bindAddress {
+            let rc = b.withSockaddr { syscalls.bind(fd, $0, $1) }
+            if rc != 0 {
+                let e = cgentcp_errno()
+                _ = syscalls.close(fd)
+                throw SocketError(SocketError.Reason(errno: e))
+            }
+        }
+        return fd
+    }
+}
+
+extension Driver where Self == POSIXDriver {
+    /// The posix driver: `driver: .posix`.
+    public static var posix: POSIXDriver { POSIXDriver.shared }
+}
+
+/// Waits for a non-blocking connect to finish (write readiness) or its timeout.
+private final class ConnectWaiter: ReactorHandler {
+    private struct State {
+        var continuation: UnsafeContinuation<SocketError.Reason?, Never>?
+        var token: UInt64 = 0
+        var timer: TimerID?
+    }
+    private let state = Mutex(State())
+    private let reactor: Reactor
+    private let runtime: any Runtime
+
+    init(reactor: Reactor, runtime: any Runtime) {
+        self.reactor = reactor
+        self.runtime = runtime
+    }
+
+    func wait(fd: Int32, timeout: UInt64?) async -> SocketError.Reason? {
+        await withUnsafeContinuation { c in
+            // Everything is recorded under the lock; an event or timer that comes early waits for it.
+            let token: UInt64 = state.withLock { s in
+                s.continuation = c
+                s.token = reactor.register(fd: fd, handler: self)
+                if let timeout {
+                    s.timer = runtime.schedule(afterNanoseconds: timeout) { [self] in self.finish(.timeout) }
+                }
+                return s.token
+            }
+            reactor.arm(token, read: false, write: true)
+        }
+    }
+
+    func ready(readable: Bool, writable: Bool) { finish(nil) }
+
+    private func finish(_ result: SocketError.Reason?) {
+        let taken: State? = state.withLock { s in
+            guard s.continuation != nil else { return nil }
+            let copy = s
+            s.continuation = nil
+            return copy
+        }
+        guard let taken, let c = taken.continuation else { return }
+        reactor.deregister(taken.token)
+        if let t = taken.timer { runtime.cancel(t) }
+        c.resume(returning: result)
+    }
+}
+
+/// A listening descriptor.
+final class POSIXListener: Listener, ReactorHandler {
+    let fd: Int32
+    let syscalls: Syscalls
+    private let reactor: Reactor
+    private let token = Atomic<UInt64>(0)
+    private let delegate: Mutex<(any ListenerDelegate)?>
+    private let open = Atomic<Bool>(true)
+
+    init(fd: Int32, syscalls: Syscalls, reactor: Reactor, delegate: any ListenerDelegate) {
+        self.fd = fd
+        self.syscalls = syscalls
+        self.reactor = reactor
+        self.delegate = Mutex(delegate)
+    }
+
+    func start() { token.store(reactor.register(fd: fd, handler: self), ordering: .releasing) }
+
+    func ready(readable: Bool, writable: Bool) {
+        delegate.withLock { $0 }?.listenerAcceptable()
+    }
+
+    func accept(delegate: any ConnectionDelegate) throws(SocketError) -> (any Connection)? {
+        while true {
+            let client = syscalls.accept(fd, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+            if client >= 0 {
+                let c = POSIXConnection(fd: client, syscalls: syscalls, reactor: reactor, delegate: delegate)
+                c.start()
+                return c
+            }
+            let e = cgentcp_errno()
+            switch e {
+            case EINTR, ECONNABORTED: continue
+            case EAGAIN, EWOULDBLOCK: return nil
+            case EBADF, EINVAL: throw SocketError.closed
+            default: throw SocketError(SocketError.Reason(errno: e))
+            }
+        }
+    }
+
+    func armAccept() { reactor.arm(token.load(ordering: .acquiring), read: true, write: false) }
+
+    func close() {
+        guard open.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        reactor.deregister(token.load(ordering: .acquiring))
+        delegate.withLock { $0 = nil }
+        _ = syscalls.close(fd)
+    }
+
+    func localAddress() -> SocketAddress? { SocketAddress.of(fd: fd, peer: false) }
+
+    deinit {
+        if open.load(ordering: .acquiring) {
+            reactor.deregister(token.load(ordering: .acquiring))
+            _ = syscalls.close(fd)
+        }
+    }
+}

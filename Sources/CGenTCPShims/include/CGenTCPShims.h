@@ -30,3 +30,6 @@ int cgentcp_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, unsign
 int cgentcp_cond_init_monotonic(pthread_cond_t *cond);
 
 #endif
+
+/// accept4(2), which Swift's Glibc module hides (it needs _GNU_SOURCE).
+int cgentcp_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);

@@ -1,0 +1,126 @@
+import CGenTCPShims
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Something the reactor tells about readiness of its descriptor.
+protocol ReactorHandler: AnyObject, Sendable {
+    /// Called on the reactor thread with what became ready among what was asked for.
+    func ready(readable: Bool, writable: Bool)
+}
+
+/// One epoll instance and the thread that waits on it.
+///
+/// Registrations are one-shot (`EPOLLONESHOT`): a handler asks for read and/or write readiness,
+/// gets one call when any of it is ready, and asks again. The interest that did not fire is
+/// re-armed by the reactor. `epoll_ctl` is thread-safe, so arming needs no wake-up of the thread.
+final class Reactor: Sendable {
+    static let shared = Reactor()
+
+    private struct Registration {
+        var handler: any ReactorHandler
+        var fd: Int32
+        var wantRead = false
+        var wantWrite = false
+    }
+
+    private let epfd: Int32
+    private let table = Mutex<[UInt64: Registration]>([:])
+    private let nextToken = Atomic<UInt64>(1)
+    private let started = Atomic<Bool>(false)
+
+    private init() {
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        precondition(epfd >= 0, "GenTCP: epoll_create1 failed (errno \(cgentcp_errno()))")
+    }
+
+    /// Adds a descriptor with no interest yet; returns its token.
+    func register(fd: Int32, handler: any ReactorHandler) -> UInt64 {
+        startIfNeeded()
+        let token = nextToken.add(1, ordering: .relaxed).newValue
+        table.withLock { $0[token] = Registration(handler: handler, fd: fd) }
+        var event = epoll_event()
+        event.events = UInt32(EPOLLONESHOT.rawValue)
+        event.data.u64 = token
+        _ = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event)
+        return token
+    }
+
+    /// Asks for one readiness call for read and/or write (added to what is already asked).
+    func arm(_ token: UInt64, read: Bool, write: Bool) {
+        table.withLock { t in
+            guard var r = t[token] else { return }
+            r.wantRead = r.wantRead || read
+            r.wantWrite = r.wantWrite || write
+            t[token] = r
+            rearm(r, token: token)
+        }
+    }
+
+    /// Removes a descriptor before it is closed. Calls already under way may still arrive; the
+    /// handler must ignore a call after it closed.
+    func deregister(_ token: UInt64) {
+        table.withLock { t in
+            guard let r = t.removeValue(forKey: token) else { return }
+            _ = epoll_ctl(epfd, EPOLL_CTL_DEL, r.fd, nil)
+        }
+    }
+
+    private func rearm(_ r: Registration, token: UInt64) {
+        var mask = UInt32(EPOLLONESHOT.rawValue)
+        if r.wantRead { mask |= UInt32(EPOLLIN.rawValue) | UInt32(EPOLLRDHUP.rawValue) }
+        if r.wantWrite { mask |= UInt32(EPOLLOUT.rawValue) }
+        var event = epoll_event()
+        event.events = mask
+        event.data.u64 = token
+        _ = epoll_ctl(epfd, EPOLL_CTL_MOD, r.fd, &event)
+    }
+
+    private func startIfNeeded() {
+        guard started.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            return
+        }
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { arg in
+            let reactor = Unmanaged<Reactor>.fromOpaque(arg!).takeRetainedValue()
+            reactor.loop()
+            return nil
+        }, box)
+        precondition(rc == 0, "GenTCP: cannot start the reactor thread (pthread_create \(rc))")
+        pthread_detach(thread)
+    }
+
+    private func loop() {
+        let capacity = 128
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
+        defer { events.deallocate() }
+        while true {
+            let n = epoll_wait(epfd, events, Int32(capacity), -1)
+            if n < 0 {
+                if cgentcp_errno() == EINTR { continue }
+                fatalError("GenTCP: epoll_wait failed (errno \(cgentcp_errno()))")
+            }
+            for i in 0..<Int(n) {
+                let token = events[i].data.u64
+                let mask = events[i].events
+                let failed = mask & (UInt32(EPOLLERR.rawValue) | UInt32(EPOLLHUP.rawValue)) != 0
+                let readable = failed || mask & (UInt32(EPOLLIN.rawValue) | UInt32(EPOLLRDHUP.rawValue)) != 0
+                let writable = failed || mask & UInt32(EPOLLOUT.rawValue) != 0
+                let fire: (any ReactorHandler, Bool, Bool)? = table.withLock { t in
+                    guard var r = t[token] else { return nil }
+                    let fireRead = r.wantRead && readable
+                    let fireWrite = r.wantWrite && writable
+                    if fireRead { r.wantRead = false }
+                    if fireWrite { r.wantWrite = false }
+                    t[token] = r
+                    // One-shot disarmed everything: re-arm what is still wanted.
+                    if r.wantRead || r.wantWrite { rearm(r, token: token) }
+                    return (fireRead || fireWrite) ? (r.handler, fireRead, fireWrite) : nil
+                }
+                if let (handler, r, w) = fire { handler.ready(readable: r, writable: w) }
+            }
+        }
+    }
+}
