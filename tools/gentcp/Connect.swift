@@ -18,8 +18,11 @@ struct Connect: AsyncParsableCommand {
     @ArgumentParser.Option(help: "The driver to connect with.")
     var driver: DriverName = .posix
 
-    @ArgumentParser.Option(name: .long, help: ArgumentHelp("Give up connecting after MS milliseconds (default: the system's own limit).", valueName: "MS"))
-    var timeout: Int?
+    // A string, so that a negative or malformed value gets gentcp's own one-line error.
+    @ArgumentParser.Option(
+        name: .long, parsing: .unconditional,
+        help: ArgumentHelp("Give up connecting after MS milliseconds, or never with `infinity` (default: the system's own limit).", valueName: "MS"))
+    var timeout: String?
 
     @Flag(help: "Address family for a host name.")
     var family: AddressFamily?
@@ -56,8 +59,12 @@ struct Connect: AsyncParsableCommand {
         guard let number = Int(port), (1...65535).contains(number) else {
             return bad("port must be a number in 1...65535, got \"\(port)\"")
         }
-        if let timeout, timeout < 0 {
-            return bad("--timeout must be >= 0 milliseconds, got \(timeout)")
+        var limit = Timeout.infinity
+        if let timeout, timeout != "infinity" {
+            guard let ms = Int(timeout), ms >= 0 else {
+                return bad("--timeout must be milliseconds >= 0 or infinity, got \"\(timeout)\"")
+            }
+            limit = .milliseconds(ms)
         }
         if host.isEmpty { return bad("HOST is empty") }
         let target = Host(host)
@@ -73,7 +80,7 @@ struct Connect: AsyncParsableCommand {
         }
         return .success(ConnectSession.Settings(
             driver: driver, host: target, port: number,
-            timeout: timeout.map { Timeout.milliseconds($0) } ?? .infinity,
+            timeout: limit,
             preference: preference, verbose: verbose))
     }
 }

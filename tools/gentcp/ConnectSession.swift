@@ -141,7 +141,7 @@ struct ConnectSession: Sendable {
             default: return "cannot resolve \(settings.host)"
             }
         case .timeout:
-            if case .milliseconds(let ms) = settings.timeout { return "no connection within \(ms) ms (--timeout)" }
+            if case .milliseconds(let ms) = settings.timeout { return "no connection within \(ms) ms" }
             return nil
         case .connectionTimedOut: return "\(settings.target) did not answer"
         case .hostUnreachable, .networkUnreachable: return "no route to \(settings.target)"
