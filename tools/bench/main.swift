@@ -147,7 +147,7 @@ func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, drive
 }
 
 func printTable(_ results: [Result]) {
-    let widths = [36, 18, 12, 12, 6, 12, 11]
+    let widths = [38, 18, 12, 12, 6, 11, 11]
     func row(_ cells: [String]) {
         var line = ""
         for (i, cell) in cells.enumerated() {
@@ -232,17 +232,29 @@ func printDiagnosis(_ cases: [Case]) async throws {
     }
 }
 
+/// `/proc/loadavg`'s first three fields: other work on the machine skews every timing.
+func loadAverage() -> String {
+    guard let f = fopen("/proc/loadavg", "r") else { return "n/a" }
+    defer { fclose(f) }
+    var buffer = [CChar](repeating: 0, count: 128)
+    guard fgets(&buffer, Int32(buffer.count), f) != nil else { return "n/a" }
+    let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
 say("gentcp-bench: GenTCP posix driver vs plain blocking BSD sockets on 127.0.0.1")
 say("bulk \(formatSize(bytes)) one way; ping-pong \(roundTrips) round trips of \(PingPong.size) B; \(repeats) GenTCP/raw pair(s) per case, interleaved.")
 say("Ratio = GenTCP throughput / raw throughput of adjacent runs (median over pairs). Bulk sender: a raw blocking")
 say("writer thread (\(formatSize(Bulk.writeSize)) writes) for GenTCP and raw alike, so the ratio isolates the receive path,")
 say("except 'GenTCP both ends'. Ping-pong: raw blocking echo peer for both; TCP_NODELAY on both ends.")
+say("\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")
 say()
 let warmBytes = min(bytes, 8 << 20), warmTrips = min(roundTrips, 2000)
 let results = try await measure(
     cases, warmUp: standardCases(bytes: warmBytes, roundTrips: warmTrips) + experimentCases(roundTrips: warmTrips),
     repeats: repeats, side: side, driver: .posix)
 printTable(results)
+say("load average \(loadAverage()) at the end.")
 printBreakdown(results)
 if diagnose {
     try await printDiagnosis(cases + (only == nil ? experimentCases(roundTrips: roundTrips) : []))
