@@ -8,6 +8,7 @@ struct Snapshot: Sendable {
     var wall: UInt64
     var cpu: Double
     var switches: Int
+    var faults: Int
 
     /// The monotonic clock alone, in nanoseconds.
     static func clock() -> UInt64 { cgentcp_monotonic_ns() }
@@ -17,21 +18,24 @@ struct Snapshot: Sendable {
         _ = getrusage(RUSAGE_SELF.rawValue, &usage)
         let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
             + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-        return Snapshot(wall: cgentcp_monotonic_ns(), cpu: cpu, switches: usage.ru_nvcsw + usage.ru_nivcsw)
+        return Snapshot(wall: cgentcp_monotonic_ns(), cpu: cpu, switches: usage.ru_nvcsw + usage.ru_nivcsw,
+                        faults: usage.ru_minflt)
     }
 
     static func - (end: Snapshot, start: Snapshot) -> Sample {
         Sample(seconds: Double(end.wall &- start.wall) / 1e9, cpu: end.cpu - start.cpu,
-               switches: end.switches - start.switches)
+               switches: end.switches - start.switches, faults: end.faults - start.faults)
     }
 }
 
 /// One timed run: wall seconds, CPU seconds (every thread of the process: both ends of the
-/// connection, the reactor, the pool) and context switches, between the same two points.
+/// connection, the reactor, the pool), context switches and minor page faults, between the same
+/// two points.
 struct Sample: Sendable {
     var seconds: Double
     var cpu: Double
     var switches: Int
+    var faults: Int
     /// Messages (or recv results) the receiver handled; 0 when not counted (raw).
     var deliveries: Int = 0
 }

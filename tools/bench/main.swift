@@ -170,37 +170,33 @@ func printTable(_ results: [Result]) {
     }
 }
 
-/// Where the time goes: CPU and context switches per delivery, GenTCP against raw.
+/// Where the time goes: CPU, context switches and page faults per delivery, GenTCP against raw.
 func printBreakdown(_ results: [Result]) {
     say()
-    say("Where the time goes (medians; CPU = all threads of this process, both ends included):")
-    let widths = [22, 14, 16, 16, 16, 16]
+    say("Where the time goes (medians; CPU = all threads of this process, both ends included;")
+    say("csw = context switches, flt = minor page faults, per GenTCP delivery or per raw read/round trip):")
+    let widths = [20, 10, 7, 8, 8, 8, 8, 8, 10]
     func row(_ cells: [String]) {
         var line = ""
         for (i, cell) in cells.enumerated() { line += (i == 0 ? pad(cell, widths[i]) : pad(cell, widths[i], right: true)) + " " }
         say(line)
     }
-    row(["case", "deliveries", "B/delivery", "CPU GenTCP/raw", "csw/dlv GenTCP", "csw/dlv raw", ])
+    row(["case", "deliveries", "B/dlv", "CPU g/r", "csw gen", "csw raw", "flt gen", "flt raw", "extra µs"])
     for r in results {
+        func per(_ samples: [Sample], _ value: (Sample) -> Int) -> String {
+            format(median(samples.map { Double(value($0)) / Double(max($0.deliveries, 1)) }), 2)
+        }
         let dlv = median(r.genTCP.map { Double($0.deliveries) })
-        let rawDlv = median(r.raw.map { Double($0.deliveries) })
         let cpuRatio = median(zip(r.genTCP, r.raw).map { $0.cpu / max($1.cpu, 1e-9) })
-        let cswG = median(r.genTCP.map { Double($0.switches) / Double(max($0.deliveries, 1)) })
-        let cswR = median(r.raw.map { Double($0.switches) / Double(max($0.deliveries, 1)) })
-        var perDelivery = "n/a"
-        if case .bytes(let n) = r.c.work { perDelivery = format(Double(n) / dlv, 0) }
-        if case .roundTrips = r.c.work { perDelivery = "\(PingPong.size)" }
-        _ = rawDlv
-        row([r.c.name, format(dlv, 0), perDelivery, format(cpuRatio, 2), format(cswG, 2), format(cswR, 2)])
-    }
-    say()
-    say("Extra wall time per GenTCP delivery (median over pairs of (GenTCP - raw) / GenTCP deliveries):")
-    for r in results {
+        var size = "64"
+        if case .bytes(let n) = r.c.work { size = format(Double(n) / dlv, 0) }
+        // (GenTCP - raw) wall time, spread over GenTCP's deliveries.
         let extra = median(zip(r.genTCP, r.raw).map { ($0.seconds - $1.seconds) / Double(max($0.deliveries, 1)) * 1e6 })
-        let perGen = median(r.genTCP.map { $0.seconds / Double(max($0.deliveries, 1)) * 1e6 })
-        let perRaw = median(r.raw.map { $0.seconds / Double(max($0.deliveries, 1)) * 1e6 })
-        say("  \(pad(r.c.name, 22)) \(pad(format(extra, 2), 7, right: true)) µs   (GenTCP \(format(perGen, 2)) µs per delivery, raw \(format(perRaw, 2)) µs per read/round trip)")
+        row([r.c.name, format(dlv, 0), size, format(cpuRatio, 2),
+             per(r.genTCP, \.switches), per(r.raw, \.switches), per(r.genTCP, \.faults), per(r.raw, \.faults),
+             format(extra, 2)])
     }
+    say("(CPU g/r: CPU time of the GenTCP run / the raw run; extra µs: (GenTCP - raw) wall time per GenTCP delivery.)")
 }
 
 func printDiagnosis(_ cases: [Case]) async throws {
