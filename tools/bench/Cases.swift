@@ -65,11 +65,13 @@ func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
     ]
 }
 
-/// Experiments run by `--diagnose`: ideas for the library, tried from outside it.
+/// Experiments run by `--diagnose`: ideas for the library, tried from outside it. The plain
+/// passive ping-pong comes first so that the rows compare within one interleaved run.
 func experimentCases(roundTrips: Int) -> [Case] {
-    [20_000, 100_000].map { spin in
+    let baseline = standardCases(bytes: 1, roundTrips: roundTrips).filter { $0.name == "pingpong-passive" }
+    return baseline + [5_000, 20_000, 100_000].map { spin in
         Case(name: "pingpong-spin-\(spin / 1000)us",
-             title: "ping-pong, poll recv(64,0) \(spin / 1000) µs first",
+             title: "  same, poll recv(64,0) \(spin / 1000) µs first",
              reference: "raw write+read", work: .roundTrips(roundTrips), goal: nil,
              genTCP: { try await PingPong.genTCP(.passiveSpinning(spinNanoseconds: UInt64(spin)), roundTrips: roundTrips, driver: $0) },
              raw: { PingPong.raw(roundTrips: roundTrips) })
