@@ -98,7 +98,10 @@ if quick {
 
 var cases = standardCases(bytes: bytes, roundTrips: roundTrips)
 if listOnly {
-    for c in cases + experimentCases(roundTrips: roundTrips) { say("\(pad(c.name, 22)) \(c.title)") }
+    var listed = Set<String>()
+    for c in cases + experimentCases(roundTrips: roundTrips) where listed.insert(c.name).inserted {
+        say("\(pad(c.name, 22)) \(c.title)")
+    }
     exit(0)
 }
 if let only {

@@ -74,6 +74,8 @@ func readBlocking(_ fd: Int32, count: Int) -> FileIO {
             }
             if n == 0 { result = .endOfFile; return }
             if errno == EINTR { continue }
+            // A descriptor inherited in non-blocking mode: wait until it is readable.
+            if errno == EAGAIN || errno == EWOULDBLOCK { waitFor(fd, Int16(POLLIN)); continue }
             result = .failed(errno)
             return
         }
@@ -90,10 +92,18 @@ func writeBlocking(_ fd: Int32, _ bytes: [UInt8]) -> FileIO {
             let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
             if n >= 0 {
                 offset += n
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                waitFor(fd, Int16(POLLOUT))
             } else if errno != EINTR {
                 return .failed(errno)
             }
         }
         return .wrote
     }
+}
+
+/// Blocks until `fd` is ready for `events` (or fails; the caller's retry reports the error).
+private func waitFor(_ fd: Int32, _ events: Int16) {
+    var p = pollfd(fd: fd, events: events, revents: 0)
+    _ = poll(&p, 1, -1)
 }
