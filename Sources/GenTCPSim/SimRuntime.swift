@@ -1,0 +1,165 @@
+import DequeModule
+import GenTCP
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The simulator's runtime: a virtual clock and a serial task executor on one thread.
+///
+/// - **Clock.** ``now`` starts at 0 and only moves when nothing else can happen: jobs (task
+///   steps) run first-in first-out, and only when no job is runnable does the clock jump to the
+///   earliest pending timer (ties fire in the order they were scheduled). CPU work therefore takes
+///   no virtual time, and a simulation spanning virtual minutes takes milliseconds of wall time.
+/// - **Executor.** Every process started on this runtime (``SimNetwork/run(_:)``,
+///   `Process.spawn(runtime:)`) runs on this one executor, one job at a time, on one thread
+///   (started on demand, and ending when there is neither a job nor a timer: then nothing inside
+///   the simulation can move until something is enqueued from outside).
+/// - **Determinism.** Because all work inside the simulation is serialised in one order, a run
+///   with the same seed replays exactly. That holds only for code that runs *inside* the
+///   simulation: everything that touches simulated sockets must run in a process of this runtime
+///   (wrap it in `network.run { ... }`), and must wait with GenTCP's timeouts or ``sleep(for:)``,
+///   never `Task.sleep` (a wall-clock sleep would let the virtual clock race ahead) or other
+///   executors.
+///
+/// ``schedule(afterNanoseconds:_:)`` and ``cancel(_:)`` may be called from any thread; an action
+/// never runs synchronously inside `schedule`.
+public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
+    private struct State {
+        var jobs = Deque<UnownedJob>()
+        var timers = TimerHeap()
+        var actions: [UInt64: @Sendable () -> Void] = [:]
+        var nextTimerID: UInt64 = 1
+        /// True while the executor thread exists (it leaves when idle).
+        var running = false
+        var jobsRun: UInt64 = 0
+        var timersFired: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    private let clock = Atomic<UInt64>(0)
+
+    public init() {}
+
+    /// Virtual nanoseconds since the simulation started.
+    public var now: UInt64 { clock.load(ordering: .acquiring) }
+
+    /// This runtime itself: processes of the simulation run on it.
+    public var executor: (any TaskExecutor)? { self }
+
+    /// How many jobs and timer actions have run so far (for tests and diagnostics).
+    public var counters: (jobs: UInt64, timers: UInt64) {
+        state.withLock { ($0.jobsRun, $0.timersFired) }
+    }
+
+    /// The number of timers not yet fired or cancelled.
+    public var pendingTimers: Int { state.withLock { $0.actions.count } }
+
+    public func schedule(afterNanoseconds nanoseconds: UInt64, _ action: @escaping @Sendable () -> Void) -> TimerID {
+        let start: Bool
+        let id: UInt64
+        (id, start) = state.withLock { s in
+            let id = s.nextTimerID
+            s.nextTimerID += 1
+            let (deadline, overflow) = clock.load(ordering: .acquiring).addingReportingOverflow(nanoseconds)
+            s.actions[id] = action
+            s.timers.push(deadline: overflow ? UInt64.max : deadline, id: id)
+            return (id, claimThread(&s))
+        }
+        if start { startThread() }
+        return TimerID(id)
+    }
+
+    public func cancel(_ timer: TimerID) {
+        state.withLock { s in _ = s.actions.removeValue(forKey: timer.rawValue) }
+    }
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        let start = state.withLock { s in
+            s.jobs.append(unowned)
+            return claimThread(&s)
+        }
+        if start { startThread() }
+    }
+
+    /// Suspends the calling task for `nanoseconds` of virtual time.
+    public func sleep(nanoseconds: UInt64) async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            _ = schedule(afterNanoseconds: nanoseconds) { continuation.resume() }
+        }
+    }
+
+    /// Suspends the calling task for `duration` of virtual time.
+    public func sleep(for duration: Duration) async {
+        await sleep(nanoseconds: duration.simNanoseconds)
+    }
+
+    // MARK: The executor thread
+
+    /// True when the caller must start the thread (it was not running).
+    private func claimThread(_ s: inout State) -> Bool {
+        if s.running { return false }
+        s.running = true
+        return true
+    }
+
+    private func startThread() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            let runtime = Unmanaged<SimRuntime>.fromOpaque(arg!).takeRetainedValue()
+            runtime.loop()
+            return nil
+        }, box)
+        precondition(rc == 0, "GenTCPSim: cannot start the simulator thread (pthread_create \(rc))")
+        pthread_detach(thread)
+    }
+
+    private enum Work {
+        case job(UnownedJob)
+        case timer(@Sendable () -> Void)
+        case idle
+    }
+
+    private func loop() {
+        let me = asUnownedTaskExecutor()
+        while true {
+            let work: Work = state.withLock { s in
+                if let job = s.jobs.popFirst() {
+                    s.jobsRun += 1
+                    return .job(job)
+                }
+                while let top = s.timers.pop() {
+                    guard let action = s.actions.removeValue(forKey: top.id) else { continue }
+                    if top.deadline > clock.load(ordering: .relaxed) {
+                        clock.store(top.deadline, ordering: .releasing)
+                    }
+                    s.timersFired += 1
+                    return .timer(action)
+                }
+                s.running = false
+                return .idle
+            }
+            switch work {
+            case .job(let job): job.runSynchronously(on: me)
+            case .timer(let action): action()
+            case .idle: return
+            }
+        }
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, clamped to 0 for negative durations and to `UInt64.max`.
+    var simNanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return .max }
+        let (sum, overflow2) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
+        return overflow2 ? .max : sum
+    }
+}
