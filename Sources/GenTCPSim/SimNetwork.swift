@@ -194,9 +194,19 @@ public final class SimNetwork: Sendable {
     // MARK: Running
 
     /// Runs `body` as a process of the simulation and returns its value (rethrowing its error).
-    /// The process's sockets close when it returns.
+    ///
+    /// The process's sockets close when it returns. The virtual clock then stops until the next
+    /// `run` (processes may still take steps, but no timer fires and no segment moves), so the
+    /// ``trace``, ``statistics`` and ``now`` read after `run` are exactly as the body left them,
+    /// and a second `run` continues from there. Runs may overlap; the clock stops when the last
+    /// one ends.
     public func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await Process.run(runtime: runtime, body)
+        let runtime = self.runtime
+        runtime.beginRun()
+        return try await Process.run(runtime: runtime) {
+            defer { runtime.endRun() }
+            return try await body()
+        }
     }
 
     /// Starts a process of the simulation.

@@ -34,6 +34,10 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
         var nextTimerID: UInt64 = 1
         /// True while the executor thread exists (it leaves when idle).
         var running = false
+        /// Bodies of `SimNetwork.run` under way.
+        var runs = 0
+        /// Timers wait (the clock stands still) until the next run begins.
+        var paused = false
         var jobsRun: UInt64 = 0
         var timersFired: UInt64 = 0
     }
@@ -97,6 +101,29 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
         await sleep(nanoseconds: duration.simNanoseconds)
     }
 
+    /// True while the clock is paused: jobs still run, timers wait. ``SimNetwork/run(_:)`` pauses
+    /// the clock when its body returns, so what the network shows afterwards (trace, counters,
+    /// `now`) is exactly the state at that moment; the next `run` resumes it.
+    public var isPaused: Bool { state.withLock { $0.paused } }
+
+    /// A run begins: the clock runs again.
+    func beginRun() {
+        let start = state.withLock { s in
+            s.runs += 1
+            s.paused = false
+            return s.timers.isEmpty ? false : claimThread(&s)
+        }
+        if start { startThread() }
+    }
+
+    /// A run's body ended: when it was the last one, the clock stops.
+    func endRun() {
+        state.withLock { s in
+            s.runs -= 1
+            if s.runs == 0 { s.paused = true }
+        }
+    }
+
     // MARK: The executor thread
 
     /// True when the caller must start the thread (it was not running).
@@ -132,7 +159,7 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
                     s.jobsRun += 1
                     return .job(job)
                 }
-                while let top = s.timers.pop() {
+                while !s.paused, let top = s.timers.pop() {
                     guard let action = s.actions.removeValue(forKey: top.id) else { continue }
                     if top.deadline > clock.load(ordering: .relaxed) {
                         clock.store(top.deadline, ordering: .releasing)
