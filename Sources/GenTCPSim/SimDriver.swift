@@ -14,6 +14,7 @@ public struct SimDriver: Driver {
     public let host: SimHost
 
     public init(network: SimNetwork, host: SimHost) {
+        network.check(host)
         self.network = network
         self.host = host
     }

@@ -147,7 +147,7 @@ public final class SimNetwork: Sendable {
             precondition(window > 0, "GenTCPSim: receiveWindow must be > 0")
             w.hosts.append(HostRecord(name: name, addresses: chosen, receiveWindow: window))
             w.hostByName[key] = index
-            return SimHost(name: name, addresses: chosen, receiveWindow: window, index: index)
+            return SimHost(name: name, addresses: chosen, receiveWindow: window, index: index, network: ObjectIdentifier(self))
         }
     }
 
@@ -156,7 +156,7 @@ public final class SimNetwork: Sendable {
         withWorld(deferred: false) { w in
             guard let i = w.hostByName[name.lowercased()] else { return nil }
             let h = w.hosts[i]
-            return SimHost(name: h.name, addresses: h.addresses, receiveWindow: h.receiveWindow, index: i)
+            return SimHost(name: h.name, addresses: h.addresses, receiveWindow: h.receiveWindow, index: i, network: ObjectIdentifier(self))
         }
     }
 
@@ -164,13 +164,15 @@ public final class SimNetwork: Sendable {
     public var hosts: [SimHost] {
         withWorld(deferred: false) { w in
             w.hosts.enumerated().map { i, h in
-                SimHost(name: h.name, addresses: h.addresses, receiveWindow: h.receiveWindow, index: i)
+                SimHost(name: h.name, addresses: h.addresses, receiveWindow: h.receiveWindow, index: i, network: ObjectIdentifier(self))
             }
         }
     }
 
     /// Sets the link between two hosts (both directions), or a host's loopback when `a == b`.
     public func setLink(_ link: SimLink, between a: SimHost, and b: SimHost) {
+        check(a)
+        check(b)
         withWorld(deferred: false) { w in w.profiles[HostPair(a.index, b.index)] = link }
     }
 
@@ -180,8 +182,12 @@ public final class SimNetwork: Sendable {
         withWorld(deferred: false) { w in
             switch scope {
             case .network: w.faults[.network] = faults
-            case .host(let h): w.faults[.host(h.index)] = faults
-            case .port(let h, let p): w.faults[.port(h.index, p)] = faults
+            case .host(let h):
+                check(h)
+                w.faults[.host(h.index)] = faults
+            case .port(let h, let p):
+                check(h)
+                w.faults[.port(h.index, p)] = faults
             }
         }
     }
@@ -189,6 +195,10 @@ public final class SimNetwork: Sendable {
     /// A driver for connections from and listeners on `host`.
     public func driver(for host: SimHost) -> SimDriver {
         SimDriver(network: self, host: host)
+    }
+
+    func check(_ host: SimHost) {
+        precondition(host.network == ObjectIdentifier(self), "GenTCPSim: host \(host) belongs to another network")
     }
 
     // MARK: Running

@@ -36,8 +36,11 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
         var running = false
         /// Bodies of `SimNetwork.run` under way.
         var runs = 0
-        /// Timers wait (the clock stands still) until the next run begins.
+        /// Timers wait (the clock stands still) until the next run begins, or until work
+        /// arrives from outside the simulation.
         var paused = false
+        /// The executor thread, while `running`.
+        var thread: pthread_t?
         var jobsRun: UInt64 = 0
         var timersFired: UInt64 = 0
     }
@@ -70,6 +73,7 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
             let (deadline, overflow) = clock.load(ordering: .acquiring).addingReportingOverflow(nanoseconds)
             s.actions[id] = action
             s.timers.push(deadline: overflow ? UInt64.max : deadline, id: id)
+            resumeIfOutside(&s)
             return (id, claimThread(&s))
         }
         if start { startThread() }
@@ -84,6 +88,7 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
         let unowned = UnownedJob(job)
         let start = state.withLock { s in
             s.jobs.append(unowned)
+            resumeIfOutside(&s)
             return claimThread(&s)
         }
         if start { startThread() }
@@ -103,7 +108,8 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
 
     /// True while the clock is paused: jobs still run, timers wait. ``SimNetwork/run(_:)`` pauses
     /// the clock when its body returns, so what the network shows afterwards (trace, counters,
-    /// `now`) is exactly the state at that moment; the next `run` resumes it.
+    /// `now`) is exactly the state at that moment; the next `run` resumes it, and so does any job
+    /// or timer submitted from outside the simulation.
     public var isPaused: Bool { state.withLock { $0.paused } }
 
     /// A run begins: the clock runs again.
@@ -125,6 +131,15 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
     }
 
     // MARK: The executor thread
+
+    /// Work from outside the simulation (a process started directly with
+    /// `Process.run(runtime:)` after a run, a socket used from another executor) restarts a
+    /// paused clock, so it cannot wait forever for a timer.
+    private func resumeIfOutside(_ s: inout State) {
+        guard s.paused else { return }
+        if s.running, let t = s.thread, pthread_equal(t, pthread_self()) != 0 { return }
+        s.paused = false
+    }
 
     /// True when the caller must start the thread (it was not running).
     private func claimThread(_ s: inout State) -> Bool {
@@ -153,6 +168,7 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
 
     private func loop() {
         let me = asUnownedTaskExecutor()
+        state.withLock { $0.thread = pthread_self() }
         while true {
             let work: Work = state.withLock { s in
                 if let job = s.jobs.popFirst() {
@@ -168,6 +184,7 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
                     return .timer(action)
                 }
                 s.running = false
+                s.thread = nil
                 return .idle
             }
             switch work {

@@ -12,6 +12,8 @@ public struct SimHost: Hashable, Sendable, CustomStringConvertible {
     public let receiveWindow: Int
     /// The host's index in its network.
     let index: Int
+    /// The network the host belongs to.
+    let network: ObjectIdentifier
 
     public var description: String { name }
 

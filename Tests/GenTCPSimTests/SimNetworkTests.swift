@@ -407,3 +407,58 @@ import Testing
         }
     }
 }
+
+@Suite struct NetworkSetupTests {
+    @Test func linksAreSetPerPairOfHosts() async throws {
+        let net = SimNetwork(seed: 1)
+        let server = net.addHost("server")
+        let near = net.addHost("near")
+        let far = net.addHost("far", addresses: [IPAddress(192, 0, 2, 9)])
+        net.setLink(SimLink(latency: .milliseconds(50)), between: far, and: server)
+        net.setLink(SimLink(latency: .microseconds(10)), between: server, and: server)
+        #expect(far.ipv4 == IPAddress(192, 0, 2, 9) && far.ipv6 == nil)
+        #expect(near.addresses.map(\.description) == ["10.0.0.2", "fd00::2"])
+        #expect(net.host(named: "FAR") == far)
+        #expect(net.hosts == [server, near, far])
+        let (nearTime, farTime, loopTime) = try await net.run { () -> (UInt64, UInt64, UInt64) in
+            _ = try startEchoServer(net, on: server, port: 7)
+            var times: [UInt64] = []
+            for (host, target) in [(near, "server"), (far, "server"), (server, "127.0.0.1")] {
+                let start = net.now
+                let c = try await Socket.connect(Host(target), port: 7, options: passive, driver: .sim(net, host: host))
+                try await c.send("x")
+                _ = try await c.recv(1)
+                times.append(net.now - start)
+                c.close()
+            }
+            return (times[0], times[1], times[2])
+        }
+        #expect(nearTime == 4 * ms)
+        #expect(farTime == 4 * 50 * ms)
+        #expect(loopTime == 4 * 10_000)
+    }
+
+    @Test func theTraceIsBounded() async throws {
+        let (net, server, client) = makeNetwork { $0.traceLimit = 10 }
+        _ = try await download(net, server: server, client: client, size: 50_000)
+        #expect(net.trace.count == 10)
+        #expect(net.statistics.traceDropped > 0)
+        #expect(net.statistics.bytesDelivered == 50_000)
+    }
+
+    @Test func workFromOutsideRestartsAPausedClock() async throws {
+        let (net, server, client) = makeNetwork()
+        try await net.run { await net.sleep(for: .milliseconds(1)) }
+        #expect(net.runtime.isPaused)
+        // A process started directly on the runtime (not through `run`) still gets its timers.
+        let elapsed = try await Process.run(runtime: net.runtime) { () -> UInt64 in
+            let start = net.now
+            _ = try startEchoServer(net, on: server, port: 7)
+            let c = try await Socket.connect("server", port: 7, options: passive, driver: .sim(net, host: client))
+            try await c.send("x")
+            _ = try await c.recv(1)
+            return net.now - start
+        }
+        #expect(elapsed == 4 * ms)
+    }
+}
