@@ -7,15 +7,20 @@ import Synchronization
 ///
 /// ```swift
 /// let net = SimNetwork(seed: 42)
-/// let server = net.addHost("server")
-/// let client = net.addHost("client")
-/// try await net.run {
-///     let l = try ListenSocket.listen(port: 7, options: [.active(.passive)], driver: net.driver(for: server))
-///     Process.spawn(runtime: net.runtime) { let s = try await l.accept(); try await s.send(try await s.recv(0)) }
+/// let server = net.addHost("server")      // 10.0.0.1, fd00::1
+/// let client = net.addHost("client")      // 10.0.0.2, fd00::2
+/// net.setFaults(SimFaults(jitter: .milliseconds(2), stallProbability: 0.01))
+/// let reply = try await net.run {
+///     let l = try ListenSocket.listen(port: 7, options: [.active(.passive)], driver: .sim(net, host: server))
+///     net.spawn {
+///         let s = try await l.accept()
+///         try await s.send(try await s.recv(0).bytes)
+///     }
 ///     let c = try await Socket.connect("server", port: 7, options: [.active(.passive)], driver: .sim(net, host: client))
-///     ...
+///     try await c.send("hello")
+///     return try await c.recv(5)
 /// }
-/// print(net.trace)
+/// print(net.trace)                        // the same for every run with seed 42
 /// ```
 ///
 /// **Everything that touches the simulated sockets must run inside the simulation**: in the body

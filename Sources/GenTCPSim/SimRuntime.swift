@@ -112,14 +112,14 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
     /// or timer submitted from outside the simulation.
     public var isPaused: Bool { state.withLock { $0.paused } }
 
-    /// A run begins: the clock runs again.
+    /// A run begins. The clock restarts together with the run's first job: called from outside,
+    /// that job's enqueue unpauses (atomically, so the job goes before any waiting timer); called
+    /// from inside the simulation, nothing else runs until the job is enqueued.
     func beginRun() {
-        let start = state.withLock { s in
+        state.withLock { s in
             s.runs += 1
-            s.paused = false
-            return s.timers.isEmpty ? false : claimThread(&s)
+            if isSimulatorThread(s) { s.paused = false }
         }
-        if start { startThread() }
     }
 
     /// A run's body ended: when it was the last one, the clock stops.
@@ -136,9 +136,12 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
     /// `Process.run(runtime:)` after a run, a socket used from another executor) restarts a
     /// paused clock, so it cannot wait forever for a timer.
     private func resumeIfOutside(_ s: inout State) {
-        guard s.paused else { return }
-        if s.running, let t = s.thread, pthread_equal(t, pthread_self()) != 0 { return }
-        s.paused = false
+        if s.paused && !isSimulatorThread(s) { s.paused = false }
+    }
+
+    private func isSimulatorThread(_ s: State) -> Bool {
+        guard s.running, let t = s.thread else { return false }
+        return pthread_equal(t, pthread_self()) != 0
     }
 
     /// True when the caller must start the thread (it was not running).
