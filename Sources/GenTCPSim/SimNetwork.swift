@@ -59,11 +59,15 @@ public final class SimNetwork: Sendable {
         public var initialRetransmitTimeout: Duration = .seconds(1)
         /// The most trace events kept; later ones are counted in ``SimStatistics/traceDropped``.
         public var traceLimit = 100_000
+        /// Wall-clock time a stuck simulation (every process waiting, no timer pending) is given
+        /// before ``SimNetwork/run(_:)`` throws ``SimDeadlock``; nil waits forever.
+        public var deadlockTimeout: Duration? = .seconds(1)
 
         public init(
             link: SimLink = SimLink(), receiveWindow: Int = 64 * 1024, segmentSize: Int = 1460,
             faults: SimFaults = .none, synRetries: Int = 6,
-            initialRetransmitTimeout: Duration = .seconds(1), traceLimit: Int = 100_000
+            initialRetransmitTimeout: Duration = .seconds(1), traceLimit: Int = 100_000,
+            deadlockTimeout: Duration? = .seconds(1)
         ) {
             self.link = link
             self.receiveWindow = receiveWindow
@@ -72,6 +76,7 @@ public final class SimNetwork: Sendable {
             self.synRetries = synRetries
             self.initialRetransmitTimeout = initialRetransmitTimeout
             self.traceLimit = traceLimit
+            self.deadlockTimeout = deadlockTimeout
         }
     }
 
@@ -85,7 +90,7 @@ public final class SimNetwork: Sendable {
     public init(seed: UInt64 = 0, configuration: Configuration = Configuration()) {
         precondition(configuration.receiveWindow > 0, "GenTCPSim: receiveWindow must be > 0")
         precondition(configuration.segmentSize > 0, "GenTCPSim: segmentSize must be > 0")
-        let runtime = SimRuntime()
+        let runtime = SimRuntime(deadlockTimeout: configuration.deadlockTimeout)
         self.seed = seed
         self.configuration = configuration
         self.runtime = runtime
@@ -215,12 +220,26 @@ public final class SimNetwork: Sendable {
     /// ``trace``, ``statistics`` and ``now`` read after `run` are exactly as the body left them,
     /// and a second `run` continues from there. Runs may overlap; the clock stops when the last
     /// one ends.
+    ///
+    /// - Throws: what `body` throws; ``SimDeadlock`` when the simulation gets stuck (every process
+    ///   waiting, no timer pending) for ``Configuration/deadlockTimeout``.
     public func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let runtime = self.runtime
-        runtime.beginRun()
-        return try await Process.run(runtime: runtime) {
-            defer { runtime.endRun() }
-            return try await body()
+        let outcome = RunOutcome<T>()
+        return try await withUnsafeThrowingContinuation { continuation in
+            outcome.install(continuation)
+            let token = runtime.beginRun { now in outcome.finish(.failure(SimDeadlock(virtualTime: now))) }
+            Task {
+                do {
+                    let value = try await Process.run(runtime: runtime) {
+                        defer { runtime.endRun(token) }
+                        return try await body()
+                    }
+                    outcome.finish(.success(value))
+                } catch {
+                    outcome.finish(.failure(error))
+                }
+            }
         }
     }
 
@@ -280,5 +299,23 @@ public final class SimNetwork: Sendable {
         }
         guard !ordered.isEmpty else { throw SocketError(.nonExistentDomain) }
         return ordered
+    }
+}
+
+/// The one result of a ``SimNetwork/run(_:)``: the body's, or a deadlock, whichever comes first.
+private final class RunOutcome<T: Sendable>: Sendable {
+    private let state = Mutex<(UnsafeContinuation<T, any Error>?, done: Bool)>((nil, false))
+
+    func install(_ continuation: UnsafeContinuation<T, any Error>) {
+        state.withLock { $0.0 = continuation }
+    }
+
+    func finish(_ result: Result<T, any Error>) {
+        let c: UnsafeContinuation<T, any Error>? = state.withLock { s in
+            guard !s.done else { return nil }
+            s.done = true
+            return s.0
+        }
+        c?.resume(with: result)
     }
 }

@@ -26,6 +26,10 @@ import Darwin
 ///
 /// ``schedule(afterNanoseconds:_:)`` and ``cancel(_:)`` may be called from any thread; an action
 /// never runs synchronously inside `schedule`.
+///
+/// A simulation in which every process waits and no timer is pending can never move again (unless
+/// something outside wakes it). Rather than hang, ``SimNetwork/run(_:)`` then throws
+/// ``SimDeadlock`` (after the runtime's `deadlockTimeout` of wall-clock time).
 public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
     private struct State {
         var jobs = Deque<UnownedJob>()
@@ -34,8 +38,11 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
         var nextTimerID: UInt64 = 1
         /// True while the executor thread exists (it leaves when idle).
         var running = false
-        /// Bodies of `SimNetwork.run` under way.
-        var runs = 0
+        /// Bodies of `SimNetwork.run` under way, with what to do if they deadlock.
+        var runs: [UInt64: @Sendable (UInt64) -> Void] = [:]
+        var nextRun: UInt64 = 1
+        /// Counts the thread's idle periods, so a deadlock check knows nothing ran since.
+        var idleEpoch: UInt64 = 0
         /// Timers wait (the clock stands still) until the next run begins, or until work
         /// arrives from outside the simulation.
         var paused = false
@@ -47,8 +54,15 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
 
     private let state = Mutex(State())
     private let clock = Atomic<UInt64>(0)
+    private let deadlockTimeout: UInt64?
 
-    public init() {}
+    /// - Parameter deadlockTimeout: how long (wall-clock) the simulation may sit with a run under
+    ///   way, no job runnable and no timer pending before that run fails with ``SimDeadlock``;
+    ///   nil waits forever. Nothing inside the simulation can move then, so only work from outside
+    ///   could save it; the wait merely leaves room for that.
+    public init(deadlockTimeout: Duration? = .seconds(1)) {
+        self.deadlockTimeout = deadlockTimeout.map { max(1, $0.simNanoseconds) }
+    }
 
     /// Virtual nanoseconds since the simulation started.
     public var now: UInt64 { clock.load(ordering: .acquiring) }
@@ -112,22 +126,38 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
     /// or timer submitted from outside the simulation.
     public var isPaused: Bool { state.withLock { $0.paused } }
 
-    /// A run begins. The clock restarts together with the run's first job: called from outside,
-    /// that job's enqueue unpauses (atomically, so the job goes before any waiting timer); called
-    /// from inside the simulation, nothing else runs until the job is enqueued.
-    func beginRun() {
+    /// A run begins; returns its token for ``endRun(_:)``. The clock restarts together with the
+    /// run's first job: called from outside, that job's enqueue unpauses (atomically, so the job
+    /// goes before any waiting timer); called from inside the simulation, nothing else runs until
+    /// the job is enqueued. `onDeadlock` gets the virtual time if the simulation gets stuck.
+    func beginRun(onDeadlock: @escaping @Sendable (UInt64) -> Void) -> UInt64 {
         state.withLock { s in
-            s.runs += 1
+            let token = s.nextRun
+            s.nextRun += 1
+            s.runs[token] = onDeadlock
             if isSimulatorThread(s) { s.paused = false }
+            return token
         }
     }
 
-    /// A run's body ended: when it was the last one, the clock stops.
-    func endRun() {
+    /// A run's body ended: when it was the last one, the clock stops. Ending twice is harmless.
+    func endRun(_ token: UInt64) {
         state.withLock { s in
-            s.runs -= 1
-            if s.runs == 0 { s.paused = true }
+            guard s.runs.removeValue(forKey: token) != nil else { return }
+            if s.runs.isEmpty { s.paused = true }
         }
+    }
+
+    /// Called (on the real runtime's timer thread) a while after the thread went idle during a run.
+    private func checkDeadlock(epoch: UInt64) {
+        let (handlers, now): ([@Sendable (UInt64) -> Void], UInt64) = state.withLock { s in
+            guard !s.running, s.idleEpoch == epoch, !s.paused, !s.runs.isEmpty else { return ([], 0) }
+            let handlers = s.runs.sorted { $0.key < $1.key }.map(\.value)
+            s.runs = [:]
+            s.paused = true
+            return (handlers, clock.load(ordering: .acquiring))
+        }
+        for h in handlers { h(now) }
     }
 
     // MARK: The executor thread
@@ -166,7 +196,8 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
     private enum Work {
         case job(UnownedJob)
         case timer(@Sendable () -> Void)
-        case idle
+        /// Nothing to do; with an epoch when a run is under way (a deadlock unless outside work comes).
+        case idle(UInt64?)
     }
 
     private func loop() {
@@ -188,12 +219,19 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
                 }
                 s.running = false
                 s.thread = nil
-                return .idle
+                s.idleEpoch += 1
+                return .idle(!s.paused && !s.runs.isEmpty ? s.idleEpoch : nil)
             }
             switch work {
             case .job(let job): job.runSynchronously(on: me)
             case .timer(let action): action()
-            case .idle: return
+            case .idle(let epoch):
+                if let epoch, let wait = deadlockTimeout {
+                    _ = RealRuntime.shared.schedule(afterNanoseconds: wait) { [weak self] in
+                        self?.checkDeadlock(epoch: epoch)
+                    }
+                }
+                return
             }
         }
     }
@@ -208,5 +246,19 @@ extension Duration {
         if overflow { return .max }
         let (sum, overflow2) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
         return overflow2 ? .max : sum
+    }
+}
+
+/// Thrown by ``SimNetwork/run(_:)`` when the simulation is stuck: every process waits (a `recv`
+/// or `accept` without timeout that nothing will satisfy, say), no timer is pending, and nothing
+/// arrived from outside within the runtime's deadlock timeout. The run's body stays suspended.
+public struct SimDeadlock: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The virtual time at which everything stopped, in nanoseconds.
+    public let virtualTime: UInt64
+
+    public init(virtualTime: UInt64) { self.virtualTime = virtualTime }
+
+    public var description: String {
+        "GenTCPSim: deadlock at \(virtualTime) ns of virtual time: every process waits and no timer is pending"
     }
 }

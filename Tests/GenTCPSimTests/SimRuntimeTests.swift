@@ -119,3 +119,33 @@ import Testing
         #expect(!u.chance(0) && u.chance(1))
     }
 }
+
+@Suite struct DeadlockTests {
+    @Test func aStuckSimulationFailsTheRunInsteadOfHanging() async throws {
+        let (net, server, client) = makeNetwork { $0.deadlockTimeout = .milliseconds(50) }
+        do {
+            try await net.run {
+                let listener = try ListenSocket.listen(port: 7, options: passive, driver: .sim(net, host: server))
+                net.spawn { _ = try await listener.accept().recv(0) }
+                let c = try await Socket.connect("server", port: 7, options: passive, driver: .sim(net, host: client))
+                // Both sides wait for the other: nothing can ever happen.
+                _ = try await c.recv(0)
+            }
+            Issue.record("the run returned")
+        } catch let error as SimDeadlock {
+            // Everything stopped when the connection came up.
+            #expect(error.virtualTime == 2 * ms)
+        }
+        #expect(net.runtime.isPaused)
+    }
+
+    @Test func waitingOnTimersIsNotADeadlock() async throws {
+        let (net, _, _) = makeNetwork { $0.deadlockTimeout = .milliseconds(1) }
+        let got = try await net.run { () -> Message? in
+            // A long virtual wait is fine: a timer is pending all along.
+            await Process.receive(timeout: 3_600_000)
+        }
+        #expect(got == nil)
+        #expect(net.now == 3_600_000 * ms)
+    }
+}
