@@ -438,6 +438,30 @@ import Testing
         #expect(loopTime == 4 * 10_000)
     }
 
+    /// The example of SimNetwork's documentation, run twice.
+    @Test func documentedExample() async throws {
+        func example() async throws -> (Payload, [SimEvent]) {
+            let net = SimNetwork(seed: 42)
+            let server = net.addHost("server")
+            let client = net.addHost("client")
+            net.setFaults(SimFaults(jitter: .milliseconds(2), stallProbability: 0.01))
+            let reply = try await net.run {
+                let l = try ListenSocket.listen(port: 7, options: [.active(.passive)], driver: .sim(net, host: server))
+                net.spawn {
+                    let s = try await l.accept()
+                    try await s.send(try await s.recv(0).bytes)
+                }
+                let c = try await Socket.connect("server", port: 7, options: [.active(.passive)], driver: .sim(net, host: client))
+                try await c.send("hello")
+                return try await c.recv(5)
+            }
+            return (reply, net.trace)
+        }
+        let (reply, trace) = try await example()
+        #expect(reply == .list(Array("hello".utf8)))
+        #expect(try await example().1 == trace)
+    }
+
     @Test func theTraceIsBounded() async throws {
         let (net, server, client) = makeNetwork { $0.traceLimit = 10 }
         _ = try await download(net, server: server, client: client, size: 50_000)
