@@ -144,7 +144,8 @@ func progress(_ text: String) {
 /// `warmUp` are the same cases with little work, run once untimed first (threads of the reactor,
 /// the timers and the pool; code; the allocator).
 func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, driver: POSIXDriver) async throws -> [Result] {
-    for c in warmUp where cases.contains(where: { $0.name == c.name }) {
+    var warmed = Set<String>()
+    for c in warmUp where cases.contains(where: { $0.name == c.name }) && warmed.insert(c.name).inserted {
         if side != "raw" { _ = try await c.genTCP(driver) }
         if side != "gentcp" { _ = try await c.raw() }
     }
