@@ -142,7 +142,7 @@ struct PcapTests {
     /// The file header for LINKTYPE_RAW, little-endian, per the pcap savefile format: magic
     /// a1b2c3d4, version 2.4, thiszone 0, sigfigs 0, snaplen 65535, network 101. A file made of
     /// these bytes is identified by file(1) as "pcap capture file, microsecond ts (little-endian)
-    /// - version 2.4 (Raw IPv4, capture length 65535)".
+    /// - version 2.4 (Raw IP, capture length 65535)".
     static let fileHeader = hex("d4c3b2a1 0200 0400 00000000 00000000 ffff0000 65000000")
 
     @Test("file header")
