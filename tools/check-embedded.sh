@@ -28,7 +28,7 @@ TOOLBIN=$(dirname "$(readlink -f "$SWIFTC")")
 NM="$TOOLBIN/llvm-nm"          # the toolchain's copy: Debian's llvm may be older, or absent
 OBJDUMP="$TOOLBIN/llvm-objdump"
 EMBEDDED_LIBS="$TOOLBIN/../lib/swift/embedded"
-FLAGS="-enable-experimental-feature Embedded -wmo -parse-as-library -Osize"
+FLAGS="-swift-version 6 -warnings-as-errors -enable-experimental-feature Embedded -wmo -parse-as-library -Osize"
 
 rm -rf "$OUT"
 mkdir -p "$OUT"

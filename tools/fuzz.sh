@@ -36,7 +36,7 @@ OUT="$ROOT/.build/fuzz/$NAME"
 [ -f "$HARNESS/main.swift" ] || { echo "fuzz: no harness at tools/fuzz/$NAME/main.swift" >&2; exit 2; }
 [ -f "$HARNESS/modules" ] || { echo "fuzz: no module list at tools/fuzz/$NAME/modules" >&2; exit 2; }
 MODULES=$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$HARNESS/modules" | grep -v '^$' || true)
-FLAGS="-sanitize=fuzzer,address -parse-as-library -g -O -wmo"
+FLAGS="-swift-version 6 -warnings-as-errors -sanitize=fuzzer,address -parse-as-library -g -O -wmo"
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 mkdir -p "$OUT/modules" "$OUT/corpus" "$OUT/artifacts"
@@ -75,9 +75,14 @@ seeds="$HARNESS/corpus"
 [ -d "$seeds" ] || seeds=""
 echo "fuzz: running $NAME for ${DURATION}s (log: $OUT/run.log)"
 run=$(now)
+marker="$OUT/.run-start"
+: > "$marker"
 set +e
+# SWIFT_BACKTRACE=enable=no: the Swift runtime's crash backtracer and ASan trip over each other
+# (the backtracer's memory reads are reported as an ASan error, hiding the real failure); with it
+# off, libFuzzer's deadly-signal handler prints the stack.
 # shellcheck disable=SC2086
-"$OUT/fuzzer" -max_total_time="$DURATION" -print_final_stats=1 -artifact_prefix="$OUT/artifacts/" $dict "$@" \
+SWIFT_BACKTRACE=enable=no "$OUT/fuzzer" -max_total_time="$DURATION" -print_final_stats=1 -artifact_prefix="$OUT/artifacts/" $dict "$@" \
     "$OUT/corpus" $seeds > "$OUT/run.log" 2>&1
 status=$?
 set -e
@@ -87,8 +92,9 @@ coverage=$(grep -E '^#[0-9]+' "$OUT/run.log" | tail -1 | sed -n 's/.*\(cov: [0-9
 echo "fuzz: $NAME: $(stat number_of_executed_units) runs in $(elapsed "$run"), $(stat average_exec_per_sec) exec/s," \
     "$(stat new_units_added) new units, $coverage, peak RSS $(stat peak_rss_mb) MB"
 if [ "$status" -ne 0 ]; then
-    echo "fuzz: $NAME FAILED (libFuzzer exit $status). End of the log:" >&2
-    grep -v 'Cannot export local symbol' "$OUT/run.log" | tail -40 >&2
-    ls "$OUT"/artifacts/* 2>/dev/null | sed 's/^/fuzz: reproducer: /' >&2 || true
+    echo "fuzz: $NAME FAILED (libFuzzer exit $status). From the log:" >&2
+    grep -v 'Cannot export local symbol' "$OUT/run.log" |
+        awk '/Fatal error|runtime failure|==ERROR|deadly signal|ERROR: libFuzzer/ { on = 1 } on && n++ < 30' >&2
+    find "$OUT/artifacts" -type f -newer "$marker" | sed 's/^/fuzz: reproducer: /' >&2
 fi
 exit "$status"

@@ -9,6 +9,11 @@
 //      back to itself from pseudo-random chunks with no error counted.
 import GenTCPWire
 
+/// Like `precondition`, but the message survives -O, so a crash report says what differed.
+func require(_ condition: Bool, _ message: @autoclosure () -> String) {
+    if !condition { fatalError(message()) }
+}
+
 /// The reference decoder: as simple as possible, one byte at a time, growing arrays.
 struct Model {
     let maximumFrameSize: Int
@@ -71,7 +76,7 @@ func decodeInChunks(_ line: UnsafeRawBufferPointer, maximumFrameSize: Int, sizes
     while at < line.count {
         let n = min(line.count - at, 1 + sizes.next(17))
         decoder.decode(UnsafeRawBufferPointer(rebasing: line[at..<(at + n)])) { frame in
-            precondition(frame.count >= 1 && frame.count <= maximumFrameSize, "frame size out of bounds")
+            require(frame.count >= 1 && frame.count <= maximumFrameSize, "frame size out of bounds")
             frames.append(Array(frame))
         }
         at += n
@@ -91,30 +96,30 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var model = Model(maximumFrameSize: maximumFrameSize)
     for byte in line { model.push(byte) }
     let decoded = decodeInChunks(line, maximumFrameSize: maximumFrameSize, sizes: &sizes)
-    precondition(decoded.frames == model.frames, "frames differ from the model")
-    precondition(decoded.decoded == UInt64(model.frames.count), "framesDecoded differs from the model")
-    precondition(decoded.escapeErrors == UInt64(model.escapeErrors), "escapeErrors differs from the model")
-    precondition(decoded.overflows == UInt64(model.overflows), "overflows differs from the model")
+    require(decoded.frames == model.frames, "frames differ from the model")
+    require(decoded.decoded == UInt64(model.frames.count), "framesDecoded differs from the model")
+    require(decoded.escapeErrors == UInt64(model.escapeErrors), "escapeErrors differs from the model")
+    require(decoded.overflows == UInt64(model.overflows), "overflows differs from the model")
 
     // 2. Round trip of `line` as a frame through all three encoders.
     let frame = line
     let expectedLength = SLIP.encodedLength(of: frame)
-    precondition(expectedLength <= SLIP.maximumEncodedLength(forFrameLength: frame.count))
+    require(expectedLength <= SLIP.maximumEncodedLength(forFrameLength: frame.count), "encoded length above the maximum")
     var oneShot = [UInt8](repeating: 0, count: expectedLength)
     let written = oneShot.withUnsafeMutableBytes { out -> Int in
-        do throws(WireError) { return try SLIP.encode(frame, into: out) } catch { preconditionFailure("encode threw \(error)") }
+        do throws(WireError) { return try SLIP.encode(frame, into: out) } catch { fatalError("encode threw \(error)") }
     }
-    precondition(written == expectedLength, "one-shot length")
+    require(written == expectedLength, "one-shot length")
     if expectedLength > 0 {
         var short = [UInt8](repeating: 0, count: expectedLength - 1)
         let refused = short.withUnsafeMutableBytes { out -> Bool in
             do throws(WireError) { _ = try SLIP.encode(frame, into: out); return false } catch { return error == .bufferTooSmall }
         }
-        precondition(refused, "a one-byte-short buffer must be refused")
+        require(refused, "a one-byte-short buffer must be refused")
     }
     var viaCallback: [UInt8] = []
     SLIP.encode(frame) { viaCallback += $0 }
-    precondition(viaCallback == oneShot, "callback encoding differs")
+    require(viaCallback == oneShot, "callback encoding differs")
     var resumable: [UInt8] = []
     var encoder = SLIPEncoder()
     var space = [UInt8](repeating: 0, count: 8)
@@ -122,15 +127,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     while !encoder.isComplete {
         let offer = sizes.next(9)
         let n = space.withUnsafeMutableBytes { encoder.encode(frame, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<offer])) }
-        precondition(n <= offer)
+        require(n <= offer, "resumable encoder wrote past the space offered")
         resumable += space[0..<n]
         calls += 1
-        precondition(calls <= 20 * (expectedLength + 2), "resumable encoder makes no progress")
+        require(calls <= 20 * (expectedLength + 2), "resumable encoder makes no progress")
     }
-    precondition(resumable == oneShot, "resumable encoding differs")
+    require(resumable == oneShot, "resumable encoding differs")
 
     let back = oneShot.withUnsafeBytes { decodeInChunks($0, maximumFrameSize: max(1, frame.count), sizes: &sizes) }
-    precondition(back.escapeErrors == 0 && back.overflows == 0, "round trip counted an error")
-    precondition(back.frames == (frame.isEmpty ? [] : [Array(frame)]), "round trip changed the frame")
+    require(back.escapeErrors == 0 && back.overflows == 0, "round trip counted an error")
+    require(back.frames == (frame.isEmpty ? [] : [Array(frame)]), "round trip changed the frame")
     return 0
 }
