@@ -10,7 +10,7 @@
 /// sum.add(segmentBytes)            // with the checksum field as received
 /// let ok = sum.verifies            // or, for emitting: field = sum.checksum (field zeroed first)
 /// ```
-public struct InternetChecksum: Equatable, Sendable {
+public struct InternetChecksum: Sendable {
     /// Running sum of 16-bit words; folded before it could overflow.
     private var accumulator: UInt64 = 0
     /// True when an odd number of bytes has been added: the last one waits for its partner.
