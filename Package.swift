@@ -41,7 +41,7 @@ let package = Package(
         .executableTarget(
             name: "gentcp",
             dependencies: [
-                "GenTCP", "GenTCPPOSIX", "GenTCPSim",
+                "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/gentcp", swiftSettings: strict),

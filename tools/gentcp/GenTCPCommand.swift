@@ -1,7 +1,7 @@
 import ArgumentParser
 
-/// `gentcp`: the command-line face of GenTCP. Subcommands: `connect` (more to come: `ports`,
-/// `simulate`, `capture`, `bench`, `demo`).
+/// `gentcp`: the command-line face of GenTCP. Subcommands: `connect`, `demo` (more to come:
+/// `ports`, `simulate`, `capture`, `bench`).
 @main
 struct GenTCPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,7 +11,7 @@ struct GenTCPCommand: AsyncParsableCommand {
             Errors are reported as one line on stderr, `gentcp: <reason>: <summary>`, where \
             <reason> is the Erlang atom gen_tcp would return (econnrefused, timeout, nxdomain...).
             """,
-        subcommands: [Connect.self])
+        subcommands: [Connect.self, Demo.self])
 }
 
 /// The drivers `--driver` accepts. Only `posix` so far; `sim`, `slip` and `at` come later.
