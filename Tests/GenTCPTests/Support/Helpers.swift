@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// A mailbox message in a comparable form, for `#expect(await next() == .tcp(c, ...))`.
-enum Msg: Equatable, CustomStringConvertible {
+enum Msg: Equatable, Sendable, CustomStringConvertible {
     case tcp(Socket, Payload)
     case tcpClosed(Socket)
     case tcpError(Socket, SocketError.Reason)
