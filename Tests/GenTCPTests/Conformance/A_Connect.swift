@@ -33,6 +33,11 @@ extension Conformance {
                 #expect(try p.peername() == me)
                 #expect(try p.sockname() == peer)
                 #expect(p.controllingProcess == Process.current)
+                // Active and list by default: data arrives as messages right away.
+                try await p.send("hi")
+                #expect(await next() == .tcp(c, list("hi")))
+                let stats = try c.getstat()
+                #expect([stats.recvOct, stats.recvCnt, stats.sendOct, stats.sendCnt] == [2, 1, 0, 0])
                 c.close()
                 p.close()
                 l.close()
@@ -229,8 +234,16 @@ extension Conformance {
                 #expect(try c.sockname().port == src)
                 #expect(try c.port() == src)
                 #expect(try p.peername() == SocketAddress(ctx.clientAddress, port: src))
-                c.close()
-                p.close()
+                // The local address can be given too.
+                let c2 = try await ctx.connect(port: try l.port(), [.localAddress(ctx.clientAddress)])
+                let p2 = try await l.accept(timeout: 2000)
+                #expect(try c2.sockname().address == ctx.clientAddress)
+                #expect(try p2.peername() == c2.sockname())
+                // The port is taken while C holds it.
+                await #expect(throws: SocketError(.addressInUse)) {
+                    _ = try await ctx.connect(port: try l.port(), [.localPort(src)])
+                }
+                for s in [c, p, c2, p2] { s.close() }
                 l.close()
             }
         }

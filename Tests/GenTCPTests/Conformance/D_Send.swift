@@ -21,11 +21,18 @@ func sendUntilError(_ c: Socket, _ chunk: [UInt8], limit: Int = 4096) async -> (
 struct Runs {
     private(set) var runs: [(value: UInt8, count: Int)] = []
     mutating func add(_ bytes: [UInt8]) {
-        for b in bytes {
-            if let last = runs.last, last.value == b {
-                runs[runs.count - 1].count += 1
-            } else {
-                runs.append((b, 1))
+        bytes.withUnsafeBufferPointer { p in
+            var i = 0
+            while i < p.count {
+                let b = p[i]
+                var j = i + 1
+                while j < p.count && p[j] == b { j += 1 }
+                if let last = runs.last, last.value == b {
+                    runs[runs.count - 1].count += j - i
+                } else {
+                    runs.append((b, j - i))
+                }
+                i = j
             }
         }
     }
@@ -235,6 +242,60 @@ extension Conformance {
                 #expect(runs.count == expected.count, "runs: \(runs.count), expected \(expected.count)")
                 #expect(runs.map(\.value) == expected.map(\.0))
                 #expect(runs.map(\.count) == expected.map(\.1))
+            }
+        }
+
+        @Test("D44 send_timeout counts time without progress: a slow reader never trips it", arguments: Backend.all)
+        func sendTimeoutProgress(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair(client: [.binary, .active(.passive), .sendTimeout(300)])
+                // 16 MiB in one send; P reads 256 KiB every 10 ms, so the send blocks far longer
+                // than 300 ms in total but never goes 300 ms without progress. (The kernel signals
+                // writability only once a good part of its send buffer is free, so the reader must
+                // free that within the timeout.)
+                let data = [Pattern.eightMiB, Pattern.eightMiB]
+                let total = 2 * Pattern.eightMiB.count
+                var expected = Pattern.eightMiBDigest
+                expected.update(Pattern.eightMiB)
+                let reader = ctx.spawn { () async throws -> Digest in
+                    var digest = Digest()
+                    while digest.length < total {
+                        await ctx.sleep(10)
+                        digest.update(try await p.recv(min(256 << 10, total - digest.length), timeout: 2000).bytes)
+                    }
+                    return digest
+                }
+                let start = ctx.now
+                try await c.send(chunks: data)
+                #expect(ctx.elapsedMilliseconds(since: start) > 300, "the send did not block longer than the timeout: the test proves nothing")
+                #expect(try await reader.value(within: 10000) == expected)
+                c.close()
+                p.close()
+            }
+        }
+
+        @Test("D sends from several processes never interleave", arguments: Backend.all)
+        func concurrentSenders(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair()
+                let size = 1 << 20
+                let writers = (1...3).map { i in
+                    ctx.spawn { try await c.send([UInt8](repeating: UInt8(i), count: size)) }
+                }
+                var runs = Runs()
+                var total = 0
+                while total < 3 * size {
+                    let got = try await p.recv(0, timeout: 2000).bytes
+                    total += got.count
+                    runs.add(got)
+                }
+                for w in writers { try await w.value() }
+                #expect(runs.runs.count == 3, "\(runs.runs.count) runs: the sends interleaved")
+                #expect(runs.runs.map(\.count) == [size, size, size])
+                #expect(Set(runs.runs.map(\.value)) == [1, 2, 3])
+                #expect(try c.getstat().sendCnt == 3)
+                c.close()
+                p.close()
             }
         }
 

@@ -123,7 +123,7 @@ extension Conformance {
                 let port = try l.port()
                 let me = Process.current
                 let owner = ctx.spawn {
-                    let c = try await ctx.connect(port: port, [.binary, .active(.active)])
+                    let c = try await ctx.connect(port: port, [.binary, .active(.passive)])
                     me.send(c)
                     _ = await nextUser(String.self, 5000)
                     if crash { throw Crash() }
@@ -132,9 +132,15 @@ extension Conformance {
                 l.close()
                 let c = try #require(await nextUser(Socket.self))
                 #expect(c.controllingProcess == owner.process)
+                // A third process waits in recv on the socket.
+                let reader = ctx.spawn { () async -> SocketError? in
+                    do throws(SocketError) { _ = try await c.recv(0, timeout: 2000); return nil } catch { return error }
+                }
+                await ctx.sleep(20)
                 owner.process.send("exit")
                 let reason = await ctx.waitForExit(owner.process)
                 #expect(reason == (crash ? .error("\(Crash())") : .normal))
+                #expect(try await reader.value() == .closed)
                 await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
                 await #expect(throws: SocketError.closed) { try await c.send("x") }
                 await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 100) }

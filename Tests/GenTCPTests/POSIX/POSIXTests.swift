@@ -8,10 +8,6 @@ import Testing
 import Glibc
 #endif
 
-/// Tests of the posix driver itself: its memory contract, its syscall funnel, and `linger`.
-@Suite("POSIX driver", .timeLimit(.minutes(1)))
-struct POSIXTests {}
-
 // MARK: - Raw loopback sockets for the peer side
 
 /// A plain blocking BSD socket, for checking what the wire carries without GenTCP's reading of it.
