@@ -82,7 +82,9 @@ extension Socket {
     ) -> Result<Payload, SocketError>? {
         let want = length == 0 ? s.options.buffer : length
         if data.count != want {
-            data = [UInt8](repeating: 0, count: want)
+            // Bytes are only ever read from `data[0..<filled]`, so the rest need not be zeroed
+            // (a 64 KiB memset per recv(0) was measurable on bulk transfers).
+            data = [UInt8](unsafeUninitializedCapacity: want) { _, count in count = want }
             filled = 0
         }
         if !s.stash.isEmpty {

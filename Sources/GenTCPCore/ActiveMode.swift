@@ -32,6 +32,11 @@ public enum ActiveMode: Hashable, Sendable {
         public var mode: ActiveMode
         /// True when OTP sends `{tcp_passive, S}` because of this change.
         public var sendsPassive: Bool
+
+        public init(mode: ActiveMode, sendsPassive: Bool) {
+            self.mode = mode
+            self.sendsPassive = sendsPassive
+        }
     }
 
     /// Applies a requested mode to the current one with OTP's rules:

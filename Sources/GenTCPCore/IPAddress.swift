@@ -159,12 +159,16 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Text form: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run compressed).
     public var description: String {
+        var out: [UInt8] = []
         switch self {
         case .v4(let v):
-            return "\(v >> 24).\(v >> 16 & 0xFF).\(v >> 8 & 0xFF).\(v & 0xFF)"
+            for shift in [24, 16, 8, 0] {
+                if shift != 24 { out.append(46) }
+                IPAddress.appendDecimal(Int(v >> UInt32(shift) & 0xFF), to: &out)
+            }
         case .v6:
             let g = groups
-            // Longest run of zero groups (length >= 2) to compress.
+            // Longest run of zero groups (length >= 2) to compress; the first one on a tie.
             var bestStart = -1, bestLen = 0, i = 0
             while i < 8 {
                 if g[i] == 0 {
@@ -176,29 +180,33 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
                     i += 1
                 }
             }
-            var out = ""
             var k = 0
+            var needColon = false
             while k < 8 {
                 if k == bestStart {
-                    out += "::"
+                    out.append(58); out.append(58)
                     k += bestLen
+                    needColon = false
                     continue
                 }
-                if !out.isEmpty && !out.hasSuffix(":") { out += ":" }
-                out += IPAddress.hex(g[k])
+                if needColon { out.append(58) }
+                IPAddress.appendHex(g[k], to: &out)
+                needColon = true
                 k += 1
             }
-            return out
         }
+        return String(decoding: out, as: UTF8.self)
     }
 
-    static func hex(_ v: UInt16) -> String {
-        let digits: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"]
-        if v == 0 { return "0" }
-        var out: [Character] = []
-        var x = v
-        while x > 0 { out.append(digits[Int(x & 0xF)]); x >>= 4 }
-        return String(out.reversed())
+    static func appendDecimal(_ value: Int, to out: inout [UInt8]) {
+        if value >= 10 { appendDecimal(value / 10, to: &out) }
+        out.append(UInt8(48 + value % 10))
+    }
+
+    static func appendHex(_ value: UInt16, to out: inout [UInt8]) {
+        if value >= 16 { appendHex(value >> 4, to: &out) }
+        let d = UInt8(value & 0xF)
+        out.append(d < 10 ? 48 + d : 87 + d)
     }
 }
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what GenTCP needs on a fresh Debian machine, once. Idempotent and quiet when all is there.
+# Needs: the Swift toolchain on PATH (6.2 or later). Installs Debian packages only where missing.
+set -euo pipefail
+
+need=()
+have() { dpkg -s "$1" >/dev/null 2>&1; }
+for pkg in "$@"; do have "$pkg" || need+=("$pkg"); done
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  echo "bootstrap: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null
+  $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+command -v swift >/dev/null || { echo "bootstrap: swift is not on PATH (Swift 6.2+ needed)" >&2; exit 1; }
