@@ -69,6 +69,9 @@ extension Socket {
         case .open: return nil
         case .closedPending:
             s.writeEnd = .dead
+            // A failed send marks the socket closed for reading too: after shutdown(write), the
+            // next recv reports `closed` even if data was in flight (OTP; acceptance E51).
+            if s.readEnd == .open { s.readEnd = .closedPending }
             return .closed
         case .dead: return .notConnected
         }
