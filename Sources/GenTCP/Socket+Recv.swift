@@ -128,7 +128,14 @@ extension Socket {
         }
         if s.readEnd == .open {
             s.readEnd = .dead
-            if s.options.exitOnClose && s.writeEnd == .open { s.writeEnd = .closedPending }
+            if s.options.exitOnClose {
+                if s.writeEnd == .open { s.writeEnd = .closedPending }
+                // OTP closes the descriptor at a passive end of stream when exit_on_close is set
+                // (inet_drv's tcp_recv_closed), so the peer sees the end at once (acceptance E49).
+                // Shutting down the write side does that here; a sender still waiting then fails
+                // with closed, and close() releases the descriptor.
+                _ = s.connection?.shutdown(.write)
+            }
         }
         switch reason {
         case nil: return .failure(.closed)
