@@ -41,6 +41,28 @@ extension Conformance {
             }
         }
 
+        @Test("E49 a sender blocked on P when P's recv meets the end of stream gets closed", arguments: Backend.all)
+        func blockedSenderAtPassiveEOF(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                // GenTCP has no driver queue: a send that cannot complete reports closed, as a
+                // blocked send does when the connection goes (semantics §8, busy_disconnect).
+                let (c, p) = try await ctx.pair()
+                let chunk = [UInt8](repeating: 3, count: 1 << 16)
+                let writer = ctx.spawn { await sendUntilError(p, chunk).error }
+                var pending: UInt64 = 0
+                for _ in 0..<200 where pending == 0 {
+                    await ctx.sleep(10)
+                    pending = try p.getstat().sendPend
+                }
+                #expect(pending > 0, "the writer never blocked")
+                try c.shutdown(.write)
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                #expect(try await writer.value() == .closed)
+                c.close()
+                p.close()
+            }
+        }
+
         @Test("E50 half-close, active mode", arguments: Backend.all)
         func halfCloseActive(_ backend: Backend) async throws {
             try await backend.run { ctx in
