@@ -167,14 +167,34 @@ extension Socket {
                 remaining = limit > spent ? limit - spent : 0
             }
             do {
-                return try await open(to: SocketAddress(address, port: port), options: opts,
-                                      timeoutNanoseconds: remaining, driver: driver)
+                let socket = try await open(to: SocketAddress(address, port: port), options: opts,
+                                            timeoutNanoseconds: remaining, driver: driver)
+                if Socket.sendsPassiveAtOpen(options) {
+                    socket.state.withLock { s in
+                        if !s.closed { s.owner.mailbox.deliver(.tcpPassive(socket)) }
+                    }
+                }
+                return socket
             } catch {
                 lastError = error
                 if error.reason == .timeout { throw error }
             }
         }
         throw lastError
+    }
+
+    /// True when OTP would send `{tcp_passive, S}` right after connect: it applies the options to
+    /// the new port one by one, and an `{active, N}` that brings the counter to 0 or below sends it
+    /// (`connect(..., [{active,0}])` delivers `tcp_passive` at once in OTP 25).
+    static func sendsPassiveAtOpen(_ options: [Option]) -> Bool {
+        var mode = ActiveMode.active
+        var sends = false
+        for case .active(let requested) in options {
+            guard let change = try? mode.applying(requested) else { continue }
+            mode = change.mode
+            if change.sendsPassive { sends = true }
+        }
+        return sends
     }
 
     /// Connects to one address (no name resolution).
