@@ -32,6 +32,21 @@ extension Conformance {
             }
         }
 
+        @Test("C23 activating after recv reported the end delivers tcp_closed; the socket dies (OTP 25)", arguments: Backend.all)
+        func activateAfterPassiveEOF(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair()
+                p.close()
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
+                try c.setopts(.active(.once))
+                #expect(await next() == .tcpClosed(c))
+                #expect(await next(50) == .none)
+                #expect(throws: SocketError.invalidArgument) { _ = try c.getopts([.active]) }
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 100) }
+                c.close()
+            }
+        }
+
         @Test("C26 EOF in active mode", arguments: Backend.all)
         func eofActive(_ backend: Backend) async throws {
             try await backend.run { ctx in

@@ -98,6 +98,20 @@ extension Conformance {
             }
         }
 
+        @Test("E51 the failed send also drops bytes a timed-out recv kept (OTP 25)", arguments: Backend.all)
+        func failedSendDropsKeptBytes(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair()
+                try await p.send("abc")
+                await #expect(throws: SocketError.timeout) { _ = try await c.recv(5, timeout: 50) }
+                try c.shutdown(.write)
+                await #expect(throws: SocketError.closed) { try await c.send("x") }
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 200) }
+                c.close()
+                p.close()
+            }
+        }
+
         @Test("E52 shutdown(read_write)", arguments: Backend.all)
         func shutdownBoth(_ backend: Backend) async throws {
             try await backend.run { ctx in
