@@ -208,7 +208,9 @@ extension Socket {
                     if let t = r.timer { effects.cancelTimers.append(t) }
                     effects.resumeRecv.append((r.continuation, .failure(.notConnected)))
                 }
-                s.connection?.close(abortive: true)
+                // Graceful, as OTP closes it: bytes of sends that returned ok still reach the peer
+                // (an RST would discard what the kernel still holds). `.linger(0)` still resets.
+                s.connection?.close(abortive: s.options.linger == 0)
                 s.connection = nil
             } else if index == 0 {
                 // The next sender continues where the stream stands.
