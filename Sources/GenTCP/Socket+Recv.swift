@@ -67,7 +67,9 @@ extension Socket {
         switch s.readEnd {
         case .open: return nil
         case .closedPending:
-            if !s.stash.isEmpty { return nil }
+            // A failed send or shutdown(read_write) closed the read side: OTP clears its input
+            // buffer, so bytes a timed-out recv kept are dropped too.
+            s.stash = []
             s.readEnd = .dead
             return .closed
         case .dead:
