@@ -130,6 +130,7 @@ extension Socket {
         }
         if s.readEnd == .open {
             s.readEnd = .dead
+            s.endUnannounced = true
             if s.options.exitOnClose {
                 if s.writeEnd == .open { s.writeEnd = .closedPending }
                 // OTP closes the descriptor at a passive end of stream when exit_on_close is set

@@ -93,6 +93,9 @@ struct PortState {
     /// True after a local close, an owner exit, or an active end of stream with `exitOnClose`.
     var closed = false
     var readEnd = ReadEnd.open
+    /// A `recv` reported the end of stream, and no `tcp_closed` was sent for it yet: activating the
+    /// socket later sends it (OTP does), and then the socket dies as in an active end of stream.
+    var endUnannounced = false
     var writeEnd = WriteEnd.open
     /// Bytes read from the connection but not delivered yet (a timed-out exact `recv`'s partial
     /// data). Bounded by the largest `recv` length asked for, never by what the peer sends.
