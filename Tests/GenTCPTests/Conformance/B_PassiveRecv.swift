@@ -215,9 +215,16 @@ extension Conformance {
                 #expect(got.sizes == [16, 16, 16, 16, 16, 16, 4])
                 #expect(got.bytes == data)
                 #expect(await next(100) == .none)
+                // A new buffer size applies to the next deliveries.
+                try c.setopts(.active(.passive))
+                try c.setopts(.buffer(4))
+                try await p.send("0123456789")
+                await ctx.sleep(50)
+                try c.setopts(.active(.active))
+                #expect(await collectActive(c, count: 10).sizes == [4, 4, 2])
                 // Deliberate departure: OTP stores {buffer,0} as 1; GenTCP refuses it with einval.
                 #expect(throws: SocketError.invalidArgument) { try c.setopts(.buffer(0)) }
-                #expect(try c.getopt(.buffer) == .buffer(16))
+                #expect(try c.getopt(.buffer) == .buffer(4))
                 c.close()
                 p.close()
             }

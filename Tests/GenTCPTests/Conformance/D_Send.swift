@@ -165,6 +165,7 @@ extension Conformance {
                 await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 100) }
                 #expect(Process.current.messageCount == 0)
                 #expect(try c.getopt(.active) == .active(.passive))
+                #expect(throws: SocketError.notConnected) { _ = try c.peername() }
                 // OTP 25 closes gracefully: P still reads every byte of the sends that returned ok,
                 // then closed (not econnreset, although P shows resets).
                 try p.setopts(.showEconnreset(true))

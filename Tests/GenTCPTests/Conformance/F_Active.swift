@@ -15,8 +15,25 @@ extension Conformance {
                     #expect(try c.getopt(.active) == .active(.active))
                 }
                 #expect(await next(50) == .none)
+                // The mode applies to the next message.
+                try c.setopts(.list)
+                try await p.send("four")
+                #expect(await next() == .tcp(c, list("four")))
                 c.close()
                 p.close()
+            }
+        }
+
+        @Test("F58 {active,N}: an end of stream before the count runs out is tcp_closed, no tcp_passive", arguments: Backend.all)
+        func activeCountThenClose(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair(client: [.binary, .active(.count(5))])
+                try await p.send("a")
+                #expect(await next() == .tcp(c, bin("a")))
+                p.close()
+                #expect(await next() == .tcpClosed(c))
+                #expect(await next(50) == .none)
+                c.close()
             }
         }
 
