@@ -25,7 +25,8 @@ extension Conformance {
                 let me = try c.sockname()
                 #expect(peer == SocketAddress(ctx.serverAddress, port: port))
                 #expect(me.address == ctx.clientAddress)
-                #expect(me.port > 0 && me.port <= 65535 && me.port != port, "an ephemeral port: \(me)")
+                #expect(me.port > 0 && me.port <= 65535, "an ephemeral port: \(me)")
+                if ctx.clientAddress == ctx.serverAddress { #expect(me.port != port) }
                 #expect(try c.port() == me.port)
                 #expect(c.controllingProcess == Process.current)
                 // The accepted end sees the same connection from the other side.
@@ -141,9 +142,9 @@ extension Conformance {
             }
         }
 
-        @Test("A6 IPv6 loopback, and IPv4 to an IPv6-only listener", .enabled(if: Loopback.ipv6Available, "::1 is not available on this host"),
-              arguments: Backend.all)
+        @Test("A6 IPv6 loopback, and IPv4 to an IPv6-only listener", arguments: Backend.all)
         func ipv6(_ backend: Backend) async throws {
+            if let why = backend.ipv6Unavailable { try Test.cancel(Comment(rawValue: why)) }
             try await backend.run { ctx in
                 guard let v6 = ctx.ipv6 else { return }
                 let l = try ListenSocket.listen(port: 0, options: [.localAddress(v6.serverAddress), .binary, .active(.passive)],
@@ -157,7 +158,7 @@ extension Conformance {
                     let p = try await l.accept(timeout: 2000)
                     #expect(try c.peername() == SocketAddress(v6.serverAddress, port: port))
                     let me = try c.sockname()
-                    #expect(me.address == v6.serverAddress && me.port != port && me.port > 0)
+                    #expect(me.address == v6.clientAddress && me.port > 0)
                     #expect(try p.peername() == me)
                     try await c.send("ping")
                     #expect(try await p.recv(4, timeout: 2000) == bin("ping"))

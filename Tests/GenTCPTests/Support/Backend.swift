@@ -1,6 +1,7 @@
 import GenTCP
 import GenTCPCore
 import GenTCPPOSIX
+import GenTCPSim
 import Synchronization
 import Testing
 
@@ -14,11 +15,17 @@ import Testing
 struct Backend: Sendable, CustomTestStringConvertible {
     /// `posix`, `sim`, ...
     let name: String
+    /// Why this backend cannot run IPv6 cases, or nil when it can.
+    let ipv6Unavailable: String?
     /// Builds a fresh environment and runs `body` inside it, as a GenTCP process.
     private let runner: @Sendable (_ body: @escaping @Sendable (TestContext) async throws -> Void) async throws -> Void
 
-    init(name: String, runner: @escaping @Sendable (_ body: @escaping @Sendable (TestContext) async throws -> Void) async throws -> Void) {
+    init(
+        name: String, ipv6Unavailable: String? = nil,
+        runner: @escaping @Sendable (_ body: @escaping @Sendable (TestContext) async throws -> Void) async throws -> Void
+    ) {
         self.name = name
+        self.ipv6Unavailable = ipv6Unavailable
         self.runner = runner
     }
 
@@ -38,7 +45,9 @@ struct Backend: Sendable, CustomTestStringConvertible {
     }
 
     /// BSD sockets over the loopback interface, real clock.
-    static let posix = Backend(name: "posix") { body in
+    static let posix = Backend(
+        name: "posix", ipv6Unavailable: Loopback.ipv6Available ? nil : "::1 is not available on this host"
+    ) { body in
         let context = TestContext(
             backend: "posix",
             clientDriver: POSIXDriver.shared,
@@ -47,25 +56,44 @@ struct Backend: Sendable, CustomTestStringConvertible {
             serverAddress: .loopbackV4,
             clientAddress: .loopbackV4,
             serverHostName: "localhost",
-            ipv6: Loopback.ipv6Available ? .init(serverHost: "::1", serverAddress: .loopbackV6) : nil)
+            ipv6: Loopback.ipv6Available ? .init(serverHost: "::1", serverAddress: .loopbackV6, clientAddress: .loopbackV6) : nil)
         try await Process.run(runtime: context.runtime) { try await body(context) }
     }
 
-    // sim: add when GenTCPSim lands. A `static let sim = Backend(name: "sim") { body in ... }`
-    // that builds a fresh simulated network with two hosts and its own virtual-clock runtime,
-    // fills a TestContext with `.sim(...)` drivers for the two hosts, and runs `body` as a
-    // process on that runtime (everything of a sim test happens inside this closure). Then add
-    // it to `all`.
+    /// A fresh simulated network per test: hosts `server` (10.0.0.1, fd00::1) and `client`
+    /// (10.0.0.2, fd00::2), 1 ms apart, no faults, on the network's virtual clock. These addresses
+    /// exist only inside the simulator (loopback addresses are reserved there); nothing reaches
+    /// the OS. Everything of a sim test runs inside `run`, as the simulator requires.
+    static let sim = Backend(name: "sim") { body in
+        let net = SimNetwork(seed: 1)
+        let server = net.addHost("server")
+        let client = net.addHost("client")
+        let context = TestContext(
+            backend: "sim",
+            clientDriver: SimDriver(network: net, host: client),
+            serverDriver: SimDriver(network: net, host: server),
+            serverHost: .address(server.addresses[0]),
+            serverAddress: server.addresses[0],
+            clientAddress: client.addresses[0],
+            serverHostName: server.name,
+            ipv6: .init(serverHost: .address(server.addresses[1]), serverAddress: server.addresses[1],
+                        clientAddress: client.addresses[1]))
+        try await net.run { try await body(context) }
+    }
 
     /// Every backend the conformance suite runs against.
-    static let all: [Backend] = [.posix]
+    static let all: [Backend] = [.posix, .sim]
 }
 
 /// What a conformance test body gets: drivers, addresses, and the runtime-aware helpers.
 struct TestContext: Sendable {
     struct IPv6: Sendable {
+        /// What C connects to.
         var serverHost: Host
+        /// The address `peername(C)` reports.
         var serverAddress: IPAddress
+        /// The address `sockname(C)` reports.
+        var clientAddress: IPAddress
     }
 
     let backend: String
