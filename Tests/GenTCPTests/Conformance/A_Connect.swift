@@ -225,6 +225,36 @@ extension Conformance {
             }
         }
 
+        @Test("A7 bad values given to setopts are einval and change nothing", arguments: Backend.all)
+        func badSetopts(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair()
+                let l = try ctx.listen()
+                let before = try c.getopts(OptionName.allCases)
+                let bad: [Option] = [
+                    .active(.count(32768)), .active(.count(-32769)),
+                    .buffer(0),                   // deliberate: OTP stores 1
+                    .buffer(-5), .buffer(1 << 30),
+                    .sendTimeout(.milliseconds(-1)), .linger(-1), .linger(65536),
+                    .localPort(1234), .localAddress(ctx.clientAddress), .ipVersion(.ipv6Only),  // open-time only
+                    .backlog(5),                  // a listen option
+                ]
+                for option in bad {
+                    #expect(throws: SocketError.invalidArgument, "setopts \(option)") { try c.setopts(option) }
+                    #expect(throws: SocketError.invalidArgument, "setopts \(option) in a list") {
+                        try c.setopts([.nodelay(true), option])
+                    }
+                }
+                #expect(try c.getopts(OptionName.allCases) == before)
+                for option in [Option.buffer(0), .active(.count(40000)), .localPort(1), .ipVersion(.ipv4Only)] {
+                    #expect(throws: SocketError.invalidArgument, "listener setopts \(option)") { try l.setopts([option]) }
+                }
+                l.close()
+                c.close()
+                p.close()
+            }
+        }
+
         @Test("A8 local source port", arguments: Backend.all)
         func sourcePort(_ backend: Backend) async throws {
             try await backend.run { ctx in
