@@ -82,6 +82,35 @@ extension Conformance {
             }
         }
 
+        @Test("G63 handoff in the middle of a stream loses and reorders nothing", arguments: Backend.all)
+        func handoffDuringStream(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair(client: [.binary, .active(.active), .buffer(100)])
+                let stream = Pattern.bytes(count: 200 * 100, seed: 11)
+                let sender = ctx.spawn {
+                    for i in 0..<200 {
+                        try await p.send(stream[i * 100..<(i + 1) * 100])
+                        if i % 10 == 0 { await ctx.sleep(1) }
+                    }
+                }
+                await waitForMessages(10, ctx)
+                let newOwner = ctx.spawn { () async -> [UInt8] in
+                    var got: [UInt8] = []
+                    while got.count < stream.count {
+                        guard case .tcp(let s, let payload) = await nextSocketMessage(), s == c else { break }
+                        got += payload.bytes
+                    }
+                    return got
+                }
+                try c.controllingProcess(newOwner.process)
+                #expect(Process.current.messageCount == 0, "every tcp message moved")
+                try await sender.value()
+                #expect(try await newOwner.value(within: 5000) == stream)
+                #expect(await next(50) == .none)
+                p.close()
+            }
+        }
+
         @Test("G63 handoff leaves tcp_passive with the old owner", arguments: Backend.all)
         func handoffLeavesPassive(_ backend: Backend) async throws {
             try await backend.run { ctx in
