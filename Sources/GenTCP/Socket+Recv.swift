@@ -155,8 +155,10 @@ extension Socket {
     /// Continues a waiting `recv` after the driver said the connection is readable.
     func continueRecv(_ s: inout PortState, _ e: inout Effects) {
         guard var w = s.recvWaiter else { return }
+        // Take the waiter out while it fills: with a second reference in `s.recvWaiter`, writing
+        // into `w.data` would copy the whole buffer (copy-on-write) on every wake-up.
+        s.recvWaiter = nil
         if let result = attemptRecv(&s, length: w.length, data: &w.data, filled: &w.filled) {
-            s.recvWaiter = nil
             if let t = w.timer { e.cancelTimers.append(t) }
             e.resumeRecv.append((w.continuation, result))
             // The socket may have been made active while this recv waited.

@@ -1,0 +1,124 @@
+/// A read-only view of an ICMP message (RFC 792) in caller-owned bytes.
+///
+/// Make it over the IP payload. ``init(checking:)`` proves the 8-byte header (type, code,
+/// checksum and four type-specific bytes) lies inside the buffer; the message runs to the end of
+/// the buffer and the checksum covers all of it.
+public struct ICMPv4Packet {
+    /// Type, code, checksum and the four type-specific bytes.
+    public static let headerLength = 8
+
+    /// The message.
+    public let bytes: UnsafeRawBufferPointer
+
+    /// Checks that `bytes` holds at least an ICMP header.
+    ///
+    /// - Throws: ``WireError/truncated`` if the buffer is shorter than 8 bytes.
+    public init(checking bytes: UnsafeRawBufferPointer) throws(WireError) {
+        guard bytes.count >= Self.headerLength else { throw .truncated }
+        self.bytes = bytes
+    }
+
+    public var type: ICMPv4Type { ICMPv4Type(rawValue: bytes[0]) }
+    public var code: UInt8 { bytes[1] }
+    /// The checksum field as received.
+    public var checksum: UInt16 { bytes.uint16(at: 2) }
+    /// Bytes 4...7, whose meaning depends on the type.
+    public var restOfHeader: UInt32 { bytes.uint32(at: 4) }
+    /// For an echo request or reply: the identifier (bytes 4...5).
+    public var identifier: UInt16 { bytes.uint16(at: 4) }
+    /// For an echo request or reply: the sequence number (bytes 6...7).
+    public var sequenceNumber: UInt16 { bytes.uint16(at: 6) }
+    /// Everything after the 8-byte header (an echo's data).
+    public var payload: UnsafeRawBufferPointer { bytes.slice(Self.headerLength..<bytes.count) }
+
+    /// True when the checksum verifies over the whole message.
+    public var isChecksumValid: Bool {
+        var sum = InternetChecksum()
+        sum.add(bytes)
+        return sum.verifies
+    }
+}
+
+/// The ICMP type field (RFC 792).
+public struct ICMPv4Type: RawRepresentable, Hashable, Sendable {
+    public var rawValue: UInt8
+
+    public init(rawValue: UInt8) {
+        self.rawValue = rawValue
+    }
+
+    /// 0.
+    public static let echoReply = ICMPv4Type(rawValue: 0)
+    /// 3.
+    public static let destinationUnreachable = ICMPv4Type(rawValue: 3)
+    /// 8.
+    public static let echoRequest = ICMPv4Type(rawValue: 8)
+    /// 11.
+    public static let timeExceeded = ICMPv4Type(rawValue: 11)
+}
+
+/// An ICMP echo request or reply (RFC 792, the message `ping` sends and expects), parsed or to
+/// be emitted. The data travels separately: it is the view's ``ICMPv4Packet/payload`` when
+/// parsing, and already in place (or copied) when emitting.
+public struct ICMPv4Echo: Equatable, Sendable {
+    /// Request (type 8) or reply (type 0).
+    public var isReply: Bool
+    public var identifier: UInt16
+    public var sequenceNumber: UInt16
+
+    public init(isReply: Bool, identifier: UInt16, sequenceNumber: UInt16) {
+        self.isReply = isReply
+        self.identifier = identifier
+        self.sequenceNumber = sequenceNumber
+    }
+
+    /// Reads an echo request or reply.
+    ///
+    /// - Throws: ``WireError/unsupported`` if the message is not type 0 or 8 with code 0;
+    ///   ``WireError/badChecksum`` when `verifyingChecksum` and the checksum does not verify.
+    public init(parsing packet: ICMPv4Packet, verifyingChecksum: Bool = true) throws(WireError) {
+        let type = packet.type
+        guard type == .echoRequest || type == .echoReply, packet.code == 0 else { throw .unsupported }
+        if verifyingChecksum, !packet.isChecksumValid { throw .badChecksum }
+        self.init(isReply: type == .echoReply, identifier: packet.identifier, sequenceNumber: packet.sequenceNumber)
+    }
+
+    /// The reply to this request: same identifier and sequence number (send the same data).
+    public var reply: ICMPv4Echo {
+        ICMPv4Echo(isReply: true, identifier: identifier, sequenceNumber: sequenceNumber)
+    }
+
+    /// Writes the 8-byte header with its checksum around data already in place at
+    /// `buffer[8 ..< 8 + dataLength]`.
+    ///
+    /// - Returns: the message length, 8 + `dataLength`.
+    /// - Throws: ``WireError/fieldOutOfRange`` if `dataLength` is negative or above 65 507;
+    ///   ``WireError/bufferTooSmall`` if `buffer` cannot hold the message.
+    @discardableResult
+    public func emit(into buffer: UnsafeMutableRawBufferPointer, dataLength: Int) throws(WireError) -> Int {
+        // 65 535 − 20 (IPv4 header) − 8.
+        guard dataLength >= 0, dataLength <= 0xFFFF - 28 else { throw .fieldOutOfRange }
+        let length = ICMPv4Packet.headerLength + dataLength
+        guard buffer.count >= length else { throw .bufferTooSmall }
+        buffer.store(isReply ? ICMPv4Type.echoReply.rawValue : ICMPv4Type.echoRequest.rawValue, at: 0)
+        buffer.store(UInt8(0), at: 1)
+        buffer.store(UInt16(0), at: 2)
+        buffer.store(identifier, at: 4)
+        buffer.store(sequenceNumber, at: 6)
+        var sum = InternetChecksum()
+        sum.add(UnsafeRawBufferPointer(buffer.slice(0..<length)))
+        buffer.store(sum.checksum, at: 2)
+        return length
+    }
+
+    /// Copies `data` after the header, then emits as ``emit(into:dataLength:)`` does. `data`
+    /// may overlap `buffer` (an echo reply built in the request's buffer).
+    @discardableResult
+    public func emit(into buffer: UnsafeMutableRawBufferPointer, data: UnsafeRawBufferPointer) throws(WireError) -> Int {
+        guard data.count <= 0xFFFF - 28 else { throw .fieldOutOfRange }
+        let length = ICMPv4Packet.headerLength + data.count
+        guard buffer.count >= length else { throw .bufferTooSmall }
+        buffer.slice(ICMPv4Packet.headerLength..<length).copyMemory(from: data)
+        return try emit(into: buffer, dataLength: data.count)
+    }
+}

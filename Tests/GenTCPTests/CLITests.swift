@@ -1,0 +1,375 @@
+import Foundation
+import GenTCP
+import GenTCPCore
+import GenTCPPOSIX
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the built `gentcp` is (see ``CLITests``).
+enum GentcpBinary {
+    static let url: URL? = {
+        let fm = FileManager.default
+        if let explicit = ProcessInfo.processInfo.environment["GENTCP_BIN"] {
+            return fm.isExecutableFile(atPath: explicit) ? URL(fileURLWithPath: explicit) : nil
+        }
+        var candidates: [URL] = []
+        // Next to the test bundle: .build/<triple>/debug/GenTCPPackageTests.xctest.
+        let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        candidates.append(me.deletingLastPathComponent().appendingPathComponent("gentcp"))
+        if let exe = Bundle.main.executableURL {
+            candidates.append(exe.resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("gentcp"))
+        }
+        let build = URL(fileURLWithPath: fm.currentDirectoryPath).appendingPathComponent(".build")
+        candidates.append(build.appendingPathComponent("debug/gentcp"))
+        if let triples = try? fm.contentsOfDirectory(atPath: build.path) {
+            for t in triples.sorted() { candidates.append(build.appendingPathComponent("\(t)/debug/gentcp")) }
+        }
+        return candidates.first { fm.isExecutableFile(atPath: $0.path) }
+    }()
+}
+
+/// Tests of the built `gentcp` executable: `gentcp connect` against GenTCP listeners on loopback.
+///
+/// The binary is looked up next to the test bundle (`swift build` and `swift test` put both in
+/// `.build/<triple>/debug`), then under `.build/*/debug` of the current directory; the
+/// `GENTCP_BIN` environment variable overrides both. Without a binary the suite is skipped.
+@Suite(.enabled(if: GentcpBinary.url != nil, "gentcp is not built: run `swift build` first (or set GENTCP_BIN)"),
+       .timeLimit(.minutes(1)))
+struct CLITests {
+    // MARK: - Running the binary
+
+    static var binary: URL? { GentcpBinary.url }
+
+
+    struct Outcome {
+        var status: Int32
+        var stdout: [UInt8]
+        var stderr: String
+        /// The non-empty lines of stderr.
+        var errorLines: [String] { stderr.split(separator: "\n").map(String.init) }
+    }
+
+    /// Runs `gentcp` with `arguments`, stdin from a file holding `stdin`, and collects its output.
+    /// Files rather than pipes: nothing can deadlock on a full pipe, whatever the binary does.
+    /// Waits without blocking the cooperative pool; kills the binary after `limit` seconds.
+    static func run(_ arguments: [String], stdin: [UInt8] = [], limit: Double = 30) async throws -> Outcome {
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("gentcp-cli-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let inURL = dir.appendingPathComponent("stdin"), outURL = dir.appendingPathComponent("stdout"),
+            errURL = dir.appendingPathComponent("stderr")
+        try Data(stdin).write(to: inURL)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let inHandle = try FileHandle(forReadingFrom: inURL)
+        let outHandle = try FileHandle(forWritingTo: outURL)
+        let errHandle = try FileHandle(forWritingTo: errURL)
+        defer {
+            try? inHandle.close()
+            try? outHandle.close()
+            try? errHandle.close()
+        }
+
+        let child = Foundation.Process()
+        child.executableURL = binary!
+        child.arguments = arguments
+        child.standardInput = inHandle
+        child.standardOutput = outHandle
+        child.standardError = errHandle
+        let status = try await waitForExit(child, limit: limit)
+        return Outcome(status: status,
+                       stdout: Array(try Data(contentsOf: outURL)),
+                       stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
+    }
+
+    /// Starts `child` and waits for it to exit (terminating it after `limit` seconds).
+    static func waitForExit(_ child: Foundation.Process, limit: Double) async throws -> Int32 {
+        let finished = Mutex(false)
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int32, any Error>) in
+            child.terminationHandler = { p in
+                finished.withLock { $0 = true }
+                c.resume(returning: p.terminationStatus)
+            }
+            do {
+                try child.run()
+            } catch {
+                c.resume(throwing: error)
+                return
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + limit) {
+                if !finished.withLock({ $0 }) {
+                    Issue.record("gentcp did not exit within \(limit) s; killing it")
+                    child.terminate()
+                }
+            }
+        }
+    }
+
+    /// Deterministic bytes: every value 0...255 first, then a seeded pseudo-random stream.
+    static func payload(_ count: Int, seed: UInt64) -> [UInt8] {
+        var out = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            var x = seed | 1
+            for i in 0..<count {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17  // xorshift64
+                buffer[i] = UInt8(truncatingIfNeeded: x >> 24)
+            }
+            initialized = count
+        }
+        for i in 0..<min(256, count) { out[i] = UInt8(i) }
+        return out
+    }
+
+    /// A listener on loopback that accepts one connection, reads until the client's FIN, then
+    /// sends `reply` and closes. Returns what it received.
+    static func serveOnce(_ listener: ListenSocket, reply: [UInt8]) async throws -> [UInt8] {
+        let s = try await listener.accept(timeout: 20_000)
+        var received: [UInt8] = []
+        while true {
+            do throws(SocketError) {
+                received += try await s.recv(0, timeout: 20_000).bytes
+            } catch {
+                guard error.reason == .closed else { throw error }
+                break
+            }
+        }
+        // The client only shut down its sending side: the reply still reaches it (half-close).
+        try await s.send(reply)
+        s.close()
+        return received
+    }
+
+    static let listenOptions: [GenTCPCore.Option] = [
+        .binary, .active(.passive), .exitOnClose(false), .buffer(65536), .localAddress(.loopbackV4),
+    ]
+
+    // MARK: - Copying
+
+    @Test("bytes 0...255 and 1 MiB go out byte-exact; the reply comes back byte-exact", arguments: [
+        (256, 4096), (1 << 20, 3 << 19),
+    ])
+    func roundTrip(sent: Int, replied: Int) async throws {
+        let request = CLITests.payload(sent, seed: 0x9E37_79B9_7F4A_7C15)
+        let reply = CLITests.payload(replied, seed: 0xC2B2_AE3D_27D4_EB4F)
+        try await GenTCP.Process.run {
+            let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
+            let port = try listener.port()
+            async let served = CLITests.serveOnce(listener, reply: reply)
+            let outcome = try await CLITests.run(["connect", "127.0.0.1", "\(port)"], stdin: request)
+            let received = try await served
+            #expect(received.count == request.count)
+            #expect(received == request, "the listener got different bytes")
+            #expect(outcome.stdout.count == reply.count)
+            #expect(outcome.stdout == reply, "stdout differs from the listener's reply")
+            #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+            #expect(outcome.stderr.isEmpty)
+        }
+    }
+
+    @Test("empty stdin: the FIN goes out at once and the reply still arrives")
+    func emptyStdin() async throws {
+        let reply = Array("hello from the listener\n".utf8)
+        try await GenTCP.Process.run {
+            let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
+            let port = try listener.port()
+            async let served = CLITests.serveOnce(listener, reply: reply)
+            let outcome = try await CLITests.run(["connect", "localhost", "\(port)"])
+            #expect(try await served.isEmpty)
+            #expect(outcome.stdout == reply)
+            #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        }
+    }
+
+    @Test("IPv6 loopback with -6 and --verbose progress on stderr only")
+    func ipv6Verbose() async throws {
+        let reply = CLITests.payload(1000, seed: 7)
+        let request = CLITests.payload(5000, seed: 8)
+        try await GenTCP.Process.run {
+            var options = CLITests.listenOptions
+            options[options.count - 1] = .localAddress(.loopbackV6)
+            let listener: ListenSocket
+            do {
+                listener = try ListenSocket.listen(port: 0, options: options, driver: .posix)
+            } catch {
+                // No IPv6 on this host: nothing to test.
+                return
+            }
+            let port = try listener.port()
+            async let served = CLITests.serveOnce(listener, reply: reply)
+            let outcome = try await CLITests.run(["connect", "-6", "-v", "::1", "\(port)"], stdin: request)
+            #expect(try await served == request)
+            #expect(outcome.stdout == reply)
+            #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+            #expect(outcome.stderr.contains("connected to [::1]:\(port)"))
+            #expect(outcome.errorLines.allSatisfy { $0.hasPrefix("gentcp: ") })
+        }
+    }
+
+    @Test("stdin is copied while the peer answers: an echo dialogue over pipes does not deadlock")
+    func interactiveDialogue() async throws {
+        try await GenTCP.Process.run {
+            let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
+            let port = try listener.port()
+            // Echo every chunk at once, until the client's FIN.
+            async let echoed: Int = {
+                let s = try await listener.accept(timeout: 20_000)
+                var total = 0
+                while true {
+                    do throws(SocketError) {
+                        let data = try await s.recv(0, timeout: 20_000).bytes
+                        total += data.count
+                        try await s.send(data)
+                    } catch {
+                        guard error.reason == .closed else { throw error }
+                        break
+                    }
+                }
+                s.close()
+                return total
+            }()
+
+            let child = Foundation.Process()
+            child.executableURL = CLITests.binary!
+            child.arguments = ["connect", "127.0.0.1", "\(port)"]
+            let input = Pipe(), output = Pipe()
+            child.standardInput = input
+            child.standardOutput = output
+            child.standardError = FileHandle.nullDevice
+            async let status = CLITests.waitForExit(child, limit: 30)
+            // Each line must come back before the next is written: stdin is still open, so this
+            // only works if gentcp copies both ways at once.
+            for line in ["ping 1\n", "ping 2\n", "\u{0}\u{1}\u{FF} binary\n"] {
+                let bytes = Array(line.utf8)
+                try input.fileHandleForWriting.write(contentsOf: Data(bytes))
+                let back = await CLITests.readExactly(bytes.count, from: output.fileHandleForReading)
+                #expect(back == bytes)
+            }
+            try input.fileHandleForWriting.close()
+            let rest = await CLITests.readExactly(Int.max, from: output.fileHandleForReading)
+            #expect(rest.isEmpty)
+            #expect(try await status == 0)
+            #expect(try await echoed > 0)
+        }
+    }
+
+    /// Reads `count` bytes (or up to end of file) on a thread of its own, never on the pool.
+    static func readExactly(_ count: Int, from handle: FileHandle) async -> [UInt8] {
+        await withCheckedContinuation { (c: CheckedContinuation<[UInt8], Never>) in
+            let thread = Thread {
+                var got: [UInt8] = []
+                while got.count < count {
+                    let data = handle.availableData  // blocks until some data or end of file
+                    if data.isEmpty { break }
+                    got += data
+                }
+                c.resume(returning: got)
+            }
+            thread.start()
+        }
+    }
+
+    // MARK: - Failures
+
+    @Test("connection refused: exit 1 and one stderr line starting with `gentcp: econnrefused`")
+    func refused() async throws {
+        // A port that was just free: listen, read the port, close.
+        let port = try await GenTCP.Process.run {
+            let l = try ListenSocket.listen(port: 0, options: [.localAddress(.loopbackV4)], driver: .posix)
+            let p = try l.port()
+            l.close()
+            return p
+        }
+        let outcome = try await CLITests.run(["connect", "127.0.0.1", "\(port)"], stdin: Array("x".utf8))
+        #expect(outcome.status != 0)
+        #expect(outcome.status == 1)
+        #expect(outcome.errorLines.count == 1, "stderr: \(outcome.stderr)")
+        #expect(outcome.stderr.hasPrefix("gentcp: econnrefused"))
+        #expect(outcome.stderr.contains("is anything listening on 127.0.0.1:\(port)?"))
+        #expect(outcome.stdout.isEmpty)
+    }
+
+    @Test("bad ports and arguments: exit 64 and one clear `gentcp: badarg` line", arguments: [
+        (["connect", "127.0.0.1", "70000"], "70000"),
+        (["connect", "127.0.0.1", "0"], "1...65535"),
+        (["connect", "127.0.0.1", "http"], "http"),
+        (["connect", "--timeout", "-5", "127.0.0.1", "80"], "--timeout"),
+        (["connect", "--timeout", "soon", "127.0.0.1", "80"], "soon"),
+        (["connect", "-6", "127.0.0.1", "80"], "IPv4 address"),
+    ])
+    func badArguments(arguments: [String], mentions: String) async throws {
+        let outcome = try await CLITests.run(arguments)
+        #expect(outcome.status == 64)
+        #expect(outcome.errorLines.count == 1, "stderr: \(outcome.stderr)")
+        #expect(outcome.stderr.hasPrefix("gentcp: badarg: "))
+        #expect(outcome.stderr.contains(mentions))
+    }
+
+    @Test("a reset from the peer: exit 1 and `gentcp: econnreset`")
+    func reset() async throws {
+        try await GenTCP.Process.run {
+            let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
+            let port = try listener.port()
+            async let closed: Void = {
+                let s = try await listener.accept(timeout: 20_000)
+                try s.setopts(.linger(0))
+                s.close()
+            }()
+            // stdin stays open for a while (a FIN of ours must not race the reset).
+            let child = Foundation.Process()
+            child.executableURL = CLITests.binary!
+            child.arguments = ["connect", "127.0.0.1", "\(port)"]
+            let input = Pipe(), errors = Pipe()
+            child.standardInput = input
+            child.standardOutput = FileHandle.nullDevice
+            child.standardError = errors
+            async let status = CLITests.waitForExit(child, limit: 30)
+            try await closed
+            let stderr = await CLITests.readExactly(Int.max, from: errors.fileHandleForReading)
+            #expect(try await status == 1)
+            let text = String(decoding: stderr, as: UTF8.self)
+            #expect(text.hasPrefix("gentcp: econnreset"), "stderr: \(text)")
+            try? input.fileHandleForWriting.close()
+        }
+    }
+
+    @Test("--timeout: a connect that cannot finish gives `gentcp: timeout` after about that long")
+    func connectTimeout() async throws {
+        // A listener whose accept queue is full drops further SYNs, so a connect hangs.
+        let listenFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listenFD >= 0)
+        defer { close(listenFD) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
+                bind(listenFD, p, length) == 0 && listen(listenFD, 0) == 0 && getsockname(listenFD, p, &length) == 0
+            }
+        }
+        #expect(bound)
+        var fillers: [Int32] = []
+        defer { for f in fillers { close(f) } }
+        for _ in 0..<3 {
+            let f = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(f, $0, length) }
+            }
+            fillers.append(f)
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let port = Int(UInt16(bigEndian: address.sin_port))
+        let started = ContinuousClock.now
+        let outcome = try await CLITests.run(["connect", "--timeout", "300", "127.0.0.1", "\(port)"])
+        let elapsed = ContinuousClock.now - started
+        #expect(outcome.status == 1)
+        #expect(outcome.errorLines.count == 1, "stderr: \(outcome.stderr)")
+        #expect(outcome.stderr.hasPrefix("gentcp: timeout"))
+        #expect(elapsed >= .milliseconds(300))
+        #expect(elapsed < .seconds(10))
+    }
+}

@@ -1,0 +1,120 @@
+import GenTCP
+import GenTCPCore
+import GenTCPPOSIX
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Bulk transfer, one way: `total` bytes from a sender to a receiver; the receiver is timed from
+/// the moment it sends a one-byte "go" (the sender waits for it) until it holds every byte.
+enum Bulk {
+    /// Size of each write of the senders (raw and GenTCP).
+    static let writeSize = 64 * 1024
+
+    /// GenTCP receiver, raw blocking writer thread. `active`: `{active, true}` with messages
+    /// through `Process.receive`; otherwise passive `recv(0)`.
+    static func genTCPReceiver(total: Int, buffer: Int, active: Bool, driver: POSIXDriver) async throws -> Sample {
+        let (listener, port) = Raw.listen()
+        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize)
+        defer {
+            writer.join()
+            close(listener)
+        }
+        return try await Process.run {
+            let socket = try await Socket.connect(
+                "127.0.0.1", port: port,
+                options: [.binary, .active(active ? .active : .passive), .buffer(buffer)], driver: driver)
+            defer { socket.close() }
+            return try await receive(total: total, on: socket, active: active)
+        }
+    }
+
+    /// GenTCP on both ends: a GenTCP sender process (`send` of 64 KiB chunks) and a passive
+    /// GenTCP receiver.
+    static func genTCPBothEnds(total: Int, buffer: Int, driver: POSIXDriver) async throws -> Sample {
+        try await Process.run {
+            let listener = try ListenSocket.listen(
+                port: 0, options: [.binary, .active(.passive), .localAddress(.loopbackV4)], driver: driver)
+            defer { listener.close() }
+            let port = try listener.port()
+            let sender = Process.spawn {
+                let s = try await listener.accept(timeout: 10_000)
+                defer { s.close() }
+                _ = try await s.recv(1)
+                let chunk = [UInt8](repeating: 0x5A, count: writeSize)
+                var left = total
+                while left > 0 {
+                    if left >= chunk.count {
+                        try await s.send(chunk)
+                        left -= chunk.count
+                    } else {
+                        try await s.send(Array(chunk[0..<left]))
+                        left = 0
+                    }
+                }
+            }
+            let socket = try await Socket.connect(
+                "127.0.0.1", port: port, options: [.binary, .active(.passive), .buffer(buffer)], driver: driver)
+            defer { socket.close() }
+            let sample = try await receive(total: total, on: socket, active: false)
+            let reason = await sender.waitForExit()
+            precondition(reason == .normal, "gentcp-bench: the GenTCP sender failed: \(reason)")
+            return sample
+        }
+    }
+
+    /// The timed part of a GenTCP receiver.
+    private static func receive(total: Int, on socket: Socket, active: Bool) async throws -> Sample {
+        let start = Snapshot.now()
+        try await socket.send([1])
+        var got = 0
+        var deliveries = 0
+        if active {
+            while got < total {
+                switch await Process.receive() {
+                case .tcp(_, let payload)?:
+                    got += payload.count
+                    deliveries += 1
+                case let other:
+                    fatalError("gentcp-bench: unexpected message \(String(describing: other)) after \(got) bytes")
+                }
+            }
+        } else {
+            while got < total {
+                got += try await socket.recv(0).count
+                deliveries += 1
+            }
+        }
+        var sample = Snapshot.now() - start
+        sample.deliveries = deliveries
+        return sample
+    }
+
+    /// The reference: blocking `read(readSize)` on this thread, raw blocking writer thread.
+    static func rawReceiver(total: Int, readSize: Int) -> Sample {
+        let (listener, port) = Raw.listen()
+        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize)
+        let fd = Raw.connect(port: port)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: readSize, alignment: 64)
+        defer {
+            buffer.deallocate()
+            close(fd)
+            writer.join()
+            close(listener)
+        }
+        let start = Snapshot.now()
+        var go: UInt8 = 1
+        Raw.writeAll(fd, &go, 1)
+        var got = 0
+        var reads = 0
+        while got < total {
+            let n = Raw.readSome(fd, buffer, readSize)
+            check(n > 0, "bulk read (early end of stream after \(got) bytes)")
+            got += n
+            reads += 1
+        }
+        var sample = Snapshot.now() - start
+        sample.deliveries = reads
+        return sample
+    }
+}

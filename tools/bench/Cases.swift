@@ -1,0 +1,79 @@
+import GenTCP
+import GenTCPCore
+import GenTCPPOSIX
+
+/// One comparison: a GenTCP run and a raw run doing the same work.
+struct Case: Sendable {
+    enum Work: Sendable {
+        case bytes(Int)
+        case roundTrips(Int)
+    }
+
+    /// A short name for `--only`.
+    var name: String
+    /// What GenTCP does.
+    var title: String
+    /// What the raw reference does.
+    var reference: String
+    var work: Work
+    /// The least acceptable GenTCP/raw ratio, or nil when the case is only reported.
+    var goal: Double?
+    var genTCP: @Sendable (POSIXDriver) async throws -> Sample
+    var raw: @Sendable () async throws -> Sample
+
+    /// Work units per second for a sample: bytes/s or round trips/s.
+    func rate(_ s: Sample) -> Double {
+        switch work {
+        case .bytes(let n): return Double(n) / s.seconds
+        case .roundTrips(let n): return Double(n) / s.seconds
+        }
+    }
+
+    func formatted(_ rate: Double) -> String {
+        switch work {
+        case .bytes: return formatRate(bytesPerSecond: rate)
+        case .roundTrips: return formatRoundTrips(perSecond: rate)
+        }
+    }
+}
+
+/// The cases of the table, in order.
+func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
+    let big = 64 * 1024
+    let otp = SocketOptions.defaultBuffer
+    func bulk(_ name: String, _ title: String, buffer: Int, active: Bool, goal: Double?) -> Case {
+        Case(name: name, title: title, reference: "raw read(\(formatSize(buffer)))", work: .bytes(bytes), goal: goal,
+             genTCP: { try await Bulk.genTCPReceiver(total: bytes, buffer: buffer, active: active, driver: $0) },
+             raw: { Bulk.rawReceiver(total: bytes, readSize: buffer) })
+    }
+    func pingPong(_ name: String, _ title: String, _ client: PingPong.Client, goal: Double?) -> Case {
+        Case(name: name, title: title, reference: "raw write+read", work: .roundTrips(roundTrips), goal: goal,
+             genTCP: { try await PingPong.genTCP(client, roundTrips: roundTrips, driver: $0) },
+             raw: { PingPong.raw(roundTrips: roundTrips) })
+    }
+    return [
+        bulk("bulk-passive-64k", "bulk, passive recv(0), buffer 64 KiB", buffer: big, active: false, goal: 0.9),
+        bulk("bulk-active-64k", "bulk, {active,true}, buffer 64 KiB", buffer: big, active: true, goal: 0.9),
+        bulk("bulk-passive-1460", "bulk, passive recv(0), buffer 1460", buffer: otp, active: false, goal: nil),
+        bulk("bulk-active-1460", "bulk, {active,true}, buffer 1460", buffer: otp, active: true, goal: nil),
+        Case(name: "bulk-both-64k", title: "bulk, GenTCP both ends, 64 KiB", reference: "raw both ends",
+             work: .bytes(bytes), goal: 0.9,
+             genTCP: { try await Bulk.genTCPBothEnds(total: bytes, buffer: big, driver: $0) },
+             raw: { Bulk.rawReceiver(total: bytes, readSize: big) }),
+        pingPong("pingpong-passive", "ping-pong 64 B, passive recv(64)", .passive, goal: 0.8),
+        pingPong("pingpong-once", "ping-pong 64 B, {active,once}", .activeOnce, goal: 0.8),
+    ]
+}
+
+/// Experiments run by `--diagnose`: ideas for the library, tried from outside it. The plain
+/// passive ping-pong comes first so that the rows compare within one interleaved run.
+func experimentCases(roundTrips: Int) -> [Case] {
+    let baseline = standardCases(bytes: 1, roundTrips: roundTrips).filter { $0.name == "pingpong-passive" }
+    return baseline + [5_000, 20_000, 100_000].map { spin in
+        Case(name: "pingpong-spin-\(spin / 1000)us",
+             title: "  same, poll recv(64,0) \(spin / 1000) µs first",
+             reference: "raw write+read", work: .roundTrips(roundTrips), goal: nil,
+             genTCP: { try await PingPong.genTCP(.passiveSpinning(spinNanoseconds: UInt64(spin)), roundTrips: roundTrips, driver: $0) },
+             raw: { PingPong.raw(roundTrips: roundTrips) })
+    }
+}

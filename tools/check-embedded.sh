@@ -1,0 +1,171 @@
+#!/bin/sh
+# Proves the embedded-safe modules build with Embedded Swift for microcontrollers.
+#
+# For every module in MODULES and every triple in TRIPLES: compile the module's sources as one
+# Embedded Swift object (-wmo -Osize), check its undefined symbols against ALLOWED (plus symbols
+# defined by the modules it imports, and the toolchain's Unicode data tables), and print a size
+# table. Then build tools/embedded-smoke/main.swift in Embedded mode for the host, link it with
+# the modules it imports, and run it.
+#
+# Usage: tools/check-embedded.sh        (from anywhere; works in the package root)
+# Env:   SIZE_TOOL=objdump forces the llvm-objdump fallback for sizes.
+# Exit:  non-zero on a compile error, an unexpected symbol, or a failing smoke test.
+set -eu
+
+# Embedded-safe modules, in dependency order: a module must come after every module it imports.
+MODULES="GenTCPCore GenTCPWire"
+# Microcontroller triples to compile for.
+TRIPLES="armv7em-none-none-eabi riscv32-none-none-eabi"
+# Symbols a board's C runtime (libc, compiler-rt) must provide; anything else is an error.
+ALLOWED='^(memcpy|memmove|memset|memcmp|posix_memalign|free|putchar|arc4random_buf|__aeabi_[a-z0-9]+|__stack_chk_(fail|guard)|__[a-z]+[sdt]i[234])$'
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT="$ROOT/.build/embedded-check"
+SMOKE="$ROOT/tools/embedded-smoke/main.swift"
+SWIFTC=$(command -v swiftc)
+TOOLBIN=$(dirname "$(readlink -f "$SWIFTC")")
+NM="$TOOLBIN/llvm-nm"          # the toolchain's copy: Debian's llvm may be older, or absent
+OBJDUMP="$TOOLBIN/llvm-objdump"
+EMBEDDED_LIBS="$TOOLBIN/../lib/swift/embedded"
+FLAGS="-swift-version 6 -warnings-as-errors -enable-experimental-feature Embedded -wmo -parse-as-library -Osize"
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+fail() { echo "check-embedded: $*" >&2; exit 1; }
+
+# The GenTCP* modules (from MODULES) that the given Swift files import.
+imports_of() {
+    sed -n 's/^[[:space:]]*\(@[_a-zA-Z]*[[:space:]]*\)*import[[:space:]][[:space:]]*\([A-Za-z0-9_]*\).*/\2/p' "$@" | sort -u |
+        while read -r m; do
+            case " $MODULES " in *" $m "*) echo "$m" ;; esac
+        done
+}
+
+# The modules needed to link the given files: their imports, and their imports' imports.
+closure_of() {
+    todo=$(imports_of "$@")
+    done_=""
+    while [ -n "$todo" ]; do
+        next=""
+        for m in $todo; do
+            case " $done_ " in *" $m "*) continue ;; esac
+            done_="$done_ $m"
+            next="$next $(imports_of "$ROOT"/Sources/"$m"/*.swift)"
+        done
+        todo=$(echo "$next" | xargs -n1 2>/dev/null | sort -u || true)
+    done
+    # Print in MODULES order (dependency order) for the linker.
+    for m in $MODULES; do
+        case " $done_ " in *" $m "*) echo "$m" ;; esac
+    done
+}
+
+# "text data bss" of an object file, as llvm-size's Berkeley format counts them.
+sizes_of() {
+    if [ "${SIZE_TOOL:-}" != objdump ] && command -v llvm-size >/dev/null 2>&1; then
+        llvm-size "$1" | awk 'NR == 2 { print $1, $2, $3 }'
+    else
+        # llvm-objdump -h gives names and TEXT/DATA/BSS types but no flags. Writable data is
+        # recognised by name (.data*, .sdata*); every other allocated DATA section is read-only
+        # and counts as text, as in llvm-size. Sections of a relocatable object that are not
+        # loaded (symbol and string tables, relocations, notes) have no type and are skipped.
+        "$OBJDUMP" -h "$1" | awk '
+            function hex(s,    i, n) {  # portable: mawk has no strtonum
+                n = 0
+                for (i = 1; i <= length(s); i++) n = n * 16 + index("0123456789abcdef", tolower(substr(s, i, 1))) - 1
+                return n
+            }
+            $1 ~ /^[0-9]+$/ && NF >= 5 {
+                size = hex($3); type = $5
+                if (type == "TEXT") text += size
+                else if (type == "BSS") bss += size
+                else if (type == "DATA") {
+                    if ($2 ~ /^\.(s?data|data\.rel)/) data += size
+                    else text += size
+                }
+            }
+            END { print text + 0, data + 0, bss + 0 }'
+    fi
+}
+
+start=$(now)
+echo "check-embedded: modules: $MODULES"
+echo "check-embedded: triples: $TRIPLES"
+TABLE="$OUT/sizes.txt"
+: > "$TABLE"
+status=0
+for triple in $TRIPLES; do
+    dir="$OUT/$triple"
+    mkdir -p "$dir"
+    unicode="$EMBEDDED_LIBS/$triple/libswiftUnicodeDataTables.a"
+    for module in $MODULES; do
+        step=$(now)
+        sources=$(ls "$ROOT"/Sources/"$module"/*.swift)
+        deps=$(imports_of $sources)
+        for d in $deps; do
+            [ -f "$dir/$d.o" ] || fail "$module imports $d: list $d before $module in MODULES"
+        done
+        # shellcheck disable=SC2086
+        if ! swiftc -target "$triple" $FLAGS -module-name "$module" -I "$dir" \
+                -emit-module -emit-module-path "$dir/$module.swiftmodule" \
+                -c $sources -o "$dir/$module.o" > "$dir/$module.log" 2>&1; then
+            cat "$dir/$module.log" >&2
+            echo "check-embedded: FAILED to compile $module for $triple" >&2
+            status=1
+            continue
+        fi
+        # Undefined symbols: allowed libc/compiler-rt names, symbols of imported modules, and
+        # the Unicode data tables the toolchain ships per triple (counted as a dependency).
+        "$NM" -u -j "$dir/$module.o" | sort -u > "$dir/$module.undefined"
+        grep -E "$ALLOWED" "$dir/$module.undefined" > "$dir/$module.runtime" || true
+        for d in $deps; do "$NM" --defined-only -j "$dir/$d.o"; done | sort -u > "$dir/$module.provided"
+        grep -Ev "$ALLOWED" "$dir/$module.undefined" | comm -23 - "$dir/$module.provided" > "$dir/$module.rest" || true
+        if [ -f "$unicode" ]; then
+            "$NM" --defined-only -j "$unicode" 2>/dev/null | sort -u > "$dir/unicode-tables"
+        else
+            : > "$dir/unicode-tables"
+        fi
+        needs_unicode=no
+        [ -s "$(comm -12 "$dir/$module.rest" "$dir/unicode-tables" > "$dir/$module.unicode"; echo "$dir/$module.unicode")" ] &&
+            needs_unicode=yes
+        bad=$(comm -23 "$dir/$module.rest" "$dir/unicode-tables")
+        if [ -n "$bad" ]; then
+            echo "check-embedded: FAILED: $module on $triple needs symbols outside the allow-list:" >&2
+            echo "$bad" | sed 's/^/    /' >&2
+            status=1
+        fi
+        runtime=$(tr '\n' ' ' < "$dir/$module.runtime")
+        set -- $(sizes_of "$dir/$module.o")
+        printf '%-12s %-24s %7s %6s %6s %8s  %-7s %s\n' "$module" "$triple" "$1" "$2" "$3" "$(( $1 + $2 ))" \
+            "$needs_unicode" "$(elapsed "$step")" >> "$TABLE"
+        echo "$module/$triple: $runtime" >> "$OUT/runtime-symbols.txt"
+    done
+done
+
+echo
+printf '%-12s %-24s %7s %6s %6s %8s  %-7s %s\n' module triple text data bss text+data unicode time
+cat "$TABLE"
+echo "(object files under $OUT; runtime symbols each needs: $OUT/runtime-symbols.txt)"
+[ "$status" -eq 0 ] || fail "embedded compile check failed"
+
+# Host smoke test: the same sources in Embedded mode, linked and run.
+step=$(now)
+host=x86_64-unknown-linux-gnu
+hostdir="$OUT/$host"
+mkdir -p "$hostdir"
+objects=""
+for module in $(closure_of "$SMOKE"); do
+    # shellcheck disable=SC2086
+    swiftc -target "$host" $FLAGS -module-name "$module" -I "$hostdir" \
+        -emit-module -emit-module-path "$hostdir/$module.swiftmodule" \
+        -c $(ls "$ROOT"/Sources/"$module"/*.swift) -o "$hostdir/$module.o" || fail "host build of $module failed"
+    objects="$objects $hostdir/$module.o"
+done
+# shellcheck disable=SC2086
+swiftc -target "$host" $FLAGS -module-name EmbeddedSmoke -I "$hostdir" "$SMOKE" $objects -o "$hostdir/smoke" ||
+    fail "smoke build failed"
+"$hostdir/smoke" || fail "smoke test failed (exit $?)"
+echo "check-embedded: smoke test passed ($(elapsed "$step")); total $(elapsed "$start")"

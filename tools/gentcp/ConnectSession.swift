@@ -1,0 +1,161 @@
+import GenTCP
+import GenTCPCore
+import GenTCPPOSIX
+import Synchronization
+
+/// One `connect` run, inside a GenTCP process: connect, then copy both ways until the peer closes.
+struct ConnectSession: Sendable {
+    struct Settings: Sendable {
+        var driver: DriverName
+        var host: Host
+        var port: Int
+        var timeout: Timeout
+        var preference: IPVersionPreference
+        var verbose: Bool
+
+        /// `host:port`, or `[::1]:port` for an IPv6 literal.
+        var target: String {
+            if case .address(let a) = host { return SocketAddress(a, port: port).description }
+            return "\(host):\(port)"
+        }
+    }
+
+    /// How much is read from stdin, and asked of a socket `recv`, at a time.
+    static let chunkSize = 64 * 1024
+
+    let settings: Settings
+
+    init(_ settings: Settings) { self.settings = settings }
+
+    /// Returns the exit status.
+    func run() async -> Int32 {
+        let options: [Option] = [
+            .binary, .active(.passive), .buffer(ConnectSession.chunkSize),
+            // Keep the socket writable after the peer's FIN, and the peer readable after ours.
+            .exitOnClose(false),
+            // A reset is a failure worth reporting, not a quiet close.
+            .showEconnreset(true),
+            // Each stdin read goes out at once: interactive use should not wait for Nagle.
+            .nodelay(true),
+            .ipVersion(settings.preference),
+        ]
+        note("connecting to \(settings.target) (driver \(settings.driver.rawValue))")
+        let socket: Socket
+        do throws(SocketError) {
+            switch settings.driver {
+            case .posix:
+                socket = try await Socket.connect(settings.host, port: settings.port, options: options,
+                                                  timeout: settings.timeout, driver: .posix)
+            }
+        } catch {
+            printError(failureLine(error, hint: hint(for: error)))
+            return Status.failed
+        }
+        if settings.verbose {
+            let peer = (try? socket.peername())?.description ?? "?"
+            let local = (try? socket.sockname())?.description ?? "?"
+            note("connected to \(peer) from \(local)")
+        }
+
+        let stdin = BlockingThread()
+        let stdout = BlockingThread()
+        let upload = Upload()
+        let verbose = settings.verbose
+        // Child task of this process: it acts as the process (send needs no ownership anyway).
+        Task {
+            let line = await ConnectSession.copyStdin(to: socket, through: stdin, upload: upload, verbose: verbose)
+            if let line {
+                upload.fail(line)
+                // Stop the download too: the run has failed.
+                try? socket.shutdown(.readWrite)
+            }
+        }
+
+        var received = 0
+        while true {
+            let payload: Payload
+            do throws(SocketError) {
+                payload = try await socket.recv(0)
+            } catch {
+                if let line = upload.failure {
+                    printError(line)
+                    return Status.failed
+                }
+                if error.reason == .closed {
+                    note("peer closed after sending \(received) bytes")
+                    return Status.ok
+                }
+                printError(failureLine(error, hint: hint(for: error)))
+                return Status.failed
+            }
+            received += payload.count
+            let bytes = payload.bytes
+            if case .failed(let code) = await stdout.run({ writeBlocking(1, bytes) }) {
+                printError(fileFailureLine(code, what: "writing stdout"))
+                return Status.failed
+            }
+        }
+    }
+
+    /// Copies stdin to the socket, then shuts down the sending side. Returns a failure line, or
+    /// nil when stdin ended and the FIN went out.
+    private static func copyStdin(to socket: Socket, through thread: BlockingThread, upload: Upload, verbose: Bool) async -> String? {
+        var sent = 0
+        while true {
+            switch await thread.run({ readBlocking(0, count: ConnectSession.chunkSize) }) {
+            case .bytes(let bytes):
+                do throws(SocketError) {
+                    try await socket.send(bytes)
+                } catch {
+                    return failureLine(error, hint: "while sending stdin")
+                }
+                sent += bytes.count
+            case .endOfFile:
+                do throws(SocketError) {
+                    try socket.shutdown(.write)
+                } catch {
+                    return failureLine(error, hint: "while shutting down the sending side")
+                }
+                if verbose { printError("gentcp: end of stdin after \(sent) bytes; sending side shut down") }
+                return nil
+            case .failed(let code):
+                return fileFailureLine(code, what: "reading stdin")
+            case .wrote:
+                return nil
+            }
+        }
+    }
+
+    private func note(_ text: String) {
+        if settings.verbose { printError("gentcp: \(text)") }
+    }
+
+    /// A short hint for the failures people meet most.
+    func hint(for error: SocketError) -> String? {
+        switch error.reason {
+        case .connectionRefused: return "is anything listening on \(settings.target)?"
+        case .nonExistentDomain:
+            switch settings.preference {
+            case .ipv4Only: return "\(settings.host) has no IPv4 address"
+            case .ipv6Only: return "\(settings.host) has no IPv6 address"
+            default: return "cannot resolve \(settings.host)"
+            }
+        case .timeout:
+            if case .milliseconds(let ms) = settings.timeout { return "no connection within \(ms) ms" }
+            return nil
+        case .connectionTimedOut: return "\(settings.target) did not answer"
+        case .hostUnreachable, .networkUnreachable: return "no route to \(settings.target)"
+        case .addressNotAvailable, .addressFamilyNotSupported:
+            return "is this address family enabled here? try -4 or -6"
+        case .connectionReset: return "the peer reset the connection"
+        default: return nil
+        }
+    }
+}
+
+/// What the stdin copy reports to the download loop.
+final class Upload: Sendable {
+    private let state = Mutex<String?>(nil)
+    func fail(_ line: String) { state.withLock { $0 = $0 ?? line } }
+    var failure: String? { state.withLock { $0 } }
+}
