@@ -23,3 +23,26 @@ int cgentcp_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex, unsign
 int cgentcp_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
     return accept4(fd, address, length, flags);
 }
+
+#include <poll.h>
+#include <signal.h>
+
+int cgentcp_wait_readable(int fd, unsigned long long nanoseconds) {
+    struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0 };
+    struct timespec ts = { .tv_sec = (time_t)(nanoseconds / 1000000000ull), .tv_nsec = (long)(nanoseconds % 1000000000ull) };
+    int rc = ppoll(&p, 1, &ts, NULL);
+    if (rc < 0) return -1;
+    return rc > 0 ? 1 : 0;
+}
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+void cgentcp_set_trim_threshold(int bytes) {
+#ifdef __GLIBC__
+    mallopt(M_TRIM_THRESHOLD, bytes);
+#else
+    (void)bytes;
+#endif
+}

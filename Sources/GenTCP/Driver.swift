@@ -65,6 +65,18 @@ public protocol Connection: AnyObject, Sendable {
     /// Applies a transport option (`nodelay`, `keepalive`, `linger`, `reuseaddr`); options the
     /// driver has no use for return nil. Called at open and on every `setopts`.
     func apply(_ option: Option) -> SocketError.Reason?
+    /// Optional latency shortcut: blocks the calling thread for a short, driver-chosen time (never
+    /// more than `limit` nanoseconds) until a read would not block; true when it would not.
+    ///
+    /// The port calls it, without its lock, just before parking a waiting `recv` or an owner's
+    /// `receive`: when the peer answers within that time, the kernel wakes the waiting thread
+    /// directly, instead of waking the reactor which then wakes the task. Drivers without a
+    /// descriptor to wait on keep the default, which returns false at once.
+    func waitBriefly(forReadUpTo limit: UInt64?) -> Bool
+}
+
+extension Connection {
+    public func waitBriefly(forReadUpTo limit: UInt64?) -> Bool { false }
 }
 
 /// A listening endpoint, as a driver exposes it.

@@ -30,21 +30,36 @@ final class Mailbox: Sendable {
 
     init(runtime: any Runtime) { self.runtime = runtime }
 
+    /// A receiver that was handed a message and must be resumed, after the caller's locks are
+    /// released (waking it while a socket lock is held only makes it wait on that lock).
+    struct Wakeup {
+        fileprivate let continuation: UnsafeContinuation<Message?, Never>
+        fileprivate let timer: TimerID?
+        fileprivate let message: Message
+        fileprivate let runtime: any Runtime
+
+        func resume() {
+            if let timer { runtime.cancel(timer) }
+            continuation.resume(returning: message)
+        }
+    }
+
     /// Appends a message, or hands it straight to a receiver waiting for it. Dropped once the
     /// owning process has exited (as a message to a dead pid is).
     func deliver(_ message: Message) {
-        let resumed: (UnsafeContinuation<Message?, Never>, TimerID?)? = state.withLock { s in
+        enqueue(message)?.resume()
+    }
+
+    /// Like ``deliver(_:)``, but a waiting receiver is returned for the caller to resume later.
+    func enqueue(_ message: Message) -> Wakeup? {
+        state.withLock { s in
             guard s.open else { return nil }
             if let w = s.waiter, w.predicate?(message) ?? true {
                 s.waiter = nil
-                return (w.continuation, w.timer)
+                return Wakeup(continuation: w.continuation, timer: w.timer, message: message, runtime: runtime)
             }
             s.queue.append(message)
             return nil
-        }
-        if let (continuation, timer) = resumed {
-            if let timer { runtime.cancel(timer) }
-            continuation.resume(returning: message)
         }
     }
 
@@ -52,6 +67,14 @@ final class Mailbox: Sendable {
     /// interleaves).
     func deliver(contentsOf messages: [Message]) {
         for m in messages { deliver(m) }
+    }
+
+    /// Takes the first matching message if one is queued, without waiting.
+    func poll(where predicate: Predicate?) -> Message? {
+        state.withLock { s in
+            guard let index = Mailbox.firstIndex(in: s.queue, predicate) else { return nil }
+            return s.queue.remove(at: index)
+        }
     }
 
     /// Takes the first matching message, waiting up to `timeout`; nil on timeout.

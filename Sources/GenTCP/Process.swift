@@ -119,7 +119,27 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
         timeout: Timeout = .infinity,
         where predicate: (@Sendable (Message) -> Bool)? = nil
     ) async -> Message? {
-        await current.mailbox.receive(timeout: timeout, where: predicate)
+        let process = current
+        if timeout.nanoseconds != 0, let socket = process.soleActiveSocket() {
+            // About to park on an empty mailbox while one active socket may bring the next
+            // message: let its driver wait a moment on this thread (see Connection.waitBriefly).
+            if let m = process.mailbox.poll(where: predicate) { return m }
+            socket.waitBrieflyAndPump(upTo: timeout.nanoseconds)
+        }
+        return await process.mailbox.receive(timeout: timeout, where: predicate)
+    }
+
+    /// The one socket this process controls that waits for data in an active mode, if exactly one.
+    private func soleActiveSocket() -> Socket? {
+        // Copy the list first: socket locks are never taken under the process lock (a socket
+        // holding its lock calls `release`, which takes the process lock).
+        let sockets = state.withLock { $0.sockets }
+        var found: Socket?
+        for case let socket as Socket in sockets where socket.isWaitingToDeliver {
+            if found != nil { return nil }
+            found = socket
+        }
+        return found
     }
 
     /// The number of messages waiting in this process's mailbox.

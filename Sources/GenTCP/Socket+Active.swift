@@ -19,7 +19,7 @@ extension Socket {
                 let n = min(s.options.buffer, s.stash.count)
                 let chunk = Array(s.stash[0..<n])
                 s.stash.removeFirst(n)
-                deliverData(chunk, &s)
+                deliverData(chunk, &s, &e)
                 continue
             }
             if s.readEnd != .open && s.endUnannounced {
@@ -37,7 +37,7 @@ extension Socket {
             }
             switch result {
             case .bytes:
-                deliverData(data, &s)
+                deliverData(data, &s, &e)
             case .wouldBlock:
                 armRead(&s)
                 return
@@ -51,6 +51,22 @@ extension Socket {
         }
     }
 
+    /// True when the socket is active and its read is armed: its next message is on the wire.
+    var isWaitingToDeliver: Bool {
+        state.withLock { s in
+            !s.closed && s.readArmed && s.recvWaiter == nil && s.options.active.delivers
+        }
+    }
+
+    /// Waits briefly on this thread for data (when the driver can), then delivers what came.
+    func waitBrieflyAndPump(upTo limit: UInt64?) {
+        guard let connection = state.withLock({ $0.connection }),
+              connection.waitBriefly(forReadUpTo: limit) else { return }
+        var effects = Effects()
+        state.withLock { s in pumpActive(&s, &effects) }
+        effects.run(on: runtime)
+    }
+
     func armRead(_ s: inout PortState) {
         guard !s.readArmed, let connection = s.connection else { return }
         s.readArmed = true
@@ -58,12 +74,18 @@ extension Socket {
     }
 
     /// One `{tcp, S, Data}` to the owner, then the active-state step (and `tcp_passive`).
-    private func deliverData(_ bytes: [UInt8], _ s: inout PortState) {
+    private func deliverData(_ bytes: [UInt8], _ s: inout PortState, _ e: inout Effects) {
         s.stats.delivered(bytes.count)
-        s.owner.mailbox.deliver(.tcp(self, Payload(bytes, mode: s.options.mode)))
+        post(.tcp(self, Payload(bytes, mode: s.options.mode)), &s, &e)
         let change = s.options.active.afterDelivery()
         s.options.active = change.mode
-        if change.sendsPassive { s.owner.mailbox.deliver(.tcpPassive(self)) }
+        if change.sendsPassive { post(.tcpPassive(self), &s, &e) }
+    }
+
+    /// Queues a message for the owner under the socket lock (so a socket's messages keep their
+    /// order); a receiver it wakes is resumed after the lock is released.
+    func post(_ message: Message, _ s: inout PortState, _ e: inout Effects) {
+        if let w = s.owner.mailbox.enqueue(message) { e.wakeups.append(w) }
     }
 
     /// The end of the stream in an active mode: `tcp_error` (when shown) then `tcp_closed`; with
@@ -71,8 +93,8 @@ extension Socket {
     private func deliverEnd(_ reason: SocketError.Reason?, _ s: inout PortState, _ e: inout Effects) {
         var shown = reason
         if reason == .connectionReset && !s.options.showEconnreset { shown = nil }
-        if let shown { s.owner.mailbox.deliver(.tcpError(self, shown)) }
-        s.owner.mailbox.deliver(.tcpClosed(self))
+        if let shown { post(.tcpError(self, shown), &s, &e) }
+        post(.tcpClosed(self), &s, &e)
         s.readEnd = .dead
         if s.options.exitOnClose {
             markClosed(&s, &e, abortive: reason != nil)

@@ -127,7 +127,7 @@ extension Socket {
                 }
             }
             s.options = updated
-            if sendsPassive { s.owner.mailbox.deliver(.tcpPassive(self)) }
+            if sendsPassive { post(.tcpPassive(self), &s, &effects) }
             pumpActive(&s, &effects)
             return nil
         }

@@ -20,19 +20,27 @@ extension Socket {
         }
         let limit = try timeout.validated().nanoseconds
         // First attempt on the caller's thread: no hop when data is already there.
-        let first: Result<Payload, SocketError>? = state.withLock { s in
-            if let refusal = recvRefusal(&s) { return .failure(refusal) }
-            var data: [UInt8] = []
-            var filled = 0
-            if let done = attemptRecv(&s, length: length, data: &data, filled: &filled) { return done }
-            if limit == 0 {
+        var waitedBriefly = false
+        while true {
+            var briefWait: (any Connection)?
+            let first: Result<Payload, SocketError>? = state.withLock { s in
+                if let refusal = recvRefusal(&s) { return .failure(refusal) }
+                var data: [UInt8] = []
+                var filled = 0
+                if let done = attemptRecv(&s, length: length, data: &data, filled: &filled) { return done }
+                if limit == 0 {
+                    keepPartial(&s, data, filled)
+                    return .failure(.timeout)
+                }
                 keepPartial(&s, data, filled)
-                return .failure(.timeout)
+                if !waitedBriefly { briefWait = s.connection }
+                return nil
             }
-            keepPartial(&s, data, filled)
-            return nil
+            if let first { return try first.get() }
+            // Before parking, let the driver wait a moment on this thread (see waitBriefly).
+            guard let connection = briefWait, connection.waitBriefly(forReadUpTo: limit) else { break }
+            waitedBriefly = true
         }
-        if let first { return try first.get() }
 
         let result: Result<Payload, SocketError> = await withUnsafeContinuation { continuation in
             let effects = Effects()
@@ -40,7 +48,11 @@ extension Socket {
                 if let refusal = recvRefusal(&s) { return .failure(refusal) }
                 var data: [UInt8] = []
                 var filled = 0
-                if let done = attemptRecv(&s, length: length, data: &data, filled: &filled) { return done }
+                // The first attempt just found nothing to read. Only bytes put back meanwhile (a
+                // timed-out recv's partial data) are worth another look; data that arrives from
+                // now on fires the readiness armed below, so a second read would only see EAGAIN.
+                if !s.stash.isEmpty || s.readEnd != .open,
+                   let done = attemptRecv(&s, length: length, data: &data, filled: &filled) { return done }
                 let id = s.takeWaiterID()
                 var waiter = PortState.RecvWaiter(id: id, length: length, data: data, filled: filled,
                                                   continuation: continuation, timer: nil)

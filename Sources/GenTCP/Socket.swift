@@ -124,9 +124,11 @@ struct Effects {
     var resumeRecv: [(UnsafeContinuation<Result<Payload, SocketError>, Never>, Result<Payload, SocketError>)] = []
     var resumeSend: [(UnsafeContinuation<Result<Void, SocketError>, Never>, Result<Void, SocketError>)] = []
     var cancelTimers: [TimerID] = []
+    var wakeups: [Mailbox.Wakeup] = []
 
     func run(on runtime: any Runtime) {
         for t in cancelTimers { runtime.cancel(t) }
+        for w in wakeups { w.resume() }
         for (c, r) in resumeRecv { c.resume(returning: r) }
         for (c, r) in resumeSend { c.resume(returning: r) }
     }

@@ -15,11 +15,21 @@ final class POSIXConnection: Connection, ReactorHandler {
     private let delegate: Mutex<(any ConnectionDelegate)?>
     private let open = Atomic<Bool>(true)
 
-    init(fd: Int32, syscalls: Syscalls, reactor: Reactor, delegate: any ConnectionDelegate) {
+    /// How long `waitBriefly` may block the calling thread; 0 disables it.
+    private let briefWait: UInt64
+
+    init(fd: Int32, syscalls: Syscalls, reactor: Reactor, delegate: any ConnectionDelegate, briefWait: UInt64) {
         self.fd = fd
         self.syscalls = syscalls
         self.reactor = reactor
         self.delegate = Mutex(delegate)
+        self.briefWait = briefWait
+    }
+
+    func waitBriefly(forReadUpTo limit: UInt64?) -> Bool {
+        let budget = min(briefWait, limit ?? .max)
+        guard budget > 0, open.load(ordering: .acquiring) else { return false }
+        return cgentcp_wait_readable(fd, budget) == 1
     }
 
     /// Registers with the reactor; call once, right after init.

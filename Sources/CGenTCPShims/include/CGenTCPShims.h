@@ -33,3 +33,10 @@ int cgentcp_cond_init_monotonic(pthread_cond_t *cond);
 
 /// accept4(2), which Swift's Glibc module hides (it needs _GNU_SOURCE).
 int cgentcp_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags);
+
+/// Blocks up to `nanoseconds` until `fd` is readable (or hung up / in error): 1 when it is,
+/// 0 on timeout, -1 on error. ppoll(2), which needs _GNU_SOURCE.
+int cgentcp_wait_readable(int fd, unsigned long long nanoseconds);
+
+/// Raises glibc's heap trim threshold (mallopt M_TRIM_THRESHOLD); no-op elsewhere.
+void cgentcp_set_trim_threshold(int bytes);
