@@ -175,9 +175,10 @@ extension Socket {
                 let socket = try await open(to: SocketAddress(address, port: port), options: opts,
                                             timeoutNanoseconds: remaining, driver: driver)
                 if Socket.sendsPassiveAtOpen(options) {
-                    socket.state.withLock { s in
-                        if !s.closed { s.owner.mailbox.deliver(.tcpPassive(socket)) }
+                    let wakeup = socket.state.withLock { s in
+                        s.closed ? nil : s.owner.mailbox.enqueue(.tcpPassive(socket))
                     }
+                    wakeup?.resume()
                 }
                 return socket
             } catch {
