@@ -32,17 +32,37 @@ extension Conformance {
             }
         }
 
-        @Test("C23 activating after recv reported the end delivers tcp_closed; the socket dies (OTP 25)", arguments: Backend.all)
-        func activateAfterPassiveEOF(_ backend: Backend) async throws {
+        /// How the passive end of stream came, for the activation case.
+        enum PassiveEnd: String, CaseIterable, Sendable {
+            case fin, finTwice, reset, resetShown, finKeepOpen
+        }
+
+        @Test("C23 activating after recv reported the end delivers tcp_closed (checked against OTP 25)",
+              arguments: Backend.all, PassiveEnd.allCases)
+        func activateAfterPassiveEOF(_ backend: Backend, end: PassiveEnd) async throws {
             try await backend.run { ctx in
-                let (c, p) = try await ctx.pair()
-                p.close()
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
+                var options: [Option] = [.binary, .active(.passive)]
+                if end == .resetShown { options.append(.showEconnreset(true)) }
+                if end == .finKeepOpen { options.append(.exitOnClose(false)) }
+                let (c, p) = try await ctx.pair(client: options)
+                if end == .reset || end == .resetShown { try reset(p) } else { p.close() }
+                await #expect(throws: end == .resetShown ? SocketError(.connectionReset) : .closed) {
+                    _ = try await c.recv(0, timeout: 2000)
+                }
+                if end == .finTwice {
+                    await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 2000) }
+                }
                 try c.setopts(.active(.once))
                 #expect(await next() == .tcpClosed(c))
                 #expect(await next(50) == .none)
-                #expect(throws: SocketError.invalidArgument) { _ = try c.getopts([.active]) }
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 100) }
+                if end == .finKeepOpen {
+                    // exit_on_close=false: the socket stays, `once` is not used up by tcp_closed.
+                    #expect(try c.getopt(.active) == .active(.once))
+                    try await c.send("x")
+                } else {
+                    #expect(throws: SocketError.invalidArgument) { _ = try c.getopts([.active]) }
+                    await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 100) }
+                }
                 c.close()
             }
         }
