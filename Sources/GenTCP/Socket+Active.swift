@@ -22,6 +22,12 @@ extension Socket {
                 deliverData(chunk, &s, &e)
                 continue
             }
+            if s.readEnd != .open && s.endUnannounced {
+                // recv reported the end while passive; activation announces it.
+                s.endUnannounced = false
+                deliverEnd(nil, &s, &e)
+                return
+            }
             guard s.readEnd == .open, let connection = s.connection else { return }
             let capacity = s.options.buffer
             var result = IOResult.wouldBlock

@@ -79,7 +79,9 @@ extension Socket {
         switch s.readEnd {
         case .open: return nil
         case .closedPending:
-            if !s.stash.isEmpty { return nil }
+            // A failed send or shutdown(read_write) closed the read side: OTP clears its input
+            // buffer, so bytes a timed-out recv kept are dropped too.
+            s.stash = []
             s.readEnd = .dead
             return .closed
         case .dead:
@@ -140,7 +142,15 @@ extension Socket {
         }
         if s.readEnd == .open {
             s.readEnd = .dead
-            if s.options.exitOnClose && s.writeEnd == .open { s.writeEnd = .closedPending }
+            s.endUnannounced = true
+            if s.options.exitOnClose {
+                if s.writeEnd == .open { s.writeEnd = .closedPending }
+                // OTP closes the descriptor at a passive end of stream when exit_on_close is set
+                // (inet_drv's tcp_recv_closed), so the peer sees the end at once (acceptance E49).
+                // Shutting down the write side does that here; a sender still waiting then fails
+                // with closed, and close() releases the descriptor.
+                _ = s.connection?.shutdown(.write)
+            }
         }
         switch reason {
         case nil: return .failure(.closed)

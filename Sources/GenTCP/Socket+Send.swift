@@ -69,6 +69,9 @@ extension Socket {
         case .open: return nil
         case .closedPending:
             s.writeEnd = .dead
+            // A failed send marks the socket closed for reading too: after shutdown(write), the
+            // next recv reports `closed` even if data was in flight (OTP; acceptance E51).
+            if s.readEnd == .open { s.readEnd = .closedPending }
             return .closed
         case .dead: return .notConnected
         }
@@ -205,7 +208,9 @@ extension Socket {
                     if let t = r.timer { effects.cancelTimers.append(t) }
                     effects.resumeRecv.append((r.continuation, .failure(.notConnected)))
                 }
-                s.connection?.close(abortive: true)
+                // Graceful, as OTP closes it: bytes of sends that returned ok still reach the peer
+                // (an RST would discard what the kernel still holds). `.linger(0)` still resets.
+                s.connection?.close(abortive: s.options.linger == 0)
                 s.connection = nil
             } else if index == 0 {
                 // The next sender continues where the stream stands.

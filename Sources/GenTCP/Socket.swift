@@ -93,6 +93,9 @@ struct PortState {
     /// True after a local close, an owner exit, or an active end of stream with `exitOnClose`.
     var closed = false
     var readEnd = ReadEnd.open
+    /// A `recv` reported the end of stream, and no `tcp_closed` was sent for it yet: activating the
+    /// socket later sends it (OTP does), and then the socket dies as in an active end of stream.
+    var endUnannounced = false
     var writeEnd = WriteEnd.open
     /// Bytes read from the connection but not delivered yet (a timed-out exact `recv`'s partial
     /// data). Bounded by the largest `recv` length asked for, never by what the peer sends.
@@ -169,14 +172,35 @@ extension Socket {
                 remaining = limit > spent ? limit - spent : 0
             }
             do {
-                return try await open(to: SocketAddress(address, port: port), options: opts,
-                                      timeoutNanoseconds: remaining, driver: driver)
+                let socket = try await open(to: SocketAddress(address, port: port), options: opts,
+                                            timeoutNanoseconds: remaining, driver: driver)
+                if Socket.sendsPassiveAtOpen(options) {
+                    let wakeup = socket.state.withLock { s in
+                        s.closed ? nil : s.owner.mailbox.enqueue(.tcpPassive(socket))
+                    }
+                    wakeup?.resume()
+                }
+                return socket
             } catch {
                 lastError = error
                 if error.reason == .timeout { throw error }
             }
         }
         throw lastError
+    }
+
+    /// True when OTP would send `{tcp_passive, S}` right after connect: it applies the options to
+    /// the new port one by one, and an `{active, N}` that brings the counter to 0 or below sends it
+    /// (`connect(..., [{active,0}])` delivers `tcp_passive` at once in OTP 25).
+    static func sendsPassiveAtOpen(_ options: [Option]) -> Bool {
+        var mode = ActiveMode.active
+        var sends = false
+        for case .active(let requested) in options {
+            guard let change = try? mode.applying(requested) else { continue }
+            mode = change.mode
+            if change.sendsPassive { sends = true }
+        }
+        return sends
     }
 
     /// Connects to one address (no name resolution).

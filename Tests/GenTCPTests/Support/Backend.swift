@@ -1,0 +1,324 @@
+import GenTCP
+import GenTCPCore
+import GenTCPPOSIX
+import GenTCPSim
+import Synchronization
+import Testing
+
+/// One way of running the conformance suite: a pair of drivers (client side, server/peer side),
+/// the runtime they share, and the addresses the client reaches the server at.
+///
+/// Every conformance test is `@Test(arguments: Backend.all)` and runs its body with
+/// ``run(_:)``, which starts the body as a GenTCP process on the backend's runtime. Everything a
+/// test does (sockets, helper processes, sleeps, timing) goes through the ``TestContext`` it gets,
+/// so a backend with a virtual clock (the simulator) runs the same body unchanged.
+struct Backend: Sendable, CustomTestStringConvertible {
+    /// `posix`, `sim`, ...
+    let name: String
+    /// Why this backend cannot run IPv6 cases, or nil when it can.
+    let ipv6Unavailable: String?
+    /// Builds a fresh environment and runs `body` inside it, as a GenTCP process.
+    private let runner: @Sendable (_ body: @escaping @Sendable (TestContext) async throws -> Void) async throws -> Void
+
+    init(
+        name: String, ipv6Unavailable: String? = nil,
+        runner: @escaping @Sendable (_ body: @escaping @Sendable (TestContext) async throws -> Void) async throws -> Void
+    ) {
+        self.name = name
+        self.ipv6Unavailable = ipv6Unavailable
+        self.runner = runner
+    }
+
+    var testDescription: String { name }
+
+    /// Runs `body` as a process on this backend. Holds the shared side of ``ExclusivityGate`` so
+    /// that tests that measure the whole program (resident memory) can run alone.
+    func run(_ body: @escaping @Sendable (TestContext) async throws -> Void) async throws {
+        await ExclusivityGate.shared.acquireShared()
+        do {
+            try await runner(body)
+        } catch {
+            await ExclusivityGate.shared.releaseShared()
+            throw error
+        }
+        await ExclusivityGate.shared.releaseShared()
+    }
+
+    /// BSD sockets over the loopback interface, real clock.
+    static let posix = Backend(
+        name: "posix", ipv6Unavailable: Loopback.ipv6Available ? nil : "::1 is not available on this host"
+    ) { body in
+        let context = TestContext(
+            backend: "posix",
+            clientDriver: POSIXDriver.shared,
+            serverDriver: POSIXDriver.shared,
+            serverHost: "127.0.0.1",
+            serverAddress: .loopbackV4,
+            clientAddress: .loopbackV4,
+            serverHostName: "localhost",
+            ipv6: Loopback.ipv6Available ? .init(serverHost: "::1", serverAddress: .loopbackV6, clientAddress: .loopbackV6) : nil)
+        try await Process.run(runtime: context.runtime) { try await body(context) }
+    }
+
+    /// A fresh simulated network per test: hosts `server` (10.0.0.1, fd00::1) and `client`
+    /// (10.0.0.2, fd00::2), 1 ms apart, no faults, on the network's virtual clock. These addresses
+    /// exist only inside the simulator (loopback addresses are reserved there); nothing reaches
+    /// the OS. Everything of a sim test runs inside `run`, as the simulator requires.
+    static let sim = Backend(name: "sim") { body in
+        let net = SimNetwork(seed: 1)
+        let server = net.addHost("server")
+        let client = net.addHost("client")
+        let context = TestContext(
+            backend: "sim",
+            clientDriver: SimDriver(network: net, host: client),
+            serverDriver: SimDriver(network: net, host: server),
+            serverHost: .address(server.addresses[0]),
+            serverAddress: server.addresses[0],
+            clientAddress: client.addresses[0],
+            serverHostName: server.name,
+            ipv6: .init(serverHost: .address(server.addresses[1]), serverAddress: server.addresses[1],
+                        clientAddress: client.addresses[1]))
+        try await net.run { try await body(context) }
+    }
+
+    /// Every backend the conformance suite runs against.
+    static let all: [Backend] = [.posix, .sim]
+}
+
+/// What a conformance test body gets: drivers, addresses, and the runtime-aware helpers.
+struct TestContext: Sendable {
+    struct IPv6: Sendable {
+        /// What C connects to.
+        var serverHost: Host
+        /// The address `peername(C)` reports.
+        var serverAddress: IPAddress
+        /// The address `sockname(C)` reports.
+        var clientAddress: IPAddress
+    }
+
+    let backend: String
+    /// The driver for C, the client under test.
+    let clientDriver: any Driver
+    /// The driver for P and L, the peer and its listener.
+    let serverDriver: any Driver
+    /// What C connects to (127.0.0.1 on posix).
+    let serverHost: Host
+    /// The address `peername(C)` reports.
+    let serverAddress: IPAddress
+    /// The address `sockname(C)` reports.
+    let clientAddress: IPAddress
+    /// A host name that resolves to ``serverAddress`` (`localhost` on posix), if the backend has one.
+    let serverHostName: String?
+    /// IPv6 addresses of the server, when the backend has IPv6 (::1 on posix).
+    let ipv6: IPv6?
+
+    /// The clock of both drivers.
+    var runtime: any Runtime { clientDriver.runtime }
+
+    /// Now, in nanoseconds of the backend's clock.
+    var now: UInt64 { runtime.now }
+
+    /// Milliseconds elapsed since `start` (a value of ``now``).
+    func elapsedMilliseconds(since start: UInt64) -> Double {
+        Double(runtime.now &- start) / 1_000_000
+    }
+
+    /// Sleeps on the backend's clock (virtual time on the simulator).
+    func sleep(_ milliseconds: Int) async {
+        await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+            _ = runtime.schedule(afterNanoseconds: UInt64(milliseconds) * 1_000_000) { c.resume() }
+        }
+    }
+
+    /// Starts a helper process on the backend's runtime; its result is read with
+    /// ``Spawned/value(within:)``.
+    @discardableResult
+    func spawn<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Spawned<T> {
+        let outcome = Outcome<T>()
+        let process = Process.spawn(runtime: runtime) {
+            do {
+                let value = try await body()
+                outcome.set(.success(value))
+            } catch {
+                outcome.set(.failure(error))
+                throw error
+            }
+        }
+        return Spawned(process: process, outcome: outcome, context: self)
+    }
+
+    /// Waits for `process` to exit, at most `milliseconds`; nil when it is still running.
+    func waitForExit(_ process: Process, within milliseconds: Int = 2000) async -> ExitReason? {
+        let once = OnceContinuation<ExitReason?>()
+        return await withUnsafeContinuation { (c: UnsafeContinuation<ExitReason?, Never>) in
+            once.install(c)
+            let timer = runtime.schedule(afterNanoseconds: UInt64(milliseconds) * 1_000_000) { once.resume(nil) }
+            Task(executorPreference: runtime.executor) { [runtime] in
+                let reason = await process.waitForExit()
+                runtime.cancel(timer)
+                once.resume(reason)
+            }
+        }
+    }
+
+    /// Options that make a listener bind the server's address (never the wildcard address).
+    var bindServer: [Option] { [.localAddress(serverAddress)] }
+
+    /// L: a listener on an ephemeral port of the server, P's defaults: binary and passive.
+    func listen(_ options: [Option] = [.binary, .active(.passive)]) throws -> ListenSocket {
+        try ListenSocket.listen(port: 0, options: bindServer + options, driver: serverDriver)
+    }
+
+    /// Connects C to `port` on the server.
+    func connect(port: Int, _ options: [Option], timeout: Timeout = 2000) async throws(SocketError) -> Socket {
+        try await Socket.connect(serverHost, port: port, options: options, timeout: timeout, driver: clientDriver)
+    }
+
+    /// C and P: C connected with `client` options, P accepted (owned by the caller) from a
+    /// listener with `server` options. The listener is closed once P is accepted.
+    func pair(
+        client: [Option] = [.binary, .active(.passive)],
+        server: [Option] = [.binary, .active(.passive)]
+    ) async throws -> (c: Socket, p: Socket) {
+        let l = try listen(server)
+        defer { l.close() }
+        let c = try await connect(port: try l.port(), client)
+        let p = try await l.accept(timeout: 2000)
+        return (c, p)
+    }
+
+    /// A loopback port on the server with nobody listening (bound, then closed).
+    func unusedPort(ipv6: Bool = false) throws -> Int {
+        let address = ipv6 ? (self.ipv6?.serverAddress ?? serverAddress) : serverAddress
+        let l = try ListenSocket.listen(port: 0, options: [.localAddress(address)], driver: serverDriver)
+        let port = try l.port()
+        l.close()
+        return port
+    }
+}
+
+/// A helper process and its eventual result.
+struct Spawned<T: Sendable>: Sendable {
+    let process: Process
+    let outcome: Outcome<T>
+    let context: TestContext
+
+    /// The body's result, waiting at most `milliseconds` for the process to finish.
+    func value(within milliseconds: Int = 2000) async throws -> T {
+        guard await context.waitForExit(process, within: milliseconds) != nil else {
+            throw TestFailure("helper process \(process) still running after \(milliseconds) ms")
+        }
+        guard let result = outcome.get() else { throw TestFailure("helper process \(process) left no result") }
+        return try result.get()
+    }
+}
+
+final class Outcome<T: Sendable>: Sendable {
+    private let box = Mutex<Result<T, any Error>?>(nil)
+    func set(_ r: Result<T, any Error>) { box.withLock { $0 = r } }
+    func get() -> Result<T, any Error>? { box.withLock { $0 } }
+}
+
+/// A continuation resumed by whichever of several events comes first; later ones are ignored.
+final class OnceContinuation<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: UnsafeContinuation<T, Never>?
+        var finished = false
+        var hasEarly = false
+        var early: T?
+    }
+    private let state = Mutex(State())
+
+    func install(_ c: UnsafeContinuation<T, Never>) {
+        let early: T? = state.withLock { s in
+            guard s.hasEarly else { s.continuation = c; return nil }
+            s.finished = true
+            return s.early
+        }
+        if let early { c.resume(returning: early) }
+    }
+
+    func resume(_ value: T) {
+        let c: UnsafeContinuation<T, Never>? = state.withLock { s in
+            if s.finished || s.hasEarly { return nil }
+            if let c = s.continuation {
+                s.continuation = nil
+                s.finished = true
+                return c
+            }
+            s.hasEarly = true
+            s.early = value
+            return nil
+        }
+        c?.resume(returning: value)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ text: String) { description = text }
+}
+
+/// A readers/writer gate: conformance tests hold it shared; tests that measure the whole
+/// program (its resident memory) hold it exclusively so no other test allocates meanwhile.
+actor ExclusivityGate {
+    static let shared = ExclusivityGate()
+
+    private var readers = 0
+    private var writer = false
+    private var waitingReaders: [CheckedContinuation<Void, Never>] = []
+    private var waitingWriters: [CheckedContinuation<Void, Never>] = []
+
+    func acquireShared() async {
+        if !writer && waitingWriters.isEmpty {
+            readers += 1
+            return
+        }
+        await withCheckedContinuation { waitingReaders.append($0) }
+    }
+
+    func releaseShared() {
+        readers -= 1
+        if readers == 0 { wakeWriter() }
+    }
+
+    func acquireExclusive() async {
+        if !writer && readers == 0 {
+            writer = true
+            return
+        }
+        await withCheckedContinuation { waitingWriters.append($0) }
+    }
+
+    func releaseExclusive() {
+        writer = false
+        if !wakeWriter() {
+            let woken = waitingReaders
+            waitingReaders = []
+            readers += woken.count
+            for c in woken { c.resume() }
+        }
+    }
+
+    /// Hands the gate to the first waiting writer (ownership is transferred before resuming).
+    @discardableResult
+    private func wakeWriter() -> Bool {
+        guard !writer, readers == 0, !waitingWriters.isEmpty else { return false }
+        writer = true
+        waitingWriters.removeFirst().resume()
+        return true
+    }
+
+    /// Runs `body` with no conformance test running.
+    static func exclusively<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await shared.acquireExclusive()
+        do {
+            let value = try await body()
+            await shared.releaseExclusive()
+            return value
+        } catch {
+            await shared.releaseExclusive()
+            throw error
+        }
+    }
+}
