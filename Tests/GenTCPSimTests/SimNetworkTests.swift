@@ -361,10 +361,11 @@ import Testing
             let c = try await Socket.connect("server", port: 7, options: passive, driver: .sim(net, host: client))
             try await c.send(pattern(3000, seed: 1))
             try c.shutdown(.write)
-            await #expect(throws: SocketError.closed) { try await c.send("more") }
             let reply = try await c.recv(0)
             #expect(reply.text == "got 3000 bytes")
             await #expect(throws: SocketError.closed) { _ = try await c.recv(0) }
+            // After shutdown(write) a send fails (and, as in OTP, would also end the read side).
+            await #expect(throws: SocketError.closed) { try await c.send("more") }
         }
         #expect(net.trace.contains { $0.kind == .fin(.toServer) })
         #expect(net.trace.contains { $0.kind == .fin(.toClient) })
