@@ -72,6 +72,10 @@ public protocol Connection: AnyObject, Sendable {
     /// `receive`: when the peer answers within that time, the kernel wakes the waiting thread
     /// directly, instead of waking the reactor which then wakes the task. Drivers without a
     /// descriptor to wait on keep the default, which returns false at once.
+    ///
+    /// The driver may withdraw a pending ``armRead()`` while it waits (so that its own event
+    /// thread does not wake for the same data); the port treats any arming as gone afterwards and
+    /// arms again if it still needs to.
     func waitBriefly(forReadUpTo limit: UInt64?) -> Bool
 }
 

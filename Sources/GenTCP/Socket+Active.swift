@@ -60,11 +60,11 @@ extension Socket {
 
     /// Waits briefly on this thread for data (when the driver can), then delivers what came.
     func waitBrieflyAndPump(upTo limit: UInt64?) {
-        guard let connection = state.withLock({ $0.connection }),
-              connection.waitBriefly(forReadUpTo: limit) else { return }
-        var effects = Effects()
-        state.withLock { s in pumpActive(&s, &effects) }
-        effects.run(on: runtime)
+        guard let connection = state.withLock({ $0.connection }) else { return }
+        _ = connection.waitBriefly(forReadUpTo: limit)
+        // Whatever happened, any arming may be gone: go through the readiness path, which reads
+        // what came (or hands it to a recv that started meanwhile) and arms again if needed.
+        connectionReadable()
     }
 
     func armRead(_ s: inout PortState) {

@@ -24,6 +24,8 @@ extension Socket {
         while true {
             var briefWait: (any Connection)?
             let first: Result<Payload, SocketError>? = state.withLock { s in
+                // A brief wait may have withdrawn the read arming (see Connection.waitBriefly).
+                if waitedBriefly { s.readArmed = false }
                 if let refusal = recvRefusal(&s) { return .failure(refusal) }
                 var data: [UInt8] = []
                 var filled = 0
@@ -37,8 +39,10 @@ extension Socket {
                 return nil
             }
             if let first { return try first.get() }
-            // Before parking, let the driver wait a moment on this thread (see waitBriefly).
-            guard let connection = briefWait, connection.waitBriefly(forReadUpTo: limit) else { break }
+            // Before parking, let the driver wait a moment on this thread (see waitBriefly),
+            // then look once more (cheap when it timed out: it is 50 µs later anyway).
+            guard let connection = briefWait else { break }
+            _ = connection.waitBriefly(forReadUpTo: limit)
             waitedBriefly = true
         }
 

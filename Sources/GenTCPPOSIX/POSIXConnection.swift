@@ -29,6 +29,8 @@ final class POSIXConnection: Connection, ReactorHandler {
     func waitBriefly(forReadUpTo limit: UInt64?) -> Bool {
         let budget = min(briefWait, limit ?? .max)
         guard budget > 0, open.load(ordering: .acquiring) else { return false }
+        // Without this the reactor thread would wake for the same data (a second context switch).
+        reactor.disarmRead(token.load(ordering: .acquiring))
         return cgentcp_wait_readable(fd, budget) == 1
     }
 

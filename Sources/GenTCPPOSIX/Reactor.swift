@@ -73,6 +73,16 @@ final class Reactor: Sendable {
         }
     }
 
+    /// Withdraws a pending read request (the caller is about to wait on the descriptor itself).
+    func disarmRead(_ token: UInt64) {
+        table.withLock { t in
+            guard var r = t[token], r.wantRead else { return }
+            r.wantRead = false
+            t[token] = r
+            rearm(r, token: token)
+        }
+    }
+
     /// Removes a descriptor before it is closed. Calls already under way may still arrive; the
     /// handler must ignore a call after it closed.
     func deregister(_ token: UInt64) {
