@@ -23,6 +23,12 @@ let package = Package(
         .target(name: "GenTCPWire", swiftSettings: strict),
         // Embedded-safe AT-modem engine: lexer, command engine, dialects.
         .target(name: "GenTCPModem", swiftSettings: strict),
+        // Embedded-safe TCP/IP stack: IPv4 interface, ICMP echo, TCP connections (RFC 9293, 6298).
+        .target(name: "GenTCPStack", dependencies: ["GenTCPWire"], swiftSettings: strict),
+        // libserialport, from Debian's libserialport-dev (tools/bootstrap.sh installs it).
+        .systemLibrary(
+            name: "CSerialPort", pkgConfig: "libserialport",
+            providers: [.apt(["libserialport-dev"]), .brew(["libserialport"])]),
         // C shims for what Glibc's Swift module leaves out (epoll, eventfd).
         .target(name: "CGenTCPShims"),
         // Host runtime: processes, mailboxes, timers, the port layer and the driver contract.
@@ -34,6 +40,12 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(name: "GenTCPPOSIX", dependencies: ["GenTCP", "CGenTCPShims"], swiftSettings: strict),
+        // Serial links (libserialport ports, ptys through termios, paced in-memory links) and,
+        // on top of them, the slip and at drivers.
+        .target(
+            name: "GenTCPSerial",
+            dependencies: ["GenTCP", "GenTCPWire", "GenTCPStack", "GenTCPModem", "CGenTCPShims", "CSerialPort"],
+            swiftSettings: strict),
         .target(
             name: "GenTCPSim",
             dependencies: ["GenTCP", .product(name: "DequeModule", package: "swift-collections")],
@@ -53,6 +65,10 @@ let package = Package(
         .testTarget(name: "GenTCPWireTests", dependencies: ["GenTCPWire"], swiftSettings: strict),
         .testTarget(name: "GenTCPModemTests", dependencies: ["GenTCPModem"], swiftSettings: strict),
         .testTarget(name: "GenTCPSimTests", dependencies: ["GenTCP", "GenTCPSim"], swiftSettings: strict),
+        .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire"], swiftSettings: strict),
+        .testTarget(
+            name: "GenTCPSerialTests", dependencies: ["GenTCPSerial", "GenTCP", "GenTCPSim", "CGenTCPShims"],
+            swiftSettings: strict),
         .testTarget(
             name: "GenTCPTests",
             dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims"],

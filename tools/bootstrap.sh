@@ -3,9 +3,12 @@
 # Needs: the Swift toolchain on PATH (6.2 or later). Installs Debian packages only where missing.
 set -euo pipefail
 
+# What building and testing needs: libserialport for the serial links, pkg-config to find it.
+# More packages can be named on the command line (CI adds the test peers).
+packages=(libserialport-dev pkg-config "$@")
 need=()
 have() { dpkg -s "$1" >/dev/null 2>&1; }
-for pkg in "$@"; do have "$pkg" || need+=("$pkg"); done
+for pkg in "${packages[@]}"; do have "$pkg" || need+=("$pkg"); done
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
