@@ -44,7 +44,7 @@ let package = Package(
         // on top of them, the slip and at drivers.
         .target(
             name: "GenTCPSerial",
-            dependencies: ["GenTCP", "GenTCPWire", "GenTCPStack", "GenTCPModem", "CGenTCPShims", "CSerialPort"],
+            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPWire", "GenTCPStack", "GenTCPModem", "CGenTCPShims", "CSerialPort"],
             swiftSettings: strict),
         .target(
             name: "GenTCPSim",

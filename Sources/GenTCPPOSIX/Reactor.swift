@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// Something the reactor tells about readiness of its descriptor.
-protocol ReactorHandler: AnyObject, Sendable {
+package protocol ReactorHandler: AnyObject, Sendable {
     /// Called on the reactor thread with what became ready among what was asked for.
     func ready(readable: Bool, writable: Bool)
 }
@@ -15,8 +15,8 @@ protocol ReactorHandler: AnyObject, Sendable {
 /// Registrations are one-shot (`EPOLLONESHOT`): a handler asks for read and/or write readiness,
 /// gets one call when any of it is ready, and asks again. The interest that did not fire is
 /// re-armed by the reactor. `epoll_ctl` is thread-safe, so arming needs no wake-up of the thread.
-final class Reactor: Sendable {
-    static let shared = Reactor()
+package final class Reactor: Sendable {
+    package static let shared = Reactor()
 
     private struct Registration {
         var handler: any ReactorHandler
@@ -51,7 +51,7 @@ final class Reactor: Sendable {
     }
 
     /// Adds a descriptor with no interest yet; returns its token.
-    func register(fd: Int32, handler: any ReactorHandler) -> UInt64 {
+    package func register(fd: Int32, handler: any ReactorHandler) -> UInt64 {
         startIfNeeded()
         let token = nextToken.add(1, ordering: .relaxed).newValue
         table.withLock { $0[token] = Registration(handler: handler, fd: fd) }
@@ -63,7 +63,7 @@ final class Reactor: Sendable {
     }
 
     /// Asks for one readiness call for read and/or write (added to what is already asked).
-    func arm(_ token: UInt64, read: Bool, write: Bool) {
+    package func arm(_ token: UInt64, read: Bool, write: Bool) {
         table.withLock { t in
             guard var r = t[token] else { return }
             r.wantRead = r.wantRead || read
@@ -74,7 +74,7 @@ final class Reactor: Sendable {
     }
 
     /// Withdraws a pending read request (the caller is about to wait on the descriptor itself).
-    func disarmRead(_ token: UInt64) {
+    package func disarmRead(_ token: UInt64) {
         table.withLock { t in
             guard var r = t[token], r.wantRead else { return }
             r.wantRead = false
@@ -85,7 +85,7 @@ final class Reactor: Sendable {
 
     /// Removes a descriptor before it is closed. Calls already under way may still arrive; the
     /// handler must ignore a call after it closed.
-    func deregister(_ token: UInt64) {
+    package func deregister(_ token: UInt64) {
         table.withLock { t in
             guard let r = t.removeValue(forKey: token) else { return }
             _ = epoll_ctl(epfd, EPOLL_CTL_DEL, r.fd, nil)
