@@ -383,7 +383,11 @@ extension ModemEngine {
                     flight.echoPending = true
                     flight.deadline = now.advanced(by: flight.timeout)
                     inFlight = flight
-                    output.rewindCommand()
+                    if output.isEmpty {
+                        output.writeCommand(writer, terminator: dialect.commandTerminator)
+                    } else {
+                        output.rewindCommand()  // a send: the payload is still staged behind it
+                    }
                     lexer.expectsPrompt = flight.phase == .awaitingPrompt
                 }
             } else if now >= flight.deadline {
