@@ -343,12 +343,15 @@ public struct ATLexer {
         }
     }
 
-    mutating func beginPayload(kind: ATPayloadHeader.Kind, link: Int?, length: Int?, left: Int?) -> ATToken {
-        guard let length, length >= 0 else { return reject(.malformedHeader) }
+    /// `lineEnded`: the header was a whole line, so a rejection resumes at the next byte
+    /// instead of skipping to the next line end.
+    mutating func beginPayload(kind: ATPayloadHeader.Kind, link: Int?, length: Int?, left: Int?,
+                               lineEnded: Bool = false) -> ATToken {
+        guard let length, length >= 0 else { return reject(.malformedHeader, lineEnded: lineEnded) }
         if length > configuration.maxPayloadLength {
             statistics.oversizedPayloads &+= 1
             statistics.garbageBytes &+= UInt32(truncatingIfNeeded: count)
-            mode = .discard
+            mode = lineEnded ? .line : .discard
             ipdMatch = 0
             resetLine()
             return .error(.payloadTooLong(announced: length))
@@ -359,10 +362,10 @@ public struct ATLexer {
         return .payloadStart(ATPayloadHeader(kind: kind, link: link, length: length, leftInModule: left))
     }
 
-    mutating func reject(_ error: ATLexerError) -> ATToken {
+    mutating func reject(_ error: ATLexerError, lineEnded: Bool = false) -> ATToken {
         statistics.malformedHeaders &+= 1
         statistics.garbageBytes &+= UInt32(truncatingIfNeeded: count)
-        mode = .discard
+        mode = lineEnded ? .line : .discard
         ipdMatch = 0
         resetLine()
         return .error(error)
@@ -392,7 +395,9 @@ public struct ATLexer {
                 let length = fields.nextInteger()
                 return fields.isAtEnd ? .some(length) : .none
             }
-            if let length = header { return beginPayload(kind: .qird, link: nil, length: length, left: nil) }
+            if let length = header {
+                return beginPayload(kind: .qird, link: nil, length: length, left: nil, lineEnded: true)
+            }
         }
         if framing.contains(.cipRxGet), bufferHasPrefix("+CIPRXGET:") {
             // "+CIPRXGET: 2,<link>,<len>,<left>" or, in single-link mode, "+CIPRXGET: 2,<len>,<left>".
@@ -405,8 +410,8 @@ public struct ATLexer {
                 return fields.isAtEnd ? (true, a, b, c) : (true, nil, nil, nil)
             }
             if header.0 {
-                if let link = header.1, link < 0 { return reject(.malformedHeader) }
-                return beginPayload(kind: .cipRxGet, link: header.1, length: header.2, left: header.3)
+                if let link = header.1, link < 0 { return reject(.malformedHeader, lineEnded: true) }
+                return beginPayload(kind: .cipRxGet, link: header.1, length: header.2, left: header.3, lineEnded: true)
             }
         }
         statistics.lines &+= 1

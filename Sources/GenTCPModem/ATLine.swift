@@ -111,7 +111,7 @@ public struct ATFields {
             digits += 1
             position += 1
         }
-        if finishField(), digits > 0 { return negative ? -value : value }
+        if finishField() { return digits > 0 ? (negative ? -value : value) : nil }
         // Not a clean number: skip the rest of the field.
         skipField()
         return nil

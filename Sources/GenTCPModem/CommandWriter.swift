@@ -39,7 +39,7 @@ public struct CommandWriter {
     }
 
     /// Appends `"value"` after checking `value`: at most `maxLength` bytes, not empty unless
-    /// `allowEmpty`, and free of `"`, `,`, `\`, CR, LF, other control bytes and DEL.
+    /// `allowEmpty`, and free of `"`, `,`, `\`, CR, LF, tab, other control bytes and DEL.
     public mutating func append(quoted value: String, maxLength: Int, allowEmpty: Bool = false) throws(ModemError) {
         let length = try ModemValidation.check(value, maxLength: maxLength, allowEmpty: allowEmpty)
         guard length + 2 <= storage.count - count else {
@@ -70,7 +70,7 @@ public enum ModemValidation {
         for b in value.utf8 {
             length += 1
             if length > maxLength { throw ModemError(.invalidArgument, "string longer than the dialect allows") }
-            if b == ASCII.quote || b == ASCII.comma || b == ASCII.backslash || ASCII.isControl(b) {
+            if b == ASCII.quote || b == ASCII.comma || b == ASCII.backslash || b < 0x20 || b == ASCII.delete {
                 throw ModemError(.invalidArgument, "string contains a quote, comma, backslash or control byte")
             }
         }
