@@ -50,6 +50,9 @@ public struct ModemEngine<Dialect: ModemDialect> {
     let sendChunk: Int
 
     static var noDeadline: UInt64 { UInt64.max }
+    /// Events a run of immediate completions may queue. The queue holds this plus the most one
+    /// line or timer can produce (a reset: every link, plus four), so nothing is ever dropped.
+    static var submitEventReserve: Int { 4 }
 
     public init(dialect: Dialect, configuration: ModemConfiguration = ModemConfiguration()) {
         let limits = dialect.limits
@@ -67,7 +70,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
         response = ResponseLines(byteCapacity: configuration.maxResponseBytes,
                                  lineCapacity: configuration.maxResponseLines)
         let linkCount = max(1, min(limits.maxLinks, 32))
-        events = EventQueue(capacity: linkCount + 8)
+        events = EventQueue(capacity: linkCount + 4 + ModemEngine.submitEventReserve)
         links = [ModemLinkState](repeating: .closed, count: linkCount)
         connectDeadlines = [UInt64](repeating: ModemEngine.noDeadline, count: linkCount)
     }
@@ -148,8 +151,8 @@ public struct ModemEngine<Dialect: ModemDialect> {
     // MARK: Submitting work
 
     /// Starts `command`. Throws, leaving no trace, when a command is in flight
-    /// (``ModemReason/alreadyInProgress``), when the previous output has not been written
-    /// (``ModemReason/wouldBlock``), or when an argument is bad (``ModemReason/invalidArgument``:
+    /// (``ModemReason/alreadyInProgress``), when the previous output has not been written or
+    /// events have piled up untaken (``ModemReason/wouldBlock``), or when an argument is bad (``ModemReason/invalidArgument``:
     /// link out of range, port outside 1–65535, a read length outside 1–max, a string that
     /// could inject AT) or unsupported (``ModemReason/notSupported``).
     ///
@@ -179,7 +182,11 @@ public struct ModemEngine<Dialect: ModemDialect> {
         response.clear()
         statistics.commands &+= 1
         guard needed else {
-            // Nothing to tell the module: done at once.
+            // Nothing to tell the module: done at once. The completion is queued, so a driver
+            // that keeps submitting without taking events could fill the fixed queue; refuse.
+            guard events.count < ModemEngine.submitEventReserve else {
+                throw ModemError(.wouldBlock, "take the pending events first")
+            }
             dialect.commandSucceeded(command)
             push(.commandCompleted(ModemCompletion(command: command.kind, link: command.link, outcome: .success)))
             return

@@ -265,3 +265,34 @@ struct EngineTests {
         #expect(engine.linkCount == 6)
     }
 }
+
+@Suite("Event queue bounds")
+struct EventQueueTests {
+    @Test("immediate completions cannot pile up past the reserve (found by the fuzzer)")
+    func immediateCompletions() throws {
+        var engine = ModemEngine(dialect: BG96Dialect())
+        for _ in 0..<4 { try engine.submit(.enableMultiplexing, now: at(0)) }
+        #expect(throws: ModemError(.wouldBlock)) { try engine.submit(.enableMultiplexing, now: at(0)) }
+        var count = 0
+        while engine.nextEvent(now: at(0)) != nil { count += 1 }
+        #expect(count == 4)
+        #expect(engine.statistics.droppedEvents == 0)
+        try engine.submit(.enablePassiveReceive, now: at(0))
+    }
+
+    @Test("a reset with every link open and a connect pending fits the queue")
+    func resetWithAllLinks() throws {
+        var engine = ModemEngine(dialect: BG96Dialect())
+        for link in 0..<12 {
+            try engine.submit(.connect(link: link, host: "h", port: 1), now: at(0))
+            _ = written(&engine)
+            _ = feed(&engine, "\r\nOK\r\n\r\n+QIOPEN: \(link),0\r\n")
+        }
+        try engine.submit(.close(link: 3), now: at(0))
+        _ = written(&engine)
+        let events = feed(&engine, "+QIURC: \"recv\",1\r\nRDY\r\n")
+        #expect(events.count == 1 + 1 + 1 + 12)
+        #expect(events.prefix(3) == [.available(1, nil), .reset, .failed(.close, 3, .moduleReset, .closed)])
+        #expect(engine.statistics.droppedEvents == 0)
+    }
+}
