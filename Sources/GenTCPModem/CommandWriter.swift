@@ -47,9 +47,11 @@ public struct CommandWriter {
         }
         storage[count] = ASCII.quote
         count += 1
-        for b in value.utf8 {
-            storage[count] = b
-            count += 1
+        ModemValidation.withUTF8(value) { bytes in
+            for b in bytes {
+                storage[count] = b
+                count += 1
+            }
         }
         storage[count] = ASCII.quote
         count += 1
@@ -66,15 +68,34 @@ public enum ModemValidation {
     /// returns its length in bytes.
     @discardableResult
     public static func check(_ value: String, maxLength: Int, allowEmpty: Bool = false) throws(ModemError) -> Int {
-        var length = 0
-        for b in value.utf8 {
-            length += 1
-            if length > maxLength { throw ModemError(.invalidArgument, "string longer than the dialect allows") }
-            if b == ASCII.quote || b == ASCII.comma || b == ASCII.backslash || b < 0x20 || b == ASCII.delete {
-                throw ModemError(.invalidArgument, "string contains a quote, comma, backslash or control byte")
+        // 0: fine, 1: too long, 2: a forbidden byte.
+        let verdict = withUTF8(value) { bytes -> Int in
+            if bytes.count > maxLength { return 1 }
+            for b in bytes where b == ASCII.quote || b == ASCII.comma || b == ASCII.backslash || b < 0x20 || b == ASCII.delete {
+                return 2
             }
+            return 0
         }
+        switch verdict {
+        case 1: throw ModemError(.invalidArgument, "string longer than the dialect allows")
+        case 2: throw ModemError(.invalidArgument, "string contains a quote, comma, backslash or control byte")
+        default: break
+        }
+        let length = withUTF8(value) { $0.count }
         if length == 0, !allowEmpty { throw ModemError(.invalidArgument, "empty string") }
         return length
+    }
+
+    /// The string's UTF-8 bytes. A native string is already contiguous UTF-8; only a bridged
+    /// string on a host needs the copy, and the embedded build leaves that path (and the
+    /// Unicode machinery it drags in) out.
+    static func withUTF8<R>(_ value: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = value.utf8.withContiguousStorageIfAvailable(body) { return result }
+        #if hasFeature(Embedded)
+        return body(UnsafeBufferPointer(start: nil, count: 0))
+        #else
+        let bytes = Array(value.utf8)
+        return bytes.withUnsafeBufferPointer(body)
+        #endif
     }
 }
