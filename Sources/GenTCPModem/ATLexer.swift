@@ -322,8 +322,8 @@ public struct ATLexer {
                 default: return (nil, nil)
                 }
             }
-            if (fieldCount == 2 || fieldCount == 4), parsed.0 == nil || parsed.0! < 0 {
-                return reject(.malformedHeader)
+            if fieldCount == 2 || fieldCount == 4 {
+                guard let link = parsed.0, link >= 0 else { return reject(.malformedHeader) }
             }
             return beginPayload(kind: .ipd, link: parsed.0, length: parsed.1, left: nil)
         }

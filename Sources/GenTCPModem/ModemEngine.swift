@@ -99,7 +99,8 @@ public struct ModemEngine<Dialect: ModemDialect> {
     public var nextDeadline: ModemInstant? {
         var earliest: ModemInstant?
         func consider(_ instant: ModemInstant) {
-            if earliest == nil || instant < earliest! { earliest = instant }
+            if let current = earliest, current <= instant { return }
+            earliest = instant
         }
         if let inFlight { consider(inFlight.backoffUntil ?? inFlight.deadline) }
         for (i, d) in connectDeadlines.enumerated() where d != ModemEngine.noDeadline && links[i] == .connecting {

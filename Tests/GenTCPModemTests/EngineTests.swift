@@ -296,3 +296,43 @@ struct EventQueueTests {
         #expect(engine.statistics.droppedEvents == 0)
     }
 }
+
+@Suite("Driver pattern")
+struct DriverPatternTests {
+    @Test("a handler may submit from inside receive: passive ESP-AT read on +IPD notice")
+    func pullOnNotice() throws {
+        var engine = ModemEngine(dialect: ESPATDialect())
+        try engine.submit(.enableMultiplexing, now: at(0))
+        _ = written(&engine)
+        _ = feed(&engine, "\r\nOK\r\n")
+        try engine.submit(.connect(link: 2, host: "example.com", port: 80), now: at(0))
+        _ = written(&engine)
+        _ = feed(&engine, "2,CONNECT\r\n\r\nOK\r\n")
+
+        // The owner's buffer has room for 6 bytes: read at most that, as the passive design asks.
+        var room = 6
+        var got: [UInt8] = []
+        var reads = 0
+        func react(_ engine: inout ModemEngine<ESPATDialect>, _ event: ModemEvent) {
+            switch event {
+            case .dataAvailable(let link, _) where room > 0:
+                try? engine.submit(.read(link: link, maximum: room), now: at(10))
+                reads += 1
+            case .received(_, let bytes):
+                got += Array(bytes)
+                room -= bytes.count
+            default:
+                break
+            }
+        }
+        b("\r\n+IPD,2,10\r\n").withUnsafeBytes { engine.receive($0, now: at(10), react) }
+        #expect(reads == 1)
+        #expect(written(&engine) == "AT+CIPRECVDATA=2,6\r\n")
+        b("+CIPRECVDATA:6,abcdef\r\nOK\r\n\r\n+IPD,2,4\r\n").withUnsafeBytes { engine.receive($0, now: at(20), react) }
+        #expect(got == b("abcdef"))
+        // No room left: the notice is not acted on, so the module's window fills (backpressure).
+        #expect(reads == 1)
+        #expect(engine.isIdle == true)
+        #expect(engine.invariantViolation() == nil)
+    }
+}
