@@ -120,6 +120,16 @@ public struct ATLexer {
     /// Payload bytes still to come for the current header (0 outside a payload).
     public var payloadRemaining: Int { mode == .payload ? remaining : 0 }
 
+    /// Checks the lexer's internal consistency; nil when all is well. For tests and fuzzing.
+    public func invariantViolation() -> StaticString? {
+        if buffer.count != configuration.maxLineLength { return "line buffer resized" }
+        if count < 0 || count > buffer.count { return "line overflow" }
+        if lineStart < 0 || lineEnd < lineStart || lineEnd > buffer.count { return "line bounds out of order" }
+        if remaining < 0 || remaining > configuration.maxPayloadLength { return "payload beyond the maximum" }
+        if mode != .payload && remaining != 0 { return "payload count outside a payload" }
+        return nil
+    }
+
     /// Forgets any partial line or payload (after a module reset, say). Statistics are kept.
     public mutating func reset() {
         mode = .line

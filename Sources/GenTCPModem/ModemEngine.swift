@@ -124,6 +124,10 @@ public struct ModemEngine<Dialect: ModemDialect> {
 
     // MARK: Output
 
+    /// The size of the output buffer: one command line plus one send chunk. No write the engine
+    /// asks for is ever longer, so a driver can size its UART transmit buffer from it.
+    public var outputCapacity: Int { output.capacity }
+
     /// The number of bytes waiting to be written to the module.
     public var pendingOutputCount: Int { output.pending }
 

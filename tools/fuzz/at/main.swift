@@ -1,9 +1,9 @@
 // Fuzz harness for GenTCPModem: random module output, in random chunk sizes, into the lexer and
 // the engine of each dialect, with a scripted driver submitting commands in between.
 //
-// Built in one module with the sources (no import), as tools/fuzz.sh does:
+// Run with `tools/fuzz.sh at SECONDS`, which builds GenTCPModem as its own module and links this
+// harness against it; it uses only the public API. It also builds as one module with the sources:
 //   swiftc -sanitize=fuzzer,address -parse-as-library Sources/GenTCPModem/*.swift tools/fuzz/at/main.swift -o fuzz-at
-//   ./fuzz-at -max_total_time=10 tools/fuzz/at/corpus
 //
 // Invariants checked (a violation traps, which libFuzzer reports as a crash):
 // * lexer: every payload piece lies inside the input, is at most the piece size, and the pieces
@@ -12,6 +12,10 @@
 // * engine: `invariantViolation()` is nil after every step (buffer sizes unchanged, indices in
 //   order, no payload beyond its announced length, prompt expectation in step with the command),
 //   received bytes lie inside the input and name a valid link, the event queue never overflows.
+
+#if canImport(GenTCPModem)
+import GenTCPModem
+#endif
 
 /// FNV-1a over a token stream; the cheap way to compare two cuttings without storing tokens.
 struct StreamHash {
@@ -86,7 +90,7 @@ func lexAll(_ input: UnsafeRawBufferPointer, sizes: UnsafeRawBufferPointer, fram
                     hash.add(n)
                 }
             }
-            check(lexer.count <= lexer.buffer.count && lexer.buffer.count == 64, "line buffer out of bounds")
+            if let violation = lexer.invariantViolation() { fatalError("\(violation)") }
         }
         check(cursor == chunk.count, "input not consumed")
         offset += n
@@ -179,14 +183,13 @@ func drive<D: ModemDialect>(_ dialect: D, script: UnsafeRawBufferPointer, module
         default:
             // The driver writes some or all of the output.
             let limit = byte() % 3 == 0 ? byte() % 8 : Int.max
-            let capacity = engine.output.capacity
+            let capacity = engine.outputCapacity
             engine.withPendingOutput { bytes in
                 check(bytes.count <= capacity, "output beyond capacity")
                 return min(bytes.count, limit)
             }
         }
         if let violation = engine.invariantViolation() { fatalError("\(violation)") }
-        check(engine.events.count <= engine.events.storage.count, "event queue overflow")
         check(engine.statistics.droppedEvents == 0, "events dropped")
     }
 }
