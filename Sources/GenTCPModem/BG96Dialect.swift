@@ -1,0 +1,216 @@
+/// Quectel BG96 (and BG95/BG77/EC2x) TCP/IP (`AT+QI*`).
+///
+/// Commands end with CR. Links (connect ids) 0–11 on PDP context ``contextID``; sockets are
+/// opened in buffer access mode, so receive is always pull (`+QIURC: "recv"`, `AT+QIRD`).
+/// `+QIOPEN: <id>,<err>` reports the connect; socket errors (5xx) map to gen_tcp reasons.
+/// A peer close (`+QIURC: "closed"`) leaves the id in use until `AT+QICLOSE`.
+public struct BG96Dialect: ModemDialect {
+    /// The PDP context the sockets use (1–16).
+    public let contextID: Int
+
+    public init(contextID: Int = 1) {
+        self.contextID = min(max(contextID, 1), 16)
+    }
+
+    public var limits: ModemLimits {
+        ModemLimits(maxLinks: 12, maxSendLength: 1460, maxReadLength: 1500, maxPayloadLength: 1500,
+                    maxHostLength: 128, maxCredentialLength: 64,
+                    asyncConnectTimeout: 150_000, asyncResolveTimeout: 60_000)
+    }
+    public var framing: ATFraming { [.qird] }
+    public var commandTerminator: StaticString { "\r" }
+    public var connectsAsynchronously: Bool { true }
+    public var resolvesAsynchronously: Bool { true }
+    public var keepsLinkAfterPeerClose: Bool { true }
+
+    public func build(_ command: ModemCommand, into w: inout CommandWriter) throws(ModemError) -> Bool {
+        switch command {
+        case .probe: try w.append("AT")
+        case .echoOff: try w.append("ATE0")
+        case .restart: try w.append("AT+CFUN=1,1")
+        case .version: try w.append("ATI")
+        case .enableMultiplexing, .enablePassiveReceive:
+            return false  // always multi-link; buffer access mode is chosen in AT+QIOPEN
+        case .joinNetwork: throw ModemError(.notSupported, "BG96 has no Wi-Fi")
+        case .configureBearer(let apn, let user, let password):
+            try w.append("AT+QICSGP=")
+            try w.append(decimal: contextID)
+            try w.append(",1,")
+            try w.append(quoted: apn, maxLength: limits.maxCredentialLength)
+            try w.append(",")
+            try w.append(quoted: user, maxLength: limits.maxCredentialLength, allowEmpty: true)
+            try w.append(",")
+            try w.append(quoted: password, maxLength: limits.maxCredentialLength, allowEmpty: true)
+            // Authentication: none without a user name, otherwise PAP or CHAP.
+            try w.append(user.isEmpty ? ",0" : ",3")
+        case .activateBearer:
+            try w.append("AT+QIACT=")
+            try w.append(decimal: contextID)
+        case .deactivateBearer:
+            try w.append("AT+QIDEACT=")
+            try w.append(decimal: contextID)
+        case .localAddress: try w.append("AT+QIACT?")
+        case .resolve(let host):
+            try w.append("AT+QIDNSGIP=")
+            try w.append(decimal: contextID)
+            try w.append(",")
+            try w.append(quoted: host, maxLength: limits.maxHostLength)
+        case .connect(let link, let host, let port):
+            try w.append("AT+QIOPEN=")
+            try w.append(decimal: contextID)
+            try w.append(",")
+            try w.append(decimal: link)
+            try w.append(",\"TCP\",")
+            try w.append(quoted: host, maxLength: limits.maxHostLength)
+            try w.append(",")
+            try w.append(decimal: port)
+            try w.append(",0,0")  // any local port, buffer access mode
+        case .send(let link, let count):
+            try w.append("AT+QISEND=")
+            try w.append(decimal: link)
+            try w.append(",")
+            try w.append(decimal: count)
+        case .read(let link, let maximum):
+            try w.append("AT+QIRD=")
+            try w.append(decimal: link)
+            try w.append(",")
+            try w.append(decimal: maximum)
+        case .queryAvailable(let link):
+            try w.append("AT+QIRD=")
+            try w.append(decimal: link)
+            try w.append(",0")
+        case .close(let link):
+            try w.append("AT+QICLOSE=")
+            try w.append(decimal: link)
+        case .setBaudRate(let rate, _):
+            try w.append("AT+IPR=")
+            try w.append(decimal: rate)
+        case .raw(let text): try w.append(text)
+        }
+        return true
+    }
+
+    public func classify(_ line: ATLine, context: ModemLineContext) -> ModemLineMeaning {
+        if line.equals("RDY") { return .reset }
+        if line.equals("APP RDY") { return .bootBanner }
+        if line.equals("POWERED DOWN") { return .ignored }
+
+        if context.phase == .awaitingSendResult {
+            if line.equals("SEND OK") { return .success }
+            if line.equals("SEND FAIL") { return .failure(.sendFailed) }
+        }
+        if let final = ATCommon.finalResult(line) { return final }
+
+        if var fields = line.fields(afterPrefix: "+QIOPEN:") {
+            guard let link = fields.nextInteger(), link >= 0, let error = fields.nextInteger() else {
+                return .unrecognised
+            }
+            if error == 0 { return .unsolicited(.connected(link: link)) }
+            return .unsolicited(.connectFailed(link: link, reason: BG96Dialect.socketReason(error)))
+        }
+        if var fields = line.fields(afterPrefix: "+QIURC:") {
+            let name = fields.nextString()
+            if name.equals("closed") {
+                if let link = fields.nextInteger(), link >= 0 { return .unsolicited(.closed(link: link)) }
+            } else if name.equals("recv") {
+                // Buffer access mode: "recv",<id>; BG95/EC2x may add ,<len>.
+                if let link = fields.nextInteger(), link >= 0 {
+                    return .unsolicited(.dataAvailable(link: link, length: fields.nextInteger()))
+                }
+            } else if name.equals("pdpdeact") {
+                return .unsolicited(.network(.bearerLost))
+            } else if name.equals("dnsgip") {
+                // "dnsgip",<err>,<count>,<ttl> then one "dnsgip","<ip>" per address.
+                let save = fields
+                if let error = fields.nextInteger() {
+                    return error == 0 ? .ignored : .unsolicited(.resolveFailed(BG96Dialect.socketReason(error)))
+                }
+                fields = save
+                if let address = ModemAddress(text: fields.nextString()) { return .unsolicited(.resolved(address)) }
+            } else {
+                return .ignored  // "incoming full", "incoming" and others this engine does not model
+            }
+            return .unrecognised
+        }
+        if var fields = line.fields(afterPrefix: "+QIRD:") {
+            // AT+QIRD=<id>,0 answers "+QIRD: <total>,<read>,<unread>".
+            _ = fields.nextInteger()
+            _ = fields.nextInteger()
+            if let unread = fields.nextInteger(), unread >= 0, let link = context.link {
+                return .information(.available(link: link, length: unread))
+            }
+            return .information(.text)
+        }
+        if var fields = line.fields(afterPrefix: "+QIACT:") {
+            // "+QIACT: <ctx>,<state>,<type>,"<ip>"".
+            _ = fields.nextInteger()
+            _ = fields.nextInteger()
+            _ = fields.nextInteger()
+            if let address = ModemAddress(text: fields.nextString()) { return .information(.localAddress(address)) }
+            return .information(.text)
+        }
+        return .unrecognised
+    }
+
+    /// The TCP/IP error codes of Quectel's manuals (550–574), as gen_tcp reasons.
+    public static func socketReason(_ code: Int) -> ModemReason {
+        switch code {
+        case 551, 568: .resourceBusy        // operation blocked, operation busy
+        case 552, 555, 572: .invalidArgument // invalid parameters, not supported, not allowed
+        case 553: .outOfMemory
+        case 554: .systemLimit              // create socket failed
+        case 556, 574: .addressInUse        // bind failed, port busy
+        case 558, 559: .ioError             // socket write/read failed
+        case 561, 570, 573: .networkDown    // PDP open failed, PDP broken, APN not configured
+        case 563: .alreadyConnected         // socket identity has been used
+        case 564: .tryAgain                 // DNS busy
+        case 565: .nonExistentDomain        // DNS parse failed
+        case 566: .connectionRefused        // socket connect failed
+        case 567: .closed                   // socket has been closed
+        case 569: .connectionTimedOut       // operation timeout
+        default: .ioError
+        }
+    }
+
+    public func reason(for failure: ModemFailure, of command: ModemCommandKind) -> ModemReason {
+        switch failure {
+        case .timeout: return command == .connect ? .connectionTimedOut : .timeout
+        case .moduleReset: return .closed
+        case .busy: return .resourceBusy
+        case .alreadyConnected: return .alreadyConnected
+        case .dnsFailed: return .nonExistentDomain
+        case .linkInvalid: return .notConnected
+        case .sendFailed: return .tryAgain  // the module's send buffer is full; retry later
+        case .cmeError(let code?) where code >= 550 && code < 600: return BG96Dialect.socketReason(code)
+        case .error, .fail, .cmeError, .cmsError:
+            switch command {
+            case .connect: return .connectionRefused
+            case .resolve: return .nonExistentDomain
+            case .send: return .closed
+            case .read, .queryAvailable: return .notConnected
+            case .close: return .notConnected
+            case .activateBearer, .configureBearer: return .networkUnreachable
+            case .localAddress: return .networkDown
+            default: return .invalidArgument
+            }
+        }
+    }
+
+    public func timeout(for command: ModemCommand) -> UInt32 {
+        switch command {
+        case .restart: 15_000
+        case .activateBearer: 150_000
+        case .deactivateBearer: 40_000
+        case .connect: 10_000
+        case .resolve: 10_000
+        case .close: 11_000
+        case .send: 5_000
+        case .read: 5_000
+        default: 2_000
+        }
+    }
+
+    public mutating func commandSucceeded(_ command: ModemCommand) {}
+    public mutating func learn(_ information: ModemInformation) {}
+    public mutating func moduleDidReset() {}
+}

@@ -1,0 +1,101 @@
+/// Builds one AT command line into a fixed buffer. Dialects use it; it refuses anything that
+/// could inject a second command or break out of a quoted parameter.
+public struct CommandWriter {
+    var storage: [UInt8]
+    /// The number of bytes written so far.
+    public private(set) var count = 0
+
+    init(capacity: Int) {
+        storage = [UInt8](repeating: 0, count: capacity)
+    }
+
+    mutating func clear() { count = 0 }
+
+    /// Appends fixed text.
+    public mutating func append(_ text: StaticString) throws(ModemError) {
+        let n = text.utf8CodeUnitCount
+        guard n <= storage.count - count else { throw ModemError(.invalidArgument, "command too long") }
+        let p = text.utf8Start
+        for i in 0..<n { storage[count + i] = p[i] }
+        count += n
+    }
+
+    /// Appends a non-negative decimal number.
+    public mutating func append(decimal value: Int) throws(ModemError) {
+        guard value >= 0 else { throw ModemError(.invalidArgument, "negative number") }
+        var n = 1
+        var v = value / 10
+        while v > 0 {
+            n += 1
+            v /= 10
+        }
+        guard n <= storage.count - count else { throw ModemError(.invalidArgument, "command too long") }
+        v = value
+        for i in stride(from: count + n - 1, through: count, by: -1) {
+            storage[i] = UInt8(v % 10) + 0x30
+            v /= 10
+        }
+        count += n
+    }
+
+    /// Appends `"value"` after checking `value`: at most `maxLength` bytes, not empty unless
+    /// `allowEmpty`, and free of `"`, `,`, `\`, CR, LF, tab, other control bytes and DEL.
+    public mutating func append(quoted value: String, maxLength: Int, allowEmpty: Bool = false) throws(ModemError) {
+        let length = try ModemValidation.check(value, maxLength: maxLength, allowEmpty: allowEmpty)
+        guard length + 2 <= storage.count - count else {
+            throw ModemError(.invalidArgument, "command too long")
+        }
+        storage[count] = ASCII.quote
+        count += 1
+        ModemValidation.withUTF8(value) { bytes in
+            for b in bytes {
+                storage[count] = b
+                count += 1
+            }
+        }
+        storage[count] = ASCII.quote
+        count += 1
+    }
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    }
+}
+
+/// The checks on strings that go into commands.
+public enum ModemValidation {
+    /// Throws ``ModemReason/invalidArgument`` unless `value` is safe inside a quoted AT parameter;
+    /// returns its length in bytes.
+    @discardableResult
+    public static func check(_ value: String, maxLength: Int, allowEmpty: Bool = false) throws(ModemError) -> Int {
+        // 0: fine, 1: too long, 2: a forbidden byte.
+        let verdict = withUTF8(value) { bytes -> Int in
+            if bytes.count > maxLength { return 1 }
+            for b in bytes where b == ASCII.quote || b == ASCII.comma || b == ASCII.backslash || b < 0x20 || b == ASCII.delete {
+                return 2
+            }
+            return 0
+        }
+        switch verdict {
+        case 1: throw ModemError(.invalidArgument, "string longer than the dialect allows")
+        case 2: throw ModemError(.invalidArgument, "string contains a quote, comma, backslash or control byte")
+        default: break
+        }
+        let length = withUTF8(value) { $0.count }
+        if length == 0, !allowEmpty { throw ModemError(.invalidArgument, "empty string") }
+        return length
+    }
+
+    /// The string's UTF-8 bytes. A native string is already contiguous UTF-8; only a bridged
+    /// string on a host needs the copy, and the embedded build leaves that path (and the
+    /// Unicode machinery it drags in) out.
+    static func withUTF8<R>(_ value: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = value.utf8.withContiguousStorageIfAvailable(body) { return result }
+        #if hasFeature(Embedded)
+        return body(UnsafeBufferPointer(start: nil, count: 0))
+        #else
+        let bytes = Array(value.utf8)
+        return bytes.withUnsafeBufferPointer(body)
+        #endif
+    }
+}

@@ -1,0 +1,180 @@
+/// One AT dialect (ESP-AT, SIMCom SIM800, Quectel BG96...): mostly data, plus small hooks.
+///
+/// The engine is generic over it (``ModemEngine``), so there is no existential and no dynamic
+/// dispatch; ``StandardDialect`` wraps the built-in ones for a choice made at run time.
+///
+/// A dialect is a value: it holds what it learned from the module (version, multiplexing,
+/// passive mode) and forgets it in ``moduleDidReset()``.
+public protocol ModemDialect {
+    /// Sizes and timing facts.
+    var limits: ModemLimits { get }
+    /// The payload headers its module sends.
+    var framing: ATFraming { get }
+    /// What ends a command: `"\r\n"` for ESP-AT, `"\r"` (S3) for 3GPP modems.
+    var commandTerminator: StaticString { get }
+    /// Whether `connect` is answered `OK` at once and the result comes later as a URC.
+    var connectsAsynchronously: Bool { get }
+    /// Whether `resolve` is answered `OK` at once and the address comes later as a URC.
+    var resolvesAsynchronously: Bool { get }
+    /// Whether a link closed by the peer keeps its id until a local close (Quectel).
+    var keepsLinkAfterPeerClose: Bool { get }
+
+    /// Writes the command line for `command` (without terminator). Returns false when the
+    /// dialect needs no command for it (it then succeeds at once). Throws
+    /// ``ModemReason/invalidArgument`` or ``ModemReason/notSupported`` before writing anything
+    /// the engine would send.
+    func build(_ command: ModemCommand, into writer: inout CommandWriter) throws(ModemError) -> Bool
+
+    /// Says what a line means, given what is in flight.
+    func classify(_ line: ATLine, context: ModemLineContext) -> ModemLineMeaning
+
+    /// Maps a failure of `command` to the reason gen_tcp would give.
+    func reason(for failure: ModemFailure, of command: ModemCommandKind) -> ModemReason
+
+    /// The default time the module gets to give a final result, in milliseconds.
+    func timeout(for command: ModemCommand) -> UInt32
+
+    /// Learns from a successful command (multiplexing on, passive mode on...).
+    mutating func commandSucceeded(_ command: ModemCommand)
+
+    /// Learns from information the module gave (its version, say).
+    mutating func learn(_ information: ModemInformation)
+
+    /// Forgets everything the module forgot when it restarted.
+    mutating func moduleDidReset()
+}
+
+/// Sizes and timing facts of a dialect.
+public struct ModemLimits: Sendable, Equatable {
+    /// Link ids run `0..<maxLinks`.
+    public var maxLinks: Int
+    /// The most payload bytes one send command takes.
+    public var maxSendLength: Int
+    /// The most bytes one read command may ask for.
+    public var maxReadLength: Int
+    /// The most payload bytes a header may announce (the lexer's sanity bound).
+    public var maxPayloadLength: Int
+    /// The longest host name accepted in commands.
+    public var maxHostLength: Int
+    /// The longest APN, user name, password, SSID accepted in commands.
+    public var maxCredentialLength: Int
+    /// How long to wait for an asynchronous connect result after `OK`, in ms.
+    public var asyncConnectTimeout: UInt32
+    /// How long to wait for an asynchronous DNS result after `OK`, in ms.
+    public var asyncResolveTimeout: UInt32
+
+    public init(maxLinks: Int, maxSendLength: Int, maxReadLength: Int, maxPayloadLength: Int,
+                maxHostLength: Int, maxCredentialLength: Int,
+                asyncConnectTimeout: UInt32, asyncResolveTimeout: UInt32) {
+        self.maxLinks = maxLinks
+        self.maxSendLength = maxSendLength
+        self.maxReadLength = maxReadLength
+        self.maxPayloadLength = maxPayloadLength
+        self.maxHostLength = maxHostLength
+        self.maxCredentialLength = maxCredentialLength
+        self.asyncConnectTimeout = asyncConnectTimeout
+        self.asyncResolveTimeout = asyncResolveTimeout
+    }
+}
+
+/// Where the engine is when a line arrives.
+public struct ModemLineContext: Sendable, Equatable {
+    /// The phase of the command in flight.
+    public enum Phase: UInt8, Sendable, Equatable {
+        /// Nothing in flight.
+        case idle
+        /// Waiting for the final result (or for the prompt's preamble).
+        case response
+        /// A send command waits for `>`; an `OK` here is not final (ESP-AT sends `OK` then `>`).
+        case awaitingPrompt
+        /// The payload was written; only a send result (`SEND OK`...) or an error is final.
+        case awaitingSendResult
+    }
+
+    public var command: ModemCommandKind?
+    public var link: Int?
+    public var phase: Phase
+
+    public init(command: ModemCommandKind?, link: Int?, phase: Phase) {
+        self.command = command
+        self.link = link
+        self.phase = phase
+    }
+}
+
+/// What a line means.
+public enum ModemLineMeaning: Equatable, Sendable {
+    /// The command in flight succeeded (`OK`, `SEND OK`, `CLOSE OK`...).
+    case success
+    /// The command in flight failed.
+    case failure(ModemFailure)
+    /// An information line of the command in flight.
+    case information(ModemInformation)
+    /// An information line that is also the final result (SIMCom `AT+CIFSR` answers a bare address).
+    case informationAndSuccess(ModemInformation)
+    /// An unsolicited result code, whatever is in flight.
+    case unsolicited(ModemUnsolicited)
+    /// `busy p...`: the command was ignored; retry after a back-off.
+    case busy
+    /// The module restarted (`ready`, `RDY`).
+    case reset
+    /// A boot banner line (`Call Ready`, `APP RDY`): a restart unless one was just reported.
+    case bootBanner
+    /// Known noise (`Recv 5 bytes`, `ERR CODE:...`).
+    case ignored
+    /// Nobody knows this line.
+    case unrecognised
+}
+
+/// Information lines a dialect understands.
+public enum ModemInformation: Equatable, Sendable {
+    case version(ModemVersion)
+    case resolved(ModemAddress)
+    case localAddress(ModemAddress)
+    /// Bytes buffered for a link (answer to ``ModemCommand/queryAvailable(link:)``).
+    case available(link: Int, length: Int)
+    /// A line that explains the `ERROR` that follows (`ALREADY CONNECTED`, `DNS Fail`).
+    case failureHint(ModemFailure)
+    /// Anything else worth keeping with the response.
+    case text
+}
+
+/// Unsolicited result codes a dialect understands.
+public enum ModemUnsolicited: Equatable, Sendable {
+    case connected(link: Int)
+    case connectFailed(link: Int, reason: ModemReason)
+    case closed(link: Int)
+    case dataAvailable(link: Int, length: Int?)
+    case resolved(ModemAddress)
+    case resolveFailed(ModemReason)
+    case network(ModemNetworkEvent)
+}
+
+/// Parsing pieces shared by the dialects.
+public enum ATCommon {
+    /// The 3GPP/V.25ter finals: `OK`, `ERROR`, `+CME ERROR: <n>`, `+CMS ERROR: <n>`.
+    public static func finalResult(_ line: ATLine) -> ModemLineMeaning? {
+        if line.equals("OK") { return .success }
+        if line.equals("ERROR") { return .failure(.error) }
+        if var fields = line.fields(afterPrefix: "+CME ERROR:") { return .failure(.cmeError(fields.nextInteger())) }
+        if var fields = line.fields(afterPrefix: "+CMS ERROR:") { return .failure(.cmsError(fields.nextInteger())) }
+        return nil
+    }
+
+    /// Matches `<link>,<text>`, `<link>, <text>` (SIMCom's space) or a bare `<text>` (single-link
+    /// mode, link 0). Returns the link, or nil when the line is something else.
+    public static func link(in line: ATLine, before text: StaticString) -> Int? {
+        if line.equals(text) { return 0 }
+        var i = 0
+        var link = 0
+        while i < line.count, i < 3, let d = ASCII.digit(line.bytes[i]) {
+            link = link * 10 + Int(d)
+            i += 1
+        }
+        guard i > 0, i < line.count, line.bytes[i] == ASCII.comma else { return nil }
+        i += 1
+        while i < line.count, line.bytes[i] == ASCII.space { i += 1 }
+        let rest = ATLine(UnsafeRawBufferPointer(rebasing: line.bytes[i...]))
+        return rest.equals(text) ? link : nil
+    }
+}

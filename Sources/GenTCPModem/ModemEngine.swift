@@ -1,0 +1,289 @@
+/// The AT engine: a sans-I/O state machine that drives one module through a ``ModemDialect``.
+///
+/// It does no I/O and reads no clock. The driver:
+/// 1. submits work: ``submit(_:now:timeout:)`` for commands, ``send(_:link:now:timeout:)`` for
+///    data (one command in flight at a time; both throw before producing anything);
+/// 2. writes what ``withPendingOutput(_:)`` (or ``drainOutput(into:)``) hands it to the UART;
+/// 3. passes every chunk the UART gives to ``nextEvent(reading:cursor:now:)`` until it
+///    returns nil, and acts on each ``ModemEvent``;
+/// 4. calls ``nextEvent(now:)`` at ``nextDeadline`` (timeouts, `busy` retries, async connects).
+///
+/// Memory is fixed at init (line buffer, command buffer, output buffer of one command plus one
+/// send chunk, response store, event ring); received payload is handed out as views of the
+/// driver's input, never copied.
+public struct ModemEngine<Dialect: ModemDialect> {
+    struct InFlight {
+        var command: ModemCommand
+        var phase: ModemLineContext.Phase
+        var deadline: ModemInstant
+        var timeout: UInt32
+        var backoffUntil: ModemInstant?
+        var retries = 0
+        var echoPending = true
+        var hint: ModemFailure?
+        var sendTimeout: UInt32 = 0
+    }
+
+    /// The dialect, with what it learned from the module.
+    public internal(set) var dialect: Dialect
+    public let configuration: ModemConfiguration
+    public internal(set) var statistics = ModemStatistics()
+    /// Command timeouts in a row with no answer in between: probe with `AT`, then reset.
+    public internal(set) var consecutiveTimeouts = 0
+
+    var lexer: ATLexer
+    var writer: CommandWriter
+    var output: OutputBuffer
+    var response: ResponseLines
+    var events: EventQueue
+    var inFlight: InFlight?
+    var links: [ModemLinkState]
+    var connectDeadlines: [UInt64]
+    var resolvePending = false
+    var resolveDeadline: ModemInstant?
+    var bootWindowUntil: ModemInstant?
+    var bootWindowFromStart = true
+    /// The link the current payload belongs to, or nil when it is discarded.
+    var payloadLink: Int?
+    var payloadAnnounced = 0
+    var payloadDelivered = 0
+    let sendChunk: Int
+
+    static var noDeadline: UInt64 { UInt64.max }
+    /// Events a run of immediate completions may queue. The queue holds this plus the most one
+    /// line or timer can produce (a reset: every link, plus four), so nothing is ever dropped.
+    static var submitEventReserve: Int { 4 }
+
+    public init(dialect: Dialect, configuration: ModemConfiguration = ModemConfiguration()) {
+        let limits = dialect.limits
+        self.dialect = dialect
+        self.configuration = configuration
+        sendChunk = max(1, min(configuration.maxSendChunk, limits.maxSendLength))
+        lexer = ATLexer(configuration: ATLexer.Configuration(
+            maxLineLength: configuration.maxLineLength,
+            maxPayloadLength: limits.maxPayloadLength,
+            maxPieceLength: configuration.maxPieceLength,
+            framing: dialect.framing))
+        let commandLength = max(32, configuration.maxCommandLength)
+        writer = CommandWriter(capacity: commandLength)
+        output = OutputBuffer(capacity: commandLength + 2 + sendChunk)
+        response = ResponseLines(byteCapacity: configuration.maxResponseBytes,
+                                 lineCapacity: configuration.maxResponseLines)
+        let linkCount = max(1, min(limits.maxLinks, 32))
+        events = EventQueue(capacity: linkCount + 4 + ModemEngine.submitEventReserve)
+        links = [ModemLinkState](repeating: .closed, count: linkCount)
+        connectDeadlines = [UInt64](repeating: ModemEngine.noDeadline, count: linkCount)
+    }
+
+    // MARK: Queries
+
+    /// The number of links (ids `0..<linkCount`).
+    public var linkCount: Int { links.count }
+    /// The most bytes one ``send(_:link:now:timeout:)`` takes.
+    public var maxSendChunk: Int { sendChunk }
+    /// The lexer's counters.
+    public var lexerStatistics: ATLexerStatistics { lexer.statistics }
+
+    /// What the engine believes about `link` (``ModemLinkState/closed`` when out of range).
+    public func linkState(_ link: Int) -> ModemLinkState {
+        link >= 0 && link < links.count ? links[link] : .closed
+    }
+
+    /// The command in flight, if any.
+    public var commandInFlight: ModemCommandKind? { inFlight?.command.kind }
+
+    /// Whether a new command can be submitted now.
+    public var isIdle: Bool { inFlight == nil && output.isEmpty }
+
+    /// When to call ``nextEvent(now:)`` next, or nil when no timer runs.
+    public var nextDeadline: ModemInstant? {
+        var earliest: ModemInstant?
+        func consider(_ instant: ModemInstant) {
+            if let current = earliest, current <= instant { return }
+            earliest = instant
+        }
+        if let inFlight { consider(inFlight.backoffUntil ?? inFlight.deadline) }
+        for (i, d) in connectDeadlines.enumerated() where d != ModemEngine.noDeadline && links[i] == .connecting {
+            consider(ModemInstant(milliseconds: d))
+        }
+        if let resolveDeadline { consider(resolveDeadline) }
+        return earliest
+    }
+
+    /// Information lines collected for the last command (valid until the next submit).
+    public var responseLineCount: Int { response.lineCount }
+
+    /// Reads information line `index` of the last command.
+    public func withResponseLine<R>(_ index: Int, _ body: (ATLine) -> R) -> R? {
+        response.withLine(index, body)
+    }
+
+    /// Reads the line behind the last ``ModemEvent/unrecognisedLine``. Valid until the next
+    /// call that reads input.
+    public func withLastLine<R>(_ body: (ATLine) -> R) -> R { lexer.withLine(body) }
+
+    // MARK: Output
+
+    /// The size of the output buffer: one command line plus one send chunk. No write the engine
+    /// asks for is ever longer, so a driver can size its UART transmit buffer from it.
+    public var outputCapacity: Int { output.capacity }
+
+    /// The number of bytes waiting to be written to the module.
+    public var pendingOutputCount: Int { output.pending }
+
+    /// Hands the bytes to write to `write`, which returns how many it wrote (short writes are fine).
+    public mutating func withPendingOutput(_ write: (UnsafeRawBufferPointer) -> Int) {
+        let written = output.storage.withUnsafeBytes { raw in
+            write(UnsafeRawBufferPointer(rebasing: raw[output.start..<output.released]))
+        }
+        let n = min(max(written, 0), output.pending)
+        output.consume(n)
+        statistics.bytesOut &+= UInt32(truncatingIfNeeded: n)
+    }
+
+    /// Copies as many pending bytes as fit into `buffer` and marks them written.
+    public mutating func drainOutput(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        let n = min(buffer.count, output.pending)
+        guard n > 0, let base = buffer.baseAddress else { return 0 }
+        output.storage.withUnsafeBytes { raw in
+            base.copyMemory(from: raw.baseAddress! + output.start, byteCount: n)
+        }
+        output.consume(n)
+        statistics.bytesOut &+= UInt32(truncatingIfNeeded: n)
+        return n
+    }
+
+    // MARK: Submitting work
+
+    /// Starts `command`. Throws, leaving no trace, when a command is in flight
+    /// (``ModemReason/alreadyInProgress``), when the previous output has not been written or
+    /// events have piled up untaken (``ModemReason/wouldBlock``), or when an argument is bad (``ModemReason/invalidArgument``:
+    /// link out of range, port outside 1–65535, a read length outside 1–max, a string that
+    /// could inject AT) or unsupported (``ModemReason/notSupported``).
+    ///
+    /// - Parameter timeout: milliseconds for the final result; the dialect's default if nil.
+    public mutating func submit(_ command: ModemCommand, now: ModemInstant, timeout: UInt32? = nil) throws(ModemError) {
+        try checkReady()
+        switch command {
+        case .send:
+            throw ModemError(.invalidArgument, "use send(_:link:now:timeout:) to send data")
+        case .connect(let link, _, let port):
+            try checkLink(link)
+            guard port >= 1 && port <= 65_535 else { throw ModemError(.invalidArgument, "port must be 1...65535") }
+            guard links[link] == .closed else { throw ModemError(.alreadyConnected, "link is in use; close it first") }
+        case .read(let link, let maximum):
+            try checkLink(link)
+            guard maximum >= 1 && maximum <= dialect.limits.maxReadLength else {
+                throw ModemError(.invalidArgument, "read length outside 1...the dialect's maximum")
+            }
+        case .queryAvailable(let link), .close(let link):
+            try checkLink(link)
+        case .setBaudRate(let rate, _):
+            guard rate >= 300 && rate <= 10_000_000 else { throw ModemError(.invalidArgument, "baud rate out of range") }
+        default:
+            break
+        }
+        let needed = try build(command)
+        response.clear()
+        statistics.commands &+= 1
+        guard needed else {
+            // Nothing to tell the module: done at once. The completion is queued, so a driver
+            // that keeps submitting without taking events could fill the fixed queue; refuse.
+            guard events.count < ModemEngine.submitEventReserve else {
+                throw ModemError(.wouldBlock, "take the pending events first")
+            }
+            dialect.commandSucceeded(command)
+            push(.commandCompleted(ModemCompletion(command: command.kind, link: command.link, outcome: .success)))
+            return
+        }
+        let limit = timeout ?? dialect.timeout(for: command)
+        output.writeCommand(writer, terminator: dialect.commandTerminator)
+        inFlight = InFlight(command: command, phase: .response, deadline: now.advanced(by: limit), timeout: limit)
+        switch command {
+        case .connect(let link, _, _):
+            links[link] = .connecting
+            connectDeadlines[link] = ModemEngine.noDeadline
+        case .resolve:
+            resolvePending = dialect.resolvesAsynchronously
+            resolveDeadline = nil
+        default:
+            break
+        }
+    }
+
+    /// Sends up to ``maxSendChunk`` bytes of `payload` on an open `link`: the command now, the
+    /// payload when the `>` prompt comes, exactly that many bytes. Returns how many bytes were
+    /// taken (0 for an empty payload, with nothing sent); send the rest after the completion.
+    ///
+    /// Throws like ``submit(_:now:timeout:)``, and ``ModemReason/notConnected`` (or
+    /// ``ModemReason/closed`` after a peer close) unless the link is open.
+    /// - Parameter timeout: ms for the send result after the payload; by default 10 s plus the
+    ///   time the payload takes on the wire at ``ModemConfiguration/baudRate``.
+    @discardableResult
+    public mutating func send(_ payload: UnsafeRawBufferPointer, link: Int, now: ModemInstant,
+                              timeout: UInt32? = nil) throws(ModemError) -> Int {
+        try checkReady()
+        try checkLink(link)
+        switch links[link] {
+        case .open: break
+        case .peerClosed: throw ModemError(.closed, "the peer closed the link")
+        case .closed, .connecting: throw ModemError(.notConnected, "link is not open")
+        }
+        let count = min(payload.count, sendChunk)
+        guard count > 0 else { return 0 }
+        let command = ModemCommand.send(link: link, count: count)
+        _ = try build(command)
+        response.clear()
+        statistics.commands &+= 1
+        output.writeCommand(writer, terminator: dialect.commandTerminator)
+        output.stagePayload(UnsafeRawBufferPointer(rebasing: payload[0..<count]))
+        let baud = max(configuration.baudRate, 300)
+        let wire = UInt32(min(count * 10_000 / baud, 600_000))
+        var flight = InFlight(command: command, phase: .awaitingPrompt,
+                              deadline: now.advanced(by: configuration.promptTimeout),
+                              timeout: configuration.promptTimeout)
+        flight.sendTimeout = timeout ?? (10_000 + wire)
+        inFlight = flight
+        lexer.expectsPrompt = true
+        return count
+    }
+
+    /// ``send(_:link:now:timeout:)`` for an array.
+    @discardableResult
+    public mutating func send(_ payload: [UInt8], link: Int, now: ModemInstant, timeout: UInt32? = nil) throws(ModemError) -> Int {
+        var result: Result<Int, ModemError> = .success(0)
+        payload.withUnsafeBytes { raw in
+            do throws(ModemError) {
+                result = .success(try send(raw, link: link, now: now, timeout: timeout))
+            } catch {
+                result = .failure(error)
+            }
+        }
+        return try result.get()
+    }
+
+    func checkReady() throws(ModemError) {
+        guard inFlight == nil else { throw ModemError(.alreadyInProgress, "a command is in flight") }
+        guard output.isEmpty else { throw ModemError(.wouldBlock, "write the pending output first") }
+    }
+
+    func checkLink(_ link: Int) throws(ModemError) {
+        guard link >= 0 && link < links.count else { throw ModemError(.invalidArgument, "link id out of range") }
+    }
+
+    mutating func build(_ command: ModemCommand) throws(ModemError) -> Bool {
+        writer.clear()
+        do throws(ModemError) {
+            return try dialect.build(command, into: &writer)
+        } catch {
+            writer.clear()
+            throw error
+        }
+    }
+
+    mutating func push(_ event: ModemEvent) {
+        let before = events.dropped
+        events.push(event)
+        if events.dropped != before { statistics.droppedEvents &+= 1 }
+    }
+}

@@ -1,0 +1,209 @@
+/// SIMCom SIM800/SIM900 TCP/IP toolkit (`AT+CIP*`).
+///
+/// Commands end with CR. Multiplexed links 0–5 after ``ModemCommand/enableMultiplexing``.
+/// Connect answers `OK` and the result comes later (`<n>, CONNECT OK`); receive is manual
+/// (`AT+CIPRXGET=1`, read with `AT+CIPRXGET=2`, where the number after the length is what is
+/// *left*, as TinyGSM found). Result lines come with and without the space after the comma.
+public struct SIM800Dialect: ModemDialect {
+    public private(set) var multiplexed = false
+    public private(set) var passiveReceive = false
+
+    public init() {}
+
+    public var limits: ModemLimits {
+        ModemLimits(maxLinks: 6, maxSendLength: 1460, maxReadLength: 1460, maxPayloadLength: 1460,
+                    maxHostLength: 128, maxCredentialLength: 64,
+                    asyncConnectTimeout: 75_000, asyncResolveTimeout: 30_000)
+    }
+    public var framing: ATFraming { [.cipRxGet, .ipd] }
+    public var commandTerminator: StaticString { "\r" }
+    public var connectsAsynchronously: Bool { true }
+    public var resolvesAsynchronously: Bool { true }
+    public var keepsLinkAfterPeerClose: Bool { false }
+
+    func linkPrefix(_ link: Int, _ w: inout CommandWriter) throws(ModemError) {
+        if multiplexed {
+            try w.append(decimal: link)
+            try w.append(",")
+        } else if link != 0 {
+            throw ModemError(.invalidArgument, "only link 0 before multiplexing is on")
+        }
+    }
+
+    public func build(_ command: ModemCommand, into w: inout CommandWriter) throws(ModemError) -> Bool {
+        switch command {
+        case .probe: try w.append("AT")
+        case .echoOff: try w.append("ATE0")
+        case .restart: try w.append("AT+CFUN=1,1")
+        case .version: try w.append("ATI")
+        case .enableMultiplexing: try w.append("AT+CIPMUX=1")
+        case .enablePassiveReceive: try w.append("AT+CIPRXGET=1")
+        case .joinNetwork: throw ModemError(.notSupported, "SIM800 has no Wi-Fi")
+        case .configureBearer(let apn, let user, let password):
+            try w.append("AT+CSTT=")
+            try w.append(quoted: apn, maxLength: limits.maxCredentialLength)
+            try w.append(",")
+            try w.append(quoted: user, maxLength: limits.maxCredentialLength, allowEmpty: true)
+            try w.append(",")
+            try w.append(quoted: password, maxLength: limits.maxCredentialLength, allowEmpty: true)
+        case .activateBearer: try w.append("AT+CIICR")
+        case .deactivateBearer: try w.append("AT+CIPSHUT")
+        case .localAddress: try w.append("AT+CIFSR")
+        case .resolve(let host):
+            try w.append("AT+CDNSGIP=")
+            try w.append(quoted: host, maxLength: limits.maxHostLength)
+        case .connect(let link, let host, let port):
+            try w.append("AT+CIPSTART=")
+            try linkPrefix(link, &w)
+            try w.append("\"TCP\",")
+            try w.append(quoted: host, maxLength: limits.maxHostLength)
+            try w.append(",\"")
+            try w.append(decimal: port)
+            try w.append("\"")
+        case .send(let link, let count):
+            try w.append("AT+CIPSEND=")
+            try linkPrefix(link, &w)
+            try w.append(decimal: count)
+        case .read(let link, let maximum):
+            try w.append("AT+CIPRXGET=2,")
+            try linkPrefix(link, &w)
+            try w.append(decimal: maximum)
+        case .queryAvailable(let link):
+            if multiplexed {
+                try w.append("AT+CIPRXGET=4,")
+                try w.append(decimal: link)
+            } else {
+                guard link == 0 else { throw ModemError(.invalidArgument, "only link 0 before multiplexing is on") }
+                try w.append("AT+CIPRXGET=4")
+            }
+        case .close(let link):
+            if multiplexed {
+                try w.append("AT+CIPCLOSE=")
+                try w.append(decimal: link)
+            } else {
+                guard link == 0 else { throw ModemError(.invalidArgument, "only link 0 before multiplexing is on") }
+                try w.append("AT+CIPCLOSE")
+            }
+        case .setBaudRate(let rate, _):
+            try w.append("AT+IPR=")
+            try w.append(decimal: rate)
+        case .raw(let text): try w.append(text)
+        }
+        return true
+    }
+
+    public func classify(_ line: ATLine, context: ModemLineContext) -> ModemLineMeaning {
+        if line.equals("RDY") { return .reset }
+        if line.equals("Call Ready") || line.equals("SMS Ready") { return .bootBanner }
+
+        if context.phase == .awaitingSendResult {
+            if ATCommon.link(in: line, before: "SEND OK") != nil { return .success }
+            if line.hasPrefix("DATA ACCEPT:") { return .success }  // quick-send mode
+            if ATCommon.link(in: line, before: "SEND FAIL") != nil { return .failure(.sendFailed) }
+        }
+        switch context.command {
+        case .close?:
+            if ATCommon.link(in: line, before: "CLOSE OK") != nil { return .success }
+        case .deactivateBearer?:
+            if line.equals("SHUT OK") { return .success }
+        case .localAddress?:
+            // AT+CIFSR answers the bare address and no OK.
+            if let address = ModemAddress(text: line) { return .informationAndSuccess(.localAddress(address)) }
+        case .connect?:
+            if context.phase == .response, ATCommon.link(in: line, before: "ALREADY CONNECT") != nil {
+                return .failure(.alreadyConnected)
+            }
+        default: break
+        }
+        if let final = ATCommon.finalResult(line) { return final }
+
+        if let link = ATCommon.link(in: line, before: "CONNECT OK") { return .unsolicited(.connected(link: link)) }
+        if let link = ATCommon.link(in: line, before: "CONNECT FAIL") {
+            return .unsolicited(.connectFailed(link: link, reason: .connectionRefused))
+        }
+        if let link = ATCommon.link(in: line, before: "ALREADY CONNECT") {
+            return .unsolicited(.connectFailed(link: link, reason: .alreadyConnected))
+        }
+        if let link = ATCommon.link(in: line, before: "CLOSED") { return .unsolicited(.closed(link: link)) }
+        if line.equals("+PDP: DEACT") { return .unsolicited(.network(.bearerLost)) }
+        if var fields = line.fields(afterPrefix: "+CIPRXGET:") {
+            let mode = fields.nextInteger()
+            let a = fields.nextInteger()
+            let b = fields.nextInteger()
+            if mode == 1 {
+                // "+CIPRXGET: 1,<n>" (multi) or "+CIPRXGET: 1" (single).
+                return .unsolicited(.dataAvailable(link: max(a ?? 0, 0), length: nil))
+            }
+            if mode == 4 {
+                // "+CIPRXGET: 4,<n>,<len>" (multi) or "+CIPRXGET: 4,<len>" (single).
+                if let link = a, let len = b, link >= 0, len >= 0 { return .information(.available(link: link, length: len)) }
+                if let len = a, b == nil, len >= 0 { return .information(.available(link: 0, length: len)) }
+            }
+            return .information(.text)
+        }
+        if var fields = line.fields(afterPrefix: "+CDNSGIP:") {
+            // "+CDNSGIP: 1,"<name>","<ip>"[,"<ip2>"]" or "+CDNSGIP: 0,<error>".
+            if fields.nextInteger() == 1 {
+                _ = fields.nextString()
+                if let address = ModemAddress(text: fields.nextString()) { return .unsolicited(.resolved(address)) }
+            }
+            return .unsolicited(.resolveFailed(.nonExistentDomain))
+        }
+        if line.equals("SHUT OK") || line.hasPrefix("STATE:") || line.hasPrefix("+CFUN:") || line.hasPrefix("+CPIN:") {
+            return context.phase == .idle ? .ignored : .information(.text)
+        }
+        return .unrecognised
+    }
+
+    public func reason(for failure: ModemFailure, of command: ModemCommandKind) -> ModemReason {
+        switch failure {
+        case .timeout: return command == .connect ? .connectionTimedOut : .timeout
+        case .moduleReset: return .closed
+        case .busy: return .resourceBusy
+        case .alreadyConnected: return .alreadyConnected
+        case .dnsFailed: return .nonExistentDomain
+        case .linkInvalid: return .notConnected
+        case .sendFailed: return .closed
+        case .error, .fail, .cmeError, .cmsError:
+            switch command {
+            case .connect: return .connectionRefused
+            case .resolve: return .nonExistentDomain
+            case .send: return .closed
+            case .read, .queryAvailable: return .tryAgain
+            case .close: return .notConnected
+            case .activateBearer, .configureBearer: return .networkUnreachable
+            case .localAddress: return .networkDown
+            default: return .invalidArgument
+            }
+        }
+    }
+
+    public func timeout(for command: ModemCommand) -> UInt32 {
+        switch command {
+        case .restart: 10_000
+        case .activateBearer: 85_000
+        case .deactivateBearer: 65_000
+        case .connect: 10_000
+        case .resolve: 10_000
+        case .close: 10_000
+        case .send: 5_000
+        case .read: 5_000
+        default: 2_000
+        }
+    }
+
+    public mutating func commandSucceeded(_ command: ModemCommand) {
+        switch command {
+        case .enableMultiplexing: multiplexed = true
+        case .enablePassiveReceive: passiveReceive = true
+        default: break
+        }
+    }
+
+    public mutating func learn(_ information: ModemInformation) {}
+
+    public mutating func moduleDidReset() {
+        multiplexed = false
+        passiveReceive = false
+    }
+}
