@@ -50,6 +50,12 @@ let package = Package(
             name: "GenTCPSim",
             dependencies: ["GenTCP", .product(name: "DequeModule", package: "swift-collections")],
             swiftSettings: strict),
+        // A modem that speaks ESP-AT / SIM800 / BG96 over a byte stream and bridges its sockets to
+        // GenTCP sockets (loopback or the simulated network): the at driver's test peer.
+        .target(
+            name: "ModemSimulator",
+            dependencies: ["GenTCP", "GenTCPCore"],
+            path: "tools/modem-sim", swiftSettings: strict),
         .executableTarget(
             name: "gentcp",
             dependencies: [
@@ -65,6 +71,10 @@ let package = Package(
         .testTarget(name: "GenTCPWireTests", dependencies: ["GenTCPWire"], swiftSettings: strict),
         .testTarget(name: "GenTCPModemTests", dependencies: ["GenTCPModem"], swiftSettings: strict),
         .testTarget(name: "GenTCPSimTests", dependencies: ["GenTCP", "GenTCPSim"], swiftSettings: strict),
+        .testTarget(
+            name: "ModemSimulatorTests",
+            dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem"],
+            path: "Tests/ModemSimulatorTests", swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire"], swiftSettings: strict),
         .testTarget(
             name: "GenTCPSerialTests", dependencies: ["GenTCPSerial", "GenTCP", "GenTCPSim", "CGenTCPShims"],
