@@ -98,4 +98,18 @@ public enum ModemValidation {
         return bytes.withUnsafeBufferPointer(body)
         #endif
     }
+
+}
+
+extension CommandWriter {
+    /// Writes `<link>,` for a multiplexed module (ESP-AT and SIM800 with CIPMUX=1); a module in
+    /// single-link mode has only link 0 and takes no prefix.
+    mutating func appendLinkPrefix(_ link: Int, multiplexed: Bool) throws(ModemError) {
+        if multiplexed {
+            try append(decimal: link)
+            try append(",")
+        } else if link != 0 {
+            throw ModemError(.invalidArgument, "only link 0 before multiplexing is on")
+        }
+    }
 }

@@ -35,14 +35,8 @@ public struct ESPATDialect: ModemDialect {
     public var resolvesAsynchronously: Bool { false }
     public var keepsLinkAfterPeerClose: Bool { false }
 
-    /// Writes `<link>,` in multiplexed mode; in single mode only link 0 exists.
     func linkPrefix(_ link: Int, _ w: inout CommandWriter) throws(ModemError) {
-        if multiplexed {
-            try w.append(decimal: link)
-            try w.append(",")
-        } else if link != 0 {
-            throw ModemError(.invalidArgument, "only link 0 before multiplexing is on")
-        }
+        try w.appendLinkPrefix(link, multiplexed: multiplexed)
     }
 
     public func build(_ command: ModemCommand, into w: inout CommandWriter) throws(ModemError) -> Bool {

@@ -22,12 +22,7 @@ public struct SIM800Dialect: ModemDialect {
     public var keepsLinkAfterPeerClose: Bool { false }
 
     func linkPrefix(_ link: Int, _ w: inout CommandWriter) throws(ModemError) {
-        if multiplexed {
-            try w.append(decimal: link)
-            try w.append(",")
-        } else if link != 0 {
-            throw ModemError(.invalidArgument, "only link 0 before multiplexing is on")
-        }
+        try w.appendLinkPrefix(link, multiplexed: multiplexed)
     }
 
     public func build(_ command: ModemCommand, into w: inout CommandWriter) throws(ModemError) -> Bool {
