@@ -29,10 +29,28 @@ final class POSIXConnection: Connection, ReactorHandler {
     func waitBriefly(forReadUpTo limit: UInt64?) -> Bool {
         let budget = min(briefWait, limit ?? .max)
         guard budget > 0, open.load(ordering: .acquiring) else { return false }
+        // A peer that does not answer promptly would cost a blocked pool thread per wait: after a
+        // miss, skip the next 1, 2, 4 ... 64 chances; a hit starts over.
+        let skipping = briefWaitSkips.load(ordering: .relaxed)
+        if skipping > 0 {
+            briefWaitSkips.store(skipping - 1, ordering: .relaxed)
+            return false
+        }
         // Without this the reactor thread would wake for the same data (a second context switch).
         reactor.disarmRead(token.load(ordering: .acquiring))
-        return cgentcp_wait_readable(fd, budget) == 1
+        let hit = cgentcp_wait_readable(fd, budget) == 1
+        if hit {
+            briefWaitPenalty.store(0, ordering: .relaxed)
+        } else {
+            let penalty = min(64, max(1, briefWaitPenalty.load(ordering: .relaxed) * 2))
+            briefWaitPenalty.store(penalty, ordering: .relaxed)
+            briefWaitSkips.store(penalty, ordering: .relaxed)
+        }
+        return hit
     }
+
+    private let briefWaitSkips = Atomic<Int>(0)
+    private let briefWaitPenalty = Atomic<Int>(0)
 
     /// Registers with the reactor; call once, right after init.
     func start() {
