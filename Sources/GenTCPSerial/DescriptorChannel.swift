@@ -107,5 +107,14 @@ final class DescriptorChannel: ReactorHandler, Sendable {
         }
     }
 
+    /// Runs `body` with the descriptor under the lock; false (without running it) when closed.
+    func withOpenDescriptor(_ body: (Int32) -> Void) -> Bool {
+        state.withLock { s in
+            if s.closed { return false }
+            body(s.fd)
+            return true
+        }
+    }
+
     var isClosed: Bool { state.withLock { $0.closed } }
 }
