@@ -93,7 +93,12 @@ public final class PTYLink: SerialLink {
         }
         var name = [CChar](repeating: 0, count: 256)
         let rc = ttyname_r(slave, &name, name.count)
-        let slavePath = rc == 0 ? String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "/dev/pts/?"
+        guard rc == 0 else {
+            _ = Glibc.close(master)
+            _ = Glibc.close(slave)
+            throw .errno(rc, path: "/dev/ptmx", operation: "ttyname_r(3)")
+        }
+        let slavePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         for fd in [master, slave] {
             let flags = fcntl(fd, F_GETFL)
             _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)

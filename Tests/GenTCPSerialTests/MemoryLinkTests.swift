@@ -37,9 +37,11 @@ struct MemoryLinkTests {
         let firstWrite = runtime.now
         let clock = ContinuousClock()
         let started = clock.now
-        let (received, end) = await Pump(writer: a, reader: b, data: data, onRead: { _ in
+        let pump = Pump(writer: a, reader: b, data: data, onRead: { _ in
             lastRead.store(runtime.now, ordering: .relaxed)
-        }).run()
+        })
+        let (received, end) = await pump.run()
+        #expect(pump.writeWaits > 0)
         let wall = clock.now - started
         #expect(end == nil)
         #expect(received == data)

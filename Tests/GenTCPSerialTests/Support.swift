@@ -63,6 +63,8 @@ final class Pump: Sendable {
         var finished = false
         var maxChunk: Int
         var shortWrites = 0
+        /// Times the writer got wouldBlock and armed (each one answered by a readiness call).
+        var writeWaits = 0
     }
 
     let state: Mutex<State>
@@ -90,6 +92,7 @@ final class Pump: Sendable {
     }
 
     var shortWrites: Int { state.withLock { $0.shortWrites } }
+    var writeWaits: Int { state.withLock { $0.writeWaits } }
 
     private func writeMore() {
         while true {
@@ -106,6 +109,7 @@ final class Pump: Sendable {
                     if n < chunk.count { s.shortWrites += 1 }
                 }
             case .wouldBlock:
+                state.withLock { $0.writeWaits += 1 }
                 writer.armWrite()
                 return
             default:
