@@ -1,6 +1,9 @@
 import GenTCPCore
 import GenTCPSerial
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite("PTYLink", .timeLimit(.minutes(1)))
 struct PTYLinkTests {
@@ -125,5 +128,34 @@ struct PTYLinkTests {
         } catch {
             #expect(error.reason == .invalidArgument)
         }
+    }
+
+    @Test("opening applies raw 8N1, the speed and the flow control to the tty", arguments: [
+        (FlowControl.none, 9600), (.rtsCts, 57_600), (.xonXoff, 921_600),
+    ])
+    func termiosApplied(flow: FlowControl, baud: Int) throws {
+        let pair = try PTYLink.openPair()
+        defer { pair.master.close(); pair.slave.close() }
+        let link = try PTYLink(path: pair.slavePath, configuration: SerialConfiguration(baudRate: baud, flowControl: flow))
+        defer { link.close() }
+        #expect(link.configuration == SerialConfiguration(baudRate: baud, flowControl: flow))
+        let fd = open(pair.slavePath, O_RDWR | O_NOCTTY | O_NONBLOCK)
+        try #require(fd >= 0)
+        defer { _ = close(fd) }
+        var t = termios()
+        try #require(tcgetattr(fd, &t) == 0)
+        let expectedSpeed: Int32 = switch baud {
+        case 9600: B9600
+        case 57_600: B57600
+        default: B921600
+        }
+        #expect(cfgetospeed(&t) == speed_t(expectedSpeed))
+        #expect(cfgetispeed(&t) == speed_t(expectedSpeed))
+        #expect(t.c_lflag & tcflag_t(ICANON | ECHO | ISIG) == 0)
+        #expect(t.c_cflag & tcflag_t(CSIZE) == tcflag_t(CS8))
+        #expect(t.c_cflag & tcflag_t(PARENB | CSTOPB) == 0)
+        let crtscts: tcflag_t = 0o20000000000
+        #expect((t.c_cflag & crtscts != 0) == (flow == .rtsCts))
+        #expect((t.c_iflag & tcflag_t(IXON | IXOFF) != 0) == (flow == .xonXoff))
     }
 }
