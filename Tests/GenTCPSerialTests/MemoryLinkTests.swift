@@ -30,27 +30,30 @@ struct MemoryLinkTests {
     @Test("1 MiB at 115200 baud takes n/11520 s of virtual time, byte-exact, in a fraction of wall time")
     func pacingOneMebibyte() async {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        let (a, b) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 115_200), runtime: runtime)
-        defer { a.close(); b.close() }
-        let data = pattern(1 << 20, seed: 7)
-        let lastRead = Atomic<UInt64>(0)
-        let firstWrite = runtime.now
-        let clock = ContinuousClock()
-        let started = clock.now
-        let pump = Pump(writer: a, reader: b, data: data, onRead: { _ in
-            lastRead.store(runtime.now, ordering: .relaxed)
-        })
-        let (received, end) = await pump.run()
-        #expect(pump.writeWaits > 0)
-        let wall = clock.now - started
-        #expect(end == nil)
-        #expect(received == data)
-        let virtual = lastRead.load(ordering: .relaxed) - firstWrite
-        // 1048576 bytes × 10 bits / 115200 baud = 91.022 s: exactly the line time, no gaps.
-        #expect(virtual == lineTime(data.count, baud: 115_200))
-        #expect(virtual > 91_000_000_000 && virtual < 91_100_000_000)
-        // Only catches a hang or a clock that runs in real time.
-        #expect(wall < .seconds(30))
+        // On the simulator's executor, so the virtual clock cannot move while this code runs.
+        await withTaskExecutorPreference(runtime) {
+            let (a, b) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 115_200), runtime: runtime)
+            defer { a.close(); b.close() }
+            let data = pattern(1 << 20, seed: 7)
+            let lastRead = Atomic<UInt64>(0)
+            let firstWrite = runtime.now
+            let clock = ContinuousClock()
+            let started = clock.now
+            let pump = Pump(writer: a, reader: b, data: data, onRead: { _ in
+                lastRead.store(runtime.now, ordering: .relaxed)
+            })
+            let (received, end) = await pump.run()
+            #expect(pump.writeWaits > 0)
+            let wall = clock.now - started
+            #expect(end == nil)
+            #expect(received == data)
+            let virtual = lastRead.load(ordering: .relaxed) - firstWrite
+            // 1048576 bytes × 10 bits / 115200 baud = 91.022 s: exactly the line time, no gaps.
+            #expect(virtual == lineTime(data.count, baud: 115_200))
+            #expect(virtual > 91_000_000_000 && virtual < 91_100_000_000)
+            // Only catches a hang or a clock that runs in real time.
+            #expect(wall < .seconds(30))
+        }
     }
 
     @Test("a small write arrives exactly its line time later, not before", arguments: [
@@ -122,55 +125,64 @@ struct MemoryLinkTests {
     @Test("closing one end is a hang-up at the other, after what had arrived")
     func hangUp() async {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        let (a, b) = MemoryLink.pair(runtime: runtime)
-        writeAll(a, [1, 2, 3])
-        await runtime.sleep(nanoseconds: lineTime(3, baud: 115_200))
-        let probe = ReadinessProbe()
-        b.setDelegate(probe.delegate())
-        #expect(b.read(upTo: 0).1 == .bytes(0))
-        a.close()
-        #expect(a.write([1]) == .failed(.closed))
-        #expect(a.read(upTo: 1).1 == .failed(.closed))
-        b.armRead()
-        await probe.wait()
-        let (bytes, end) = drain(b)
-        #expect(bytes == [1, 2, 3])
-        #expect(end == .hangUp)
-        #expect(b.read(upTo: 4).1 == .hangUp)
-        #expect(b.write([9]) == .hangUp)
-        b.close()
-        #expect(b.read(upTo: 4).1 == .failed(.closed))
+        // On the simulator's executor, so the virtual clock cannot move while this code runs.
+        await withTaskExecutorPreference(runtime) {
+            let (a, b) = MemoryLink.pair(runtime: runtime)
+            writeAll(a, [1, 2, 3])
+            await runtime.sleep(nanoseconds: lineTime(3, baud: 115_200))
+            let probe = ReadinessProbe()
+            b.setDelegate(probe.delegate())
+            #expect(b.read(upTo: 0).1 == .bytes(0))
+            a.close()
+            #expect(a.write([1]) == .failed(.closed))
+            #expect(a.read(upTo: 1).1 == .failed(.closed))
+            b.armRead()
+            await probe.wait()
+            let (bytes, end) = drain(b)
+            #expect(bytes == [1, 2, 3])
+            #expect(end == .hangUp)
+            #expect(b.read(upTo: 4).1 == .hangUp)
+            #expect(b.write([9]) == .hangUp)
+            b.close()
+            #expect(b.read(upTo: 4).1 == .failed(.closed))
+        }
     }
 
     @Test("an armed reader is told of a hang-up that happens while it waits")
     func hangUpWhileArmed() async {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        let (a, b) = MemoryLink.pair(runtime: runtime)
-        defer { b.close() }
-        let probe = ReadinessProbe()
-        b.setDelegate(probe.delegate())
-        b.armRead()
-        b.armRead()
-        await runtime.sleep(nanoseconds: 1_000_000)
-        #expect(probe.count == 0)
-        a.close()
-        await probe.wait()
-        #expect(b.read(upTo: 4).1 == .hangUp)
-        await runtime.sleep(nanoseconds: 1_000_000)
-        #expect(probe.count == 1)
+        // On the simulator's executor, so the virtual clock cannot move while this code runs.
+        await withTaskExecutorPreference(runtime) {
+            let (a, b) = MemoryLink.pair(runtime: runtime)
+            defer { b.close() }
+            let probe = ReadinessProbe()
+            b.setDelegate(probe.delegate())
+            b.armRead()
+            b.armRead()
+            await runtime.sleep(nanoseconds: 1_000_000)
+            #expect(probe.count == 0)
+            a.close()
+            await probe.wait()
+            #expect(b.read(upTo: 4).1 == .hangUp)
+            await runtime.sleep(nanoseconds: 1_000_000)
+            #expect(probe.count == 1)
+        }
     }
 
     @Test("readiness is never delivered inside the link call")
     func notSynchronous() async {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        let (a, b) = MemoryLink.pair(runtime: runtime)
-        defer { a.close(); b.close() }
-        let probe = ReadinessProbe()
-        a.setDelegate(probe.delegate())
-        a.armWrite()
-        #expect(probe.count == 0)
-        await probe.wait()
-        #expect(probe.count == 1)
+        // On the simulator's executor, so the virtual clock cannot move while this code runs.
+        await withTaskExecutorPreference(runtime) {
+            let (a, b) = MemoryLink.pair(runtime: runtime)
+            defer { a.close(); b.close() }
+            let probe = ReadinessProbe()
+            a.setDelegate(probe.delegate())
+            a.armWrite()
+            #expect(probe.count == 0)
+            await probe.wait()
+            #expect(probe.count == 1)
+        }
     }
 
     /// Sends `frames` one by one on an idle line (each fully delivered before the next) and
