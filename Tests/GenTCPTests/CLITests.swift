@@ -372,4 +372,37 @@ struct CLITests {
         #expect(elapsed >= .milliseconds(300))
         #expect(elapsed < .seconds(10))
     }
+
+    @Test("ports: exit 0 and either a table with a header and absolute device paths, or the empty note")
+    func ports() async throws {
+        let outcome = try await CLITests.run(["ports"])
+        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        let lines = String(decoding: outcome.stdout, as: UTF8.self).split(separator: "\n").map(String.init)
+        let first = try #require(lines.first)
+        if first == "no serial ports found" {
+            #expect(lines.count == 1)
+        } else {
+            #expect(first.hasPrefix("PATH") && first.contains("VID:PID") && first.contains("SERIAL"))
+            for row in lines.dropFirst() { #expect(row.hasPrefix("/dev/"), "row: \(row)") }
+        }
+    }
+
+    @Test("demo: echo and a transfer through sim and posix, every SHA-256 matching, exit 0")
+    func demo() async throws {
+        let outcome = try await CLITests.run(["demo", "--bytes", "64k", "--seed", "7"], limit: 60)
+        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        let text = String(decoding: outcome.stdout, as: UTF8.self)
+        let rows = text.split(separator: "\n").filter { $0.hasPrefix("sim ") || $0.hasPrefix("posix ") }
+        #expect(rows.count == 2, "output: \(text)")
+        for row in rows {
+            #expect(row.contains(" ok ") && row.hasSuffix("match") && row.contains("65536"), "row: \(row)")
+        }
+    }
+
+    @Test("demo with a bad --bytes: exit 64 and one badarg line")
+    func demoBadSize() async throws {
+        let outcome = try await CLITests.run(["demo", "--bytes", "lots"])
+        #expect(outcome.status == 64)
+        #expect(outcome.errorLines.count == 1 && outcome.stderr.hasPrefix("gentcp: badarg"), "stderr: \(outcome.stderr)")
+    }
 }
