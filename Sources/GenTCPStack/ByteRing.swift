@@ -68,7 +68,8 @@ struct ByteRing {
         guard n > 0 else { return }
         head = (head + n) % storage.count
         count -= n
-        if count == 0 { head = 0 }
+        // `head` must not be reset when the ring empties: out-of-order bytes may sit in the free
+        // part at offsets from `head + count`.
     }
 
     /// Moves up to `dst.count` bytes out of the front; returns how many.
