@@ -23,6 +23,16 @@ extension Connection {
             if state == .synSent { return nil }
         }
 
+        // An owed ACK goes out on its own ahead of a retransmission: the peer may already hold
+        // the retransmitted bytes, find the segment unacceptable and drop it with the ACK it
+        // carries (RFC 9293 §3.10.7.4). Two ends retransmitting to each other would then never
+        // learn of each other's ACKs.
+        if ackNow, retransmitFirst || sndNxt < sndMax {
+            return write(
+                sequence: pureAckSequence, flags: .ack, payloadOffset: 0, payloadLength: 0, withMSS: false,
+                into: buffer, local: local)
+        }
+
         if retransmitFirst, state != .synReceived {
             retransmitFirst = false
             if sndUna < sndMax, let length = retransmitOldest(now: now, into: buffer, room: room, local: local) {
@@ -58,10 +68,19 @@ extension Connection {
 
         if ackNow || (ackDeadline.map { now >= $0 } ?? false) {
             return write(
-                sequence: sndNxt, flags: .ack, payloadOffset: 0, payloadLength: 0, withMSS: false,
+                sequence: pureAckSequence, flags: .ack, payloadOffset: 0, payloadLength: 0, withMSS: false,
                 into: buffer, local: local)
         }
         return nil
+    }
+
+    /// The sequence number of a bare ACK: SND.MAX (after a go-back-N rewind SND.NXT lies behind
+    /// what the peer already has, and it would drop the ACK as unacceptable), kept inside the
+    /// peer's window.
+    private var pureAckSequence: SequenceNumber {
+        let windowEnd = sndUna.advanced(by: Int(sndWnd))
+        let candidate = sndMax <= windowEnd ? sndMax : windowEnd
+        return candidate >= sndNxt ? candidate : sndNxt
     }
 
     /// States in which new data or a FIN may go out.

@@ -163,4 +163,21 @@ struct DataTests {
         #expect(h.events() == [.writable(connection)])
         #expect(h.send(connection, pattern(600, seed: 2)) == 500)
     }
+
+    /// Regression: two ends retransmitting to each other once deadlocked, each dropping the
+    /// other's old data segments together with the ACK they carried. An owed ACK now goes out
+    /// bare, at SND.MAX, ahead of the retransmission.
+    @Test func owedAckGoesOutBareBeforeARetransmission() throws {
+        var h = Harness()
+        let (connection, iss) = establishActive(&h)
+        _ = h.send(connection, pattern(966, seed: 1))
+        _ = h.drain()
+        _ = h.stack.poll(now: 200)  // RTO (200 ms floor) fires: go back to SND.UNA
+        h.now = 200
+        h.feed(peer(.ack, seq: 4000, ack: iss, data: [1, 2, 3], from: 80, to: 4000))  // old data
+        let out = h.drain()
+        #expect(out.map(\.payload.count) == [0, 966])
+        #expect(out.first?.seq == iss &+ 966 && out.first?.ack == 5001)
+        #expect(out.last?.seq == iss)
+    }
 }

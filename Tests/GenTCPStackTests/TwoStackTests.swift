@@ -100,12 +100,12 @@ struct Transfer {
 
 @Suite("Two stacks over a lossy line")
 struct TwoStackTests {
-    @Test("1 MiB each way stays byte-exact", arguments: [0.0, 0.001, 0.01])
-    func bulkBothWays(loss: Double) throws {
+    @Test("1 MiB each way stays byte-exact", arguments: [0.0, 0.001, 0.01], [42, 3] as [UInt64])
+    func bulkBothWays(loss: Double, seed: UInt64) throws {
         let size = 1 << 20
         let dataA = pattern(size, seed: 1)
         let dataB = pattern(size, seed: 2)
-        var t = Transfer(loss: loss, seed: 42)
+        var t = Transfer(loss: loss, seed: seed)
         let options = ConnectionOptions(sendBufferSize: 16384, receiveBufferSize: 16384)
         let listener = try t.b.listen(port: 7, backlog: 1, options: options)
         let client = try t.a.connect(to: boardAddress, port: 7, options: options, now: 0)
@@ -124,6 +124,10 @@ struct TwoStackTests {
             #expect(steps < 2_000_000)
             if steps >= 2_000_000 { break }
             t.step()
+            if let e = t.a.error(client) ?? server.flatMap({ t.b.error($0) }) {
+                Issue.record("connection failed with \(e) at t = \(t.now) ms")
+                break
+            }
             if server == nil { server = try t.b.accept(listener) }
             // Application side: write as much as fits, read everything.
             if sentA < size {
@@ -155,6 +159,7 @@ struct TwoStackTests {
                 }
             }
             peakSlots = max(peakSlots, t.a.connectionsInUse, t.b.connectionsInUse)
+
             t.step()
             t.advance()
         }
