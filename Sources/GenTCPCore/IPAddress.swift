@@ -19,6 +19,14 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         self = .v4(UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d))
     }
 
+    /// True for `127.0.0.0/8` and `::1`.
+    public var isLoopback: Bool {
+        switch self {
+        case .v4(let v): return v >> 24 == 127
+        case .v6: return self == .loopbackV6
+        }
+    }
+
     /// True for an IPv6 address.
     public var isIPv6: Bool {
         if case .v6 = self { return true }

@@ -158,12 +158,21 @@ public final class ModemSimulator: Sendable {
         perform(effects)
     }
 
+    /// The addresses the simulated module may open real sockets to. On the simulated network
+    /// (driver `sim`) every address stays inside the process; on any other driver only loopback
+    /// addresses are allowed, so a simulated modem never reaches beyond this machine.
+    static func reachable(_ addresses: [IPAddress], driver: any Driver) -> [IPAddress] {
+        driver.name == "sim" ? addresses : addresses.filter(\.isLoopback)
+    }
+
     private func spawnResolve(_ request: ResolveRequest) {
         let driver = self.driver
         Process.spawn(runtime: driver.runtime) { [self] in
             let addresses: [IPAddress]?
             do {
-                addresses = try await driver.resolve(request.name, preference: request.preference)
+                let found = try await driver.resolve(request.name, preference: request.preference)
+                let allowed = ModemSimulator.reachable(found, driver: driver)
+                addresses = allowed.isEmpty ? nil : allowed
             } catch {
                 addresses = nil
             }
@@ -185,11 +194,25 @@ public final class ModemSimulator: Sendable {
         let generation = request.generation
         let socket: Socket
         do {
+            // Real sockets reach loopback only: a name is resolved here and filtered first.
+            var host = Host(request.host)
+            if case .name(let name) = host {
+                let found = ModemSimulator.reachable(
+                    try await driver.resolve(name, preference: .ipv4Preferred), driver: driver)
+                guard let first = found.first else { throw SocketError(.hostUnreachable, "the simulator reaches loopback only") }
+                host = .address(first)
+            }
+            if case .address(let address) = host, ModemSimulator.reachable([address], driver: driver).isEmpty {
+                throw SocketError(.hostUnreachable, "the simulator reaches loopback only")
+            }
             socket = try await Socket.connect(
-                Host(request.host), port: request.port, options: [.binary, .active(.passive)],
+                host, port: request.port, options: [.binary, .active(.passive)],
                 timeout: .milliseconds(request.timeoutMilliseconds), driver: driver)
-        } catch {
+        } catch let error as SocketError {
             update { $0.linkConnectFailed(link: link, generation: generation, reason: error.reason) }
+            return
+        } catch {
+            update { $0.linkConnectFailed(link: link, generation: generation, reason: .ioError) }
             return
         }
         let me = Process.current
