@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "gentcp",
             dependencies: [
-                "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "GenTCPSerial",
+                "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "GenTCPSerial", "ModemSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/gentcp", swiftSettings: strict),

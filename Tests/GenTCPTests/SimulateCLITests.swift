@@ -1,0 +1,123 @@
+import Foundation
+import GenTCP
+import GenTCPCore
+import GenTCPPOSIX
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `gentcp simulate` as a user runs it: start it, read the pty path it prints, talk AT to the pty.
+@Suite(.enabled(if: GentcpBinary.url != nil, "gentcp is not built: run `swift build` first (or set GENTCP_BIN)"),
+       .timeLimit(.minutes(1)))
+struct SimulateCLITests {
+    static let boards: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.appendingPathComponent("boards").path
+    }()
+
+    /// A running `gentcp simulate`, its pty opened raw and non-blocking. Its fields are set in
+    /// `init` and only read afterwards; the pty is used by one task at a time.
+    final class Running: @unchecked Sendable {
+        let child = Foundation.Process()
+        let input = Pipe()
+        let output = Pipe()
+        var fd: Int32 = -1
+        var path = ""
+
+        init(_ board: String) throws {
+            child.executableURL = GentcpBinary.url!
+            child.arguments = ["simulate", board, "--boards", SimulateCLITests.boards, "--no-pacing"]
+            child.standardInput = input
+            child.standardOutput = output
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            // The first line on stdout is the pty's path.
+            var line: [UInt8] = []
+            while true {
+                let byte = output.fileHandleForReading.readData(ofLength: 1)
+                guard let b = byte.first else { break }
+                if b == 10 { break }
+                line.append(b)
+            }
+            path = String(decoding: line, as: UTF8.self)
+            fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK)
+            if fd >= 0 {
+                var t = termios()
+                tcgetattr(fd, &t)
+                cfmakeraw(&t)
+                tcsetattr(fd, TCSANOW, &t)
+            }
+        }
+
+        func send(_ text: String) {
+            let bytes = Array(text.utf8)
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        }
+
+        /// Reads until `marker` appears in what came since the last call (or 5 s pass).
+        func read(until marker: String) async -> String {
+            var got: [UInt8] = []
+            let deadline = ContinuousClock.now + .seconds(5)
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while ContinuousClock.now < deadline {
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    got += buffer[0..<n]
+                    if String(decoding: got, as: UTF8.self).contains(marker) { break }
+                } else {
+                    try? await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            return String(decoding: got, as: UTF8.self)
+        }
+
+        func stop() {
+            try? input.fileHandleForWriting.close()   // stdin's end stops the board
+            child.waitUntilExit()
+            if fd >= 0 { close(fd) }
+        }
+    }
+
+    @Test("simulate sim-esp-at: a pty that answers AT, and whose CIPSTART reaches a loopback listener")
+    func espATOnAPty() async throws {
+        let board = try Running("sim-esp-at")
+        defer { board.stop() }
+        #expect(board.path.hasPrefix("/dev/pts/"), "printed: \(board.path)")
+        try #require(board.fd >= 0, "cannot open \(board.path)")
+
+        // Like the real module, it ignores input until it has booted and said `ready`.
+        #expect(await board.read(until: "ready\r\n").contains("ready"))
+        board.send("AT\r\n")
+        #expect(await board.read(until: "OK\r\n").contains("OK\r\n"))
+        board.send("ATE0\r\n")
+        _ = await board.read(until: "OK\r\n")
+        board.send("AT+CIPMUX=1\r\n")
+        #expect(await board.read(until: "OK\r\n").contains("OK"))
+
+        try await Process.run {
+            let listener = try ListenSocket.listen(port: 0, options: [.binary, .active(.passive)], driver: .posix)
+            let port = try listener.port()
+            board.send("AT+CIPSTART=0,\"TCP\",\"127.0.0.1\",\(port)\r\n")
+            let peer = try await listener.accept(timeout: 5000)
+            let answer = await board.read(until: "OK\r\n")
+            #expect(answer.contains("0,CONNECT"), "answer: \(answer)")
+            try await peer.send("hi from the far side")
+            let ipd = await board.read(until: "side")
+            #expect(ipd.contains("+IPD,0,20:hi from the far side"), "got: \(ipd)")
+            peer.close()
+            listener.close()
+        }
+    }
+
+    @Test("simulate refuses a real board and an unknown one, with a one-line error", arguments: [
+        ("esp32-esp-at", "not a simulated board"), ("no-such-board", "no board named"),
+    ])
+    func refuses(board: String, mentions: String) async throws {
+        let outcome = try await CLITests.run(["simulate", board, "--boards", SimulateCLITests.boards])
+        #expect(outcome.status == 64)
+        #expect(outcome.errorLines.count == 1 && outcome.stderr.contains(mentions), "stderr: \(outcome.stderr)")
+    }
+}

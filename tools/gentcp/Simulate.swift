@@ -1,0 +1,104 @@
+import ArgumentParser
+import GenTCP
+import GenTCPPOSIX
+import GenTCPSerial
+import ModemSimulator
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `gentcp simulate BOARD`: a simulated board on a new pty, for any program to talk to.
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a simulated board on a new pty and print the pty's path.",
+        discussion: """
+            BOARD is a profile name from boards/ (or a file) with "simulated": true. AT boards run \
+            GenTCP's modem simulator (ESP-AT, SIM800 or BG96 as the profile says); the sockets the \
+            simulated module opens are real, to loopback addresses only. The first line printed is \
+            the pty's path; the board runs until stdin closes, --seconds pass, or the process is \
+            interrupted.
+
+            Example: gentcp simulate sim-esp-at   then, elsewhere:   gentcp connect --driver at \
+            --dialect esp-at --serial /dev/pts/N 127.0.0.1 7
+            """)
+
+    @Argument(help: "A simulated board: sim-esp-at, sim-sim800, sim-bg96 (see boards/).")
+    var board: String
+
+    @ArgumentParser.Option(help: "Directory of board profiles.")
+    var boards: String = "boards"
+
+    @ArgumentParser.Option(help: "Seed of the simulated module's random choices (faults).")
+    var seed: UInt64 = 1
+
+    @Flag(help: "Seeded faults: output in random fragments with delays, and URC noise between messages.")
+    var faults = false
+
+    @Flag(help: "Do not pace the module's output at the board's baud rate.")
+    var noPacing = false
+
+    @ArgumentParser.Option(help: "Stop after this many seconds (default: when stdin closes).")
+    var seconds: Double?
+
+    mutating func run() async throws {
+        let profile: BoardProfile
+        do {
+            profile = try BoardProfile.find(board, in: boards)
+        } catch {
+            printError(failureLine(atom: "einval", summary: "bad board profile", notes: ["\(error)"]))
+            throw ExitCode(Status.usage)
+        }
+        guard profile.simulated else {
+            printError(failureLine(atom: "einval", summary: "not a simulated board",
+                                   notes: ["\(profile.name) is real hardware; pick one with \"simulated\": true, e.g. sim-esp-at"]))
+            throw ExitCode(Status.usage)
+        }
+        guard profile.link == .at, let dialect = profile.dialect else {
+            printError(failureLine(atom: "enotsup", summary: "operation not supported",
+                                   notes: ["simulated SLIP boards come with the slip driver; AT boards work now"]))
+            throw ExitCode(Status.failed)
+        }
+
+        var master: Int32 = -1, slave: Int32 = -1
+        var name = [CChar](repeating: 0, count: 128)
+        var raw = termios()
+        cfmakeraw(&raw)
+        guard openpty(&master, &slave, &name, &raw, nil) == 0 else {
+            printError(failureLine(atom: "eio", summary: "input/output error", notes: ["openpty failed"]))
+            throw ExitCode(Status.failed)
+        }
+        let path = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+
+        var faultSettings = ModemFaults(baudRate: noPacing ? nil : profile.serial.baudRate)
+        if faults {
+            faultSettings.maxFragmentLength = 16
+            faultSettings.maxFragmentDelay = .milliseconds(5)
+            faultSettings.noiseProbability = 0.1
+        }
+        let simulatorDialect: ModemSimulatorDialect
+        switch dialect {
+        case .espAT: simulatorDialect = .espAT
+        case .sim800: simulatorDialect = .sim800
+        case .bg96: simulatorDialect = .bg96
+        }
+        let configuration = ModemSimulatorConfiguration(dialect: simulatorDialect, seed: seed, faults: faultSettings)
+        let bridge = ModemPipeBridge(configuration, driver: .posix, readFD: master, writeFD: master)
+        print(path)
+        printError("gentcp: simulating \(profile.name) (\(dialect.rawValue)) on \(path) at \(profile.serial.baudRate) baud, seed \(seed)")
+        fflush(nil)
+
+        if let seconds {
+            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+        } else {
+            await BlockingThread().run { Simulate.waitForStdinToClose() }
+        }
+        bridge.stop()
+        close(slave)
+    }
+
+    /// Reads stdin until it closes (the board's lifetime when no --seconds is given).
+    static func waitForStdinToClose() {
+        var byte: UInt8 = 0
+        while read(0, &byte, 1) > 0 {}
+    }
+}
