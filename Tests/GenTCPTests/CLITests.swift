@@ -405,4 +405,14 @@ struct CLITests {
         #expect(outcome.status == 64)
         #expect(outcome.errorLines.count == 1 && outcome.stderr.hasPrefix("gentcp: badarg"), "stderr: \(outcome.stderr)")
     }
+
+    @Test("bench: passes its arguments to gentcp-bench (here --list)")
+    func benchList() async throws {
+        let outcome = try await CLITests.run(["bench", "--list"])
+        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        let text = String(decoding: outcome.stdout, as: UTF8.self)
+        for name in ["bulk-passive-64k", "bulk-active-64k", "pingpong-passive", "pingpong-once"] {
+            #expect(text.contains(name), "output: \(text)")
+        }
+    }
 }
