@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "GenTCPSimTests", dependencies: ["GenTCP", "GenTCPSim"], swiftSettings: strict),
         .testTarget(
             name: "ModemSimulatorTests",
-            dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem"],
+            dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire"],
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire"], swiftSettings: strict),
         .testTarget(

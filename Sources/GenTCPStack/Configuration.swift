@@ -1,0 +1,139 @@
+import GenTCPWire
+
+/// The interface: static point-to-point addressing, limits, and the seed for every random choice.
+public struct StackConfiguration: Sendable {
+    /// Our address (the host end of the serial line).
+    public var localAddress: IPv4Address
+    /// The board's address. Used as the default remote; packets from other sources are still
+    /// accepted (the board may route).
+    public var peerAddress: IPv4Address
+    /// The largest IPv4 datagram either way: 1006 for SLIP (RFC 1055). Our MSS is MTU − 40.
+    public var mtu: Int
+    /// Connection slots (listening sockets' pending connections included).
+    public var maximumConnections: Int
+    /// Listening sockets.
+    public var maximumListeners: Int
+    /// Ready-made packets waiting to go out (echo replies, resets to stray segments, our echo
+    /// requests). Each slot holds one MTU.
+    public var controlQueueCapacity: Int
+    /// Events held until the driver takes them.
+    public var eventQueueCapacity: Int
+    /// Seeds ISNs, ephemeral ports and the IP ID.
+    public var seed: UInt64
+    /// TTL of every datagram we send.
+    public var timeToLive: UInt8
+
+    public init(
+        localAddress: IPv4Address, peerAddress: IPv4Address, mtu: Int = 1006, maximumConnections: Int = 8,
+        maximumListeners: Int = 4, controlQueueCapacity: Int = 4, eventQueueCapacity: Int = 64,
+        seed: UInt64, timeToLive: UInt8 = 64
+    ) {
+        self.localAddress = localAddress
+        self.peerAddress = peerAddress
+        self.mtu = mtu
+        self.maximumConnections = maximumConnections
+        self.maximumListeners = maximumListeners
+        self.controlQueueCapacity = controlQueueCapacity
+        self.eventQueueCapacity = eventQueueCapacity
+        self.seed = seed
+        self.timeToLive = timeToLive
+    }
+}
+
+/// Per-connection settings, fixed when the connection opens. Times are milliseconds.
+public struct ConnectionOptions: Sendable, Equatable {
+    /// Send buffer: bytes accepted from the application and kept until acknowledged.
+    public var sendBufferSize: Int
+    /// Receive buffer (gen_tcp's `buffer`): the advertised window is its free space, so an
+    /// application that stops reading closes the window (backpressure).
+    public var receiveBufferSize: Int
+    /// Out-of-order runs held inside the receive buffer (RFC 9293 §3.10.7.4 "segments with
+    /// higher beginning sequence numbers may be held").
+    public var outOfOrderRuns: Int
+    /// Disable Nagle's algorithm (gen_tcp `{nodelay, true}`; RFC 9293 §3.7.4).
+    public var noDelay: Bool
+    /// Longest an ACK for in-order data waits (RFC 9293 §3.8.6.3 allows up to 500 ms). 0 sends
+    /// every ACK at once. A second full segment is always acknowledged at once.
+    public var ackDelay: Int64
+    /// RFC 6298 bounds: first RTO, floor and ceiling.
+    public var initialRTO: Int64
+    public var minimumRTO: Int64
+    public var maximumRTO: Int64
+    /// Retransmissions of one segment before giving up with `etimedout`.
+    public var maximumRetransmissions: Int
+    /// Time without progress while retransmitting before giving up (RFC 9293 §3.8.3, R2).
+    public var userTimeout: Int64
+    /// SYN retransmissions before a connect fails with `etimedout`.
+    public var synRetries: Int
+    /// Time a connect may take.
+    public var connectTimeout: Int64
+    /// TIME-WAIT duration (2·MSL; short on a point-to-point cable).
+    public var timeWait: Int64
+    /// Send keepalive probes (gen_tcp `{keepalive, true}`; RFC 9293 §3.8.4).
+    public var keepalive: Bool
+    public var keepaliveIdle: Int64
+    public var keepaliveInterval: Int64
+    public var keepaliveCount: Int
+
+    public init(
+        sendBufferSize: Int = 8192, receiveBufferSize: Int = 8192, outOfOrderRuns: Int = 4,
+        noDelay: Bool = false, ackDelay: Int64 = 20, initialRTO: Int64 = 1000, minimumRTO: Int64 = 200,
+        maximumRTO: Int64 = 60_000, maximumRetransmissions: Int = 12, userTimeout: Int64 = 120_000,
+        synRetries: Int = 6, connectTimeout: Int64 = 30_000, timeWait: Int64 = 4000, keepalive: Bool = false,
+        keepaliveIdle: Int64 = 60_000, keepaliveInterval: Int64 = 10_000, keepaliveCount: Int = 5
+    ) {
+        self.sendBufferSize = sendBufferSize
+        self.receiveBufferSize = receiveBufferSize
+        self.outOfOrderRuns = outOfOrderRuns
+        self.noDelay = noDelay
+        self.ackDelay = ackDelay
+        self.initialRTO = initialRTO
+        self.minimumRTO = minimumRTO
+        self.maximumRTO = maximumRTO
+        self.maximumRetransmissions = maximumRetransmissions
+        self.userTimeout = userTimeout
+        self.synRetries = synRetries
+        self.connectTimeout = connectTimeout
+        self.timeWait = timeWait
+        self.keepalive = keepalive
+        self.keepaliveIdle = keepaliveIdle
+        self.keepaliveInterval = keepaliveInterval
+        self.keepaliveCount = keepaliveCount
+    }
+}
+
+/// Packets the interface dropped or answered, by reason (each drop counted once).
+public struct StackCounters: Sendable, Equatable {
+    public var packetsReceived = 0
+    public var packetsSent = 0
+    /// Not a well-formed IPv4 datagram or TCP/ICMP header (truncated, bad version, bad lengths,
+    /// malformed TCP option).
+    public var malformed = 0
+    /// An IPv4 header, TCP or ICMP checksum that does not verify.
+    public var badChecksum = 0
+    /// Addressed to someone else.
+    public var notForUs = 0
+    /// Fragments (no reassembly).
+    public var fragments = 0
+    /// Neither TCP nor ICMP.
+    public var unknownProtocol = 0
+    /// Longer than the MTU.
+    public var tooBig = 0
+    /// RSTs sent to segments for no connection (RFC 9293 §3.10.7.1) or refused ACKs.
+    public var resetsSent = 0
+    /// SYNs to a listener whose backlog or the slot table was full.
+    public var synsDropped = 0
+    public var echoRequestsAnswered = 0
+    public var echoRepliesReceived = 0
+    /// Ready-made packets dropped because the control queue was full.
+    public var controlQueueOverflows = 0
+    public var eventsDropped = 0
+    /// Segments sent again after a retransmission timeout.
+    public var timeoutRetransmissions = 0
+    /// Fast retransmissions (RFC 5681 §3.2, RFC 6582).
+    public var fastRetransmissions = 0
+    /// Out-of-order segments dropped because the run table was full.
+    public var outOfOrderDropped = 0
+
+    public init() {}
+}

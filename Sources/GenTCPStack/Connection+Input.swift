@@ -1,0 +1,391 @@
+import GenTCPWire
+
+extension Connection {
+    /// Processes one segment for this connection (RFC 9293 §3.10.7.3 and §3.10.7.4).
+    mutating func process(_ segment: TCPHeader, payload: UnsafeRawBufferPointer, now: Int64) {
+        switch state {
+        case .closed, .listen:
+            return
+        case .synSent:
+            processInSynSent(segment, now: now)
+            return
+        default:
+            break
+        }
+        let flags = segment.flags
+        let seq = segment.sequenceNumber
+
+        // A retransmitted SYN while we are in SYN-RECEIVED: our SYN-ACK was lost; send it again.
+        if state == .synReceived, flags.contains(.syn), !flags.contains(.ack), !flags.contains(.rst), seq == irs {
+            sndNxt = iss
+            return
+        }
+
+        // First: sequence number acceptability (RFC 9293 §3.10.7.4, the four cases).
+        let segmentLength = payload.count + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
+        let window = UInt32(min(receiveBuffer.free, 0xFFFF))
+        let acceptable: Bool
+        if segmentLength == 0 {
+            acceptable = window == 0 ? seq == rcvNxt : seq.isInWindow(start: rcvNxt, size: window)
+        } else if window == 0 {
+            acceptable = false
+        } else {
+            acceptable = seq.isInWindow(start: rcvNxt, size: window)
+                || seq.advanced(by: segmentLength - 1).isInWindow(start: rcvNxt, size: window)
+        }
+        if !acceptable {
+            // "If an incoming segment is not acceptable, an acknowledgment should be sent in reply
+            // (unless the RST bit is set)." A retransmitted FIN in TIME-WAIT restarts the timer.
+            if !flags.contains(.rst) {
+                ackNow = true
+                if state == .timeWait, flags.contains(.fin) { timeWaitDeadline = now + options.timeWait }
+            }
+            return
+        }
+        lastReceiveAt = now
+        keepaliveProbes = 0
+
+        // Second: RST (RFC 5961 §3.2: only an exact match resets; otherwise a challenge ACK).
+        if flags.contains(.rst) {
+            guard seq == rcvNxt else {
+                ackNow = true
+                return
+            }
+            switch state {
+            case .synReceived:
+                // From a passive open the slot simply goes away (RFC 9293 "return to LISTEN");
+                // from a simultaneous open the connect is refused.
+                fail(listener >= 0 ? nil : .connectionRefused, sendReset: false)
+            case .established, .finWait1, .finWait2, .closeWait:
+                fail(.connectionReset, sendReset: false)
+            default:
+                fail(nil, sendReset: false)
+            }
+            return
+        }
+
+        // Fourth: SYN in a synchronized state → challenge ACK (RFC 5961 §4.2).
+        if flags.contains(.syn) {
+            ackNow = true
+            return
+        }
+
+        // Fifth: the ACK field.
+        guard flags.contains(.ack) else { return }
+        let ack = segment.acknowledgmentNumber
+        if state == .synReceived {
+            guard sndUna < ack, ack <= sndMax else {
+                outgoingReset = ResetReply(
+                    remote: remoteAddress, localPort: localPort, remotePort: remotePort, sequence: ack,
+                    acknowledgment: nil)
+                return
+            }
+            state = finQueued ? .finWait1 : .established
+            connectDeadline = nil
+            initialWindow()
+            sndWnd = UInt32(segment.window)
+            maxSndWnd = max(maxSndWnd, sndWnd)
+            sndWl1 = seq
+            sndWl2 = ack
+            events.insert(listener >= 0 ? .acceptable : .connected)
+        }
+        // RFC 5961 §5.2: an ACK for data never sent is answered and dropped; so is one far older
+        // than anything in the window.
+        if ack > sndMax {
+            ackNow = true
+            return
+        }
+        if ack < sndUna - max(maxSndWnd, 0xFFFF) {
+            ackNow = true
+            return
+        }
+        processAcknowledgment(segment, payloadLength: payload.count, now: now)
+
+        switch state {
+        case .finWait1 where finAcknowledged:
+            state = .finWait2
+        case .closing where finAcknowledged:
+            enterTimeWait(now: now)
+        case .lastAck where finAcknowledged:
+            enterClosed()
+            events.insert(.finished)
+            return
+        case .timeWait:
+            if flags.contains(.fin) {
+                ackNow = true
+                timeWaitDeadline = now + options.timeWait
+            }
+            return
+        default:
+            break
+        }
+
+        // Seventh: segment text.
+        var tailAccepted = true
+        if !payload.isEmpty {
+            switch state {
+            case .established, .finWait1, .finWait2:
+                if applicationClosed {
+                    // Nobody will read this: abort (RFC 1122 §4.2.2.13).
+                    fail(nil, sendReset: true)
+                    return
+                }
+                tailAccepted = receiveText(seq: seq, payload: payload, now: now)
+            default:
+                break
+            }
+        }
+
+        // Eighth: FIN. Its sequence number is the byte after the data; it counts only once
+        // everything before it has arrived.
+        if flags.contains(.fin), tailAccepted, !finReceived {
+            pendingFin = seq.advanced(by: payload.count)
+        }
+        consumeFinIfReady(now: now)
+    }
+
+    /// SYN-SENT (RFC 9293 §3.10.7.3).
+    private mutating func processInSynSent(_ segment: TCPHeader, now: Int64) {
+        let flags = segment.flags
+        let ack = segment.acknowledgmentNumber
+        if flags.contains(.ack) {
+            // "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is set)."
+            if ack <= iss || ack > sndMax {
+                if !flags.contains(.rst) {
+                    outgoingReset = ResetReply(
+                        remote: remoteAddress, localPort: localPort, remotePort: remotePort, sequence: ack,
+                        acknowledgment: nil)
+                }
+                return
+            }
+        }
+        if flags.contains(.rst) {
+            // Acceptable only with an ACK of our SYN: "connection reset" → refused.
+            if flags.contains(.ack) { fail(.connectionRefused, sendReset: false) }
+            return
+        }
+        guard flags.contains(.syn) else { return }
+        irs = segment.sequenceNumber
+        rcvNxt = irs + 1
+        rcvAdvertisedEdge = rcvNxt
+        applyPeerOptions(segment)
+        lastReceiveAt = now
+        if flags.contains(.ack) {
+            // Our SYN is acknowledged: ESTABLISHED.
+            if timing, retransmitCount == 0 { sampleRTT(now - timedAt) }
+            timing = false
+            sndUna = ack
+            if sndNxt < sndUna { sndNxt = sndUna }
+            rtoDeadline = nil
+            retransmitCount = 0
+            retransmitStart = nil
+            sndWnd = UInt32(segment.window)
+            maxSndWnd = sndWnd
+            sndWl1 = segment.sequenceNumber
+            sndWl2 = ack
+            state = finQueued ? .finWait1 : .established
+            connectDeadline = nil
+            ackNow = true
+            initialWindow()
+            events.insert(.connected)
+        } else {
+            // Simultaneous open (RFC 9293 MUST-10): SYN-RECEIVED, send SYN,ACK.
+            state = .synReceived
+            sndNxt = iss
+            sndWnd = UInt32(segment.window)
+            sndWl1 = segment.sequenceNumber
+        }
+    }
+
+    /// MSS from a SYN (RFC 9293 §3.7.1: 536 when absent; RFC 6691 floor kept small).
+    mutating func applyPeerOptions(_ segment: TCPHeader) {
+        let peerMSS = Int(segment.maximumSegmentSize ?? 536)
+        sendMSS = max(min(peerMSS, receiveMSS), 64)
+    }
+
+    /// RFC 5681 §3.1 initial window: 4 segments up to MSS 1095, 3 up to 2190, else 2.
+    mutating func initialWindow() {
+        let segments = sendMSS > 2190 ? 2 : (sendMSS > 1095 ? 3 : 4)
+        cwnd = segments * sendMSS
+        ssthresh = Int.max / 2
+    }
+
+    /// RFC 6298 §2.2–2.3, in milliseconds, with SRTT×8 and RTTVAR×4 kept as integers.
+    mutating func sampleRTT(_ measured: Int64) {
+        let r = max(measured, 0)
+        if !hasRTTSample {
+            srtt8 = r * 8
+            rttvar4 = r * 2
+            hasRTTSample = true
+        } else {
+            let delta = r - srtt8 / 8
+            srtt8 += delta
+            rttvar4 += (delta < 0 ? -delta : delta) - rttvar4 / 4
+        }
+        // RTO = SRTT + max(G, K·RTTVAR) with G = 1 ms, K = 4.
+        rto = clampRTO(srtt8 / 8 + max(1, rttvar4))
+    }
+
+    /// The ACK field of a segment in a synchronized state (or the one completing SYN-RECEIVED).
+    private mutating func processAcknowledgment(_ segment: TCPHeader, payloadLength: Int, now: Int64) {
+        let ack = segment.acknowledgmentNumber
+        let seq = segment.sequenceNumber
+        let oldWindow = sndWnd
+        if sndUna < ack {
+            let acked = Int(sndUna.distance(to: ack))
+            // RTT sample (Karn: only segments sent once are timed; see emit).
+            if timing, timedSequence <= ack {
+                sampleRTT(now - timedAt)
+                timing = false
+            }
+            // Drop acknowledged bytes from the send buffer (SYN and FIN are not in it).
+            let dataAcked = min(max(Int(sendStart.distance(to: ack)), 0), sendBuffer.count)
+            if dataAcked > 0 {
+                sendBuffer.discard(dataAcked)
+                sendStart = sendStart.advanced(by: dataAcked)
+                if wantWritable, isWritable {
+                    wantWritable = false
+                    events.insert(.writable)
+                }
+            }
+            sndUna = ack
+            if sndNxt < sndUna { sndNxt = sndUna }
+            retransmitCount = 0
+            retransmitStart = nil
+            congestionOnNewAck(acked: acked, ack: ack)
+            // RFC 6298 §5.2/§5.3: stop the timer when all is acknowledged, else restart it.
+            rtoDeadline = sndUna == sndMax ? nil : now + rto
+        } else if ack == sndUna, payloadLength == 0, !segment.flags.contains(.syn), !segment.flags.contains(.fin),
+                  UInt32(segment.window) == oldWindow, sndMax != sndUna {
+            congestionOnDuplicateAck()
+        }
+        // Window update (RFC 9293 §3.10.7.4): only from a segment newer than the last one used.
+        if sndWl1 < seq || (sndWl1 == seq && sndWl2 <= ack) {
+            sndWnd = UInt32(segment.window)
+            maxSndWnd = max(maxSndWnd, sndWnd)
+            sndWl1 = seq
+            sndWl2 = ack
+            if sndWnd > 0, oldWindow == 0 {
+                persistDeadline = nil
+                persistInterval = 0
+            }
+        }
+    }
+
+    /// RFC 5681 §3.1 slow start and congestion avoidance, RFC 6582 §3.2 steps 3 and 4.
+    private mutating func congestionOnNewAck(acked: Int, ack: SequenceNumber) {
+        duplicateAcks = 0
+        if inRecovery {
+            if ack >= recover {
+                // Full acknowledgment: deflate to min(ssthresh, FlightSize + SMSS) and leave.
+                inRecovery = false
+                cwnd = min(ssthresh, max(flightSize, 0) + sendMSS)
+            } else {
+                // Partial acknowledgment: resend the next hole, deflate by what was acked,
+                // add back one SMSS if at least one was acked.
+                retransmitFirst = true
+                fastRetransmissionsDelta += 1
+                cwnd = max(cwnd - acked, 0) + (acked >= sendMSS ? sendMSS : 0)
+                cwnd = max(cwnd, sendMSS)
+            }
+            return
+        }
+        if cwnd < ssthresh {
+            cwnd += min(acked, sendMSS)
+        } else {
+            cwnd += max(1, sendMSS * sendMSS / max(cwnd, 1))
+        }
+        // Beyond what the send buffer can fill, a bigger cwnd means nothing.
+        cwnd = min(cwnd, max(sendBuffer.capacity, 0) + 4 * sendMSS)
+    }
+
+    /// RFC 5681 §3.2 and RFC 6582 §3.2 steps 1 and 2.
+    private mutating func congestionOnDuplicateAck() {
+        duplicateAcks += 1
+        if inRecovery {
+            cwnd += sendMSS
+            return
+        }
+        guard duplicateAcks == 3 else { return }
+        // RFC 6582 §3.2 step 2: only when the ACK covers more than `recover`, so that losses of
+        // retransmissions after a timeout do not start a second recovery.
+        guard sndUna >= recover else { return }
+        ssthresh = max(flightSize / 2, 2 * sendMSS)
+        recover = sndMax
+        inRecovery = true
+        cwnd = ssthresh + 3 * sendMSS
+        retransmitFirst = true
+        timing = false
+        fastRetransmissionsDelta += 1
+    }
+
+    /// Segment text in ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2. Returns false when the tail of the
+    /// segment did not fit (so a FIN after it must wait for a retransmission).
+    private mutating func receiveText(seq: SequenceNumber, payload: UnsafeRawBufferPointer, now: Int64) -> Bool {
+        var data = payload
+        var offset = Int(rcvNxt.distance(to: seq))
+        if offset < 0 {
+            // Already received in part: trim the front.
+            let skip = min(-offset, data.count)
+            data = UnsafeRawBufferPointer(rebasing: data[skip...])
+            offset = 0
+        }
+        let room = receiveBuffer.free - offset
+        var tailAccepted = true
+        if data.count > room {
+            tailAccepted = false
+            data = UnsafeRawBufferPointer(rebasing: data[0..<max(room, 0)])
+        }
+        guard !data.isEmpty else {
+            ackNow = true
+            return tailAccepted
+        }
+        if offset == 0 {
+            let hadHoles = !assembler.isEmpty
+            receiveBuffer.write(at: 0, data)
+            let contiguous = assembler.advance(inOrder: data.count)
+            receiveBuffer.commit(contiguous)
+            rcvNxt = rcvNxt.advanced(by: contiguous)
+            events.insert(.readable)
+            // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full segment, and at
+            // once when a hole was filled (the sender is in recovery and waits for this).
+            unackedSegments += 1
+            if hadHoles || unackedSegments >= 2 || options.ackDelay == 0 {
+                ackNow = true
+            } else if ackDeadline == nil {
+                ackDeadline = now + options.ackDelay
+            }
+        } else {
+            // Out of order: hold it if the run table allows, and send a duplicate ACK at once
+            // (RFC 5681 §4.2) so the sender can fast-retransmit.
+            if assembler.add(start: offset, end: offset + data.count) {
+                receiveBuffer.write(at: offset, data)
+            } else {
+                outOfOrderDroppedDelta += 1
+                tailAccepted = false
+            }
+            ackNow = true
+        }
+        return tailAccepted
+    }
+
+    /// Consumes a FIN once RCV.NXT reaches it (RFC 9293 §3.10.7.4, "eighth").
+    mutating func consumeFinIfReady(now: Int64) {
+        guard let fin = pendingFin, fin == rcvNxt, !finReceived else { return }
+        pendingFin = nil
+        finReceived = true
+        rcvNxt = rcvNxt + 1
+        ackNow = true
+        events.insert(.readable)
+        switch state {
+        case .synReceived, .established:
+            state = .closeWait
+        case .finWait1:
+            if finAcknowledged { enterTimeWait(now: now) } else { state = .closing }
+        case .finWait2:
+            enterTimeWait(now: now)
+        default:
+            break
+        }
+    }
+}

@@ -1,0 +1,22 @@
+/// The stack's own generator (SplitMix64), seeded by the caller: no global randomness, and a
+/// seed replays a run exactly. Used for initial sequence numbers (RFC 9293 §3.4.1 asks for
+/// unpredictable ISNs; the quality is the seed's), ephemeral ports and the first IP ID.
+struct StackRandom {
+    private var state: UInt64
+
+    init(seed: UInt64) {
+        state = seed
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func next32() -> UInt32 {
+        UInt32(truncatingIfNeeded: next() >> 16)
+    }
+}

@@ -1,0 +1,131 @@
+import GenTCPWire
+
+extension Stack {
+    mutating func receiveTCP(_ packet: IPv4Packet, now: Int64) {
+        let segment: TCPPacket
+        let header: TCPHeader
+        do {
+            segment = try TCPPacket(checking: packet.payload)
+        } catch {
+            counters.malformed += 1
+            return
+        }
+        do {
+            header = try TCPHeader(parsing: segment, source: packet.source, destination: packet.destination)
+        } catch .badChecksum {
+            counters.badChecksum += 1
+            return
+        } catch {
+            counters.malformed += 1
+            return
+        }
+        let payload = segment.payload
+        let source = packet.source
+
+        if var index = connectionIndex(localPort: header.destinationPort, remote: source, remotePort: header.sourcePort) {
+            // RFC 9293 §3.10.7.4 allows a new SYN to reopen a connection in TIME-WAIT when its
+            // sequence number is above what the old one used.
+            if connections[index].state == .timeWait, header.flags.contains(.syn), !header.flags.contains(.ack),
+               header.sequenceNumber > connections[index].rcvNxt,
+               listeners.contains(where: { $0.inUse && $0.port == header.destinationPort }) {
+                connections[index].enterClosed()
+                settle(index)
+            } else {
+                connections[index].process(header, payload: payload, now: now)
+                connections[index].refreshTimers(now: now)
+                settle(index)
+                return
+            }
+            index = -1
+        }
+        if let li = listeners.firstIndex(where: { $0.inUse && $0.port == header.destinationPort }) {
+            receiveOnListener(li, header, source: source, now: now)
+            return
+        }
+        replyToStray(header, payloadLength: payload.count, source: source)
+    }
+
+    /// RFC 9293 §3.10.7.1: a segment for no connection gets a RST unless it is one.
+    mutating func replyToStray(_ header: TCPHeader, payloadLength: Int, source: IPv4Address) {
+        let flags = header.flags
+        if flags.contains(.rst) { return }
+        if flags.contains(.ack) {
+            queueReset(ResetReply(
+                remote: source, localPort: header.destinationPort, remotePort: header.sourcePort,
+                sequence: header.acknowledgmentNumber, acknowledgment: nil))
+        } else {
+            let length = payloadLength + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)
+            queueReset(ResetReply(
+                remote: source, localPort: header.destinationPort, remotePort: header.sourcePort,
+                sequence: SequenceNumber(0), acknowledgment: header.sequenceNumber.advanced(by: length)))
+        }
+    }
+
+    /// RFC 9293 §3.10.7.2 (LISTEN).
+    mutating func receiveOnListener(_ li: Int, _ header: TCPHeader, source: IPv4Address, now: Int64) {
+        let flags = header.flags
+        if flags.contains(.rst) { return }
+        if flags.contains(.ack) {
+            queueReset(ResetReply(
+                remote: source, localPort: header.destinationPort, remotePort: header.sourcePort,
+                sequence: header.acknowledgmentNumber, acknowledgment: nil))
+            return
+        }
+        guard flags.contains(.syn) else { return }
+        var waiting = 0
+        for c in connections where c.inUse && !c.owned && c.listener == li { waiting += 1 }
+        guard waiting < listeners[li].backlog, let index = freeConnectionSlot() else {
+            counters.synsDropped += 1
+            return
+        }
+        let options = listeners[li].options
+        connections[index].open(
+            state: .synReceived, options: options, localPort: header.destinationPort, remote: source,
+            remotePort: header.sourcePort, iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now)
+        connections[index].listener = li
+        connections[index].acceptOrder = acceptCounter
+        acceptCounter &+= 1
+        connections[index].irs = header.sequenceNumber
+        connections[index].rcvNxt = header.sequenceNumber + 1
+        connections[index].rcvAdvertisedEdge = header.sequenceNumber + 1
+        connections[index].applyPeerOptions(header)
+        connections[index].sndWnd = UInt32(header.window)
+        connections[index].sndWl1 = header.sequenceNumber
+        connections[index].sndWl2 = connections[index].iss
+        // A half-open connection that never completes does not hold the slot forever.
+        connections[index].connectDeadline = now + options.connectTimeout
+    }
+
+    mutating func receiveICMP(_ packet: IPv4Packet) {
+        let message: ICMPv4Packet
+        do {
+            message = try ICMPv4Packet(checking: packet.payload)
+        } catch {
+            counters.malformed += 1
+            return
+        }
+        guard message.isChecksumValid else {
+            counters.badChecksum += 1
+            return
+        }
+        guard message.code == 0 else { return }
+        let source = packet.source
+        if message.type == .echoRequest {
+            let reply = ICMPv4Echo(isReply: true, identifier: message.identifier, sequenceNumber: message.sequenceNumber)
+            let data = message.payload
+            let pushed = pushControl { stack, buffer in
+                let icmp = UnsafeMutableRawBufferPointer(rebasing: buffer[IPv4Header.length...])
+                guard let length = try? reply.emit(into: icmp, data: data) else { return 0 }
+                stack.writeIPHeader(into: buffer, destination: source, protocol: .icmp, payloadLength: length,
+                                    dontFragment: false)
+                return IPv4Header.length + length
+            }
+            if pushed { counters.echoRequestsAnswered += 1 }
+        } else if message.type == .echoReply {
+            counters.echoRepliesReceived += 1
+            post(.echoReply(
+                source: source, identifier: message.identifier, sequence: message.sequenceNumber,
+                dataLength: message.payload.count))
+        }
+    }
+}

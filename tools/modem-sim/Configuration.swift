@@ -1,0 +1,177 @@
+import GenTCPCore
+
+/// Which firmware family the simulated module speaks.
+public enum ModemSimulatorDialect: String, Sendable, Hashable, CaseIterable {
+    /// Espressif ESP-AT (ESP32 / ESP8266 ESP-AT; AT 1.7 read format when the firmware is < 2).
+    case espAT
+    /// SIMCom SIM800 TCP/IP toolkit (`AT+CIP*`, manual receive with `AT+CIPRXGET`).
+    case sim800
+    /// Quectel BG96 (`AT+QI*`, buffer access mode).
+    case bg96
+}
+
+/// Faults the simulator injects, every random choice drawn from the configuration's seed.
+///
+/// Delays run on the driver's runtime, so on the simulated network they are virtual time and a
+/// seed replays byte for byte.
+public struct ModemFaults: Sendable, Hashable {
+    /// Cut the module's output into fragments of 1...this many bytes (nil: as produced).
+    public var maxFragmentLength: Int?
+    /// Delay each fragment by a random 0...this (on the runtime clock).
+    public var maxFragmentDelay: Duration
+    /// Before each message that starts a line, insert a harmless documented URC (ESP-AT
+    /// `WIFI CONNECTED` / `WIFI GOT IP`, cellular `+CREG: 1` / `+CGREG: 1`) or a bare CR-LF
+    /// with this probability (0...1).
+    public var noiseProbability: Double
+    /// The module resets by itself once this many bytes have crossed the UART (both directions
+    /// counted; output counts when delivered): links dropped, output queue lost, boot banner.
+    /// Fires once.
+    public var resetAfterBytes: Int?
+    /// Pace the output at this UART rate (10 bits per byte). `AT+UART_CUR` / `AT+IPR` change it.
+    public var baudRate: Int?
+    /// Start silent: the module takes input and never answers (see ``ModemSimulator/setSilent(_:)``).
+    public var silent: Bool
+    /// ESP-AT only: answer an incoming command with `busy p...` (ignoring it) with this
+    /// probability, as the docs describe for commands sent too early or back to back.
+    public var spuriousBusyProbability: Double
+
+    public init(
+        maxFragmentLength: Int? = nil, maxFragmentDelay: Duration = .zero, noiseProbability: Double = 0,
+        resetAfterBytes: Int? = nil, baudRate: Int? = nil, silent: Bool = false,
+        spuriousBusyProbability: Double = 0
+    ) {
+        self.maxFragmentLength = maxFragmentLength
+        self.maxFragmentDelay = maxFragmentDelay
+        self.noiseProbability = noiseProbability
+        self.resetAfterBytes = resetAfterBytes
+        self.baudRate = baudRate
+        self.silent = silent
+        self.spuriousBusyProbability = spuriousBusyProbability
+    }
+
+    /// No faults.
+    public static let none = ModemFaults()
+}
+
+/// How a ``ModemSimulator`` behaves.
+public struct ModemSimulatorConfiguration: Sendable {
+    public var dialect: ModemSimulatorDialect
+    /// ESP-AT: the `AT version` (`x.y.z.w`); below 3.3 passive receive is `AT+CIPRECVMODE`,
+    /// from 3.3 on `AT+CIPRECVTYPE`; below 2.0 reads answer `+CIPRECVDATA,<n>:` and
+    /// `AT+CIPDOMAIN` answers unquoted. SIM800: the `Revision:` text. BG96: the revision.
+    public var firmware: String
+    /// The module's own receive buffer per link, in bytes (passive mode). When it is full the
+    /// simulator stops reading its socket, so the far peer is backpressured.
+    public var linkBufferSize: Int
+    /// Power-on (or reset) to boot banner.
+    public var bootDelay: Duration
+    /// `AT+RST` / `AT+CFUN=1,1` answer to the module going down.
+    public var restartDelay: Duration
+    /// Connect timeout when the command gives none.
+    public var connectTimeout: Duration
+    /// Print the boot banner (`ready`, `RDY`...). SIM800 prints none in its factory autobaud mode.
+    public var printsBootBanner: Bool
+    /// The module's own IP address as reported (`AT+CIFSR`, `AT+QIACT?`): text only.
+    public var localAddress: String
+    /// In push mode, stop reading sockets while this many output bytes wait for the UART.
+    public var maxOutputBacklog: Int
+    /// Seed of every random decision (fragmentation, delays, noise).
+    public var seed: UInt64
+    public var faults: ModemFaults
+
+    public init(
+        dialect: ModemSimulatorDialect, firmware: String? = nil, linkBufferSize: Int? = nil,
+        bootDelay: Duration = .milliseconds(20), restartDelay: Duration = .milliseconds(50),
+        connectTimeout: Duration = .seconds(10), printsBootBanner: Bool = true,
+        localAddress: String? = nil, maxOutputBacklog: Int = 16 * 1024, seed: UInt64 = 0,
+        faults: ModemFaults = .none
+    ) {
+        self.dialect = dialect
+        switch dialect {
+        case .espAT:
+            self.firmware = firmware ?? "2.2.0.0"
+            self.linkBufferSize = linkBufferSize ?? 5760
+            self.localAddress = localAddress ?? "192.168.4.2"
+        case .sim800:
+            self.firmware = firmware ?? "1418B04SIM800L24"
+            self.linkBufferSize = linkBufferSize ?? 4096
+            self.localAddress = localAddress ?? "10.170.12.34"
+        case .bg96:
+            self.firmware = firmware ?? "BG96MAR02A07M1G"
+            self.linkBufferSize = linkBufferSize ?? 4096
+            self.localAddress = localAddress ?? "10.64.3.7"
+        }
+        self.bootDelay = bootDelay
+        self.restartDelay = restartDelay
+        self.connectTimeout = connectTimeout
+        self.printsBootBanner = printsBootBanner
+        self.maxOutputBacklog = maxOutputBacklog
+        self.seed = seed
+        self.faults = faults
+    }
+
+    /// ESP-AT with `firmware` (default 2.2.0.0: `AT+CIPRECVMODE`; pass "3.3.0.0" or later for
+    /// `AT+CIPRECVTYPE`).
+    public static func espAT(firmware: String = "2.2.0.0", seed: UInt64 = 0, faults: ModemFaults = .none) -> Self {
+        ModemSimulatorConfiguration(dialect: .espAT, firmware: firmware, seed: seed, faults: faults)
+    }
+
+    public static func sim800(seed: UInt64 = 0, faults: ModemFaults = .none) -> Self {
+        ModemSimulatorConfiguration(dialect: .sim800, seed: seed, faults: faults)
+    }
+
+    public static func bg96(seed: UInt64 = 0, faults: ModemFaults = .none) -> Self {
+        ModemSimulatorConfiguration(dialect: .bg96, seed: seed, faults: faults)
+    }
+
+    /// The number of link ids (ESP-AT 5, SIM800 6, BG96 12).
+    public var linkCount: Int {
+        switch dialect {
+        case .espAT: 5
+        case .sim800: 6
+        case .bg96: 12
+        }
+    }
+}
+
+/// Counters of a ``ModemSimulator``.
+public struct ModemSimulatorStatistics: Sendable, Hashable {
+    public var bytesIn = 0
+    public var bytesOut = 0
+    public var commands = 0
+    public var busyReplies = 0
+    public var resets = 0
+    public var linksOpened = 0
+    public var noiseInserted = 0
+    public init() {}
+}
+
+extension Duration {
+    var nanosecondsClamped: UInt64 {
+        let (s, atto) = components
+        if s < 0 { return 0 }
+        let (n, o) = UInt64(s).multipliedReportingOverflow(by: 1_000_000_000)
+        if o { return UInt64.max }
+        return n &+ UInt64(atto / 1_000_000_000)
+    }
+}
+
+/// SplitMix64: the simulator's seeded generator.
+struct SplitMix64: Sendable {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// 0..<n.
+    mutating func below(_ n: UInt64) -> UInt64 { n <= 1 ? 0 : next() % n }
+    mutating func chance(_ p: Double) -> Bool {
+        if p <= 0 { return false }
+        if p >= 1 { return true }
+        return Double(next() >> 11) / Double(1 << 53) < p
+    }
+}
