@@ -733,13 +733,15 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 c.moduleOpen = false
                 endConnection(c, nil)
             case .connecting(let request):
+                // Queued connects wait for the next initialisation, within their own timeouts.
+                if !dead, let request, !request.submitted { continue }
                 if let request { finishConnect(request, .failure(SocketError(reason))) }
             case .free:
                 break
             }
             slots[link] = .free
         }
-        connectQueue.removeAll()
+        connectQueue = connectQueue.filter { if case .connecting(.some) = slots[$0] { true } else { false } }
         orphanCloses.removeAll()
         if let r = resolveActive {
             resolveActive = nil
