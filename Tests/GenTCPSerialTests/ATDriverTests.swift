@@ -265,3 +265,43 @@ struct ATDriverFailureTests {
         }
     }
 }
+
+@Suite("at driver on cellular dialects", .timeLimit(.minutes(5)))
+struct ATCellularTests {
+    @Test("1 MiB each way byte-exact with fragmentation and noise; goodput", arguments: [ATDialectName.sim800, .bg96])
+    func transfer(dialect: ATDialectName) async throws {
+        let size = 1 << 20
+        let upload = trickyBytes(size, seed: 21)
+        let download = trickyBytes(size, seed: 22)
+        let simulator: ModemSimulatorConfiguration = dialect == .sim800 ? .sim800(faults: fragmented) : .bg96(faults: fragmented)
+        try await onBench(simulator: simulator, driver: ATConfiguration(dialect: dialect, apn: "internet")) { b in
+            let listener = try ListenSocket.listen(port: 7000, options: [.binary, .active(.passive)],
+                                                   driver: .sim(b.net, host: b.server))
+            let log = PeerLog()
+            let runtime = b.net.runtime
+            b.net.spawn {
+                await uploadThenDownloadPeer(listener, runtime: runtime, expect: size, reply: download, log: log)
+            }
+            let s = try await Socket.connect("server", port: 7000, options: [.binary, .active(.passive)],
+                                             timeout: .milliseconds(60_000), driver: b.at)
+            let t0 = runtime.now
+            try await s.send(upload)
+            try await b.waitUntil("upload", .seconds(600)) { log.done }
+            let t1 = runtime.now
+            #expect(log.error == nil)
+            #expect(log.hash == sha(upload))
+            let down = await drainSocket(s, runtime: runtime)
+            #expect(down.error == .closed)
+            #expect(down.count == size)
+            #expect(down.hash == sha(download))
+            let line = 11_520.0
+            let up = Double(size) / (Double(t1 - t0) / 1e9) / line
+            let dn = Double(size) / (Double(down.last - down.first) / 1e9) / line
+            print("goodput \(dialect.rawValue) 115200 baud: upload \(up), download \(dn)")
+            #expect(up > 0.8)
+            #expect(dn > 0.8)
+            s.close()
+            listener.close()
+        }
+    }
+}
