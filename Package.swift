@@ -82,7 +82,7 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GenTCPTests",
-            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims"],
+            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "ModemSimulator"],
             swiftSettings: strict),
     ]
 )

@@ -897,7 +897,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             return
         }
         guard (1...65_535).contains(address.port) else {
-            deferred.append { continuation.resume(returning: .failure(SocketError(.invalidArgument, "port must be 1...65535"))) }
+            // Nothing listens on port 0 (the modules refuse it before trying).
+            deferred.append { continuation.resume(returning: .failure(SocketError(.connectionRefused, "port 0"))) }
             return
         }
         // Every link id is either free in the module or waits for its close.
@@ -943,6 +944,16 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     func resolve(_ host: String) async throws(SocketError) -> [IPAddress] {
         // Strings that could inject AT are refused here, before anything is queued or written.
+        // A name longer than the module takes cannot be looked up there: nxdomain, as for a
+        // name no server knows (checked after the injection check, which wins).
+        do throws(ModemError) {
+            try ModemValidation.check(host, maxLength: Int.max)
+        } catch {
+            throw SocketError(.init(error.reason), error.detail)
+        }
+        if host.utf8.count > configuration.dialect.makeDialect().limits.maxHostLength {
+            throw SocketError(.nonExistentDomain, "name longer than the module takes")
+        }
         do throws(ModemError) {
             try ModemValidation.check(host, maxLength: configuration.dialect.makeDialect().limits.maxHostLength)
         } catch {
