@@ -77,11 +77,12 @@ let package = Package(
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire"], swiftSettings: strict),
         .testTarget(
-            name: "GenTCPSerialTests", dependencies: ["GenTCPSerial", "GenTCP", "GenTCPSim", "CGenTCPShims"],
+            name: "GenTCPSerialTests",
+            dependencies: ["GenTCPSerial", "GenTCP", "GenTCPSim", "CGenTCPShims", "ModemSimulator", "GenTCPWire", "GenTCPModem"],
             swiftSettings: strict),
         .testTarget(
             name: "GenTCPTests",
-            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims"],
+            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "ModemSimulator"],
             swiftSettings: strict),
     ]
 )

@@ -1,0 +1,1008 @@
+import GenTCP
+import GenTCPCore
+import GenTCPModem
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The at driver's machinery: one module, one link, one engine, one lock.
+///
+/// Everything runs under `lock`: the link's readiness callbacks (reading the module, writing
+/// commands), runtime timers (engine deadlines, retries, caller timeouts) and the port's calls on
+/// connections. Nothing calls out while holding it: readiness for the port is scheduled on the
+/// runtime, and continuations are resumed after the lock is released.
+final class ATCore: SerialLinkDelegate, @unchecked Sendable {
+    let link: any SerialLink
+    let runtime: any Runtime
+    let configuration: ATConfiguration
+
+    private var mutex = pthread_mutex_t()
+    /// Work to do once the lock is released (resuming callers).
+    private var deferred: [() -> Void] = []
+
+    // MARK: State, guarded by `mutex`
+
+    enum Phase: Equatable {
+        /// Not started.
+        case idle
+        /// Running the init sequence; `step` indexes ``initSteps``.
+        case initialising(step: Int)
+        /// Waiting `retryDelay` before the next init attempt.
+        case waitingToRetry
+        /// `AT+RST` sent or expected: waiting for the boot banner.
+        case restarting
+        /// Taking work.
+        case ready
+        /// The link is gone (or the driver stopped).
+        case dead
+    }
+
+    final class ConnectRequest: @unchecked Sendable {
+        let address: SocketAddress
+        let options: SocketOptions
+        let delegate: any ConnectionDelegate
+        let callerTimeout: Bool
+        var continuation: UnsafeContinuation<Result<any Connection, SocketError>, Never>?
+        var submitted = false
+        var timer: TimerID?
+
+        init(address: SocketAddress, options: SocketOptions, delegate: any ConnectionDelegate, callerTimeout: Bool,
+             continuation: UnsafeContinuation<Result<any Connection, SocketError>, Never>) {
+            self.address = address
+            self.options = options
+            self.delegate = delegate
+            self.callerTimeout = callerTimeout
+            self.continuation = continuation
+        }
+    }
+
+    final class ResolveRequest: @unchecked Sendable {
+        let host: String
+        var continuation: UnsafeContinuation<Result<[IPAddress], SocketError>, Never>?
+        var timer: TimerID?
+        var addresses: [IPAddress] = []
+
+        init(host: String, continuation: UnsafeContinuation<Result<[IPAddress], SocketError>, Never>) {
+            self.host = host
+            self.continuation = continuation
+        }
+    }
+
+    enum Slot {
+        case free
+        /// A connect waits for this link (queued or submitted). A nil request: the caller gave
+        /// up; the link is closed when the module answers.
+        case connecting(ConnectRequest?)
+        case open(ATConnection)
+    }
+
+    var engine: ModemEngine<StandardDialect>
+    var phase = Phase.idle
+    var initSteps: [ModemCommand] = []
+    var probesFailed = 0
+    var slots: [Slot]
+    /// Links whose module id needs an `AT+CIPCLOSE` / `AT+QICLOSE` with nobody waiting on it.
+    var orphanCloses: Set<Int> = []
+    var connectQueue: [Int] = []
+    var resolveQueue: [ResolveRequest] = []
+    var resolveActive: ResolveRequest?
+    var needProbe = false
+    var needRestart = false
+    var engineTimer: TimerID?
+    var engineTimerDeadline: UInt64?
+    var phaseTimer: TimerID?
+    var linkWriteArmed = false
+    var roundRobin = 0
+    var preferSend = false
+    var localIP: IPAddress?
+    var stats = ATStatistics()
+    let input: UnsafeMutableRawBufferPointer
+    let sendBufferSize: Int
+
+    init(link: any SerialLink, configuration: ATConfiguration, runtime: any Runtime) {
+        self.link = link
+        self.runtime = runtime
+        var c = configuration
+        if c.engine.baudRate <= 0 { c.engine.baudRate = link.configuration.baudRate }
+        self.configuration = c
+        engine = ModemEngine(dialect: c.dialect.makeDialect(), configuration: c.engine)
+        slots = [Slot](repeating: .free, count: engine.linkCount)
+        input = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 8)
+        sendBufferSize = max(1, c.sendBufferSize ?? 2 * engine.maxSendChunk)
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    deinit {
+        input.deallocate()
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// Runs `body` under the lock, then whatever it deferred.
+    func locked<R>(_ body: (ATCore) -> R) -> R {
+        pthread_mutex_lock(&mutex)
+        let result = body(self)
+        let work = deferred
+        deferred.removeAll()
+        pthread_mutex_unlock(&mutex)
+        for w in work { w() }
+        return result
+    }
+
+    var now: ModemInstant { ModemInstant(milliseconds: runtime.now / 1_000_000) }
+
+    var isReady: Bool { locked { $0.phase == .ready } }
+
+    var statisticsSnapshot: ATStatistics {
+        locked { core in
+            var s = core.stats
+            s.engine = core.engine.statistics
+            return s
+        }
+    }
+
+    // MARK: Start and stop
+
+    func start() {
+        locked { core in
+            guard core.phase == .idle else { return }
+            core.link.setDelegate(core)
+            core.link.armRead()
+            core.beginInit()
+            core.pump()
+        }
+    }
+
+    func stop() {
+        locked { core in
+            core.moduleLost(reason: .closed, dead: true)
+        }
+        link.close()
+    }
+
+    func beginInit() {
+        var steps: [ModemCommand] = [.probe, .echoOff]
+        switch configuration.dialect {
+        case .espAT:
+            steps += [.version, .enableMultiplexing, .enablePassiveReceive]
+            if let wifi = configuration.wifi { steps.append(.joinNetwork(ssid: wifi.ssid, password: wifi.password)) }
+            steps.append(.localAddress)
+        case .sim800:
+            steps += [.enableMultiplexing, .enablePassiveReceive]
+            steps += bearerSteps
+        case .bg96:
+            steps += bearerSteps
+        }
+        initSteps = steps
+        phase = .initialising(step: 0)
+        probesFailed = 0
+    }
+
+    /// `configureBearer` (when an APN is configured; without one the module's default applies),
+    /// `activateBearer`, `localAddress`.
+    private var bearerSteps: [ModemCommand] {
+        var steps: [ModemCommand] = []
+        if !configuration.apn.isEmpty {
+            steps.append(.configureBearer(apn: configuration.apn, user: configuration.apnUser,
+                                          password: configuration.apnPassword))
+        }
+        return steps + [.activateBearer, .localAddress]
+    }
+
+    /// Steps whose failure does not stop initialisation.
+    static func isOptional(_ command: ModemCommandKind) -> Bool {
+        command == .version || command == .localAddress
+    }
+
+    // MARK: Link readiness
+
+    func linkIsReadable(_ link: any SerialLink) {
+        locked { core in core.readLink() }
+    }
+
+    func linkIsWritable(_ link: any SerialLink) {
+        locked { core in
+            core.linkWriteArmed = false
+            core.pump()
+        }
+    }
+
+    private func readLink() {
+        guard phase != .dead else { return }
+        var rounds = 0
+        while rounds < 64 {
+            rounds += 1
+            let result = link.read(into: input)
+            switch result {
+            case .bytes(let n):
+                let chunk = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[0..<n])
+                var cursor = 0
+                while let event = engine.nextEvent(reading: chunk, cursor: &cursor, now: now) {
+                    handle(event)
+                }
+                pump()
+                continue
+            case .wouldBlock:
+                link.armRead()
+                pump()
+                return
+            case .hangUp, .failed:
+                moduleLost(reason: .closed, dead: true)
+                return
+            }
+        }
+        // Yield to others; come back at once.
+        link.armRead()
+        pump()
+    }
+
+    // MARK: The scheduler
+
+    /// Fires due engine timers, starts the next piece of work when the engine is idle, writes
+    /// what the engine has for the module, and keeps the engine's timer in step.
+    func pump() {
+        guard phase != .dead else { return }
+        var guardRounds = 0
+        while guardRounds < 32 {
+            guardRounds += 1
+            while let event = engine.nextEvent(now: now) { handle(event) }
+            guard engine.isIdle, let work = nextWork() else { break }
+            work()
+        }
+        flushOutput()
+        updateEngineTimer()
+    }
+
+    private func flushOutput() {
+        var failed = false
+        while engine.pendingOutputCount > 0 {
+            var progressed = false
+            engine.withPendingOutput { bytes in
+                switch link.write(bytes) {
+                case .bytes(let n):
+                    progressed = n > 0
+                    return n
+                case .wouldBlock:
+                    return 0
+                case .hangUp, .failed:
+                    failed = true
+                    return 0
+                }
+            }
+            if failed || !progressed { break }
+        }
+        if failed {
+            moduleLost(reason: .closed, dead: true)
+            return
+        }
+        if engine.pendingOutputCount > 0, !linkWriteArmed {
+            linkWriteArmed = true
+            link.armWrite()
+        }
+    }
+
+    private func updateEngineTimer() {
+        let deadline = engine.nextDeadline?.milliseconds
+        if deadline == engineTimerDeadline { return }
+        if let t = engineTimer { runtime.cancel(t) }
+        engineTimer = nil
+        engineTimerDeadline = deadline
+        guard let deadline else { return }
+        let target = deadline.multipliedReportingOverflow(by: 1_000_000)
+        let at = target.overflow ? UInt64.max : target.partialValue
+        let current = runtime.now
+        let delay = at > current ? at - current : 0
+        engineTimer = runtime.schedule(afterNanoseconds: delay) { [weak self] in
+            self?.locked { core in
+                core.engineTimer = nil
+                core.engineTimerDeadline = nil
+                core.pump()
+            }
+        }
+    }
+
+    /// The next command to submit, as a closure that submits it; nil when there is nothing.
+    private func nextWork() -> (() -> Void)? {
+        switch phase {
+        case .idle, .dead, .waitingToRetry, .restarting:
+            return nil
+        case .initialising(let step):
+            guard step < initSteps.count else {
+                finishInit()
+                return { }
+            }
+            let command = initSteps[step]
+            let timeout: UInt32? = command.kind == .probe ? configuration.probeTimeout : nil
+            return { [self] in submit(command, timeout: timeout) }
+        case .ready:
+            break
+        }
+        if needRestart {
+            needRestart = false
+            needProbe = false
+            return { [self] in
+                stats.restarts += 1
+                phase = .restarting
+                submit(.restart)
+                armPhaseTimer(configuration.restartTimeout) { core in
+                    // No boot banner: the module is gone; start over from a probe.
+                    core.moduleLost(reason: .closed, dead: false)
+                }
+            }
+        }
+        if needProbe {
+            needProbe = false
+            return { [self] in
+                stats.recoveryProbes += 1
+                submit(.probe, timeout: configuration.probeTimeout)
+            }
+        }
+        // Closes first: they free link ids.
+        for link in 0..<slots.count {
+            if orphanCloses.contains(link) {
+                if engine.linkState(link) == .closed {
+                    orphanCloses.remove(link)
+                    continue
+                }
+                return { [self] in submit(.close(link: link)) }
+            }
+            if case .open(let c) = slots[link], c.userClosed,
+               c.abortive || c.tx.isEmpty || c.ended, c.sendInFlight == 0 {
+                if engine.linkState(link) == .closed {
+                    c.moduleOpen = false
+                    slots[link] = .free
+                    continue
+                }
+                return { [self] in submit(.close(link: link)) }
+            }
+        }
+        if let link = connectQueue.first, case .connecting(let request?) = slots[link] {
+            connectQueue.removeFirst()
+            return { [self] in
+                request.submitted = true
+                let host = request.address.address.description
+                submit(.connect(link: link, host: host, port: request.address.port))
+            }
+        } else if !connectQueue.isEmpty {
+            connectQueue.removeFirst()
+            return { }
+        }
+        if resolveActive == nil, !resolveQueue.isEmpty {
+            let request = resolveQueue.removeFirst()
+            return { [self] in
+                resolveActive = request
+                submit(.resolve(host: request.host))
+            }
+        }
+        // Reads and sends, round-robin over links, alternating which goes first.
+        let n = slots.count
+        preferSend.toggle()
+        for i in 0..<n {
+            let link = (roundRobin + i) % n
+            guard case .open(let c) = slots[link] else { continue }
+            let canSend = c.wantsModuleSend
+            let canRead = c.wantsModuleRead
+            if canSend && (preferSend || !canRead) {
+                roundRobin = (link + 1) % n
+                return { [self] in startSend(c) }
+            }
+            if canRead {
+                roundRobin = (link + 1) % n
+                return { [self] in startRead(c) }
+            }
+        }
+        return nil
+    }
+
+    private func submit(_ command: ModemCommand, timeout: UInt32? = nil) {
+        do throws(ModemError) {
+            try engine.submit(command, now: now, timeout: timeout)
+        } catch {
+            failedToSubmit(command, error)
+        }
+    }
+
+    /// A command the engine refused (a bad argument, mostly): treated as its failure.
+    private func failedToSubmit(_ command: ModemCommand, _ error: ModemError) {
+        switch command {
+        case .connect(let link, _, _):
+            if case .connecting(let request) = slots[link] {
+                slots[link] = .free
+                if let request { finishConnect(request, .failure(SocketError(.init(error.reason)))) }
+            }
+        case .resolve:
+            if let r = resolveActive {
+                resolveActive = nil
+                finishResolve(r, .failure(SocketError(.init(error.reason))))
+            }
+        case .close(let link):
+            orphanCloses.remove(link)
+            if case .open(let c) = slots[link], c.userClosed { slots[link] = .free }
+        default:
+            if case .initialising = phase { initStepFailed(command.kind) }
+        }
+    }
+
+    private func startRead(_ c: ConnectionRef) {
+        let maximum = min(c.rx.room, engine.dialect.limits.maxReadLength, c.available)
+        guard maximum > 0 else { return }
+        c.readInFlight = true
+        c.readAsked = maximum
+        c.readGot = 0
+        stats.reads += 1
+        submit(.read(link: c.link, maximum: maximum))
+        if engine.isIdle { c.readInFlight = false }
+    }
+
+    private func startSend(_ c: ConnectionRef) {
+        let limit = engine.maxSendChunk
+        var result: Result<Int, ModemError> = .success(0)
+        c.tx.withContiguousPrefix(limit: limit) { bytes in
+            do throws(ModemError) {
+                result = .success(try engine.send(bytes, link: c.link, now: now))
+            } catch {
+                result = .failure(error)
+            }
+        }
+        switch result {
+        case .success(let n):
+            c.sendInFlight = n
+        case .failure:
+            breakConnection(c, .closed)
+        }
+    }
+
+    typealias ConnectionRef = ATConnection
+
+    // MARK: Initialisation
+
+    private func finishInit() {
+        phase = .ready
+        probesFailed = 0
+        stats.initialisations += 1
+        cancelPhaseTimer()
+    }
+
+    private func initStepFailed(_ kind: ModemCommandKind) {
+        guard case .initialising(let step) = phase else { return }
+        if ATCore.isOptional(kind) {
+            phase = .initialising(step: step + 1)
+            return
+        }
+        if kind == .probe {
+            probesFailed += 1
+            if probesFailed >= configuration.probeAttempts {
+                // Still silent: restart it, then start over after the banner (or the timeout).
+                probesFailed = 0
+                stats.restarts += 1
+                phase = .restarting
+                submit(.restart)
+                armPhaseTimer(configuration.restartTimeout) { core in core.moduleLost(reason: .closed, dead: false) }
+                return
+            }
+            retryInitLater()
+            return
+        }
+        // A step the module refused: start over from the probe after a pause; pending connects
+        // keep waiting within their own timeouts.
+        retryInitLater()
+    }
+
+    private func retryInitLater() {
+        phase = .waitingToRetry
+        armPhaseTimer(configuration.retryDelay) { core in
+            let failed = core.probesFailed
+            core.beginInit()
+            core.probesFailed = failed
+        }
+    }
+
+    private func armPhaseTimer(_ milliseconds: UInt32, _ action: @escaping (ATCore) -> Void) {
+        cancelPhaseTimer()
+        let box = UncheckedAction(action)
+        phaseTimer = runtime.schedule(afterNanoseconds: UInt64(milliseconds) * 1_000_000) { [weak self] in
+            self?.locked { core in
+                core.phaseTimer = nil
+                box.action(core)
+                core.pump()
+            }
+        }
+    }
+
+    private func cancelPhaseTimer() {
+        if let t = phaseTimer { runtime.cancel(t) }
+        phaseTimer = nil
+    }
+
+    // MARK: Events
+
+    private func handle(_ event: ModemEvent) {
+        switch event {
+        case .commandCompleted(let completion):
+            completed(completion)
+        case .connected(let link):
+            connected(link)
+        case .connectFailed(let link, let reason):
+            guard case .connecting(let request) = slots[link] else { return }
+            slots[link] = .free
+            if let request {
+                let r: SocketError.Reason = request.callerTimeout && (reason == .connectionTimedOut || reason == .timeout)
+                    ? .timeout : .init(reason)
+                finishConnect(request, .failure(SocketError(r)))
+            }
+        case .closed(let link):
+            orphanCloses.remove(link)
+            guard case .open(let c) = slots[link] else { return }
+            // Quectel keeps the id until QICLOSE; the others free it with the close.
+            c.moduleOpen = engine.linkState(link) != .closed
+            endConnection(c, nil)
+            if c.userClosed && !c.moduleOpen { slots[link] = .free }
+        case .dataAvailable(let link, let length):
+            guard case .open(let c) = slots[link] else { return }
+            if let length {
+                // The module's total; bytes of a read in flight that already arrived are not in it.
+                c.available = max(0, length)
+            } else {
+                c.available = Int.max
+            }
+        case .received(let link, let bytes):
+            received(link, bytes)
+        case .resolved(let address):
+            resolveActive?.addresses.append(IPAddress(address))
+            if engine.dialect.resolvesAsynchronously, let r = resolveActive {
+                resolveActive = nil
+                finishResolve(r, .success(r.addresses))
+            }
+        case .resolveFailed(let reason):
+            if let r = resolveActive {
+                resolveActive = nil
+                finishResolve(r, .failure(SocketError(.init(reason))))
+            }
+        case .localAddress(let address):
+            localIP = IPAddress(address)
+        case .version, .network:
+            break
+        case .moduleReset:
+            moduleReset()
+        case .unrecognisedLine:
+            stats.unrecognisedLines += 1
+        case .framingError:
+            stats.framingErrors += 1
+        }
+    }
+
+    private func completed(_ completion: ModemCompletion) {
+        let failure: (ModemFailure, ModemReason)?
+        if case .failure(let f, let r) = completion.outcome { failure = (f, r) } else { failure = nil }
+
+        if case .initialising(let step) = phase, step < initSteps.count, initSteps[step].kind == completion.command {
+            if failure == nil {
+                phase = .initialising(step: step + 1)
+                if completion.command == .probe { probesFailed = 0 }
+            } else {
+                initStepFailed(completion.command)
+            }
+            return
+        }
+        switch completion.command {
+        case .probe:
+            if failure?.0 == .timeout { needRestart = true }
+        case .restart:
+            if failure != nil, phase == .restarting {
+                moduleLost(reason: .closed, dead: false)
+            }
+        case .read:
+            guard let link = completion.link, case .open(let c) = slots[link] else { break }
+            c.readInFlight = false
+            if let failure {
+                c.available = 0
+                if failure.0 == .timeout { breakConnection(c, .closed) }
+            } else if c.readGot < c.readAsked {
+                c.available = 0
+            } else if c.available == Int.max {
+                // Unknown amount: keep reading until a short read says it is empty.
+            }
+            if c.readGot > 0 { wake(c, read: true) }
+        case .send:
+            guard let link = completion.link, case .open(let c) = slots[link] else { break }
+            let n = c.sendInFlight
+            c.sendInFlight = 0
+            if failure == nil {
+                c.tx.drop(n)
+                stats.payloadOut += n
+                wake(c, read: false)
+            } else {
+                // SEND FAIL, ERROR or silence: the stream would have a hole.
+                breakConnection(c, .closed)
+            }
+        case .close:
+            guard let link = completion.link else { break }
+            orphanCloses.remove(link)
+            if case .open(let c) = slots[link], c.userClosed {
+                c.moduleOpen = false
+                slots[link] = .free
+            }
+        case .resolve:
+            guard let r = resolveActive else { break }
+            if let failure {
+                resolveActive = nil
+                finishResolve(r, .failure(SocketError(.init(failure.1))))
+            } else if !engine.dialect.resolvesAsynchronously {
+                resolveActive = nil
+                finishResolve(r, r.addresses.isEmpty ? .failure(SocketError(.nonExistentDomain)) : .success(r.addresses))
+            }
+        default:
+            break
+        }
+        // A command the module never answered, while it should be alive: is it still there?
+        if let failure, failure.0 == .timeout, phase == .ready,
+           completion.command != .connect, completion.command != .resolve, completion.command != .probe {
+            needProbe = true
+        }
+    }
+
+    private func connected(_ link: Int) {
+        guard case .connecting(let request) = slots[link] else {
+            // Nobody asked for it (or it was reported twice): close it.
+            if case .free = slots[link] { orphanCloses.insert(link) }
+            return
+        }
+        guard let request, let continuation = request.continuation else {
+            slots[link] = .free
+            orphanCloses.insert(link)
+            return
+        }
+        let receive = min(max(1, request.options.buffer), configuration.maxReceiveBuffer)
+        let local = localIP.map { SocketAddress($0, port: 0) }
+        let c = ATConnection(core: self, link: link, remote: request.address, local: local,
+                             delegate: request.delegate, receiveBuffer: receive, sendBuffer: sendBufferSize)
+        stats.largestReceiveBuffer = max(stats.largestReceiveBuffer, c.rx.capacity)
+        stats.largestSendBuffer = max(stats.largestSendBuffer, c.tx.capacity)
+        slots[link] = .open(c)
+        request.continuation = nil
+        if let t = request.timer { runtime.cancel(t) }
+        deferred.append { continuation.resume(returning: .success(c)) }
+    }
+
+    private func received(_ link: Int, _ bytes: UnsafeRawBufferPointer) {
+        guard case .open(let c) = slots[link], c.readInFlight, !c.userClosed else {
+            stats.overflowBytes += bytes.count
+            return
+        }
+        // Never more than was asked (which was never more than the room): the module's numbers
+        // do not size anything here.
+        let allowed = min(c.readAsked - c.readGot, c.rx.room)
+        let taken = c.rx.append(UnsafeRawBufferPointer(rebasing: bytes[0..<min(allowed, bytes.count)]))
+        c.readGot += taken
+        stats.payloadIn += taken
+        if c.available != Int.max { c.available = max(0, c.available - bytes.count) }
+        if taken < bytes.count {
+            stats.overflowBytes += bytes.count - taken
+            breakConnection(c, .protocolError)
+        }
+    }
+
+    // MARK: Failures
+
+    private func moduleReset() {
+        // The engine already reported every link closed and failed what was in flight.
+        for link in 0..<slots.count {
+            if case .open(let c) = slots[link] {
+                c.moduleOpen = false
+                endConnection(c, nil)
+                slots[link] = .free
+                if !c.userClosed {
+                    // Keep nothing the module no longer has.
+                    c.sendInFlight = 0
+                }
+            }
+        }
+        orphanCloses.removeAll()
+        cancelPhaseTimer()
+        needProbe = false
+        needRestart = false
+        requeueConnects()
+        beginInit()
+    }
+
+    /// Connects that were submitted when the module went away are lost; queued ones wait for the
+    /// next initialisation.
+    private func requeueConnects() {
+        for link in 0..<slots.count {
+            if case .connecting(let request) = slots[link] {
+                if let request, !request.submitted {
+                    continue
+                }
+                slots[link] = .free
+                if let request { finishConnect(request, .failure(SocketError(.closed))) }
+            }
+        }
+        connectQueue = connectQueue.filter { if case .connecting(.some) = slots[$0] { true } else { false } }
+    }
+
+    /// The module stopped answering (restart timed out) or the link failed: every connection
+    /// ends, every waiter fails. With `dead`, the driver stops for good; otherwise it starts
+    /// over with a fresh engine.
+    func moduleLost(reason: SocketError.Reason, dead: Bool) {
+        if phase == .dead { return }
+        stats.moduleLost += 1
+        for link in 0..<slots.count {
+            switch slots[link] {
+            case .open(let c):
+                c.moduleOpen = false
+                endConnection(c, nil)
+            case .connecting(let request):
+                // Queued connects wait for the next initialisation, within their own timeouts.
+                if !dead, let request, !request.submitted { continue }
+                if let request { finishConnect(request, .failure(SocketError(reason))) }
+            case .free:
+                break
+            }
+            slots[link] = .free
+        }
+        connectQueue = connectQueue.filter { if case .connecting(.some) = slots[$0] { true } else { false } }
+        orphanCloses.removeAll()
+        if let r = resolveActive {
+            resolveActive = nil
+            finishResolve(r, .failure(SocketError(reason)))
+        }
+        if dead {
+            for r in resolveQueue { finishResolve(r, .failure(SocketError(reason))) }
+            resolveQueue.removeAll()
+        }
+        cancelPhaseTimer()
+        if let t = engineTimer { runtime.cancel(t) }
+        engineTimer = nil
+        engineTimerDeadline = nil
+        needProbe = false
+        needRestart = false
+        linkWriteArmed = false
+        engine = ModemEngine(dialect: configuration.dialect.makeDialect(), configuration: configuration.engine)
+        if dead {
+            phase = .dead
+        } else {
+            retryInitLater()
+        }
+    }
+
+    /// The connection's stream is broken: reads give what is buffered, then `failed(reason)`;
+    /// writes fail; the module's link is closed.
+    private func breakConnection(_ c: ATConnection, _ reason: SocketError.Reason) {
+        if c.failure == nil && !c.ended { c.failure = reason }
+        c.readInFlight = false
+        c.sendInFlight = 0
+        c.tx.removeAll()
+        if c.moduleOpen { orphanCloses.insert(c.link) }
+        endConnection(c, reason)
+    }
+
+    private func endConnection(_ c: ATConnection, _ reason: SocketError.Reason?) {
+        c.ended = true
+        if let reason, c.failure == nil { c.failure = reason }
+        c.readInFlight = false
+        wake(c, read: true)
+        wake(c, read: false)
+    }
+
+    // MARK: Readiness for the port
+
+    private func wake(_ c: ATConnection, read: Bool) {
+        if read {
+            guard c.wantRead, !c.rx.isEmpty || c.ended else { return }
+            c.wantRead = false
+        } else {
+            guard c.wantWrite, c.tx.room > 0 || c.ended else { return }
+            c.wantWrite = false
+        }
+        post(c, read: read)
+    }
+
+    /// Tells the port from the runtime's context, never from inside one of its calls.
+    private func post(_ c: ATConnection, read: Bool) {
+        _ = runtime.schedule(afterNanoseconds: 0) { [weak c] in
+            guard let c else { return }
+            let delegate: (any ConnectionDelegate)? = c.core.locked { _ in c.userClosed ? nil : c.delegate }
+            if read { delegate?.connectionReadable() } else { delegate?.connectionWritable() }
+        }
+    }
+
+    // MARK: Connection calls (under the lock)
+
+    func read(_ c: ATConnection, into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
+        if !c.rx.isEmpty {
+            let wasFull = c.rx.room == 0
+            let n = c.rx.remove(into: buffer)
+            if c.wantsModuleRead || wasFull { pump() }
+            return .bytes(n)
+        }
+        if c.ended {
+            if let failure = c.failure { return .failed(failure) }
+            return .endOfStream
+        }
+        if c.wantsModuleRead { pump() }
+        return .wouldBlock
+    }
+
+    func write(_ c: ATConnection, _ chunks: [UnsafeRawBufferPointer]) -> IOResult {
+        if c.ended || c.userClosed { return .failed(c.failure ?? .closed) }
+        var total = 0
+        for chunk in chunks {
+            let n = c.tx.append(chunk)
+            total += n
+            if n < chunk.count { break }
+        }
+        guard total > 0 else { return .wouldBlock }
+        if c.wantsModuleSend { pump() }
+        return .bytes(total)
+    }
+
+    func armRead(_ c: ATConnection) {
+        if !c.rx.isEmpty || c.ended {
+            c.wantRead = false
+            post(c, read: true)
+        } else {
+            c.wantRead = true
+        }
+    }
+
+    func armWrite(_ c: ATConnection) {
+        if c.tx.room > 0 || c.ended {
+            c.wantWrite = false
+            post(c, read: false)
+        } else {
+            c.wantWrite = true
+        }
+    }
+
+    func close(_ c: ATConnection, abortive: Bool) {
+        guard !c.userClosed else { return }
+        c.userClosed = true
+        c.abortive = abortive || c.ended
+        c.delegate = nil
+        c.wantRead = false
+        c.wantWrite = false
+        c.rx.removeAll()
+        if abortive { c.tx.removeAll() }
+        guard case .open(let current) = slots[c.link], current === c else { return }
+        if engine.linkState(c.link) == .closed, c.sendInFlight == 0 {
+            c.moduleOpen = false
+            slots[c.link] = .free
+        }
+        pump()
+    }
+
+    // MARK: Connect and resolve
+
+    func connect(to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+                 delegate: any ConnectionDelegate) async throws(SocketError) -> any Connection {
+        let result: Result<any Connection, SocketError> = await withUnsafeContinuation { continuation in
+            locked { core in
+                core.startConnect(address, options, timeoutNanoseconds, delegate, continuation)
+            }
+        }
+        return try result.get()
+    }
+
+    private func startConnect(_ address: SocketAddress, _ options: SocketOptions, _ timeoutNanoseconds: UInt64?,
+                              _ delegate: any ConnectionDelegate,
+                              _ continuation: UnsafeContinuation<Result<any Connection, SocketError>, Never>) {
+        if phase == .idle {
+            link.setDelegate(self)
+            link.armRead()
+            beginInit()
+        }
+        guard phase != .dead else {
+            deferred.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the modem link is closed"))) }
+            return
+        }
+        guard (1...65_535).contains(address.port) else {
+            // Nothing listens on port 0 (the modules refuse it before trying).
+            deferred.append { continuation.resume(returning: .failure(SocketError(.connectionRefused, "port 0"))) }
+            return
+        }
+        // Every link id is either free in the module or waits for its close.
+        guard let link = (0..<slots.count).first(where: { l in
+            if case .free = slots[l], engine.linkState(l) == .closed, !orphanCloses.contains(l) { return true }
+            return false
+        }) else {
+            deferred.append { continuation.resume(returning: .failure(SocketError(.systemLimit, "every modem link is in use"))) }
+            return
+        }
+        let request = ConnectRequest(address: address, options: options, delegate: delegate,
+                                     callerTimeout: timeoutNanoseconds != nil, continuation: continuation)
+        slots[link] = .connecting(request)
+        connectQueue.append(link)
+        let limit = timeoutNanoseconds ?? UInt64(configuration.connectTimeout) * 1_000_000
+        request.timer = runtime.schedule(afterNanoseconds: limit) { [weak self, weak request] in
+            guard let self, let request else { return }
+            self.locked { core in core.connectTimedOut(link, request) }
+        }
+        pump()
+    }
+
+    private func connectTimedOut(_ link: Int, _ request: ConnectRequest) {
+        guard case .connecting(let current?) = slots[link], current === request else { return }
+        let reason: SocketError.Reason = request.callerTimeout ? .timeout : .connectionTimedOut
+        if request.submitted {
+            // The module is still connecting: forget the caller, close the link when it answers.
+            slots[link] = .connecting(nil)
+        } else {
+            slots[link] = .free
+            connectQueue.removeAll { $0 == link }
+        }
+        finishConnect(request, .failure(SocketError(reason)))
+    }
+
+    private func finishConnect(_ request: ConnectRequest, _ result: Result<any Connection, SocketError>) {
+        if let t = request.timer { runtime.cancel(t) }
+        request.timer = nil
+        guard let continuation = request.continuation else { return }
+        request.continuation = nil
+        deferred.append { continuation.resume(returning: result) }
+    }
+
+    func resolve(_ host: String) async throws(SocketError) -> [IPAddress] {
+        // Strings that could inject AT are refused here, before anything is queued or written.
+        // A name longer than the module takes cannot be looked up there: nxdomain, as for a
+        // name no server knows (checked after the injection check, which wins).
+        do throws(ModemError) {
+            try ModemValidation.check(host, maxLength: Int.max)
+        } catch {
+            throw SocketError(.init(error.reason), error.detail)
+        }
+        if host.utf8.count > configuration.dialect.makeDialect().limits.maxHostLength {
+            throw SocketError(.nonExistentDomain, "name longer than the module takes")
+        }
+        do throws(ModemError) {
+            try ModemValidation.check(host, maxLength: configuration.dialect.makeDialect().limits.maxHostLength)
+        } catch {
+            throw SocketError(.init(error.reason), error.detail)
+        }
+        let result: Result<[IPAddress], SocketError> = await withUnsafeContinuation { continuation in
+            locked { core in core.startResolve(host, continuation) }
+        }
+        return try result.get()
+    }
+
+    private func startResolve(_ host: String, _ continuation: UnsafeContinuation<Result<[IPAddress], SocketError>, Never>) {
+        if phase == .idle {
+            link.setDelegate(self)
+            link.armRead()
+            beginInit()
+        }
+        guard phase != .dead else {
+            deferred.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the modem link is closed"))) }
+            return
+        }
+        guard resolveQueue.count < slots.count else {
+            deferred.append { continuation.resume(returning: .failure(SocketError(.systemLimit, "too many lookups waiting"))) }
+            return
+        }
+        let request = ResolveRequest(host: host, continuation: continuation)
+        resolveQueue.append(request)
+        request.timer = runtime.schedule(afterNanoseconds: UInt64(configuration.resolveTimeout) * 1_000_000) {
+            [weak self, weak request] in
+            guard let self, let request else { return }
+            self.locked { core in
+                core.resolveQueue.removeAll { $0 === request }
+                core.finishResolve(request, .failure(SocketError.timeout))
+            }
+        }
+        pump()
+    }
+
+    private func finishResolve(_ request: ResolveRequest, _ result: Result<[IPAddress], SocketError>) {
+        if let t = request.timer { runtime.cancel(t) }
+        request.timer = nil
+        guard let continuation = request.continuation else { return }
+        request.continuation = nil
+        deferred.append { continuation.resume(returning: result) }
+    }
+}
+
+/// A closure carried into a `@Sendable` timer action; it only ever runs under the core's lock.
+private final class UncheckedAction: @unchecked Sendable {
+    let action: (ATCore) -> Void
+    init(_ action: @escaping (ATCore) -> Void) { self.action = action }
+}

@@ -1,0 +1,244 @@
+import GenTCP
+import GenTCPCore
+import GenTCPModem
+
+/// Which AT dialect a module speaks.
+public enum ATDialectName: String, Hashable, Sendable, CaseIterable {
+    /// Espressif ESP-AT (ESP32, ESP8266 ESP-AT): `AT+CIPSTART`, passive receive by version.
+    case espAT = "esp-at"
+    /// SIMCom SIM800 TCP/IP toolkit: `AT+CIPSTART`, `AT+CIPRXGET` manual receive, bearer setup.
+    case sim800
+    /// Quectel BG96: `AT+QIOPEN` in buffer access mode, `AT+QIRD`, bearer setup.
+    case bg96
+
+    /// The engine's dialect value for this name.
+    public func makeDialect(contextID: Int = 1) -> StandardDialect {
+        switch self {
+        case .espAT: .espAT(ESPATDialect())
+        case .sim800: .sim800(SIM800Dialect())
+        case .bg96: .bg96(BG96Dialect(contextID: contextID))
+        }
+    }
+}
+
+/// How an ``ATDriver`` runs its module.
+public struct ATConfiguration: Sendable {
+    /// The dialect.
+    public var dialect: ATDialectName
+    /// The packet bearer's access point (SIM800, BG96); ignored by ESP-AT.
+    public var apn: String
+    public var apnUser: String
+    public var apnPassword: String
+    /// ESP-AT only: join this Wi-Fi network during initialisation (nil: the module is already
+    /// joined, as `AT+CWJAP_DEF` / the simulator leave it).
+    public var wifi: (ssid: String, password: String)?
+    /// Sizes and timings of the AT engine. `baudRate` is taken from the link when left at 0.
+    public var engine: ModemConfiguration
+    /// Bytes each connection's send buffer holds (default: two send chunks). A write is accepted
+    /// into it (`.bytes(n)`) and goes to the module in chunks; when it is full, writes report
+    /// `.wouldBlock` until the module has acknowledged a chunk with `SEND OK`.
+    public var sendBufferSize: Int?
+    /// The most bytes a connection's receive buffer may hold, whatever its `buffer` option says.
+    public var maxReceiveBuffer: Int
+    /// How long an `AT` probe waits for `OK` during initialisation, in ms.
+    public var probeTimeout: UInt32
+    /// How many probes go unanswered before the module is restarted (`AT+RST`).
+    public var probeAttempts: Int
+    /// Wait between initialisation attempts after a failure, in ms.
+    public var retryDelay: UInt32
+    /// How long a restart may take until the boot banner, in ms; after that the module is
+    /// considered gone and initialisation starts over from a probe.
+    public var restartTimeout: UInt32
+    /// Upper bound on a name lookup, queueing included, in ms.
+    public var resolveTimeout: UInt32
+    /// Upper bound on a connect without a caller timeout, queueing included, in ms.
+    public var connectTimeout: UInt32
+
+    public init(
+        dialect: ATDialectName, apn: String = "", apnUser: String = "", apnPassword: String = "",
+        wifi: (ssid: String, password: String)? = nil, engine: ModemConfiguration = ATConfiguration.defaultEngine,
+        sendBufferSize: Int? = nil, maxReceiveBuffer: Int = 64 * 1024,
+        probeTimeout: UInt32 = 1_000, probeAttempts: Int = 5, retryDelay: UInt32 = 500,
+        restartTimeout: UInt32 = 10_000, resolveTimeout: UInt32 = 60_000, connectTimeout: UInt32 = 180_000
+    ) {
+        self.dialect = dialect
+        self.apn = apn
+        self.apnUser = apnUser
+        self.apnPassword = apnPassword
+        self.wifi = wifi
+        self.engine = engine
+        self.sendBufferSize = sendBufferSize
+        self.maxReceiveBuffer = maxReceiveBuffer
+        self.probeTimeout = probeTimeout
+        self.probeAttempts = probeAttempts
+        self.retryDelay = retryDelay
+        self.restartTimeout = restartTimeout
+        self.resolveTimeout = resolveTimeout
+        self.connectTimeout = connectTimeout
+    }
+
+    /// The engine defaults, with the send chunk raised to 4 KiB (each dialect clamps it to its
+    /// own maximum: 8192 on ESP-AT, 1460 on SIM800 and BG96) and the baud rate left to the link.
+    public static var defaultEngine: ModemConfiguration {
+        var c = ModemConfiguration()
+        c.maxSendChunk = 4096
+        c.baudRate = 0
+        return c
+    }
+}
+
+/// The `at` driver: TCP through a serial-attached AT-command modem (ESP-AT, SIM800, BG96) that
+/// runs TCP/IP itself.
+///
+/// ```swift
+/// let link = try SerialPortLink(path: "/dev/ttyUSB0", configuration: SerialConfiguration(baudRate: 115_200))
+/// let modem = ATDriver(link: link, configuration: ATConfiguration(dialect: .espAT))
+/// modem.start()
+/// let s = try await Socket.connect("example.com", port: 80, timeout: .seconds(10), driver: modem)
+/// ```
+///
+/// One driver owns one module on one link. It initialises the module (`AT`, `ATE0`, version,
+/// multiplexing, passive receive, bearer), then serves up to the dialect's number of links as
+/// ``Connection``s: one command in flight, work queued per link.
+///
+/// - **Names** are resolved by the module (`AT+CIPDOMAIN`, `AT+CDNSGIP`, `AT+QIDNSGIP`); strings
+///   that could inject AT (quotes, commas, control bytes) are `einval` before any byte is written.
+/// - **Receiving** uses the module's passive mode: each connection has a fixed receive buffer
+///   of its `buffer` option's size (at most ``ATConfiguration/maxReceiveBuffer``), and the driver
+///   reads from the module only while that buffer has room, never more than the room. A socket
+///   nobody reads leaves its data in the module, whose full window stops the far peer.
+/// - **Sending** copies into a fixed per-connection send buffer (`.bytes(n)` on acceptance,
+///   `.wouldBlock` when full) and sends it in chunks of the dialect's size; a `SEND FAIL` or a
+///   send timeout breaks the connection (the stream would have a hole).
+/// - **Half-close** is not supported by these modules: `shutdown` gives `enotsup`.
+/// - **Listening** is not supported yet: `listen` throws `enotsup`.
+/// - **Failures**: a module reset (`ready`, `RDY`) ends every connection (buffered data, then end
+///   of stream: `tcp_closed`) and initialises the module again; an unanswered command leads to an
+///   `AT` probe, then to `AT+RST`; every wait has a timeout.
+public final class ATDriver: Driver, @unchecked Sendable {
+    let core: ATCore
+
+    /// - Parameters:
+    ///   - link: the serial link to the module; the driver becomes its delegate.
+    ///   - configuration: dialect, bearer, buffers and timings.
+    ///   - runtime: the clock and timers (the simulator's runtime for a simulated line).
+    public init(link: any SerialLink, configuration: ATConfiguration, runtime: any Runtime = RealRuntime.shared) {
+        core = ATCore(link: link, configuration: configuration, runtime: runtime)
+    }
+
+    public var name: String { "at" }
+    public var runtime: any Runtime { core.runtime }
+
+    /// Starts initialising the module. Connects and lookups before it is ready wait (within their
+    /// timeouts). Idempotent.
+    public func start() { core.start() }
+
+    /// Closes the link: every connection ends, every waiter fails. The driver is unusable after.
+    public func stop() { core.stop() }
+
+    /// Whether the module is initialised and taking work.
+    public var isReady: Bool { core.isReady }
+
+    /// Counters: the engine's and the driver's own.
+    public var statistics: ATStatistics { core.statisticsSnapshot }
+
+    public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
+        try await core.resolve(host)
+    }
+
+    public func connect(
+        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        delegate: any ConnectionDelegate
+    ) async throws(SocketError) -> any Connection {
+        try await core.connect(to: address, options: options, timeoutNanoseconds: timeoutNanoseconds, delegate: delegate)
+    }
+
+    /// Not supported yet (`enotsup`): the modules can serve, but one server per module and
+    /// ESP-AT's passive-mode accept bugs make it a separate piece of work.
+    public func listen(
+        on address: SocketAddress, options: SocketOptions, delegate: any ListenerDelegate
+    ) throws(SocketError) -> any Listener {
+        throw SocketError(.notSupported, "the at driver does not listen")
+    }
+}
+
+extension Driver where Self == ATDriver {
+    /// An AT-modem driver on `link`: `driver: .at(link, dialect: .espAT)`. Call ``ATDriver/start()``
+    /// or let the first connect start it.
+    public static func at(_ link: any SerialLink, dialect: ATDialectName,
+                          runtime: any Runtime = RealRuntime.shared) -> ATDriver {
+        let driver = ATDriver(link: link, configuration: ATConfiguration(dialect: dialect), runtime: runtime)
+        driver.start()
+        return driver
+    }
+}
+
+/// Counters of an ``ATDriver``.
+public struct ATStatistics: Sendable, Equatable {
+    /// The engine's counters (bytes, commands, URCs, busy retries, timeouts, resets...).
+    public var engine = ModemStatistics()
+    /// Initialisations completed.
+    public var initialisations = 0
+    /// Payload bytes received from the module and sent to it.
+    public var payloadIn = 0
+    public var payloadOut = 0
+    /// Read commands issued.
+    public var reads = 0
+    /// Payload bytes a module sent beyond what was asked (dropped; the connection fails).
+    public var overflowBytes = 0
+    /// Probes sent after a timeout, restarts sent, times the module was given up as gone.
+    public var recoveryProbes = 0
+    public var restarts = 0
+    public var moduleLost = 0
+    /// Lines nobody claimed and framing errors.
+    public var unrecognisedLines = 0
+    public var framingErrors = 0
+    /// The largest receive buffer and send buffer any connection had (they never grow).
+    public var largestReceiveBuffer = 0
+    public var largestSendBuffer = 0
+
+    public init() {}
+}
+
+extension SocketError.Reason {
+    /// The gen_tcp reason for a modem reason (the cases share names).
+    init(_ reason: ModemReason) {
+        switch reason {
+        case .closed: self = .closed
+        case .timeout: self = .timeout
+        case .nonExistentDomain: self = .nonExistentDomain
+        case .connectionRefused: self = .connectionRefused
+        case .connectionReset: self = .connectionReset
+        case .connectionTimedOut: self = .connectionTimedOut
+        case .invalidArgument: self = .invalidArgument
+        case .alreadyConnected: self = .alreadyConnected
+        case .notConnected: self = .notConnected
+        case .alreadyInProgress: self = .alreadyInProgress
+        case .wouldBlock: self = .wouldBlock
+        case .tryAgain: self = .tryAgain
+        case .resourceBusy: self = .resourceBusy
+        case .networkDown: self = .networkDown
+        case .networkUnreachable: self = .networkUnreachable
+        case .hostUnreachable: self = .hostUnreachable
+        case .addressInUse: self = .addressInUse
+        case .messageTooLong: self = .messageTooLong
+        case .outOfMemory: self = .outOfMemory
+        case .notSupported: self = .notSupported
+        case .permissionDenied: self = .permissionDenied
+        case .protocolError: self = .protocolError
+        case .ioError: self = .ioError
+        case .systemLimit: self = .systemLimit
+        }
+    }
+}
+
+extension IPAddress {
+    init(_ address: ModemAddress) {
+        switch address {
+        case .ipv4(let v): self = .v4(v)
+        case .ipv6(let high, let low):
+            func g(_ w: UInt64, _ i: Int) -> UInt16 { UInt16(truncatingIfNeeded: w >> UInt64(48 - 16 * i)) }
+            self = .v6(g(high, 0), g(high, 1), g(high, 2), g(high, 3), g(low, 0), g(low, 1), g(low, 2), g(low, 3))
+        }
+    }
+}
