@@ -299,6 +299,10 @@ struct CLITests {
         (["connect", "--timeout", "-5", "127.0.0.1", "80"], "--timeout"),
         (["connect", "--timeout", "soon", "127.0.0.1", "80"], "soon"),
         (["connect", "-6", "127.0.0.1", "80"], "IPv4 address"),
+        (["connect", "--driver", "at", "127.0.0.1", "80"], "needs --serial"),
+        (["connect", "--driver", "at", "--serial", "/dev/null", "--dialect", "hayes", "127.0.0.1", "80"], "esp-at, sim800 or bg96"),
+        (["connect", "--serial", "/dev/null", "127.0.0.1", "80"], "go with --driver at"),
+        (["connect", "--board", "no-such-board", "127.0.0.1", "80"], "no board named"),
     ])
     func badArguments(arguments: [String], mentions: String) async throws {
         let outcome = try await CLITests.run(arguments)

@@ -112,6 +112,34 @@ struct SimulateCLITests {
         }
     }
 
+    @Test("connect --board sim-esp-at --serial PTY: stdin reaches a loopback server through the simulated modem, its reply reaches stdout")
+    func connectThroughTheSimulatedModem() async throws {
+        let board = try Running("sim-esp-at")
+        defer { board.stop() }
+        try #require(board.fd >= 0, "cannot open \(board.path)")
+        // The test only reads the banner; gentcp opens the same pty for the driver.
+        _ = await board.read(until: "ready\r\n")
+        let request = (0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let path = board.path
+        try await Process.run {
+            let listener = try ListenSocket.listen(port: 0, options: [.binary, .active(.passive)], driver: .posix)
+            let port = try listener.port()
+            let server = Process.spawn {
+                let s = try await listener.accept(timeout: 10_000)
+                let got = try await s.recv(request.count, timeout: 10_000)
+                try await s.send(Array("reply:".utf8) + got.bytes)
+                s.close()
+            }
+            let outcome = try await CLITests.run(
+                ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", path,
+                 "--timeout", "10000", "127.0.0.1", "\(port)"], stdin: request, limit: 30)
+            #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+            #expect(outcome.stdout == Array("reply:".utf8) + request)
+            #expect(await server.waitForExit() == .normal)
+            listener.close()
+        }
+    }
+
     @Test("simulate refuses a real board and an unknown one, with a one-line error", arguments: [
         ("esp32-esp-at", "not a simulated board"), ("no-such-board", "no board named"),
     ])

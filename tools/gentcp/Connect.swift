@@ -1,6 +1,7 @@
 import ArgumentParser
 import GenTCP
 import GenTCPCore
+import GenTCPSerial
 
 /// `gentcp connect HOST PORT`: netcat over GenTCP.
 struct Connect: AsyncParsableCommand {
@@ -15,8 +16,26 @@ struct Connect: AsyncParsableCommand {
             Example: printf 'GET / HTTP/1.0\\r\\n\\r\\n' | gentcp connect localhost 8080
             """)
 
-    @ArgumentParser.Option(help: "The driver to connect with.")
-    var driver: DriverName = .posix
+    @ArgumentParser.Option(help: "The driver to connect with: posix, or at (a modem on --serial).")
+    var driver: DriverName?
+
+    @ArgumentParser.Option(help: "A board profile (name in boards/ or a file): sets the driver, dialect and serial defaults.")
+    var board: String?
+
+    @ArgumentParser.Option(help: "Directory of board profiles.")
+    var boards: String = "boards"
+
+    @ArgumentParser.Option(help: "The serial port or pty of the board (at driver).")
+    var serial: String?
+
+    @ArgumentParser.Option(help: "Line speed of --serial (default: the board's, else 115200).")
+    var baud: Int?
+
+    @ArgumentParser.Option(help: "AT dialect: esp-at, sim800 or bg96 (default: the board's).")
+    var dialect: String?
+
+    @ArgumentParser.Option(help: "Cellular access point name for SIM800/BG96 (default: the board's).")
+    var apn: String?
 
     // A string, so that a negative or malformed value gets gentcp's own one-line error.
     @ArgumentParser.Option(
@@ -78,9 +97,38 @@ struct Connect: AsyncParsableCommand {
         case .ipv4?: preference = .ipv4Only
         case .ipv6?: preference = .ipv6Only
         }
+        var modem: ConnectSession.Modem?
+        var chosen = driver ?? .posix
+        var profile: BoardProfile?
+        if let board {
+            do throws(BoardProfileError) {
+                profile = try BoardProfile.find(board, in: boards)
+            } catch {
+                return bad("\(error)")
+            }
+            if driver == nil {
+                guard profile?.link == .at else { return bad("board \(board) is a SLIP board; the slip driver is not in this build yet") }
+                chosen = .at
+            }
+        }
+        if chosen == .at {
+            guard let serial else { return bad("--driver at needs --serial PATH (the modem's port or pty)") }
+            let dialectName = dialect ?? profile?.dialect?.rawValue ?? ""
+            guard let parsed = ATDialectName(rawValue: dialectName) else {
+                return bad("--dialect must be esp-at, sim800 or bg96, got \"\(dialectName)\"")
+            }
+            let speed = baud ?? profile?.serial.baudRate ?? 115_200
+            guard (50...4_000_000).contains(speed) else { return bad("--baud must be 50...4000000, got \(speed)") }
+            modem = ConnectSession.Modem(
+                path: serial, dialect: parsed,
+                serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
+                apn: apn ?? profile?.apn ?? "")
+        } else if serial != nil || dialect != nil {
+            return bad("--serial and --dialect go with --driver at")
+        }
         return .success(ConnectSession.Settings(
-            driver: driver, host: target, port: number,
+            driver: chosen, host: target, port: number,
             timeout: limit,
-            preference: preference, verbose: verbose))
+            preference: preference, verbose: verbose, modem: modem))
     }
 }

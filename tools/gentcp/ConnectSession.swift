@@ -1,10 +1,28 @@
 import GenTCP
 import GenTCPCore
 import GenTCPPOSIX
+import GenTCPSerial
 import Synchronization
 
 /// One `connect` run, inside a GenTCP process: connect, then copy both ways until the peer closes.
 struct ConnectSession: Sendable {
+    /// A modem on a serial line, for `--driver at`.
+    struct Modem: Sendable {
+        var path: String
+        var dialect: ATDialectName
+        var serial: SerialConfiguration
+        var apn: String
+
+        /// Opens the line: a pty through termios, anything else through libserialport (which
+        /// refuses ptys).
+        func openLink() throws(SerialLinkError) -> any SerialLink {
+            if path.hasPrefix("/dev/pts/") || path == "/dev/ptmx" {
+                return try PTYLink(path: path, configuration: serial)
+            }
+            return try SerialPortLink(path: path, configuration: serial)
+        }
+    }
+
     struct Settings: Sendable {
         var driver: DriverName
         var host: Host
@@ -12,6 +30,8 @@ struct ConnectSession: Sendable {
         var timeout: Timeout
         var preference: IPVersionPreference
         var verbose: Bool
+        /// The modem for `--driver at`.
+        var modem: Modem?
 
         /// `host:port`, or `[::1]:port` for an IPv6 literal.
         var target: String {
@@ -46,6 +66,22 @@ struct ConnectSession: Sendable {
             case .posix:
                 socket = try await Socket.connect(settings.host, port: settings.port, options: options,
                                                   timeout: settings.timeout, driver: .posix)
+            case .at:
+                guard let modem = settings.modem else { throw SocketError(.badArgument, "no modem") }
+                let link: any SerialLink
+                do throws(SerialLinkError) {
+                    link = try modem.openLink()
+                } catch {
+                    printError(failureLine(atom: "\(error.reason.atom)", summary: "\(error.reason.summary)",
+                                           notes: ["\(error)"]))
+                    return Status.failed
+                }
+                let driver = ATDriver(link: link, configuration: ATConfiguration(dialect: modem.dialect, apn: modem.apn))
+                driver.start()
+                // A modem connection cannot half-close: at stdin's end the copy keeps receiving.
+                socket = try await Socket.connect(settings.host, port: settings.port,
+                                                  options: options.filter { $0.name != .nodelay },
+                                                  timeout: settings.timeout, driver: driver)
             }
         } catch {
             printError(failureLine(error, hint: hint(for: error)))
@@ -114,6 +150,11 @@ struct ConnectSession: Sendable {
                 do throws(SocketError) {
                     try socket.shutdown(.write)
                 } catch {
+                    // AT modems have no half-close: keep receiving until the peer closes.
+                    if error.reason == .notSupported {
+                        if verbose { printError("gentcp: end of stdin after \(sent) bytes; this driver cannot half-close, waiting for the peer to close") }
+                        return nil
+                    }
                     return failureLine(error, hint: "while shutting down the sending side")
                 }
                 if verbose { printError("gentcp: end of stdin after \(sent) bytes; sending side shut down") }

@@ -14,9 +14,10 @@ struct GenTCPCommand: AsyncParsableCommand {
         subcommands: [Connect.self, Demo.self, Ports.self, Simulate.self, Bench.self])
 }
 
-/// The drivers `--driver` accepts. Only `posix` so far; `sim`, `slip` and `at` come later.
+/// The drivers `--driver` accepts (`slip` comes with the slip driver).
 enum DriverName: String, ExpressibleByArgument, CaseIterable, Sendable {
     case posix
+    case at
 }
 
 /// `-4/--ipv4`, `-6/--ipv6`: which address family to use for a host name.
