@@ -54,7 +54,7 @@ let package = Package(
         // GenTCP sockets (loopback or the simulated network): the at driver's test peer.
         .target(
             name: "ModemSimulator",
-            dependencies: ["GenTCP", "GenTCPCore"],
+            dependencies: ["GenTCP", "GenTCPCore", "GenTCPSerial"],
             path: "tools/modem-sim", swiftSettings: strict),
         .executableTarget(
             name: "gentcp",

@@ -7,61 +7,13 @@ import ModemSimulator
 import Synchronization
 import Testing
 
-/// Puts a ``ModemSimulator`` on one end of a ``MemoryLink`` pair: what the host writes on the
-/// other end is the module's input; the module's output goes back over the line, paced.
-final class ModemOnLink: SerialLinkDelegate, @unchecked Sendable {
-    let link: MemoryLink
-    private(set) var modem: ModemSimulator!
-    private let pending = Mutex<[UInt8]>([])
-    private let armed = Atomic<Bool>(false)
-
-    init(link: MemoryLink, configuration: ModemSimulatorConfiguration, driver: any Driver) {
-        self.link = link
-        modem = ModemSimulator(configuration, driver: driver) { [weak self] bytes in self?.output(bytes) }
-        link.setDelegate(self)
-        link.armRead()
-    }
-
-    /// The module's bytes still waiting for room on the line (bounded by the simulator's backlog).
-    var backlog: Int { pending.withLock { $0.count } }
-
-    private func output(_ bytes: [UInt8]) {
-        pending.withLock { $0 += bytes }
-        flush()
-    }
-
-    private func flush() {
-        let more: Bool = pending.withLock { p in
-            guard !p.isEmpty else { return false }
-            let r = link.write(p)
-            if case .bytes(let n) = r { p.removeFirst(n) }
-            return !p.isEmpty
-        }
-        if more, !armed.exchange(true, ordering: .relaxed) { link.armWrite() }
-    }
-
-    func linkIsReadable(_ link: any SerialLink) {
-        while true {
-            let (bytes, result) = link.read(upTo: 1024)
-            guard case .bytes = result else { break }
-            modem.input(bytes)
-        }
-        link.armRead()
-    }
-
-    func linkIsWritable(_ link: any SerialLink) {
-        armed.store(false, ordering: .relaxed)
-        flush()
-    }
-}
-
 /// A bench: a simulated network with a server host and a modem host, a paced serial line, the
 /// simulated module on one end and an ``ATDriver`` on the other. Build it inside `net.run`.
 struct ATBench {
     let net: SimNetwork
     let server: SimHost
     let line: (MemoryLink, MemoryLink)
-    let module: ModemOnLink
+    let module: ModemLinkBridge
     let at: ATDriver
 
     init(net: SimNetwork, server: SimHost, modemHost: SimHost, baud: Int, simulator: ModemSimulatorConfiguration,
@@ -69,7 +21,7 @@ struct ATBench {
         self.net = net
         self.server = server
         line = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
-        module = ModemOnLink(link: line.1, configuration: simulator, driver: SimDriver.sim(net, host: modemHost))
+        module = ModemLinkBridge(link: line.1, configuration: simulator, driver: SimDriver.sim(net, host: modemHost))
         at = ATDriver(link: line.0, configuration: driver, runtime: net.runtime)
         if powerOn { module.modem.powerOn() }
     }

@@ -2,8 +2,10 @@ import ArgumentParser
 import GenTCP
 import GenTCPCore
 import GenTCPPOSIX
+import GenTCPSerial
 import GenTCPSim
 import GenTCPWire
+import ModemSimulator
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,8 +18,10 @@ struct Demo: AsyncParsableCommand {
         discussion: """
             Rows: `sim` talks to a simulated board over a simulated 115200-baud serial line on \
             the virtual clock (seconds of line time take milliseconds of wall time; the same \
-            --seed gives the same trace); `posix` talks to a server on 127.0.0.1 through the \
-            kernel. Every transfer is checked byte for byte with SHA-256.
+            --seed gives the same trace); `at` drives a simulated ESP32 with ESP-AT over a \
+            simulated 115200-baud UART, whose sockets reach a simulated server; `posix` talks to \
+            a server on 127.0.0.1 through the kernel. Every transfer is checked byte for byte \
+            with SHA-256.
             """)
 
     @ArgumentParser.Option(help: "Bytes in each bulk transfer (suffix k or M).")
@@ -38,6 +42,7 @@ struct Demo: AsyncParsableCommand {
         var rows: [Row] = []
         do {
             rows.append(try await Demo.simRow(size: size, seed: seed, faults: faults))
+            rows.append(try await Demo.atRow(size: size, seed: seed, faults: faults))
             rows.append(try await Demo.posixRow(size: size))
         } catch let error as SocketError {
             printError(failureLine(error, hint: "demo step failed; rerun with --seed \(seed) to reproduce"))
@@ -176,7 +181,42 @@ struct Demo: AsyncParsableCommand {
         return Row(driver: "sim", link: "serial 115200 (sim)", echo: result.echo, bytes: result.received,
                    seconds: seconds, clock: "virtual", goodput: Double(result.received) / max(seconds, 1e-9),
                    limit: Double(line.bytesPerSecond ?? 0), digestMatch: result.digest)
-            .noting(wall: wall)
+            .noting(wall: wall, driver: "sim")
+    }
+
+    /// A simulated ESP32 with ESP-AT (the modem simulator) behind a simulated 115200-baud line,
+    /// driven by the at driver; the module's sockets reach a server on the simulated network.
+    static func atRow(size: Int, seed: UInt64, faults: Bool) async throws -> Row {
+        let net = SimNetwork(seed: seed)
+        let server = net.addHost("server")
+        let modemHost = net.addHost("esp32")
+        let baud = 115_200
+        var moduleFaults = ModemFaults()
+        if faults {
+            moduleFaults.maxFragmentLength = 64
+            moduleFaults.noiseProbability = 0.05
+        }
+        let chosenFaults = moduleFaults
+        let wallStart = wallClock()
+        let (result, virtualNanos) = try await net.run {
+            let (hostEnd, moduleEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
+            let bridge = ModemLinkBridge(link: moduleEnd, configuration: .espAT(firmware: "3.3.0.0", seed: seed, faults: chosenFaults),
+                                         driver: .sim(net, host: modemHost))
+            bridge.modem.powerOn()
+            let modem = ATDriver(link: hostEnd, configuration: ATConfiguration(dialect: .espAT), runtime: net.runtime)
+            modem.start()
+            defer { modem.stop(); bridge.close() }
+            let start = net.now
+            let r = try await exercise(client: modem, server: .sim(net, host: server),
+                                       host: .address(server.addresses[0]), size: size)
+            return (r, net.now - start)
+        }
+        let wall = wallClock() - wallStart
+        let seconds = Double(virtualNanos) / 1e9
+        return Row(driver: "at", link: "ESP-AT 115200 (sim)", echo: result.echo, bytes: result.received,
+                   seconds: seconds, clock: "virtual", goodput: Double(result.received) / max(seconds, 1e-9),
+                   limit: Double(baud / 10), digestMatch: result.digest)
+            .noting(wall: wall, driver: "at")
     }
 
     static func posixRow(size: Int) async throws -> Row {
@@ -199,8 +239,8 @@ struct Demo: AsyncParsableCommand {
 
 extension Demo.Row {
     /// Mentions the wall time a virtual-clock row took, on stderr-free stdout before the table.
-    func noting(wall: Double) -> Demo.Row {
-        print("  sim: \(Demo.Row.fmt(seconds)) s of line time in \(Demo.Row.fmt(wall)) s of wall time")
+    func noting(wall: Double, driver: String) -> Demo.Row {
+        print("  \(driver): \(Demo.Row.fmt(seconds)) s of line time in \(Demo.Row.fmt(wall)) s of wall time")
         return self
     }
 }

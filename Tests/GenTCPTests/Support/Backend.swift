@@ -107,17 +107,12 @@ struct Backend: Sendable, CustomTestStringConvertible {
         let modemHost = net.addHost("modem")
         try await net.run {
             let (host, module) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 921_600), runtime: net.runtime)
-            let feeder = ModemFeeder(module: module)
-            let modem = ModemSimulator(.espAT(firmware: "3.3.0.0"), driver: SimDriver(network: net, host: modemHost)) {
-                bytes in feeder.output(bytes)
-            }
-            feeder.modem = modem
-            module.setDelegate(feeder)
-            module.armRead()
-            modem.powerOn()
+            let bridge = ModemLinkBridge(link: module, configuration: .espAT(firmware: "3.3.0.0"),
+                                         driver: SimDriver(network: net, host: modemHost))
+            bridge.modem.powerOn()
             let at = ATDriver(link: host, configuration: ATConfiguration(dialect: .espAT), runtime: net.runtime)
             at.start()
-            defer { at.stop(); modem.powerOff(); module.close() }
+            defer { at.stop(); bridge.close() }
             while !at.isReady { await net.sleep(for: .milliseconds(5)) }
             let context = TestContext(
                 backend: "at",
@@ -372,39 +367,4 @@ actor ExclusivityGate {
             throw error
         }
     }
-}
-
-/// Joins a modem simulator to the module end of a MemoryLink: host bytes in, module bytes out
-/// (queued while the line is full).
-final class ModemFeeder: SerialLinkDelegate, @unchecked Sendable {
-    let module: MemoryLink
-    var modem: ModemSimulator?
-    private let pending = Mutex<[UInt8]>([])
-
-    init(module: MemoryLink) { self.module = module }
-
-    func output(_ bytes: [UInt8]) {
-        pending.withLock { $0 += bytes }
-        flush()
-    }
-
-    private func flush() {
-        let more: Bool = pending.withLock { p in
-            guard !p.isEmpty else { return false }
-            if case .bytes(let n) = module.write(p) { p.removeFirst(n) }
-            return !p.isEmpty
-        }
-        if more { module.armWrite() }
-    }
-
-    func linkIsReadable(_ link: any SerialLink) {
-        while true {
-            let (bytes, result) = link.read(upTo: 1024)
-            guard case .bytes = result else { break }
-            modem?.input(bytes)
-        }
-        link.armRead()
-    }
-
-    func linkIsWritable(_ link: any SerialLink) { flush() }
 }
