@@ -90,9 +90,8 @@ struct Backend: Sendable, CustomTestStringConvertible {
         try await net.run { try await body(context) }
     }
 
-    /// The client on an ESP-AT module (the modem simulator, on a 921600-baud MemoryLink) whose
-    /// links reach the simulated network's `server`; the peer is a sim socket on `server`.
-    static let at = Backend(name: "at", ipv6Unavailable: "the modem's links are IPv4", skips: [
+    /// What an AT module cannot do, whatever its dialect: the cases are cancelled with the reason.
+    static let atSkips: [(prefix: String, reason: String)] = [
         ("A1 ", "the module reports no local port"), ("A8 ", "the module chooses the local port"),
         ("J73", "the module reports no local port"),
         ("B20", "data comes from the module in read-sized pieces; recv(0) returns what has arrived"),
@@ -101,34 +100,49 @@ struct Backend: Sendable, CustomTestStringConvertible {
         ("C38", "a peer close frees the module's link: no writing after FIN"),
         ("G63", "modules report no RST"), ("E", "modules have no half-close: shutdown is enotsup"),
         ("D44", "send_timeout timing over a paced serial line differs"),
-    ]) { body in
-        let net = SimNetwork(seed: 1)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
-        try await net.run {
-            let (host, module) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 921_600), runtime: net.runtime)
-            let bridge = ModemLinkBridge(link: module, configuration: .espAT(firmware: "3.3.0.0"),
-                                         driver: SimDriver(network: net, host: modemHost))
-            bridge.modem.powerOn()
-            let at = ATDriver(link: host, configuration: ATConfiguration(dialect: .espAT), runtime: net.runtime)
-            at.start()
-            defer { at.stop(); bridge.close() }
-            while !at.isReady { await net.sleep(for: .milliseconds(5)) }
-            let context = TestContext(
-                backend: "at",
-                clientDriver: at,
-                serverDriver: SimDriver(network: net, host: server),
-                serverHost: .address(server.addresses[0]),
-                serverAddress: server.addresses[0],
-                clientAddress: .v4(0xC0A8_0402),
-                serverHostName: server.name,
-                ipv6: nil)
-            try await body(context)
+    ]
+
+    /// The client on an AT module (the modem simulator in `dialect`, on a 921600-baud MemoryLink,
+    /// its output cut into random fragments with URC noise between messages) whose links reach
+    /// the simulated network's `server`; the peer is a sim socket on `server`.
+    static func at(_ name: String, _ dialect: ATDialectName, _ simulator: ModemSimulatorConfiguration) -> Backend {
+        Backend(name: name, ipv6Unavailable: "the modem's links are IPv4", skips: atSkips) { body in
+            let net = SimNetwork(seed: 1)
+            let server = net.addHost("server")
+            let modemHost = net.addHost("modem")
+            try await net.run {
+                let (host, module) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 921_600), runtime: net.runtime)
+                let bridge = ModemLinkBridge(link: module, configuration: simulator,
+                                             driver: SimDriver(network: net, host: modemHost))
+                bridge.modem.powerOn()
+                let at = ATDriver(link: host, configuration: ATConfiguration(dialect: dialect, apn: "internet"),
+                                  runtime: net.runtime)
+                at.start()
+                defer { at.stop(); bridge.close() }
+                while !at.isReady { await net.sleep(for: .milliseconds(5)) }
+                let context = TestContext(
+                    backend: name,
+                    clientDriver: at,
+                    serverDriver: SimDriver(network: net, host: server),
+                    serverHost: .address(server.addresses[0]),
+                    serverAddress: server.addresses[0],
+                    clientAddress: .v4(0xC0A8_0402),
+                    serverHostName: server.name,
+                    ipv6: nil)
+                try await body(context)
+            }
         }
     }
 
+    /// Output fragmented (1...64 bytes) with URC noise before 5% of messages.
+    static let modemFaults = ModemFaults(maxFragmentLength: 64, noiseProbability: 0.05)
+
+    static let atESP = at("at-esp-at", .espAT, .espAT(firmware: "3.3.0.0", seed: 3, faults: modemFaults))
+    static let atSIM800 = at("at-sim800", .sim800, .sim800(seed: 4, faults: modemFaults))
+    static let atBG96 = at("at-bg96", .bg96, .bg96(seed: 5, faults: modemFaults))
+
     /// Every backend the conformance suite runs against.
-    static let all: [Backend] = [.posix, .sim, .at]
+    static let all: [Backend] = [.posix, .sim, .atESP, .atSIM800, .atBG96]
 }
 
 /// What a conformance test body gets: drivers, addresses, and the runtime-aware helpers.
