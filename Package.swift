@@ -65,7 +65,9 @@ let package = Package(
             path: "tools/gentcp", swiftSettings: strict),
         .executableTarget(
             name: "gentcp-bench",
-            dependencies: ["GenTCP", "GenTCPPOSIX", "CGenTCPShims"],
+            dependencies: [
+                "GenTCP", "GenTCPPOSIX", "CGenTCPShims", "GenTCPSim", "GenTCPSerial", "GenTCPWire", "ModemSimulator",
+            ],
             path: "tools/bench", swiftSettings: strict),
         .testTarget(name: "GenTCPCoreTests", dependencies: ["GenTCPCore"], swiftSettings: strict),
         .testTarget(name: "GenTCPWireTests", dependencies: ["GenTCPWire"], swiftSettings: strict),

@@ -22,6 +22,8 @@ let usage = """
       --only NAMES     run only these cases (comma-separated; see --list)
       --diagnose       afterwards, count system calls per delivery and try the spin experiment
       --list           list the cases and exit
+      --serial         instead: goodput of the serial drivers on simulated lines (1 MiB each way,
+                       or --bytes), as a fraction of the line's limit; also printed after a full run
       --side SIDE      run only one side, gentcp or raw (for profilers: perf, strace); no ratios
       --perf           instead of timing, count syscalls/switches/faults per unit with `perf stat`
                        (runs this binary once per case and side; default 256M, 50000 round trips)
@@ -38,6 +40,7 @@ var roundTrips = 100_000
 var repeats = 3
 var only: Set<String>? = nil
 var diagnose = false
+var serialOnly = false
 var listOnly = false
 var side: String? = nil
 var perfCounts = false
@@ -84,6 +87,7 @@ while !arguments.isEmpty {
         guard v == "gentcp" || v == "raw" else { fail("--side must be gentcp or raw") }
         side = v
     case "--list": listOnly = true
+    case "--serial": serialOnly = true
     case "-h", "--help":
         say(usage)
         exit(0)
@@ -96,6 +100,10 @@ if quick {
     if !repeatsGiven { repeats = 5 }
 }
 
+if serialOnly {
+    try await SerialGoodput.run(size: bytesGiven ? bytes : 1 << 20)
+    exit(0)
+}
 var cases = standardCases(bytes: bytes, roundTrips: roundTrips)
 if listOnly {
     var listed = Set<String>()
@@ -281,6 +289,10 @@ let results = try await measure(
 printTable(results)
 say("load average \(loadAverage()) at the end.")
 printBreakdown(results)
+if only == nil && side == nil {
+    say()
+    try await SerialGoodput.run(size: 1 << 20)
+}
 if diagnose {
     try await printDiagnosis(cases + (only == nil ? experimentCases(roundTrips: roundTrips).dropFirst() : []))
     if only == nil {

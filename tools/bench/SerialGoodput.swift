@@ -1,0 +1,121 @@
+import GenTCP
+import GenTCPCore
+import GenTCPSerial
+import GenTCPSim
+import GenTCPWire
+import ModemSimulator
+
+/// Goodput of the serial drivers over simulated lines on the virtual clock: payload bytes per
+/// second as a fraction of what the line can carry. Deterministic (same seed, same figures), so
+/// unlike the posix table it needs no interleaving and no repeats.
+enum SerialGoodput {
+    struct Row {
+        var driver: String
+        var baud: Int
+        var direction: String
+        var fraction: Double
+        var goal: Double
+        var intact: Bool
+    }
+
+    /// The AT driver: 1 MiB up then 1 MiB down through the modem simulator (output fragmented,
+    /// URC noise on). The limit is the raw line, baud/10 bytes/s: every byte of framing (commands,
+    /// prompts, `SEND OK`, `+CIPRECVDATA` headers) counts against the driver.
+    static func at(dialect: ATDialectName, simulator: ModemSimulatorConfiguration, baud: Int, size: Int) async throws -> [Row] {
+        let net = SimNetwork(seed: 1)
+        let server = net.addHost("server")
+        let modemHost = net.addHost("modem")
+        let upload = pattern(size, seed: 1)
+        let download = pattern(size, seed: 2)
+        return try await net.run {
+            let (hostEnd, moduleEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
+            let bridge = ModemLinkBridge(link: moduleEnd, configuration: simulator, driver: .sim(net, host: modemHost))
+            bridge.modem.powerOn()
+            let modem = ATDriver(link: hostEnd, configuration: ATConfiguration(dialect: dialect, apn: "internet"), runtime: net.runtime)
+            modem.start()
+            defer { modem.stop(); bridge.close() }
+            let listener = try ListenSocket.listen(port: 7, options: [.binary, .active(.passive)], driver: .sim(net, host: server))
+            let uploadDone = Box()
+            net.spawn {
+                let s = try await listener.accept()
+                var h = SHA256()
+                var got = 0
+                while got < size {
+                    let chunk = try await s.recv(0)
+                    h.update(chunk.bytes)
+                    got += chunk.count
+                }
+                uploadDone.set(net.now, h.finalize() == SHA256.hash(upload))
+                try await s.send(download)
+                s.close()
+            }
+            let s = try await Socket.connect(.address(server.addresses[0]), port: 7,
+                                             options: [.binary, .active(.passive), .buffer(4096)], driver: modem)
+            let t0 = net.now
+            try await s.send(upload)
+            while uploadDone.value == nil { await net.sleep(for: .milliseconds(10)) }
+            let (t1, upOK) = uploadDone.value!
+            var h = SHA256()
+            var got = 0
+            var first: UInt64 = 0
+            while true {
+                do {
+                    let chunk = try await s.recv(0)
+                    if got == 0 { first = net.now }
+                    h.update(chunk.bytes)
+                    got += chunk.count
+                } catch {
+                    break
+                }
+            }
+            let t2 = net.now
+            s.close()
+            listener.close()
+            let line = Double(baud) / 10
+            return [
+                Row(driver: "at \(dialect.rawValue)", baud: baud, direction: "upload",
+                    fraction: Double(size) / (Double(t1 - t0) / 1e9) / line, goal: 0.9, intact: upOK),
+                Row(driver: "at \(dialect.rawValue)", baud: baud, direction: "download",
+                    fraction: Double(size) / (Double(t2 - first) / 1e9) / line, goal: 0.9,
+                    intact: got == size && h.finalize() == SHA256.hash(download)),
+            ]
+        }
+    }
+
+    static func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
+        var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        return (0..<count).map { _ in
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            return UInt8(truncatingIfNeeded: x)
+        }
+    }
+
+    /// A value set once by another process of the simulation.
+    final class Box: @unchecked Sendable {
+        private(set) var value: (UInt64, Bool)?
+        func set(_ t: UInt64, _ ok: Bool) { value = (t, ok) }
+    }
+
+    static func run(size: Int) async throws {
+        let faults = ModemFaults(maxFragmentLength: 64, noiseProbability: 0.05)
+        var rows: [Row] = []
+        rows += try await at(dialect: .espAT, simulator: .espAT(firmware: "3.3.0.0", faults: faults), baud: 115_200, size: size)
+        rows += try await at(dialect: .espAT, simulator: .espAT(firmware: "3.3.0.0", faults: faults), baud: 921_600, size: size)
+        rows += try await at(dialect: .sim800, simulator: .sim800(faults: faults), baud: 115_200, size: size)
+        rows += try await at(dialect: .bg96, simulator: .bg96(faults: faults), baud: 115_200, size: size)
+        say("Serial drivers on simulated lines (virtual clock, deterministic): \(formatSize(size)) each way,")
+        say("goodput as a fraction of the line's limit (baud/10 bytes/s; all AT framing counts against it).")
+        say("modem output fragmented (1...64 B) with URC noise.")
+        say()
+        say("\(pad("driver", 14)) \(pad("baud", 8)) \(pad("direction", 10)) \(pad("of limit", 9)) \(pad("sha-256", 9)) goal")
+        for r in rows {
+            let verdict = r.fraction >= r.goal ? "PASS" : "MISS"
+            say("\(pad(r.driver, 14)) \(pad("\(r.baud)", 8)) \(pad(r.direction, 10)) \(pad(String(format3(r.fraction)), 9)) \(pad(r.intact ? "match" : "MISMATCH", 9)) >=\(r.goal) \(verdict)")
+        }
+    }
+
+    static func format3(_ v: Double) -> String {
+        let scaled = (v * 1000).rounded() / 1000
+        return "\(scaled)"
+    }
+}
