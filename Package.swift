@@ -77,7 +77,8 @@ let package = Package(
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire"], swiftSettings: strict),
         .testTarget(
-            name: "GenTCPSerialTests", dependencies: ["GenTCPSerial", "GenTCP", "GenTCPSim", "CGenTCPShims"],
+            name: "GenTCPSerialTests",
+            dependencies: ["GenTCPSerial", "GenTCP", "GenTCPSim", "GenTCPStack", "GenTCPWire", "CGenTCPShims"],
             swiftSettings: strict),
         .testTarget(
             name: "GenTCPTests",
