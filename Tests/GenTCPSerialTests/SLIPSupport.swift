@@ -86,7 +86,8 @@ struct SLIPLine: Sendable {
     /// A discard service on the board that answers, once the client half-closes, with the
     /// SHA-256 of what it got (32 bytes) and closes.
     func startDigestSink(port: Int = 9) throws -> ListenSocket {
-        let listener = try ListenSocket.listen(port: port, options: [.binary, .active(.passive), .buffer(16384)], driver: board)
+        let listener = try ListenSocket.listen(
+            port: port, options: [.binary, .active(.passive), .buffer(16384), .exitOnClose(false)], driver: board)
         net.spawn {
             while true {
                 let s = try await listener.accept()
