@@ -86,20 +86,30 @@ struct SLIPBulkTests {
         #expect(line.board.statistics.stack.timeoutRetransmissions == 0)
     }
 
-    @Test("a lossy line (bytes dropped and corrupted) stays byte-exact and does not hang",
-          arguments: [(0.001, 1006), (0.001, 296), (0.01, 296)])
-    func lossy(rate: Double, mtu: Int) async throws {
-        let faults = LineFaults(dropProbability: rate / 2, bitFlipProbability: rate / 2)
-        let line = try SLIPLine(baud: 921_600, mtu: mtu, faults: faults, seed: 7)
-        let size = rate >= 0.01 ? 256 << 10 : SLIPBulkTests.size
+    /// Bytes dropped on the line (each one breaks its frame: a short datagram, a bad checksum, or
+    /// two frames run together) must cost time, never data. Bit flips are left out on purpose:
+    /// two flips at the same bit of two 16-bit words, in opposite directions, cancel in the
+    /// one's-complement TCP checksum, and a noisy line does produce them (a 0.05 % flip rate
+    /// delivered a corrupted segment within 1 MiB in this harness). SLIP has no frame check of its
+    /// own, so no SLIP peer can promise byte-exact data on a line that flips bits.
+    @Test("a lossy line (bytes dropped) stays byte-exact and does not hang",
+          arguments: [(0.001, 296, 1 << 20), (0.001, 1006, 256 << 10), (0.01, 128, 64 << 10)])
+    func lossy(rate: Double, mtu: Int, size: Int) async throws {
+        let faults = LineFaults(dropProbability: rate)
+        var tcp = SLIPConfiguration.defaultTCP
+        tcp.maximumRetransmissions = 60
+        tcp.userTimeout = 600_000
+        tcp.synRetries = 40
+        tcp.connectTimeout = 600_000
+        let line = try SLIPLine(baud: 921_600, mtu: mtu, faults: faults, seed: 7, tcp: tcp)
         let f = try await SLIPBulkTests.transfer(line, size: size, echo: false)
         let limit = slipLimit(baud: 921_600, mtu: mtu)
         let host = line.host.statistics, board = line.board.statistics
         print("slip lossy \(rate) MTU \(mtu): upload \(Int(f.upload)) B/s (\(f.upload / limit)), download "
-            + "\(Int(f.download)) B/s (\(f.download / limit)); bad checksums \(host.stack.badChecksum + board.stack.badChecksum) "
-            + "escape errors \(host.escapeErrors + board.escapeErrors) rto \(host.stack.timeoutRetransmissions + board.stack.timeoutRetransmissions) "
+            + "\(Int(f.download)) B/s (\(f.download / limit)); malformed \(host.stack.malformed + board.stack.malformed) "
+            + "bad checksums \(host.stack.badChecksum + board.stack.badChecksum) "
+            + "rto \(host.stack.timeoutRetransmissions + board.stack.timeoutRetransmissions) "
             + "fast \(host.stack.fastRetransmissions + board.stack.fastRetransmissions)")
-        #expect(host.stack.badChecksum + board.stack.badChecksum + host.escapeErrors + board.escapeErrors
-            + host.stack.malformed + board.stack.malformed > 0)
+        #expect(host.stack.badChecksum + board.stack.badChecksum + host.stack.malformed + board.stack.malformed > 0)
     }
 }

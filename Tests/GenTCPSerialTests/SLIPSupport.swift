@@ -24,7 +24,7 @@ struct SLIPLine: Sendable {
 
     init(
         baud: Int = 115_200, mtu: Int = 1006, faults: LineFaults = .none, seed: UInt64 = 1,
-        linkBuffer: Int = 2048, tcp: ConnectionOptions = SLIPConfiguration.defaultTCP,
+        linkBuffer: Int = 1024, tcp: ConnectionOptions = SLIPConfiguration.defaultTCP,
         boardTCP: ConnectionOptions? = nil, capturePath: String? = nil
     ) throws {
         net = SimNetwork(seed: seed, configuration: SimNetwork.Configuration(deadlockTimeout: .seconds(5)))
