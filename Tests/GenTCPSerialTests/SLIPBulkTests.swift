@@ -93,7 +93,7 @@ struct SLIPBulkTests {
     /// delivered a corrupted segment within 1 MiB in this harness). SLIP has no frame check of its
     /// own, so no SLIP peer can promise byte-exact data on a line that flips bits.
     @Test("a lossy line (bytes dropped) stays byte-exact and does not hang",
-          arguments: [(0.001, 296, 1 << 20), (0.001, 1006, 256 << 10), (0.01, 128, 64 << 10)])
+          arguments: [(0.001, 296, 1 << 20), (0.001, 1006, 256 << 10), (0.01, 96, 8 << 10)])
     func lossy(rate: Double, mtu: Int, size: Int) async throws {
         let faults = LineFaults(dropProbability: rate)
         var tcp = SLIPConfiguration.defaultTCP
