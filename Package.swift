@@ -80,7 +80,10 @@ let package = Package(
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire"], swiftSettings: strict),
         .testTarget(
             name: "GenTCPSerialTests",
-            dependencies: ["GenTCPSerial", "GenTCP", "GenTCPSim", "CGenTCPShims", "ModemSimulator", "GenTCPWire", "GenTCPModem"],
+            dependencies: [
+                "GenTCPSerial", "GenTCP", "GenTCPSim", "GenTCPStack", "GenTCPWire", "GenTCPModem", "CGenTCPShims",
+                "ModemSimulator",
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "GenTCPTests",

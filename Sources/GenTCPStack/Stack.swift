@@ -325,6 +325,24 @@ public struct Stack {
         settle(index)
     }
 
+    /// Turns Nagle's algorithm off (`true`) or on for an open connection (gen_tcp `{nodelay, Bool}`
+    /// via `setopts`). Takes effect at the next ``transmit(into:now:)``.
+    public mutating func setNoDelay(_ connection: ConnectionHandle, _ noDelay: Bool) throws(TCPError) {
+        let index = try slot(connection)
+        connections[index].options.noDelay = noDelay
+    }
+
+    /// Turns keepalive probes on or off for an open connection (gen_tcp `{keepalive, Bool}` via
+    /// `setopts`). The idle time counts from the last segment received.
+    public mutating func setKeepalive(_ connection: ConnectionHandle, _ keepalive: Bool) throws(TCPError) {
+        let index = try slot(connection)
+        connections[index].options.keepalive = keepalive
+        if !keepalive {
+            connections[index].keepaliveProbes = 0
+            connections[index].keepalivePending = false
+        }
+    }
+
     /// The RFC 9293 state of the connection.
     public func state(_ connection: ConnectionHandle) throws(TCPError) -> TCPState {
         connections[try slot(connection)].state
@@ -363,6 +381,12 @@ public struct Stack {
     /// Slots in use (connections in TIME-WAIT or closing after `close` included).
     public var connectionsInUse: Int {
         connections.reduce(0) { $0 + ($1.inUse ? 1 : 0) }
+    }
+
+    /// The peer's address and port of a connection (useful after ``accept(_:)``).
+    public func remoteEndpoint(_ connection: ConnectionHandle) throws(TCPError) -> (address: IPv4Address, port: UInt16) {
+        let index = try slot(connection)
+        return (connections[index].remoteAddress, connections[index].remotePort)
     }
 
     /// The local port of a connection (useful after an ephemeral connect).

@@ -1,0 +1,177 @@
+import GenTCP
+import GenTCPCore
+import GenTCPStack
+import GenTCPWire
+
+/// The `slip` driver: sockets to a board that speaks IP over a serial line, through GenTCP's own
+/// IPv4/TCP stack (``GenTCPStack/Stack``) and RFC 1055 SLIP framing.
+///
+/// ```swift
+/// let pty = try PTYLink(path: "/dev/ttyUSB0", configuration: SerialConfiguration(baudRate: 115_200))
+/// let slip = try SLIPDriver(link: pty, configuration: SLIPConfiguration(
+///     local: IPAddress(192, 168, 190, 1), peer: IPAddress(192, 168, 190, 2)))
+/// let s = try await Socket.connect("board", port: 7, options: [.binary], driver: slip)
+/// let rtt = try await slip.ping()          // ICMP echo, nanoseconds
+/// slip.close()                             // closes the link too
+/// ```
+///
+/// One driver owns one link and one stack; every socket on it shares the line. Its clock is the
+/// `runtime` it was made with: `RealRuntime.shared` for real lines, a `SimRuntime` for a
+/// `MemoryLink` in simulation (then the stack's timers and the line's pacing run on virtual
+/// time, and a seed replays exactly).
+///
+/// Mapping to `gen_tcp`:
+/// - `buffer` sets the connection's receive buffer (the advertised window) when it is larger than
+///   the configured floor (``SLIPConfiguration/tcp``); `nodelay` and `keepalive` go to the stack,
+///   also on `setopts`; `linger {true, 0}` closes with RST.
+/// - Errors: RST to our SYN is `econnrefused`, RST later `econnreset`, retransmissions or the
+///   stack's connect limit giving up `etimedout`, a hung-up link `closed`.
+/// - Names: address literals, and ``SLIPConfiguration/peerName`` for the board; others `nxdomain`.
+/// - `shutdown(read)` is local (reads see end of stream; the window stays as it is).
+public final class SLIPDriver: Driver, Sendable {
+    let engine: SLIPEngine
+
+    /// Starts the driver on `link` (it takes the link's delegate and reads at once).
+    /// - Throws: `eafnosupport` for IPv6 addresses, `einval` for a bad MTU, or the reason the
+    ///   capture file cannot be created.
+    public init(link: any SerialLink, configuration: SLIPConfiguration, runtime: any Runtime = RealRuntime.shared) throws(SocketError) {
+        engine = try SLIPEngine(link: link, configuration: configuration, runtime: runtime)
+        engine.start()
+    }
+
+    public var name: String { "slip" }
+    public var runtime: any Runtime { engine.runtime }
+    public var configuration: SLIPConfiguration { engine.configuration }
+    /// The serial link the driver runs on.
+    public var link: any SerialLink { engine.link }
+
+    /// Line and stack counters so far.
+    public var statistics: SLIPStatistics { engine.snapshot }
+
+    /// Closes the driver: open connections are reset (if the line takes it), pending connects and
+    /// pings fail with `closed`, the capture file is flushed and closed, and the link is closed.
+    public func close() { engine.shutdown() }
+
+    /// Writes buffered capture records to the file (it is also flushed at ``close()``).
+    public func flushCapture() { engine.flushCapture() }
+
+    public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
+        if let literal = IPAddress(host) { return [literal] }
+        if preference != .ipv6Only, let name = configuration.peerName, name.lowercased() == host.lowercased() {
+            return [configuration.peerAddress]
+        }
+        throw SocketError(.nonExistentDomain)
+    }
+
+    public func connect(
+        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        delegate: any ConnectionDelegate
+    ) async throws(SocketError) -> any Connection {
+        guard let remote = SLIPConfiguration.v4(address.address) else {
+            throw SocketError(.addressFamilyNotSupported, "SLIP carries IPv4 only")
+        }
+        guard address.port > 0, address.port <= 65535 else { throw SocketError(.invalidArgument, "bad port") }
+        let engine = self.engine
+        let tcp = connectionOptions(options)
+        let result: Result<SLIPConnection, SocketError> = await withUnsafeContinuation { continuation in
+            engine.locked { fx in
+                if let failure = engine.linkFailure {
+                    fx.resumes.append { continuation.resume(returning: .failure(SocketError(failure))) }
+                    return
+                }
+                do throws(TCPError) {
+                    let handle = try engine.withStackLocked { (stack: inout Stack) throws(TCPError) in
+                        try stack.connect(to: remote, port: UInt16(address.port), localPort: UInt16(options.localPort),
+                                          options: tcp, now: engine.nowMilliseconds)
+                    }
+                    engine.startConnect(handle, remote: address, timeoutNanoseconds: timeoutNanoseconds,
+                                        delegate: delegate, continuation: continuation, &fx)
+                } catch {
+                    fx.resumes.append { continuation.resume(returning: .failure(SocketError(error.reason))) }
+                }
+            }
+        }
+        return try result.get()
+    }
+
+    public func listen(
+        on address: SocketAddress, options: SocketOptions, delegate: any ListenerDelegate
+    ) throws(SocketError) -> any Listener {
+        let local = configuration.localAddress
+        switch address.address {
+        case .v4(0), local: break
+        case .v4: throw SocketError(.addressNotAvailable)
+        case .v6: throw SocketError(.addressFamilyNotSupported, "SLIP carries IPv4 only")
+        }
+        let engine = self.engine
+        let tcp = connectionOptions(options)
+        let backlog = max(1, options.backlog)
+        let result: Result<SLIPListener, SocketError> = engine.locked { fx in
+            if let failure = engine.linkFailure { return .failure(SocketError(failure)) }
+            var ports: [UInt16] = []
+            if address.port != 0 {
+                ports = [UInt16(address.port)]
+            } else {
+                // Ephemeral: walk the range from a seeded start until a port is free.
+                let start = Int(engine.configuration.seed % 16384)
+                ports = (0..<16384).map { UInt16(49152 + (start + $0 * 7919) % 16384) }
+            }
+            for port in ports {
+                do throws(TCPError) {
+                    let handle = try engine.withStackLocked { (stack: inout Stack) throws(TCPError) in
+                        try stack.listen(port: port, backlog: backlog, options: tcp)
+                    }
+                    engine.addListener(handle, delegate: delegate)
+                    return .success(SLIPListener(engine: engine, handle: handle, address: SocketAddress(local, port: Int(port))))
+                } catch .addressInUse where address.port == 0 {
+                    continue
+                } catch {
+                    return .failure(SocketError(error.reason))
+                }
+            }
+            return .failure(SocketError(.addressInUse))
+        }
+        return try result.get()
+    }
+
+    /// Sends an ICMP echo request (RFC 792) and waits for the reply.
+    /// - Parameters:
+    ///   - address: the destination; the board by default.
+    ///   - payloadSize: data bytes after the ICMP header (56 as `ping(8)`); at most MTU − 28.
+    ///   - timeoutNanoseconds: how long to wait on the driver's clock (2 s by default).
+    /// - Returns: the round-trip time in nanoseconds of the driver's clock.
+    /// - Throws: `timeout`, `emsgsize` for a payload that does not fit, `closed` after ``close()``.
+    public func ping(
+        _ address: IPAddress? = nil, payloadSize: Int = 56, timeoutNanoseconds: UInt64 = 2_000_000_000
+    ) async throws(SocketError) -> UInt64 {
+        guard let destination = SLIPConfiguration.v4(address ?? configuration.peerAddress) else {
+            throw SocketError(.addressFamilyNotSupported)
+        }
+        guard payloadSize >= 0, payloadSize + 28 <= configuration.mtu else { throw SocketError(.messageTooLong) }
+        let engine = self.engine
+        let result: Result<UInt64, SocketError> = await withUnsafeContinuation { continuation in
+            engine.locked { fx in
+                engine.startPing(to: destination, payload: payloadSize, timeoutNanoseconds: timeoutNanoseconds,
+                                 continuation: continuation, &fx)
+            }
+        }
+        return try result.get()
+    }
+
+    /// The stack options of a new connection: the configured tuning plus the socket's options.
+    func connectionOptions(_ options: SocketOptions) -> ConnectionOptions {
+        var tcp = configuration.tcp
+        // A full frame takes mtu × 10 / baud on the line; with a frame queued ahead of it in each
+        // direction the round trip easily spans several: keep the RTO floor above four frame
+        // times so that a slow line's queueing never looks like a loss (ELKS raised its floor for
+        // SLIP for the same reason).
+        let frameMilliseconds = Int64((configuration.mtu + 2) * 10 * 1000 / max(1, link.configuration.baudRate))
+        tcp.minimumRTO = max(tcp.minimumRTO, 4 * frameMilliseconds)
+        tcp.maximumRTO = max(tcp.maximumRTO, tcp.minimumRTO)
+        tcp.initialRTO = max(tcp.initialRTO, tcp.minimumRTO)
+        tcp.receiveBufferSize = max(tcp.receiveBufferSize, options.buffer)
+        tcp.noDelay = options.nodelay
+        tcp.keepalive = options.keepalive
+        return tcp
+    }
+}

@@ -1,0 +1,533 @@
+import GenTCP
+import GenTCPCore
+import GenTCPStack
+import GenTCPWire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The slip driver's engine: one ``Stack``, one SLIP decoder and encoder, one link, one lock.
+///
+/// It runs (``pump(_:)``) whenever something may have changed: the link became readable or
+/// writable, the stack's timer fired, or a socket call went into the stack. One run reads the
+/// link dry into the decoder and the stack, fires due timers, moves datagrams from the stack to
+/// the link while the link takes them (holding at most one encoded frame itself), re-arms the
+/// link and the timer, and finds which waiting sockets became ready.
+///
+/// Delegate calls and continuations are collected while the lock is held and run after it is
+/// released; delegate calls are always scheduled on the runtime, never made synchronously (the
+/// port may be calling us with its own lock held).
+final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
+    /// What to do once the lock is released.
+    struct Effects {
+        var posts: [@Sendable () -> Void] = []
+        var resumes: [() -> Void] = []
+
+        func run(on runtime: any Runtime) {
+            for resume in resumes { resume() }
+            if !posts.isEmpty {
+                let posts = self.posts
+                _ = runtime.schedule(afterNanoseconds: 0) { for post in posts { post() } }
+            }
+        }
+    }
+
+    struct Registration {
+        var delegate: any ConnectionDelegate
+        var wantRead = false
+        var wantWrite = false
+    }
+
+    struct ListenerRegistration {
+        var delegate: any ListenerDelegate
+        var wantAccept = false
+        /// An `acceptable` event came since the last accept that found nothing.
+        var maybePending = false
+    }
+
+    struct PendingConnect {
+        var delegate: any ConnectionDelegate
+        var remote: SocketAddress
+        var timer: TimerID?
+        var continuation: UnsafeContinuation<Result<SLIPConnection, SocketError>, Never>
+    }
+
+    struct PendingPing {
+        var start: UInt64
+        var timer: TimerID?
+        var continuation: UnsafeContinuation<Result<UInt64, SocketError>, Never>
+    }
+
+    let link: any SerialLink
+    let runtime: any Runtime
+    let configuration: SLIPConfiguration
+    let local: IPv4Address
+    let peer: IPv4Address
+
+    // Everything below is guarded by `lock`.
+    private let lock = SLIPLock()
+    private(set) var stack: Stack
+    private var decoder: SLIPDecoder
+    private var frame: [UInt8]
+    private var wire: [UInt8]
+    private var wireStart = 0
+    private var wireEnd = 0
+    private var readBuffer = [UInt8](repeating: 0, count: 2048)
+    private var readArmed = false
+    private var writeArmed = false
+    private var timer: TimerID?
+    private var timerDeadline: Int64?
+    private var timerGeneration: UInt64 = 0
+    private var registrations: [ConnectionHandle: Registration] = [:]
+    private var listeners: [ListenerHandle: ListenerRegistration] = [:]
+    private var connects: [ConnectionHandle: PendingConnect] = [:]
+    private var pings: [UInt16: PendingPing] = [:]
+    private var pingSequence: UInt16 = 0
+    let pingIdentifier: UInt16
+    private var capture: SLIPCapture?
+    /// Set when the link hung up or failed: every socket fails with it.
+    private(set) var linkFailure: SocketError.Reason?
+    private var closed = false
+    private(set) var statistics = SLIPStatistics()
+
+    init(link: any SerialLink, configuration: SLIPConfiguration, runtime: any Runtime) throws(SocketError) {
+        guard let local = configuration.local4, let peer = configuration.peer4 else {
+            throw SocketError(.addressFamilyNotSupported, "SLIP carries IPv4 only")
+        }
+        guard configuration.mtu >= 68, configuration.mtu <= 65535 else {
+            throw SocketError(.invalidArgument, "mtu must be 68...65535")
+        }
+        self.link = link
+        self.runtime = runtime
+        self.configuration = configuration
+        self.local = local
+        self.peer = peer
+        stack = Stack(configuration: StackConfiguration(
+            localAddress: local, peerAddress: peer, mtu: configuration.mtu,
+            maximumConnections: configuration.maximumConnections, maximumListeners: configuration.maximumListeners,
+            controlQueueCapacity: 8, eventQueueCapacity: 256, seed: configuration.seed))
+        decoder = SLIPDecoder(maximumFrameSize: configuration.mtu)
+        frame = [UInt8](repeating: 0, count: configuration.mtu)
+        wire = [UInt8](repeating: 0, count: 2 * configuration.mtu + 2)
+        pingIdentifier = UInt16(truncatingIfNeeded: configuration.seed &* 0x9E37_79B9 >> 7) | 1
+        if let path = configuration.capturePath { capture = try SLIPCapture(path: path) }
+    }
+
+    /// Takes the link's readiness and starts reading.
+    func start() {
+        link.setDelegate(self)
+        locked { fx in pump(&fx) }
+    }
+
+    /// Runs `body` under the lock, then the effects it collected.
+    @discardableResult
+    func locked<R>(_ body: (inout Effects) -> R) -> R {
+        var fx = Effects()
+        lock.lock()
+        let result = body(&fx)
+        lock.unlock()
+        fx.run(on: runtime)
+        return result
+    }
+
+    var nowMilliseconds: Int64 { Int64(runtime.now / 1_000_000) }
+
+    // MARK: - Link readiness
+
+    func linkIsReadable(_ link: any SerialLink) {
+        locked { fx in
+            readArmed = false
+            pump(&fx)
+        }
+    }
+
+    func linkIsWritable(_ link: any SerialLink) {
+        locked { fx in
+            writeArmed = false
+            pump(&fx)
+        }
+    }
+
+    // MARK: - The engine run
+
+    /// One run of the engine; see the type's documentation. Lock held.
+    func pump(_ fx: inout Effects) {
+        guard !closed else { return }
+        let now = nowMilliseconds
+        if linkFailure == nil { readLink(now: now) }
+        _ = stack.poll(now: now)
+        if linkFailure == nil { writeLink(now: now) }
+        drainEvents(&fx)
+        checkWaiters(&fx)
+        rearmTimer(now: now)
+    }
+
+    private func readLink(now: Int64) {
+        while true {
+            let result = readBuffer.withUnsafeMutableBytes { link.read(into: $0) }
+            switch result {
+            case .bytes(let n):
+                statistics.bytesReceived += n
+                readBuffer.withUnsafeBytes { raw in
+                    decoder.decode(UnsafeRawBufferPointer(rebasing: raw[0..<n])) { datagram in
+                        statistics.framesReceived += 1
+                        capture?.record(datagram, microseconds: runtime.now / 1000)
+                        stack.receive(datagram, now: now)
+                    }
+                }
+            case .wouldBlock:
+                if !readArmed {
+                    readArmed = true
+                    link.armRead()
+                }
+                return
+            case .hangUp:
+                linkFailed(.closed)
+                return
+            case .failed(let reason):
+                linkFailed(reason)
+                return
+            }
+        }
+    }
+
+    private func writeLink(now: Int64) {
+        while true {
+            if wireStart == wireEnd {
+                guard let n = frame.withUnsafeMutableBytes({ stack.transmit(into: $0, now: now) }) else { return }
+                frame.withUnsafeBytes { raw in
+                    let datagram = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+                    capture?.record(datagram, microseconds: runtime.now / 1000)
+                    var encoder = SLIPEncoder()
+                    wireEnd = wire.withUnsafeMutableBytes { encoder.encode(datagram, into: $0) }
+                }
+                wireStart = 0
+                statistics.framesSent += 1
+            }
+            let result = wire.withUnsafeBytes { link.write(UnsafeRawBufferPointer(rebasing: $0[wireStart..<wireEnd])) }
+            switch result {
+            case .bytes(let n) where n > 0:
+                wireStart += n
+                statistics.bytesSent += n
+            case .bytes, .wouldBlock:
+                if !writeArmed {
+                    writeArmed = true
+                    link.armWrite()
+                }
+                return
+            case .hangUp:
+                linkFailed(.closed)
+                return
+            case .failed(let reason):
+                linkFailed(reason)
+                return
+            }
+        }
+    }
+
+    private func linkFailed(_ reason: SocketError.Reason) {
+        if linkFailure == nil { linkFailure = reason }
+    }
+
+    private func drainEvents(_ fx: inout Effects) {
+        while let event = stack.nextEvent() {
+            switch event {
+            case .acceptable(let listener):
+                listeners[listener]?.maybePending = true
+            case .echoReply(let source, let identifier, let sequence, _):
+                guard identifier == pingIdentifier, source != local, let ping = pings.removeValue(forKey: sequence)
+                else { continue }
+                if let timer = ping.timer { runtime.cancel(timer) }
+                let rtt = runtime.now &- ping.start
+                let continuation = ping.continuation
+                fx.resumes.append { continuation.resume(returning: .success(rtt)) }
+            default:
+                break  // Readiness is polled in checkWaiters: events may be dropped, state is not.
+            }
+        }
+    }
+
+    /// Finds connects that finished, sockets that became readable or writable, listeners with
+    /// a connection to accept.
+    private func checkWaiters(_ fx: inout Effects) {
+        for (handle, pending) in connects {
+            let outcome: Result<SLIPConnection, SocketError>?
+            if let failure = linkFailure {
+                stack.abort(handle)
+                outcome = .failure(SocketError(failure))
+            } else if let error = stack.error(handle) {
+                stack.abort(handle)
+                outcome = .failure(SocketError(error.reason))
+            } else {
+                switch (try? stack.state(handle)) ?? .closed {
+                case .synSent, .synReceived: outcome = nil
+                case .closed:
+                    stack.abort(handle)
+                    outcome = .failure(.closed)
+                default:
+                    registrations[handle] = Registration(delegate: pending.delegate)
+                    outcome = .success(SLIPConnection(engine: self, handle: handle, remote: pending.remote))
+                }
+            }
+            guard let outcome else { continue }
+            connects[handle] = nil
+            if let timer = pending.timer { runtime.cancel(timer) }
+            let continuation = pending.continuation
+            fx.resumes.append { continuation.resume(returning: outcome) }
+        }
+        for (handle, registration) in registrations where registration.wantRead || registration.wantWrite {
+            var r = registration
+            if r.wantRead, readReady(handle) {
+                r.wantRead = false
+                let delegate = r.delegate
+                fx.posts.append { delegate.connectionReadable() }
+            }
+            if r.wantWrite, writeReady(handle) {
+                r.wantWrite = false
+                let delegate = r.delegate
+                fx.posts.append { delegate.connectionWritable() }
+            }
+            registrations[handle] = r
+        }
+        for (handle, registration) in listeners where registration.wantAccept {
+            if registration.maybePending || linkFailure != nil {
+                listeners[handle]?.wantAccept = false
+                let delegate = registration.delegate
+                fx.posts.append { delegate.listenerAcceptable() }
+            }
+        }
+    }
+
+    func readReady(_ handle: ConnectionHandle) -> Bool {
+        if linkFailure != nil || stack.isReadable(handle) { return true }
+        return ((try? stack.state(handle)) ?? .closed) == .closed
+    }
+
+    func writeReady(_ handle: ConnectionHandle) -> Bool {
+        if linkFailure != nil || stack.isWritable(handle) || stack.error(handle) != nil { return true }
+        switch (try? stack.state(handle)) ?? .closed {
+        case .established, .closeWait, .synSent, .synReceived: return false  // The send buffer is full.
+        default: return true  // A write now fails: that is "ready".
+        }
+    }
+
+    private func rearmTimer(now: Int64) {
+        guard var deadline = stack.nextDeadline else { return }
+        if deadline <= now { deadline = now + 1 }
+        if let current = timerDeadline, current <= deadline { return }
+        if let timer { runtime.cancel(timer) }
+        timerGeneration &+= 1
+        let generation = timerGeneration
+        timerDeadline = deadline
+        let at = UInt64(deadline) * 1_000_000
+        let current = runtime.now
+        timer = runtime.schedule(afterNanoseconds: at > current ? at - current : 0) { [weak self] in
+            self?.timerFired(generation)
+        }
+    }
+
+    private func timerFired(_ generation: UInt64) {
+        locked { fx in
+            guard generation == timerGeneration else { return }
+            timer = nil
+            timerDeadline = nil
+            pump(&fx)
+        }
+    }
+
+    // MARK: - Calls from connections, listeners and the driver (lock held)
+
+    func armRead(_ handle: ConnectionHandle, _ fx: inout Effects) {
+        registrations[handle]?.wantRead = true
+        checkWaiters(&fx)
+    }
+
+    func armWrite(_ handle: ConnectionHandle, _ fx: inout Effects) {
+        registrations[handle]?.wantWrite = true
+        checkWaiters(&fx)
+    }
+
+    func forget(_ handle: ConnectionHandle) {
+        registrations[handle] = nil
+    }
+
+    func register(_ handle: ConnectionHandle, delegate: any ConnectionDelegate) {
+        registrations[handle] = Registration(delegate: delegate)
+    }
+
+    func startConnect(
+        _ handle: ConnectionHandle, remote: SocketAddress, timeoutNanoseconds: UInt64?,
+        delegate: any ConnectionDelegate,
+        continuation: UnsafeContinuation<Result<SLIPConnection, SocketError>, Never>, _ fx: inout Effects
+    ) {
+        var timer: TimerID?
+        if let timeoutNanoseconds {
+            timer = runtime.schedule(afterNanoseconds: timeoutNanoseconds) { [weak self] in
+                self?.connectTimedOut(handle)
+            }
+        }
+        connects[handle] = PendingConnect(delegate: delegate, remote: remote, timer: timer, continuation: continuation)
+        pump(&fx)
+    }
+
+    private func connectTimedOut(_ handle: ConnectionHandle) {
+        locked { fx in
+            guard let pending = connects.removeValue(forKey: handle) else { return }
+            stack.abort(handle)
+            let continuation = pending.continuation
+            fx.resumes.append { continuation.resume(returning: .failure(.timeout)) }
+            pump(&fx)
+        }
+    }
+
+    func addListener(_ handle: ListenerHandle, delegate: any ListenerDelegate) {
+        listeners[handle] = ListenerRegistration(delegate: delegate)
+    }
+
+    func armAccept(_ handle: ListenerHandle, _ fx: inout Effects) {
+        listeners[handle]?.wantAccept = true
+        checkWaiters(&fx)
+    }
+
+    func noneToAccept(_ handle: ListenerHandle) {
+        listeners[handle]?.maybePending = false
+    }
+
+    func removeListener(_ handle: ListenerHandle) {
+        listeners[handle] = nil
+    }
+
+    func startPing(
+        to destination: IPv4Address, payload: Int, timeoutNanoseconds: UInt64,
+        continuation: UnsafeContinuation<Result<UInt64, SocketError>, Never>, _ fx: inout Effects
+    ) {
+        if closed || linkFailure != nil {
+            fx.resumes.append { continuation.resume(returning: .failure(SocketError(self.linkFailure ?? .closed))) }
+            return
+        }
+        pingSequence &+= 1
+        let sequence = pingSequence
+        let data = (0..<payload).map { UInt8(truncatingIfNeeded: $0) }
+        let queued = data.withUnsafeBytes {
+            stack.sendEchoRequest(to: destination, identifier: pingIdentifier, sequence: sequence, data: $0)
+        }
+        guard queued else {
+            let reason: SocketError.Reason = payload + 28 > configuration.mtu ? .messageTooLong : .noBufferSpace
+            fx.resumes.append { continuation.resume(returning: .failure(SocketError(reason))) }
+            return
+        }
+        let timer = runtime.schedule(afterNanoseconds: timeoutNanoseconds) { [weak self] in
+            self?.pingTimedOut(sequence)
+        }
+        pings[sequence] = PendingPing(start: runtime.now, timer: timer, continuation: continuation)
+        pump(&fx)
+    }
+
+    private func pingTimedOut(_ sequence: UInt16) {
+        locked { fx in
+            guard let ping = pings.removeValue(forKey: sequence) else { return }
+            let continuation = ping.continuation
+            fx.resumes.append { continuation.resume(returning: .failure(.timeout)) }
+        }
+    }
+
+    /// Stops the engine: closes the link and the capture, fails whatever waits.
+    func shutdown() {
+        locked { fx in
+            guard !closed else { return }
+            // Last words: resets for open connections go out if the link takes them now.
+            for handle in registrations.keys { stack.abort(handle) }
+            if linkFailure == nil { writeLink(now: nowMilliseconds) }
+            closed = true
+            linkFailure = linkFailure ?? .closed
+            if let timer { runtime.cancel(timer) }
+            timer = nil
+            for (_, pending) in connects {
+                if let timer = pending.timer { runtime.cancel(timer) }
+                let continuation = pending.continuation
+                fx.resumes.append { continuation.resume(returning: .failure(.closed)) }
+            }
+            connects = [:]
+            for (_, ping) in pings {
+                if let timer = ping.timer { runtime.cancel(timer) }
+                let continuation = ping.continuation
+                fx.resumes.append { continuation.resume(returning: .failure(.closed)) }
+            }
+            pings = [:]
+            for (_, r) in registrations {
+                let delegate = r.delegate
+                if r.wantRead { fx.posts.append { delegate.connectionReadable() } }
+                if r.wantWrite { fx.posts.append { delegate.connectionWritable() } }
+            }
+            for (_, l) in listeners where l.wantAccept {
+                let delegate = l.delegate
+                fx.posts.append { delegate.listenerAcceptable() }
+            }
+            capture?.close()
+            capture = nil
+            link.setDelegate(nil)
+            link.close()
+        }
+    }
+
+    /// Flushes the capture file's buffered records to disk.
+    func flushCapture() {
+        locked { _ in capture?.flush() }
+    }
+
+    /// The stack, for a caller that already holds the lock (inside ``locked(_:)``).
+    func withStackLocked<R, E: Error>(_ body: (inout Stack) throws(E) -> R) throws(E) -> R {
+        try body(&stack)
+    }
+
+    var snapshot: SLIPStatistics {
+        lock.lock()
+        defer { lock.unlock() }
+        do {
+            var s = statistics
+            s.stack = stack.counters
+            s.escapeErrors = Int(decoder.escapeErrors)
+            s.oversizedFrames = Int(decoder.overflows)
+            s.connectionsInUse = stack.connectionsInUse
+            return s
+        }
+    }
+}
+
+/// What a ``SLIPDriver`` saw on its line so far.
+public struct SLIPStatistics: Sendable, Equatable {
+    /// Line bytes read and written (SLIP framing included).
+    public var bytesReceived = 0
+    public var bytesSent = 0
+    /// Datagrams decoded from the line and sent onto it.
+    public var framesReceived = 0
+    public var framesSent = 0
+    /// Frames the SLIP decoder dropped: a bad escape, or longer than the MTU.
+    public var escapeErrors = 0
+    public var oversizedFrames = 0
+    /// The stack's own counters (bad checksums, retransmissions, resets...).
+    public var stack = StackCounters()
+    /// TCP slots in use (TIME-WAIT included).
+    public var connectionsInUse = 0
+
+    public init() {}
+}
+
+/// A plain mutex (the engine's state lives in the engine's stored properties, guarded by it).
+final class SLIPLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+}
