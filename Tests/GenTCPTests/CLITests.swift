@@ -302,6 +302,10 @@ struct CLITests {
         (["connect", "--driver", "at", "127.0.0.1", "80"], "needs --serial"),
         (["connect", "--driver", "at", "--serial", "/dev/null", "--dialect", "hayes", "127.0.0.1", "80"], "esp-at, sim800 or bg96"),
         (["connect", "--serial", "/dev/null", "127.0.0.1", "80"], "go with --driver at"),
+        (["connect", "--driver", "slip", "127.0.0.1", "80"], "needs --serial"),
+        (["connect", "--driver", "slip", "--serial", "/dev/null", "--local-ip", "10.9.9.1", "127.0.0.1", "80"], "--peer-ip"),
+        (["connect", "--driver", "slip", "--serial", "/dev/null", "--local-ip", "::1", "--peer-ip", "10.9.9.2", "127.0.0.1", "80"], "--local-ip"),
+        (["connect", "--local-ip", "10.9.9.1", "127.0.0.1", "80"], "go with --driver slip"),
         (["connect", "--board", "no-such-board", "127.0.0.1", "80"], "no board named"),
     ])
     func badArguments(arguments: [String], mentions: String) async throws {

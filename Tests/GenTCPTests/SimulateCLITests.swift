@@ -140,6 +140,29 @@ struct SimulateCLITests {
         }
     }
 
+    @Test("simulate sim-slip, then connect --board sim-slip: echo over SLIP and 1 MiB from the source service, byte-exact")
+    func slipBoardOnAPty() async throws {
+        let board = try Running("sim-slip")
+        defer { board.stop() }
+        #expect(board.path.hasPrefix("/dev/pts/"), "printed: \(board.path)")
+        let common = ["connect", "--board", "sim-slip", "--boards", SimulateCLITests.boards, "--serial", board.path,
+                      "--timeout", "10000", "10.10.0.2"]
+        let request = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }
+        let echo = try await CLITests.run(common + ["7"], stdin: request, limit: 30)
+        #expect(echo.status == 0, "stderr: \(echo.stderr)")
+        #expect(echo.stdout == request)
+
+        let source = try await CLITests.run(common + ["19"], limit: 60)
+        #expect(source.status == 0, "stderr: \(source.stderr)")
+        var x: UInt32 = 0x1234_5678
+        let expected = (0..<(1 << 20)).map { _ -> UInt8 in
+            x ^= x << 13; x ^= x >> 17; x ^= x << 5
+            return UInt8(truncatingIfNeeded: x)
+        }
+        #expect(source.stdout.count == expected.count)
+        #expect(source.stdout == expected)
+    }
+
     @Test("simulate refuses a real board and an unknown one, with a one-line error", arguments: [
         ("esp32-esp-at", "not a simulated board"), ("no-such-board", "no board named"),
     ])

@@ -16,7 +16,7 @@ struct Connect: AsyncParsableCommand {
             Example: printf 'GET / HTTP/1.0\\r\\n\\r\\n' | gentcp connect localhost 8080
             """)
 
-    @ArgumentParser.Option(help: "The driver to connect with: posix, or at (a modem on --serial).")
+    @ArgumentParser.Option(help: "The driver to connect with: posix, at (a modem on --serial) or slip (IP over SLIP on --serial).")
     var driver: DriverName?
 
     @ArgumentParser.Option(help: "A board profile (name in boards/ or a file): sets the driver, dialect and serial defaults.")
@@ -36,6 +36,18 @@ struct Connect: AsyncParsableCommand {
 
     @ArgumentParser.Option(help: "Cellular access point name for SIM800/BG96 (default: the board's).")
     var apn: String?
+
+    @ArgumentParser.Option(name: .customLong("local-ip"), help: "slip: our IPv4 address on the line (default: the board's slip.localAddress).")
+    var localIP: String?
+
+    @ArgumentParser.Option(name: .customLong("peer-ip"), help: "slip: the board's IPv4 address (default: the board's slip.peerAddress).")
+    var peerIP: String?
+
+    @ArgumentParser.Option(help: "slip: the line's MTU (default: the board's, else 1006).")
+    var mtu: Int?
+
+    @ArgumentParser.Option(help: "slip: write the line's traffic to this pcap file (LINKTYPE_RAW).")
+    var capture: String?
 
     // A string, so that a negative or malformed value gets gentcp's own one-line error.
     @ArgumentParser.Option(
@@ -106,10 +118,26 @@ struct Connect: AsyncParsableCommand {
             } catch {
                 return bad("\(error)")
             }
-            if driver == nil {
-                guard profile?.link == .at else { return bad("board \(board) is a SLIP board; the slip driver is not in this build yet") }
-                chosen = .at
+            if driver == nil { chosen = profile?.link == .slip ? .slip : .at }
+        }
+        var line: ConnectSession.Line?
+        if chosen == .slip {
+            guard let serial else { return bad("--driver slip needs --serial PATH (the board's port or pty)") }
+            guard let local = (localIP.flatMap { IPAddress($0) } ?? profile?.slip?.localAddress), !local.isIPv6 else {
+                return bad("--driver slip needs --local-ip A.B.C.D (IPv4), got \"\(localIP ?? "")\"")
             }
+            guard let peer = (peerIP.flatMap { IPAddress($0) } ?? profile?.slip?.peerAddress), !peer.isIPv6 else {
+                return bad("--driver slip needs --peer-ip A.B.C.D (IPv4), got \"\(peerIP ?? "")\"")
+            }
+            let lineMTU = mtu ?? profile?.slip?.mtu ?? 1006
+            guard (68...65535).contains(lineMTU) else { return bad("--mtu must be 68...65535, got \(lineMTU)") }
+            let speed = baud ?? profile?.serial.baudRate ?? 115_200
+            guard (50...4_000_000).contains(speed) else { return bad("--baud must be 50...4000000, got \(speed)") }
+            line = ConnectSession.Line(
+                path: serial, serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
+                local: local, peer: peer, mtu: lineMTU, capture: capture)
+        } else if localIP != nil || peerIP != nil || mtu != nil || capture != nil {
+            return bad("--local-ip, --peer-ip, --mtu and --capture go with --driver slip")
         }
         if chosen == .at {
             guard let serial else { return bad("--driver at needs --serial PATH (the modem's port or pty)") }
@@ -123,12 +151,12 @@ struct Connect: AsyncParsableCommand {
                 path: serial, dialect: parsed,
                 serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
                 apn: apn ?? profile?.apn ?? "")
-        } else if serial != nil || dialect != nil {
-            return bad("--serial and --dialect go with --driver at")
+        } else if dialect != nil || (serial != nil && chosen != .slip) {
+            return bad("--serial and --dialect go with --driver at (or --serial with --driver slip)")
         }
         return .success(ConnectSession.Settings(
             driver: chosen, host: target, port: number,
             timeout: limit,
-            preference: preference, verbose: verbose, modem: modem))
+            preference: preference, verbose: verbose, modem: modem, line: line))
     }
 }

@@ -13,14 +13,28 @@ struct ConnectSession: Sendable {
         var serial: SerialConfiguration
         var apn: String
 
-        /// Opens the line: a pty through termios, anything else through libserialport (which
-        /// refuses ptys).
         func openLink() throws(SerialLinkError) -> any SerialLink {
-            if path.hasPrefix("/dev/pts/") || path == "/dev/ptmx" {
-                return try PTYLink(path: path, configuration: serial)
-            }
-            return try SerialPortLink(path: path, configuration: serial)
+            try ConnectSession.openLink(path, serial)
         }
+    }
+
+    /// A SLIP line to a board, for `--driver slip`.
+    struct Line: Sendable {
+        var path: String
+        var serial: SerialConfiguration
+        var local: IPAddress
+        var peer: IPAddress
+        var mtu: Int
+        var capture: String?
+    }
+
+    /// Opens a line: a pty through termios, anything else through libserialport (which refuses
+    /// ptys).
+    static func openLink(_ path: String, _ serial: SerialConfiguration) throws(SerialLinkError) -> any SerialLink {
+        if path.hasPrefix("/dev/pts/") || path == "/dev/ptmx" {
+            return try PTYLink(path: path, configuration: serial)
+        }
+        return try SerialPortLink(path: path, configuration: serial)
     }
 
     struct Settings: Sendable {
@@ -32,6 +46,8 @@ struct ConnectSession: Sendable {
         var verbose: Bool
         /// The modem for `--driver at`.
         var modem: Modem?
+        /// The SLIP line for `--driver slip`.
+        var line: Line?
 
         /// `host:port`, or `[::1]:port` for an IPv6 literal.
         var target: String {
@@ -66,6 +82,21 @@ struct ConnectSession: Sendable {
             case .posix:
                 socket = try await Socket.connect(settings.host, port: settings.port, options: options,
                                                   timeout: settings.timeout, driver: .posix)
+            case .slip:
+                guard let line = settings.line else { throw SocketError(.badArgument, "no line") }
+                let link: any SerialLink
+                do throws(SerialLinkError) {
+                    link = try ConnectSession.openLink(line.path, line.serial)
+                } catch {
+                    printError(failureLine(atom: "\(error.reason.atom)", summary: "\(error.reason.summary)",
+                                           notes: ["\(error)"]))
+                    return Status.failed
+                }
+                var configuration = SLIPConfiguration(local: line.local, peer: line.peer, mtu: line.mtu)
+                configuration.capturePath = line.capture
+                let driver = try SLIPDriver(link: link, configuration: configuration)
+                socket = try await Socket.connect(settings.host, port: settings.port, options: options,
+                                                  timeout: settings.timeout, driver: driver)
             case .at:
                 guard let modem = settings.modem else { throw SocketError(.badArgument, "no modem") }
                 let link: any SerialLink

@@ -14,10 +14,11 @@ struct GenTCPCommand: AsyncParsableCommand {
         subcommands: [Connect.self, Demo.self, Ports.self, Simulate.self, Bench.self])
 }
 
-/// The drivers `--driver` accepts (`slip` comes with the slip driver).
+/// The drivers `--driver` accepts.
 enum DriverName: String, ExpressibleByArgument, CaseIterable, Sendable {
     case posix
     case at
+    case slip
 }
 
 /// `-4/--ipv4`, `-6/--ipv6`: which address family to use for a host name.

@@ -14,15 +14,16 @@ struct Simulate: AsyncParsableCommand {
         discussion: """
             BOARD is a profile name from boards/ (or a file) with "simulated": true. AT boards run \
             GenTCP's modem simulator (ESP-AT, SIM800 or BG96 as the profile says); the sockets the \
-            simulated module opens are real, to loopback addresses only. The first line printed is \
-            the pty's path; the board runs until stdin closes, --seconds pass, or the process is \
-            interrupted.
+            simulated module opens are real, to loopback addresses only. SLIP boards run GenTCP's \
+            own stack at the profile's board address with echo (7), discard (9) and source (19) \
+            services. The first line printed is the pty's path; the board runs until stdin \
+            closes, --seconds pass, or the process is interrupted.
 
             Example: gentcp simulate sim-esp-at   then, elsewhere:   gentcp connect --driver at \
             --dialect esp-at --serial /dev/pts/N 127.0.0.1 7
             """)
 
-    @Argument(help: "A simulated board: sim-esp-at, sim-sim800, sim-bg96 (see boards/).")
+    @Argument(help: "A simulated board: sim-esp-at, sim-sim800, sim-bg96, sim-slip (see boards/).")
     var board: String
 
     @ArgumentParser.Option(help: "Directory of board profiles.")
@@ -53,10 +54,13 @@ struct Simulate: AsyncParsableCommand {
                                    notes: ["\(profile.name) is real hardware; pick one with \"simulated\": true, e.g. sim-esp-at"]))
             throw ExitCode(Status.usage)
         }
-        guard profile.link == .at, let dialect = profile.dialect else {
-            printError(failureLine(atom: "enotsup", summary: "operation not supported",
-                                   notes: ["simulated SLIP boards come with the slip driver; AT boards work now"]))
-            throw ExitCode(Status.failed)
+        if profile.link == .slip {
+            try await runSLIPBoard(profile)
+            return
+        }
+        guard let dialect = profile.dialect else {
+            printError(failureLine(atom: "einval", summary: "bad board profile", notes: ["\(profile.source): no dialect"]))
+            throw ExitCode(Status.usage)
         }
 
         var master: Int32 = -1, slave: Int32 = -1
@@ -94,6 +98,74 @@ struct Simulate: AsyncParsableCommand {
         }
         bridge.stop()
         close(slave)
+    }
+
+    /// A SLIP board on the master side of a new pty: GenTCP's own stack at the profile's peer
+    /// address, serving echo (7), discard (9) and source (19: 1 MiB of a fixed pattern, then
+    /// close). The host side is the pty's slave path, printed first.
+    func runSLIPBoard(_ profile: BoardProfile) async throws {
+        guard let slip = profile.slip else {
+            printError(failureLine(atom: "einval", summary: "bad board profile", notes: ["\(profile.source): no slip settings"]))
+            throw ExitCode(Status.usage)
+        }
+        let pair: PTYLink.PTYPair
+        do throws(SerialLinkError) {
+            pair = try PTYLink.openPair(configuration: profile.serial)
+        } catch {
+            printError(failureLine(atom: "\(error.reason.atom)", summary: "\(error.reason.summary)", notes: ["\(error)"]))
+            throw ExitCode(Status.failed)
+        }
+        // The board's end: its address is the profile's peer address, its peer is the host.
+        var configuration = SLIPConfiguration(local: slip.peerAddress, peer: slip.localAddress, mtu: slip.mtu)
+        configuration.seed = seed
+        let board = try SLIPDriver(link: pair.master, configuration: configuration)
+        print(pair.slavePath)
+        printError("gentcp: simulating \(profile.name) (SLIP, \(slip.peerAddress), MTU \(slip.mtu)) on \(pair.slavePath): echo 7, discard 9, source 19; host side \(slip.localAddress)")
+        fflush(nil)
+        let seconds = self.seconds
+        try await Process.run {
+            for (port, service) in [(7, Service.echo), (9, .discard), (19, .source)] {
+                let listener = try ListenSocket.listen(port: port, options: [.binary, .active(.passive)], driver: board)
+                Process.spawn { await Simulate.serve(listener, service) }
+            }
+            if let seconds {
+                try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            } else {
+                await BlockingThread().run { Simulate.waitForStdinToClose() }
+            }
+        }
+        board.close()
+        pair.slave.close()
+    }
+
+    enum Service: Sendable { case echo, discard, source }
+
+    /// Accepts forever, one process per connection.
+    static func serve(_ listener: ListenSocket, _ service: Service) async {
+        while let socket = try? await listener.accept() {
+            let me = Process.spawn {
+                switch service {
+                case .echo:
+                    while let chunk = try? await socket.recv(0) {
+                        guard (try? await socket.send(chunk.bytes)) != nil else { break }
+                    }
+                case .discard:
+                    while (try? await socket.recv(0)) != nil {}
+                case .source:
+                    var x: UInt32 = 0x1234_5678
+                    var block = [UInt8](repeating: 0, count: 4096)
+                    for _ in 0..<256 {
+                        for i in 0..<block.count {
+                            x ^= x << 13; x ^= x >> 17; x ^= x << 5
+                            block[i] = UInt8(truncatingIfNeeded: x)
+                        }
+                        guard (try? await socket.send(block)) != nil else { break }
+                    }
+                }
+                socket.close()
+            }
+            try? socket.controllingProcess(me)
+        }
     }
 
     /// Reads stdin until it closes (the board's lifetime when no --seconds is given).
