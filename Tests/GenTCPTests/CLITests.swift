@@ -395,13 +395,15 @@ struct CLITests {
         }
     }
 
-    @Test("demo: echo and a transfer through sim, at and posix, every SHA-256 matching, exit 0")
+    @Test("demo: echo and a transfer through sim, slip, at and posix, every SHA-256 matching, exit 0")
     func demo() async throws {
         let outcome = try await CLITests.run(["demo", "--bytes", "64k", "--seed", "7"], limit: 60)
         #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
         let text = String(decoding: outcome.stdout, as: UTF8.self)
-        let rows = text.split(separator: "\n").filter { $0.hasPrefix("sim ") || $0.hasPrefix("at ") || $0.hasPrefix("posix ") }
-        #expect(rows.count == 3, "output: \(text)")
+        let rows = text.split(separator: "\n").filter {
+            $0.hasPrefix("sim ") || $0.hasPrefix("slip ") || $0.hasPrefix("at ") || $0.hasPrefix("posix ")
+        }
+        #expect(rows.count == 4, "output: \(text)")
         for row in rows {
             #expect(row.contains(" ok ") && row.hasSuffix("match") && row.contains("65536"), "row: \(row)")
         }

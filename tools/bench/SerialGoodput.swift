@@ -82,6 +82,64 @@ enum SerialGoodput {
         }
     }
 
+    /// The slip driver against a second slip driver (the board), 1 MiB up then down.
+    /// The limit is the TCP payload the line can carry:
+    /// (MTU - 40) per MTU + 2 END bytes + escapes of random data (2/256 of the bytes).
+    static func slip(baud: Int, mtu: Int, drop: Double, size: Int, goalOneWay: Double) async throws -> [Row] {
+        let net = SimNetwork(seed: 1)
+        let upload = pattern(size, seed: 1)
+        let download = pattern(size, seed: 2)
+        let line = Double(baud) / 10 * Double(mtu - 40) / (Double(mtu) + 2 + Double(mtu) * 2 / 256)
+        let name = drop > 0 ? "slip \(drop * 100)% drop" : "slip"
+        return try await net.run {
+            let (hostEnd, boardEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime,
+                                                      bufferSize: 1024, faults: LineFaults(dropProbability: drop), seed: 7)
+            let host = try SLIPDriver(link: hostEnd, configuration: SLIPConfiguration(local: IPAddress(10, 10, 0, 1), peer: IPAddress(10, 10, 0, 2), mtu: mtu), runtime: net.runtime)
+            var boardConfig = SLIPConfiguration(local: IPAddress(10, 10, 0, 2), peer: IPAddress(10, 10, 0, 1), mtu: mtu)
+            boardConfig.seed = 2
+            let board = try SLIPDriver(link: boardEnd, configuration: boardConfig, runtime: net.runtime)
+            defer { host.close(); board.close() }
+            let listener = try ListenSocket.listen(port: 9, options: [.binary, .active(.passive)], driver: board)
+            let done = Box()
+            net.spawn {
+                let s = try await listener.accept()
+                var h = SHA256()
+                var got = 0
+                while got < size {
+                    let chunk = try await s.recv(0)
+                    h.update(chunk.bytes)
+                    got += chunk.count
+                }
+                done.set(net.now, h.finalize() == SHA256.hash(upload))
+                try await s.send(download)
+                s.close()
+            }
+            let s = try await Socket.connect(.address(IPAddress(10, 10, 0, 2)), port: 9,
+                                             options: [.binary, .active(.passive)], driver: host)
+            let t0 = net.now
+            try await s.send(upload)
+            while done.value == nil { await net.sleep(for: .milliseconds(10)) }
+            let (t1, upOK) = done.value!
+            var h = SHA256()
+            var got = 0
+            var first: UInt64 = 0
+            while let chunk = try? await s.recv(0) {
+                if got == 0 { first = net.now }
+                h.update(chunk.bytes)
+                got += chunk.count
+            }
+            let t2 = net.now
+            s.close()
+            listener.close()
+            return [
+                Row(driver: name, baud: baud, direction: "upload", fraction: Double(size) / (Double(t1 - t0) / 1e9) / line,
+                    goal: goalOneWay, intact: upOK),
+                Row(driver: name, baud: baud, direction: "download", fraction: Double(size) / (Double(t2 - first) / 1e9) / line,
+                    goal: goalOneWay, intact: got == size && h.finalize() == SHA256.hash(download)),
+            ]
+        }
+    }
+
     static func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
         var x = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         return (0..<count).map { _ in
@@ -103,9 +161,13 @@ enum SerialGoodput {
         rows += try await at(dialect: .espAT, simulator: .espAT(firmware: "3.3.0.0", faults: faults), baud: 921_600, size: size)
         rows += try await at(dialect: .sim800, simulator: .sim800(faults: faults), baud: 115_200, size: size)
         rows += try await at(dialect: .bg96, simulator: .bg96(faults: faults), baud: 115_200, size: size)
+        rows += try await slip(baud: 115_200, mtu: 1006, drop: 0, size: size, goalOneWay: 0.99)
+        rows += try await slip(baud: 921_600, mtu: 1006, drop: 0, size: size, goalOneWay: 0.95)
+        rows += try await slip(baud: 921_600, mtu: 296, drop: 0.001, size: size / 4, goalOneWay: 0.25)
         say("Serial drivers on simulated lines (virtual clock, deterministic): \(formatSize(size)) each way,")
-        say("goodput as a fraction of the line's limit (baud/10 bytes/s; all AT framing counts against it).")
-        say("modem output fragmented (1...64 B) with URC noise.")
+        say("goodput as a fraction of the line's limit: at, baud/10 bytes/s (all AT framing counts against it;")
+        say("modem output fragmented 1...64 B with URC noise); slip, the TCP payload the line can carry")
+        say("((MTU-40) per MTU + SLIP framing and escapes, at 10 bits a byte; the lossy row moves a quarter as much).")
         say()
         say("\(pad("driver", 14)) \(pad("baud", 8)) \(pad("direction", 10)) \(pad("of limit", 9)) \(pad("sha-256", 9)) goal")
         for r in rows {

@@ -42,6 +42,7 @@ struct Demo: AsyncParsableCommand {
         var rows: [Row] = []
         do {
             rows.append(try await Demo.simRow(size: size, seed: seed, faults: faults))
+            rows.append(try await Demo.slipRow(size: size, seed: seed, faults: faults))
             rows.append(try await Demo.atRow(size: size, seed: seed, faults: faults))
             rows.append(try await Demo.posixRow(size: size))
         } catch let error as SocketError {
@@ -182,6 +183,39 @@ struct Demo: AsyncParsableCommand {
                    seconds: seconds, clock: "virtual", goodput: Double(result.received) / max(seconds, 1e-9),
                    limit: Double(line.bytesPerSecond ?? 0), digestMatch: result.digest)
             .noting(wall: wall, driver: "sim")
+    }
+
+    /// A simulated SLIP board (GenTCP's own stack) behind a simulated 115200-baud line, reached
+    /// through the slip driver. The limit is what the line can carry as TCP payload: MSS bytes
+    /// per MTU + 40-byte headers + SLIP framing and escapes, at 10 bits a byte.
+    static func slipRow(size: Int, seed: UInt64, faults: Bool) async throws -> Row {
+        let net = SimNetwork(seed: seed)
+        let baud = 115_200
+        let mtu = 1006
+        let lineFaults = faults ? LineFaults(dropProbability: 0.0001) : LineFaults()
+        let wallStart = wallClock()
+        let (result, virtualNanos) = try await net.run {
+            let (hostEnd, boardEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime,
+                                                      faults: lineFaults, seed: seed)
+            var hostSide = SLIPConfiguration(local: IPAddress(10, 10, 0, 1), peer: IPAddress(10, 10, 0, 2), mtu: mtu)
+            hostSide.seed = seed
+            var boardSide = SLIPConfiguration(local: IPAddress(10, 10, 0, 2), peer: IPAddress(10, 10, 0, 1), mtu: mtu)
+            boardSide.seed = seed &+ 1
+            let host = try SLIPDriver(link: hostEnd, configuration: hostSide, runtime: net.runtime)
+            let board = try SLIPDriver(link: boardEnd, configuration: boardSide, runtime: net.runtime)
+            defer { host.close(); board.close() }
+            let start = net.now
+            let r = try await exercise(client: host, server: board, host: .address(IPAddress(10, 10, 0, 2)), size: size)
+            return (r, net.now - start)
+        }
+        let wall = wallClock() - wallStart
+        let seconds = Double(virtualNanos) / 1e9
+        let payload = Double(mtu - 40)
+        let framed = Double(mtu) + 2 + Double(mtu) * 2 / 256   // END bytes, and escapes of random data
+        return Row(driver: "slip", link: "SLIP 115200 (sim)", echo: result.echo, bytes: result.received,
+                   seconds: seconds, clock: "virtual", goodput: Double(result.received) / max(seconds, 1e-9),
+                   limit: Double(baud / 10) * payload / framed, digestMatch: result.digest)
+            .noting(wall: wall, driver: "slip")
     }
 
     /// A simulated ESP32 with ESP-AT (the modem simulator) behind a simulated 115200-baud line,
