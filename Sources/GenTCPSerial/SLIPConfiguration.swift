@@ -25,8 +25,9 @@ public struct SLIPConfiguration: Sendable {
     public var maximumConnections: Int
     /// Listening sockets.
     public var maximumListeners: Int
-    /// Seeds initial sequence numbers, ephemeral ports and IP IDs (a seed replays exactly in
-    /// simulation).
+    /// Seeds initial sequence numbers, ephemeral ports and IP IDs. Random by default (from the
+    /// system's generator), so ISNs are not predictable on a real line; simulations pass a fixed
+    /// seed so that a run replays exactly.
     public var seed: UInt64
     /// TCP tuning every connection starts from: send buffer, the receive buffer's floor, RTO
     /// bounds, delayed ACK, timeouts. A socket's `buffer` option raises the receive buffer (the
@@ -43,7 +44,7 @@ public struct SLIPConfiguration: Sendable {
     ///   - mtu: 68...65535; 1006 by default.
     public init(
         local: IPAddress, peer: IPAddress, mtu: Int = SLIP.recommendedMaximumFrameSize, peerName: String? = "board",
-        maximumConnections: Int = 8, maximumListeners: Int = 4, seed: UInt64 = 1,
+        maximumConnections: Int = 8, maximumListeners: Int = 4, seed: UInt64 = UInt64.random(in: 1...UInt64.max),
         tcp: ConnectionOptions = SLIPConfiguration.defaultTCP, capturePath: String? = nil
     ) {
         localAddress = local

@@ -163,6 +163,89 @@ struct SimulateCLITests {
         #expect(source.stdout == expected)
     }
 
+    /// A running `gentcp capture` tapping `device`; its pty path is read from stdout.
+    final class Tap: @unchecked Sendable {
+        let child = Foundation.Process()
+        let input = Pipe()
+        let output = Pipe()
+        var path = ""
+
+        init(device: String, link: String, file: String) throws {
+            child.executableURL = GentcpBinary.url!
+            child.arguments = ["capture", "--serial", device, "--link", link, "--output", file]
+            child.standardInput = input
+            child.standardOutput = output
+            child.standardError = FileHandle.nullDevice
+            try child.run()
+            var line: [UInt8] = []
+            while let b = output.fileHandleForReading.readData(ofLength: 1).first, b != 10 { line.append(b) }
+            path = String(decoding: line, as: UTF8.self)
+        }
+
+        func stop() {
+            try? input.fileHandleForWriting.close()
+            child.waitUntilExit()
+        }
+    }
+
+    @Test("capture between connect and a SLIP board: the echo goes through and the pcap holds both directions")
+    func captureSLIP() async throws {
+        let board = try Running("sim-slip")
+        defer { board.stop() }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gentcp-capture-\(getpid()).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let tap = try Tap(device: board.path, link: "slip", file: file)
+        let request = Array("through the tap".utf8)
+        let echo = try await CLITests.run(["connect", "--board", "sim-slip", "--boards", SimulateCLITests.boards,
+                                           "--serial", tap.path, "--timeout", "10000", "10.10.0.2", "7"], stdin: request)
+        tap.stop()
+        #expect(echo.status == 0, "stderr: \(echo.stderr)")
+        #expect(echo.stdout == request)
+        let pcap = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
+        try #require(pcap.count > 24)
+        #expect(Array(pcap[0..<4]) == [0xD4, 0xC3, 0xB2, 0xA1])         // little-endian magic, microseconds
+        #expect(Array(pcap[20..<24]) == [101, 0, 0, 0])                  // LINKTYPE_RAW
+        var offset = 24, packets = 0, fromBoard = 0
+        while offset + 16 <= pcap.count {
+            let length = Int(pcap[offset + 8]) | Int(pcap[offset + 9]) << 8
+            let packet = pcap[(offset + 16)...].prefix(length)
+            #expect(packet.first == 0x45)                                 // IPv4, 20-byte header
+            if packet.count >= 16, Array(packet.dropFirst(12).prefix(4)) == [10, 10, 0, 2] { fromBoard += 1 }
+            packets += 1
+            offset += 16 + length
+        }
+        #expect(offset == pcap.count)
+        #expect(packets >= 6 && fromBoard >= 3, "packets \(packets), from the board \(fromBoard)")
+    }
+
+    @Test("capture of an AT session: a timestamped transcript of both directions")
+    func captureAT() async throws {
+        let board = try Running("sim-esp-at")
+        defer { board.stop() }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("gentcp-capture-\(getpid()).txt").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        _ = await board.read(until: "ready\r\n")
+        let tap = try Tap(device: board.path, link: "at", file: file)
+        let fd = open(tap.path, O_RDWR | O_NOCTTY | O_NONBLOCK)
+        try #require(fd >= 0)
+        var t = termios()
+        tcgetattr(fd, &t); cfmakeraw(&t); tcsetattr(fd, TCSANOW, &t)
+        _ = Array("AT\r\n".utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 256)
+        for _ in 0..<500 where !String(decoding: answer, as: UTF8.self).contains("OK") {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { answer += buffer[0..<n] } else { try await Task.sleep(for: .milliseconds(5)) }
+        }
+        close(fd)
+        tap.stop()
+        #expect(String(decoding: answer, as: UTF8.self).contains("OK"))
+        let transcript = try String(contentsOfFile: file, encoding: .utf8)
+        let lines = transcript.split(separator: "\n")
+        #expect(lines.contains { $0.hasSuffix("host> AT\\r\\n") && $0.hasPrefix("+") }, "transcript: \(transcript)")
+        #expect(lines.contains { $0.contains("device< ") && $0.contains("OK\\r\\n") }, "transcript: \(transcript)")
+    }
+
     @Test("simulate refuses a real board and an unknown one, with a one-line error", arguments: [
         ("esp32-esp-at", "not a simulated board"), ("no-such-board", "no board named"),
     ])

@@ -94,7 +94,8 @@ enum SerialGoodput {
         return try await net.run {
             let (hostEnd, boardEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime,
                                                       bufferSize: 1024, faults: LineFaults(dropProbability: drop), seed: 7)
-            let host = try SLIPDriver(link: hostEnd, configuration: SLIPConfiguration(local: IPAddress(10, 10, 0, 1), peer: IPAddress(10, 10, 0, 2), mtu: mtu), runtime: net.runtime)
+            let host = try SLIPDriver(link: hostEnd, configuration: SLIPConfiguration(
+                local: IPAddress(10, 10, 0, 1), peer: IPAddress(10, 10, 0, 2), mtu: mtu, seed: 1), runtime: net.runtime)
             var boardConfig = SLIPConfiguration(local: IPAddress(10, 10, 0, 2), peer: IPAddress(10, 10, 0, 1), mtu: mtu)
             boardConfig.seed = 2
             let board = try SLIPDriver(link: boardEnd, configuration: boardConfig, runtime: net.runtime)

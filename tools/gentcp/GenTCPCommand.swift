@@ -11,7 +11,7 @@ struct GenTCPCommand: AsyncParsableCommand {
             Errors are reported as one line on stderr, `gentcp: <reason>: <summary>`, where \
             <reason> is the Erlang atom gen_tcp would return (econnrefused, timeout, nxdomain...).
             """,
-        subcommands: [Connect.self, Demo.self, Ports.self, Simulate.self, Bench.self])
+        subcommands: [Connect.self, Demo.self, Ports.self, Simulate.self, Capture.self, Bench.self])
 }
 
 /// The drivers `--driver` accepts.
