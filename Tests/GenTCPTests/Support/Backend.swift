@@ -173,12 +173,12 @@ struct Backend: Sendable, CustomTestStringConvertible {
         let client = try SLIPDriver(
             link: hostLink,
             configuration: SLIPConfiguration(local: host, peer: board, peerName: "board",
-                                             maximumConnections: 64, maximumListeners: 16, seed: 1, tcp: tcp),
+                                             seed: 1, tcp: tcp),
             runtime: net.runtime)
         let server = try SLIPDriver(
             link: boardLink,
             configuration: SLIPConfiguration(local: board, peer: host, peerName: "host",
-                                             maximumConnections: 64, maximumListeners: 16, seed: 2, tcp: tcp),
+                                             seed: 2, tcp: tcp),
             runtime: net.runtime)
         defer { client.close(); server.close() }
         let context = TestContext(
