@@ -24,7 +24,7 @@ import GenTCPWire
 /// - `buffer` sets the connection's receive buffer (the advertised window) when it is larger than
 ///   the configured floor (``SLIPConfiguration/tcp``); `nodelay` and `keepalive` go to the stack,
 ///   also on `setopts`; `linger {true, 0}` closes with RST.
-/// - Errors: RST to our SYN is `econnrefused`, RST later `econnreset`, retransmissions or the
+/// - Errors: RST to our SYN (or port 0) is `econnrefused`, RST later `econnreset`, retransmissions or the
 ///   stack's connect limit giving up `etimedout`, a hung-up link `closed`.
 /// - Names: address literals, and ``SLIPConfiguration/peerName`` for the board; others `nxdomain`.
 /// - `shutdown(read)` is local (reads see end of stream; the window stays as it is).
@@ -70,7 +70,10 @@ public final class SLIPDriver: Driver, Sendable {
         guard let remote = SLIPConfiguration.v4(address.address) else {
             throw SocketError(.addressFamilyNotSupported, "SLIP carries IPv4 only")
         }
-        guard address.port > 0, address.port <= 65535 else { throw SocketError(.invalidArgument, "bad port") }
+        guard address.port >= 0, address.port <= 65535 else { throw SocketError(.invalidArgument, "bad port") }
+        // Nobody can listen on port 0 (a kernel sends the SYN and gets RST): refused, as
+        // gen_tcp reports it (semantics §3). The stack itself refuses to put port 0 on the wire.
+        if address.port == 0 { throw SocketError(.connectionRefused) }
         let engine = self.engine
         let tcp = connectionOptions(options)
         let result: Result<SLIPConnection, SocketError> = await withUnsafeContinuation { continuation in

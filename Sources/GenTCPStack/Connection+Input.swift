@@ -270,6 +270,15 @@ extension Connection {
                 persistInterval = 0
             }
         }
+        // RFC 1122 §4.2.2.17: while the peer answers our zero-window probes, the connection
+        // MUST NOT be dropped. A probe's byte lies beyond the window and is retransmitted on
+        // the RTO like data, so an acceptable ACK that keeps the window shut restarts the
+        // retransmission count and the user timeout (as Linux clears its probe count on any
+        // ACK); only a silent peer runs them out.
+        if sndWnd == 0, ack == sndUna, sndMax != sndUna {
+            retransmitCount = 0
+            retransmitStart = nil
+        }
     }
 
     /// RFC 5681 §3.1 slow start and congestion avoidance, RFC 6582 §3.2 steps 3 and 4.

@@ -152,6 +152,31 @@ struct DataTests {
         #expect(out.map(\.payload.count) == [50])
     }
 
+    /// RFC 1122 §4.2.2.17: a peer that keeps answering the probes with a zero window keeps the
+    /// connection, however long it lasts (neither the retransmission limit nor the user timeout
+    /// counts answered probes).
+    @Test func answeredZeroWindowProbesNeverGiveUp() throws {
+        var h = Harness()
+        let options = ConnectionOptions(noDelay: true, maximumRTO: 2000, maximumRetransmissions: 3, userTimeout: 10_000)
+        let (connection, iss) = establishActive(&h, options: options)
+        _ = h.send(connection, pattern(100, seed: 1))
+        _ = h.drain()
+        h.feed(peer(.ack, seq: 5001, ack: iss &+ 100, window: 0, from: 80, to: 4000), at: 0)
+        _ = h.send(connection, pattern(50, seed: 2))
+        var probes = 0
+        for time in stride(from: Int64(100), to: 60_000, by: 100) {
+            for segment in h.run(until: time).map(\.1) where segment.payload.count == 1 {
+                probes += 1
+                h.feed(peer(.ack, seq: 5001, ack: iss &+ 100, window: 0, from: 80, to: 4000), at: time)
+            }
+        }
+        #expect(probes > 20)
+        #expect(h.events().isEmpty)
+        #expect(h.stack.error(connection) == nil)
+        h.feed(peer(.ack, seq: 5001, ack: iss &+ 100, window: 4096, from: 80, to: 4000), at: 60_000)
+        #expect(h.drain().map(\.payload.count) == [50])
+    }
+
     @Test func sendBufferIsBounded() throws {
         var h = Harness()
         let (connection, iss) = establishActive(&h, options: ConnectionOptions(sendBufferSize: 1000))
