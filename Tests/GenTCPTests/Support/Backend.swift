@@ -98,7 +98,8 @@ struct Backend: Sendable, CustomTestStringConvertible {
         ("C23", "modules report CLOSED only: no RST, no half-open link"), ("C31", "modules report no RST"),
         ("C32", "modules report no RST"), ("C33", "modules report no RST"), ("C34", "modules report no RST"),
         ("C38", "a peer close frees the module's link: no writing after FIN"),
-        ("G63", "modules report no RST"), ("E", "modules have no half-close: shutdown is enotsup"),
+        ("G63", "modules report no RST"), ("E4", "modules have no half-close: shutdown is enotsup"), ("E5", "modules have no half-close: shutdown is enotsup"),
+        ("E shutdown", "modules have no half-close: shutdown is enotsup"),
         ("D44", "send_timeout timing over a paced serial line differs"),
     ]
 
