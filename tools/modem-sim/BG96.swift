@@ -3,26 +3,12 @@ import GenTCPCore
 /// Quectel BG96 TCP/IP commands (BG96 TCP/IP AT Commands Manual, TCP/IP Application Note).
 extension SimState {
     mutating func bgExecute(_ c: ATCommandLine) {
+        if basicExecute(c) || cellularExecute(c) { return }
         switch (c.name, c.kind) {
-        case ("", .execute): ok()
-        case ("E0", .execute):
-            echo = false
-            ok()
-        case ("E1", .execute):
-            echo = true
-            ok()
         case ("I", .execute):
             emit("\r\nQuectel\r\nBG96\r\nRevision: \(configuration.firmware)\r\n\r\nOK\r\n")
         case ("+GMR", .execute):
             emit("\r\n\(configuration.firmware)\r\n\r\nOK\r\n")
-        case ("+CFUN", .set):
-            guard let f = c.int(0) else { return error() }
-            ok()
-            if f == 1, c.int(1) == 1 { restart() }
-        case ("+CFUN", .query):
-            emit("\r\n+CFUN: 1\r\n\r\nOK\r\n")
-        case ("+CPIN", .query):
-            emit("\r\n+CPIN: READY\r\n\r\nOK\r\n")
         case ("+CMEE", .set), ("+IFC", .set), ("+CREG", .set), ("+CGREG", .set), ("+QICFG", .set),
              ("+QIDNSCFG", .set), ("&W", .execute):
             ok()

@@ -8,14 +8,8 @@ extension SimState {
     func espPrefix(_ link: Int) -> String { multiplexed ? "\(link)," : "" }
 
     mutating func espExecute(_ c: ATCommandLine) {
+        if basicExecute(c) { return }
         switch (c.name, c.kind) {
-        case ("", .execute): ok()
-        case ("E0", .execute):
-            echo = false
-            ok()
-        case ("E1", .execute):
-            echo = true
-            ok()
         case ("+GMR", .execute):
             let v = configuration.firmware
             emit("AT version:\(v)(modem-sim - ESP32 - Jan  1 2024 00:00:00)\r\nSDK version:v4.2.2\r\n"

@@ -3,26 +3,12 @@ import GenTCPCore
 /// SIMCom SIM800 TCP/IP commands (SIM800 Series AT Command Manual §8, TCPIP application note).
 extension SimState {
     mutating func simExecute(_ c: ATCommandLine) {
+        if basicExecute(c) || cellularExecute(c) { return }
         switch (c.name, c.kind) {
-        case ("", .execute): ok()
-        case ("E0", .execute):
-            echo = false
-            ok()
-        case ("E1", .execute):
-            echo = true
-            ok()
         case ("I", .execute):
             emit("\r\nSIM800 R14.18\r\n\r\nOK\r\n")
         case ("+GMR", .execute):
             emit("\r\nRevision:\(configuration.firmware)\r\n\r\nOK\r\n")
-        case ("+CFUN", .set):
-            guard let f = c.int(0) else { return error() }
-            ok()
-            if f == 1, c.int(1) == 1 { restart() }
-        case ("+CFUN", .query):
-            emit("\r\n+CFUN: 1\r\n\r\nOK\r\n")
-        case ("+CPIN", .query):
-            emit("\r\n+CPIN: READY\r\n\r\nOK\r\n")
         case ("+CGATT", .query):
             emit("\r\n+CGATT: 1\r\n\r\nOK\r\n")
         case ("+CMEE", .set), ("+IFC", .set), ("+CREG", .set), ("+CGATT", .set), ("+CIPSPRT", .set),
