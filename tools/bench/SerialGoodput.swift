@@ -25,8 +25,6 @@ enum SerialGoodput {
         let net = SimNetwork(seed: 1)
         let server = net.addHost("server")
         let modemHost = net.addHost("modem")
-        let upload = pattern(size, seed: 1)
-        let download = pattern(size, seed: 2)
         return try await net.run {
             let (hostEnd, moduleEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
             let bridge = ModemLinkBridge(link: moduleEnd, configuration: simulator, driver: .sim(net, host: modemHost))
@@ -34,50 +32,14 @@ enum SerialGoodput {
             let modem = ATDriver(link: hostEnd, configuration: ATConfiguration(dialect: dialect, apn: "internet"), runtime: net.runtime)
             modem.start()
             defer { modem.stop(); bridge.close() }
-            let listener = try ListenSocket.listen(port: 7, options: [.binary, .active(.passive)], driver: .sim(net, host: server))
-            let uploadDone = Box()
-            net.spawn {
-                let s = try await listener.accept()
-                var h = SHA256()
-                var got = 0
-                while got < size {
-                    let chunk = try await s.recv(0)
-                    h.update(chunk.bytes)
-                    got += chunk.count
-                }
-                uploadDone.set(net.now, h.finalize() == SHA256.hash(upload))
-                try await s.send(download)
-                s.close()
-            }
-            let s = try await Socket.connect(.address(server.addresses[0]), port: 7,
-                                             options: [.binary, .active(.passive), .buffer(4096)], driver: modem)
-            let t0 = net.now
-            try await s.send(upload)
-            while uploadDone.value == nil { await net.sleep(for: .milliseconds(10)) }
-            let (t1, upOK) = uploadDone.value!
-            var h = SHA256()
-            var got = 0
-            var first: UInt64 = 0
-            while true {
-                do {
-                    let chunk = try await s.recv(0)
-                    if got == 0 { first = net.now }
-                    h.update(chunk.bytes)
-                    got += chunk.count
-                } catch {
-                    break
-                }
-            }
-            let t2 = net.now
-            s.close()
-            listener.close()
+            let t = try await exchange(net: net, client: modem, server: .sim(net, host: server),
+                                       serverAddress: server.addresses[0], clientOptions: [.buffer(4096)], size: size)
             let line = Double(baud) / 10
             return [
                 Row(driver: "at \(dialect.rawValue)", baud: baud, direction: "upload",
-                    fraction: Double(size) / (Double(t1 - t0) / 1e9) / line, goal: 0.9, intact: upOK),
+                    fraction: Double(size) / t.uploadSeconds / line, goal: 0.9, intact: t.uploadIntact),
                 Row(driver: "at \(dialect.rawValue)", baud: baud, direction: "download",
-                    fraction: Double(size) / (Double(t2 - first) / 1e9) / line, goal: 0.9,
-                    intact: got == size && h.finalize() == SHA256.hash(download)),
+                    fraction: Double(size) / t.downloadSeconds / line, goal: 0.9, intact: t.downloadIntact),
             ]
         }
     }
@@ -87,8 +49,6 @@ enum SerialGoodput {
     /// (MTU - 40) per MTU + 2 END bytes + escapes of random data (2/256 of the bytes).
     static func slip(baud: Int, mtu: Int, drop: Double, size: Int, goalOneWay: Double) async throws -> [Row] {
         let net = SimNetwork(seed: 1)
-        let upload = pattern(size, seed: 1)
-        let download = pattern(size, seed: 2)
         let line = Double(baud) / 10 * Double(mtu - 40) / (Double(mtu) + 2 + Double(mtu) * 2 / 256)
         let name = drop > 0 ? "slip \(drop * 100)% drop" : "slip"
         return try await net.run {
@@ -100,45 +60,68 @@ enum SerialGoodput {
             boardConfig.seed = 2
             let board = try SLIPDriver(link: boardEnd, configuration: boardConfig, runtime: net.runtime)
             defer { host.close(); board.close() }
-            let listener = try ListenSocket.listen(port: 9, options: [.binary, .active(.passive)], driver: board)
-            let done = Box()
-            net.spawn {
-                let s = try await listener.accept()
-                var h = SHA256()
-                var got = 0
-                while got < size {
-                    let chunk = try await s.recv(0)
-                    h.update(chunk.bytes)
-                    got += chunk.count
-                }
-                done.set(net.now, h.finalize() == SHA256.hash(upload))
-                try await s.send(download)
-                s.close()
-            }
-            let s = try await Socket.connect(.address(IPAddress(10, 10, 0, 2)), port: 9,
-                                             options: [.binary, .active(.passive)], driver: host)
-            let t0 = net.now
-            try await s.send(upload)
-            while done.value == nil { await net.sleep(for: .milliseconds(10)) }
-            let (t1, upOK) = done.value!
+            let t = try await exchange(net: net, client: host, server: board,
+                                       serverAddress: IPAddress(10, 10, 0, 2), clientOptions: [], size: size)
+            return [
+                Row(driver: name, baud: baud, direction: "upload", fraction: Double(size) / t.uploadSeconds / line,
+                    goal: goalOneWay, intact: t.uploadIntact),
+                Row(driver: name, baud: baud, direction: "download", fraction: Double(size) / t.downloadSeconds / line,
+                    goal: goalOneWay, intact: t.downloadIntact),
+            ]
+        }
+    }
+
+    /// What one exchange measured, in virtual seconds.
+    struct Exchange {
+        var uploadSeconds: Double
+        var downloadSeconds: Double
+        var uploadIntact: Bool
+        var downloadIntact: Bool
+    }
+
+    /// `size` bytes from `client` to a listener on `server`, checked there by SHA-256, then `size`
+    /// bytes back and a close. Upload time runs from the first send to the server's last byte;
+    /// download time from the client's first byte to its last. Run inside `net.run`.
+    static func exchange(
+        net: SimNetwork, client: some Driver, server: some Driver, serverAddress: IPAddress,
+        clientOptions: [Option], size: Int
+    ) async throws -> Exchange {
+        let upload = pattern(size, seed: 1)
+        let download = pattern(size, seed: 2)
+        let listener = try ListenSocket.listen(port: 9, options: [.binary, .active(.passive)], driver: server)
+        defer { listener.close() }
+        let done = Box()
+        net.spawn {
+            let s = try await listener.accept()
             var h = SHA256()
             var got = 0
-            var first: UInt64 = 0
-            while let chunk = try? await s.recv(0) {
-                if got == 0 { first = net.now }
+            while got < size {
+                let chunk = try await s.recv(0)
                 h.update(chunk.bytes)
                 got += chunk.count
             }
-            let t2 = net.now
+            done.set(net.now, h.finalize() == SHA256.hash(upload))
+            try await s.send(download)
             s.close()
-            listener.close()
-            return [
-                Row(driver: name, baud: baud, direction: "upload", fraction: Double(size) / (Double(t1 - t0) / 1e9) / line,
-                    goal: goalOneWay, intact: upOK),
-                Row(driver: name, baud: baud, direction: "download", fraction: Double(size) / (Double(t2 - first) / 1e9) / line,
-                    goal: goalOneWay, intact: got == size && h.finalize() == SHA256.hash(download)),
-            ]
         }
+        let s = try await Socket.connect(.address(serverAddress), port: 9,
+                                         options: [.binary, .active(.passive)] + clientOptions, driver: client)
+        defer { s.close() }
+        let t0 = net.now
+        try await s.send(upload)
+        while done.value == nil { await net.sleep(for: .milliseconds(10)) }
+        let (t1, uploadIntact) = done.value!
+        var h = SHA256()
+        var got = 0
+        var first: UInt64 = 0
+        while let chunk = try? await s.recv(0) {
+            if got == 0 { first = net.now }
+            h.update(chunk.bytes)
+            got += chunk.count
+        }
+        let t2 = net.now
+        return Exchange(uploadSeconds: Double(t1 - t0) / 1e9, downloadSeconds: Double(t2 - first) / 1e9,
+                        uploadIntact: uploadIntact, downloadIntact: got == size && h.finalize() == SHA256.hash(download))
     }
 
     static func pattern(_ count: Int, seed: UInt64) -> [UInt8] {
