@@ -30,11 +30,8 @@ extension Socket {
                 var data: [UInt8] = []
                 var filled = 0
                 if let done = attemptRecv(&s, length: length, data: &data, filled: &filled) { return done }
-                if limit == 0 {
-                    keepPartial(&s, data, filled)
-                    return .failure(.timeout)
-                }
                 keepPartial(&s, data, filled)
+                if limit == 0 { return .failure(.timeout) }
                 if !waitedBriefly { briefWait = s.connection }
                 return nil
             }
