@@ -37,6 +37,10 @@ public struct SLIPConfiguration: Sendable {
     /// When set, every datagram sent or received on the line is appended to this file as pcap
     /// (LINKTYPE_RAW, timestamps from the driver's runtime clock).
     public var capturePath: String?
+    /// The serial line is ours alone: a connection to the board itself treats a loss as line
+    /// damage and keeps its congestion window (``StackConfiguration/dedicatedLink``).
+    /// Connections the board routes elsewhere keep standard congestion control. True by default.
+    public var dedicatedLink = true
 
     /// - Parameters:
     ///   - local: our address (IPv4).

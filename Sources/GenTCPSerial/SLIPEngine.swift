@@ -105,7 +105,8 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         stack = Stack(configuration: StackConfiguration(
             localAddress: local, peerAddress: peer, mtu: configuration.mtu,
             maximumConnections: configuration.maximumConnections, maximumListeners: configuration.maximumListeners,
-            controlQueueCapacity: 8, eventQueueCapacity: 256, seed: configuration.seed))
+            controlQueueCapacity: 8, eventQueueCapacity: 256, seed: configuration.seed,
+            dedicatedLink: configuration.dedicatedLink))
         decoder = SLIPDecoder(maximumFrameSize: configuration.mtu)
         frame = [UInt8](repeating: 0, count: configuration.mtu)
         wire = [UInt8](repeating: 0, count: 2 * configuration.mtu + 2)

@@ -22,12 +22,21 @@ public struct StackConfiguration: Sendable {
     public var seed: UInt64
     /// TTL of every datagram we send.
     public var timeToLive: UInt8
+    /// The link to ``peerAddress`` is dedicated to us (a serial cable): nothing else queues on
+    /// it, so on a connection whose far end is the peer itself a lost segment means line
+    /// damage, not congestion. Such connections repair losses without the congestion window's
+    /// reductions (RFC 5681 §3.1–3.2, RFC 6675 §5): cutting the window on a noisy cable only
+    /// leaves too little in flight to detect the next loss by ACKs, and every loss then waits
+    /// for a timeout. The receiver's window still bounds what is in flight. Connections to any
+    /// other address (the peer routes for them) keep standard congestion control. Off by default.
+    public var dedicatedLink: Bool
 
     public init(
         localAddress: IPv4Address, peerAddress: IPv4Address, mtu: Int = 1006, maximumConnections: Int = 8,
         maximumListeners: Int = 4, controlQueueCapacity: Int = 4, eventQueueCapacity: Int = 64,
-        seed: UInt64, timeToLive: UInt8 = 64
+        seed: UInt64, timeToLive: UInt8 = 64, dedicatedLink: Bool = false
     ) {
+        self.dedicatedLink = dedicatedLink
         self.localAddress = localAddress
         self.peerAddress = peerAddress
         self.mtu = mtu
@@ -74,13 +83,17 @@ public struct ConnectionOptions: Sendable, Equatable {
     public var keepaliveIdle: Int64
     public var keepaliveInterval: Int64
     public var keepaliveCount: Int
+    /// Offer SACK (RFC 2018) in our SYN. When both ends offer it, out-of-order data is reported
+    /// in SACK blocks and the sender repairs only the holes (RFC 6675, RFC 8985).
+    public var selectiveAcknowledgments: Bool
 
     public init(
         sendBufferSize: Int = 8192, receiveBufferSize: Int = 8192, outOfOrderRuns: Int = 4,
         noDelay: Bool = false, ackDelay: Int64 = 20, initialRTO: Int64 = 1000, minimumRTO: Int64 = 200,
         maximumRTO: Int64 = 60_000, maximumRetransmissions: Int = 12, userTimeout: Int64 = 120_000,
         synRetries: Int = 6, connectTimeout: Int64 = 30_000, timeWait: Int64 = 4000, keepalive: Bool = false,
-        keepaliveIdle: Int64 = 60_000, keepaliveInterval: Int64 = 10_000, keepaliveCount: Int = 5
+        keepaliveIdle: Int64 = 60_000, keepaliveInterval: Int64 = 10_000, keepaliveCount: Int = 5,
+        selectiveAcknowledgments: Bool = true
     ) {
         self.sendBufferSize = sendBufferSize
         self.receiveBufferSize = receiveBufferSize
@@ -99,6 +112,7 @@ public struct ConnectionOptions: Sendable, Equatable {
         self.keepaliveIdle = keepaliveIdle
         self.keepaliveInterval = keepaliveInterval
         self.keepaliveCount = keepaliveCount
+        self.selectiveAcknowledgments = selectiveAcknowledgments
     }
 }
 

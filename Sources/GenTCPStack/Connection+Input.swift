@@ -201,6 +201,8 @@ extension Connection {
     mutating func applyPeerOptions(_ segment: TCPHeader) {
         let peerMSS = Int(segment.maximumSegmentSize ?? 536)
         sendMSS = max(min(peerMSS, receiveMSS), 64)
+        // RFC 2018 §2: SACK only when both SYNs carry SACK-permitted.
+        sackEnabled = options.selectiveAcknowledgments && segment.sackPermitted
     }
 
     /// RFC 5681 §3.1 initial window: 4 segments up to MSS 1095, 3 up to 2190, else 2.
@@ -248,10 +250,17 @@ extension Connection {
                     events.insert(.writable)
                 }
             }
+            deliverAcknowledged(upTo: ack, now: now)
+            scoreboard.clearProbes()
             sndUna = ack
             if sndNxt < sndUna { sndNxt = sndUna }
             retransmitCount = 0
             retransmitStart = nil
+            // The path delivers again: drop the timeout back-off now rather than at the next RTT
+            // sample (Karn's rule keeps retransmitted segments from giving one). On a serial line
+            // the round trip does not drift while a loss is repaired; a backed-off timer would
+            // only make the next lost retransmission cost more.
+            rto = hasRTTSample ? clampRTO(srtt8 / 8 + max(1, rttvar4)) : clampRTO(options.initialRTO)
             congestionOnNewAck(acked: acked, ack: ack)
             // RFC 6298 §5.2/§5.3: stop the timer when all is acknowledged, else restart it.
             rtoDeadline = sndUna == sndMax ? nil : now + rto
@@ -259,6 +268,10 @@ extension Connection {
                   UInt32(segment.window) == oldWindow, sndMax != sndUna {
             congestionOnDuplicateAck()
         }
+        if sackEnabled, !segment.sackBlocks.isEmpty {
+            processSACK(segment.sackBlocks, now: now)
+        }
+        detectLosses(now: now)
         // Window update (RFC 9293 §3.10.7.4): only from a segment newer than the last one used.
         if sndWl1 < seq || (sndWl1 == seq && sndWl2 <= ack) {
             sndWnd = UInt32(segment.window)
@@ -288,14 +301,19 @@ extension Connection {
             if ack >= recover {
                 // Full acknowledgment: deflate to min(ssthresh, FlightSize + SMSS) and leave.
                 inRecovery = false
-                cwnd = min(ssthresh, max(flightSize, 0) + sendMSS)
+                if !congestionFree { cwnd = min(ssthresh, max(flightSize, 0) + sendMSS) }
             } else {
-                // Partial acknowledgment: resend the next hole, deflate by what was acked,
-                // add back one SMSS if at least one was acked.
-                retransmitFirst = true
-                fastRetransmissionsDelta += 1
-                cwnd = max(cwnd - acked, 0) + (acked >= sendMSS ? sendMSS : 0)
-                cwnd = max(cwnd, sendMSS)
+                // Partial acknowledgment. Without SACK (RFC 6582): resend the next hole, deflate
+                // by what was acked, add back one SMSS if at least one was acked. With SACK the
+                // scoreboard and RACK find the holes, and pipe already left out what was acked.
+                if !sackEnabled {
+                    if !scoreboard.isEmpty, !scoreboard[0].lost { scoreboard[0].lost = true }
+                    retransmitFirst = true
+                    if !congestionFree {
+                        cwnd = max(cwnd - acked, 0) + (acked >= sendMSS ? sendMSS : 0)
+                        cwnd = max(cwnd, sendMSS)
+                    }
+                }
             }
             return
         }
@@ -308,24 +326,176 @@ extension Connection {
         cwnd = min(cwnd, max(sendBuffer.capacity, 0) + 4 * sendMSS)
     }
 
-    /// RFC 5681 §3.2 and RFC 6582 §3.2 steps 1 and 2.
+    /// RFC 5681 §3.2 and RFC 6582 §3.2 steps 1 and 2: the third duplicate ACK deems the segment
+    /// at SND.UNA lost.
     private mutating func congestionOnDuplicateAck() {
         duplicateAcks += 1
         if inRecovery {
-            cwnd += sendMSS
+            // NewReno inflation: each duplicate ACK says a segment left the network. With SACK
+            // the scoreboard's pipe already counts that.
+            if !sackEnabled, !congestionFree { cwnd += sendMSS }
             return
         }
-        guard duplicateAcks == 3 else { return }
-        // RFC 6582 §3.2 step 2: only when the ACK covers more than `recover`, so that losses of
-        // retransmissions after a timeout do not start a second recovery.
-        guard sndUna >= recover else { return }
-        ssthresh = max(flightSize / 2, 2 * sendMSS)
+        guard duplicateAcks == 3, !scoreboard.isEmpty, !scoreboard[0].sacked else { return }
+        if enterRecovery() { scoreboard[0].lost = true }
+    }
+
+    /// Starts fast recovery after a loss found by ACKs: halve (RFC 5681 §3.2 step 2, RFC 6675
+    /// §5 step 4.2) and send the oldest lost segment at once. Only when the ACKs have passed
+    /// `recover` (RFC 6582 §3.2 step 2): losses among segments sent before the last reduction
+    /// belong to that episode and are repaired without halving again. Returns false then.
+    @discardableResult
+    private mutating func enterRecovery() -> Bool {
+        guard !inRecovery, sndUna >= recover else { return false }
         recover = sndMax
         inRecovery = true
-        cwnd = ssthresh + 3 * sendMSS
+        if !congestionFree {
+            ssthresh = max(flightSize / 2, 2 * sendMSS)
+            cwnd = sackEnabled ? ssthresh : ssthresh + 3 * sendMSS
+        }
         retransmitFirst = true
         timing = false
-        fastRetransmissionsDelta += 1
+        return true
+    }
+
+    /// Drops the segments a cumulative ACK covers from the scoreboard (trimming one it covers
+    /// in part), learning RACK's delivery order and round trip from them.
+    /// The newest segment sent once among them gives an RTT sample (RFC 6298 §3, Karn: never
+    /// a retransmitted one), one per ACK, as RFC 7323 §4 times every ACK with timestamps.
+    private mutating func deliverAcknowledged(upTo ack: SequenceNumber, now: Int64) {
+        var sample: Int64?
+        while !scoreboard.isEmpty {
+            var segment = scoreboard[0]
+            if segment.end <= ack {
+                if !segment.sacked { rackDelivered(segment, now: now) }
+                if !segment.retransmitted, !segment.sacked { sample = now - segment.sentAt }
+                scoreboard.removeFirst()
+            } else {
+                if let sample { sampleRTT(sample) }
+                if segment.start < ack {
+                    let covered = Int(segment.start.distance(to: ack))
+                    segment.start = ack
+                    segment.length -= covered
+                    scoreboard[0] = segment
+                }
+                return
+            }
+        }
+        if let sample { sampleRTT(sample) }
+    }
+
+    /// Marks the segments SACK blocks cover (RFC 2018 §3). Blocks outside SND.UNA..SND.MAX (a
+    /// D-SACK, RFC 2883, or a bogus one) are ignored. The newest newly SACKed segment sent once
+    /// gives an RTT sample, as a cumulative ACK would (Linux times SACKed segments too): on a
+    /// lossy line most segments are SACKed long before SND.UNA reaches them.
+    private mutating func processSACK(_ blocks: TCPSACKBlocks, now: Int64) {
+        var sample: Int64?
+        var newest: UInt32 = 0
+        var progressed = false
+        defer {
+            if let sample { sampleRTT(sample) }
+            if progressed { scoreboard.clearProbes() }
+        }
+        for block in blocks {
+            guard sndUna < block.left, block.left < block.right, block.right <= sndMax else { continue }
+            var i = 0
+            while i < scoreboard.count {
+                var segment = scoreboard[i]
+                if segment.start >= block.right { break }
+                if !segment.sacked, block.left <= segment.start, segment.end <= block.right {
+                    segment.sacked = true
+                    segment.lost = false
+                    scoreboard[i] = segment
+                    progressed = true
+                    rackDelivered(segment, now: now)
+                    if !segment.retransmitted, sample == nil || Int32(bitPattern: segment.order &- newest) > 0 {
+                        sample = now - segment.sentAt
+                        newest = segment.order
+                    }
+                }
+                i += 1
+            }
+        }
+    }
+
+    /// RFC 8985 §6.2 step 2: remembers the most recently sent segment known delivered. A
+    /// retransmitted segment acknowledged sooner than the smallest round trip was delivered by
+    /// its first transmission, which says nothing about the later one.
+    private mutating func rackDelivered(_ segment: SentSegment, now: Int64) {
+        let rtt = now - segment.sentAt
+        if segment.retransmitted {
+            guard minRTT != .max, rtt >= minRTT else { return }
+        } else {
+            minRTT = min(minRTT, max(rtt, 0))
+        }
+        if !hasRack || Int32(bitPattern: segment.order &- rackOrder) > 0 {
+            hasRack = true
+            rackOrder = segment.order
+            rackRTT = max(rtt, 0)
+        }
+    }
+
+    /// How long a retransmission may go unacknowledged before it is deemed lost again: two
+    /// smoothed round trips plus a quarter of the smallest (RFC 8985 §7.2's PTO with RACK's
+    /// allowance). Nil before the first RTT sample.
+    var retransmissionProbeInterval: Int64? {
+        guard hasRTTSample else { return nil }
+        return max(2 * (srtt8 / 8), 2) + max(1, (minRTT == .max ? 0 : minRTT) / 4)
+    }
+
+    /// Loss detection by time, after each ACK and on its own timer.
+    ///
+    /// RACK (RFC 8985 §6.2 step 5): a segment sent before one that was delivered, and
+    /// outstanding for longer than that one's round trip plus a reordering allowance, is lost.
+    /// The allowance is a quarter of the smallest round trip, none once in recovery or with
+    /// three segments SACKed (as RFC 8985 §6.2 step 4 without D-SACK). It needs SACK: peers
+    /// without it report only cumulative ACKs.
+    ///
+    /// A retransmission unacknowledged after two smoothed round trips is lost again, and goes
+    /// once more ahead of the congestion window, as RACK's tail loss probe would (RFC 8985 §7,
+    /// PTO = 2·SRTT). When the window is full of held data nothing sent later can show it lost,
+    /// and waiting for the RTO would also collapse the window and resend what is still on its
+    /// way. A hole retransmitted onto a lossy line is lost as often as the first copy was. Each
+    /// segment is probed once until an ACK shows progress, so a silent peer sees one extra
+    /// segment and then only the RTO's backed-off retransmissions.
+    mutating func detectLosses(now: Int64) {
+        guard !scoreboard.isEmpty, state.isSynchronized else {
+            rackDeadline = nil
+            return
+        }
+        let allowance: Int64 = inRecovery || scoreboard.sackedCount >= 3 ? 0 : max(1, (minRTT == .max ? 0 : minRTT) / 4)
+        let probeAfter = retransmissionProbeInterval
+        var found = false
+        var probe = false
+        var next: Int64?
+        for i in 0..<scoreboard.count {
+            var segment = scoreboard[i]
+            guard !segment.sacked, !segment.lost else { continue }
+            var due: Int64?
+            var byProbe = false
+            if sackEnabled, hasRack, Int32(bitPattern: rackOrder &- segment.order) > 0 {
+                due = segment.sentAt + rackRTT + allowance
+            }
+            if segment.retransmitted, !segment.probed, let probeAfter, due.map({ segment.sentAt + probeAfter < $0 }) ?? true {
+                due = segment.sentAt + probeAfter
+                byProbe = true
+            }
+            guard let due else { continue }
+            if due <= now {
+                segment.lost = true
+                if byProbe {
+                    segment.probed = true
+                    probe = true
+                }
+                scoreboard[i] = segment
+                found = true
+            } else if next.map({ due < $0 }) ?? true {
+                next = due
+            }
+        }
+        rackDeadline = next
+        if found { enterRecovery() }
+        if probe { retransmitFirst = true }
     }
 
     /// Segment text in ESTABLISHED, FIN-WAIT-1, FIN-WAIT-2. Returns false when the tail of the
@@ -369,6 +539,7 @@ extension Connection {
             // (RFC 5681 §4.2) so the sender can fast-retransmit.
             if assembler.add(start: offset, end: offset + data.count) {
                 receiveBuffer.write(at: offset, data)
+                lastOutOfOrder = rcvNxt.advanced(by: offset)
             } else {
                 outOfOrderDroppedDelta += 1
                 tailAccepted = false

@@ -26,16 +26,18 @@ extension Connection {
         // An owed ACK goes out on its own ahead of a retransmission: the peer may already hold
         // the retransmitted bytes, find the segment unacceptable and drop it with the ACK it
         // carries (RFC 9293 §3.10.7.4). Two ends retransmitting to each other would then never
-        // learn of each other's ACKs.
-        if ackNow, retransmitFirst || sndNxt < sndMax {
+        // learn of each other's ACKs. While out-of-order data is held, the ACK goes out bare too,
+        // so that it has room for the SACK blocks.
+        let lost = state == .synReceived ? nil : scoreboard.firstLost
+        if ackNow, lost != nil || sndNxt < sndMax || (sackEnabled && !assembler.isEmpty) {
             return write(
                 sequence: pureAckSequence, flags: .ack, payloadOffset: 0, payloadLength: 0, withMSS: false,
                 into: buffer, local: local)
         }
 
-        if retransmitFirst, state != .synReceived {
+        if let lost, retransmitFirst || scoreboard.pipe + scoreboard[lost].length <= cwnd {
             retransmitFirst = false
-            if sndUna < sndMax, let length = retransmitOldest(now: now, into: buffer, room: room, local: local) {
+            if let length = retransmit(lost, now: now, into: buffer, room: room, local: local) {
                 return length
             }
         }
@@ -102,7 +104,11 @@ extension Connection {
         let finPending = finQueued && sndNxt == finSequence
         guard available > 0 || finPending else { return nil }
 
-        let usable = Int(min(Int64(sndWnd), Int64(cwnd))) - flightSize
+        // A full scoreboard holds new data back until ACKs free slots.
+        guard !scoreboard.isFull else { return nil }
+        // The peer's window bounds everything outstanding; the congestion window bounds what is
+        // still in the network (RFC 6675 pipe: SACKed and lost segments have left it).
+        let usable = min(Int(sndWnd) - flightSize, cwnd - scoreboard.pipe)
         var length = min(available, sendMSS, room, max(usable, 0))
         if available > 0 {
             guard length > 0 else { return nil }
@@ -128,33 +134,55 @@ extension Connection {
             sequence: start, flags: flags, payloadOffset: offset, payloadLength: length, withMSS: false,
             into: buffer, local: local)
         noteSent(from: start, length: length + (fin ? 1 : 0), now: now)
+        scoreboard.append(SentSegment(start: start, length: length + (fin ? 1 : 0), sentAt: now, order: nextOrder()))
         return written
     }
 
-    /// Fast retransmit (RFC 5681 §3.2 step 4, RFC 6582 partial ACK): the segment at SND.UNA.
-    private mutating func retransmitOldest(
-        now: Int64, into buffer: UnsafeMutableRawBufferPointer, room: Int, local: IPv4Address
+    /// The next transmission order value.
+    private mutating func nextOrder() -> UInt32 {
+        transmitCounter &+= 1
+        return transmitCounter
+    }
+
+    /// Sends scoreboard entry `index` (deemed lost) again, as it was first cut: by fast
+    /// retransmit (RFC 5681 §3.2, RFC 6582 partial ACK), SACK recovery (RFC 6675) or RACK
+    /// (RFC 8985), or after a timeout.
+    private mutating func retransmit(
+        _ index: Int, now: Int64, into buffer: UnsafeMutableRawBufferPointer, room: Int, local: IPv4Address
     ) -> Int? {
-        let offset = Int(sendStart.distance(to: sndUna))
-        guard offset >= 0 else { return nil }
-        let outstanding = Int(sndUna.distance(to: sndMax))
-        let length = max(0, min(sendBuffer.count - offset, sendMSS, room, outstanding))
-        let fin = finQueued && offset + length == sendBuffer.count && sndMax > finSequence
-        guard length > 0 || fin else { return nil }
+        var segment = scoreboard[index]
+        let offset = Int(sendStart.distance(to: segment.start))
+        let fin = finQueued && segment.end == finSequence + 1
+        let length = min(segment.length - (fin ? 1 : 0), room)
+        guard offset >= 0, length >= 0, offset + length <= sendBuffer.count else { return nil }
         var flags: TCPFlags = .ack
         if fin { flags.insert(.fin) }
+        if length > 0, offset + length == sendBuffer.count { flags.insert(.psh) }
+        if !segment.lostByTimeout { fastRetransmissionsDelta += 1 }
+        segment.sentAt = now
+        segment.order = nextOrder()
+        segment.lost = false
+        segment.lostByTimeout = false
+        segment.retransmitted = true
+        scoreboard[index] = segment
         timing = false
         if rtoDeadline == nil { rtoDeadline = now + rto }
+        // Check on this retransmission even if no ACK comes (see ``detectLosses(now:)``).
+        if !segment.probed, let probe = retransmissionProbeInterval, rackDeadline.map({ now + probe < $0 }) ?? true {
+            rackDeadline = now + probe
+        }
         return write(
-            sequence: sndUna, flags: flags, payloadOffset: offset, payloadLength: length, withMSS: false,
+            sequence: segment.start, flags: flags, payloadOffset: offset, payloadLength: length, withMSS: false,
             into: buffer, local: local)
     }
 
     /// Bookkeeping after sending `length` sequence numbers from `start` at SND.NXT.
     private mutating func noteSent(from start: SequenceNumber, length: Int, now: Int64) {
         let end = start.advanced(by: length)
-        // Karn's rule (RFC 6298 §3): time only segments that carry new sequence numbers.
-        if !timing, length > 0, start >= sndMax, retransmitCount == 0 {
+        // Only the SYN is timed here: data segments are timed from the scoreboard, each by its
+        // own send time (see ``deliverAcknowledged``). Karn's rule (RFC 6298 §3): time only
+        // segments sent once.
+        if !timing, length > 0, start >= sndMax, retransmitCount == 0, !state.isSynchronized {
             timing = true
             timedSequence = end
             timedAt = now
@@ -175,6 +203,12 @@ extension Connection {
             sourcePort: localPort, destinationPort: remotePort, sequenceNumber: sequence,
             acknowledgmentNumber: flags.contains(.ack) ? rcvNxt : SequenceNumber(0), flags: flags,
             window: 0, maximumSegmentSize: withMSS ? UInt16(clamping: receiveMSS) : nil)
+        if withMSS {
+            // RFC 2018 §2: offer SACK in a SYN; answer a SYN with it only when it was offered.
+            header.sackPermitted = state == .synSent ? options.selectiveAcknowledgments : sackEnabled
+        } else if sackEnabled, flags == .ack, payloadLength == 0, !assembler.isEmpty {
+            header.sackBlocks = sackBlocks
+        }
         let window = windowToAdvertise
         header.window = UInt16(window)
         if flags.contains(.ack) {
@@ -196,6 +230,27 @@ extension Connection {
             // Unreachable: the caller sized the payload to the buffer and our options fit.
             return 0
         }
+    }
+
+    /// The runs held out of order, as SACK blocks: the one holding the latest segment first,
+    /// then the others from the lowest (RFC 2018 §4); as many as the option can carry.
+    private var sackBlocks: TCPSACKBlocks {
+        var blocks = TCPSACKBlocks()
+        let latest = Int(rcvNxt.distance(to: lastOutOfOrder))
+        var first = -1
+        for i in 0..<assembler.count {
+            let run = assembler.run(i)
+            if run.start <= latest, latest < run.end { first = i }
+        }
+        func block(_ i: Int) -> TCPSACKBlock {
+            let run = assembler.run(i)
+            return TCPSACKBlock(left: rcvNxt.advanced(by: run.start), right: rcvNxt.advanced(by: run.end))
+        }
+        if first >= 0 { blocks.append(block(first)) }
+        for i in 0..<assembler.count where i != first {
+            guard blocks.append(block(i)) else { break }
+        }
+        return blocks
     }
 
     /// A bare RST <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK> is built by the stack from a
@@ -223,6 +278,10 @@ extension Connection {
         if let deadline = rtoDeadline, now >= deadline {
             retransmissionTimeout(now: now)
             if state == .closed { return }
+        }
+        if let deadline = rackDeadline, now >= deadline {
+            rackDeadline = nil
+            detectLosses(now: now)
         }
         if let deadline = persistDeadline, now >= deadline {
             probePending = true
@@ -254,15 +313,34 @@ extension Connection {
             return
         }
         if !handshake {
-            ssthresh = max(flightSize / 2, 2 * sendMSS)
-            cwnd = sendMSS
+            // On a dedicated link a timeout means lost segments or lost ACKs, not a queue: the
+            // window stays, and what was lost goes again at once.
+            if !congestionFree {
+                ssthresh = max(flightSize / 2, 2 * sendMSS)
+                cwnd = sendMSS
+            }
             inRecovery = false
             duplicateAcks = 0
             recover = sndMax
         }
-        // Go back to SND.UNA: the oldest segment goes first, the rest follow as ACKs open cwnd.
-        sndNxt = sndUna
-        retransmitFirst = false
+        if handshake || scoreboard.isEmpty {
+            // Go back to SND.UNA: the SYN (or a zero-window probe's byte) goes again.
+            sndNxt = sndUna
+            retransmitFirst = false
+        } else {
+            // Everything not SACKed is deemed lost and goes again, oldest first, as ACKs open
+            // cwnd (RFC 6675 §5.1). A SACKed segment at SND.UNA means the peer reneged on its
+            // SACKs (RFC 2018 §8): forget them all.
+            if scoreboard[0].sacked {
+                for i in 0..<scoreboard.count { scoreboard[i].sacked = false }
+            }
+            for i in 0..<scoreboard.count where !scoreboard[i].sacked {
+                scoreboard[i].lost = true
+                scoreboard[i].lostByTimeout = true
+            }
+            retransmitFirst = true
+            rackDeadline = nil
+        }
         timing = false
         rto = min(rto * 2, options.maximumRTO)
         rtoDeadline = now + rto
@@ -309,6 +387,7 @@ extension Connection {
         consider(timeWaitDeadline)
         consider(ackDeadline)
         consider(rtoDeadline)
+        consider(rackDeadline)
         consider(persistDeadline)
         consider(keepaliveDue)
         return earliest

@@ -70,8 +70,31 @@ struct Connection {
     var duplicateAcks = 0
     var inRecovery = false
     var recover = SequenceNumber(0)
-    /// Fast retransmit: send the segment at SND.UNA once, out of turn.
+    /// The far end is the peer of a dedicated link: losses are damage, not congestion (see
+    /// ``StackConfiguration/dedicatedLink``), so the window is never cut.
+    var congestionFree = false
+    /// Send the oldest lost segment once, whatever the congestion window (RFC 5681 §3.2 step 4,
+    /// RFC 6675 §5 step 4.3).
     var retransmitFirst = false
+
+    // MARK: loss detection (RFC 2018 SACK, RFC 6675, RFC 8985 RACK)
+    /// The segments in flight, with send times and what SACK blocks covered.
+    var scoreboard = SendScoreboard(capacity: 1)
+    /// Both ends offered SACK-permitted in their SYNs.
+    var sackEnabled = false
+    /// Transmission counter: every (re)transmission takes the next value.
+    var transmitCounter: UInt32 = 0
+    /// RACK: the last-sent segment known delivered (its order and round trip), if any.
+    var hasRack = false
+    var rackOrder: UInt32 = 0
+    var rackRTT: Int64 = 0
+    /// Smallest round trip measured from a segment sent once.
+    var minRTT = Int64.max
+    /// RACK's reordering timer: segments sent before a delivered one become lost at this time.
+    var rackDeadline: Int64?
+    /// Receiver: where the most recent out-of-order segment began (its run goes first in the
+    /// SACK option, RFC 2018 §4).
+    var lastOutOfOrder = SequenceNumber(0)
 
     // MARK: RTO (RFC 6298)
     var srtt8: Int64 = 0
@@ -127,7 +150,7 @@ struct Connection {
     /// Allocates the buffers and sets up a fresh connection in `state`.
     mutating func open(
         state: TCPState, options: ConnectionOptions, localPort: UInt16, remote: IPv4Address,
-        remotePort: UInt16, iss: SequenceNumber, mtu: Int, now: Int64
+        remotePort: UInt16, iss: SequenceNumber, mtu: Int, now: Int64, congestionFree: Bool = false
     ) {
         let generation = self.generation
         self = Connection()
@@ -149,8 +172,16 @@ struct Connection {
         self.sendBuffer = ByteRing(capacity: options.sendBufferSize)
         self.receiveBuffer = ByteRing(capacity: options.receiveBufferSize)
         self.assembler = Assembler(capacity: options.outOfOrderRuns)
+        self.scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(options))
         self.rto = clampRTO(options.initialRTO)
         self.lastReceiveAt = now
+        self.congestionFree = congestionFree
+    }
+
+    /// Segments in flight at most: one per 128 bytes of send buffer (a full buffer of segments
+    /// down to a quarter of the smallest common MSS), at least 16.
+    static func scoreboardCapacity(_ options: ConnectionOptions) -> Int {
+        max(16, options.sendBufferSize / 128 + 4)
     }
 
     func clampRTO(_ value: Int64) -> Int64 {
@@ -228,11 +259,13 @@ struct Connection {
         retransmitFirst = false
         probePending = false
         keepalivePending = false
+        rackDeadline = nil
     }
 
     mutating func enterTimeWait(now: Int64) {
         state = .timeWait
         rtoDeadline = nil
+        rackDeadline = nil
         persistDeadline = nil
         keepaliveDeadline = nil
         timeWaitDeadline = now + options.timeWait

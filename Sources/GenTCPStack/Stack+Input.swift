@@ -81,7 +81,8 @@ extension Stack {
         let options = listeners[li].options
         connections[index].open(
             state: .synReceived, options: options, localPort: header.destinationPort, remote: source,
-            remotePort: header.sourcePort, iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now)
+            remotePort: header.sourcePort, iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now,
+            congestionFree: configuration.dedicatedLink && source == configuration.peerAddress)
         connections[index].listener = li
         connections[index].acceptOrder = acceptCounter
         acceptCounter &+= 1

@@ -196,7 +196,8 @@ public struct Stack {
         guard let index = freeConnectionSlot() else { throw .noFreeSlot }
         connections[index].open(
             state: .synSent, options: options, localPort: chosen, remote: remote, remotePort: port,
-            iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now)
+            iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now,
+            congestionFree: configuration.dedicatedLink && remote == configuration.peerAddress)
         connections[index].owned = true
         connections[index].connectDeadline = now + options.connectTimeout
         return handle(index)

@@ -92,33 +92,37 @@ struct SLIPBulkTests {
     /// one's-complement TCP checksum, and a noisy line does produce them (a 0.05 % flip rate
     /// delivered a corrupted segment within 1 MiB in this harness). SLIP has no frame check of its
     /// own, so no SLIP peer can promise byte-exact data on a line that flips bits.
+    ///
+    /// At 0.1 % byte loss a 296-byte frame is lost one time in four, a 1006-byte frame nearly
+    /// two times in three; at 1 % a 96-byte frame (the MTU a user picks for such a line) is lost
+    /// two times in three. The last case runs once more with standard congestion control (the
+    /// link not marked dedicated), which halves the window on every loss.
     @Test("a lossy line (bytes dropped) stays byte-exact and does not hang",
-          arguments: [(0.001, 296, 1 << 20), (0.001, 1006, 256 << 10), (0.01, 96, 8 << 10)])
-    func lossy(rate: Double, mtu: Int, size: Int) async throws {
+          arguments: [(0.001, 296, 1 << 20, true), (0.001, 1006, 256 << 10, true), (0.01, 96, 1 << 20, true),
+                      (0.001, 296, 256 << 10, false)])
+    func lossy(rate: Double, mtu: Int, size: Int, dedicated: Bool) async throws {
         let faults = LineFaults(dropProbability: rate)
         var tcp = SLIPConfiguration.defaultTCP
         tcp.maximumRetransmissions = 60
         tcp.userTimeout = 600_000
         tcp.synRetries = 40
         tcp.connectTimeout = 600_000
-        let line = try SLIPLine(baud: 921_600, mtu: mtu, faults: faults, seed: 7, tcp: tcp)
-        if rate >= 0.01 {
-            // At 1 % byte loss a third of the frames survive; the stack's recovery (Reno halving
-            // on every loss, Karn back-off of the RTO, no SACK) stalls for longer than the test's
-            // 600 s virtual receive timeout. Nothing wrong arrives; it just does not finish.
-            await withKnownIssue("1 % byte loss: GenTCPStack's loss recovery stalls (RTO back-off)", isIntermittent: true) {
-                _ = try await SLIPBulkTests.transfer(line, size: size, echo: false)
-            }
-            return
-        }
+        let line = try SLIPLine(baud: 921_600, mtu: mtu, faults: faults, seed: 7, tcp: tcp, dedicatedLink: dedicated)
         let f = try await SLIPBulkTests.transfer(line, size: size, echo: false)
         let limit = slipLimit(baud: 921_600, mtu: mtu)
         let host = line.host.statistics, board = line.board.statistics
-        print("slip lossy \(rate) MTU \(mtu): upload \(Int(f.upload)) B/s (\(f.upload / limit)), download "
-            + "\(Int(f.download)) B/s (\(f.download / limit)); malformed \(host.stack.malformed + board.stack.malformed) "
+        print("slip lossy \(rate) MTU \(mtu)\(dedicated ? "" : " standard"): upload \(Int(f.upload)) B/s (\(f.upload / limit)), "
+            + "download \(Int(f.download)) B/s (\(f.download / limit)); "
+            + "malformed \(host.stack.malformed + board.stack.malformed) "
             + "bad checksums \(host.stack.badChecksum + board.stack.badChecksum) "
             + "rto \(host.stack.timeoutRetransmissions + board.stack.timeoutRetransmissions) "
             + "fast \(host.stack.fastRetransmissions + board.stack.fastRetransmissions)")
         #expect(host.stack.badChecksum + board.stack.badChecksum + host.stack.malformed + board.stack.malformed > 0)
+        if rate == 0.001, mtu == 296, dedicated {
+            // The issue's goal for this line, on the virtual clock (the same seed gives the same
+            // figure; Linux reaches 0.18 here).
+            #expect(f.upload / limit >= 0.25)
+            #expect(f.download / limit >= 0.25)
+        }
     }
 }

@@ -25,23 +25,21 @@ struct SLIPLine: Sendable {
     init(
         baud: Int = 115_200, mtu: Int = 1006, faults: LineFaults = .none, seed: UInt64 = 1,
         linkBuffer: Int = 1024, tcp: ConnectionOptions = SLIPConfiguration.defaultTCP,
-        boardTCP: ConnectionOptions? = nil, capturePath: String? = nil
+        boardTCP: ConnectionOptions? = nil, capturePath: String? = nil, dedicatedLink: Bool = true
     ) throws {
         net = SimNetwork(seed: seed, configuration: SimNetwork.Configuration(deadlockTimeout: .seconds(5)))
         self.baud = baud
         (hostLink, boardLink) = MemoryLink.pair(
             configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime, bufferSize: linkBuffer,
             faults: faults, seed: seed, names: ("memory:host", "memory:board"))
-        host = try SLIPDriver(
-            link: hostLink,
-            configuration: SLIPConfiguration(local: slipHost, peer: slipBoard, mtu: mtu, seed: seed, tcp: tcp,
-                                             capturePath: capturePath),
-            runtime: net.runtime)
-        board = try SLIPDriver(
-            link: boardLink,
-            configuration: SLIPConfiguration(local: slipBoard, peer: slipHost, mtu: mtu, peerName: "host",
-                                             seed: seed ^ 0xB0A4D, tcp: boardTCP ?? tcp),
-            runtime: net.runtime)
+        var hostConfiguration = SLIPConfiguration(
+            local: slipHost, peer: slipBoard, mtu: mtu, seed: seed, tcp: tcp, capturePath: capturePath)
+        hostConfiguration.dedicatedLink = dedicatedLink
+        var boardConfiguration = SLIPConfiguration(
+            local: slipBoard, peer: slipHost, mtu: mtu, peerName: "host", seed: seed ^ 0xB0A4D, tcp: boardTCP ?? tcp)
+        boardConfiguration.dedicatedLink = dedicatedLink
+        host = try SLIPDriver(link: hostLink, configuration: hostConfiguration, runtime: net.runtime)
+        board = try SLIPDriver(link: boardLink, configuration: boardConfiguration, runtime: net.runtime)
     }
 
     /// Runs `body` inside the simulation, then closes both drivers.

@@ -73,8 +73,10 @@ struct CloseTests {
         let (connection, iss) = establishPassive(&h)
         h.stack.close(connection)
         let sent = h.run(until: 3500)
-        // The handshake sampled an RTT of 0: RTO at its 200 ms floor, then doubling.
-        #expect(sent.map(\.0) == [0, 200, 600, 1400, 3000])
+        // The handshake sampled an RTT of 0: RTO at its 200 ms floor, then doubling. The first
+        // retransmission, unanswered for a probe interval (2·SRTT + 1 = 3 ms here), goes once
+        // more; after that only the RTO repeats it, since no ACK shows the peer is there.
+        #expect(sent.map(\.0) == [0, 200, 203, 600, 1400, 3000])
         #expect(sent.allSatisfy { $0.1.flags == [.fin, .ack] && $0.1.seq == iss })
     }
 
@@ -188,9 +190,10 @@ struct CloseTests {
         _ = h.send(connection, [1, 2, 3])
         let sent = h.run(until: 60_000)
         // The handshake sampled RTT 0: RTO 200 ms, then 400, 800, 1600.
-        // Three retransmissions, then at the fourth timeout (3000) give up with a RST so that
-        // a peer that can still hear us does not keep a half-open connection.
-        #expect(sent.map(\.0) == [0, 200, 600, 1400, 3000])
+        // Three retransmissions (and one probe 3 ms after the first, see finIsRetransmitted),
+        // then at the fourth timeout (3000) give up with a RST so that a peer that can still
+        // hear us does not keep a half-open connection.
+        #expect(sent.map(\.0) == [0, 200, 203, 600, 1400, 3000])
         #expect(sent.last?.1.flags == [.rst, .ack])
         #expect(h.events() == [.failed(connection, .timedOut)])
         #expect(h.stack.nextDeadline == nil)

@@ -45,23 +45,26 @@ struct DataTests {
         #expect(h.drain().map(\.payload.count) == [10])
     }
 
-    @Test func retransmissionTimeoutDoublesAndKarnKeepsIt() throws {
+    @Test func retransmissionTimeoutDoublesAndAnAckEndsTheBackOff() throws {
         var h = Harness()
         // Handshake RTT 100 ms: SRTT 100, RTTVAR 50, RTO = 100 + 4·50 = 300 (RFC 6298 §2.2).
         let (connection, iss) = establishActive(&h, rtt: 100)
         h.now = 200
         _ = h.send(connection, pattern(100, seed: 1))
         let sent = h.run(until: 2350)
-        #expect(sent.map(\.0) == [200, 500, 1100, 2300])
+        // Timeouts at 500, 1100, 2300; the first retransmission also goes once more when a probe
+        // interval (2·SRTT + 1 = 201) passes without an ACK.
+        #expect(sent.map(\.0) == [200, 500, 701, 1100, 2300])
         #expect(sent.allSatisfy { $0.1.seq == iss && $0.1.payload.count == 100 })
-        // The ACK of a retransmitted segment gives no sample (Karn), so the backed-off RTO
-        // (2400) stays for the next segment.
+        // The ACK of a retransmitted segment gives no sample (Karn), but it shows the line
+        // delivers again: the RTO goes back to SRTT + 4·RTTVAR (300) instead of keeping the
+        // backed-off 2400, and backs off afresh from there.
         h.feed(peer(.ack, seq: 5001, ack: iss &+ 100, from: 80, to: 4000), at: 2400)
         h.now = 2500
         _ = h.send(connection, pattern(10, seed: 2))
         let next = h.run(until: 5000)
-        #expect(next.map(\.0) == [2500, 4900])
-        #expect(h.stack.counters.timeoutRetransmissions == 4)
+        #expect(next.map(\.0) == [2500, 2800, 3001, 3400, 4600])
+        #expect(h.stack.counters.timeoutRetransmissions == 6)
     }
 
     @Test func fastRetransmitAndNewRenoRecovery() throws {

@@ -68,10 +68,10 @@ struct Harness {
     var stack: Stack
     var now: Int64 = 0
 
-    init(mtu: Int = 1006, seed: UInt64 = 1, maximumConnections: Int = 4) {
+    init(mtu: Int = 1006, seed: UInt64 = 1, maximumConnections: Int = 4, dedicatedLink: Bool = false) {
         stack = Stack(configuration: StackConfiguration(
             localAddress: hostAddress, peerAddress: boardAddress, mtu: mtu, maximumConnections: maximumConnections,
-            seed: seed))
+            seed: seed, dedicatedLink: dedicatedLink))
     }
 
     /// Feeds one segment at time `at` (default: the current time).
