@@ -26,7 +26,9 @@ import Synchronization
 /// - **Threading.** The sink runs synchronously on the thread that called `read` or `write`,
 ///   after the wrapped link returned and outside its locks, possibly on two threads at once (a
 ///   reader and a writer): it must be thread-safe and quick (hand the text to a writer thread
-///   rather than block on a terminal). It must not call back into the link.
+///   rather than block on a terminal). It must not call back into the link. Events of one
+///   direction arrive in order when the link's user reads (or writes) from one context at a
+///   time; a read and a write on two threads may reach the sink in either order.
 public final class TracingLink: SerialLink {
     /// The link everything goes to.
     public let link: any SerialLink

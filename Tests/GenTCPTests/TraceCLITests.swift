@@ -64,7 +64,7 @@ struct TraceCLITests {
         #expect(trace.other.allSatisfy { $0.hasPrefix("gentcp: ") }, "\(trace.other)")
         #expect(trace.other.contains { $0.hasPrefix("gentcp: trace of pty \(board.path)") && $0.contains(">> host to board") })
         #expect(trace.rows.count > 10)
-        #expect(trace.rows.map(\.seconds) == trace.rows.map(\.seconds).sorted())
+        #expect(trace.rows.allSatisfy { $0.seconds >= 0 && $0.seconds < 60 })
         // The payload went out in a SLIP frame and came back in one.
         #expect(trace.toBoard.contains("hello through the trace"))
         #expect(trace.fromBoard.contains("hello through the trace"))
@@ -276,7 +276,10 @@ struct TraceCLITests {
             #expect(try await servedAgain == Array("ping".utf8))
             #expect(forced.status == 0)
             #expect(forced.stdout == Array("pong".utf8))
-            #expect(forced.stderr.hasPrefix("\rsent 4 B of 4 B 100% ") && forced.stderr.contains(", received 4 B "),
+            // Redrawn in place (more than once if the run took over 0.1 s); the last drawing has the totals.
+            let last = forced.stderr.split(separator: "\r").last.map(String.init) ?? ""
+            #expect(forced.stderr.hasPrefix("\r"))
+            #expect(last.hasPrefix("sent 4 B of 4 B 100% ") && last.contains(", received 4 B "),
                     "stderr: \(forced.stderr.debugDescription)")
             #expect(forced.stderr.hasSuffix("\n") && forced.errorLines.count == 1)
             listener.close()
