@@ -87,7 +87,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GenTCPTests",
-            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "ModemSimulator"],
+            // `gentcp` for the tool's pure formatters (`@testable import gentcp`).
+            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "ModemSimulator", "gentcp"],
             swiftSettings: strict),
     ]
 )

@@ -1,4 +1,5 @@
 import ArgumentParser
+import GenTCP
 import GenTCPSerial
 import GenTCPWire
 import Synchronization
@@ -19,7 +20,8 @@ struct Capture: AsyncParsableCommand {
             Point your program (gentcp connect, pppd, a terminal) at the pty path printed on the \
             first line instead of the device; everything it exchanges with the device is copied \
             through and recorded until stdin closes or --seconds pass. The device is opened raw, \
-            8N1, at --baud (or the board's).
+            8N1, at --baud (or the board's). -v also prints every chunk on stderr in hex and \
+            text, >> from your program to the device and << back.
 
             Example: gentcp capture --serial /dev/ttyUSB0 --link slip --output line.pcap
             """)
@@ -44,6 +46,9 @@ struct Capture: AsyncParsableCommand {
 
     @ArgumentParser.Option(help: "Stop after this many seconds (default: when stdin closes).")
     var seconds: Double?
+
+    @Flag(name: .shortAndLong, help: "Also trace every chunk on stderr in hex and text (>> to the device, << from it).")
+    var verbose = false
 
     mutating func run() async throws {
         func usage(_ note: String) -> ExitCode {
@@ -87,9 +92,10 @@ struct Capture: AsyncParsableCommand {
         printError("gentcp: recording \(serial) (\(kind), \(speed) baud) to \(output); your program uses \(path)")
         fflush(nil)
 
+        let trace = verbose ? Trace.start("\(serial) (\(kind), \(speed) baud)", origin: RealRuntime.shared.now) : nil
         // One copying thread per direction: program (pty master) -> device, device -> program.
-        Capture.startCopy(from: master, to: device, direction: .host, recorder: recorder)
-        Capture.startCopy(from: device, to: master, direction: .device, recorder: recorder)
+        Capture.startCopy(from: master, to: device, direction: .host, recorder: recorder, trace: trace)
+        Capture.startCopy(from: device, to: master, direction: .device, recorder: recorder, trace: trace)
         if let seconds {
             try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
         } else {
@@ -112,8 +118,9 @@ struct Capture: AsyncParsableCommand {
         }
     }
 
-    static func startCopy(from source: Int32, to destination: Int32, direction: Recorder.Direction, recorder: Recorder) {
-        let job = CopyJob(source: source, destination: destination, direction: direction, recorder: recorder)
+    static func startCopy(from source: Int32, to destination: Int32, direction: Recorder.Direction, recorder: Recorder,
+                          trace: SerialTraceFormatter?) {
+        let job = CopyJob(source: source, destination: destination, direction: direction, recorder: recorder, trace: trace)
         var thread = pthread_t()
         _ = pthread_create(&thread, nil, { arg in
             let job = Unmanaged<CopyJob>.fromOpaque(arg!).takeRetainedValue()
@@ -123,6 +130,11 @@ struct Capture: AsyncParsableCommand {
                 if n < 0 && errno == EINTR { continue }
                 guard n > 0 else { return nil }
                 job.recorder.record(buffer[0..<n], job.direction)
+                if let trace = job.trace {
+                    let event = SerialTraceEvent(time: RealRuntime.shared.now, direction: job.direction == .host ? .written : .read,
+                                                 what: .bytes(Array(buffer[0..<n])))
+                    Console.shared.lines(trace.lines(for: event))
+                }
                 _ = writeBlocking(job.destination, Array(buffer[0..<n]))
             }
         }, Unmanaged.passRetained(job).toOpaque())
@@ -133,11 +145,15 @@ struct Capture: AsyncParsableCommand {
         let source: Int32, destination: Int32
         let direction: Recorder.Direction
         let recorder: Recorder
-        init(source: Int32, destination: Int32, direction: Recorder.Direction, recorder: Recorder) {
+        /// Formats the `--verbose` trace; nil without it.
+        let trace: SerialTraceFormatter?
+        init(source: Int32, destination: Int32, direction: Recorder.Direction, recorder: Recorder,
+             trace: SerialTraceFormatter?) {
             self.source = source
             self.destination = destination
             self.direction = direction
             self.recorder = recorder
+            self.trace = trace
         }
     }
 }

@@ -2,6 +2,9 @@ import ArgumentParser
 import GenTCP
 import GenTCPCore
 import GenTCPSerial
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `gentcp connect HOST PORT`: netcat over GenTCP.
 struct Connect: AsyncParsableCommand {
@@ -11,7 +14,10 @@ struct Connect: AsyncParsableCommand {
             Bytes are copied unchanged both ways (binary-safe). At the end of stdin the sending \
             side is shut down, so the peer sees end of stream, and received bytes keep going to \
             stdout until the peer closes. Exits 0 when the peer closes cleanly, 1 when the \
-            connection or a copy fails, 64 for bad arguments. Progress (-v) goes to stderr.
+            connection or a copy fails, 64 for bad arguments. Notes (-v) go to stderr; on a \
+            serial line (--driver at or slip) -v also traces every chunk on the line, in hex \
+            and text, >> to the board and << from it. When stderr is a terminal and stdout is \
+            not, a progress line shows the bytes sent and received (--progress, --no-progress).
 
             Example: printf 'GET / HTTP/1.0\\r\\n\\r\\n' | gentcp connect localhost 8080
             """)
@@ -58,8 +64,11 @@ struct Connect: AsyncParsableCommand {
     @Flag(help: "Address family for a host name.")
     var family: AddressFamily?
 
-    @Flag(name: .shortAndLong, help: "Report progress and byte counts on stderr.")
+    @Flag(name: .shortAndLong, help: "Report each step and byte counts on stderr; on a serial line also a hex and text trace of the traffic (>> to the board, << from it).")
     var verbose = false
+
+    @Flag(inversion: .prefixedNo, help: "Show a progress line on stderr (default: when stderr is a terminal and stdout is not).")
+    var progress: Bool?
 
     @Argument(help: "Host name or IP address: localhost, 127.0.0.1, ::1...")
     var host: String
@@ -157,6 +166,7 @@ struct Connect: AsyncParsableCommand {
         return .success(ConnectSession.Settings(
             driver: chosen, host: target, port: number,
             timeout: limit,
-            preference: preference, verbose: verbose, modem: modem, line: line))
+            preference: preference, verbose: verbose,
+            progress: progress ?? (isatty(2) == 1 && isatty(1) == 0), modem: modem, line: line))
     }
 }

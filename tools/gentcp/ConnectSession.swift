@@ -3,6 +3,9 @@ import GenTCPCore
 import GenTCPPOSIX
 import GenTCPSerial
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One `connect` run, inside a GenTCP process: connect, then copy both ways until the peer closes.
 struct ConnectSession: Sendable {
@@ -44,6 +47,8 @@ struct ConnectSession: Sendable {
         var timeout: Timeout
         var preference: IPVersionPreference
         var verbose: Bool
+        /// Show the progress line on stderr.
+        var progress: Bool
         /// The modem for `--driver at`.
         var modem: Modem?
         /// The SLIP line for `--driver slip`.
@@ -86,10 +91,9 @@ struct ConnectSession: Sendable {
                 guard let line = settings.line else { throw SocketError(.badArgument, "no line") }
                 let link: any SerialLink
                 do throws(SerialLinkError) {
-                    link = try ConnectSession.openLink(line.path, line.serial)
+                    link = traced(try ConnectSession.openLink(line.path, line.serial))
                 } catch {
-                    printError(failureLine(atom: "\(error.reason.atom)", summary: "\(error.reason.summary)",
-                                           notes: ["\(error)"]))
+                    printError(failureLine(error))
                     return Status.failed
                 }
                 var configuration = SLIPConfiguration(local: line.local, peer: line.peer, mtu: line.mtu)
@@ -101,10 +105,9 @@ struct ConnectSession: Sendable {
                 guard let modem = settings.modem else { throw SocketError(.badArgument, "no modem") }
                 let link: any SerialLink
                 do throws(SerialLinkError) {
-                    link = try modem.openLink()
+                    link = traced(try modem.openLink())
                 } catch {
-                    printError(failureLine(atom: "\(error.reason.atom)", summary: "\(error.reason.summary)",
-                                           notes: ["\(error)"]))
+                    printError(failureLine(error))
                     return Status.failed
                 }
                 let driver = ATDriver(link: link, configuration: ATConfiguration(dialect: modem.dialect, apn: modem.apn))
@@ -128,9 +131,18 @@ struct ConnectSession: Sendable {
         let stdout = BlockingThread()
         let upload = Upload()
         let verbose = settings.verbose
+        let progress = settings.progress
+            ? ProgressReporter(sending: true, sentTotal: ConnectSession.stdinSize(), receiving: true) : nil
+        /// Ends the progress line (left as a summary) before the last words.
+        func finish(_ status: Int32, _ line: String) -> Int32 {
+            progress?.finish(keep: true)
+            if status == Status.ok { note(line) } else { printError(line) }
+            return status
+        }
         // Child task of this process: it acts as the process (send needs no ownership anyway).
         Task {
-            let line = await ConnectSession.copyStdin(to: socket, through: stdin, upload: upload, verbose: verbose)
+            let line = await ConnectSession.copyStdin(to: socket, through: stdin, upload: upload, verbose: verbose,
+                                                      progress: progress)
             if let line {
                 upload.fail(line)
                 // Stop the download too: the run has failed.
@@ -144,29 +156,23 @@ struct ConnectSession: Sendable {
             do throws(SocketError) {
                 payload = try await socket.recv(0)
             } catch {
-                if let line = upload.failure {
-                    printError(line)
-                    return Status.failed
-                }
-                if error.reason == .closed {
-                    note("peer closed after sending \(received) bytes")
-                    return Status.ok
-                }
-                printError(failureLine(error, hint: hint(for: error)))
-                return Status.failed
+                if let line = upload.failure { return finish(Status.failed, line) }
+                if error.reason == .closed { return finish(Status.ok, "peer closed after sending \(received) bytes") }
+                return finish(Status.failed, failureLine(error, hint: hint(for: error)))
             }
             received += payload.count
             let bytes = payload.bytes
             if case .failed(let code) = await stdout.run({ writeBlocking(1, bytes) }) {
-                printError(fileFailureLine(code, what: "writing stdout"))
-                return Status.failed
+                return finish(Status.failed, fileFailureLine(code, what: "writing stdout"))
             }
+            progress?.add(received: bytes.count)
         }
     }
 
     /// Copies stdin to the socket, then shuts down the sending side. Returns a failure line, or
     /// nil when stdin ended and the FIN went out.
-    private static func copyStdin(to socket: Socket, through thread: BlockingThread, upload: Upload, verbose: Bool) async -> String? {
+    private static func copyStdin(to socket: Socket, through thread: BlockingThread, upload: Upload, verbose: Bool,
+                                  progress: ProgressReporter?) async -> String? {
         var sent = 0
         while true {
             switch await thread.run({ readBlocking(0, count: ConnectSession.chunkSize) }) {
@@ -177,6 +183,7 @@ struct ConnectSession: Sendable {
                     return failureLine(error, hint: "while sending stdin")
                 }
                 sent += bytes.count
+                progress?.add(sent: bytes.count)
             case .endOfFile:
                 do throws(SocketError) {
                     try socket.shutdown(.write)
@@ -196,6 +203,19 @@ struct ConnectSession: Sendable {
                 return nil
             }
         }
+    }
+
+    /// The link itself, or with `--verbose` the link traced on stderr.
+    private func traced(_ link: any SerialLink) -> any SerialLink {
+        settings.verbose ? Trace.wrap(link) : link
+    }
+
+    /// Bytes left in stdin when it is a regular file (the upload's total), else nil.
+    static func stdinSize() -> Int? {
+        var info = stat()
+        guard fstat(0, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let offset = lseek(0, 0, SEEK_CUR)
+        return max(0, Int(info.st_size) - Int(max(0, offset)))
     }
 
     private func note(_ text: String) {

@@ -22,6 +22,10 @@ struct Demo: AsyncParsableCommand {
             simulated 115200-baud UART, whose sockets reach a simulated server; `posix` talks to \
             a server on 127.0.0.1 through the kernel. Every transfer is checked byte for byte \
             with SHA-256.
+
+            On a terminal a progress line shows each row's transfer (--progress, --no-progress). \
+            -v traces the slip and at rows' serial lines on stderr in hex and text, stamped with \
+            virtual time (use a small --bytes: a 1 MiB row is about 70000 lines).
             """)
 
     @ArgumentParser.Option(help: "Bytes in each bulk transfer (suffix k or M).")
@@ -33,6 +37,20 @@ struct Demo: AsyncParsableCommand {
     @Flag(help: "Add seeded faults (jitter and stalls) to the simulated line.")
     var faults = false
 
+    @Flag(name: .shortAndLong, help: "Trace the slip and at rows' serial lines on stderr (hex and text, virtual time).")
+    var verbose = false
+
+    @Flag(inversion: .prefixedNo, help: "Show a progress line on stderr (default: when stderr is a terminal).")
+    var progress: Bool?
+
+    /// What every row needs besides its size.
+    struct Options: Sendable {
+        var seed: UInt64
+        var faults: Bool
+        var verbose: Bool
+        var progress: Bool
+    }
+
     mutating func run() async throws {
         guard let size = Demo.parseSize(bytes), size > 0, size <= 1 << 30 else {
             printError(failureLine(atom: "badarg", summary: "bad argument", notes: ["--bytes must be 1...1G, got \"\(bytes)\""]))
@@ -40,11 +58,12 @@ struct Demo: AsyncParsableCommand {
         }
         print("gentcp demo: echo and \(size) bytes through each driver (seed \(seed))")
         var rows: [Row] = []
+        let options = Options(seed: seed, faults: faults, verbose: verbose, progress: progress ?? (isatty(2) == 1))
         do {
-            rows.append(try await Demo.simRow(size: size, seed: seed, faults: faults))
-            rows.append(try await Demo.slipRow(size: size, seed: seed, faults: faults))
-            rows.append(try await Demo.atRow(size: size, seed: seed, faults: faults))
-            rows.append(try await Demo.posixRow(size: size))
+            rows.append(try await Demo.simRow(size: size, options))
+            rows.append(try await Demo.slipRow(size: size, options))
+            rows.append(try await Demo.atRow(size: size, options))
+            rows.append(try await Demo.posixRow(size: size, options))
         } catch let error as SocketError {
             printError(failureLine(error, hint: "demo step failed; rerun with --seed \(seed) to reproduce"))
             throw ExitCode(Status.failed)
@@ -110,9 +129,11 @@ struct Demo: AsyncParsableCommand {
     }
 
     /// Echo then bulk download against a server, run inside a process of the right runtime.
+    /// `progress`, when given, counts the bulk transfer's bytes and is finished (blanked) here.
     static func exercise(
-        client: some Driver, server: some Driver, host: Host, size: Int
+        client: some Driver, server: some Driver, host: Host, size: Int, progress: ProgressReporter? = nil
     ) async throws -> (echo: Bool, digest: Bool, received: Int) {
+        defer { progress?.finish(keep: false) }
         let data = pattern(size)
         let echoListener = try ListenSocket.listen(port: 0, options: [.binary, .active(.passive)], driver: server)
         let sourceListener = try ListenSocket.listen(port: 0, options: [.binary, .active(.passive)], driver: server)
@@ -151,6 +172,7 @@ struct Demo: AsyncParsableCommand {
                 let chunk = try await source.recv(0)
                 hasher.update(chunk.bytes)
                 received += chunk.count
+                progress?.add(received: chunk.count)
             } catch {
                 guard error.reason == .closed else { throw error }
                 break
@@ -162,19 +184,20 @@ struct Demo: AsyncParsableCommand {
         return (back.bytes == greeting, hasher.finalize() == SHA256.hash(data) && received == size, received)
     }
 
-    static func simRow(size: Int, seed: UInt64, faults: Bool) async throws -> Row {
-        let net = SimNetwork(seed: seed)
+    static func simRow(size: Int, _ options: Options) async throws -> Row {
+        let net = SimNetwork(seed: options.seed)
         let host = net.addHost("host")
         let board = net.addHost("board")
         let line = SimLink.serial(baud: 115_200, latency: .milliseconds(2))
         net.setLink(line, between: host, and: board)
-        if faults {
+        if options.faults {
             net.setFaults(SimFaults(jitter: .milliseconds(3), stallProbability: 0.01, stallDuration: .milliseconds(50)))
         }
         let wallStart = wallClock()
         let (result, virtualNanos) = try await net.run {
             let start = net.now
-            let r = try await exercise(client: .sim(net, host: host), server: .sim(net, host: board), host: "board", size: size)
+            let r = try await exercise(client: .sim(net, host: host), server: .sim(net, host: board), host: "board", size: size,
+                                       progress: options.progressReporter("sim", size: size, net: net))
             return (r, net.now - start)
         }
         let wall = wallClock() - wallStart
@@ -188,11 +211,12 @@ struct Demo: AsyncParsableCommand {
     /// A simulated SLIP board (GenTCP's own stack) behind a simulated 115200-baud line, reached
     /// through the slip driver. The limit is what the line can carry as TCP payload: MSS bytes
     /// per MTU + 40-byte headers + SLIP framing and escapes, at 10 bits a byte.
-    static func slipRow(size: Int, seed: UInt64, faults: Bool) async throws -> Row {
+    static func slipRow(size: Int, _ options: Options) async throws -> Row {
+        let seed = options.seed
         let net = SimNetwork(seed: seed)
         let baud = 115_200
         let mtu = 1006
-        let lineFaults = faults ? LineFaults(dropProbability: 0.0001) : LineFaults()
+        let lineFaults = options.faults ? LineFaults(dropProbability: 0.0001) : LineFaults()
         let wallStart = wallClock()
         let (result, virtualNanos) = try await net.run {
             let (hostEnd, boardEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime,
@@ -201,11 +225,14 @@ struct Demo: AsyncParsableCommand {
             hostSide.seed = seed
             var boardSide = SLIPConfiguration(local: IPAddress(10, 10, 0, 2), peer: IPAddress(10, 10, 0, 1), mtu: mtu)
             boardSide.seed = seed &+ 1
-            let host = try SLIPDriver(link: hostEnd, configuration: hostSide, runtime: net.runtime)
+            let hostLink: any SerialLink = options.verbose
+                ? Trace.wrap(hostEnd, runtime: net.runtime, name: "the slip row's line (SLIP, 115200 baud, simulated)") : hostEnd
+            let host = try SLIPDriver(link: hostLink, configuration: hostSide, runtime: net.runtime)
             let board = try SLIPDriver(link: boardEnd, configuration: boardSide, runtime: net.runtime)
             defer { host.close(); board.close() }
             let start = net.now
-            let r = try await exercise(client: host, server: board, host: .address(IPAddress(10, 10, 0, 2)), size: size)
+            let r = try await exercise(client: host, server: board, host: .address(IPAddress(10, 10, 0, 2)), size: size,
+                                       progress: options.progressReporter("slip", size: size, net: net))
             return (r, net.now - start)
         }
         let wall = wallClock() - wallStart
@@ -220,13 +247,14 @@ struct Demo: AsyncParsableCommand {
 
     /// A simulated ESP32 with ESP-AT (the modem simulator) behind a simulated 115200-baud line,
     /// driven by the at driver; the module's sockets reach a server on the simulated network.
-    static func atRow(size: Int, seed: UInt64, faults: Bool) async throws -> Row {
+    static func atRow(size: Int, _ options: Options) async throws -> Row {
+        let seed = options.seed
         let net = SimNetwork(seed: seed)
         let server = net.addHost("server")
         let modemHost = net.addHost("esp32")
         let baud = 115_200
         var moduleFaults = ModemFaults()
-        if faults {
+        if options.faults {
             moduleFaults.maxFragmentLength = 64
             moduleFaults.noiseProbability = 0.05
         }
@@ -237,12 +265,15 @@ struct Demo: AsyncParsableCommand {
             let bridge = ModemLinkBridge(link: moduleEnd, configuration: .espAT(firmware: "3.3.0.0", seed: seed, faults: chosenFaults),
                                          driver: .sim(net, host: modemHost))
             bridge.modem.powerOn()
-            let modem = ATDriver(link: hostEnd, configuration: ATConfiguration(dialect: .espAT), runtime: net.runtime)
+            let hostLink: any SerialLink = options.verbose
+                ? Trace.wrap(hostEnd, runtime: net.runtime, name: "the at row's line (ESP-AT, 115200 baud, simulated)") : hostEnd
+            let modem = ATDriver(link: hostLink, configuration: ATConfiguration(dialect: .espAT), runtime: net.runtime)
             modem.start()
             defer { modem.stop(); bridge.close() }
             let start = net.now
             let r = try await exercise(client: modem, server: .sim(net, host: server),
-                                       host: .address(server.addresses[0]), size: size)
+                                       host: .address(server.addresses[0]), size: size,
+                                       progress: options.progressReporter("at", size: size, net: net))
             return (r, net.now - start)
         }
         let wall = wallClock() - wallStart
@@ -253,10 +284,11 @@ struct Demo: AsyncParsableCommand {
             .noting(wall: wall, driver: "at")
     }
 
-    static func posixRow(size: Int) async throws -> Row {
+    static func posixRow(size: Int, _ options: Options) async throws -> Row {
         let start = wallClock()
         let result = try await Process.run {
-            try await exercise(client: .posix, server: .posix, host: "127.0.0.1", size: size)
+            try await exercise(client: .posix, server: .posix, host: "127.0.0.1", size: size,
+                               progress: options.progressReporter("posix", size: size, net: nil))
         }
         let seconds = wallClock() - start
         return Row(driver: "posix", link: "loopback (kernel)", echo: result.echo, bytes: result.received,
@@ -268,6 +300,18 @@ struct Demo: AsyncParsableCommand {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}
+
+extension Demo.Options {
+    /// A progress line for one row's bulk transfer, on the row's clock, when progress is on.
+    func progressReporter(_ driver: String, size: Int, net: SimNetwork?) -> ProgressReporter? {
+        guard progress else { return nil }
+        if let net {
+            return ProgressReporter(label: driver, sending: false, receiving: true, receivedTotal: size,
+                                    clockName: "virtual", clock: { net.now })
+        }
+        return ProgressReporter(label: driver, sending: false, receiving: true, receivedTotal: size)
     }
 }
 

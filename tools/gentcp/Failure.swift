@@ -1,4 +1,5 @@
 import GenTCPCore
+import GenTCPSerial
 
 /// Exit statuses of `gentcp`.
 enum Status {
@@ -25,9 +26,24 @@ func failureLine(_ error: SocketError, hint: String? = nil) -> String {
                 notes: ["\(error.detail)", hint ?? ""])
 }
 
-/// Writes one line to stderr (unbuffered, so it is never lost at exit).
+/// The failure line for a serial link that would not open, with a hint for the usual causes.
+func failureLine(_ error: SerialLinkError) -> String {
+    let hint: String
+    switch error.reason {
+    case .noSuchFile, .noSuchDevice, .noSuchDeviceOrAddress: hint = "is the board plugged in? `gentcp ports` lists serial ports"
+    case .permissionDenied, .notPermitted: hint = "is your user in the dialout group?"
+    case .resourceBusy: hint = "another program has the port open"
+    case .notATerminal: hint = "not a serial port or pty"
+    default: hint = ""
+    }
+    return failureLine(atom: "\(error.reason.atom)", summary: "\(error.reason.summary)", notes: ["\(error)", hint])
+}
+
+/// Writes one line to stderr and waits until it is written (so it is never lost at exit), after
+/// whatever ``Console`` had queued and above the progress line if one is shown.
 func printError(_ line: String) {
-    _ = writeBlocking(2, Array((line + "\n").utf8))
+    Console.shared.line(line)
+    Console.shared.flush()
 }
 
 #if canImport(Glibc)

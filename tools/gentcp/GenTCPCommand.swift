@@ -1,7 +1,13 @@
 import ArgumentParser
+import GenTCPCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
-/// `gentcp`: the command-line face of GenTCP. Subcommands: `connect`, `demo` (more to come:
-/// `ports`, `simulate`, `capture`, `bench`).
+/// `gentcp`: the command-line face of GenTCP. Subcommands: `connect`, `demo`, `ports`,
+/// `simulate`, `capture`, `bench`.
 @main
 struct GenTCPCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,6 +18,65 @@ struct GenTCPCommand: AsyncParsableCommand {
             <reason> is the Erlang atom gen_tcp would return (econnrefused, timeout, nxdomain...).
             """,
         subcommands: [Connect.self, Demo.self, Ports.self, Simulate.self, Capture.self, Bench.self])
+
+    /// ArgumentParser's `main`, with two changes: what ``Console`` queued (traces, progress) is
+    /// written before the exit, and every error is one stderr line with a hint, as gentcp's own
+    /// are (`gentcp: badarg: bad argument (missing expected argument '<host>'; see gentcp
+    /// connect --help)`),
+    /// instead of the parser's error, help and usage lines. `--help` itself is unchanged.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            Console.shared.flush()
+        } catch let code as ExitCode {
+            Console.shared.flush()
+            exitNow(code.rawValue)
+        } catch let error as SocketError {
+            printError(failureLine(error))
+            exitNow(Status.failed)
+        } catch {
+            Console.shared.flush()
+            let code = exitCode(for: error)
+            if code == .success { exit(withError: error) }   // --help, --version: as the parser prints them
+            if code == .validationFailure {
+                printError(failureLine(atom: "badarg", summary: "bad argument",
+                                       notes: [oneLine(message(for: error)), "see \(helpCommand()) --help"]))
+            } else {
+                printError(failureLine(atom: "error", summary: oneLine(message(for: error)), notes: []))
+            }
+            exitNow(code.rawValue)
+        }
+    }
+
+    /// `gentcp connect` when the arguments name a subcommand, else `gentcp`.
+    static func helpCommand() -> String {
+        let names = configuration.subcommands.map { $0._commandName }
+        let arguments = CommandLine.arguments.dropFirst()
+        if let first = arguments.first, names.contains(first) { return "gentcp \(first)" }
+        return "gentcp"
+    }
+
+    /// The first line of a message, without the parser's `Error: ` prefix and final period,
+    /// starting in lower case like gentcp's own notes.
+    static func oneLine(_ message: String) -> String {
+        var line = message.split(separator: "\n", omittingEmptySubsequences: true).first.map(String.init) ?? ""
+        if line.hasPrefix("Error: ") { line.removeFirst("Error: ".count) }
+        if line.hasSuffix(".") { line.removeLast() }
+        if let first = line.first, first.isUppercase, line.dropFirst().first?.isLowercase == true {
+            line = first.lowercased() + line.dropFirst()
+        }
+        return line
+    }
+}
+
+/// `exit(3)`, under a name the commands' own `exit(withError:)` does not hide.
+private func exitNow(_ status: Int32) -> Never {
+    exit(status)
 }
 
 /// The drivers `--driver` accepts.

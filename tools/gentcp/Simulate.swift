@@ -17,7 +17,8 @@ struct Simulate: AsyncParsableCommand {
             simulated module opens are real, to loopback addresses only. SLIP boards run GenTCP's \
             own stack at the profile's board address with echo (7), discard (9) and source (19) \
             services. The first line printed is the pty's path; the board runs until stdin \
-            closes, --seconds pass, or the process is interrupted.
+            closes, --seconds pass, or the process is interrupted. -v prints every chunk on the \
+            pty to stderr in hex and text, >> from the host to the board and << back.
 
             Example: gentcp simulate sim-esp-at   then, elsewhere:   gentcp connect --driver at \
             --dialect esp-at --serial /dev/pts/N 127.0.0.1 7
@@ -41,6 +42,9 @@ struct Simulate: AsyncParsableCommand {
     @ArgumentParser.Option(help: "Stop after this many seconds (default: when stdin closes).")
     var seconds: Double?
 
+    @Flag(name: .shortAndLong, help: "Trace the board's serial traffic on stderr in hex and text (>> host to board, << back).")
+    var verbose = false
+
     mutating func run() async throws {
         let profile: BoardProfile
         do {
@@ -63,15 +67,13 @@ struct Simulate: AsyncParsableCommand {
             throw ExitCode(Status.usage)
         }
 
-        var master: Int32 = -1, slave: Int32 = -1
-        var name = [CChar](repeating: 0, count: 128)
-        var raw = termios()
-        cfmakeraw(&raw)
-        guard openpty(&master, &slave, &name, &raw, nil) == 0 else {
-            printError(failureLine(atom: "eio", summary: "input/output error", notes: ["openpty failed"]))
+        let pair: PTYLink.PTYPair
+        do throws(SerialLinkError) {
+            pair = try PTYLink.openPair(configuration: profile.serial)
+        } catch {
+            printError(failureLine(error))
             throw ExitCode(Status.failed)
         }
-        let path = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 
         var faultSettings = ModemFaults(baudRate: noPacing ? nil : profile.serial.baudRate)
         if faults {
@@ -86,9 +88,13 @@ struct Simulate: AsyncParsableCommand {
         case .bg96: simulatorDialect = .bg96
         }
         let configuration = ModemSimulatorConfiguration(dialect: simulatorDialect, seed: seed, faults: faultSettings)
-        let bridge = ModemPipeBridge(configuration, driver: .posix, readFD: master, writeFD: master)
-        print(path)
-        printError("gentcp: simulating \(profile.name) (\(dialect.rawValue)) on \(path) at \(profile.serial.baudRate) baud, seed \(seed)")
+        printError("gentcp: simulating \(profile.name) (\(dialect.rawValue)) on \(pair.slavePath) at \(profile.serial.baudRate) baud, seed \(seed)")
+        // The module on the master end; the slave end stays open here, so programs can come and
+        // go on its path without the master seeing a hang-up.
+        let link: any SerialLink = verbose ? Trace.wrap(pair.master, boardSide: true, name: pair.slavePath) : pair.master
+        let bridge = ModemLinkBridge(link: link, configuration: configuration, driver: .posix)
+        bridge.modem.powerOn()
+        print(pair.slavePath)
         fflush(nil)
 
         if let seconds {
@@ -96,8 +102,8 @@ struct Simulate: AsyncParsableCommand {
         } else {
             await BlockingThread().run { Simulate.waitForStdinToClose() }
         }
-        bridge.stop()
-        close(slave)
+        bridge.close()
+        pair.slave.close()
     }
 
     /// A SLIP board on the master side of a new pty: GenTCP's own stack at the profile's peer
@@ -112,15 +118,16 @@ struct Simulate: AsyncParsableCommand {
         do throws(SerialLinkError) {
             pair = try PTYLink.openPair(configuration: profile.serial)
         } catch {
-            printError(failureLine(atom: "\(error.reason.atom)", summary: "\(error.reason.summary)", notes: ["\(error)"]))
+            printError(failureLine(error))
             throw ExitCode(Status.failed)
         }
         // The board's end: its address is the profile's peer address, its peer is the host.
         var configuration = SLIPConfiguration(local: slip.peerAddress, peer: slip.localAddress, mtu: slip.mtu)
         configuration.seed = seed
-        let board = try SLIPDriver(link: pair.master, configuration: configuration)
-        print(pair.slavePath)
         printError("gentcp: simulating \(profile.name) (SLIP, \(slip.peerAddress), MTU \(slip.mtu)) on \(pair.slavePath): echo 7, discard 9, source 19; host side \(slip.localAddress)")
+        let link: any SerialLink = verbose ? Trace.wrap(pair.master, boardSide: true, name: pair.slavePath) : pair.master
+        let board = try SLIPDriver(link: link, configuration: configuration)
+        print(pair.slavePath)
         fflush(nil)
         let seconds = self.seconds
         try await Process.run {
