@@ -13,8 +13,10 @@ public enum Host: Hashable, Sendable, ExpressibleByStringLiteral, CustomStringCo
         if let a = IPAddress(text) { self = .address(a) } else { self = .name(text) }
     }
 
+    /// The same as ``init(_:)``: `"10.0.0.1"` is an address, `"board"` a name.
     public init(stringLiteral value: String) { self.init(value) }
 
+    /// The address in its text form, or the name.
     public var description: String {
         switch self {
         case .address(let a): return a.description
