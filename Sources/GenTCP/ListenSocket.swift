@@ -10,7 +10,9 @@ import Synchronization
 /// closes when its controlling process exits. (`send`/`recv`/`peername` on a listener, `enotconn`
 /// in OTP, do not exist on this type.)
 public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
+    /// A number unique among this program's sockets and listeners.
     public let id: UInt64
+    /// The driver this listener runs on; accepted sockets use it too.
     public let driver: any Driver
     let runtime: any Runtime
 
@@ -38,6 +40,7 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
         self.state = Mutex(State(options: options, owner: owner))
     }
 
+    /// `#Port<0.N>`.
     public var description: String { "#Port<0.\(id)>" }
     public static func == (a: ListenSocket, b: ListenSocket) -> Bool { a === b }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
@@ -159,10 +162,13 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The bound port; `inet:port/1`.
+    /// The bound port; `inet:port/1`. After `listen(port: 0, ...)`, the port the driver chose.
+    /// - Throws: `einval` when closed.
     public func port() throws(SocketError) -> Int { try sockname().port }
 
-    /// Options accepted sockets will inherit; `inet:setopts/2` on a listener.
+    /// Options accepted sockets will inherit; `inet:setopts/2` on a listener. The list is
+    /// applied atomically, as on a socket.
+    /// - Throws: `einval` for a bad value or a closed listener.
     public func setopts(_ options: [Option]) throws(SocketError) {
         try state.withLock { s throws(SocketError) in
             guard s.listener != nil else { throw SocketError(.invalidArgument, "socket is closed") }
@@ -173,6 +179,7 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Reads listener options; `inet:getopts/2`.
+    /// - Throws: `einval` on a closed listener.
     public func getopts(_ names: [OptionName]) throws(SocketError) -> [Option] {
         try state.withLock { s throws(SocketError) in
             guard s.listener != nil else { throw SocketError(.invalidArgument, "socket is closed") }

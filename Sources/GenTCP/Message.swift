@@ -32,6 +32,8 @@ public enum Message: Sendable {
 }
 
 extension Message: CustomStringConvertible {
+    /// The message as OTP would print it, data as a count: `{tcp, #Port<0.3>, 5 bytes}`,
+    /// `{tcp_closed, #Port<0.3>}`, `{tcp_error, #Port<0.3>, econnreset}`.
     public var description: String {
         switch self {
         case .tcp(let s, let p): return "{tcp, \(s), \(p.count) bytes}"

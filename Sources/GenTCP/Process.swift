@@ -8,6 +8,7 @@ public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
     /// The body threw; the text describes the error.
     case error(String)
 
+    /// `normal`, or `error: ` and the text.
     public var description: String {
         switch self {
         case .normal: return "normal"

@@ -7,7 +7,9 @@ import Darwin
 
 /// Identifies a timer scheduled on a ``Runtime``, for cancelling it.
 public struct TimerID: Hashable, Sendable {
+    /// The runtime's number for the timer, unique within that runtime.
     public let rawValue: UInt64
+    /// Wraps a runtime's timer number (for ``Runtime`` implementations).
     public init(_ rawValue: UInt64) { self.rawValue = rawValue }
 }
 
@@ -42,12 +44,16 @@ public final class RealRuntime: Runtime, @unchecked Sendable {
     private var nextID: UInt64 = 1
     private var started = false
 
+    /// A separate real runtime with its own timer thread, started by the first
+    /// ``schedule(afterNanoseconds:_:)``. Most code wants ``shared``.
     public init() {
         pthread_mutex_init(&mutex, nil)
         cgentcp_cond_init_monotonic(&condition)
     }
 
+    /// `CLOCK_MONOTONIC`, in nanoseconds.
     public var now: UInt64 { cgentcp_monotonic_ns() }
+    /// Nil: processes run on the global concurrent executor.
     public var executor: (any TaskExecutor)? { nil }
 
     public func schedule(afterNanoseconds nanoseconds: UInt64, _ action: @escaping @Sendable () -> Void) -> TimerID {
@@ -109,18 +115,29 @@ public final class RealRuntime: Runtime, @unchecked Sendable {
 
 /// A binary min-heap of (deadline, id), ties broken by id so equal deadlines fire in order.
 public struct TimerHeap: Sendable {
-    public struct Entry: Sendable { public var deadline: UInt64; public var id: UInt64 }
+    /// One timer: when it fires and which it is.
+    public struct Entry: Sendable {
+        /// The deadline, in nanoseconds of the runtime's clock.
+        public var deadline: UInt64
+        /// The timer's number (``TimerID/rawValue``).
+        public var id: UInt64
+    }
     private var items: [Entry] = []
 
+    /// An empty heap.
     public init() {}
+    /// True when no entry is held.
     public var isEmpty: Bool { items.isEmpty }
+    /// The number of entries held.
     public var count: Int { items.count }
+    /// The entry with the earliest deadline (the lowest id among equal deadlines), if any.
     public var peek: Entry? { items.first }
 
     private static func less(_ a: Entry, _ b: Entry) -> Bool {
         a.deadline != b.deadline ? a.deadline < b.deadline : a.id < b.id
     }
 
+    /// Adds an entry; O(log n).
     public mutating func push(deadline: UInt64, id: UInt64) {
         items.append(Entry(deadline: deadline, id: id))
         var i = items.count - 1
@@ -135,6 +152,7 @@ public struct TimerHeap: Sendable {
         }
     }
 
+    /// Removes and returns the entry ``peek`` shows; nil when empty. O(log n).
     public mutating func pop() -> Entry? {
         guard !items.isEmpty else { return nil }
         let top = items[0]

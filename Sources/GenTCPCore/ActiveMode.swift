@@ -7,9 +7,17 @@
 /// - ``once``: one message, then the socket turns passive.
 /// - ``count(_:)`` (`N`, 1...32767): N messages, then passive plus a `.tcpPassive` message.
 public enum ActiveMode: Hashable, Sendable {
+    /// `{active, false}`: data stays with the driver until `recv` asks for it.
     case passive
+    /// `{active, true}`: every chunk that arrives becomes a `.tcp` message, with no flow control
+    /// from the owner (the `buffer` size caps each message, not their number).
     case active
+    /// `{active, once}`: the next chunk becomes a `.tcp` message, then the socket is passive
+    /// again; no `.tcpPassive` follows.
     case once
+    /// `{active, N}`: as a request, N is added to the current counter (see ``applying(_:)``); as a
+    /// state, N (1...32767) messages remain before the socket turns passive and sends
+    /// `.tcpPassive`.
     case count(Int)
 
     /// The largest counter OTP allows.
@@ -33,6 +41,7 @@ public enum ActiveMode: Hashable, Sendable {
         /// True when OTP sends `{tcp_passive, S}` because of this change.
         public var sendsPassive: Bool
 
+        /// A change to `mode`, with or without a `tcp_passive` message.
         public init(mode: ActiveMode, sendsPassive: Bool) {
             self.mode = mode
             self.sendsPassive = sendsPassive
@@ -43,6 +52,10 @@ public enum ActiveMode: Hashable, Sendable {
     /// an integer is *added* to a numeric counter (from `true`/`once`/`false` it starts from 0);
     /// a result above 32767, or an increment outside -32768...32767, is `einval` and changes nothing;
     /// a result of 0 or below clamps to 0, turns the socket passive and sends `tcp_passive`.
+    ///
+    /// - Parameter requested: the mode given to `setopts` (or in an open option list).
+    /// - Returns: the new state, and whether `tcp_passive` is due.
+    /// - Throws: `einval` for an increment outside -32768...32767 or a sum above 32767.
     public func applying(_ requested: ActiveMode) throws(SocketError) -> Change {
         guard case .count(let increment) = requested else {
             return Change(mode: requested, sendsPassive: false)

@@ -220,9 +220,12 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
 
 /// An address and a port: what `peername`/`sockname` return (`{Address, Port}`).
 public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
+    /// The IPv4 or IPv6 address.
     public var address: IPAddress
+    /// The TCP port, 0...65535 (0: unbound, or "any" when binding).
     public var port: Int
 
+    /// An address and a port; nothing is checked here (`connect` and `listen` check the port).
     public init(_ address: IPAddress, port: Int) {
         self.address = address
         self.port = port

@@ -64,21 +64,34 @@ public enum Option: Hashable, Sendable {
 
 /// The names `getopts` accepts.
 public enum OptionName: Hashable, Sendable, CaseIterable {
+    /// The name of the ``Option`` case of the same spelling, for `getopts`: `.active` reads
+    /// ``Option/active(_:)``, `.mode` reads ``Option/mode(_:)``, `.buffer` reads
+    /// ``Option/buffer(_:)``, and so on.
     case active, mode, buffer, nodelay, keepalive, reuseaddr, exitOnClose, showEconnreset
+    /// The name of the ``Option`` case of the same spelling, for `getopts`: `.sendTimeout` reads
+    /// ``Option/sendTimeout(_:)``, `.linger` reads ``Option/linger(_:)``, `.localAddress` reads
+    /// ``Option/localAddress(_:)`` (`0.0.0.0` when none was set), and so on.
     case sendTimeout, sendTimeoutClose, linger, ipVersion, localPort, localAddress, backlog
 }
 
 /// The order in which to try address families for a host name, as mug offers it.
 public enum IPVersionPreference: Hashable, Sendable {
+    /// IPv4 addresses only (OTP's `inet`); a name with only IPv6 addresses is `nxdomain`.
     case ipv4Only
+    /// IPv4 addresses first, then IPv6 (the default).
     case ipv4Preferred
+    /// IPv6 addresses only (OTP's `inet6`); a name with only IPv4 addresses is `nxdomain`.
     case ipv6Only
+    /// IPv6 addresses first, then IPv4.
     case ipv6Preferred
 }
 
 /// Which side of a connection to shut down: `read`, `write` or `read_write`.
 public enum ShutdownHow: Hashable, Sendable {
+    /// `read`: stop receiving (`SHUT_RD`).
     case read
+    /// `write`: send FIN once pending sends are written; later sends fail.
     case write
+    /// `read_write`: both.
     case readWrite
 }

@@ -44,6 +44,8 @@ public enum Payload: Hashable, Sendable {
 
 /// How received data is typed: OTP's `{mode, binary | list}`.
 public enum Mode: Hashable, Sendable {
+    /// `binary`: data arrives as ``Payload/binary(_:)``.
     case binary
+    /// `list` (OTP's default): data arrives as ``Payload/list(_:)``.
     case list
 }

@@ -9,6 +9,7 @@ public struct SocketError: Error, Hashable, Sendable, CustomStringConvertible {
     /// A short static note on what exactly was wrong (e.g. `"buffer must be 1...16777216"`), or empty.
     public var detail: StaticString
 
+    /// An error with a reason and, for bad arguments, a note saying what was wrong.
     public init(_ reason: Reason, _ detail: StaticString = "") {
         self.reason = reason
         self.detail = detail
@@ -29,11 +30,18 @@ public struct SocketError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension SocketError {
+    /// `closed`, with no detail: the socket is closed, or the stream ended.
     public static let closed = SocketError(.closed)
+    /// `timeout`, with no detail: a `recv`, `accept`, `connect` or `send` ran out of time.
     public static let timeout = SocketError(.timeout)
+    /// `enotconn`, with no detail: the connection is gone (after the end was reported once).
     public static let notConnected = SocketError(.notConnected)
+    /// `einval`, with no detail: an invalid value for an open socket.
     public static let invalidArgument = SocketError(.invalidArgument)
+    /// `ealready`, with no detail: another `recv` is already waiting on the socket.
     public static let alreadyInProgress = SocketError(.alreadyInProgress)
+    /// `not_owner`, with no detail: only the controlling process may do this.
     public static let notOwner = SocketError(.notOwner)
+    /// `badarg`, with no detail: a bad argument to a call that opens a socket.
     public static let badArgument = SocketError(.badArgument)
 }

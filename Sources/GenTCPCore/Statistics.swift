@@ -3,15 +3,22 @@
 /// `recv_*` count deliveries to the user (one per `recv` result or `tcp` message), not segments;
 /// `send_*` count `send` calls that returned ok, empty ones included. Octet counters are 64-bit.
 public struct Statistics: Hashable, Sendable {
+    /// `recv_oct`: bytes delivered to the user.
     public var recvOct: UInt64 = 0
+    /// `recv_cnt`: deliveries (`recv` results and `tcp` messages).
     public var recvCnt: UInt64 = 0
+    /// `recv_max`: the largest delivery, in bytes.
     public var recvMax: UInt64 = 0
+    /// `send_oct`: bytes of successful sends.
     public var sendOct: UInt64 = 0
+    /// `send_cnt`: successful `send` calls, empty ones included.
     public var sendCnt: UInt64 = 0
+    /// `send_max`: the largest successful send, in bytes.
     public var sendMax: UInt64 = 0
     /// Bytes accepted by a `send` still in progress and not yet handed to the driver.
     public var sendPend: UInt64 = 0
 
+    /// Every counter at zero.
     public init() {}
 
     /// Average delivery size (`recv_avg`).

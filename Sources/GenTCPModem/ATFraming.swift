@@ -24,9 +24,13 @@ public struct ATFraming: OptionSet, Sendable {
 public struct ATPayloadHeader: Equatable, Sendable {
     /// Which wire format announced the payload.
     public enum Kind: UInt8, Equatable, Sendable {
+        /// The header's format, one case per ``ATFraming`` member: `ipd` is ESP-AT's `+IPD`,
+        /// `cipRecvData` ESP-AT's `+CIPRECVDATA`, `qird` Quectel's `+QIRD`, `cipRxGet` SIMCom's
+        /// `+CIPRXGET: 2`.
         case ipd, cipRecvData, qird, cipRxGet
     }
 
+    /// The format of the header.
     public var kind: Kind
     /// The link the header names, or nil when the format has none (`+IPD,<len>:`, `+QIRD`,
     /// `+CIPRECVDATA`); the engine then uses the link of the read in flight.
@@ -36,6 +40,7 @@ public struct ATPayloadHeader: Equatable, Sendable {
     /// SIMCom's `<left>`: bytes still buffered in the module after this read, when given.
     public var leftInModule: Int?
 
+    /// A header with the given fields (the lexer makes them; tests may too).
     public init(kind: Kind, link: Int?, length: Int, leftInModule: Int? = nil) {
         self.kind = kind
         self.link = link

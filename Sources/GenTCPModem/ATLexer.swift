@@ -48,6 +48,7 @@ public struct ATLexerStatistics: Equatable, Sendable {
     /// Headers rejected because they did not parse.
     public var malformedHeaders: UInt32 = 0
 
+    /// Every counter at zero.
     public init() {}
 }
 
@@ -80,6 +81,7 @@ public struct ATLexer {
         /// The headers to recognise.
         public var framing: ATFraming
 
+        /// Sizes as given, raised to their minimums (16, 1, 1); `framing` is the dialect's set.
         public init(maxLineLength: Int = 300, maxPayloadLength: Int = 8192, maxPieceLength: Int = 1024,
                     framing: ATFraming) {
             self.maxLineLength = max(16, maxLineLength)
@@ -91,10 +93,12 @@ public struct ATLexer {
 
     enum Mode: UInt8 { case line, discard, payload }
 
+    /// The sizes and framing the lexer was made with.
     public let configuration: Configuration
     /// Set while a `>` prompt may come: a `>` at the start of a line is then a prompt.
     /// Otherwise it is an ordinary byte, so a stray `>` never starts a data phase.
     public var expectsPrompt = false
+    /// What the lexer skipped, dropped or rejected so far.
     public private(set) var statistics = ATLexerStatistics()
 
     var mode = Mode.line
@@ -110,6 +114,7 @@ public struct ATLexer {
     var ipdMatch = 0
     var remaining = 0
 
+    /// A lexer in line mode; allocates its one line buffer here.
     public init(configuration: Configuration) {
         self.configuration = configuration
         self.buffer = [UInt8](repeating: 0, count: configuration.maxLineLength)

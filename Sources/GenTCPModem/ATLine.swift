@@ -7,6 +7,7 @@ public struct ATLine {
     /// The line's bytes.
     public let bytes: UnsafeRawBufferPointer
 
+    /// A view of `bytes`, which must stay valid while the line is used.
     public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
     /// The number of bytes.

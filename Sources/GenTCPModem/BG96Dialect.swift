@@ -8,6 +8,7 @@ public struct BG96Dialect: ModemDialect {
     /// The PDP context the sockets use (1–16).
     public let contextID: Int
 
+    /// The dialect for PDP context `contextID`, clamped to 1–16.
     public init(contextID: Int = 1) {
         self.contextID = min(max(contextID, 1), 16)
     }

@@ -15,6 +15,7 @@ public struct ESPATDialect: ModemDialect {
     /// module; the engine never turns it on.
     public let remoteInfo: Bool
 
+    /// The dialect, told whether the module has `AT+CIPDINFO=1` set (off by default).
     public init(remoteInfo: Bool = false) {
         self.remoteInfo = remoteInfo
     }

@@ -32,8 +32,9 @@ public enum ModemCommand: Sendable {
     case resolve(host: String)
     /// Open a TCP link to `host:port` (`AT+CIPSTART`, `AT+QIOPEN`).
     case connect(link: Int, host: String, port: Int)
-    /// Announce `count` payload bytes for `link`. Built by ``ModemEngine/send(_:link:now:timeout:)``
-    /// only; ``ModemEngine/submit(_:now:timeout:)`` refuses it.
+    /// Announce `count` payload bytes for `link`. Built by
+    /// ``ModemEngine/send(_:link:now:timeout:)-(UnsafeRawBufferPointer,_,_,_)`` only;
+    /// ``ModemEngine/submit(_:now:timeout:)`` refuses it.
     case send(link: Int, count: Int)
     /// Read up to `maximum` buffered bytes of `link` (`AT+CIPRECVDATA`, `AT+CIPRXGET=2`, `AT+QIRD`).
     case read(link: Int, maximum: Int)
@@ -85,7 +86,13 @@ public enum ModemCommand: Sendable {
 
 /// A ``ModemCommand`` without its arguments, for events and tables.
 public enum ModemCommandKind: UInt8, Sendable, Hashable, CaseIterable {
+    /// Module set-up, one case per ``ModemCommand`` case of the same name: `probe` (`AT`),
+    /// `echoOff` (`ATE0`), `restart`, `version`, `enableMultiplexing`, `enablePassiveReceive`.
     case probe, echoOff, restart, version, enableMultiplexing, enablePassiveReceive
+    /// Network set-up, one case per ``ModemCommand`` case of the same name: `joinNetwork`
+    /// (Wi-Fi), `configureBearer`, `activateBearer`, `deactivateBearer` (cellular), `localAddress`.
     case joinNetwork, configureBearer, activateBearer, deactivateBearer, localAddress
+    /// Sockets and the rest, one case per ``ModemCommand`` case of the same name: `resolve`,
+    /// `connect`, `send`, `read`, `queryAvailable`, `close`, `setBaudRate`, `raw`.
     case resolve, connect, send, read, queryAvailable, close, setBaudRate, raw
 }

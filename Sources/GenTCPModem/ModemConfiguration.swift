@@ -8,8 +8,9 @@ public struct ModemConfiguration: Sendable {
     /// The most payload bytes one send takes; clamped to the dialect's maximum (default 2048).
     /// The output buffer holds one command plus this many bytes.
     public var maxSendChunk = 2048
-    /// Bytes and lines of information kept per command; more are dropped and counted.
+    /// Bytes of information kept per command; more are dropped and counted.
     public var maxResponseBytes = 512
+    /// Lines of information kept per command; more are dropped and counted.
     public var maxResponseLines = 16
     /// The largest piece of payload handed out in one ``ModemEvent/received(link:bytes:)``.
     public var maxPieceLength = 1024
@@ -25,18 +26,27 @@ public struct ModemConfiguration: Sendable {
     /// ms are part of that boot, not a new reset.
     public var bootBannerWindow: UInt32 = 30_000
 
+    /// The defaults shown at each property.
     public init() {}
 }
 
 /// Counters kept by the engine. They wrap instead of trapping.
 public struct ModemStatistics: Equatable, Sendable {
+    /// Bytes read from the module (lines and payload).
     public var bytesIn: UInt32 = 0
+    /// Bytes written to the module (commands and payload).
     public var bytesOut: UInt32 = 0
+    /// Commands started (sends included).
     public var commands: UInt32 = 0
+    /// Unsolicited result codes understood.
     public var unsolicited: UInt32 = 0
+    /// Command echoes skipped (before `ATE0` took effect, or after a restart).
     public var echoes: UInt32 = 0
+    /// Commands sent again after `busy p...`.
     public var busyRetries: UInt32 = 0
+    /// Commands that got no final result before their deadline.
     public var timeouts: UInt32 = 0
+    /// Module restarts seen (`ready`, `RDY`, boot banners).
     public var resets: UInt32 = 0
     /// Final results, prompts and URCs that matched nothing the engine was waiting for.
     public var strays: UInt32 = 0
@@ -47,5 +57,6 @@ public struct ModemStatistics: Equatable, Sendable {
     /// Events dropped because the queue was full (never expected; counted to prove it).
     public var droppedEvents: UInt32 = 0
 
+    /// Every counter at zero.
     public init() {}
 }

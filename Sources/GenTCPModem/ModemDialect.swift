@@ -63,6 +63,7 @@ public struct ModemLimits: Sendable, Equatable {
     /// How long to wait for an asynchronous DNS result after `OK`, in ms.
     public var asyncResolveTimeout: UInt32
 
+    /// Limits with every field as named (each dialect states its own).
     public init(maxLinks: Int, maxSendLength: Int, maxReadLength: Int, maxPayloadLength: Int,
                 maxHostLength: Int, maxCredentialLength: Int,
                 asyncConnectTimeout: UInt32, asyncResolveTimeout: UInt32) {
@@ -91,10 +92,14 @@ public struct ModemLineContext: Sendable, Equatable {
         case awaitingSendResult
     }
 
+    /// The command in flight, or nil.
     public var command: ModemCommandKind?
+    /// The link of the command in flight, if it has one.
     public var link: Int?
+    /// How far the command in flight got.
     public var phase: Phase
 
+    /// A context with every field as named (the engine makes them; dialect tests may too).
     public init(command: ModemCommandKind?, link: Int?, phase: Phase) {
         self.command = command
         self.link = link
@@ -128,8 +133,11 @@ public enum ModemLineMeaning: Equatable, Sendable {
 
 /// Information lines a dialect understands.
 public enum ModemInformation: Equatable, Sendable {
+    /// The firmware version (ESP-AT's `AT version:` line in the `AT+GMR` answer).
     case version(ModemVersion)
+    /// The address of a name looked up synchronously (`+CIPDOMAIN:`).
     case resolved(ModemAddress)
+    /// The module's own address (`+CIFSR:STAIP`, a bare SIMCom address, `+QIACT:`).
     case localAddress(ModemAddress)
     /// Bytes buffered for a link (answer to ``ModemCommand/queryAvailable(link:)``).
     case available(link: Int, length: Int)
@@ -141,12 +149,19 @@ public enum ModemInformation: Equatable, Sendable {
 
 /// Unsolicited result codes a dialect understands.
 public enum ModemUnsolicited: Equatable, Sendable {
+    /// A connect succeeded (`<n>,CONNECT`, `<n>, CONNECT OK`, `+QIOPEN: <n>,0`).
     case connected(link: Int)
+    /// An asynchronous connect failed, with the gen_tcp reason (`CONNECT FAIL`, `+QIOPEN: <n>,<err>`).
     case connectFailed(link: Int, reason: ModemReason)
+    /// The link closed, by the peer or the module (`<n>,CLOSED`, `+QIURC: "closed"`).
     case closed(link: Int)
+    /// Data waits in the module for `link` (passive-receive notices); the length when given.
     case dataAvailable(link: Int, length: Int?)
+    /// An asynchronous name lookup answered (`+CDNSGIP: 1,...`, `+QIURC: "dnsgip"`).
     case resolved(ModemAddress)
+    /// An asynchronous name lookup failed.
     case resolveFailed(ModemReason)
+    /// Network-level news: Wi-Fi joined or lost, bearer lost.
     case network(ModemNetworkEvent)
 }
 

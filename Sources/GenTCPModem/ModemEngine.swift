@@ -1,8 +1,9 @@
 /// The AT engine: a sans-I/O state machine that drives one module through a ``ModemDialect``.
 ///
 /// It does no I/O and reads no clock. The driver:
-/// 1. submits work: ``submit(_:now:timeout:)`` for commands, ``send(_:link:now:timeout:)`` for
-///    data (one command in flight at a time; both throw before producing anything);
+/// 1. submits work: ``submit(_:now:timeout:)`` for commands,
+///    ``send(_:link:now:timeout:)-(UnsafeRawBufferPointer,_,_,_)`` for data (one command in flight at a time;
+///    both throw before producing anything);
 /// 2. writes what ``withPendingOutput(_:)`` (or ``drainOutput(into:)``) hands it to the UART;
 /// 3. passes every chunk the UART gives to ``nextEvent(reading:cursor:now:)`` until it
 ///    returns nil, and acts on each ``ModemEvent``;
@@ -26,7 +27,9 @@ public struct ModemEngine<Dialect: ModemDialect> {
 
     /// The dialect, with what it learned from the module.
     public internal(set) var dialect: Dialect
+    /// The sizes and timings the engine was made with.
     public let configuration: ModemConfiguration
+    /// What the engine counted so far.
     public internal(set) var statistics = ModemStatistics()
     /// Command timeouts in a row with no answer in between: probe with `AT`, then reset.
     public internal(set) var consecutiveTimeouts = 0
@@ -54,6 +57,8 @@ public struct ModemEngine<Dialect: ModemDialect> {
     /// line or timer can produce (a reset: every link, plus four), so nothing is ever dropped.
     static var submitEventReserve: Int { 4 }
 
+    /// An engine for `dialect`, idle, with every buffer allocated from `configuration` and the
+    /// dialect's limits.
     public init(dialect: Dialect, configuration: ModemConfiguration = ModemConfiguration()) {
         let limits = dialect.limits
         self.dialect = dialect
@@ -79,7 +84,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
 
     /// The number of links (ids `0..<linkCount`).
     public var linkCount: Int { links.count }
-    /// The most bytes one ``send(_:link:now:timeout:)`` takes.
+    /// The most bytes one ``send(_:link:now:timeout:)-(UnsafeRawBufferPointer,_,_,_)`` takes.
     public var maxSendChunk: Int { sendChunk }
     /// The lexer's counters.
     public var lexerStatistics: ATLexerStatistics { lexer.statistics }
@@ -161,7 +166,11 @@ public struct ModemEngine<Dialect: ModemDialect> {
     /// link out of range, port outside 1–65535, a read length outside 1–max, a string that
     /// could inject AT) or unsupported (``ModemReason/notSupported``).
     ///
-    /// - Parameter timeout: milliseconds for the final result; the dialect's default if nil.
+    /// - Parameters:
+    ///   - command: the command to start (anything but ``ModemCommand/send(link:count:)``).
+    ///   - now: the driver's clock, in milliseconds.
+    ///   - timeout: milliseconds for the final result; the dialect's default if nil.
+    /// - Throws: ``ModemError`` as above.
     public mutating func submit(_ command: ModemCommand, now: ModemInstant, timeout: UInt32? = nil) throws(ModemError) {
         try checkReady()
         switch command {
@@ -217,8 +226,14 @@ public struct ModemEngine<Dialect: ModemDialect> {
     ///
     /// Throws like ``submit(_:now:timeout:)``, and ``ModemReason/notConnected`` (or
     /// ``ModemReason/closed`` after a peer close) unless the link is open.
-    /// - Parameter timeout: ms for the send result after the payload; by default 10 s plus the
-    ///   time the payload takes on the wire at ``ModemConfiguration/baudRate``.
+    /// - Parameters:
+    ///   - payload: the bytes to send; only the first ``maxSendChunk`` are taken.
+    ///   - link: an open link id.
+    ///   - now: the driver's clock, in milliseconds.
+    ///   - timeout: ms for the send result after the payload; by default 10 s plus the time the
+    ///     payload takes on the wire at ``ModemConfiguration/baudRate``.
+    /// - Returns: the bytes taken.
+    /// - Throws: ``ModemError`` as above.
     @discardableResult
     public mutating func send(_ payload: UnsafeRawBufferPointer, link: Int, now: ModemInstant,
                               timeout: UInt32? = nil) throws(ModemError) -> Int {
@@ -248,7 +263,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
         return count
     }
 
-    /// ``send(_:link:now:timeout:)`` for an array.
+    /// ``send(_:link:now:timeout:)-(UnsafeRawBufferPointer,_,_,_)`` for an array.
     @discardableResult
     public mutating func send(_ payload: [UInt8], link: Int, now: ModemInstant, timeout: UInt32? = nil) throws(ModemError) -> Int {
         var result: Result<Int, ModemError> = .success(0)

@@ -9,6 +9,7 @@ public struct ModemError: Error, Sendable, Equatable {
     /// A short static explanation, or empty.
     public var detail: StaticString
 
+    /// An error with a reason and an optional note.
     public init(_ reason: ModemReason, _ detail: StaticString = "") {
         self.reason = reason
         self.detail = detail

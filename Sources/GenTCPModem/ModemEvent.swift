@@ -40,11 +40,14 @@ public enum ModemEvent {
 
 /// How a command ended.
 public struct ModemCompletion: Equatable, Sendable {
+    /// Which command ended.
     public var command: ModemCommandKind
     /// The command's link, if it has one.
     public var link: Int?
+    /// Success, or the failure and its gen_tcp reason.
     public var outcome: ModemOutcome
 
+    /// A completion with every field as named (the engine makes them; tests may too).
     public init(command: ModemCommandKind, link: Int?, outcome: ModemOutcome) {
         self.command = command
         self.link = link
@@ -54,9 +57,12 @@ public struct ModemCompletion: Equatable, Sendable {
 
 /// Success, or what went wrong and the gen_tcp reason it maps to.
 public enum ModemOutcome: Equatable, Sendable {
+    /// The command's final result was a success (`OK`, `SEND OK`...).
     case success
+    /// What the module said (or that it said nothing), and the gen_tcp reason for it.
     case failure(ModemFailure, ModemReason)
 
+    /// True for ``success``.
     public var isSuccess: Bool { self == .success }
 }
 
@@ -100,11 +106,16 @@ public enum ModemNetworkEvent: UInt8, Equatable, Sendable {
 
 /// A firmware version `major.minor.patch.build`; missing parts are 0.
 public struct ModemVersion: Comparable, Sendable {
+    /// The first number.
     public var major: Int
+    /// The second number.
     public var minor: Int
+    /// The third number (0 when missing).
     public var patch: Int
+    /// The fourth number (0 when missing).
     public var build: Int
 
+    /// `major.minor.patch.build`.
     public init(_ major: Int, _ minor: Int, _ patch: Int = 0, _ build: Int = 0) {
         self.major = major
         self.minor = minor

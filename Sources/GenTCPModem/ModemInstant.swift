@@ -6,6 +6,7 @@ public struct ModemInstant: Comparable, Sendable {
     /// Milliseconds since the caller's origin.
     public var milliseconds: UInt64
 
+    /// The instant `milliseconds` after the caller's origin.
     public init(milliseconds: UInt64) { self.milliseconds = milliseconds }
 
     /// The instant `delay` milliseconds later, saturating at the end of time.

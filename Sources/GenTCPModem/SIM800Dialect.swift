@@ -5,9 +5,12 @@
 /// (`AT+CIPRXGET=1`, read with `AT+CIPRXGET=2`, where the number after the length is what is
 /// *left*, as TinyGSM found). Result lines come with and without the space after the comma.
 public struct SIM800Dialect: ModemDialect {
+    /// Whether `AT+CIPMUX=1` took effect.
     public private(set) var multiplexed = false
+    /// Whether manual receive (`AT+CIPRXGET=1`) was turned on.
     public private(set) var passiveReceive = false
 
+    /// The dialect of a module that has not been set up yet.
     public init() {}
 
     public var limits: ModemLimits {

@@ -1,8 +1,11 @@
 /// The built-in dialects behind one enum, for a dialect chosen at run time (from a board
 /// profile, say) without existentials: `ModemEngine<StandardDialect>`.
 public enum StandardDialect: ModemDialect {
+    /// Espressif ESP-AT.
     case espAT(ESPATDialect)
+    /// SIMCom SIM800.
     case sim800(SIM800Dialect)
+    /// Quectel BG96.
     case bg96(BG96Dialect)
 
     public var limits: ModemLimits {

@@ -13,7 +13,9 @@ import Glibc
 /// the kernel says `EAGAIN`. A passive socket that nobody reads leaves its data in the kernel,
 /// whose window then closes: the backpressure costs no memory here.
 public struct POSIXDriver: Driver {
+    /// `posix`.
     public var name: String { "posix" }
+    /// The clock for this driver's socket timeouts (`RealRuntime.shared` unless injected).
     public let runtime: any Runtime
     let syscalls: Syscalls
     let reactor: Reactor
@@ -38,6 +40,9 @@ public struct POSIXDriver: Driver {
         self.briefWaitNanoseconds = briefWaitNanoseconds
     }
 
+    /// Looks `host` up with `getaddrinfo(3)` on a thread of its own (a slow resolver never
+    /// blocks the task pool), then orders the addresses by `preference`.
+    /// - Throws: `nxdomain` when the name has no address in the families allowed.
     public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
         let found = await Resolver.lookup(host)
         let v4 = found.filter { !$0.isIPv6 }
@@ -53,6 +58,10 @@ public struct POSIXDriver: Driver {
         return ordered
     }
 
+    /// A non-blocking `socket(2)` and `connect(2)` (binding first when `localPort` or
+    /// `localAddress` is set), completed by write readiness and `SO_ERROR`.
+    /// - Throws: `timeout` when `timeoutNanoseconds` pass; the `errno` of the failure otherwise
+    ///   (`econnrefused`, `ehostunreach`, `etimedout`, `eaddrinuse`, `emfile`...).
     public func connect(
         to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
         delegate: any ConnectionDelegate
@@ -82,6 +91,9 @@ public struct POSIXDriver: Driver {
         return connection
     }
 
+    /// `socket(2)`, `bind(2)` (with `SO_REUSEADDR` when `reuseaddr` is set; IPv6 sockets are
+    /// IPv6-only) and `listen(2)` with the socket's `backlog`.
+    /// - Throws: `eaddrinuse`, `eaddrnotavail`, `eacces`... from the failing call.
     public func listen(
         on address: SocketAddress, options: SocketOptions, delegate: any ListenerDelegate
     ) throws(SocketError) -> any Listener {

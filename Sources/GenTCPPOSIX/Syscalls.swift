@@ -54,6 +54,8 @@ public struct Syscalls: Sendable {
         }
     )
 
+    /// A table of system calls, one closure per C call; tests start from ``system``'s entries
+    /// and replace the ones they want to fail.
     public init(
         socket: @escaping @Sendable (Int32, Int32, Int32) -> Int32,
         connect: @escaping @Sendable (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32,

@@ -27,7 +27,9 @@ public struct ATConfiguration: Sendable {
     public var dialect: ATDialectName
     /// The packet bearer's access point (SIM800, BG96); ignored by ESP-AT.
     public var apn: String
+    /// The access point's user name, empty for none (SIM800, BG96).
     public var apnUser: String
+    /// The access point's password, empty for none (SIM800, BG96).
     public var apnPassword: String
     /// ESP-AT only: join this Wi-Fi network during initialisation (nil: the module is already
     /// joined, as `AT+CWJAP_DEF` / the simulator leave it).
@@ -54,6 +56,8 @@ public struct ATConfiguration: Sendable {
     /// Upper bound on a connect without a caller timeout, queueing included, in ms.
     public var connectTimeout: UInt32
 
+    /// A configuration for `dialect`; every other setting has the default shown, and is
+    /// described at the property of the same name.
     public init(
         dialect: ATDialectName, apn: String = "", apnUser: String = "", apnPassword: String = "",
         wifi: (ssid: String, password: String)? = nil, engine: ModemConfiguration = ATConfiguration.defaultEngine,
@@ -94,12 +98,12 @@ public struct ATConfiguration: Sendable {
 /// let link = try SerialPortLink(path: "/dev/ttyUSB0", configuration: SerialConfiguration(baudRate: 115_200))
 /// let modem = ATDriver(link: link, configuration: ATConfiguration(dialect: .espAT))
 /// modem.start()
-/// let s = try await Socket.connect("example.com", port: 80, timeout: .seconds(10), driver: modem)
+/// let s = try await Socket.connect("example.com", port: 80, timeout: 10_000, driver: modem)
 /// ```
 ///
 /// One driver owns one module on one link. It initialises the module (`AT`, `ATE0`, version,
 /// multiplexing, passive receive, bearer), then serves up to the dialect's number of links as
-/// ``Connection``s: one command in flight, work queued per link.
+/// connections: one command in flight, work queued per link.
 ///
 /// - **Names** are resolved by the module (`AT+CIPDOMAIN`, `AT+CDNSGIP`, `AT+QIDNSGIP`); strings
 ///   that could inject AT (quotes, commas, control bytes) are `einval` before any byte is written.
@@ -126,7 +130,9 @@ public final class ATDriver: Driver, @unchecked Sendable {
         core = ATCore(link: link, configuration: configuration, runtime: runtime)
     }
 
+    /// `at`.
     public var name: String { "at" }
+    /// The clock given at creation: timeouts, retries and the module's timers run on it.
     public var runtime: any Runtime { core.runtime }
 
     /// Starts initialising the module. Connects and lookups before it is ready wait (within their
@@ -142,10 +148,22 @@ public final class ATDriver: Driver, @unchecked Sendable {
     /// Counters: the engine's and the driver's own.
     public var statistics: ATStatistics { core.statisticsSnapshot }
 
+    /// Asks the module to look `host` up (`AT+CIPDOMAIN`, `AT+CDNSGIP`, `AT+QIDNSGIP`), starting
+    /// its initialisation first if needed. `preference` is not applied: the addresses are the
+    /// module's answer as it is.
+    /// - Throws: `einval` for a name that could inject AT; `nxdomain` when the module finds no
+    ///   address (or the name is longer than it takes); `timeout` after
+    ///   ``ATConfiguration/resolveTimeout``; `enetdown` after ``stop()``.
     public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
         try await core.resolve(host)
     }
 
+    /// Opens a link on the module (`AT+CIPSTART`, `AT+QIOPEN`) once a link id is free, starting
+    /// the module's initialisation first if needed.
+    /// - Throws: `econnrefused`, `ehostunreach`... as the module reports them; `timeout` when
+    ///   `timeoutNanoseconds` pass, `etimedout` when ``ATConfiguration/connectTimeout`` passes
+    ///   without a caller timeout; `system_limit` when every link of the module is in use;
+    ///   `enetdown` after ``stop()``.
     public func connect(
         to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
         delegate: any ConnectionDelegate
@@ -179,24 +197,30 @@ public struct ATStatistics: Sendable, Equatable {
     public var engine = ModemStatistics()
     /// Initialisations completed.
     public var initialisations = 0
-    /// Payload bytes received from the module and sent to it.
+    /// Payload bytes received from the module.
     public var payloadIn = 0
+    /// Payload bytes sent to the module (acknowledged with `SEND OK`).
     public var payloadOut = 0
     /// Read commands issued.
     public var reads = 0
     /// Payload bytes a module sent beyond what was asked (dropped; the connection fails).
     public var overflowBytes = 0
-    /// Probes sent after a timeout, restarts sent, times the module was given up as gone.
+    /// `AT` probes sent after a command timed out.
     public var recoveryProbes = 0
+    /// `AT+RST` restarts sent.
     public var restarts = 0
+    /// Times the module was given up as gone (no boot banner within the restart timeout).
     public var moduleLost = 0
-    /// Lines nobody claimed and framing errors.
+    /// Lines from the module that nobody claimed.
     public var unrecognisedLines = 0
+    /// Framing errors: payload headers that did not parse or did not fit.
     public var framingErrors = 0
-    /// The largest receive buffer and send buffer any connection had (they never grow).
+    /// The largest receive buffer any connection had, in bytes (buffers never grow).
     public var largestReceiveBuffer = 0
+    /// The largest send buffer any connection had, in bytes.
     public var largestSendBuffer = 0
 
+    /// Every counter at zero.
     public init() {}
 }
 

@@ -20,8 +20,11 @@ public struct BoardProfile: Hashable, Sendable {
 
     /// The AT dialect of an `at` board.
     public enum Dialect: String, Hashable, Sendable, CaseIterable {
+        /// `"esp-at"`: Espressif ESP-AT (ESP32, ESP8266).
         case espAT = "esp-at"
+        /// `"sim800"`: SIMCom SIM800.
         case sim800
+        /// `"bg96"`: Quectel BG96.
         case bg96
     }
 
@@ -39,6 +42,7 @@ public struct BoardProfile: Hashable, Sendable {
     public var name: String
     /// One line for people.
     public var description: String
+    /// How the host reaches the board: `slip` or `at`.
     public var link: Link
     /// Set for `at` boards, nil for `slip` boards.
     public var dialect: Dialect?
@@ -70,7 +74,9 @@ public struct BoardProfile: Hashable, Sendable {
     }
 
     /// Finds a profile by name in `directory` (`NAME.json`), or reads `nameOrPath` as a file
-    /// path when it names one.
+    /// path when it names one (it ends in `.json` or contains a `/`).
+    /// - Throws: ``BoardProfileError``: no such board (the message lists the known ones), or
+    ///   what ``load(path:)`` throws.
     public static func find(_ nameOrPath: String, in directory: String = "boards") throws(BoardProfileError) -> BoardProfile {
         if nameOrPath.hasSuffix(".json") || nameOrPath.contains("/") {
             return try load(path: nameOrPath)
@@ -99,6 +105,8 @@ public struct BoardProfile: Hashable, Sendable {
     }
 
     /// Parses a profile from JSON bytes; `source` names it in errors.
+    /// - Throws: ``BoardProfileError`` for invalid JSON, a missing, unknown or bad field, or a
+    ///   field that does not go with the board's `link`.
     public static func parse(_ data: Data, source: String) throws(BoardProfileError) -> BoardProfile {
         let root: Any
         do {
@@ -114,11 +122,14 @@ public struct BoardProfile: Hashable, Sendable {
 /// A bad profile: which file, which field, what is wrong. Prints as
 /// `boards/x.json: serial.baud: expected an integer 50...4000000, got "fast"`.
 public struct BoardProfileError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The profile's path (or the `source` given to ``BoardProfile/parse(_:source:)``).
     public var file: String
     /// The dotted field path (`serial.baud`), or nil for the file as a whole.
     public var field: String?
+    /// What is wrong, e.g. `expected an integer 50...4000000, got "fast"`.
     public var problem: String
 
+    /// `file: field: problem`, or `file: problem` for the file as a whole.
     public var description: String {
         if let field { return "\(file): \(field): \(problem)" }
         return "\(file): \(problem)"

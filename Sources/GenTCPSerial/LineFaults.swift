@@ -20,6 +20,7 @@ public struct LineFaults: Hashable, Sendable {
     /// Most noise bytes inserted at once (at least 1).
     public var maxNoiseBytes: Int
 
+    /// Faults with the given probabilities (none by default); `maxNoiseBytes` below 1 counts as 1.
     public init(dropProbability: Double = 0, bitFlipProbability: Double = 0,
                 noiseProbability: Double = 0, maxNoiseBytes: Int = 8) {
         self.dropProbability = dropProbability
@@ -43,6 +44,7 @@ public struct LineFaultCounts: Hashable, Sendable {
     /// Bytes delivered into the receive buffer (noise and flipped bytes included).
     public var delivered = 0
 
+    /// Every counter at zero.
     public init() {}
 }
 

@@ -5,7 +5,7 @@ import Synchronization
 /// One end of an in-memory serial line, for simulation: paced at the baud rate on an injected
 /// clock, with bounded buffers and seeded fault injection.
 ///
-/// Make both ends with ``pair(configuration:runtime:bufferSize:faults:seed:)``.
+/// Make both ends with ``pair(configuration:runtime:bufferSize:faults:seed:names:)``.
 ///
 /// - **Pacing.** Each byte takes 10 bit times (8N1) on the line: `n` bytes at 115200 baud take
 ///   `n / 11520` s to arrive, measured on the `runtime`'s clock. On `SimRuntime` that is virtual

@@ -31,7 +31,7 @@ public struct SLIPConfiguration: Sendable {
     public var seed: UInt64
     /// TCP tuning every connection starts from: send buffer, the receive buffer's floor, RTO
     /// bounds, delayed ACK, timeouts. A socket's `buffer` option raises the receive buffer (the
-    /// advertised window) above ``ConnectionOptions/receiveBufferSize`` when it is larger;
+    /// advertised window) above `ConnectionOptions.receiveBufferSize` when it is larger;
     /// `nodelay` and `keepalive` come from the socket's options.
     public var tcp: ConnectionOptions
     /// When set, every datagram sent or received on the line is appended to this file as pcap
@@ -42,10 +42,18 @@ public struct SLIPConfiguration: Sendable {
     /// Connections the board routes elsewhere keep standard congestion control. True by default.
     public var dedicatedLink = true
 
+    /// A configuration for one line; ``SLIPDriver/init(link:configuration:runtime:)`` checks it.
+    ///
     /// - Parameters:
     ///   - local: our address (IPv4).
     ///   - peer: the board's address (IPv4).
     ///   - mtu: 68...65535; 1006 by default.
+    ///   - peerName: the name that resolves to `peer` (`"board"` by default; nil for none).
+    ///   - maximumConnections: TCP connection slots (8 by default).
+    ///   - maximumListeners: listening sockets (4 by default).
+    ///   - seed: seeds ISNs, ephemeral ports and IP IDs (random by default).
+    ///   - tcp: the TCP tuning every connection starts from (``defaultTCP`` by default).
+    ///   - capturePath: a pcap file to write the line's datagrams to (none by default).
     public init(
         local: IPAddress, peer: IPAddress, mtu: Int = SLIP.recommendedMaximumFrameSize, peerName: String? = "board",
         maximumConnections: Int = 8, maximumListeners: Int = 4, seed: UInt64 = UInt64.random(in: 1...UInt64.max),

@@ -4,11 +4,11 @@ import GenTCPStack
 import GenTCPWire
 
 /// The `slip` driver: sockets to a board that speaks IP over a serial line, through GenTCP's own
-/// IPv4/TCP stack (``GenTCPStack/Stack``) and RFC 1055 SLIP framing.
+/// IPv4/TCP stack (`GenTCPStack`'s `Stack`) and RFC 1055 SLIP framing.
 ///
 /// ```swift
-/// let pty = try PTYLink(path: "/dev/ttyUSB0", configuration: SerialConfiguration(baudRate: 115_200))
-/// let slip = try SLIPDriver(link: pty, configuration: SLIPConfiguration(
+/// let port = try SerialPortLink(path: "/dev/ttyUSB0", configuration: SerialConfiguration(baudRate: 115_200))
+/// let slip = try SLIPDriver(link: port, configuration: SLIPConfiguration(
 ///     local: IPAddress(192, 168, 190, 1), peer: IPAddress(192, 168, 190, 2)))
 /// let s = try await Socket.connect("board", port: 7, options: [.binary], driver: slip)
 /// let rtt = try await slip.ping()          // ICMP echo, nanoseconds
@@ -39,8 +39,11 @@ public final class SLIPDriver: Driver, Sendable {
         engine.start()
     }
 
+    /// `slip`.
     public var name: String { "slip" }
+    /// The clock given at creation: the stack's timers and the capture's timestamps run on it.
     public var runtime: any Runtime { engine.runtime }
+    /// The addresses, MTU, limits and TCP tuning the driver was started with.
     public var configuration: SLIPConfiguration { engine.configuration }
     /// The serial link the driver runs on.
     public var link: any SerialLink { engine.link }
@@ -55,6 +58,9 @@ public final class SLIPDriver: Driver, Sendable {
     /// Writes buffered capture records to the file (it is also flushed at ``close()``).
     public func flushCapture() { engine.flushCapture() }
 
+    /// Address literals resolve to themselves; ``SLIPConfiguration/peerName`` (any case) to the
+    /// board's address, unless `preference` is `.ipv6Only`.
+    /// - Throws: `nxdomain` for any other name.
     public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
         if let literal = IPAddress(host) { return [literal] }
         if preference != .ipv6Only, let name = configuration.peerName, name.lowercased() == host.lowercased() {
@@ -63,6 +69,11 @@ public final class SLIPDriver: Driver, Sendable {
         throw SocketError(.nonExistentDomain)
     }
 
+    /// Opens a TCP connection through the stack (SYN on the line; the socket's `buffer` sets the
+    /// advertised window when larger than the configured floor).
+    /// - Throws: `econnrefused` for an RST (or port 0), `timeout` when `timeoutNanoseconds` pass,
+    ///   `etimedout` when the SYN retransmissions give up, `eafnosupport` for IPv6, `emfile` when
+    ///   every connection slot is taken, `closed` or the link's reason once the line is gone.
     public func connect(
         to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
         delegate: any ConnectionDelegate
@@ -97,6 +108,10 @@ public final class SLIPDriver: Driver, Sendable {
         return try result.get()
     }
 
+    /// Listens on our address on the line (port 0: a free port from 49152...65535, chosen from
+    /// the seed), so the board can connect to us.
+    /// - Throws: `eaddrnotavail` for an address other than ours or the any address,
+    ///   `eafnosupport` for IPv6, `eaddrinuse` when the port (or every ephemeral port) is taken.
     public func listen(
         on address: SocketAddress, options: SocketOptions, delegate: any ListenerDelegate
     ) throws(SocketError) -> any Listener {

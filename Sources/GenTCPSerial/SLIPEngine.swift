@@ -497,20 +497,24 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
 
 /// What a ``SLIPDriver`` saw on its line so far.
 public struct SLIPStatistics: Sendable, Equatable {
-    /// Line bytes read and written (SLIP framing included).
+    /// Line bytes read (SLIP framing included).
     public var bytesReceived = 0
+    /// Line bytes written (SLIP framing included).
     public var bytesSent = 0
-    /// Datagrams decoded from the line and sent onto it.
+    /// Datagrams decoded from the line.
     public var framesReceived = 0
+    /// Datagrams sent onto the line.
     public var framesSent = 0
-    /// Frames the SLIP decoder dropped: a bad escape, or longer than the MTU.
+    /// Frames the SLIP decoder dropped for a bad escape sequence.
     public var escapeErrors = 0
+    /// Frames the SLIP decoder dropped for being longer than the MTU.
     public var oversizedFrames = 0
     /// The stack's own counters (bad checksums, retransmissions, resets...).
     public var stack = StackCounters()
     /// TCP slots in use (TIME-WAIT included).
     public var connectionsInUse = 0
 
+    /// Every counter at zero.
     public init() {}
 }
 

@@ -19,6 +19,7 @@ public struct SerialLinkError: Error, Hashable, Sendable, CustomStringConvertibl
     /// The message from libserialport (`sp_last_error_message`) or `strerror`, or a note.
     public var message: String
 
+    /// An error with every field as named (links make them; tests and other links may too).
     public init(_ reason: SocketError.Reason, path: String, operation: String, message: String) {
         self.reason = reason
         self.path = path

@@ -31,6 +31,8 @@ public struct SerialPortInfo: Hashable, Sendable, CustomStringConvertible {
     /// The Bluetooth MAC address, for Bluetooth ports (`sp_get_port_bluetooth_address`).
     public var bluetoothAddress: String?
 
+    /// A port description with every field as named (``SerialPortLink/availablePorts()`` makes
+    /// them from libserialport; tests may build their own).
     public init(path: String, description: String, transport: SerialTransport,
                 usbVendorID: UInt16? = nil, usbProductID: UInt16? = nil, manufacturer: String? = nil,
                 product: String? = nil, serialNumber: String? = nil, bluetoothAddress: String? = nil) {

@@ -10,16 +10,21 @@ import GenTCPCore
 /// Use it only inside the simulation (see ``SimNetwork``): its runtime is the network's virtual
 /// clock, so every socket timeout counts virtual time.
 public struct SimDriver: Driver {
+    /// The network the sockets live on; its runtime is the driver's clock.
     public let network: SimNetwork
+    /// The host the sockets belong to: connections leave from it, listeners bind on it.
     public let host: SimHost
 
+    /// The driver of `host`. `host` must come from `network` (a precondition).
     public init(network: SimNetwork, host: SimHost) {
         network.check(host)
         self.network = network
         self.host = host
     }
 
+    /// `sim`.
     public var name: String { "sim" }
+    /// The network's virtual clock (a ``SimRuntime``).
     public var runtime: any Runtime { network.runtime }
 
     /// Host names of the network (and `localhost`, and address literals), ordered by `preference`.
@@ -27,6 +32,11 @@ public struct SimDriver: Driver {
         try network.resolve(host, from: self.host, preference: preference)
     }
 
+    /// Starts a simulated handshake from ``host`` to `address`: a SYN one latency away, answered
+    /// by the listener there (or refused, or retransmitted while a backlog is full or nobody
+    /// answers).
+    /// - Throws: `econnrefused` when nobody listens (or a fault refuses), `timeout` when
+    ///   `timeoutNanoseconds` of virtual time pass, `etimedout` when the SYN retries run out.
     public func connect(
         to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
         delegate: any ConnectionDelegate
@@ -43,6 +53,9 @@ public struct SimDriver: Driver {
         return try result.get()
     }
 
+    /// Opens a listener on ``host`` (port 0: an ephemeral port from the host's range).
+    /// - Throws: `eaddrinuse` when the port is taken, `eaddrnotavail` for an address the host
+    ///   does not have.
     public func listen(
         on address: SocketAddress, options: SocketOptions, delegate: any ListenerDelegate
     ) throws(SocketError) -> any Listener {

@@ -5,7 +5,10 @@ import GenTCPCore
 public struct SimEvent: Hashable, Sendable, CustomStringConvertible {
     /// Which way a segment went on a connection.
     public enum Direction: Hashable, Sendable, CustomStringConvertible {
+        /// From the side that connected to the side that accepted (`toServer`, printed `c->s`),
+        /// or back (`toClient`, printed `s->c`).
         case toServer, toClient
+        /// `c->s` or `s->c`.
         public var description: String { self == .toServer ? "c->s" : "s->c" }
     }
 
@@ -30,6 +33,7 @@ public struct SimEvent: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// What happened.
     public enum Kind: Hashable, Sendable {
         /// A listener opened.
         case listen(SocketAddress)
@@ -63,14 +67,18 @@ public struct SimEvent: Hashable, Sendable, CustomStringConvertible {
     public let time: UInt64
     /// The connection the event is about (numbered from 1 in creation order), or nil.
     public let connection: Int?
+    /// What happened.
     public let kind: Kind
 
+    /// An event, as the network records it (tests build expected traces with it).
     public init(time: UInt64, connection: Int?, kind: Kind) {
         self.time = time
         self.connection = connection
         self.kind = kind
     }
 
+    /// One trace line: virtual milliseconds, the connection number, what happened; e.g.
+    /// `12.000000ms #1 data c->s 1460`.
     public var description: String {
         let ms = "\(time / 1_000_000).\(String(time % 1_000_000 + 1_000_000).dropFirst())ms"
         let conn = connection.map { " #\($0)" } ?? ""

@@ -21,6 +21,7 @@ public struct SimFaults: Hashable, Sendable {
     /// How long a stall holds delivery.
     public var stallDuration: Duration = .milliseconds(200)
 
+    /// Faults with every field as named; the defaults inject nothing.
     public init(
         extraLatency: Duration = .zero, jitter: Duration = .zero, refuseProbability: Double = 0,
         resetAfterBytes: Int? = nil, resetProbability: Double = 0, shortWriteProbability: Double = 0,

@@ -6,6 +6,7 @@ public struct SimLink: Hashable, Sendable {
     /// nil for no limit. A segment of `n` bytes occupies the line for `n / rate` seconds.
     public var bytesPerSecond: Int?
 
+    /// A link with `latency` each way (1 ms by default) and an optional rate (none by default).
     public init(latency: Duration = .milliseconds(1), bytesPerSecond: Int? = nil) {
         self.latency = latency
         self.bytesPerSecond = bytesPerSecond

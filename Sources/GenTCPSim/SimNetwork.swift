@@ -63,6 +63,7 @@ public final class SimNetwork: Sendable {
         /// before ``SimNetwork/run(_:)`` throws ``SimDeadlock``; nil waits forever.
         public var deadlockTimeout: Duration? = .seconds(1)
 
+        /// Settings with every field as named; see each property for its meaning and default.
         public init(
             link: SimLink = SimLink(), receiveWindow: Int = 64 * 1024, segmentSize: Int = 1460,
             faults: SimFaults = .none, synRetries: Int = 6,
@@ -82,11 +83,18 @@ public final class SimNetwork: Sendable {
 
     /// The seed of every random decision of this network.
     public let seed: UInt64
+    /// The settings the network was made with (``setLink(_:between:and:)`` and
+    /// ``setFaults(_:for:)`` change the network, not this value).
     public let configuration: Configuration
     /// The virtual clock and serial executor of this network.
     public let runtime: SimRuntime
     let world: Mutex<SimWorld>
 
+    /// An empty network (add hosts with ``addHost(_:addresses:receiveWindow:)``).
+    /// - Parameters:
+    ///   - seed: seeds every random decision (faults, jitter); the same seed replays the same run.
+    ///   - configuration: links, windows, faults and limits; `receiveWindow` and `segmentSize`
+    ///     must be positive (a precondition).
     public init(seed: UInt64 = 0, configuration: Configuration = Configuration()) {
         precondition(configuration.receiveWindow > 0, "GenTCPSim: receiveWindow must be > 0")
         precondition(configuration.segmentSize > 0, "GenTCPSim: segmentSize must be > 0")

@@ -78,6 +78,8 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
     /// The number of timers not yet fired or cancelled.
     public var pendingTimers: Int { state.withLock { $0.actions.count } }
 
+    /// Runs `action` when the virtual clock reaches now + `nanoseconds` (on the runtime's thread,
+    /// after every job runnable before that time).
     public func schedule(afterNanoseconds nanoseconds: UInt64, _ action: @escaping @Sendable () -> Void) -> TimerID {
         let start: Bool
         let id: UInt64
@@ -94,10 +96,13 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
         return TimerID(id)
     }
 
+    /// Cancels a timer; one that already fired (or was cancelled) is ignored.
     public func cancel(_ timer: TimerID) {
         state.withLock { s in _ = s.actions.removeValue(forKey: timer.rawValue) }
     }
 
+    /// Queues a task step to run on the runtime's thread after the jobs already queued (the
+    /// `TaskExecutor` requirement through which every process of the simulation runs).
     public func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
         let start = state.withLock { s in
@@ -256,6 +261,7 @@ public struct SimDeadlock: Error, Hashable, Sendable, CustomStringConvertible {
     /// The virtual time at which everything stopped, in nanoseconds.
     public let virtualTime: UInt64
 
+    /// The deadlock found at `virtualTime` nanoseconds.
     public init(virtualTime: UInt64) { self.virtualTime = virtualTime }
 
     public var description: String {

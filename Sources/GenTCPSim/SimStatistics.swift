@@ -2,8 +2,9 @@
 public struct SimStatistics: Hashable, Sendable {
     /// Connections established (handshake reached a listener).
     public var connections = 0
-    /// Data segments delivered, and their bytes.
+    /// Data segments delivered.
     public var segments = 0
+    /// Bytes of the data segments delivered.
     public var bytesDelivered = 0
     /// Bytes held by the network right now: in flight plus received and not yet read.
     public var bufferedBytes = 0

@@ -31,6 +31,8 @@ public struct StackConfiguration: Sendable {
     /// other address (the peer routes for them) keep standard congestion control. Off by default.
     public var dedicatedLink: Bool
 
+    /// A configuration with the given addresses and seed; the other settings have the defaults
+    /// shown and are described at the property of the same name.
     public init(
         localAddress: IPv4Address, peerAddress: IPv4Address, mtu: Int = 1006, maximumConnections: Int = 8,
         maximumListeners: Int = 4, controlQueueCapacity: Int = 4, eventQueueCapacity: Int = 64,
@@ -64,9 +66,12 @@ public struct ConnectionOptions: Sendable, Equatable {
     /// Longest an ACK for in-order data waits (RFC 9293 §3.8.6.3 allows up to 500 ms). 0 sends
     /// every ACK at once. A second full segment is always acknowledged at once.
     public var ackDelay: Int64
-    /// RFC 6298 bounds: first RTO, floor and ceiling.
+    /// The retransmission timeout before any round trip was measured (RFC 6298 §2.1).
     public var initialRTO: Int64
+    /// The lowest RTO the estimator may give (RFC 6298 §2.4 suggests 1 s; a serial line wants
+    /// less, see `SLIPConfiguration.defaultTCP`).
     public var minimumRTO: Int64
+    /// The highest RTO, back-off included (RFC 6298 §2.5).
     public var maximumRTO: Int64
     /// Retransmissions of one segment before giving up with `etimedout`.
     public var maximumRetransmissions: Int
@@ -80,13 +85,17 @@ public struct ConnectionOptions: Sendable, Equatable {
     public var timeWait: Int64
     /// Send keepalive probes (gen_tcp `{keepalive, true}`; RFC 9293 §3.8.4).
     public var keepalive: Bool
+    /// Idle time before the first keepalive probe.
     public var keepaliveIdle: Int64
+    /// Time between unanswered keepalive probes.
     public var keepaliveInterval: Int64
+    /// Unanswered probes before the connection fails with `etimedout`.
     public var keepaliveCount: Int
     /// Offer SACK (RFC 2018) in our SYN. When both ends offer it, out-of-order data is reported
     /// in SACK blocks and the sender repairs only the holes (RFC 6675, RFC 8985).
     public var selectiveAcknowledgments: Bool
 
+    /// Options with every field as named; see each property for its meaning (times in ms).
     public init(
         sendBufferSize: Int = 8192, receiveBufferSize: Int = 8192, outOfOrderRuns: Int = 4,
         noDelay: Bool = false, ackDelay: Int64 = 20, initialRTO: Int64 = 1000, minimumRTO: Int64 = 200,
@@ -118,7 +127,9 @@ public struct ConnectionOptions: Sendable, Equatable {
 
 /// Packets the interface dropped or answered, by reason (each drop counted once).
 public struct StackCounters: Sendable, Equatable {
+    /// Datagrams given to ``Stack/receive(_:now:)``, dropped ones included.
     public var packetsReceived = 0
+    /// Datagrams written by ``Stack/transmit(into:now:)``.
     public var packetsSent = 0
     /// Not a well-formed IPv4 datagram or TCP/ICMP header (truncated, bad version, bad lengths,
     /// malformed TCP option).
@@ -137,10 +148,13 @@ public struct StackCounters: Sendable, Equatable {
     public var resetsSent = 0
     /// SYNs to a listener whose backlog or the slot table was full.
     public var synsDropped = 0
+    /// ICMP echo requests (pings to us) answered.
     public var echoRequestsAnswered = 0
+    /// ICMP echo replies received (answers to our pings).
     public var echoRepliesReceived = 0
     /// Ready-made packets dropped because the control queue was full.
     public var controlQueueOverflows = 0
+    /// Events lost because the event queue was full (readiness queries still tell the truth).
     public var eventsDropped = 0
     /// Segments sent again after a retransmission timeout.
     public var timeoutRetransmissions = 0
@@ -149,5 +163,6 @@ public struct StackCounters: Sendable, Equatable {
     /// Out-of-order segments dropped because the run table was full.
     public var outOfOrderDropped = 0
 
+    /// Every counter at zero.
     public init() {}
 }

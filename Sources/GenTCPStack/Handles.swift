@@ -3,9 +3,12 @@
 /// Handles are small values. Once the socket is closed the slot's generation moves on, so an old
 /// handle is refused with ``TCPError/closed`` instead of reaching a newer connection.
 public struct ConnectionHandle: Hashable, Sendable {
+    /// The slot's index in the stack's connection table.
     public let index: UInt16
+    /// The slot's generation when this handle was handed out.
     public let generation: UInt16
 
+    /// A handle for slot `index` at `generation` (the stack makes them; tests may too).
     public init(index: UInt16, generation: UInt16) {
         self.index = index
         self.generation = generation
@@ -14,9 +17,12 @@ public struct ConnectionHandle: Hashable, Sendable {
 
 /// A listening slot of a ``Stack`` (index and generation, as ``ConnectionHandle``).
 public struct ListenerHandle: Hashable, Sendable {
+    /// The slot's index in the stack's listener table.
     public let index: UInt16
+    /// The slot's generation when this handle was handed out.
     public let generation: UInt16
 
+    /// A handle for slot `index` at `generation` (the stack makes them; tests may too).
     public init(index: UInt16, generation: UInt16) {
         self.index = index
         self.generation = generation
@@ -25,7 +31,13 @@ public struct ListenerHandle: Hashable, Sendable {
 
 /// The TCP connection states of RFC 9293 §3.3.2.
 public enum TCPState: Hashable, Sendable {
+    /// Before the handshake completes: CLOSED (no connection), LISTEN (waiting for a SYN),
+    /// SYN-SENT (our SYN sent), SYN-RECEIVED (a SYN received and answered), then ESTABLISHED
+    /// (data flows both ways).
     case closed, listen, synSent, synReceived, established
+    /// Closing: FIN-WAIT-1 and FIN-WAIT-2 (we closed first), CLOSE-WAIT (the peer closed first),
+    /// CLOSING (both at once), LAST-ACK (our FIN after the peer's), TIME-WAIT (2·MSL before the
+    /// slot is reused).
     case finWait1, finWait2, closeWait, closing, lastAck, timeWait
 
     /// States after the three-way handshake (RFC 9293 §3.3.2 "synchronized states").

@@ -21,11 +21,13 @@ struct Listener {
 /// 4. sleeps until new input, an application call, or ``poll(now:)``'s deadline, then calls
 ///    ``poll(now:)`` (which fires due timers) and goes back to 2.
 ///
-/// After any socket call (``send(_:_:)``, ``recv(_:into:)``, ``close(_:)``…) the driver should
-/// also run step 2: the call may have made a segment ready. `now` is milliseconds on any
-/// monotonic clock and must not go backwards.
+/// After any socket call (``send(_:_:)``, ``recv(_:into:)``, ``close(_:)-(ConnectionHandle)``…)
+/// the driver should also run step 2: the call may have made a segment ready. `now` is
+/// milliseconds on any monotonic clock and must not go backwards.
 public struct Stack {
+    /// The addressing, limits and seed the stack was made with.
     public let configuration: StackConfiguration
+    /// What the interface received, sent, dropped and answered so far.
     public internal(set) var counters = StackCounters()
     var connections: [Connection]
     var listeners: [Listener]
@@ -169,7 +171,12 @@ public struct Stack {
     /// on the next ``transmit(into:now:)``; ``StackEvent/connected(_:)`` or
     /// ``StackEvent/failed(_:_:)`` follows.
     ///
-    /// - Parameter localPort: 0 picks an ephemeral port (49152...65535).
+    /// - Parameters:
+    ///   - remote: the peer's address.
+    ///   - port: the peer's port (not 0).
+    ///   - localPort: 0 picks an ephemeral port (49152...65535).
+    ///   - options: buffers, timers and flags of the connection.
+    ///   - now: milliseconds on the driver's monotonic clock.
     /// - Throws: ``TCPError/invalidArgument`` (port 0, empty buffers), ``TCPError/addressInUse``,
     ///   ``TCPError/noFreeSlot``.
     public mutating func connect(

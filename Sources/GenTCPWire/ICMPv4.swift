@@ -18,7 +18,9 @@ public struct ICMPv4Packet {
         self.bytes = bytes
     }
 
+    /// The type field (byte 0): echo request, echo reply, destination unreachable...
     public var type: ICMPv4Type { ICMPv4Type(rawValue: bytes[0]) }
+    /// The code field (byte 1), which refines the type (0 for echoes).
     public var code: UInt8 { bytes[1] }
     /// The checksum field as received.
     public var checksum: UInt16 { bytes.uint16(at: 2) }
@@ -41,8 +43,10 @@ public struct ICMPv4Packet {
 
 /// The ICMP type field (RFC 792).
 public struct ICMPv4Type: RawRepresentable, Hashable, Sendable {
+    /// The type number.
     public var rawValue: UInt8
 
+    /// Any type number, known here or not.
     public init(rawValue: UInt8) {
         self.rawValue = rawValue
     }
@@ -63,9 +67,12 @@ public struct ICMPv4Type: RawRepresentable, Hashable, Sendable {
 public struct ICMPv4Echo: Equatable, Sendable {
     /// Request (type 8) or reply (type 0).
     public var isReply: Bool
+    /// Matches replies to the pinger that sent the requests (`ping(8)` uses its process id).
     public var identifier: UInt16
+    /// Numbers the requests of one pinger; a reply echoes it.
     public var sequenceNumber: UInt16
 
+    /// An echo request or reply with the given identifier and sequence number.
     public init(isReply: Bool, identifier: UInt16, sequenceNumber: UInt16) {
         self.isReply = isReply
         self.identifier = identifier

@@ -3,6 +3,7 @@ public struct IPv4Address: Hashable, Sendable, Comparable {
     /// The address, first octet in the most significant byte (`10.0.0.1` is `0x0A00_0001`).
     public var rawValue: UInt32
 
+    /// The address whose first octet is `rawValue`'s most significant byte.
     public init(rawValue: UInt32) {
         self.rawValue = rawValue
     }

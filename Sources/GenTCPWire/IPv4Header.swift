@@ -7,7 +7,9 @@ public struct IPv4Header: Equatable, Sendable {
     /// The length of every emitted header.
     public static let length = 20
 
+    /// The sender's address.
     public var source: IPv4Address
+    /// The receiver's address.
     public var destination: IPv4Address
     /// The protocol of the payload.
     public var `protocol`: IPProtocol

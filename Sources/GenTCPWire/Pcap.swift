@@ -44,6 +44,7 @@ public enum Pcap {
     /// Writes a record header.
     ///
     /// - Parameters:
+    ///   - buffer: where the 16 bytes go.
     ///   - timestamp: microseconds since the Unix epoch, split into seconds (truncated to 32
     ///     bits, as the format holds them) and microseconds.
     ///   - capturedLength: the bytes of the packet that follow the header in the file.

@@ -10,6 +10,7 @@ public struct SHA256: Sendable {
     private var blockCount = 0
     private var totalBytes: UInt64 = 0
 
+    /// A hash of nothing yet; feed it bytes with the `update(_:)` methods.
     public init() {}
 
     /// Feeds bytes.

@@ -6,12 +6,15 @@
 /// That is why the type offers the operators but does not conform to `Comparable`, whose
 /// total order sorting algorithms rely on.
 public struct SequenceNumber: Hashable, Sendable {
+    /// The 32-bit value as on the wire.
     public var rawValue: UInt32
 
+    /// The sequence number with this 32-bit value.
     public init(rawValue: UInt32) {
         self.rawValue = rawValue
     }
 
+    /// The sequence number with this 32-bit value (the short spelling).
     public init(_ rawValue: UInt32) {
         self.rawValue = rawValue
     }
@@ -34,18 +37,22 @@ public struct SequenceNumber: Hashable, Sendable {
         rawValue &- start.rawValue < size
     }
 
+    /// The number `rhs` ahead of `lhs`, wrapping.
     public static func + (lhs: SequenceNumber, rhs: UInt32) -> SequenceNumber {
         SequenceNumber(rawValue: lhs.rawValue &+ rhs)
     }
 
+    /// The number `rhs` behind `lhs`, wrapping.
     public static func - (lhs: SequenceNumber, rhs: UInt32) -> SequenceNumber {
         SequenceNumber(rawValue: lhs.rawValue &- rhs)
     }
 
+    /// Moves `lhs` `rhs` ahead, wrapping.
     public static func += (lhs: inout SequenceNumber, rhs: UInt32) {
         lhs.rawValue &+= rhs
     }
 
+    /// Moves `lhs` `rhs` back, wrapping.
     public static func -= (lhs: inout SequenceNumber, rhs: UInt32) {
         lhs.rawValue &-= rhs
     }
@@ -56,8 +63,11 @@ public struct SequenceNumber: Hashable, Sendable {
         return ahead != 0 && ahead < 0x8000_0000
     }
 
+    /// `lhs` is ahead of `rhs` by 1 ... 2^31 − 1.
     public static func > (lhs: SequenceNumber, rhs: SequenceNumber) -> Bool { rhs < lhs }
+    /// Equal, or `rhs` is ahead of `lhs` by 1 ... 2^31 − 1.
     public static func <= (lhs: SequenceNumber, rhs: SequenceNumber) -> Bool { lhs == rhs || lhs < rhs }
+    /// Equal, or `lhs` is ahead of `rhs` by 1 ... 2^31 − 1.
     public static func >= (lhs: SequenceNumber, rhs: SequenceNumber) -> Bool { lhs == rhs || rhs < lhs }
 }
 

@@ -10,14 +10,19 @@
 /// `01 01 04 02` alone); `01 03 03 ws`; `01 01 05 …` for SACK blocks. When that aligned layout
 /// would exceed 40 bytes, the options are packed without NOPs and zero-padded instead.
 public struct TCPHeader: Equatable, Sendable {
+    /// The sender's port.
     public var sourcePort: UInt16
+    /// The receiver's port.
     public var destinationPort: UInt16
+    /// The sequence number of the first data byte (of the SYN, on a SYN).
     public var sequenceNumber: SequenceNumber
     /// Emitted as is, whether or not ``flags`` contains ``TCPFlags/ack``.
     public var acknowledgmentNumber: SequenceNumber
+    /// The control bits: SYN, ACK, FIN, RST, PSH, URG, ECE, CWR.
     public var flags: TCPFlags
     /// The window field, unscaled.
     public var window: UInt16
+    /// The urgent pointer field, kept as on the wire (meaningful only with URG).
     public var urgentPointer: UInt16
     /// The MSS option (kind 2).
     public var maximumSegmentSize: UInt16?
@@ -30,6 +35,8 @@ public struct TCPHeader: Equatable, Sendable {
     /// The SACK option's blocks (kind 5); empty for none.
     public var sackBlocks: TCPSACKBlocks
 
+    /// A header with the given fields; options default to absent, the acknowledgment number and
+    /// urgent pointer to 0.
     public init(
         sourcePort: UInt16, destinationPort: UInt16, sequenceNumber: SequenceNumber,
         acknowledgmentNumber: SequenceNumber = SequenceNumber(0), flags: TCPFlags, window: UInt16,
@@ -54,7 +61,8 @@ public struct TCPHeader: Equatable, Sendable {
     ///
     /// - Parameters:
     ///   - packet: a view made by ``TCPPacket/init(checking:)`` over exactly the segment.
-    ///   - source, destination: the IPv4 addresses, for the pseudo-header.
+    ///   - source: the IPv4 source address, for the pseudo-header.
+    ///   - destination: the IPv4 destination address, for the pseudo-header.
     ///   - verifyingChecksum: check the checksum (the default).
     /// - Throws: ``WireError/badChecksum``; ``WireError/malformedOption``.
     public init(

@@ -5,6 +5,7 @@ public struct TCPTimestamps: Equatable, Sendable {
     /// TSecr: the most recent TSval received from the peer (0 when not yet known).
     public var echoReply: UInt32
 
+    /// A timestamps option with TSval `value` and TSecr `echoReply`.
     public init(value: UInt32, echoReply: UInt32) {
         self.value = value
         self.echoReply = echoReply
@@ -19,6 +20,7 @@ public struct TCPSACKBlock: Equatable, Sendable {
     /// Right edge: the sequence number just after the block.
     public var right: SequenceNumber
 
+    /// The block `left..<right` (modulo 2^32).
     public init(left: SequenceNumber, right: SequenceNumber) {
         self.left = left
         self.right = right

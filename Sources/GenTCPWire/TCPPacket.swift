@@ -28,8 +28,11 @@ public struct TCPPacket {
         self.bytes = bytes
     }
 
+    /// The source port field.
     public var sourcePort: UInt16 { bytes.uint16(at: 0) }
+    /// The destination port field.
     public var destinationPort: UInt16 { bytes.uint16(at: 2) }
+    /// The sequence number field.
     public var sequenceNumber: SequenceNumber { SequenceNumber(bytes.uint32(at: 4)) }
     /// The acknowledgment number field; meaningful only with ``TCPFlags/ack``.
     public var acknowledgmentNumber: SequenceNumber { SequenceNumber(bytes.uint32(at: 8)) }
@@ -38,6 +41,7 @@ public struct TCPPacket {
     /// The four bits between the data offset and the flags: reserved in RFC 9293 (the lowest
     /// one is the AE bit of accurate ECN). Not carried by ``TCPHeader``.
     public var reservedBits: UInt8 { bytes[12] & 0x0F }
+    /// The eight control bits (byte 13).
     public var flags: TCPFlags { TCPFlags(rawValue: bytes[13]) }
     /// The window field, unscaled.
     public var window: UInt16 { bytes.uint16(at: 14) }

@@ -20,7 +20,9 @@ public struct UDPPacket {
         self.bytes = bytes
     }
 
+    /// The source port field (0: none).
     public var sourcePort: UInt16 { bytes.uint16(at: 0) }
+    /// The destination port field.
     public var destinationPort: UInt16 { bytes.uint16(at: 2) }
     /// The length field: header plus data.
     public var length: Int { Int(bytes.uint16(at: 4)) }
@@ -41,9 +43,12 @@ public struct UDPPacket {
 
 /// The fields of a UDP header (RFC 768), parsed or to be emitted.
 public struct UDPHeader: Equatable, Sendable {
+    /// The sender's port (0: none).
     public var sourcePort: UInt16
+    /// The receiver's port.
     public var destinationPort: UInt16
 
+    /// A header for the given ports; length and checksum are computed when emitting.
     public init(sourcePort: UInt16, destinationPort: UInt16) {
         self.sourcePort = sourcePort
         self.destinationPort = destinationPort

@@ -10,8 +10,11 @@ import Darwin
 /// input, and the module's output is written to `writeFD` (a pty master, a socketpair, two
 /// pipes). The reader thread ends at end of file or on an error.
 public final class ModemPipeBridge: Sendable {
+    /// The simulated module, powered on at creation.
     public let simulator: ModemSimulator
+    /// The descriptor the host's bytes are read from (not closed by the bridge).
     public let readFD: Int32
+    /// The descriptor the module's output is written to (not closed by the bridge).
     public let writeFD: Int32
     private let stopped = Atomic<Bool>(false)
 

@@ -35,6 +35,7 @@ public struct ModemFaults: Sendable, Hashable {
     /// probability, as the docs describe for commands sent too early or back to back.
     public var spuriousBusyProbability: Double
 
+    /// Faults as named; the defaults inject nothing and leave the output unpaced.
     public init(
         maxFragmentLength: Int? = nil, maxFragmentDelay: Duration = .zero, noiseProbability: Double = 0,
         resetAfterBytes: Int? = nil, baudRate: Int? = nil, silent: Bool = false,
@@ -55,6 +56,7 @@ public struct ModemFaults: Sendable, Hashable {
 
 /// How a ``ModemSimulator`` behaves.
 public struct ModemSimulatorConfiguration: Sendable {
+    /// The firmware family the module speaks.
     public var dialect: ModemSimulatorDialect
     /// ESP-AT: the `AT version` (`x.y.z.w`); below 3.3 passive receive is `AT+CIPRECVMODE`,
     /// from 3.3 on `AT+CIPRECVTYPE`; below 2.0 reads answer `+CIPRECVDATA,<n>:` and
@@ -77,8 +79,11 @@ public struct ModemSimulatorConfiguration: Sendable {
     public var maxOutputBacklog: Int
     /// Seed of every random decision (fragmentation, delays, noise).
     public var seed: UInt64
+    /// What the module does wrong on purpose (fragmented output, noise, resets, silence).
     public var faults: ModemFaults
 
+    /// A module of `dialect`; nil firmware, buffer size and address take the dialect's defaults
+    /// (ESP-AT 2.2.0.0 with 5760-byte link buffers, SIM800 and BG96 with 4096).
     public init(
         dialect: ModemSimulatorDialect, firmware: String? = nil, linkBufferSize: Int? = nil,
         bootDelay: Duration = .milliseconds(20), restartDelay: Duration = .milliseconds(50),
@@ -116,10 +121,12 @@ public struct ModemSimulatorConfiguration: Sendable {
         ModemSimulatorConfiguration(dialect: .espAT, firmware: firmware, seed: seed, faults: faults)
     }
 
+    /// SIM800 with the default revision, every other setting at its default.
     public static func sim800(seed: UInt64 = 0, faults: ModemFaults = .none) -> Self {
         ModemSimulatorConfiguration(dialect: .sim800, seed: seed, faults: faults)
     }
 
+    /// BG96 with the default revision, every other setting at its default.
     public static func bg96(seed: UInt64 = 0, faults: ModemFaults = .none) -> Self {
         ModemSimulatorConfiguration(dialect: .bg96, seed: seed, faults: faults)
     }
@@ -136,13 +143,21 @@ public struct ModemSimulatorConfiguration: Sendable {
 
 /// Counters of a ``ModemSimulator``.
 public struct ModemSimulatorStatistics: Sendable, Hashable {
+    /// Bytes taken from the host (input while off, booting or silent is not counted).
     public var bytesIn = 0
+    /// Bytes delivered to the host.
     public var bytesOut = 0
+    /// Commands the module received.
     public var commands = 0
+    /// `busy p...` answers (commands sent while one was running, and spurious ones).
     public var busyReplies = 0
+    /// Restarts: `AT+RST`/`AT+CFUN=1,1`, the reset pin, the `resetAfterBytes` fault.
     public var resets = 0
+    /// Links whose socket connected.
     public var linksOpened = 0
+    /// Noise lines inserted before messages (the `noiseProbability` fault).
     public var noiseInserted = 0
+    /// Every counter at zero.
     public init() {}
 }
 

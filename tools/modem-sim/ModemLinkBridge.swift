@@ -2,16 +2,22 @@ import GenTCP
 import GenTCPSerial
 import Synchronization
 
-/// Puts a ``ModemSimulator`` on a ``SerialLink`` (one end of a `MemoryLink` pair, or a pty):
+/// Puts a ``ModemSimulator`` on a `SerialLink` (one end of a `MemoryLink` pair, or a pty):
 /// what the host writes on the other end is the module's input; the module's output goes back
 /// over the line, paced by it. The simulator's own backlog limit bounds what waits here.
 public final class ModemLinkBridge: SerialLinkDelegate, @unchecked Sendable {
+    /// The module's end of the line; the bridge is its delegate.
     public let link: any SerialLink
     /// The simulated module; `powerOn()` it to boot.
     public private(set) var modem: ModemSimulator!
     private let pending = Mutex<[UInt8]>([])
     private let armed = Atomic<Bool>(false)
 
+    /// Creates the module (not yet powered on) on `link` and starts reading the line.
+    /// - Parameters:
+    ///   - link: the module's end of the line.
+    ///   - configuration: dialect, firmware, faults, seed.
+    ///   - driver: opens the module's sockets (`.posix` for loopback peers, `.sim(net, host:)`).
     public init(link: any SerialLink, configuration: ModemSimulatorConfiguration, driver: any Driver) {
         self.link = link
         modem = ModemSimulator(configuration, driver: driver) { [weak self] bytes in self?.output(bytes) }

@@ -5,10 +5,11 @@ import Synchronization
 /// A serial AT-command modem, simulated: ESP-AT, SIMCom SIM800 or Quectel BG96, answering as
 /// the vendors document, with its TCP links bridged to GenTCP sockets on any driver.
 ///
-/// The host side is a byte stream: write what the host sends with ``input(_:)``; everything the
-/// module says goes to the `output` closure, in order, never two calls at once. Delays (boot,
-/// fragmentation, UART pacing) run on the driver's runtime, so with `.sim(net, host:)` the
-/// module lives on the simulated network's virtual clock and a seed replays byte for byte.
+/// The host side is a byte stream: write what the host sends with ``input(_:)-([UInt8])``;
+/// everything the module says goes to the `output` closure, in order, never two calls at once.
+/// Delays (boot, fragmentation, UART pacing) run on the driver's runtime, so with
+/// `.sim(net, host:)` the module lives on the simulated network's virtual clock and a seed
+/// replays byte for byte.
 ///
 /// ```swift
 /// let modem = ModemSimulator(.espAT(firmware: "3.3.0.0"), driver: .posix) { bytes in uart.write(bytes) }
@@ -20,6 +21,7 @@ import Synchronization
 /// process reads only while the module's per-link buffer has room, so a host that does not
 /// read backpressures the far peer through TCP.
 public final class ModemSimulator: Sendable {
+    /// The dialect, firmware, buffers, faults and seed the module was made with.
     public let configuration: ModemSimulatorConfiguration
     /// The driver the module's links use.
     public let driver: any Driver
@@ -85,6 +87,7 @@ public final class ModemSimulator: Sendable {
         }
     }
 
+    /// What the module counted so far.
     public var statistics: ModemSimulatorStatistics { state.withLock { $0.stats } }
 
     /// Bytes the module holds for `link` (passive receive), for backpressure checks.
