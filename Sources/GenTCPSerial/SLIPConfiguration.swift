@@ -38,7 +38,7 @@ public struct SLIPConfiguration: Sendable {
     /// (LINKTYPE_RAW, timestamps from the driver's runtime clock).
     public var capturePath: String?
     /// The serial line is ours alone: a connection to the board itself treats a loss as line
-    /// damage and keeps its congestion window (``StackConfiguration/dedicatedLink``).
+    /// damage and keeps its congestion window (`StackConfiguration.dedicatedLink` in GenTCPStack).
     /// Connections the board routes elsewhere keep standard congestion control. True by default.
     public var dedicatedLink = true
 
