@@ -219,20 +219,39 @@ struct conn {
     sha256_ctx digest;      /* sink */
     size_t offset;          /* source: bytes handed to tcp_write */
     int peer_closed;        /* a FIN came */
+    int closing;            /* we close: waiting for room for the FIN */
 };
 
-/* Detaches our state and closes (queued data and then a FIN still go out); aborts when lwIP
- * cannot close now. Returns ERR_ABRT after an abort: a callback must then return it. */
+static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err);
+static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t length);
+static err_t on_poll(void *arg, struct tcp_pcb *pcb);
+static void on_error(void *arg, err_t err);
+
+/* Our callbacks on the connection's pcb, or (c == NULL) none: lwIP then acknowledges and drops
+ * what still arrives. */
+static void attach(struct tcp_pcb *pcb, struct conn *c) {
+    tcp_arg(pcb, c);
+    tcp_recv(pcb, c ? on_recv : NULL);
+    tcp_sent(pcb, c ? on_sent : NULL);
+    tcp_err(pcb, c ? on_error : NULL);
+    tcp_poll(pcb, c ? on_poll : NULL, c ? 2 : 0);
+}
+
+/* Closes (queued data and then a FIN still go out) and frees our state. When the send queue has
+ * no room for the FIN (ERR_MEM), the state stays and the sent/poll callbacks try again. Aborts
+ * on any other failure and returns ERR_ABRT, which a callback must then return. */
 static err_t conn_close(struct conn *c) {
     struct tcp_pcb *pcb = c->pcb;
-    tcp_arg(pcb, NULL);
-    tcp_recv(pcb, NULL);
-    tcp_sent(pcb, NULL);
-    tcp_err(pcb, NULL);
-    tcp_poll(pcb, NULL, 0);
+    c->closing = 1;
+    attach(pcb, NULL);
+    err_t err = tcp_close(pcb);
+    if (err == ERR_MEM) {
+        attach(pcb, c);
+        return ERR_OK;
+    }
     if (c->pending) pbuf_free(c->pending);
     free(c);
-    if (tcp_close(pcb) == ERR_OK) return ERR_OK;
+    if (err == ERR_OK) return ERR_OK;
     tcp_abort(pcb);
     return ERR_ABRT;
 }
@@ -397,8 +416,8 @@ static void pinger_forget(struct conn *c) {
 
 static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err) {
     struct conn *c = arg;
-    if (c == NULL) {
-        /* Closed by us already: take and drop. */
+    if (c == NULL || c->closing) {
+        /* Closing: take and drop. */
         if (p != NULL) {
             tcp_recved(pcb, p->tot_len);
             pbuf_free(p);
@@ -452,6 +471,7 @@ static err_t on_sent(void *arg, struct tcp_pcb *pcb, u16_t length) {
     (void)length;
     struct conn *c = arg;
     if (c == NULL) return ERR_OK;
+    if (c->closing) return conn_close(c);
     if (c->service == PORT_ECHO) return echo_flush(c);
     if (c->service == PORT_SOURCE) return source_more(c);
     return ERR_OK;
@@ -483,11 +503,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err) {
     c->service = (enum service)(intptr_t)arg;
     c->pcb = pcb;
     sha256_init(&c->digest);
-    tcp_arg(pcb, c);
-    tcp_recv(pcb, on_recv);
-    tcp_sent(pcb, on_sent);
-    tcp_err(pcb, on_error);
-    tcp_poll(pcb, on_poll, 2);
+    attach(pcb, c);
     if (verbose) {
         note("port %d: accepted, mss %u, peer window %u, our window %u", c->service, tcp_mss(pcb),
              (unsigned)pcb->snd_wnd, (unsigned)pcb->rcv_wnd);
