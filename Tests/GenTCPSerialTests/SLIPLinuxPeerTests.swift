@@ -17,11 +17,7 @@ final class LinuxPeer: @unchecked Sendable {
     let driver: SLIPDriver
     let sourceData: [UInt8]
 
-    static var packageRoot: String {
-        // Tests/GenTCPSerialTests/<this file> → the package root.
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().path
-    }
+    static var packageRoot: String { peerPackageRoot }
 
     /// Why the Linux peer cannot run here, or nil.
     static func unavailable() -> String? {
@@ -69,12 +65,7 @@ final class LinuxPeer: @unchecked Sendable {
     }
 
     static func start(_ arguments: [String]) throws -> Foundation.Process {
-        let p = Foundation.Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = arguments
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        return p
+        try startPeerProcess(arguments)
     }
 
     /// Waits (real time) until the services listen.
@@ -97,11 +88,6 @@ final class LinuxPeer: @unchecked Sendable {
         _ = shell("ip netns del \(namespace)")
         try? FileManager.default.removeItem(atPath: directory)
     }
-}
-
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ text: String) { description = text }
 }
 
 @Suite("slip driver against the Linux kernel through slip-tun", .serialized, .timeLimit(.minutes(3)))
@@ -131,22 +117,9 @@ struct SLIPLinuxPeerTests {
             #expect(try await e.recv(13, timeout: 5000).bytes == Array("hello, kernel".utf8))
             e.close()
 
-            let up = pattern(size, seed: 22)
-            let u = try await Socket.connect("board", port: 9, options: options, timeout: 5000, driver: driver)
-            var start = ContinuousClock.now
-            try await sendAll(u, up)
-            try u.shutdown(.write)
-            #expect(try await u.recv(32, timeout: 60_000).bytes == SHA256.hash(up))
-            let upTime = ContinuousClock.now - start
-            u.close()
-
-            let d = try await Socket.connect("board", port: 19, options: options, timeout: 5000, driver: driver)
-            start = ContinuousClock.now
-            let (count, digest) = try await digestAll(d)
-            let downTime = ContinuousClock.now - start
-            #expect(count == size)
-            #expect(digest == SHA256.hash(source))
-            d.close()
+            let services = PeerServices(driver: driver)
+            let upTime = try await services.upload(pattern(size, seed: 22))
+            let downTime = try await services.download(source)
             print("slip ↔ Linux over a pty (unpaced): 1 MiB up in \(upTime), down in \(downTime)")
         }
         driver.flushCapture()
