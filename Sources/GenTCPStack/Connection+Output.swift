@@ -212,6 +212,7 @@ extension Connection {
         let window = windowToAdvertise
         header.window = UInt16(window)
         if flags.contains(.ack) {
+            lastAcknowledged = rcvNxt
             ackNow = false
             ackDeadline = nil
             unackedSegments = 0

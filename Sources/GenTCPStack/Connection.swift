@@ -120,6 +120,8 @@ struct Connection {
     var rcvNxt = SequenceNumber(0)
     /// RCV.NXT + the window last advertised: never moved left (RFC 9293 §3.8.6.2.2).
     var rcvAdvertisedEdge = SequenceNumber(0)
+    /// The ACK number we sent last.
+    var lastAcknowledged = SequenceNumber(0)
     /// The peer's FIN has been consumed (end of stream after the buffered bytes).
     var finReceived = false
     /// A FIN that arrived ahead of missing data.
@@ -197,17 +199,26 @@ struct Connection {
 
     /// The window we would advertise now, with receiver-side silly window avoidance
     /// (RFC 9293 §3.8.6.2.2): the right edge moves only by at least min(buffer / 2, MSS).
+    ///
+    /// While out-of-order data is held and RCV.NXT has not moved since the last ACK, the right
+    /// edge stays where it was: the ACK then is a duplicate ACK by RFC 5681's definition (same
+    /// window), which a sender without SACK needs three of to fast-retransmit. Growing the window
+    /// because the application read in between would make the sender ignore them and wait for
+    /// its RTO.
     var windowToAdvertise: UInt32 {
         let free = UInt32(min(receiveBuffer.free, 0xFFFF))
         let promised = UInt32(max(0, Int(rcvNxt.distance(to: rcvAdvertisedEdge))))
+        if !assembler.isEmpty, rcvNxt == lastAcknowledged { return min(promised, free) }
         let threshold = UInt32(min(receiveBuffer.capacity / 2, receiveMSS))
         if free >= promised + threshold || free == UInt32(min(receiveBuffer.capacity, 0xFFFF)) { return free }
         return min(promised, free)
     }
 
     /// The window last advertised had shrunk below half the buffer and can now grow by at least
-    /// min(buffer / 2, MSS): worth a window update of its own (RFC 9293 §3.8.6.2.2).
+    /// min(buffer / 2, MSS): worth a window update of its own (RFC 9293 §3.8.6.2.2). Not while
+    /// out-of-order data is held (the window stays put then, see ``windowToAdvertise``).
     var windowUpdateWorthwhile: Bool {
+        guard assembler.isEmpty || rcvNxt != lastAcknowledged else { return false }
         let capacity = min(receiveBuffer.capacity, 0xFFFF)
         let free = min(receiveBuffer.free, 0xFFFF)
         let promised = max(0, Int(rcvNxt.distance(to: rcvAdvertisedEdge)))
