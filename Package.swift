@@ -9,6 +9,13 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "GenTCP", targets: ["GenTCPCore", "GenTCP", "GenTCPPOSIX", "GenTCPSim"]),
+        // The serial drivers (slip, at), serial links and board profiles: a product of its own
+        // because it links libserialport (Debian's libserialport-dev).
+        .library(name: "GenTCPSerial", targets: ["GenTCPSerial"]),
+        // The modem simulator, for tests and simulation runs against the at driver.
+        .library(name: "ModemSimulator", targets: ["ModemSimulator"]),
+        // The embedded-safe cores alone (standard library only), for firmware.
+        .library(name: "GenTCPEmbedded", targets: ["GenTCPCore", "GenTCPWire", "GenTCPStack", "GenTCPModem"]),
         .executable(name: "gentcp", targets: ["gentcp"]),
         .executable(name: "gentcp-bench", targets: ["gentcp-bench"]),
     ],

@@ -38,7 +38,10 @@ public enum HexDump {
 
     /// One row: `offset` in at least `offsetDigits` lowercase hex digits, two spaces, the hex
     /// column padded to full width, then the text between `|` bars.
-    /// - Parameter bytes: at most ``bytesPerRow`` bytes (more are cut off).
+    /// - Parameters:
+    ///   - bytes: at most ``bytesPerRow`` bytes (more are cut off).
+    ///   - offset: the position of the row's first byte in the chunk.
+    ///   - offsetDigits: the least number of hex digits the offset is written with.
     public static func row(_ bytes: ArraySlice<UInt8>, offset: Int, offsetDigits: Int = 4) -> String {
         let shown = bytes.prefix(bytesPerRow)
         var out: [UInt8] = []
