@@ -207,7 +207,8 @@ extension Connection {
             // RFC 2018 §2: offer SACK in a SYN; answer a SYN with it only when it was offered.
             header.sackPermitted = state == .synSent ? options.selectiveAcknowledgments : sackEnabled
         } else if sackEnabled, flags == .ack, payloadLength == 0, !assembler.isEmpty {
-            header.sackBlocks = sackBlocks
+            // As many blocks as the segment has room for (NOP, NOP, kind, length, 8 bytes each).
+            header.sackBlocks = sackBlocks(limit: (buffer.count - TCPPacket.minimumHeaderLength - 4) / 8)
         }
         let window = windowToAdvertise
         header.window = UInt16(window)
@@ -234,9 +235,11 @@ extension Connection {
     }
 
     /// The runs held out of order, as SACK blocks: the one holding the latest segment first,
-    /// then the others from the lowest (RFC 2018 §4); as many as the option can carry.
-    private var sackBlocks: TCPSACKBlocks {
+    /// then the others from the lowest (RFC 2018 §4); as many as the option can carry, at most
+    /// `limit`.
+    private func sackBlocks(limit: Int) -> TCPSACKBlocks {
         var blocks = TCPSACKBlocks()
+        guard limit > 0 else { return blocks }
         let latest = Int(rcvNxt.distance(to: lastOutOfOrder))
         var first = -1
         for i in 0..<assembler.count {
@@ -249,7 +252,7 @@ extension Connection {
         }
         if first >= 0 { blocks.append(block(first)) }
         for i in 0..<assembler.count where i != first {
-            guard blocks.append(block(i)) else { break }
+            guard blocks.count < limit, blocks.append(block(i)) else { break }
         }
         return blocks
     }

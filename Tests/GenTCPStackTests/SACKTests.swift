@@ -77,6 +77,22 @@ struct SACKTests {
         #expect(h.read(connection) == a + b + c + d)
     }
 
+    @Test func blocksFitTheSmallestMTU() throws {
+        var h = Harness(mtu: 68)  // 28 bytes of TCP header room: three blocks, not four
+        let listener = try h.stack.listen(port: 80, backlog: 2)
+        h.feed(withSACK(peer(.syn, seq: 1000, mss: 28), permitted: true))
+        let iss = h.drain()[0].seq &+ 1
+        h.feed(peer(.ack, seq: 1001, ack: iss), at: 1)
+        _ = try #require(try h.stack.accept(listener))
+        var acks: [Segment] = []
+        for k in 1...4 {
+            h.feed(peer(.ack, seq: 1001 &+ UInt32(20 * k), ack: iss, data: pattern(10, seed: UInt64(k))), at: 10)
+            acks += h.drain()
+        }
+        #expect(acks.map { $0.header.sackBlocks.count } == [1, 2, 3, 3])
+        #expect(acks.last.map(blocks) == [[1081, 1091], [1021, 1031], [1041, 1051]])
+    }
+
     @Test func onlyTheHoleIsResent() throws {
         var h = Harness()
         let (connection, iss) = establishWithSACK(&h)
