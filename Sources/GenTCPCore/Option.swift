@@ -86,6 +86,25 @@ public enum IPVersionPreference: Hashable, Sendable {
     case ipv6Preferred
 }
 
+extension IPVersionPreference {
+    /// `addresses` filtered and ordered by this preference (stable within each family), as
+    /// every driver's `resolve` returns them.
+    /// - Throws: `nxdomain` when no address is left.
+    public func order(_ addresses: [IPAddress]) throws(SocketError) -> [IPAddress] {
+        let v4 = addresses.filter { !$0.isIPv6 }
+        let v6 = addresses.filter { $0.isIPv6 }
+        let ordered: [IPAddress]
+        switch self {
+        case .ipv4Only: ordered = v4
+        case .ipv4Preferred: ordered = v4 + v6
+        case .ipv6Only: ordered = v6
+        case .ipv6Preferred: ordered = v6 + v4
+        }
+        guard !ordered.isEmpty else { throw SocketError(.nonExistentDomain) }
+        return ordered
+    }
+}
+
 /// Which side of a connection to shut down: `read`, `write` or `read_write`.
 public enum ShutdownHow: Hashable, Sendable {
     /// `read`: stop receiving (`SHUT_RD`).

@@ -44,18 +44,7 @@ public struct POSIXDriver: Driver {
     /// blocks the task pool), then orders the addresses by `preference`.
     /// - Throws: `nxdomain` when the name has no address in the families allowed.
     public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
-        let found = await Resolver.lookup(host)
-        let v4 = found.filter { !$0.isIPv6 }
-        let v6 = found.filter { $0.isIPv6 }
-        let ordered: [IPAddress]
-        switch preference {
-        case .ipv4Only: ordered = v4
-        case .ipv6Only: ordered = v6
-        case .ipv4Preferred: ordered = v4 + v6
-        case .ipv6Preferred: ordered = v6 + v4
-        }
-        if ordered.isEmpty { throw SocketError(.nonExistentDomain) }
-        return ordered
+        try preference.order(await Resolver.lookup(host))
     }
 
     /// A non-blocking `socket(2)` and `connect(2)` (binding first when `localPort` or

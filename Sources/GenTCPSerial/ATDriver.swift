@@ -149,13 +149,13 @@ public final class ATDriver: Driver, @unchecked Sendable {
     public var statistics: ATStatistics { core.statisticsSnapshot }
 
     /// Asks the module to look `host` up (`AT+CIPDOMAIN`, `AT+CDNSGIP`, `AT+QIDNSGIP`), starting
-    /// its initialisation first if needed. `preference` is not applied: the addresses are the
-    /// module's answer as it is.
+    /// its initialisation first if needed; the module's answer is filtered and ordered by
+    /// `preference` (modules answer IPv4, so `ipv6Only` finds nothing).
     /// - Throws: `einval` for a name that could inject AT; `nxdomain` when the module finds no
-    ///   address (or the name is longer than it takes); `timeout` after
+    ///   address in the families allowed (or the name is longer than it takes); `timeout` after
     ///   ``ATConfiguration/resolveTimeout``; `enetdown` after ``stop()``.
     public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
-        try await core.resolve(host)
+        try preference.order(await core.resolve(host))
     }
 
     /// Opens a link on the module (`AT+CIPSTART`, `AT+QIOPEN`) once a link id is free, starting

@@ -62,9 +62,9 @@ public final class SLIPDriver: Driver, Sendable {
     /// board's address, unless `preference` is `.ipv6Only`.
     /// - Throws: `nxdomain` for any other name.
     public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
-        if let literal = IPAddress(host) { return [literal] }
-        if preference != .ipv6Only, let name = configuration.peerName, name.lowercased() == host.lowercased() {
-            return [configuration.peerAddress]
+        if let literal = IPAddress(host) { return try preference.order([literal]) }
+        if let name = configuration.peerName, name.lowercased() == host.lowercased() {
+            return try preference.order([configuration.peerAddress])
         }
         throw SocketError(.nonExistentDomain)
     }

@@ -296,17 +296,7 @@ public final class SimNetwork: Sendable {
                 w.hostByName[name.lowercased()].map { w.hosts[$0].addresses } ?? []
             }
         }
-        let v4 = found.filter { !$0.isIPv6 }
-        let v6 = found.filter { $0.isIPv6 }
-        let ordered: [IPAddress]
-        switch preference {
-        case .ipv4Only: ordered = v4
-        case .ipv4Preferred: ordered = v4 + v6
-        case .ipv6Only: ordered = v6
-        case .ipv6Preferred: ordered = v6 + v4
-        }
-        guard !ordered.isEmpty else { throw SocketError(.nonExistentDomain) }
-        return ordered
+        return try preference.order(found)
     }
 }
 
