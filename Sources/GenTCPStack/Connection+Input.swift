@@ -307,7 +307,7 @@ extension Connection {
                 // by what was acked, add back one SMSS if at least one was acked. With SACK the
                 // scoreboard and RACK find the holes, and pipe already left out what was acked.
                 if !sackEnabled {
-                    if !scoreboard.isEmpty, !scoreboard[0].lost { scoreboard[0].lost = true }
+                    markFirstHoleLost()
                     retransmitFirst = true
                     if !congestionFree {
                         cwnd = max(cwnd - acked, 0) + (acked >= sendMSS ? sendMSS : 0)
@@ -326,6 +326,25 @@ extension Connection {
         cwnd = min(cwnd, max(sendBuffer.capacity, 0) + 4 * sendMSS)
     }
 
+    /// Without SACK: deems the segment at SND.UNA lost (RFC 6582 §3.2), and on a dedicated link
+    /// the one after it too.
+    ///
+    /// Deviation, dedicated link only: a receiver that delays the ACK for a segment filling a
+    /// gap, against RFC 5681 §4.2's SHOULD, answers a lone retransmission only when its
+    /// delayed-ACK timer runs (lwIP 2.1: `tcp_ack` on in-order data, its fast timer every
+    /// 250 ms, unless the filled gap frees `TCP_WND_UPDATE_THRESHOLD`). With the send buffer full
+    /// behind the hole nothing else is in flight to draw that ACK, and every hole costs up to a
+    /// quarter second. A second segment makes any receiver answer at once: held out of order it
+    /// is a duplicate (immediate ACK, RFC 5681 §4.2), next in order it is the second full
+    /// segment (RFC 9293 §3.8.6.3). On a damaged line the segment after a hole is itself lost
+    /// as often as any, so the copy is rarely wasted; and nothing queues on the link.
+    mutating func markFirstHoleLost() {
+        if !scoreboard.isEmpty, !scoreboard[0].lost { scoreboard[0].lost = true }
+        if congestionFree, !sackEnabled, scoreboard.count > 1, !scoreboard[1].lost, !scoreboard[1].sacked {
+            scoreboard[1].lost = true
+        }
+    }
+
     /// RFC 5681 §3.2 and RFC 6582 §3.2 steps 1 and 2: the third duplicate ACK deems the segment
     /// at SND.UNA lost.
     private mutating func congestionOnDuplicateAck() {
@@ -337,7 +356,7 @@ extension Connection {
             return
         }
         guard duplicateAcks == 3, !scoreboard.isEmpty, !scoreboard[0].sacked else { return }
-        if enterRecovery() { scoreboard[0].lost = true }
+        if enterRecovery() { markFirstHoleLost() }
     }
 
     /// Starts fast recovery after a loss found by ACKs: halve (RFC 5681 §3.2 step 2, RFC 6675
@@ -361,16 +380,28 @@ extension Connection {
     /// Drops the segments a cumulative ACK covers from the scoreboard (trimming one it covers
     /// in part), learning RACK's delivery order and round trip from them.
     /// The newest segment sent once among them gives an RTT sample (RFC 6298 §3, Karn: never
-    /// a retransmitted one), one per ACK, as RFC 7323 §4 times every ACK with timestamps.
+    /// a retransmitted one), one per ACK, as RFC 7323 §4 times every ACK with timestamps; but
+    /// toward a peer without SACK, none when the ACK also covers a retransmitted segment: that
+    /// ACK may have been sent for the retransmission, and the segments after it, held by the
+    /// receiver out of order, were sent long before. Their send times measured the repair of
+    /// every hole, not the path (against lwIP on a lossy line SRTT grew to seconds and the RTO
+    /// to its ceiling). Linux skips the sample likewise (`FLAG_RETRANS_DATA_ACKED`). With SACK the
+    /// held segments were SACKed and give no sample here anyway; skipping the rest too only cost
+    /// samples there (two stacks at 0.1 % loss, MTU 1006: download 0.34 → 0.27 of the line), so
+    /// the rule applies to peers without SACK.
     private mutating func deliverAcknowledged(upTo ack: SequenceNumber, now: Int64) {
         var sample: Int64?
+        var coversRetransmission = false
         while !scoreboard.isEmpty {
             var segment = scoreboard[0]
             if segment.end <= ack {
                 if !segment.sacked { rackDelivered(segment, now: now) }
+                if !sackEnabled, segment.retransmitted { coversRetransmission = true }
                 if !segment.retransmitted, !segment.sacked { sample = now - segment.sentAt }
                 scoreboard.removeFirst()
             } else {
+                if !sackEnabled, segment.start < ack, segment.retransmitted { coversRetransmission = true }
+                if coversRetransmission { sample = nil }
                 if let sample { sampleRTT(sample) }
                 if segment.start < ack {
                     let covered = Int(segment.start.distance(to: ack))
@@ -381,6 +412,7 @@ extension Connection {
                 return
             }
         }
+        if coversRetransmission { sample = nil }
         if let sample { sampleRTT(sample) }
     }
 
