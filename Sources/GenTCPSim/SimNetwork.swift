@@ -236,8 +236,12 @@ public final class SimNetwork: Sendable {
         let outcome = RunOutcome<T>()
         return try await withUnsafeThrowingContinuation { continuation in
             outcome.install(continuation)
-            let token = runtime.beginRun { now in outcome.finish(.failure(SimDeadlock(virtualTime: now))) }
             Task {
+                // The run begins here, on the task that enqueues its first job, not before the
+                // task starts: on a busy machine the task can wait for a pool thread longer than
+                // the deadlock timeout, and an idle simulator thread would take that wait for a
+                // deadlock at 0 ns.
+                let token = runtime.beginRun { now in outcome.finish(.failure(SimDeadlock(virtualTime: now))) }
                 do {
                     let value = try await Process.run(runtime: runtime) {
                         defer { runtime.endRun(token) }
