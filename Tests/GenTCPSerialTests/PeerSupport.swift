@@ -67,24 +67,30 @@ struct PeerServices: Sendable {
         return time
     }
 
+    /// Reads `socket` until the peer closes it, each read bounded by the stall timeout; returns
+    /// the byte count and the running digest.
+    private func readToEnd(_ socket: Socket) async throws -> (Int, SHA256) {
+        var digest = SHA256()
+        var count = 0
+        while true {
+            do throws(SocketError) {
+                let bytes = try await socket.recv(0, timeout: .milliseconds(stall)).bytes
+                count += bytes.count
+                digest.update(bytes)
+            } catch {
+                if error.reason == .closed { return (count, digest) }
+                throw error
+            }
+        }
+    }
+
     /// Reads the source (port 19) to its end and checks count and SHA-256 against `expected`.
     @discardableResult
     func download(_ expected: [UInt8]) async throws -> Duration {
         let d = try await Socket.connect("board", port: 19, options: options, timeout: 5000, driver: driver)
         defer { d.close() }
         let start = ContinuousClock.now
-        var digest = SHA256()
-        var count = 0
-        while true {
-            do throws(SocketError) {
-                let bytes = try await d.recv(0, timeout: .milliseconds(stall)).bytes
-                count += bytes.count
-                digest.update(bytes)
-            } catch {
-                if error.reason == .closed { break }
-                throw error
-            }
-        }
+        let (count, digest) = try await readToEnd(d)
         let time = ContinuousClock.now - start
         #expect(count == expected.count)
         #expect(digest.finalize() == SHA256.hash(expected), "the digest of the \(count) bytes received")
@@ -113,18 +119,7 @@ struct PeerServices: Sendable {
                 sendFailure.withLock { $0 = error }
             }
         }
-        var digest = SHA256()
-        var count = 0
-        while true {
-            do throws(SocketError) {
-                let bytes = try await e.recv(0, timeout: .milliseconds(stall)).bytes
-                count += bytes.count
-                digest.update(bytes)
-            } catch {
-                if error.reason == .closed { break }
-                throw error
-            }
-        }
+        let (count, digest) = try await readToEnd(e)
         let time = ContinuousClock.now - start
         #expect(sendFailure.withLock { $0 } == nil)
         #expect(count == data.count)
