@@ -338,6 +338,7 @@ extension Connection {
             // same 1 MiB. (With standard congestion control the loss window of one segment
             // paces go-back-N by the ACKs instead.)
             markFirstHoleLost()
+            for i in 0..<min(2, scoreboard.count) where scoreboard[i].lost { scoreboard[i].lostByTimeout = true }
             inRecovery = true
             retransmitFirst = true
             rackDeadline = nil
