@@ -229,7 +229,7 @@ func rate(_ bytes: Int, _ time: Duration) -> String {
 extension SLIPLwIPPeerTests {
     /// The faulty line: our driver on a `MemoryLink` paced at 921 600 baud on the real clock,
     /// dropping 0.1 % of the bytes each way (about 26 % of full frames at MTU 296), relayed to
-    /// lwIP's pty; 384 KiB up, 2 KiB down and 2 KiB echoed, each byte-exact.
+    /// lwIP's pty; 1 MiB up, 2 KiB down and 2 KiB echoed, each byte-exact.
     ///
     /// Our upload (lwIP receives: no SACK, out-of-order data held, the ACK for a filled gap
     /// delayed to its 250 ms timer) ran at 25-35 kB/s, 0.32-0.45 of the line's 78.5 kB/s limit
@@ -238,16 +238,15 @@ extension SLIPLwIPPeerTests {
     /// at its ceiling). lwIP as the sender is lwIP's own limit: it repairs what it cannot
     /// fast-retransmit only with its coarse RTO (500 ms ticks, 1.5 s and up, backing off), so at
     /// 0.1 % 2 KiB down took 1.5-17 s, 4 KiB 15 s (268 B/s), 16 KiB 39 s (417 B/s), and 4 KiB
-    /// echoed 11 s; hence 2 KiB each. With 512 KiB up the whole test took 39 s; 384 KiB keep it
-    /// within about 40 s with margin for lwIP's slow tail. (At 0.01 % lwIP sent 128 KiB in
-    /// 5-8 s.)
-    @Test("faulty line: 0.1 % of bytes dropped each way, MTU 296: 384 KiB up, 2 KiB down and echoed, byte-exact")
+    /// echoed 11 s; hence 2 KiB each. The whole test takes 35-65 s. (At 0.01 % lwIP sent 128 KiB
+    /// in 5-8 s.)
+    @Test("faulty line: 0.1 % of bytes dropped each way, MTU 296: 1 MiB up, 2 KiB down and echoed, byte-exact")
     func faulty() async throws {
         if let reason = LwIPPeer.unavailable {
             print("skipping the lwIP peer: \(reason)")
             return
         }
-        let size = 384 << 10
+        let size = 1 << 20
         let small = 2 << 10
         let mtu = 296
         let drop = 0.001
@@ -260,7 +259,7 @@ extension SLIPLwIPPeerTests {
             let towardUs = peer.hostLink!.receivedFaults.dropped
             let towardLwIP = peer.boardLink!.receivedFaults.dropped
             print("slip ⇄ lwIP, faulty line (\(drop * 100) % dropped, 921600 baud, MTU \(mtu), limit \(limit) B/s): "
-                + "384 KiB up in \(up) (\(rate(size, up))), 2 KiB down in \(down) (\(rate(small, down))), "
+                + "1 MiB up in \(up) (\(rate(size, up))), 2 KiB down in \(down) (\(rate(small, down))), "
                 + "echoed in \(echo) (\(rate(small, echo)) each way); bytes dropped toward us \(towardUs), "
                 + "toward lwIP \(towardLwIP); our retransmissions: \(peer.driver.statistics.stack.timeoutRetransmissions) "
                 + "on timeout, \(peer.driver.statistics.stack.fastRetransmissions) fast")
