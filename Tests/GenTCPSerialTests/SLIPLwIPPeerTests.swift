@@ -252,7 +252,9 @@ extension SLIPLwIPPeerTests {
         let drop = 0.001
         let limit = Int(slipLimit(baud: 921_600, mtu: mtu))
         try await withLwIPPeer(size: small, mtu: mtu, faults: LineFaults(dropProbability: drop)) { peer in
-            let services = PeerServices(driver: peer.driver, stall: 30_000)
+            // lwIP doubles its RTO (1.5 s and up) on every lost retransmission, and a quarter of
+            // the frames arrive damaged: a read may wait two minutes before it counts as a stall.
+            let services = PeerServices(driver: peer.driver, stall: 120_000)
             let up = try await services.upload(pattern(size, seed: 22))
             let down = try await services.download(peer.sourceData)
             let echo = try await services.echo(pattern(small, seed: 23))
