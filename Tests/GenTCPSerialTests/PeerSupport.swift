@@ -128,6 +128,45 @@ struct PeerServices: Sendable {
     }
 }
 
+/// The line between our driver and a peer program on a pty: the pty pair alone, or, with
+/// `faults`, a ``MemoryLink`` pair paced at `baud` on the real clock, injecting `faults` both
+/// ways, whose far end a ``LinkRelay`` copies to the pty's master.
+final class PeerLine: @unchecked Sendable {
+    let pty: PTYLink.PTYPair
+    /// The two ends of the faulty line, when there is one: ours, and the one relayed to the pty.
+    let hostLink: MemoryLink?
+    let boardLink: MemoryLink?
+    let relay: LinkRelay?
+
+    /// - Parameter peerName: names the relayed end (`memory:NAME`) in messages.
+    init(faults: LineFaults?, baud: Int, seed: UInt64, peerName: String) throws {
+        pty = try PTYLink.openPair(configuration: SerialConfiguration(baudRate: 921_600))
+        if let faults {
+            let (host, board) = MemoryLink.pair(
+                configuration: SerialConfiguration(baudRate: baud), runtime: RealRuntime.shared, bufferSize: 4096,
+                faults: faults, seed: seed, names: ("memory:host", "memory:\(peerName)"))
+            hostLink = host
+            boardLink = board
+            relay = LinkRelay(board, pty.master)
+        } else {
+            hostLink = nil
+            boardLink = nil
+            relay = nil
+        }
+    }
+
+    /// Where our driver goes.
+    var ourEnd: any SerialLink { hostLink ?? pty.master }
+
+    /// Closes every link of the line.
+    func close() {
+        hostLink?.close()
+        boardLink?.close()
+        pty.master.close()
+        pty.slave.close()
+    }
+}
+
 /// Copies bytes both ways between two serial links, driven by their readiness only (no thread
 /// of its own): what one link reads is written to the other, with backpressure (a direction
 /// stops reading while its bytes are not taken). Used to put a faulty ``MemoryLink`` between our

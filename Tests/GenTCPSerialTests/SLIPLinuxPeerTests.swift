@@ -14,12 +14,8 @@ final class LinuxPeer: @unchecked Sendable {
     let directory: String
     var processes: [Foundation.Process] = []
     private var stopped = false
-    let pty: PTYLink.PTYPair
+    let line: PeerLine
     let driver: SLIPDriver
-    /// The two ends of the faulty line, when there is one: ours, and the one relayed to the pty.
-    let hostLink: MemoryLink?
-    let boardLink: MemoryLink?
-    let relay: LinkRelay?
     let sourceData: [UInt8]
 
     static var packageRoot: String { peerPackageRoot }
@@ -72,37 +68,22 @@ final class LinuxPeer: @unchecked Sendable {
             }
         }
         do {
-            pty = try PTYLink.openPair(configuration: SerialConfiguration(baudRate: 921_600))
+            line = try PeerLine(faults: faults, baud: baud, seed: seed, peerName: "linux")
         } catch {
             abandon()
             throw error
         }
         let configuration = SLIPConfiguration(
             local: slipHost, peer: slipBoard, mtu: mtu, capturePath: directory + "/line.pcap")
-        if let faults {
-            let (host, board) = MemoryLink.pair(
-                configuration: SerialConfiguration(baudRate: baud), runtime: RealRuntime.shared, bufferSize: 4096,
-                faults: faults, seed: seed, names: ("memory:host", "memory:linux"))
-            hostLink = host
-            boardLink = board
-            relay = LinkRelay(board, pty.master)
-        } else {
-            hostLink = nil
-            boardLink = nil
-            relay = nil
-        }
         do {
-            driver = try SLIPDriver(link: hostLink ?? pty.master, configuration: configuration)
+            driver = try SLIPDriver(link: line.ourEnd, configuration: configuration)
         } catch {
-            hostLink?.close()
-            boardLink?.close()
-            pty.master.close()
-            pty.slave.close()
+            line.close()
             abandon()
             throw error
         }
         do {
-            processes.append(try LinuxPeer.start(["ip", "netns", "exec", ns, bridge, "slt0", pty.slavePath, "\(mtu)"]))
+            processes.append(try LinuxPeer.start(["ip", "netns", "exec", ns, bridge, "slt0", line.pty.slavePath, "\(mtu)"]))
             processes.append(try LinuxPeer.start([
                 "ip", "netns", "exec", ns, "python3", root + "/tools/slip-tun/services.py", "10.0.0.2",
                 directory + "/source.bin", directory + "/ready",
@@ -136,10 +117,7 @@ final class LinuxPeer: @unchecked Sendable {
         for p in processes where p.isRunning {
             p.terminate()
         }
-        hostLink?.close()
-        boardLink?.close()
-        pty.master.close()
-        pty.slave.close()
+        line.close()
         _ = shell("ip netns del \(namespace)")
         if !keepDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
@@ -223,8 +201,8 @@ extension SLIPLinuxPeerTests {
                 let services = PeerServices(driver: driver, stall: 120_000)
                 let up = try await services.upload(pattern(size, seed: 22))
                 let down = try await services.download(peer.sourceData)
-                let towardUs = peer.hostLink!.receivedFaults.dropped
-                let towardLinux = peer.boardLink!.receivedFaults.dropped
+                let towardUs = peer.line.hostLink!.receivedFaults.dropped
+                let towardLinux = peer.line.boardLink!.receivedFaults.dropped
                 let stack = driver.statistics.stack
                 print("slip ⇄ Linux, faulty line (\(drop * 100) % dropped, 921600 baud, MTU \(mtu), limit \(limit) B/s): "
                     + "\(label) up in \(up) (\(rate(size, up))), down in \(down) (\(rate(size, down))), "

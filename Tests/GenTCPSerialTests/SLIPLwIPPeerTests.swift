@@ -14,12 +14,8 @@ import Testing
 final class LwIPPeer: @unchecked Sendable {
     let directory: String
     let process: Foundation.Process
-    let pty: PTYLink.PTYPair
+    let line: PeerLine
     let driver: SLIPDriver
-    /// The two ends of the faulty line, when there is one: ours, and the one relayed to the pty.
-    let hostLink: MemoryLink?
-    let boardLink: MemoryLink?
-    let relay: LinkRelay?
     let sourceData: [UInt8]
     private var stopped = false
 
@@ -54,26 +50,13 @@ final class LwIPPeer: @unchecked Sendable {
             throw TestFailure("cannot build lwip-peer: \(build.output)")
         }
 
-        pty = try PTYLink.openPair(configuration: SerialConfiguration(baudRate: 921_600))
+        line = try PeerLine(faults: faults, baud: baud, seed: seed, peerName: "lwip")
         let configuration = SLIPConfiguration(
             local: slipHost, peer: slipBoard, mtu: mtu, capturePath: capture ? directory + "/line.pcap" : nil)
-        if let faults {
-            let (host, board) = MemoryLink.pair(
-                configuration: SerialConfiguration(baudRate: baud), runtime: RealRuntime.shared, bufferSize: 4096,
-                faults: faults, seed: seed, names: ("memory:host", "memory:lwip"))
-            hostLink = host
-            boardLink = board
-            relay = LinkRelay(board, pty.master)
-            driver = try SLIPDriver(link: host, configuration: configuration)
-        } else {
-            hostLink = nil
-            boardLink = nil
-            relay = nil
-            driver = try SLIPDriver(link: pty.master, configuration: configuration)
-        }
+        driver = try SLIPDriver(link: line.ourEnd, configuration: configuration)
         process = try startPeerProcess(
             [binary, "--mtu", "\(mtu)", "--source", directory + "/source.bin", "--ready", directory + "/ready",
-             "--verbose", pty.slavePath],
+             "--verbose", line.pty.slavePath],
             stderrPath: directory + "/lwip-peer.log")
     }
 
@@ -106,10 +89,7 @@ final class LwIPPeer: @unchecked Sendable {
             status = process.terminationStatus
         }
         driver.close()
-        hostLink?.close()
-        boardLink?.close()
-        pty.master.close()
-        pty.slave.close()
+        line.close()
         if !keepDirectory { try? FileManager.default.removeItem(atPath: directory) }
         return status
     }
@@ -258,8 +238,8 @@ extension SLIPLwIPPeerTests {
             let up = try await services.upload(pattern(size, seed: 22))
             let down = try await services.download(peer.sourceData)
             let echo = try await services.echo(pattern(small, seed: 23))
-            let towardUs = peer.hostLink!.receivedFaults.dropped
-            let towardLwIP = peer.boardLink!.receivedFaults.dropped
+            let towardUs = peer.line.hostLink!.receivedFaults.dropped
+            let towardLwIP = peer.line.boardLink!.receivedFaults.dropped
             print("slip ⇄ lwIP, faulty line (\(drop * 100) % dropped, 921600 baud, MTU \(mtu), limit \(limit) B/s): "
                 + "1 MiB up in \(up) (\(rate(size, up))), 2 KiB down in \(down) (\(rate(small, down))), "
                 + "echoed in \(echo) (\(rate(small, echo)) each way); bytes dropped toward us \(towardUs), "
