@@ -467,12 +467,18 @@ extension Connection {
         }
     }
 
+    /// RACK's reordering allowance (RFC 8985 §6.2 step 4): a quarter of the smallest round trip,
+    /// at least 1 ms.
+    private var reorderingAllowance: Int64 {
+        max(1, (minRTT == .max ? 0 : minRTT) / 4)
+    }
+
     /// How long a retransmission may go unacknowledged before it is deemed lost again: two
     /// smoothed round trips plus a quarter of the smallest (RFC 8985 §7.2's PTO with RACK's
     /// allowance). Nil before the first RTT sample.
     var retransmissionProbeInterval: Int64? {
         guard hasRTTSample else { return nil }
-        return max(2 * (srtt8 / 8), 2) + max(1, (minRTT == .max ? 0 : minRTT) / 4)
+        return max(2 * (srtt8 / 8), 2) + reorderingAllowance
     }
 
     /// Loss detection by time, after each ACK and on its own timer.
@@ -495,7 +501,7 @@ extension Connection {
             rackDeadline = nil
             return
         }
-        let allowance: Int64 = inRecovery || scoreboard.sackedCount >= 3 ? 0 : max(1, (minRTT == .max ? 0 : minRTT) / 4)
+        let allowance: Int64 = inRecovery || scoreboard.sackedCount >= 3 ? 0 : reorderingAllowance
         let probeAfter = retransmissionProbeInterval
         var found = false
         var probe = false
