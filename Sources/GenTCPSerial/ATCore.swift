@@ -98,6 +98,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var preferSend = false
     var localIP: IPAddress?
     var stats = ATStatistics()
+    /// What last went wrong on the line, as one sentence (``SerialLinkIncidents``).
+    var incident: String?
     let input: UnsafeMutableRawBufferPointer
     let sendBufferSize: Int
 
@@ -133,6 +135,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var now: ModemInstant { ModemInstant(milliseconds: runtime.now / 1_000_000) }
 
     var isReady: Bool { locked { $0.phase == .ready } }
+
+    var lastIncident: String? { locked { $0.incident } }
 
     var statisticsSnapshot: ATStatistics {
         locked { core in

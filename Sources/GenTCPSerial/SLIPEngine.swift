@@ -87,6 +87,8 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     private var capture: SLIPCapture?
     /// Set when the link hung up or failed: every socket fails with it.
     private(set) var linkFailure: SocketError.Reason?
+    /// What happened on the line when it failed, as one sentence (``SerialLinkIncidents``).
+    private var incident: String?
     private var closed = false
     private(set) var statistics = SLIPStatistics()
 
@@ -113,6 +115,9 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         pingIdentifier = UInt16(truncatingIfNeeded: configuration.seed &* 0x9E37_79B9 >> 7) | 1
         if let path = configuration.capturePath { capture = try SLIPCapture(path: path) }
     }
+
+    /// What last went wrong on the line (``SerialLinkIncidents/lastIncident``).
+    var lastIncident: String? { locked { _ in incident } }
 
     /// Takes the link's readiness and starts reading.
     func start() {
