@@ -20,6 +20,9 @@ public struct ModemConfiguration: Sendable {
     public var maxBusyRetries = 8
     /// How long a send waits for `>`, in ms (Zephyr uses 5 s).
     public var promptTimeout: UInt32 = 5_000
+    /// Milliseconds added to every command's timeout, over the dialect's documented latency
+    /// and the line time (a board profile's `latency`, for a module slower than its documents).
+    public var extraLatency: UInt32 = 0
     /// The UART rate, for send and read timeouts that grow with the length.
     public var baudRate = 115_200
     /// After a reset is reported, boot banner lines (`Call Ready`, `APP RDY`) within this many

@@ -77,12 +77,18 @@ extension ModemEngine {
             payloadAnnounced = header.length
             payloadDelivered = 0
             payloadLink = linkForPayload(header)
+            payloadPushed = header.kind == .ipd
+            if let link = payloadLink, let left = header.leftInModule, left >= 0 {
+                // SIMCom says what stays in the module after this read: the total before it.
+                push(.dataAvailable(link: link, length: header.length + left))
+            }
         case .payload(let bytes):
             payloadDelivered += bytes.count
             if let link = payloadLink { return .received(link: link, bytes: bytes) }
             statistics.unexpectedPayloadBytes &+= UInt32(truncatingIfNeeded: bytes.count)
         case .payloadEnd:
             payloadLink = nil
+            payloadPushed = false
         case .error(let error):
             push(.framingError(error))
         }

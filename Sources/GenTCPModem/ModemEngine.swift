@@ -48,6 +48,8 @@ public struct ModemEngine<Dialect: ModemDialect> {
     var bootWindowFromStart = true
     /// The link the current payload belongs to, or nil when it is discarded.
     var payloadLink: Int?
+    /// Whether the current payload was pushed by the module (`+IPD,<id>,<len>:`), not read.
+    var payloadPushed = false
     var payloadAnnounced = 0
     var payloadDelivered = 0
     let sendChunk: Int
@@ -96,6 +98,17 @@ public struct ModemEngine<Dialect: ModemDialect> {
 
     /// The command in flight, if any.
     public var commandInFlight: ModemCommandKind? { inFlight?.command.kind }
+
+    /// The link of the read in flight, if a read is in flight.
+    public var readInFlightLink: Int? {
+        if case .read(let link, _)? = inFlight?.command { return link }
+        return nil
+    }
+
+    /// Whether the payload being handed out was pushed by the module (`+IPD,<id>,<len>:<data>`,
+    /// the active-receive form) rather than read: a driver that asked for passive receive sees
+    /// here that the module did not keep to it.
+    public var isReceivingPushedPayload: Bool { payloadLink != nil && payloadPushed }
 
     /// Whether a new command can be submitted now.
     public var isIdle: Bool { inFlight == nil && output.isEmpty }
@@ -205,7 +218,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
             push(.commandCompleted(ModemCompletion(command: command.kind, link: command.link, outcome: .success)))
             return
         }
-        let limit = timeout ?? dialect.timeout(for: command)
+        let limit = timeout ?? lineTimeout(for: command)
         output.writeCommand(writer, terminator: dialect.commandTerminator)
         inFlight = InFlight(command: command, phase: .response, deadline: now.advanced(by: limit), timeout: limit)
         switch command {
@@ -252,12 +265,14 @@ public struct ModemEngine<Dialect: ModemDialect> {
         statistics.commands &+= 1
         output.writeCommand(writer, terminator: dialect.commandTerminator)
         output.stagePayload(UnsafeRawBufferPointer(rebasing: payload[0..<count]))
-        let baud = max(configuration.baudRate, 300)
-        let wire = UInt32(min(count * 10_000 / baud, 600_000))
+        // The prompt comes after the command crossed the line; the result after the payload did.
+        let commandWire = ModemEngine.wireMilliseconds(writer.count + 16, baud: configuration.baudRate)
+        let promptTimeout = configuration.promptTimeout + configuration.extraLatency + commandWire
+        let wire = ModemEngine.wireMilliseconds(count + 32, baud: configuration.baudRate)
         var flight = InFlight(command: command, phase: .awaitingPrompt,
-                              deadline: now.advanced(by: configuration.promptTimeout),
-                              timeout: configuration.promptTimeout)
-        flight.sendTimeout = timeout ?? (10_000 + wire)
+                              deadline: now.advanced(by: promptTimeout),
+                              timeout: promptTimeout)
+        flight.sendTimeout = timeout ?? (10_000 + configuration.extraLatency + wire)
         inFlight = flight
         lexer.expectsPrompt = true
         return count
@@ -275,6 +290,34 @@ public struct ModemEngine<Dialect: ModemDialect> {
             }
         }
         return try result.get()
+    }
+
+    /// The time the module gets for `command` by default: the dialect's documented latency,
+    /// plus ``ModemConfiguration/extraLatency``, plus the time the bytes the command moves take on
+    /// the line at ``ModemConfiguration/baudRate`` (the command itself and its answer: for a
+    /// read, the most payload it may bring). A slow line never turns a long answer into a
+    /// timeout.
+    public func lineTimeout(for command: ModemCommand) -> UInt32 {
+        let answer: Int
+        switch command {
+        case .read(_, let maximum): answer = maximum + 128
+        default: answer = 256
+        }
+        let wire = ModemEngine.wireMilliseconds(writer.count + 2 + answer, baud: configuration.baudRate)
+        let total = UInt64(dialect.timeout(for: command)) + UInt64(configuration.extraLatency) + UInt64(wire)
+        return UInt32(min(total, UInt64(UInt32.max)))
+    }
+
+    /// Milliseconds `bytes` take on a line at `baud` (10 bits a byte), rounded up; at least 1.
+    public static func wireMilliseconds(_ bytes: Int, baud: Int) -> UInt32 {
+        let rate = max(baud, 300)
+        let ms = (max(bytes, 0) * 10_000 + rate - 1) / rate
+        return UInt32(min(max(ms, 1), 3_600_000))
+    }
+
+    /// The text of the last command line built (without its terminator), for error messages.
+    public func withLastCommand<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        writer.storage.withUnsafeBytes { raw in body(UnsafeRawBufferPointer(rebasing: raw[0..<writer.count])) }
     }
 
     func checkReady() throws(ModemError) {

@@ -84,6 +84,11 @@ final class ATConnection: Connection, @unchecked Sendable {
     var sendInFlight = 0
     /// The module's link is gone (peer close, reset): reads give what is buffered, then the end.
     var ended = false
+    /// The module reported the link closed while it still announced bytes for it: the driver
+    /// keeps reading them (SIMCom and Quectel keep a closed link readable) before the end.
+    var peerClosed = false
+    /// Why writes fail (the module refused a send); nil while they work.
+    var writeFailure: SocketError.Reason?
     /// Why the connection broke (send failure, overflow, module lost); nil for a clean end.
     var failure: SocketError.Reason?
     /// The module's link id is still taken (a close is needed before reuse).
@@ -106,12 +111,13 @@ final class ATConnection: Connection, @unchecked Sendable {
 
     /// Whether the driver should ask the module for data now.
     var wantsModuleRead: Bool {
-        !ended && !userClosed && moduleOpen && !readInFlight && available > 0 && rx.room > 0
+        !ended && !userClosed && (moduleOpen || peerClosed) && !readInFlight && available > 0 && rx.room > 0
     }
 
     /// Whether the driver has payload to hand to the module now.
     var wantsModuleSend: Bool {
-        !ended && moduleOpen && sendInFlight == 0 && !tx.isEmpty && !(userClosed && abortive)
+        !ended && !peerClosed && writeFailure == nil && moduleOpen && sendInFlight == 0 && !tx.isEmpty
+            && !(userClosed && abortive)
     }
 
     // MARK: Connection

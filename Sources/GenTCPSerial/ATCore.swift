@@ -90,6 +90,12 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var resolveActive: ResolveRequest?
     var needProbe = false
     var needRestart = false
+    /// The module pushed data though passive receive was asked: ask for it again.
+    var needPassiveRestore = false
+    /// The restart under way was the driver's own (after silence): its banner is no news.
+    var restartedByDriver = false
+    /// The command the module last left unanswered, while it is being probed.
+    var silence: String?
     var engineTimer: TimerID?
     var engineTimerDeadline: UInt64?
     var phaseTimer: TimerID?
@@ -160,7 +166,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     func stop() {
         locked { core in
-            core.moduleLost(reason: .closed, dead: true)
+            core.moduleLost(reason: .closed, dead: true, incident: nil)
         }
         link.close()
     }
@@ -232,7 +238,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 pump()
                 return
             case .hangUp, .failed:
-                moduleLost(reason: .closed, dead: true)
+                lineLost(result)
                 return
             }
         }
@@ -259,25 +265,26 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     }
 
     private func flushOutput() {
-        var failed = false
+        var failed: LinkIO?
         while engine.pendingOutputCount > 0 {
             var progressed = false
             engine.withPendingOutput { bytes in
-                switch link.write(bytes) {
+                let result = link.write(bytes)
+                switch result {
                 case .bytes(let n):
                     progressed = n > 0
                     return n
                 case .wouldBlock:
                     return 0
                 case .hangUp, .failed:
-                    failed = true
+                    failed = result
                     return 0
                 }
             }
-            if failed || !progressed { break }
+            if failed != nil || !progressed { break }
         }
-        if failed {
-            moduleLost(reason: .closed, dead: true)
+        if let failed {
+            lineLost(failed)
             return
         }
         if engine.pendingOutputCount > 0, !linkWriteArmed {
@@ -326,14 +333,15 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             needRestart = false
             needProbe = false
             return { [self] in
-                stats.restarts += 1
-                phase = .restarting
-                submit(.restart)
-                armPhaseTimer(configuration.restartTimeout) { core in
-                    // No boot banner: the module is gone; start over from a probe.
-                    core.moduleLost(reason: .closed, dead: false)
-                }
+                // The module stopped answering: what it held for every link is lost.
+                let why = silence ?? "the modem stopped answering"
+                failOpenConnections(.connectionTimedOut, incident: why)
+                restartModule(why)
             }
+        }
+        if needPassiveRestore {
+            needPassiveRestore = false
+            return { [self] in submit(.enablePassiveReceive) }
         }
         if needProbe {
             needProbe = false
@@ -424,7 +432,9 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             orphanCloses.remove(link)
             if case .open(let c) = slots[link], c.userClosed { slots[link] = .free }
         default:
-            if case .initialising = phase { initStepFailed(command.kind) }
+            if case .initialising = phase {
+                initStepFailed(command.kind, .init(error.reason), answer: "\(lastCommandText) could not be sent: \(String(describing: error.detail))")
+            }
         }
     }
 
@@ -452,8 +462,12 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         switch result {
         case .success(let n):
             c.sendInFlight = n
-        case .failure:
-            breakConnection(c, .closed)
+        case .failure(let error):
+            // The engine refused the send (the module closed the link): writes fail from now on.
+            c.writeFailure = .closed
+            c.tx.removeAll()
+            incident = "the modem refused data on link \(c.link) (\(error.detail))"
+            wake(c, read: false)
         }
     }
 
@@ -468,7 +482,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         cancelPhaseTimer()
     }
 
-    private func initStepFailed(_ kind: ModemCommandKind) {
+    private func initStepFailed(_ kind: ModemCommandKind, _ reason: SocketError.Reason, answer: String) {
         guard case .initialising(let step) = phase else { return }
         if ATCore.isOptional(kind) {
             phase = .initialising(step: step + 1)
@@ -477,20 +491,36 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         if kind == .probe {
             probesFailed += 1
             if probesFailed >= configuration.probeAttempts {
-                // Still silent: restart it, then start over after the banner (or the timeout).
+                // Still silent (or busy): nobody waiting should wait longer for it. Restart it,
+                // then start over after the banner (or the timeout).
+                let why = "the modem does not answer AT (\(probesFailed) probes: \(answer))"
                 probesFailed = 0
-                stats.restarts += 1
-                phase = .restarting
-                submit(.restart)
-                armPhaseTimer(configuration.restartTimeout) { core in core.moduleLost(reason: .closed, dead: false) }
+                failWaiters(.connectionTimedOut, incident: why)
+                restartModule(why)
                 return
             }
             retryInitLater()
             return
         }
-        // A step the module refused: start over from the probe after a pause; pending connects
-        // keep waiting within their own timeouts.
+        // A step the module refused: what waits for the module fails now, naming the step and the
+        // answer; the next connect starts over from the probe (after a pause).
+        let why = "modem bring-up failed: \(answer)"
+        failWaiters(reason, incident: why)
         retryInitLater()
+    }
+
+    /// Sends `AT+RST` (or the dialect's restart) and waits for the boot banner; without one
+    /// within ``ATConfiguration/restartTimeout`` the module is taken for gone.
+    private func restartModule(_ why: String) {
+        stats.restarts += 1
+        phase = .restarting
+        restartedByDriver = true
+        submit(.restart)
+        armPhaseTimer(configuration.restartTimeout) { core in
+            // No boot banner: the module is gone; start over from a probe.
+            core.moduleLost(reason: .connectionTimedOut, dead: false,
+                            incident: "\(why); no boot banner after a restart")
+        }
     }
 
     private func retryInitLater() {
@@ -540,7 +570,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             guard case .open(let c) = slots[link] else { return }
             // Quectel keeps the id until QICLOSE; the others free it with the close.
             c.moduleOpen = engine.linkState(link) != .closed
-            endConnection(c, nil)
+            linkClosedByModule(c)
             if c.userClosed && !c.moduleOpen { slots[link] = .free }
         case .dataAvailable(let link, let length):
             guard case .open(let c) = slots[link] else { return }
@@ -565,14 +595,42 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             }
         case .localAddress(let address):
             localIP = IPAddress(address)
-        case .version, .network:
+        case .version:
             break
+        case .network(let news):
+            if news == .bearerLost {
+                // The engine reports every open link closed next, and nothing more comes for
+                // them: whatever the module still held is gone.
+                failOpenConnections(.connectionAborted, incident: "the modem lost its packet bearer (\(lastLineText))")
+            }
         case .moduleReset:
             moduleReset()
         case .unrecognisedLine:
             stats.unrecognisedLines += 1
-        case .framingError:
+        case .framingError(let error):
             stats.framingErrors += 1
+            framingError(error)
+        }
+    }
+
+    /// The module's last line, as text (for incidents).
+    private var lastLineText: String {
+        engine.withLastLine { line in String(decoding: line.bytes, as: UTF8.self) }
+    }
+
+    /// The last command line, as text (for incidents).
+    private var lastCommandText: String {
+        engine.withLastCommand { bytes in String(decoding: bytes, as: UTF8.self) }
+    }
+
+    /// "AT+CIICR answered ERROR", "AT got no answer": the failed command and what the module said.
+    private func describe(_ failure: ModemFailure) -> String {
+        let command = lastCommandText
+        switch failure {
+        case .timeout: return "\(command) got no answer"
+        case .busy: return "\(command) answered busy p... on every retry"
+        case .moduleReset: return "the modem restarted during \(command)"
+        default: return "\(command) answered \(lastLineText)"
         }
     }
 
@@ -581,44 +639,62 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         if case .failure(let f, let r) = completion.outcome { failure = (f, r) } else { failure = nil }
 
         if case .initialising(let step) = phase, step < initSteps.count, initSteps[step].kind == completion.command {
-            if failure == nil {
+            if let failure {
+                initStepFailed(completion.command, .init(failure.1), answer: describe(failure.0))
+            } else {
                 phase = .initialising(step: step + 1)
                 if completion.command == .probe { probesFailed = 0 }
-            } else {
-                initStepFailed(completion.command)
             }
             return
         }
         switch completion.command {
         case .probe:
-            if failure?.0 == .timeout { needRestart = true }
+            if failure?.0 == .timeout { needRestart = true } else if failure == nil { silence = nil }
         case .restart:
             if failure != nil, phase == .restarting {
-                moduleLost(reason: .closed, dead: false)
+                moduleLost(reason: .connectionTimedOut, dead: false,
+                           incident: "the modem does not answer; no boot banner after a restart")
             }
         case .read:
             guard let link = completion.link, case .open(let c) = slots[link] else { break }
             c.readInFlight = false
             if let failure {
+                if failure.0 == .timeout {
+                    let why = "the modem did not answer \(lastCommandText) in time"
+                    silence = why
+                    fail(c, .connectionTimedOut, incident: why)
+                } else if c.peerClosed, c.available != Int.max, c.available > 0 {
+                    fail(c, .protocolError, incident: "the modem closed link \(link) announcing \(c.available) bytes, "
+                         + "then refused to deliver them (\(describe(failure.0)))")
+                }
                 c.available = 0
-                if failure.0 == .timeout { breakConnection(c, .closed) }
             } else if c.readGot < c.readAsked {
                 c.available = 0
-            } else if c.available == Int.max {
-                // Unknown amount: keep reading until a short read says it is empty.
             }
+            if c.peerClosed, !c.ended, c.available == 0 { endConnection(c, nil) }
             if c.readGot > 0 { wake(c, read: true) }
         case .send:
             guard let link = completion.link, case .open(let c) = slots[link] else { break }
             let n = c.sendInFlight
             c.sendInFlight = 0
-            if failure == nil {
+            if let failure {
+                if failure.0 == .timeout {
+                    let why = "the modem did not confirm \(lastCommandText) in time"
+                    silence = why
+                    fail(c, .connectionTimedOut, incident: why)
+                } else {
+                    // SEND FAIL or ERROR: the bytes did not go. Writes fail from now on (bytes
+                    // already accepted are lost, as behind a reset TCP connection); reads go on
+                    // until the module reports the link closed.
+                    c.writeFailure = .closed
+                    c.tx.removeAll()
+                    incident = "the modem refused data on link \(link) (\(describe(failure.0)))"
+                    wake(c, read: false)
+                }
+            } else {
                 c.tx.drop(n)
                 stats.payloadOut += n
                 wake(c, read: false)
-            } else {
-                // SEND FAIL, ERROR or silence: the stream would have a hole.
-                breakConnection(c, .closed)
             }
         case .close:
             guard let link = completion.link else { break }
@@ -642,6 +718,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         // A command the module never answered, while it should be alive: is it still there?
         if let failure, failure.0 == .timeout, phase == .ready,
            completion.command != .connect, completion.command != .resolve, completion.command != .probe {
+            if silence == nil { silence = "\(describe(failure.0))" }
             needProbe = true
         }
     }
@@ -670,8 +747,25 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     }
 
     private func received(_ link: Int, _ bytes: UnsafeRawBufferPointer) {
-        guard case .open(let c) = slots[link], c.readInFlight, !c.userClosed else {
+        guard case .open(let c) = slots[link], !c.userClosed, !c.ended else {
             stats.overflowBytes += bytes.count
+            return
+        }
+        if engine.isReceivingPushedPayload || !c.readInFlight {
+            // Pushed data (`+IPD,<id>,<len>:`) although passive receive was asked: the module
+            // reverted (or never took the mode). Its bytes are part of the stream: keep them in
+            // order while they fit, fail the socket when they do not; ask for passive again.
+            stats.pushedBytes += bytes.count
+            needPassiveRestore = true
+            let taken = c.rx.append(bytes)
+            stats.payloadIn += taken
+            if taken < bytes.count {
+                stats.overflowBytes += bytes.count - taken
+                fail(c, .protocolError, incident: "the modem pushed data on link \(link) (+IPD) in passive receive "
+                     + "mode, \(bytes.count - taken) bytes more than the buffer holds")
+            } else {
+                wake(c, read: true)
+            }
             return
         }
         // Never more than was asked (which was never more than the room): the module's numbers
@@ -683,29 +777,75 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         if c.available != Int.max { c.available = max(0, c.available - bytes.count) }
         if taken < bytes.count {
             stats.overflowBytes += bytes.count - taken
-            breakConnection(c, .protocolError)
+            fail(c, .protocolError, incident: "the modem answered a read on link \(link) with more bytes than asked")
+        }
+    }
+
+    /// A header or line the lexer refused: if a read was in flight, its answer (and the bytes it
+    /// carried) is lost, so that stream has a hole; a refused payload header with no read in
+    /// flight was pushed data for a link nobody can tell, so every stream may have one.
+    private func framingError(_ error: ATLexerError) {
+        let what: String
+        switch error {
+        case .lineTooLong: what = "a line longer than \(engine.configuration.maxLineLength) bytes"
+        case .payloadTooLong(let n): what = "a payload header announcing \(n) bytes"
+        case .malformedHeader: what = "a payload header that does not parse"
+        }
+        if let link = engine.readInFlightLink {
+            if case .open(let c) = slots[link] {
+                fail(c, .protocolError, incident: "the modem answered \(lastCommandText) with \(what); its data is lost")
+            }
+            return
+        }
+        guard error != .lineTooLong else { return }  // a long junk line carries no payload
+        failOpenConnections(.protocolError, incident: "the modem sent \(what); data for an unknown link is lost")
+    }
+
+    /// The module reported the link closed. Bytes it announced and still holds are read first
+    /// (SIMCom and Quectel keep a closed link readable; ESP-AT holds `CLOSED` back until they
+    /// were read); then the stream ends. A bearer loss leaves nothing to read: that is an error.
+    private func linkClosedByModule(_ c: ATConnection) {
+        guard !c.ended else { return }
+        c.peerClosed = true
+        c.tx.removeAll()
+        if c.available == 0 && !c.readInFlight {
+            endConnection(c, nil)
+        } else {
+            wake(c, read: false)
         }
     }
 
     // MARK: Failures
 
     private func moduleReset() {
-        // The engine already reported every link closed and failed what was in flight.
+        // The engine already failed what was in flight and reports every link closed next.
+        let banner = lastLineText
+        // News only when it broke something: the banner at power-on, or after the driver's own
+        // restart, is expected.
+        let affected = slots.contains { slot in
+            switch slot {
+            case .open(let c): return !c.ended && !c.userClosed
+            case .connecting(let request?): return request.submitted
+            default: return false
+            }
+        }
+        if affected {
+            incident = "the modem restarted (\(banner))"
+        }
+        restartedByDriver = false
         for link in 0..<slots.count {
             if case .open(let c) = slots[link] {
                 c.moduleOpen = false
-                endConnection(c, nil)
+                fail(c, .connectionAborted, incident: nil)
                 slots[link] = .free
-                if !c.userClosed {
-                    // Keep nothing the module no longer has.
-                    c.sendInFlight = 0
-                }
             }
         }
         orphanCloses.removeAll()
         cancelPhaseTimer()
         needProbe = false
         needRestart = false
+        needPassiveRestore = false
+        silence = nil
         requeueConnects()
         beginInit()
     }
@@ -719,27 +859,41 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                     continue
                 }
                 slots[link] = .free
-                if let request { finishConnect(request, .failure(SocketError(.closed))) }
+                if let request {
+                    finishConnect(request, .failure(SocketError(.connectionAborted, "the modem restarted")))
+                }
             }
         }
         connectQueue = connectQueue.filter { if case .connecting(.some) = slots[$0] { true } else { false } }
     }
 
-    /// The module stopped answering (restart timed out) or the link failed: every connection
-    /// ends, every waiter fails. With `dead`, the driver stops for good; otherwise it starts
-    /// over with a fresh engine.
-    func moduleLost(reason: SocketError.Reason, dead: Bool) {
+    /// The serial line hung up or failed: the driver stops for good.
+    private func lineLost(_ result: LinkIO) {
+        let reason = result.lossReason ?? .ioError
+        let why: String
+        switch result {
+        case .failed(let r) where r != .closed: why = "the serial line failed (\(r.atom))"
+        default: why = "the serial line hung up"
+        }
+        moduleLost(reason: reason, dead: true, incident: why)
+    }
+
+    /// The module stopped answering (restart timed out), the line failed or the driver stopped:
+    /// every connection fails with `reason`, every waiter too. With `dead`, the driver stops for
+    /// good; otherwise it starts over with a fresh engine.
+    func moduleLost(reason: SocketError.Reason, dead: Bool, incident why: String?) {
         if phase == .dead { return }
         stats.moduleLost += 1
+        if let why { incident = why }
         for link in 0..<slots.count {
             switch slots[link] {
             case .open(let c):
                 c.moduleOpen = false
-                endConnection(c, nil)
+                fail(c, reason, incident: nil)
             case .connecting(let request):
                 // Queued connects wait for the next initialisation, within their own timeouts.
                 if !dead, let request, !request.submitted { continue }
-                if let request { finishConnect(request, .failure(SocketError(reason))) }
+                if let request { finishConnect(request, .failure(SocketError(reason, ATCore.staticDetail(reason)))) }
             case .free:
                 break
             }
@@ -749,10 +903,10 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         orphanCloses.removeAll()
         if let r = resolveActive {
             resolveActive = nil
-            finishResolve(r, .failure(SocketError(reason)))
+            finishResolve(r, .failure(SocketError(reason, ATCore.staticDetail(reason))))
         }
         if dead {
-            for r in resolveQueue { finishResolve(r, .failure(SocketError(reason))) }
+            for r in resolveQueue { finishResolve(r, .failure(SocketError(reason, ATCore.staticDetail(reason)))) }
             resolveQueue.removeAll()
         }
         cancelPhaseTimer()
@@ -761,6 +915,9 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         engineTimerDeadline = nil
         needProbe = false
         needRestart = false
+        needPassiveRestore = false
+        restartedByDriver = false
+        silence = nil
         linkWriteArmed = false
         engine = ModemEngine(dialect: configuration.dialect.makeDialect(), configuration: configuration.engine)
         if dead {
@@ -768,6 +925,48 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         } else {
             retryInitLater()
         }
+    }
+
+    /// Fails every open connection with `reason` (buffered bytes are still read first).
+    private func failOpenConnections(_ reason: SocketError.Reason, incident why: String) {
+        incident = why
+        for link in 0..<slots.count {
+            if case .open(let c) = slots[link] { fail(c, reason, incident: nil) }
+        }
+    }
+
+    /// Fails the connects and lookups waiting for the module (not the open connections): the
+    /// module cannot be brought up, so nobody should wait for their own timeout.
+    private func failWaiters(_ reason: SocketError.Reason, incident why: String) {
+        incident = why
+        for link in 0..<slots.count {
+            if case .connecting(let request?) = slots[link], !request.submitted {
+                slots[link] = .free
+                finishConnect(request, .failure(SocketError(reason, ATCore.staticDetail(reason))))
+            }
+        }
+        connectQueue = connectQueue.filter { if case .connecting(.some) = slots[$0] { true } else { false } }
+        for r in resolveQueue { finishResolve(r, .failure(SocketError(reason, ATCore.staticDetail(reason)))) }
+        resolveQueue.removeAll()
+    }
+
+    /// A short static note for errors the module caused (the sentence is in ``lastIncident``).
+    static func staticDetail(_ reason: SocketError.Reason) -> StaticString {
+        switch reason {
+        case .connectionAborted: "the modem restarted or lost its link; see the driver's lastIncident"
+        case .connectionTimedOut: "the modem stopped answering; see the driver's lastIncident"
+        case .ioError: "the serial line hung up or failed"
+        case .protocolError: "the modem broke its framing; see the driver's lastIncident"
+        case .closed: "the driver was stopped"
+        default: "modem bring-up failed; see the driver's lastIncident"
+        }
+    }
+
+    /// The connection's stream is broken: reads give what is buffered, then `failed(reason)`;
+    /// writes fail; the module's link is closed. `incident`, when given, says what happened.
+    private func fail(_ c: ATConnection, _ reason: SocketError.Reason, incident why: String?) {
+        if let why { incident = why }
+        breakConnection(c, reason)
     }
 
     /// The connection's stream is broken: reads give what is buffered, then `failed(reason)`;
@@ -783,6 +982,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     private func endConnection(_ c: ATConnection, _ reason: SocketError.Reason?) {
         c.ended = true
+        c.peerClosed = false
         if let reason, c.failure == nil { c.failure = reason }
         c.readInFlight = false
         wake(c, read: true)
@@ -796,7 +996,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             guard c.wantRead, !c.rx.isEmpty || c.ended else { return }
             c.wantRead = false
         } else {
-            guard c.wantWrite, c.tx.room > 0 || c.ended else { return }
+            guard c.wantWrite, c.tx.room > 0 || c.ended || c.peerClosed || c.writeFailure != nil else { return }
             c.wantWrite = false
         }
         post(c, read: read)
@@ -829,7 +1029,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     }
 
     func write(_ c: ATConnection, _ chunks: [UnsafeRawBufferPointer]) -> IOResult {
-        if c.ended || c.userClosed { return .failed(c.failure ?? .closed) }
+        if c.userClosed { return .failed(.closed) }
+        if c.ended || c.peerClosed || c.writeFailure != nil { return .failed(c.writeFailure ?? c.failure ?? .closed) }
         var total = 0
         for chunk in chunks {
             let n = c.tx.append(chunk)
@@ -851,7 +1052,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     }
 
     func armWrite(_ c: ATConnection) {
-        if c.tx.room > 0 || c.ended {
+        if c.tx.room > 0 || c.ended || c.peerClosed || c.writeFailure != nil {
             c.wantWrite = false
             post(c, read: false)
         } else {

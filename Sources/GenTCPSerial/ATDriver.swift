@@ -205,6 +205,9 @@ public struct ATStatistics: Sendable, Equatable {
     public var reads = 0
     /// Payload bytes a module sent beyond what was asked (dropped; the connection fails).
     public var overflowBytes = 0
+    /// Payload bytes the module pushed (`+IPD,<id>,<len>:`) although passive receive was asked;
+    /// they are delivered in order (the connection fails only when they do not fit).
+    public var pushedBytes = 0
     /// `AT` probes sent after a command timed out.
     public var recoveryProbes = 0
     /// `AT+RST` restarts sent.

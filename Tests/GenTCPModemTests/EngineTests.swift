@@ -34,9 +34,12 @@ struct EngineTests {
         var engine = ModemEngine(dialect: ESPATDialect())
         try engine.submit(.probe, now: at(1_000))
         #expect(written(&engine) == "AT\r\n")
-        #expect(engine.nextDeadline == at(3_000))
-        #expect(tick(&engine, 2_999).isEmpty)
-        #expect(tick(&engine, 3_000) == [.failed(.probe, nil, .timeout, .timeout)])
+        // ESP-AT's 2 s for a plain command, plus the command and a 256-byte answer at 115200
+        // baud (260 bytes, 23 ms).
+        let limit: UInt64 = 2_000 + 23
+        #expect(engine.nextDeadline == at(1_000 + limit))
+        #expect(tick(&engine, 1_000 + limit - 1).isEmpty)
+        #expect(tick(&engine, 1_000 + limit) == [.failed(.probe, nil, .timeout, .timeout)])
         #expect(engine.consecutiveTimeouts == 1)
         #expect(engine.nextDeadline == nil)
         try engine.submit(.probe, now: at(3_000), timeout: 500)
@@ -91,7 +94,9 @@ struct EngineTests {
         #expect(try engine.send(b("secret"), link: 0, now: at(100)) == 6)
         #expect(written(&engine) == "AT+QISEND=0,6\r")
         #expect(engine.pendingOutputCount == 0)
-        #expect(tick(&engine, 5_100) == [.failed(.send, 0, .timeout, .timeout)])
+        // 5 s for the prompt, plus the command line's time on the wire (29 bytes: 3 ms).
+        #expect(tick(&engine, 5_102).isEmpty)
+        #expect(tick(&engine, 5_103) == [.failed(.send, 0, .timeout, .timeout)])
         #expect(engine.isIdle == true)
         #expect(written(&engine) == "")
         // A prompt arriving now is stray: nothing is written.
@@ -114,8 +119,56 @@ struct EngineTests {
         _ = written(&engine)
         _ = feed(&engine, "\r\nOK\r\n\r\n>", now: 10)
         #expect(engine.pendingOutputCount == 960)
-        // 960 bytes at 9600 baud is 1 s on the wire, plus 10 s.
-        #expect(engine.nextDeadline == at(10 + 11_000))
+        // 960 bytes (and 32 of framing) at 9600 baud is 1,034 ms on the wire, plus 10 s.
+        #expect(engine.nextDeadline == at(10 + 10_000 + 1_034))
+    }
+
+    @Test("a read's timeout grows with what it may bring at the line's baud rate; extraLatency adds to it")
+    func readTimeout() throws {
+        var configuration = ModemConfiguration()
+        configuration.baudRate = 9_600
+        var engine = ModemEngine(dialect: ESPATDialect(), configuration: configuration)
+        try engine.submit(.read(link: 0, maximum: 8_192), now: at(0))
+        // "AT+CIPRECVDATA=8192" and CR-LF (21 bytes), 8,192 bytes and 128 of framing: 8,689 ms at
+        // 9600 baud, beside ESP-AT's 5 s for a read. A flat 5 s loses such an answer.
+        #expect(written(&engine) == "AT+CIPRECVDATA=8192\r\n")
+        #expect(engine.nextDeadline == at(5_000 + 8_689))
+        #expect(engine.lineTimeout(for: .read(link: 0, maximum: 8_192)) == 13_689)
+        configuration.extraLatency = 1_500
+        configuration.baudRate = 115_200
+        let slow = ModemEngine(dialect: ESPATDialect(), configuration: configuration)
+        #expect(slow.lineTimeout(for: .probe) > 3_500)
+        #expect(ModemEngine<ESPATDialect>.wireMilliseconds(11_520, baud: 115_200) == 1_000)
+        #expect(ModemEngine<ESPATDialect>.wireMilliseconds(0, baud: 9_600) == 1)
+    }
+
+    @Test("pushed +IPD payload is told apart from a read's answer")
+    func pushedPayload() throws {
+        var engine = ModemEngine(dialect: ESPATDialect())
+        try engine.submit(.connect(link: 0, host: "h", port: 1), now: at(0))
+        _ = written(&engine)
+        _ = feed(&engine, "CONNECT\r\n\r\nOK\r\n")
+        var pushed: [Bool] = []
+        let input = Array("\r\n+IPD,0,3:abc".utf8)
+        input.withUnsafeBytes { raw in
+            engine.receive(raw, now: at(10)) { engine, event in
+                if case .received = event { pushed.append(engine.isReceivingPushedPayload) }
+            }
+        }
+        #expect(pushed == [true])
+        #expect(engine.isReceivingPushedPayload == false)
+        #expect(engine.readInFlightLink == nil)
+        try engine.submit(.read(link: 0, maximum: 10), now: at(20))
+        #expect(engine.readInFlightLink == 0)
+        _ = written(&engine)
+        pushed = []
+        let answer = Array("+CIPRECVDATA:2,xy\r\nOK\r\n".utf8)
+        answer.withUnsafeBytes { raw in
+            engine.receive(raw, now: at(30)) { engine, event in
+                if case .received = event { pushed.append(engine.isReceivingPushedPayload) }
+            }
+        }
+        #expect(pushed == [false])
     }
 
     @Test("sends are cut to the chunk size; an empty send does nothing")

@@ -90,7 +90,8 @@ struct SIM800TranscriptTests {
                 .submit(.read(link: 1, maximum: 1460)),
                 .modem("\r\n+CIPRXGET: 2,1,13,0\r\nOK\r\n1, CLOSED\r\nOK\r\n"),
             ],
-            events: connectedEvents + [.available(1, nil), .received(1, "OK\r\n1, CLOSED"), .ok(.read, 1)],
+            // The header's <left> (0) makes the module's total known: 13 before this read.
+            events: connectedEvents + [.available(1, nil), .available(1, 13), .received(1, "OK\r\n1, CLOSED"), .ok(.read, 1)],
             written: connectedWritten + "AT+CIPRXGET=2,1,1460\r"),
         Transcript(
             name: "manual receive reports what is left, and the query form",
@@ -98,7 +99,8 @@ struct SIM800TranscriptTests {
                 .submit(.read(link: 1, maximum: 4)), .modem("\r\n+CIPRXGET: 2,1,4,6\r\nabcd\r\nOK\r\n"),
                 .submit(.queryAvailable(link: 1)), .modem("\r\n+CIPRXGET: 4,1,6\r\n\r\nOK\r\n"),
             ],
-            events: connectedEvents + [.received(1, "abcd"), .ok(.read, 1), .available(1, 6), .ok(.queryAvailable, 1)],
+            events: connectedEvents + [.available(1, 10), .received(1, "abcd"), .ok(.read, 1), .available(1, 6),
+                                       .ok(.queryAvailable, 1)],
             written: connectedWritten + "AT+CIPRXGET=2,1,4\rAT+CIPRXGET=4,1\r"),
         Transcript(
             name: "close: 1, CLOSE OK is the final result",
