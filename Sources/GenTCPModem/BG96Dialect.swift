@@ -87,6 +87,13 @@ public struct BG96Dialect: ModemDialect {
             try w.append("AT+IPR=")
             try w.append(decimal: rate)
         case .raw(let text): try w.append(text)
+        case .queryStatus(let query):
+            switch query {
+            case .sim: try w.append("AT+CPIN?")
+            case .attach: try w.append("AT+CGATT?")
+            case .bearer, .multiplexing:
+                throw ModemError(.notSupported, "BG96 reports its context with AT+QIACT?")
+            }
         }
         return true
     }
@@ -141,6 +148,9 @@ public struct BG96Dialect: ModemDialect {
                 return .information(.available(link: link, length: unread))
             }
             return .information(.text)
+        }
+        if let status = ATCommon.status(line) {
+            return context.phase == .idle ? .ignored : .information(.status(status))
         }
         if var fields = line.fields(afterPrefix: "+QIACT:") {
             // "+QIACT: <ctx>,<state>,<type>,"<ip>"".

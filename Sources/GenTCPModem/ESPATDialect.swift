@@ -94,6 +94,8 @@ public struct ESPATDialect: ModemDialect {
             try w.append(decimal: rate)
             try w.append(flow ? ",8,1,0,3" : ",8,1,0,0")
         case .raw(let text): try w.append(text)
+        case .queryStatus:
+            throw ModemError(.notSupported, "ESP-AT has no SIM or packet bearer")
         }
         return true
     }

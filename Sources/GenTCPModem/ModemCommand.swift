@@ -47,6 +47,10 @@ public enum ModemCommand: Sendable {
     case setBaudRate(Int, hardwareFlowControl: Bool)
     /// A fixed command written as given (no terminator): for settings this engine does not model.
     case raw(StaticString)
+    /// Ask the module about its readiness (`AT+CPIN?`, `AT+CGATT?`, `AT+CIPSTATUS`, `AT+CIPMUX?`);
+    /// the answer comes as ``ModemEvent/status(_:)``. Dialects without the query throw
+    /// ``ModemReason/notSupported``.
+    case queryStatus(ModemStatusQuery)
 
     /// The command without its arguments.
     public var kind: ModemCommandKind {
@@ -70,6 +74,7 @@ public enum ModemCommand: Sendable {
         case .close: .close
         case .setBaudRate: .setBaudRate
         case .raw: .raw
+        case .queryStatus: .queryStatus
         }
     }
 
@@ -95,4 +100,61 @@ public enum ModemCommandKind: UInt8, Sendable, Hashable, CaseIterable {
     /// Sockets and the rest, one case per ``ModemCommand`` case of the same name: `resolve`,
     /// `connect`, `send`, `read`, `queryAvailable`, `close`, `setBaudRate`, `raw`.
     case resolve, connect, send, read, queryAvailable, close, setBaudRate, raw
+    /// ``ModemCommand/queryStatus(_:)``.
+    case queryStatus
+}
+
+/// What ``ModemCommand/queryStatus(_:)`` asks.
+public enum ModemStatusQuery: UInt8, Sendable, Hashable, CaseIterable {
+    /// Is the SIM ready (`AT+CPIN?` answering `+CPIN: READY`)?
+    case sim
+    /// Is the module attached to the packet service (`AT+CGATT?` answering `+CGATT: 1`)?
+    case attach
+    /// Where is the module's TCP/IP bring-up (SIMCom `AT+CIPSTATUS`: `STATE: IP INITIAL`...)?
+    case bearer
+    /// Is multi-link mode on (`AT+CIPMUX?` answering `+CIPMUX: 1`)?
+    case multiplexing
+}
+
+/// What the module said about its readiness (``ModemEvent/status(_:)``).
+public enum ModemStatus: Equatable, Sendable {
+    /// `+CPIN: READY` (true) or any other `+CPIN:` answer (`SIM PIN`, `NOT READY`...).
+    case simReady(Bool)
+    /// `+CGATT: 1` (true) or `+CGATT: 0`.
+    case attached(Bool)
+    /// SIMCom's TCP/IP state (`STATE: ...`, which `AT+CIPSTATUS` prints after its `OK`).
+    case bearer(ModemBearerState)
+    /// `+CIPMUX: 1` (true) or `+CIPMUX: 0`.
+    case multiplexing(Bool)
+}
+
+/// SIMCom's TCP/IP application states (SIM800 AT manual §8, `AT+CIPSTATUS`), in bring-up order.
+public enum ModemBearerState: UInt8, Sendable, Hashable, CaseIterable {
+    /// `IP INITIAL`: nothing set up; `AT+CSTT` (and `AT+CIPMUX`) are accepted here only.
+    case initial
+    /// `IP START`: the APN is set (`AT+CSTT` done); `AT+CIICR` is next.
+    case started
+    /// `IP CONFIG`: `AT+CIICR` is bringing the context up.
+    case configuring
+    /// `IP GPRSACT`: the context is up; `AT+CIFSR` is next.
+    case active
+    /// `IP STATUS`: the address was read; links can be opened.
+    case ready
+    /// A link exists or is being opened or closed (`IP PROCESSING`, `CONNECT OK`,
+    /// `TCP CONNECTING`, `TCP CLOSING`, `TCP CLOSED`, ...).
+    case linked
+    /// `PDP DEACT`: the context was lost; only `AT+CIPSHUT` leads back to `IP INITIAL`.
+    case deactivated
+
+    /// The state named by a `STATE:` line's text, or nil.
+    public init?(text: ATLine) {
+        if text.equals("IP INITIAL") { self = .initial }
+        else if text.equals("IP START") { self = .started }
+        else if text.equals("IP CONFIG") { self = .configuring }
+        else if text.equals("IP GPRSACT") { self = .active }
+        else if text.equals("IP STATUS") { self = .ready }
+        else if text.equals("PDP DEACT") { self = .deactivated }
+        else if text.count > 0 { self = .linked }
+        else { return nil }
+    }
 }

@@ -143,6 +143,8 @@ public enum ModemInformation: Equatable, Sendable {
     case available(link: Int, length: Int)
     /// A line that explains the `ERROR` that follows (`ALREADY CONNECTED`, `DNS Fail`).
     case failureHint(ModemFailure)
+    /// The answer to a readiness query (`+CPIN: READY`, `+CGATT: 1`, `+CIPMUX: 1`).
+    case status(ModemStatus)
     /// Anything else worth keeping with the response.
     case text
 }
@@ -163,10 +165,24 @@ public enum ModemUnsolicited: Equatable, Sendable {
     case resolveFailed(ModemReason)
     /// Network-level news: Wi-Fi joined or lost, bearer lost.
     case network(ModemNetworkEvent)
+    /// Readiness news that comes after the command's `OK` (SIMCom's `STATE:` line).
+    case status(ModemStatus)
 }
 
 /// Parsing pieces shared by the dialects.
 public enum ATCommon {
+    /// The 3GPP readiness answers: `+CPIN: <code>`, `+CGATT: <n>`; nil for other lines.
+    public static func status(_ line: ATLine) -> ModemStatus? {
+        if let fields = line.fields(afterPrefix: "+CPIN:") {
+            var i = fields.position
+            while i < line.count, line.bytes[i] == ASCII.space { i += 1 }
+            let rest = ATLine(UnsafeRawBufferPointer(rebasing: line.bytes[i...]))
+            return .simReady(rest.equals("READY"))
+        }
+        if var fields = line.fields(afterPrefix: "+CGATT:") { return .attached(fields.nextInteger() == 1) }
+        return nil
+    }
+
     /// The 3GPP/V.25ter finals: `OK`, `ERROR`, `+CME ERROR: <n>`, `+CMS ERROR: <n>`.
     public static func finalResult(_ line: ATLine) -> ModemLineMeaning? {
         if line.equals("OK") { return .success }

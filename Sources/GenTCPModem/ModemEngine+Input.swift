@@ -197,6 +197,8 @@ extension ModemEngine {
             if link >= 0, link < links.count { push(.dataAvailable(link: link, length: length)) }
         case .failureHint(let failure):
             inFlight?.hint = failure
+        case .status(let status):
+            push(.status(status))
         case .text:
             break
         }
@@ -270,6 +272,8 @@ extension ModemEngine {
             resolvePending = false
             resolveDeadline = nil
             push(.resolveFailed(reason))
+        case .status(let status):
+            push(.status(status))
         case .network(let event):
             push(.network(event))
             if event == .bearerLost { dropAllLinks(connectReason: .networkDown) }

@@ -28,6 +28,8 @@ public enum ModemEvent {
     case version(ModemVersion)
     /// Wi-Fi or bearer news.
     case network(ModemNetworkEvent)
+    /// An answer to ``ModemCommand/queryStatus(_:)``: SIM, attach, TCP/IP state, multiplexing.
+    case status(ModemStatus)
     /// The module restarted (`ready`, `RDY`, boot banner). Echo, multiplexing, passive mode and
     /// baud rate are back to their defaults; the in-flight command has failed and every link was
     /// reported closed. Run the init sequence again.

@@ -86,6 +86,13 @@ public struct SIM800Dialect: ModemDialect {
             try w.append("AT+IPR=")
             try w.append(decimal: rate)
         case .raw(let text): try w.append(text)
+        case .queryStatus(let query):
+            switch query {
+            case .sim: try w.append("AT+CPIN?")
+            case .attach: try w.append("AT+CGATT?")
+            case .bearer: try w.append("AT+CIPSTATUS")
+            case .multiplexing: try w.append("AT+CIPMUX?")
+            }
         }
         return true
     }
@@ -147,7 +154,23 @@ public struct SIM800Dialect: ModemDialect {
             }
             return .unsolicited(.resolveFailed(.nonExistentDomain))
         }
-        if line.equals("SHUT OK") || line.hasPrefix("STATE:") || line.hasPrefix("+CFUN:") || line.hasPrefix("+CPIN:") {
+        if let fields = line.fields(afterPrefix: "STATE:") {
+            // AT+CIPSTATUS prints its state after the OK (SIM800 AT manual §8.2.8).
+            var i = fields.position
+            while i < line.count, line.bytes[i] == ASCII.space { i += 1 }
+            if let state = ModemBearerState(text: ATLine(UnsafeRawBufferPointer(rebasing: line.bytes[i...]))) {
+                return .unsolicited(.status(.bearer(state)))
+            }
+            return .ignored
+        }
+        if let status = ATCommon.status(line) {
+            return context.phase == .idle ? .ignored : .information(.status(status))
+        }
+        if var fields = line.fields(afterPrefix: "+CIPMUX:") {
+            if context.phase == .idle { return .ignored }
+            return .information(.status(.multiplexing(fields.nextInteger() == 1)))
+        }
+        if line.equals("SHUT OK") || line.hasPrefix("+CFUN:") {
             return context.phase == .idle ? .ignored : .information(.text)
         }
         return .unrecognised

@@ -29,6 +29,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         case idle
         /// Running the init sequence; `step` indexes ``initSteps``.
         case initialising(step: Int)
+        /// The init step `step` (SIMCom `AT+CIPSTATUS`) answered `OK`; its `STATE:` line is due.
+        case awaitingState(step: Int)
         /// Waiting `retryDelay` before the next init attempt.
         case waitingToRetry
         /// `AT+RST` sent or expected: waiting for the boot banner.
@@ -96,6 +98,15 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var restartedByDriver = false
     /// The command the module last left unanswered, while it is being probed.
     var silence: String?
+    /// The last readiness answer (``ModemEvent/status(_:)``) and its line, during bring-up.
+    var lastStatus: ModemStatus?
+    var lastStatusLine = ""
+    /// SIMCom's TCP/IP state at the last `AT+CIPSTATUS`.
+    var bearerState: ModemBearerState?
+    /// `AT+CIPSHUT`s sent in this bring-up (a module that stays broken is not shut forever).
+    var shutsThisInit = 0
+    /// Quectel: whether the context steps were planned in this bring-up.
+    var bearerPlanned = false
     var engineTimer: TimerID?
     var engineTimerDeadline: UInt64?
     var phaseTimer: TimerID?
@@ -179,25 +190,89 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             if let wifi = configuration.wifi { steps.append(.joinNetwork(ssid: wifi.ssid, password: wifi.password)) }
             steps.append(.localAddress)
         case .sim800:
-            steps += [.enableMultiplexing, .enablePassiveReceive]
-            steps += bearerSteps
+            // SIM ready, attached, then where the TCP/IP bring-up is (SIM800 AT manual §8,
+            // AT+CIPSTATUS): the rest is planned from the state (``planSIM800``).
+            steps += [.queryStatus(.sim), .queryStatus(.attach), .queryStatus(.bearer)]
         case .bg96:
-            steps += bearerSteps
+            // SIM ready, attached, then the context: when AT+QIACT? shows it active with an
+            // address, nothing more is needed (``planBG96``).
+            steps += [.queryStatus(.sim), .queryStatus(.attach), .localAddress]
         }
         initSteps = steps
         phase = .initialising(step: 0)
         probesFailed = 0
+        shutsThisInit = 0
+        bearerPlanned = false
+        lastStatus = nil
+        localIP = nil
     }
 
-    /// `configureBearer` (when an APN is configured; without one the module's default applies),
-    /// `activateBearer`, `localAddress`.
+    /// `configureBearer`, `activateBearer`, `localAddress`. SIMCom needs `AT+CSTT` to leave
+    /// IP INITIAL, so it is sent with an empty APN too (the module's answer says whether that is
+    /// enough); Quectel keeps a configured context, so it is skipped without an APN.
     private var bearerSteps: [ModemCommand] {
         var steps: [ModemCommand] = []
-        if !configuration.apn.isEmpty {
+        if !configuration.apn.isEmpty || configuration.dialect == .sim800 {
             steps.append(.configureBearer(apn: configuration.apn, user: configuration.apnUser,
                                           password: configuration.apnPassword))
         }
         return steps + [.activateBearer, .localAddress]
+    }
+
+    /// Replaces the init steps after the current one with `rest`, and moves on.
+    private func continueInit(after step: Int, with rest: [ModemCommand]) {
+        initSteps = Array(initSteps[0...step]) + rest
+        phase = .initialising(step: step + 1)
+    }
+
+    /// The SIM800 bring-up from the state `AT+CIPSTATUS` reported: IP INITIAL takes everything
+    /// (`AT+CIPMUX` is accepted there only); later states skip what is done once multi-link mode
+    /// is confirmed; a state with stale links or a lost context is shut (`AT+CIPSHUT`) and asked
+    /// again.
+    private func planSIM800(_ state: ModemBearerState?, step: Int) {
+        bearerState = state
+        let shutAndAsk: [ModemCommand] = [.deactivateBearer, .queryStatus(.bearer)]
+        switch state {
+        case .initial?:
+            continueInit(after: step, with: [.enableMultiplexing, .enablePassiveReceive] + bearerSteps)
+        case .started?, .active?, .ready?:
+            continueInit(after: step, with: [.queryStatus(.multiplexing)])
+        case .configuring?, .linked?, .deactivated?, nil:
+            shutsThisInit += 1
+            guard shutsThisInit <= 2 else {
+                let why = "modem bring-up failed: the module stays in \(describe(state)) after AT+CIPSHUT"
+                failWaiters(.networkDown, incident: why)
+                retryInitLater()
+                return
+            }
+            continueInit(after: step, with: shutAndAsk)
+        }
+    }
+
+    private func describe(_ state: ModemBearerState?) -> String {
+        switch state {
+        case .initial?: "IP INITIAL"
+        case .started?: "IP START"
+        case .configuring?: "IP CONFIG"
+        case .active?: "IP GPRSACT"
+        case .ready?: "IP STATUS"
+        case .linked?: "a state with links"
+        case .deactivated?: "PDP DEACT"
+        case nil: "an unknown state"
+        }
+    }
+
+    /// After `AT+CIPMUX?` on a SIM800 whose bearer is partly up: with multi-link mode on, go on
+    /// from the state; without it, shut the stack and start from IP INITIAL.
+    private func planSIM800(multiplexing: Bool, step: Int) {
+        guard multiplexing else {
+            continueInit(after: step, with: [.deactivateBearer, .queryStatus(.bearer)])
+            return
+        }
+        switch bearerState {
+        case .started?: continueInit(after: step, with: [.enablePassiveReceive, .activateBearer, .localAddress])
+        default: continueInit(after: step, with: [.enablePassiveReceive, .localAddress])
+        }
     }
 
     /// Steps whose failure does not stop initialisation.
@@ -316,7 +391,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// The next command to submit, as a closure that submits it; nil when there is nothing.
     private func nextWork() -> (() -> Void)? {
         switch phase {
-        case .idle, .dead, .waitingToRetry, .restarting:
+        case .idle, .dead, .waitingToRetry, .restarting, .awaitingState:
             return nil
         case .initialising(let step):
             guard step < initSteps.count else {
@@ -482,8 +557,69 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         cancelPhaseTimer()
     }
 
+    /// The reason a bring-up step's failure gives the connects waiting for it.
+    private func bringUpReason(_ command: ModemCommandKind, _ failure: ModemFailure, _ dialectReason: ModemReason)
+        -> SocketError.Reason {
+        if failure == .timeout || failure == .busy { return .connectionTimedOut }
+        switch command {
+        case .queryStatus: return .networkDown
+        case .configureBearer, .activateBearer, .deactivateBearer, .joinNetwork: return .networkUnreachable
+        case .echoOff, .enableMultiplexing, .enablePassiveReceive: return .protocolError
+        default: return .init(dialectReason)
+        }
+    }
+
+    /// A bring-up step answered `OK`: check what it reported, plan what follows, move on.
+    private func initStepSucceeded(_ command: ModemCommandKind, step: Int) {
+        let current = initSteps[step]
+        if command == .probe { probesFailed = 0 }
+        switch current {
+        case .queryStatus(.sim):
+            if case .simReady(let ready)? = lastStatus, !ready {
+                initStepFailed(.queryStatus, .networkDown, answer: "the SIM is not ready (\(lastStatusLine))")
+                return
+            }
+        case .queryStatus(.attach):
+            if case .attached(let attached)? = lastStatus, !attached {
+                // Not (yet) attached: common for a while after power-on. Waiters keep waiting
+                // within their own timeouts, with the reason on record.
+                incident = "the modem is not attached to the packet network (\(lastStatusLine))"
+                retryInitLater(milliseconds: max(configuration.retryDelay, 1_000))
+                return
+            }
+        case .queryStatus(.bearer):
+            // SIMCom prints the state after the OK.
+            phase = .awaitingState(step: step)
+            armPhaseTimer(max(configuration.probeTimeout, 1_000)) { core in
+                guard case .awaitingState(let step) = core.phase else { return }
+                core.planSIM800(nil, step: step)
+            }
+            return
+        case .queryStatus(.multiplexing):
+            if case .multiplexing(let on)? = lastStatus {
+                planSIM800(multiplexing: on, step: step)
+            } else {
+                planSIM800(multiplexing: false, step: step)
+            }
+            return
+        case .localAddress where configuration.dialect == .bg96 && !bearerPlanned:
+            bearerPlanned = true
+            if localIP == nil {
+                continueInit(after: step, with: bearerSteps)
+                return
+            }
+        default:
+            break
+        }
+        phase = .initialising(step: step + 1)
+    }
+
     private func initStepFailed(_ kind: ModemCommandKind, _ reason: SocketError.Reason, answer: String) {
-        guard case .initialising(let step) = phase else { return }
+        let step: Int
+        switch phase {
+        case .initialising(let s), .awaitingState(let s): step = s
+        default: return
+        }
         if ATCore.isOptional(kind) {
             phase = .initialising(step: step + 1)
             return
@@ -523,9 +659,9 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func retryInitLater() {
+    private func retryInitLater(milliseconds: UInt32? = nil) {
         phase = .waitingToRetry
-        armPhaseTimer(configuration.retryDelay) { core in
+        armPhaseTimer(milliseconds ?? configuration.retryDelay) { core in
             let failed = core.probesFailed
             core.beginInit()
             core.probesFailed = failed
@@ -597,6 +733,13 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             localIP = IPAddress(address)
         case .version:
             break
+        case .status(let status):
+            lastStatus = status
+            lastStatusLine = lastLineText
+            if case .bearer(let state) = status, case .awaitingState(let step) = phase {
+                cancelPhaseTimer()
+                planSIM800(state, step: step)
+            }
         case .network(let news):
             if news == .bearerLost {
                 // The engine reports every open link closed next, and nothing more comes for
@@ -640,10 +783,10 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
         if case .initialising(let step) = phase, step < initSteps.count, initSteps[step].kind == completion.command {
             if let failure {
-                initStepFailed(completion.command, .init(failure.1), answer: describe(failure.0))
+                initStepFailed(completion.command, bringUpReason(completion.command, failure.0, failure.1),
+                               answer: describe(failure.0))
             } else {
-                phase = .initialising(step: step + 1)
-                if completion.command == .probe { probesFailed = 0 }
+                initStepSucceeded(completion.command, step: step)
             }
             return
         }

@@ -30,6 +30,24 @@ struct SIM800TranscriptTests {
             events: [.ok(.probe), .ok(.echoOff), .ok(.probe)],
             written: "AT\rATE0\rAT\r"),
         Transcript(
+            name: "readiness: +CPIN, +CGATT, +CIPMUX answers; AT+CIPSTATUS prints its STATE after the OK (§8.2.8)",
+            steps: [
+                .submit(.queryStatus(.sim)), .modem("\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n"),
+                .submit(.queryStatus(.attach)), .modem("\r\n+CGATT: 0\r\n\r\nOK\r\n"),
+                .submit(.queryStatus(.multiplexing)), .modem("\r\n+CIPMUX: 1\r\n\r\nOK\r\n"),
+                .submit(.queryStatus(.bearer)), .modem("\r\nOK\r\n\r\nSTATE: IP INITIAL\r\n"),
+                .submit(.queryStatus(.bearer)), .modem("\r\nOK\r\n\r\nSTATE: IP GPRSACT\r\n"),
+                .submit(.queryStatus(.bearer)), .modem("\r\nOK\r\n\r\nSTATE: TCP CLOSED\r\n"),
+                .submit(.queryStatus(.bearer)), .modem("\r\nOK\r\n\r\nSTATE: PDP DEACT\r\n"),
+            ],
+            events: [
+                .status(.simReady(false)), .ok(.queryStatus), .status(.attached(false)), .ok(.queryStatus),
+                .status(.multiplexing(true)), .ok(.queryStatus),
+                .ok(.queryStatus), .status(.bearer(.initial)), .ok(.queryStatus), .status(.bearer(.active)),
+                .ok(.queryStatus), .status(.bearer(.linked)), .ok(.queryStatus), .status(.bearer(.deactivated)),
+            ],
+            written: "AT+CPIN?\rAT+CGATT?\rAT+CIPMUX?\rAT+CIPSTATUS\rAT+CIPSTATUS\rAT+CIPSTATUS\rAT+CIPSTATUS\r"),
+        Transcript(
             name: "bearer: CSTT, CIICR, CIFSR answering a bare address with no OK",
             steps: [
                 .submit(.configureBearer(apn: "internet", user: "", password: "")), .modem("\r\nOK\r\n"),

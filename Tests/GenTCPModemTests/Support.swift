@@ -20,6 +20,7 @@ enum Ev: Equatable, CustomStringConvertible {
     case localAddress(ModemAddress)
     case version(ModemVersion)
     case network(ModemNetworkEvent)
+    case status(ModemStatus)
     case reset
     case unrecognised(String)
     case framing(ATLexerError)
@@ -42,6 +43,7 @@ enum Ev: Equatable, CustomStringConvertible {
         case .localAddress(let a): "localAddress(\(a))"
         case .version(let v): "version(\(v.major).\(v.minor).\(v.patch).\(v.build))"
         case .network(let e): "network(\(e))"
+        case .status(let st): "status(\(st))"
         case .reset: "reset"
         case .unrecognised(let s): "unrecognised(\(s.debugDescription))"
         case .framing(let e): "framing(\(e))"
@@ -65,6 +67,7 @@ func normalise<D: ModemDialect>(_ event: ModemEvent, _ engine: ModemEngine<D>) -
     case .localAddress(let a): return .localAddress(a)
     case .version(let v): return .version(v)
     case .network(let e): return .network(e)
+    case .status(let st): return .status(st)
     case .moduleReset: return .reset
     case .unrecognisedLine: return .unrecognised(engine.withLastLine { String(decoding: $0.bytes, as: UTF8.self) })
     case .framingError(let e): return .framing(e)

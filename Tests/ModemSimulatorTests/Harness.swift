@@ -119,7 +119,7 @@ final class EngineHarness<D: ModemDialect>: @unchecked Sendable {
         case .unrecognisedLine:
             unrecognised.append(engine.withLastLine { String(decoding: $0.bytes, as: UTF8.self) })
         case .framingError: framingErrors += 1
-        case .localAddress, .network: break
+        case .localAddress, .network, .status: break
         }
     }
 

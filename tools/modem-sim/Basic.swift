@@ -32,6 +32,9 @@ extension SimState {
             emit("\r\n+CFUN: 1\r\n\r\nOK\r\n")
         case ("+CPIN", .query):
             emit("\r\n+CPIN: READY\r\n\r\nOK\r\n")
+        case ("+CGATT", .query):
+            // 3GPP TS 27.007 §10.1.9; both SIM800 (manual §7) and BG96 have it.
+            emit("\r\n+CGATT: 1\r\n\r\nOK\r\n")
         default: return false
         }
         return true

@@ -9,8 +9,6 @@ extension SimState {
             emit("\r\nSIM800 R14.18\r\n\r\nOK\r\n")
         case ("+GMR", .execute):
             emit("\r\nRevision:\(configuration.firmware)\r\n\r\nOK\r\n")
-        case ("+CGATT", .query):
-            emit("\r\n+CGATT: 1\r\n\r\nOK\r\n")
         case ("+CMEE", .set), ("+IFC", .set), ("+CREG", .set), ("+CGATT", .set), ("+CIPSPRT", .set),
              ("+CIPSRIP", .set), ("+CDNSCFG", .set), ("+CIPCCFG", .set), ("&W", .execute):
             ok()
