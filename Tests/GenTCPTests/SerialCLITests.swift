@@ -209,7 +209,8 @@ struct SerialCLITests {
 
     @Test("--apn and a host name with a quote, comma, CR or LF: exit 64 and `badarg` at once, not a modem timeout", arguments: [
         (["--apn", "inter\"net"], "--apn"), (["--apn", "a,b"], "--apn"), (["--apn", "internet\r\n"], "--apn"),
-        (["--apn", "x\ny"], "--apn"),
+        (["--apn", "x\ny"], "--apn"), (["--apn-user", "me,you"], "--apn-user"), (["--apn-password", "p\"w"], "--apn-password"),
+        (["--wifi-ssid", "home\r\nAT+RST"], "--wifi-ssid"), (["--wifi-ssid", "home", "--wifi-password", "a,b"], "--wifi-password"),
     ])
     func atStrings(extra: [String], mentions: String) async throws {
         let outcome = try await CLITests.run(
@@ -218,6 +219,10 @@ struct SerialCLITests {
         #expect(outcome.errorLines.count == 1, "stderr: \(outcome.stderr)")
         #expect(outcome.stderr.hasPrefix("gentcp: badarg: "), "stderr: \(outcome.stderr)")
         #expect(outcome.stderr.contains(mentions) && outcome.stderr.contains("AT command"), "stderr: \(outcome.stderr)")
+        // A password is never echoed.
+        if let i = extra.firstIndex(where: { $0.hasSuffix("password") }) {
+            #expect(!outcome.stderr.contains(extra[i + 1]), "stderr: \(outcome.stderr)")
+        }
     }
 
     @Test("a host name the modem would be given with a quote and CR LF: exit 64 and `badarg` naming HOST")

@@ -49,6 +49,18 @@ struct Connect: AsyncParsableCommand {
     @ArgumentParser.Option(help: "Cellular access point name for SIM800/BG96 (default: the board's). No quotes, commas, backslashes or control characters: it goes into an AT command.")
     var apn: String?
 
+    @ArgumentParser.Option(name: .customLong("apn-user"), help: "The access point's user name (SIM800, BG96), if it needs one.")
+    var apnUser: String?
+
+    @ArgumentParser.Option(name: .customLong("apn-password"), help: "The access point's password (SIM800, BG96), if it needs one.")
+    var apnPassword: String?
+
+    @ArgumentParser.Option(name: .customLong("wifi-ssid"), help: "ESP-AT: join this Wi-Fi network first (default: the module stays on the network it has joined).")
+    var wifiSSID: String?
+
+    @ArgumentParser.Option(name: .customLong("wifi-password"), help: "ESP-AT: the Wi-Fi network's password (with --wifi-ssid; empty for an open network).")
+    var wifiPassword: String?
+
     // A string, so that -1 and bad values get gentcp's own handling and one-line error.
     @ArgumentParser.Option(
         name: [.customShort("q"), .customLong("quit-after")], parsing: .unconditional,
@@ -177,18 +189,28 @@ struct Connect: AsyncParsableCommand {
             guard (50...4_000_000).contains(speed) else { return bad("--baud must be 50...4000000, got \(speed)") }
             // Strings that go into AT commands are checked as the driver would, now rather than
             // as a refused command after the modem's bring-up.
-            if let apn, let problem = Connect.atStringProblem(apn) {
-                return bad("--apn goes into an AT command and \(problem); got \(Connect.quoted(apn))")
+            for (option, value) in [("--apn", apn), ("--apn-user", apnUser), ("--apn-password", apnPassword),
+                                    ("--wifi-ssid", wifiSSID), ("--wifi-password", wifiPassword)] {
+                if let value, let problem = Connect.atStringProblem(value) {
+                    // A password is not repeated on the terminal.
+                    let shown = option.hasSuffix("password") ? "" : "; got \(Connect.quoted(value))"
+                    return bad("\(option) goes into an AT command and \(problem)\(shown)")
+                }
             }
+            if wifiPassword != nil && wifiSSID == nil { return bad("--wifi-password needs --wifi-ssid") }
+            if wifiSSID == "" { return bad("--wifi-ssid is empty") }
             if case .name(let name) = target, let problem = Connect.atStringProblem(name) {
                 return bad("HOST goes to the modem in an AT command and \(problem); got \(Connect.quoted(name))")
             }
             modem = ConnectSession.Modem(
                 path: serial, dialect: parsed,
                 serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
-                apn: apn ?? profile?.apn ?? "")
+                apn: apn ?? profile?.apn ?? "", apnUser: apnUser ?? "", apnPassword: apnPassword ?? "",
+                wifi: wifiSSID.map { ($0, wifiPassword ?? "") })
         } else if dialect != nil || (serial != nil && chosen != .slip) {
             return bad("--serial and --dialect go with --driver at (or --serial with --driver slip)")
+        } else if apn != nil || apnUser != nil || apnPassword != nil || wifiSSID != nil || wifiPassword != nil {
+            return bad("--apn, --apn-user, --apn-password, --wifi-ssid and --wifi-password go with --driver at")
         }
         return .success(ConnectSession.Settings(
             driver: chosen, host: target, port: number,

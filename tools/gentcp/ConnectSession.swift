@@ -15,6 +15,10 @@ struct ConnectSession: Sendable {
         var dialect: ATDialectName
         var serial: SerialConfiguration
         var apn: String
+        var apnUser = ""
+        var apnPassword = ""
+        /// ESP-AT: the Wi-Fi network to join first, nil to keep the module's.
+        var wifi: (ssid: String, password: String)?
 
         func openLink() throws(SerialLinkError) -> any SerialLink {
             try ConnectSession.openLink(path, serial)
@@ -123,7 +127,9 @@ struct ConnectSession: Sendable {
                     printError(failureLine(error))
                     return Status.failed
                 }
-                let driver = ATDriver(link: link, configuration: ATConfiguration(dialect: modem.dialect, apn: modem.apn))
+                let driver = ATDriver(link: link, configuration: ATConfiguration(
+                    dialect: modem.dialect, apn: modem.apn, apnUser: modem.apnUser, apnPassword: modem.apnPassword,
+                    wifi: modem.wifi))
                 incidents = driver
                 driver.start()
                 // A modem connection cannot half-close: at stdin's end the copy keeps receiving.
