@@ -177,13 +177,16 @@ struct ConnectSession: Sendable {
                 case .fileFailure(let line)?:
                     return finish(Status.failed, line)
                 case .sendFailure(let sendError)?:
-                    // The stream broke while stdin was going out: the same line as for a receive.
-                    return finish(Status.failed, transferFailureLine(sendError, incident: incident, received: received,
-                                                                     hint: transferHint(for: sendError)))
-                case .quit(let seconds, let sent)?:
-                    // The -q wait ran out: everything asked for went out and was accepted.
+                    // The stream broke while stdin was going out: the same line as for a receive,
+                    // with the receive's reason when it says more than the send's `closed`.
+                    let shown = error.reason != .closed ? error : sendError
+                    return finish(Status.failed, transferFailureLine(shown, incident: incident, received: received,
+                                                                     hint: transferHint(for: shown)))
+                case .quit(let seconds, let sent)? where error.reason == .closed:
+                    // The -q wait ran out (its shutdown woke this recv): everything asked for went
+                    // out and was accepted. A real error that raced it is reported below.
                     return finish(Status.ok, "no data for \(secondsText(seconds)) s after the end of stdin (\(sent) bytes sent, \(received) received); closed")
-                case nil:
+                case .quit?, nil:
                     break
                 }
                 if error.reason == .closed { return finish(Status.ok, "peer closed after sending \(received) bytes") }
