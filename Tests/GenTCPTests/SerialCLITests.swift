@@ -307,6 +307,35 @@ struct SerialCLITests {
         }
     }
 
+    @Test("at: the peer's close before the -q wait ends the run at once; -q -1 waits for it", arguments: ["30", "-1"])
+    func peerClosesBeforeQuit(quit: String) async throws {
+        let board = try SimulateCLITests.Running("sim-esp-at")
+        defer { board.stop() }
+        try #require(board.fd >= 0, "cannot open \(board.path)")
+        _ = await board.read(until: "ready\r\n")
+        let path = board.path
+        try await GenTCP.Process.run {
+            let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
+            let port = try listener.port()
+            // Echo five bytes, then close (the modem cannot half-close, so the server decides).
+            let server = Process.spawn {
+                let s = try await listener.accept(timeout: 60_000)
+                let got = try await s.recv(5, timeout: 60_000)
+                try await s.send(got.bytes)
+                s.close()
+            }
+            let started = ContinuousClock.now
+            let outcome = try await CLITests.run(
+                ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", path,
+                 "--timeout", "20000", "-q", quit, "127.0.0.1", "\(port)"], stdin: Array("hello".utf8), limit: 60)
+            #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+            #expect(outcome.stdout == Array("hello".utf8))
+            #expect(ContinuousClock.now - started < .seconds(25), "the peer's close did not end the run")
+            #expect(await server.waitForExit() == .normal)
+            listener.close()
+        }
+    }
+
     // MARK: A serial line that dies
 
     @Test("the modem's pty vanishes mid-transfer: exit non-zero with one line saying what happened and how many bytes arrived")
@@ -343,6 +372,40 @@ struct SerialCLITests {
                 #expect(outcome.stderr.contains(" received"), "stderr: \(outcome.stderr)")
             }
             server.listener.close()
+        }
+    }
+
+    @Test("the SLIP board's pty vanishes mid-download: exit non-zero with one line saying what happened and how many bytes arrived")
+    func slipLineVanishes() async throws {
+        let board = try SimulateCLITests.Running("sim-slip")
+        defer { board.stop() }
+        let child = Foundation.Process()
+        child.executableURL = GentcpBinary.url!
+        // The source service (19) sends 1 MiB and closes; stdin is empty.
+        child.arguments = ["connect", "--board", "sim-slip", "--boards", SimulateCLITests.boards, "--serial", board.path,
+                           "--timeout", "20000", "10.10.0.2", "19"]
+        let output = Pipe(), errors = Pipe()
+        child.standardInput = FileHandle.nullDevice
+        child.standardOutput = output
+        child.standardError = errors
+        async let status = CLITests.waitForExit(child, limit: 90)
+        // Read 64 KiB, then stop reading: gentcp blocks on stdout and the download pauses (the
+        // window closes), so the board is killed mid-transfer whatever the machine's speed.
+        let first = await CLITests.readExactly(64 << 10, from: output.fileHandleForReading)
+        kill(board.child.processIdentifier, SIGKILL)
+        let rest = await CLITests.readExactly(Int.max, from: output.fileHandleForReading)
+        let stderr = String(decoding: await CLITests.readExactly(Int.max, from: errors.fileHandleForReading), as: UTF8.self)
+        let code = try await status
+        #expect(first.count >= 64 << 10)
+        #expect(first.count + rest.count < 1 << 20, "the whole download arrived before the board was killed")
+        #expect(!stderr.contains("errno"))
+        // Until the slip driver reports a hung-up line as eio (issue 9, the driver's part), it
+        // ends like the peer's close: exit 0 with part of the stream.
+        withKnownIssue("the slip driver still reports a hung-up line as the peer's close", isIntermittent: true) {
+            #expect(code == 1, "stderr: \(stderr)")
+            #expect(stderr.split(separator: "\n").count == 1, "stderr: \(stderr)")
+            #expect(stderr.hasPrefix("gentcp: e"), "stderr: \(stderr)")
+            #expect(stderr.contains(" received"), "stderr: \(stderr)")
         }
     }
 }
