@@ -37,7 +37,7 @@ struct Connect: AsyncParsableCommand {
     @ArgumentParser.Option(help: "Directory of board profiles.")
     var boards: String = "boards"
 
-    @ArgumentParser.Option(help: "The serial port or pty of the board (at driver).")
+    @ArgumentParser.Option(help: "The serial port or pty of the board (at and slip drivers); any name for it (symbolic links such as /dev/serial/by-id/... are resolved, and the device itself says whether it is a pty).")
     var serial: String?
 
     @ArgumentParser.Option(help: "Line speed of --serial (default: the board's, else 115200).")
