@@ -66,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "gentcp",
             dependencies: [
-                "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "GenTCPSerial", "ModemSimulator",
+                "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "GenTCPModem", "GenTCPSerial", "ModemSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/gentcp", swiftSettings: strict),

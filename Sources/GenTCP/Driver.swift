@@ -77,10 +77,17 @@ public protocol Connection: AnyObject, Sendable {
     /// thread does not wake for the same data); the port treats any arming as gone afterwards and
     /// arms again if it still needs to.
     func waitBriefly(forReadUpTo limit: UInt64?) -> Bool
+    /// Bytes the driver accepted from ``write(_:)`` and still holds, not yet taken by the peer's
+    /// side of the link (a modem's send buffer until the module acknowledges them). The port adds
+    /// it to `send_pend` in ``Socket/getstat()``, as OTP counts bytes queued in the driver, so a
+    /// program can wait until everything it sent has left the host. Drivers that hand writes
+    /// straight to the kernel or their own stack keep the default, 0.
+    var unsentByteCount: Int { get }
 }
 
 extension Connection {
     public func waitBriefly(forReadUpTo limit: UInt64?) -> Bool { false }
+    public var unsentByteCount: Int { 0 }
 }
 
 /// A listening endpoint, as a driver exposes it.

@@ -158,7 +158,8 @@ extension Socket {
         try state.withLock { s throws(SocketError) in
             guard !s.closed else { throw SocketError(.invalidArgument, "socket is closed") }
             var stats = s.stats
-            stats.sendPend = UInt64(pendingSendBytes(s))
+            // Bytes waiting in blocked sends, and bytes the driver accepted and still holds.
+            stats.sendPend = UInt64(pendingSendBytes(s) + (s.connection?.unsentByteCount ?? 0))
             return stats
         }
     }

@@ -15,7 +15,8 @@ public struct Statistics: Hashable, Sendable {
     public var sendCnt: UInt64 = 0
     /// `send_max`: the largest successful send, in bytes.
     public var sendMax: UInt64 = 0
-    /// Bytes accepted by a `send` still in progress and not yet handed to the driver.
+    /// Bytes accepted by a `send` still in progress and not yet handed to the driver, plus bytes
+    /// the driver holds and has not delivered yet (a modem's send buffer before `SEND OK`).
     public var sendPend: UInt64 = 0
 
     /// Every counter at zero.

@@ -5,7 +5,7 @@ import Glibc
 
 extension SocketError.Reason {
     /// Maps a POSIX errno to its `inet` reason. Unknown values map to `eio`, never trap.
-    init(errno code: Int32) {
+    public init(errno code: Int32) {
         switch code {
         case EADDRINUSE: self = .addressInUse
         case EADDRNOTAVAIL: self = .addressNotAvailable

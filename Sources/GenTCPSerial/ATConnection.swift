@@ -122,6 +122,12 @@ final class ATConnection: Connection, @unchecked Sendable {
 
     // MARK: Connection
 
+    /// Bytes in the send buffer: those not handed to the module yet and those in the send in
+    /// flight (`tx` keeps them until the module acknowledges them: `SEND OK`, `QISEND`...).
+    var unsentByteCount: Int {
+        core.locked { _ in tx.count }
+    }
+
     func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         core.locked { core in core.read(self, into: buffer) }
     }

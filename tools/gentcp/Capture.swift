@@ -1,5 +1,6 @@
 import ArgumentParser
 import GenTCP
+import GenTCPPOSIX
 import GenTCPSerial
 import GenTCPWire
 import Synchronization
@@ -63,10 +64,20 @@ struct Capture: AsyncParsableCommand {
         guard kind == "slip" || kind == "at" else { throw usage("--link must be slip or at, got \"\(kind)\"") }
         let speed = baud ?? profile?.serial.baudRate ?? 115_200
 
-        let device = open(serial, O_RDWR | O_NOCTTY)
+        // Symbolic links resolved, and anything that is not a serial device refused (enotty) or
+        // missing (enoent) with gentcp's own line, before the device is opened.
+        let classified: SerialDevice
+        do throws(SerialLinkError) {
+            classified = try SerialDevice(path: serial)
+        } catch {
+            printError(failureLine(error))
+            throw ExitCode(Status.failed)
+        }
+        let device = open(classified.resolvedPath, O_RDWR | O_NOCTTY)
         guard device >= 0 else {
             let code = errno
-            printError(fileFailureLine(code, what: "opening \(serial)"))
+            printError(failureLine(SerialLinkError(SocketError.Reason(errno: code), path: serial, operation: "open(2)",
+                                                   message: String(cString: strerror(code)))))
             throw ExitCode(Status.failed)
         }
         var t = termios()

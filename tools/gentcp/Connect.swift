@@ -1,6 +1,7 @@
 import ArgumentParser
 import GenTCP
 import GenTCPCore
+import GenTCPModem
 import GenTCPSerial
 #if canImport(Glibc)
 import Glibc
@@ -13,8 +14,13 @@ struct Connect: AsyncParsableCommand {
         discussion: """
             Bytes are copied unchanged both ways (binary-safe). At the end of stdin the sending \
             side is shut down, so the peer sees end of stream, and received bytes keep going to \
-            stdout until the peer closes. Exits 0 when the peer closes cleanly, 1 when the \
-            connection or a copy fails, 64 for bad arguments. Notes (-v) go to stderr; on a \
+            stdout until the peer closes. A modem (--driver at) cannot half-close: there, once \
+            the module has taken every byte, the connection is closed after -q SECONDS without \
+            data (like nc -q; default 5, -1 waits for the peer's close). A closed stdin is empty \
+            input; a closed stdout is an error (ebadf). Exits 0 when the peer closes cleanly (or \
+            the -q wait ran out), 1 when the connection, the serial line or a copy fails (one \
+            line on stderr saying what happened and how many bytes arrived), 64 for bad \
+            arguments. Notes (-v) go to stderr; on a \
             serial line (--driver at or slip) -v also traces every chunk on the line, in hex \
             and text, >> to the board and << from it. When stderr is a terminal and stdout is \
             not, a progress line shows the bytes sent and received (--progress, --no-progress).
@@ -31,7 +37,7 @@ struct Connect: AsyncParsableCommand {
     @ArgumentParser.Option(help: "Directory of board profiles.")
     var boards: String = "boards"
 
-    @ArgumentParser.Option(help: "The serial port or pty of the board (at driver).")
+    @ArgumentParser.Option(help: "The serial port or pty of the board (at and slip drivers); any name for it (symbolic links such as /dev/serial/by-id/... are resolved, and the device itself says whether it is a pty).")
     var serial: String?
 
     @ArgumentParser.Option(help: "Line speed of --serial (default: the board's, else 115200).")
@@ -40,8 +46,26 @@ struct Connect: AsyncParsableCommand {
     @ArgumentParser.Option(help: "AT dialect: esp-at, sim800 or bg96 (default: the board's).")
     var dialect: String?
 
-    @ArgumentParser.Option(help: "Cellular access point name for SIM800/BG96 (default: the board's).")
+    @ArgumentParser.Option(help: "Cellular access point name for SIM800/BG96 (default: the board's). No quotes, commas, backslashes or control characters: it goes into an AT command.")
     var apn: String?
+
+    @ArgumentParser.Option(name: .customLong("apn-user"), help: "The access point's user name (SIM800, BG96), if it needs one.")
+    var apnUser: String?
+
+    @ArgumentParser.Option(name: .customLong("apn-password"), help: "The access point's password (SIM800, BG96), if it needs one.")
+    var apnPassword: String?
+
+    @ArgumentParser.Option(name: .customLong("wifi-ssid"), help: "ESP-AT: join this Wi-Fi network first (default: the module stays on the network it has joined).")
+    var wifiSSID: String?
+
+    @ArgumentParser.Option(name: .customLong("wifi-password"), help: "ESP-AT: the Wi-Fi network's password (with --wifi-ssid; empty for an open network).")
+    var wifiPassword: String?
+
+    // A string, so that -1 and bad values get gentcp's own handling and one-line error.
+    @ArgumentParser.Option(
+        name: [.customShort("q"), .customLong("quit-after")], parsing: .unconditional,
+        help: ArgumentHelp("On a driver that cannot half-close (at): after the end of stdin, once the module took every byte, close after SECONDS without data from the peer (default 5; -1 waits for the peer's close).", valueName: "SECONDS"))
+    var quitAfter: String?
 
     @ArgumentParser.Option(name: .customLong("local-ip"), help: "slip: our IPv4 address on the line (default: the board's slip.localAddress).")
     var localIP: String?
@@ -118,6 +142,13 @@ struct Connect: AsyncParsableCommand {
         case .ipv4?: preference = .ipv4Only
         case .ipv6?: preference = .ipv6Only
         }
+        var quit: Double? = 5
+        if let quitAfter {
+            guard let seconds = Double(quitAfter), seconds.isFinite, seconds == -1 || (0...86_400).contains(seconds) else {
+                return bad("-q/--quit-after must be seconds in 0...86400, or -1 to wait for the peer's close, got \"\(quitAfter)\"")
+            }
+            quit = seconds < 0 ? nil : seconds
+        }
         var modem: ConnectSession.Modem?
         var chosen = driver ?? .posix
         var profile: BoardProfile?
@@ -156,17 +187,72 @@ struct Connect: AsyncParsableCommand {
             }
             let speed = baud ?? profile?.serial.baudRate ?? 115_200
             guard (50...4_000_000).contains(speed) else { return bad("--baud must be 50...4000000, got \(speed)") }
+            // Strings that go into AT commands are checked as the driver would, now rather than
+            // as a refused command after the modem's bring-up.
+            for (option, value) in [("--apn", apn), ("--apn-user", apnUser), ("--apn-password", apnPassword),
+                                    ("--wifi-ssid", wifiSSID), ("--wifi-password", wifiPassword)] {
+                if let value, let problem = Connect.atStringProblem(value) {
+                    // A password is not repeated on the terminal.
+                    let shown = option.hasSuffix("password") ? "" : "; got \(Connect.quoted(value))"
+                    return bad("\(option) goes into an AT command and \(problem)\(shown)")
+                }
+            }
+            if wifiPassword != nil && wifiSSID == nil { return bad("--wifi-password needs --wifi-ssid") }
+            if wifiSSID == "" { return bad("--wifi-ssid is empty") }
+            if case .name(let name) = target, let problem = Connect.atStringProblem(name) {
+                return bad("HOST goes to the modem in an AT command and \(problem); got \(Connect.quoted(name))")
+            }
             modem = ConnectSession.Modem(
                 path: serial, dialect: parsed,
                 serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
-                apn: apn ?? profile?.apn ?? "")
+                apn: apn ?? profile?.apn ?? "", apnUser: apnUser ?? "", apnPassword: apnPassword ?? "",
+                wifi: wifiSSID.map { ($0, wifiPassword ?? "") })
         } else if dialect != nil || (serial != nil && chosen != .slip) {
             return bad("--serial and --dialect go with --driver at (or --serial with --driver slip)")
+        } else if apn != nil || apnUser != nil || apnPassword != nil || wifiSSID != nil || wifiPassword != nil {
+            return bad("--apn, --apn-user, --apn-password, --wifi-ssid and --wifi-password go with --driver at")
         }
         return .success(ConnectSession.Settings(
             driver: chosen, host: target, port: number,
             timeout: limit,
             preference: preference, verbose: verbose,
-            progress: progress ?? (isatty(2) == 1 && isatty(1) == 0), modem: modem, line: line))
+            progress: progress ?? (isatty(2) == 1 && isatty(1) == 0), modem: modem, line: line, quitAfter: quit))
+    }
+
+    /// What is wrong with a string that goes into an AT command (GenTCPModem's own check:
+    /// no `"`, `,`, `\`, control characters or DEL), or nil when it is fine.
+    static func atStringProblem(_ value: String) -> String? {
+        do throws(ModemError) {
+            try ModemValidation.check(value, maxLength: Int.max, allowEmpty: true)
+            return nil
+        } catch {
+            return "must not contain a quote, comma, backslash or control character such as CR or LF"
+        }
+    }
+
+    /// The value in double quotes with control characters, quotes and backslashes escaped, so the
+    /// error stays one line.
+    static func quoted(_ value: String) -> String {
+        var out = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\r": out += "\\r"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                out += "\\x" + String(scalar.value, radix: 16, uppercase: false).leftPadded(to: 2)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension String {
+    /// The string with leading zeros up to `width` characters.
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -15,6 +15,10 @@ struct ConnectSession: Sendable {
         var dialect: ATDialectName
         var serial: SerialConfiguration
         var apn: String
+        var apnUser = ""
+        var apnPassword = ""
+        /// ESP-AT: the Wi-Fi network to join first, nil to keep the module's.
+        var wifi: (ssid: String, password: String)?
 
         func openLink() throws(SerialLinkError) -> any SerialLink {
             try ConnectSession.openLink(path, serial)
@@ -31,13 +35,11 @@ struct ConnectSession: Sendable {
         var capture: String?
     }
 
-    /// Opens a line: a pty through termios, anything else through libserialport (which refuses
-    /// ptys).
+    /// Opens a line: symbolic links resolved, then a pty through termios and a port through
+    /// libserialport (which refuses ptys), as the device itself says (``SerialDevice``); a path
+    /// that is no serial device is `enotty`, a missing one `enoent`.
     static func openLink(_ path: String, _ serial: SerialConfiguration) throws(SerialLinkError) -> any SerialLink {
-        if path.hasPrefix("/dev/pts/") || path == "/dev/ptmx" {
-            return try PTYLink(path: path, configuration: serial)
-        }
-        return try SerialPortLink(path: path, configuration: serial)
+        try SerialDevice.open(path, configuration: serial)
     }
 
     struct Settings: Sendable {
@@ -53,6 +55,16 @@ struct ConnectSession: Sendable {
         var modem: Modem?
         /// The SLIP line for `--driver slip`.
         var line: Line?
+        /// At the end of stdin on a driver that cannot half-close (at): close after this many
+        /// seconds without data once the module took every byte; nil waits for the peer's close.
+        var quitAfter: Double? = 5
+
+        /// The serial device and its speed, for drivers on a serial line.
+        var serialLine: (path: String, baud: Int)? {
+            if let modem { return (modem.path, modem.serial.baudRate) }
+            if let line { return (line.path, line.serial.baudRate) }
+            return nil
+        }
 
         /// `host:port`, or `[::1]:port` for an IPv6 literal.
         var target: String {
@@ -68,7 +80,9 @@ struct ConnectSession: Sendable {
 
     init(_ settings: Settings) { self.settings = settings }
 
-    /// Returns the exit status.
+    /// Returns the exit status: ``Status/ok`` only when the stream ended with the peer's end of
+    /// stream (`closed` from `recv`), or, on a driver that cannot half-close, when the `-q` wait
+    /// after the end of stdin ran out; every other end is one line on stderr and a failure.
     func run() async -> Int32 {
         let options: [Option] = [
             .binary, .active(.passive), .buffer(ConnectSession.chunkSize),
@@ -82,6 +96,8 @@ struct ConnectSession: Sendable {
         ]
         note("connecting to \(settings.target) (driver \(settings.driver.rawValue))")
         let socket: Socket
+        // The driver's account of the link, for the failure line (serial drivers only).
+        var incidents: (any SerialLinkIncidents)?
         do throws(SocketError) {
             switch settings.driver {
             case .posix:
@@ -99,6 +115,7 @@ struct ConnectSession: Sendable {
                 var configuration = SLIPConfiguration(local: line.local, peer: line.peer, mtu: line.mtu)
                 configuration.capturePath = line.capture
                 let driver = try SLIPDriver(link: link, configuration: configuration)
+                incidents = driver
                 socket = try await Socket.connect(settings.host, port: settings.port, options: options,
                                                   timeout: settings.timeout, driver: driver)
             case .at:
@@ -110,7 +127,10 @@ struct ConnectSession: Sendable {
                     printError(failureLine(error))
                     return Status.failed
                 }
-                let driver = ATDriver(link: link, configuration: ATConfiguration(dialect: modem.dialect, apn: modem.apn))
+                let driver = ATDriver(link: link, configuration: ATConfiguration(
+                    dialect: modem.dialect, apn: modem.apn, apnUser: modem.apnUser, apnPassword: modem.apnPassword,
+                    wifi: modem.wifi))
+                incidents = driver
                 driver.start()
                 // A modem connection cannot half-close: at stdin's end the copy keeps receiving.
                 socket = try await Socket.connect(settings.host, port: settings.port,
@@ -118,7 +138,7 @@ struct ConnectSession: Sendable {
                                                   timeout: settings.timeout, driver: driver)
             }
         } catch {
-            printError(failureLine(error, hint: hint(for: error)))
+            printError(connectFailureLine(error, incident: incidents?.lastIncident))
             return Status.failed
         }
         if settings.verbose {
@@ -131,6 +151,7 @@ struct ConnectSession: Sendable {
         let stdout = BlockingThread()
         let upload = Upload()
         let verbose = settings.verbose
+        let quitAfter = settings.quitAfter
         let progress = settings.progress
             ? ProgressReporter(sending: true, sentTotal: ConnectSession.stdinSize(), receiving: true) : nil
         /// Ends the progress line (left as a summary) before the last words.
@@ -141,13 +162,8 @@ struct ConnectSession: Sendable {
         }
         // Child task of this process: it acts as the process (send needs no ownership anyway).
         Task {
-            let line = await ConnectSession.copyStdin(to: socket, through: stdin, upload: upload, verbose: verbose,
-                                                      progress: progress)
-            if let line {
-                upload.fail(line)
-                // Stop the download too: the run has failed.
-                try? socket.shutdown(.readWrite)
-            }
+            await ConnectSession.copyStdin(to: socket, through: stdin, upload: upload, verbose: verbose,
+                                           quitAfter: quitAfter, progress: progress)
         }
 
         var received = 0
@@ -156,11 +172,29 @@ struct ConnectSession: Sendable {
             do throws(SocketError) {
                 payload = try await socket.recv(0)
             } catch {
-                if let line = upload.failure { return finish(Status.failed, line) }
+                let incident = incidents?.lastIncident
+                switch upload.outcome {
+                case .fileFailure(let line)?:
+                    return finish(Status.failed, line)
+                case .sendFailure(let sendError)?:
+                    // The stream broke while stdin was going out: the same line as for a receive,
+                    // with the receive's reason when it says more than the send's `closed`.
+                    let shown = error.reason != .closed ? error : sendError
+                    return finish(Status.failed, transferFailureLine(shown, incident: incident, received: received,
+                                                                     hint: transferHint(for: shown)))
+                case .quit(let seconds, let sent)? where error.reason == .closed:
+                    // The -q wait ran out (its shutdown woke this recv): everything asked for went
+                    // out and was accepted. A real error that raced it is reported below.
+                    return finish(Status.ok, "no data for \(secondsText(seconds)) s after the end of stdin (\(sent) bytes sent, \(received) received); closed")
+                case .quit?, nil:
+                    break
+                }
                 if error.reason == .closed { return finish(Status.ok, "peer closed after sending \(received) bytes") }
-                return finish(Status.failed, failureLine(error, hint: hint(for: error)))
+                return finish(Status.failed, transferFailureLine(error, incident: incident, received: received,
+                                                                 hint: transferHint(for: error)))
             }
             received += payload.count
+            upload.received()
             let bytes = payload.bytes
             if case .failed(let code) = await stdout.run({ writeBlocking(1, bytes) }) {
                 return finish(Status.failed, fileFailureLine(code, what: "writing stdout"))
@@ -169,18 +203,26 @@ struct ConnectSession: Sendable {
         }
     }
 
-    /// Copies stdin to the socket, then shuts down the sending side. Returns a failure line, or
-    /// nil when stdin ended and the FIN went out.
+    /// Copies stdin to the socket, then shuts down the sending side. On a driver that cannot
+    /// half-close (at), it waits instead until the module has taken every byte (`send_pend` 0)
+    /// and then for `quitAfter` seconds without received data, and ends the run (`nc -q`).
+    /// Failures, and the end of that wait, go to `upload`; the receive loop is woken by a
+    /// `shutdown(read_write)` and reports them.
     private static func copyStdin(to socket: Socket, through thread: BlockingThread, upload: Upload, verbose: Bool,
-                                  progress: ProgressReporter?) async -> String? {
+                                  quitAfter: Double?, progress: ProgressReporter?) async {
         var sent = 0
+        func stop(_ outcome: Upload.Outcome) {
+            upload.end(outcome)
+            // Stop the download too: the run is over.
+            try? socket.shutdown(.readWrite)
+        }
         while true {
             switch await thread.run({ readBlocking(0, count: ConnectSession.chunkSize) }) {
             case .bytes(let bytes):
                 do throws(SocketError) {
                     try await socket.send(bytes)
                 } catch {
-                    return failureLine(error, hint: "while sending stdin")
+                    return stop(.sendFailure(error))
                 }
                 sent += bytes.count
                 progress?.add(sent: bytes.count)
@@ -188,20 +230,36 @@ struct ConnectSession: Sendable {
                 do throws(SocketError) {
                     try socket.shutdown(.write)
                 } catch {
-                    // AT modems have no half-close: keep receiving until the peer closes.
-                    if error.reason == .notSupported {
-                        if verbose { printError("gentcp: end of stdin after \(sent) bytes; this driver cannot half-close, waiting for the peer to close") }
-                        return nil
+                    guard error.reason == .notSupported else {
+                        return stop(.sendFailure(error))
                     }
-                    return failureLine(error, hint: "while shutting down the sending side")
+                    // AT modems have no half-close.
+                    guard let quitAfter else {
+                        if verbose { printError("gentcp: end of stdin after \(sent) bytes; this driver cannot half-close, waiting for the peer to close (-q -1)") }
+                        return
+                    }
+                    if verbose { printError("gentcp: end of stdin after \(sent) bytes; this driver cannot half-close: waiting until the module took every byte, then for the peer's close or \(secondsText(quitAfter)) s without data (-q)") }
+                    guard await waitUntilSent(socket) else { return }
+                    await upload.waitForSilence(seconds: quitAfter)
+                    return stop(.quit(seconds: quitAfter, sent: sent))
                 }
                 if verbose { printError("gentcp: end of stdin after \(sent) bytes; sending side shut down") }
-                return nil
+                return
             case .failed(let code):
-                return fileFailureLine(code, what: "reading stdin")
+                return stop(.fileFailure(fileFailureLine(code, what: "reading stdin")))
             case .wrote:
-                return nil
+                return
             }
+        }
+    }
+
+    /// Polls `send_pend` (every 20 ms) until the driver holds no unsent byte. False when the
+    /// socket went away meanwhile (the receive loop reports why).
+    private static func waitUntilSent(_ socket: Socket) async -> Bool {
+        while true {
+            guard let stats = try? socket.getstat() else { return false }
+            if stats.sendPend == 0 { return true }
+            try? await Task.sleep(for: .milliseconds(20))
         }
     }
 
@@ -222,8 +280,20 @@ struct ConnectSession: Sendable {
         if settings.verbose { printError("gentcp: \(text)") }
     }
 
-    /// A short hint for the failures people meet most.
+    /// The line for a failed connect: on a serial line, what happened on the link (when the
+    /// driver knows) instead of the reason's summary.
+    func connectFailureLine(_ error: SocketError, incident: String?) -> String {
+        guard let incident, !incident.isEmpty else { return failureLine(error, hint: hint(for: error)) }
+        return failureLine(atom: "\(error.reason.atom)", summary: incident, notes: ["\(error.detail)", hint(for: error) ?? ""])
+    }
+
+    /// A short hint for the failures people meet most, while connecting.
     func hint(for error: SocketError) -> String? {
+        if let serial = settings.serialLine, let hint = ConnectSession.serialHint(for: error.reason, path: serial.path,
+                                                                                 baud: serial.baud, connecting: true,
+                                                                                 target: settings.target) {
+            return hint
+        }
         switch error.reason {
         case .connectionRefused: return "is anything listening on \(settings.target)?"
         case .nonExistentDomain:
@@ -240,14 +310,94 @@ struct ConnectSession: Sendable {
         case .addressNotAvailable, .addressFamilyNotSupported:
             return "is this address family enabled here? try -4 or -6"
         case .connectionReset: return "the peer reset the connection"
+        case .connectionAborted: return "the connection was aborted on this host"
+        case .protocolError: return "the peer broke the protocol"
         default: return nil
+        }
+    }
+
+    /// A short hint for a connection that broke during the transfer.
+    func transferHint(for error: SocketError) -> String? {
+        if let serial = settings.serialLine, let hint = ConnectSession.serialHint(for: error.reason, path: serial.path,
+                                                                                 baud: serial.baud, connecting: false,
+                                                                                 target: settings.target) {
+            return hint
+        }
+        switch error.reason {
+        case .connectionReset: return "the peer reset the connection; what reached stdout is incomplete"
+        case .connectionAborted: return "the connection was aborted on this host; what reached stdout is incomplete"
+        case .connectionTimedOut: return "\(settings.target) stopped answering; what reached stdout is incomplete"
+        case .protocolError: return "the peer broke the protocol; what reached stdout is incomplete"
+        default: return "what reached stdout is incomplete"
+        }
+    }
+
+    /// The hint for a failure on a serial line (at, slip), or nil for reasons that mean the same
+    /// on every driver. Pure, for tests.
+    static func serialHint(for reason: SocketError.Reason, path: String, baud: Int, connecting: Bool,
+                           target: String) -> String? {
+        let incomplete = connecting ? "" : "; what reached stdout is incomplete"
+        let trace = "-v traces the line"
+        switch reason {
+        case .connectionAborted:
+            return "the board restarted or lost its network\(incomplete); check its power supply and antenna or Wi-Fi, \(trace)"
+        case .connectionTimedOut:
+            if connecting {
+                return "neither the board on \(path) nor \(target) through it answered in time; check the board's power, cable and --baud (\(baud)), \(trace)"
+            }
+            return "the board on \(path) stopped answering\(incomplete); check its power, cable and --baud (\(baud)), \(trace)"
+        case .ioError, .noSuchDevice, .noSuchDeviceOrAddress, .brokenPipe:
+            return "the serial line \(path) went away (adapter unplugged, or the program behind the pty exited)\(incomplete)"
+        case .protocolError:
+            return "the board sent what the driver cannot parse on \(path) (wrong --dialect or --baud? noise on the line?)\(incomplete); \(trace)"
+        default:
+            return nil
         }
     }
 }
 
-/// What the stdin copy reports to the download loop.
+/// What the stdin copy reports to the receive loop.
 final class Upload: Sendable {
-    private let state = Mutex<String?>(nil)
-    func fail(_ line: String) { state.withLock { $0 = $0 ?? line } }
-    var failure: String? { state.withLock { $0 } }
+    enum Outcome: Sendable {
+        /// Reading stdin failed: the whole line.
+        case fileFailure(String)
+        /// A send (or the half-close) failed.
+        case sendFailure(SocketError)
+        /// The `-q` wait after the end of stdin ran out (a clean end).
+        case quit(seconds: Double, sent: Int)
+    }
+
+    private struct State {
+        var outcome: Outcome?
+        /// When data last arrived (or the copy started), for the `-q` silence.
+        var lastData = ContinuousClock.now
+    }
+
+    private let state = Mutex(State())
+
+    /// Records how the upload ended (the first outcome wins).
+    func end(_ outcome: Outcome) { state.withLock { if $0.outcome == nil { $0.outcome = outcome } } }
+
+    var outcome: Outcome? { state.withLock { $0.outcome } }
+
+    /// Notes that data arrived (the `-q` silence starts over).
+    func received() { state.withLock { $0.lastData = ContinuousClock.now } }
+
+    /// Returns once `seconds` passed without data, counted from now or from the last data,
+    /// whichever is later.
+    func waitForSilence(seconds: Double) async {
+        let quiet = Duration.milliseconds(Int64((max(0, seconds) * 1000).rounded()))
+        let start = ContinuousClock.now
+        while true {
+            let deadline = max(start, state.withLock { $0.lastData }) + quiet
+            if ContinuousClock.now >= deadline { return }
+            try? await Task.sleep(until: deadline, clock: .continuous)
+        }
+    }
+}
+
+/// `5`, `0.25`: seconds as people write them.
+func secondsText(_ seconds: Double) -> String {
+    if seconds == seconds.rounded(), abs(seconds) < 1e9 { return String(Int(seconds)) }
+    return String(seconds)
 }

@@ -1,4 +1,5 @@
 import GenTCPCore
+import GenTCPPOSIX
 import GenTCPSerial
 
 /// Exit statuses of `gentcp`.
@@ -26,17 +27,67 @@ func failureLine(_ error: SocketError, hint: String? = nil) -> String {
                 notes: ["\(error.detail)", hint ?? ""])
 }
 
-/// The failure line for a serial link that would not open, with a hint for the usual causes.
+/// The failure line for a serial link that would not open, with a hint for the usual causes:
+/// `gentcp: enoent: /dev/ttyUSB9: no such device (is the board plugged in? ...)`,
+/// `gentcp: enotty: /tmp/x is not a serial port (a regular file; ...)`.
 func failureLine(_ error: SerialLinkError) -> String {
+    let ports = "`gentcp ports` lists serial ports"
+    switch error.reason {
+    case .noSuchFile, .noSuchDevice, .noSuchDeviceOrAddress:
+        // SerialDevice's message says what is there instead, after "no such device: ".
+        let prefix = "no such device: "
+        let what = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : ""
+        return failureLine(atom: "\(error.reason.atom)", summary: "\(error.path): no such device",
+                           notes: [what, "is the board plugged in? \(ports)"])
+    case .notATerminal:
+        let prefix = "not a serial port: "
+        let what = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
+        return failureLine(atom: "enotty", summary: "\(error.path) is not a serial port",
+                           notes: [what, "give the board's serial port or a pty; \(ports)"])
+    default:
+        break
+    }
     let hint: String
     switch error.reason {
-    case .noSuchFile, .noSuchDevice, .noSuchDeviceOrAddress: hint = "is the board plugged in? `gentcp ports` lists serial ports"
     case .permissionDenied, .notPermitted: hint = "is your user in the dialout group?"
     case .resourceBusy: hint = "another program has the port open"
-    case .notATerminal: hint = "not a serial port or pty"
     default: hint = ""
     }
     return failureLine(atom: "\(error.reason.atom)", summary: "\(error.reason.summary)", notes: ["\(error)", hint])
+}
+
+/// `107,776`: a count with a comma between groups of three digits.
+func groupedCount(_ n: Int) -> String {
+    let digits = String(n.magnitude)
+    var out = ""
+    for (i, c) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return n < 0 ? "-" + out : out
+}
+
+/// The one line for a connection that broke after it was established, saying what happened
+/// on the link and how far the transfer got:
+/// `gentcp: econnaborted: the modem restarted (ready) after 107,776 bytes received; HINT`.
+///
+/// - Parameters:
+///   - incident: the driver's ``SerialLinkIncidents/lastIncident``; when nil the summary is the
+///     reason's own (with the error's detail, if any).
+///   - received: bytes received (and written to stdout).
+func transferFailureLine(_ error: SocketError, incident: String?, received: Int, hint: String?) -> String {
+    var summary: String
+    if let incident, !incident.isEmpty {
+        summary = incident
+    } else {
+        summary = "\(error.reason.summary)"
+        let detail = "\(error.detail)"
+        if !detail.isEmpty { summary += " (\(detail))" }
+    }
+    summary += " after \(groupedCount(received)) bytes received"
+    var line = "gentcp: \(error.reason.atom): \(summary)"
+    if let hint, !hint.isEmpty { line += "; " + hint }
+    return line
 }
 
 /// Writes one line to stderr and waits until it is written (so it is never lost at exit), after
@@ -52,20 +103,12 @@ import Glibc
 import Darwin
 #endif
 
-/// The errno atom and summary for stdin/stdout failures, via GenTCP's own table.
+/// The line for a stdin/stdout failure: the errno's atom and summary from GenTCP's own table
+/// (never a bare number), e.g. `gentcp: epipe: broken pipe (writing stdout)`.
 func fileFailureLine(_ code: Int32, what: String) -> String {
-    let atom: String
-    let summary: String
-    switch code {
-    case EPIPE: atom = "epipe"; summary = "broken pipe"
-    case EIO: atom = "eio"; summary = "input/output error"
-    case EBADF: atom = "ebadf"; summary = "bad file descriptor"
-    case EAGAIN: atom = "eagain"; summary = "resource temporarily unavailable"
-    case EISDIR: atom = "eisdir"; summary = "is a directory"
-    case ENOSPC: atom = "enospc"; summary = "no space left on device"
-    default:
-        atom = "errno\(code)"
-        summary = String(cString: strerror(code))
-    }
-    return failureLine(atom: atom, summary: summary, notes: [what])
+    let reason = SocketError.Reason(errno: code)
+    var notes = [what]
+    // An errno GenTCP has no atom for becomes eio; keep the system's words for it.
+    if reason == .ioError && code != EIO { notes.append(String(cString: strerror(code))) }
+    return failureLine(atom: "\(reason.atom)", summary: "\(reason.summary)", notes: notes)
 }

@@ -25,8 +25,15 @@ struct GenTCPCommand: AsyncParsableCommand {
     /// connect --help)`),
     /// instead of the parser's error, help and usage lines. `--help` itself is unchanged.
     static func main() async {
+        let closed = StandardStreams.reopenClosed()
         do {
             var command = try parseAsRoot()
+            if closed.stdout {
+                // Whatever the command prints would be lost (and the descriptor is /dev/null now).
+                printError(failureLine(atom: "ebadf", summary: "stdout is closed",
+                                       notes: ["gentcp writes what it receives there; run it without >&-, or send stdout to /dev/null"]))
+                exitNow(Status.failed)
+            }
             if var asyncCommand = command as? AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
@@ -103,5 +110,25 @@ enum AddressFamily: String, EnumerableFlag, Sendable {
         case .ipv4: return "Use only IPv4 addresses of HOST (default: IPv4 first, then IPv6)."
         case .ipv6: return "Use only IPv6 addresses of HOST."
         }
+    }
+}
+
+/// The standard descriptors as gentcp found them.
+enum StandardStreams {
+    /// Opens `/dev/null` on each of stdin, stdout and stderr that was closed at start (`<&-`,
+    /// `>&-`, `2>&-`), so that no device, socket or event descriptor gentcp opens later takes
+    /// its number (reading "stdin" from a serial port, or writing received bytes into one).
+    /// A closed stdin then reads as empty input. Returns which ones were closed.
+    static func reopenClosed() -> (stdin: Bool, stdout: Bool, stderr: Bool) {
+        var closed = [false, false, false]
+        for fd in Int32(0)...2 where fcntl(fd, F_GETFD) == -1 && errno == EBADF {
+            closed[Int(fd)] = true
+            let null = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY)
+            if null >= 0 && null != fd {
+                _ = dup2(null, fd)
+                _ = close(null)
+            }
+        }
+        return (closed[0], closed[1], closed[2])
     }
 }
