@@ -195,6 +195,9 @@ struct Connection {
 
     // MARK: derived values
 
+    /// Made by a listener for a SYN and still waiting for the handshake's last ACK.
+    var isHalfOpen: Bool { listener >= 0 && state == .synReceived }
+
     /// Bytes in flight, SYN and FIN included.
     var flightSize: Int { Int(sndUna.distance(to: sndNxt)) }
     var finSequence: SequenceNumber { sendStart.advanced(by: sendBuffer.count) }
