@@ -25,7 +25,12 @@ import GenTCPWire
 ///   the configured floor (``SLIPConfiguration/tcp``); `nodelay` and `keepalive` go to the stack,
 ///   also on `setopts`; `linger {true, 0}` closes with RST.
 /// - Errors: RST to our SYN (or port 0) is `econnrefused`, RST later `econnreset`, retransmissions or the
-///   stack's connect limit giving up `etimedout`, a hung-up link `closed`.
+///   stack's connect limit giving up `etimedout`. A line that hangs up or fails under the driver
+///   (the pty's other side closed, the adapter pulled) is `eio` (or the device's own reason),
+///   never an end of stream: a socket first delivers what it had received, then fails with it
+///   (`recv` returns it; active mode sends `tcp_error` then `tcp_closed`); pending connects and
+///   pings fail with it, and ``lastIncident`` says what happened, e.g. "the serial line hung up
+///   after 107,776 bytes received". Only the driver's own ``close()`` gives `closed`.
 /// - Names: address literals, and ``SLIPConfiguration/peerName`` for the board; others `nxdomain`.
 /// - `shutdown(read)` is local (reads see end of stream; the window stays as it is).
 public final class SLIPDriver: Driver, Sendable {
@@ -73,7 +78,8 @@ public final class SLIPDriver: Driver, Sendable {
     /// advertised window when larger than the configured floor).
     /// - Throws: `econnrefused` for an RST (or port 0), `timeout` when `timeoutNanoseconds` pass,
     ///   `etimedout` when the SYN retransmissions give up, `eafnosupport` for IPv6, `emfile` when
-    ///   every connection slot is taken, `closed` or the link's reason once the line is gone.
+    ///   every connection slot is taken, `closed` after ``close()``, `eio` (or the line's own
+    ///   reason) once the line hung up or failed.
     public func connect(
         to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
         delegate: any ConnectionDelegate
@@ -158,7 +164,8 @@ public final class SLIPDriver: Driver, Sendable {
     ///   - payloadSize: data bytes after the ICMP header (56 as `ping(8)`); at most MTU − 28.
     ///   - timeoutNanoseconds: how long to wait on the driver's clock (2 s by default).
     /// - Returns: the round-trip time in nanoseconds of the driver's clock.
-    /// - Throws: `timeout`, `emsgsize` for a payload that does not fit, `closed` after ``close()``.
+    /// - Throws: `timeout`, `emsgsize` for a payload that does not fit, `closed` after ``close()``,
+    ///   `eio` (or the line's own reason) when the line hangs up or fails, also while waiting.
     public func ping(
         _ address: IPAddress? = nil, payloadSize: Int = 56, timeoutNanoseconds: UInt64 = 2_000_000_000
     ) async throws(SocketError) -> UInt64 {

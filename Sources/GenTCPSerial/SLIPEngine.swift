@@ -161,11 +161,22 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         guard !closed else { return }
         let now = nowMilliseconds
         if linkFailure == nil { readLink(now: now) }
-        _ = stack.poll(now: now)
-        if linkFailure == nil { writeLink(now: now) }
+        // Once the line is gone the stack's timers mean nothing (nothing more goes out, and a
+        // retransmission giving up must not turn the line's failure into `etimedout`): the
+        // connections keep what they received, to be read, and then fail with the line's reason.
+        if linkFailure == nil {
+            _ = stack.poll(now: now)
+            writeLink(now: now)
+        }
         drainEvents(&fx)
         checkWaiters(&fx)
-        rearmTimer(now: now)
+        if linkFailure == nil {
+            rearmTimer(now: now)
+        } else if let timer {
+            runtime.cancel(timer)
+            self.timer = nil
+            timerDeadline = nil
+        }
     }
 
     private func readLink(now: Int64) {
@@ -187,11 +198,8 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
                     link.armRead()
                 }
                 return
-            case .hangUp:
-                linkFailed(.closed)
-                return
-            case .failed(let reason):
-                linkFailed(reason)
+            case .hangUp, .failed:
+                linkFailed(result)
                 return
             }
         }
@@ -221,18 +229,38 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
                     link.armWrite()
                 }
                 return
-            case .hangUp:
-                linkFailed(.closed)
-                return
-            case .failed(let reason):
-                linkFailed(reason)
+            case .hangUp, .failed:
+                linkFailed(result)
                 return
             }
         }
     }
 
-    private func linkFailed(_ reason: SocketError.Reason) {
-        if linkFailure == nil { linkFailure = reason }
+    /// The line hung up or failed under us (not closed by ``shutdown()``): every socket fails
+    /// with ``LinkIO/lossReason`` (`eio` for a hang-up, never `closed`, which would read as the
+    /// peer's FIN), and the incident says what happened.
+    private func linkFailed(_ result: LinkIO) {
+        guard linkFailure == nil else { return }
+        linkFailure = result.lossReason ?? .ioError
+        let what: String
+        switch result {
+        case .failed(.closed): what = "the serial line was closed under the driver"
+        case .failed(let reason): what = "the serial line failed (\(reason.atom))"
+        default: what = "the serial line hung up"
+        }
+        let received = statistics.bytesReceived
+        incident = received > 0 ? "\(what) after \(Self.grouped(received)) bytes received" : what
+    }
+
+    /// `107776` as "107,776".
+    private static func grouped(_ n: Int) -> String {
+        var digits = Array(String(n))
+        var index = digits.count - 3
+        while index > 0 {
+            digits.insert(",", at: index)
+            index -= 3
+        }
+        return String(digits)
     }
 
     private func drainEvents(_ fx: inout Effects) {
@@ -256,6 +284,14 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     /// Finds connects that finished, sockets that became readable or writable, listeners with
     /// a connection to accept.
     private func checkWaiters(_ fx: inout Effects) {
+        if let failure = linkFailure, !pings.isEmpty {
+            for (_, ping) in pings {
+                if let timer = ping.timer { runtime.cancel(timer) }
+                let continuation = ping.continuation
+                fx.resumes.append { continuation.resume(returning: .failure(SocketError(failure))) }
+            }
+            pings = [:]
+        }
         for (handle, pending) in connects {
             let outcome: Result<SLIPConnection, SocketError>?
             if let failure = linkFailure {
@@ -408,7 +444,8 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         continuation: UnsafeContinuation<Result<UInt64, SocketError>, Never>, _ fx: inout Effects
     ) {
         if closed || linkFailure != nil {
-            fx.resumes.append { continuation.resume(returning: .failure(SocketError(self.linkFailure ?? .closed))) }
+            let failure = linkFailure ?? .closed
+            fx.resumes.append { continuation.resume(returning: .failure(SocketError(failure))) }
             return
         }
         pingSequence &+= 1

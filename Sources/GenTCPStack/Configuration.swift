@@ -11,6 +11,13 @@ public struct StackConfiguration: Sendable {
     public var mtu: Int
     /// Connection slots (listening sockets' pending connections included).
     public var maximumConnections: Int
+    /// Half-open connections (SYN-RECEIVED, made by listeners for peers that have not completed
+    /// the handshake) held at once, over every listener; at least 1 is used. A SYN that finds
+    /// this many, or its listener's backlog or the slot table full of them, evicts the oldest
+    /// one silently (counted in ``StackCounters/halfOpenEvicted``), so a flood of SYNs from a
+    /// silent source never locks a legitimate peer out: each new SYN still gets its SYN-ACK.
+    /// By default a quarter of ``maximumConnections`` (at least 1).
+    public var maximumHalfOpenConnections: Int
     /// Listening sockets.
     public var maximumListeners: Int
     /// Ready-made packets waiting to go out (echo replies, resets to stray segments, our echo
@@ -36,9 +43,10 @@ public struct StackConfiguration: Sendable {
     public init(
         localAddress: IPv4Address, peerAddress: IPv4Address, mtu: Int = 1006, maximumConnections: Int = 8,
         maximumListeners: Int = 4, controlQueueCapacity: Int = 4, eventQueueCapacity: Int = 64,
-        seed: UInt64, timeToLive: UInt8 = 64, dedicatedLink: Bool = false
+        seed: UInt64, timeToLive: UInt8 = 64, dedicatedLink: Bool = false, maximumHalfOpenConnections: Int? = nil
     ) {
         self.dedicatedLink = dedicatedLink
+        self.maximumHalfOpenConnections = maximumHalfOpenConnections ?? max(1, maximumConnections / 4)
         self.localAddress = localAddress
         self.peerAddress = peerAddress
         self.mtu = mtu
@@ -146,8 +154,12 @@ public struct StackCounters: Sendable, Equatable {
     public var tooBig = 0
     /// RSTs sent to segments for no connection (RFC 9293 §3.10.7.1) or refused ACKs.
     public var resetsSent = 0
-    /// SYNs to a listener whose backlog or the slot table was full.
+    /// SYNs to a listener whose backlog or the slot table was full of connections that
+    /// completed their handshake (none half-open left to evict).
     public var synsDropped = 0
+    /// Half-open connections (SYN-RECEIVED) dropped, oldest first, to make room for a new SYN:
+    /// see ``StackConfiguration/maximumHalfOpenConnections``.
+    public var halfOpenEvicted = 0
     /// ICMP echo requests (pings to us) answered.
     public var echoRequestsAnswered = 0
     /// ICMP echo replies received (answers to our pings).

@@ -197,10 +197,12 @@ extension Connection {
         }
     }
 
-    /// MSS from a SYN (RFC 9293 §3.7.1: 536 when absent; RFC 6691 floor kept small).
+    /// MSS from a SYN (RFC 9293 §3.7.1: 536 when absent), honoured as the peer sent it and
+    /// capped by our own MTU − 40: no floor, since a floor above either would send segments
+    /// that do not fit one of the two lines (a peer on a 68-byte MTU asks for 28).
     mutating func applyPeerOptions(_ segment: TCPHeader) {
         let peerMSS = Int(segment.maximumSegmentSize ?? 536)
-        sendMSS = max(min(peerMSS, receiveMSS), 64)
+        sendMSS = max(min(peerMSS, receiveMSS), 1)
         // RFC 2018 §2: SACK only when both SYNs carry SACK-permitted.
         sackEnabled = options.selectiveAcknowledgments && segment.sackPermitted
     }

@@ -58,7 +58,7 @@ struct Connection {
     var sndWl2 = SequenceNumber(0)
     /// shutdown(write) or close: a FIN follows the queued data.
     var finQueued = false
-    /// Largest segment payload we send: min(peer's MSS, our MTU − 40).
+    /// Largest segment payload we send: min(peer's MSS, our MTU − 40), whatever their size.
     var sendMSS = 536
     /// Our MSS option value: MTU − 40.
     var receiveMSS = 536
@@ -169,7 +169,10 @@ struct Connection {
         self.sndMax = iss
         self.sendStart = iss + 1
         self.recover = iss
-        self.receiveMSS = max(mtu - 40, 64)
+        // Exactly what fits one datagram (20 bytes of IPv4 header, 20 of TCP; data segments
+        // carry no options). No floor above it: at MTU 68 that is 28, and advertising more makes
+        // a peer send segments the line cannot carry (dropped as too big, the transfer stalls).
+        self.receiveMSS = max(mtu - 40, 1)
         self.sendMSS = min(536, receiveMSS)
         self.sendBuffer = ByteRing(capacity: options.sendBufferSize)
         self.receiveBuffer = ByteRing(capacity: options.receiveBufferSize)
@@ -191,6 +194,9 @@ struct Connection {
     }
 
     // MARK: derived values
+
+    /// Made by a listener for a SYN and still waiting for the handshake's last ACK.
+    var isHalfOpen: Bool { listener >= 0 && state == .synReceived }
 
     /// Bytes in flight, SYN and FIN included.
     var flightSize: Int { Int(sndUna.distance(to: sndNxt)) }

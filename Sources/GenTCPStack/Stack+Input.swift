@@ -72,9 +72,30 @@ extension Stack {
             return
         }
         guard flags.contains(.syn) else { return }
+        // Room for the new half-open connection: a full backlog, a full slot table or the
+        // half-open limit each give up their oldest half-open connection. Only connections that
+        // completed the handshake (waiting for accept, or accepted) make a SYN wait.
         var waiting = 0
-        for c in connections where c.inUse && !c.owned && c.listener == li { waiting += 1 }
-        guard waiting < listeners[li].backlog, let index = freeConnectionSlot() else {
+        var halfOpen = 0
+        for c in connections where c.inUse && !c.owned {
+            if c.listener == li { waiting += 1 }
+            if c.isHalfOpen { halfOpen += 1 }
+        }
+        if waiting >= listeners[li].backlog {
+            guard let victim = oldestHalfOpen(listener: li) else {
+                counters.synsDropped += 1
+                return
+            }
+            evictHalfOpen(victim)
+            halfOpen -= 1
+        }
+        if halfOpen >= max(configuration.maximumHalfOpenConnections, 1), let victim = oldestHalfOpen(listener: nil) {
+            evictHalfOpen(victim)
+        }
+        if freeConnectionSlot() == nil, let victim = oldestHalfOpen(listener: nil) {
+            evictHalfOpen(victim)
+        }
+        guard let index = freeConnectionSlot() else {
             counters.synsDropped += 1
             return
         }
@@ -95,6 +116,29 @@ extension Stack {
         connections[index].sndWl2 = connections[index].iss
         // A half-open connection that never completes does not hold the slot forever.
         connections[index].connectDeadline = now + options.connectTimeout
+    }
+
+    /// The half-open connection (SYN-RECEIVED, made by a listener) whose SYN came first, of
+    /// listener `li` or of any listener.
+    func oldestHalfOpen(listener li: Int?) -> Int? {
+        var oldest: Int?
+        for index in connections.indices {
+            let c = connections[index]
+            guard c.inUse, !c.owned, c.isHalfOpen, li.map({ c.listener == $0 }) ?? true else { continue }
+            if oldest.map({ c.acceptOrder &- connections[$0].acceptOrder > 0x8000_0000 }) ?? true { oldest = index }
+        }
+        return oldest
+    }
+
+    /// Drops a half-open connection to make room for a new SYN, without a RST: its source is
+    /// most likely silent or spoofed, and a RST for each evicted connection would double what a
+    /// flood costs the (slow) line and crowd the control queue. A real peer still learns: its
+    /// ACK then reaches the listener as a stray and is answered with a RST (RFC 9293
+    /// §3.10.7.2), and its retransmitted SYN starts over.
+    mutating func evictHalfOpen(_ index: Int) {
+        connections[index].fail(nil, sendReset: false)
+        settle(index)
+        counters.halfOpenEvicted += 1
     }
 
     mutating func receiveICMP(_ packet: IPv4Packet) {

@@ -211,7 +211,10 @@ public struct Stack {
     }
 
     /// Listens on `port` (passive open). Up to `backlog` connections may wait, handshaking or
-    /// established, for ``accept(_:)``; SYNs beyond that are dropped (the peer retries).
+    /// established, for ``accept(_:)``. A SYN that finds the backlog full evicts the listener's
+    /// oldest half-open connection; only when every waiting one completed its handshake is it
+    /// dropped (the peer retries). Half-open connections are also bounded over all listeners
+    /// by ``StackConfiguration/maximumHalfOpenConnections``.
     ///
     /// - Throws: ``TCPError/invalidArgument``, ``TCPError/addressInUse``, ``TCPError/noFreeSlot``.
     public mutating func listen(

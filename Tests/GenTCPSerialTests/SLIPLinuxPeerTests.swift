@@ -30,8 +30,13 @@ final class LinuxPeer: @unchecked Sendable {
 
     /// With `faults`, the line between our driver and the pty is a `MemoryLink` paced at `baud`
     /// on the real clock, injecting `faults` both ways, relayed to the pty by a ``LinkRelay``.
-    /// `mtu` is both the TUN device's and our driver's.
-    init(size: Int, mtu: Int = 1006, faults: LineFaults? = nil, baud: Int = 921_600, seed: UInt64 = 7) throws {
+    /// `mtu` is both the TUN device's and our driver's, unless `peerMTU` gives the TUN device
+    /// (and slip-tun) their own.
+    init(
+        size: Int, mtu: Int = 1006, peerMTU: Int? = nil, faults: LineFaults? = nil, baud: Int = 921_600,
+        seed: UInt64 = 7
+    ) throws {
+        let tunMTU = peerMTU ?? mtu
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         namespace = "gentcp-slip-\(tag)"
         directory = NSTemporaryDirectory() + "gentcp-slip-\(tag)"
@@ -57,7 +62,7 @@ final class LinuxPeer: @unchecked Sendable {
             "ip netns add \(ns)",
             "ip netns exec \(ns) ip link set lo up",
             "ip netns exec \(ns) ip tuntap add dev slt0 mode tun",
-            "ip netns exec \(ns) ip link set slt0 mtu \(mtu)",
+            "ip netns exec \(ns) ip link set slt0 mtu \(tunMTU)",
             "ip netns exec \(ns) ip addr add 10.0.0.2 peer 10.0.0.1 dev slt0",
             "ip netns exec \(ns) ip link set slt0 up",
         ] {
@@ -83,7 +88,7 @@ final class LinuxPeer: @unchecked Sendable {
             throw error
         }
         do {
-            processes.append(try LinuxPeer.start(["ip", "netns", "exec", ns, bridge, "slt0", line.pty.slavePath, "\(mtu)"]))
+            processes.append(try LinuxPeer.start(["ip", "netns", "exec", ns, bridge, "slt0", line.pty.slavePath, "\(tunMTU)"]))
             processes.append(try LinuxPeer.start([
                 "ip", "netns", "exec", ns, "python3", root + "/tools/slip-tun/services.py", "10.0.0.2",
                 directory + "/source.bin", directory + "/ready",
@@ -166,6 +171,29 @@ struct SLIPLinuxPeerTests {
 }
 
 extension SLIPLinuxPeerTests {
+    /// Our MTU 96 against a kernel whose SLIP device has 296 (a `slattach` default): the kernel
+    /// must size its segments by the MSS we advertise (56), or our decoder drops every full one
+    /// and the download stalls. Small sizes: the pty is unpaced, but segments are tiny.
+    @Test("MTU 96 against a kernel at MTU 296: 24 KiB up and down byte-exact, no frame too long")
+    func smallMTU() async throws {
+        if let reason = LinuxPeer.unavailable() {
+            print("skipping the Linux peer: \(reason)")
+            return
+        }
+        let size = 24 << 10
+        let peer = try LinuxPeer(size: size, mtu: 96, peerMTU: 296)
+        defer { peer.stop() }
+        try await peer.waitUntilReady()
+        let driver = peer.driver
+        try await Process.run {
+            let services = PeerServices(driver: driver, stall: 10_000)
+            try await services.download(peer.sourceData)
+            try await services.upload(pattern(size, seed: 23))
+        }
+        #expect(driver.statistics.oversizedFrames == 0)
+        #expect(driver.statistics.stack.tooBig == 0)
+    }
+
     /// The faulty line: our driver on a `MemoryLink` paced at 921 600 baud on the real clock,
     /// dropping 0.1 % of the bytes each way (about a quarter of the full frames at MTU 296, MTU
     /// of the TUN device and ours), relayed to slip-tun's pty by a ``LinkRelay``; 512 KiB up and

@@ -25,7 +25,8 @@ struct SLIPLine: Sendable {
     init(
         baud: Int = 115_200, mtu: Int = 1006, faults: LineFaults = .none, seed: UInt64 = 1,
         linkBuffer: Int = 1024, tcp: ConnectionOptions = SLIPConfiguration.defaultTCP,
-        boardTCP: ConnectionOptions? = nil, capturePath: String? = nil, dedicatedLink: Bool = true
+        boardTCP: ConnectionOptions? = nil, capturePath: String? = nil, dedicatedLink: Bool = true,
+        boardMTU: Int? = nil
     ) throws {
         net = SimNetwork(seed: seed, configuration: SimNetwork.Configuration(deadlockTimeout: .seconds(5)))
         self.baud = baud
@@ -36,7 +37,7 @@ struct SLIPLine: Sendable {
             local: slipHost, peer: slipBoard, mtu: mtu, seed: seed, tcp: tcp, capturePath: capturePath)
         hostConfiguration.dedicatedLink = dedicatedLink
         var boardConfiguration = SLIPConfiguration(
-            local: slipBoard, peer: slipHost, mtu: mtu, peerName: "host", seed: seed ^ 0xB0A4D, tcp: boardTCP ?? tcp)
+            local: slipBoard, peer: slipHost, mtu: boardMTU ?? mtu, peerName: "host", seed: seed ^ 0xB0A4D, tcp: boardTCP ?? tcp)
         boardConfiguration.dedicatedLink = dedicatedLink
         host = try SLIPDriver(link: hostLink, configuration: hostConfiguration, runtime: net.runtime)
         board = try SLIPDriver(link: boardLink, configuration: boardConfiguration, runtime: net.runtime)

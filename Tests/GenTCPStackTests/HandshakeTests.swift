@@ -138,11 +138,26 @@ struct HandshakeTests {
 
     @Test func backlogBoundsPendingConnections() throws {
         var h = Harness()
-        _ = try h.stack.listen(port: 80, backlog: 1)
+        let listener = try h.stack.listen(port: 80, backlog: 1)
+        // A backlog full of a half-open connection: the new SYN takes its place (see HalfOpenTests).
         h.feed(peer(.syn, seq: 1, from: 5000))
+        var synAcks = h.drain()
         h.feed(peer(.syn, seq: 1, from: 5001))
-        #expect(h.drain().count == 1)
+        synAcks += h.drain()
+        try #require(synAcks.map(\.header.destinationPort) == [5000, 5001])
+        #expect(h.stack.counters.halfOpenEvicted == 1)
+        #expect(h.stack.connectionsInUse == 1)
+        // A backlog full of a connection that completed its handshake: the next SYN is dropped.
+        h.feed(peer(.ack, seq: 2, ack: synAcks[1].seq &+ 1, from: 5001))
+        #expect(h.events() == [.acceptable(listener)])
+        h.feed(peer(.syn, seq: 1, from: 5002))
+        #expect(h.drain().isEmpty)
         #expect(h.stack.counters.synsDropped == 1)
+        #expect(h.stack.connectionsInUse == 1)
+        // Accepting makes room again.
+        #expect(try h.stack.accept(listener) != nil)
+        h.feed(peer(.syn, seq: 1, from: 5003))
+        #expect(h.drain().map(\.flags) == [[.syn, .ack]])
     }
 
     @Test func resetInSynReceivedFreesTheSlot() throws {

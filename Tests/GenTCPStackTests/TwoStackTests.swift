@@ -63,9 +63,13 @@ struct Transfer {
     var now: Int64 = 0
     var buffer = [UInt8](repeating: 0, count: 1006)
 
-    init(loss: Double, seed: UInt64) {
-        a = Stack(configuration: StackConfiguration(localAddress: hostAddress, peerAddress: boardAddress, seed: seed))
-        b = Stack(configuration: StackConfiguration(localAddress: boardAddress, peerAddress: hostAddress, seed: seed ^ 0xABCD))
+    /// `mtuA` and `mtuB` are each stack's own MTU (a datagram longer than the receiver's is
+    /// dropped by it, as a SLIP decoder would).
+    init(loss: Double, seed: UInt64, mtuA: Int = 1006, mtuB: Int = 1006) {
+        a = Stack(configuration: StackConfiguration(
+            localAddress: hostAddress, peerAddress: boardAddress, mtu: mtuA, seed: seed))
+        b = Stack(configuration: StackConfiguration(
+            localAddress: boardAddress, peerAddress: hostAddress, mtu: mtuB, seed: seed ^ 0xABCD))
         // Corruption and reordering at the same rate as loss: all three happen on a real line.
         ab = Line(loss: loss, corruption: loss, reorder: loss, rng: SplitMix64(seed: seed &+ 1))
         ba = Line(loss: loss, corruption: loss, reorder: loss, rng: SplitMix64(seed: seed &+ 2))
