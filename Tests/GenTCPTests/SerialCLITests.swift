@@ -363,14 +363,11 @@ struct SerialCLITests {
             await killer.value
             #expect(outcome.stdout.count < input.count)
             #expect(!outcome.stderr.contains("errno"))
-            // Until the at driver reports a hung-up line as eio (issue 9, the driver's part), it
-            // ends like the peer's close: exit 0 with part of the stream.
-            withKnownIssue("the at driver still reports a hung-up line as the peer's close", isIntermittent: true) {
-                #expect(outcome.status == 1, "stderr: \(outcome.stderr)")
-                #expect(outcome.errorLines.count == 1, "stderr: \(outcome.stderr)")
-                #expect(outcome.stderr.hasPrefix("gentcp: e"), "stderr: \(outcome.stderr)")
-                #expect(outcome.stderr.contains(" received"), "stderr: \(outcome.stderr)")
-            }
+            // The line hung up: eio, never the peer's close.
+            #expect(outcome.status == 1, "stderr: \(outcome.stderr)")
+            #expect(outcome.errorLines.count == 1, "stderr: \(outcome.stderr)")
+            #expect(outcome.stderr.hasPrefix("gentcp: eio: the serial line hung up"), "stderr: \(outcome.stderr)")
+            #expect(outcome.stderr.contains(" received"), "stderr: \(outcome.stderr)")
             server.listener.close()
         }
     }
@@ -399,13 +396,10 @@ struct SerialCLITests {
         #expect(first.count >= 64 << 10)
         #expect(first.count + rest.count < 1 << 20, "the whole download arrived before the board was killed")
         #expect(!stderr.contains("errno"))
-        // Until the slip driver reports a hung-up line as eio (issue 9, the driver's part), it
-        // ends like the peer's close: exit 0 with part of the stream.
-        withKnownIssue("the slip driver still reports a hung-up line as the peer's close", isIntermittent: true) {
-            #expect(code == 1, "stderr: \(stderr)")
-            #expect(stderr.split(separator: "\n").count == 1, "stderr: \(stderr)")
-            #expect(stderr.hasPrefix("gentcp: e"), "stderr: \(stderr)")
-            #expect(stderr.contains(" received"), "stderr: \(stderr)")
-        }
+        // The line hung up: eio, never the peer's close.
+        #expect(code == 1, "stderr: \(stderr)")
+        #expect(stderr.split(separator: "\n").count == 1, "stderr: \(stderr)")
+        #expect(stderr.hasPrefix("gentcp: eio: the serial line hung up"), "stderr: \(stderr)")
+        #expect(stderr.contains(" received"), "stderr: \(stderr)")
     }
 }
