@@ -107,6 +107,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var shutsThisInit = 0
     /// Quectel: whether the context steps were planned in this bring-up.
     var bearerPlanned = false
+    /// Whether ``incident`` was set by bring-up (cleared once bring-up succeeds).
+    var incidentFromBringUp = false
     var engineTimer: TimerID?
     var engineTimerDeadline: UInt64?
     var phaseTimer: TimerID?
@@ -551,6 +553,9 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     // MARK: Initialisation
 
     private func finishInit() {
+        // What bring-up complained of (not attached yet, a step refused) is over.
+        if incidentFromBringUp { incident = nil }
+        incidentFromBringUp = false
         phase = .ready
         probesFailed = 0
         stats.initialisations += 1
@@ -584,6 +589,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 // Not (yet) attached: common for a while after power-on. Waiters keep waiting
                 // within their own timeouts, with the reason on record.
                 incident = "the modem is not attached to the packet network (\(lastStatusLine))"
+                incidentFromBringUp = true
                 retryInitLater(milliseconds: max(configuration.retryDelay, 1_000))
                 return
             }
@@ -602,6 +608,15 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 planSIM800(multiplexing: false, step: step)
             }
             return
+        case .localAddress where configuration.dialect == .espAT:
+            // ESP-AT prints STAIP "0.0.0.0" while the station has not joined a network: every
+            // connect out would fail with a bare ERROR, which would read as a refused host.
+            if localIP == .v4(0) {
+                initStepFailed(.localAddress, .networkUnreachable,
+                               answer: "the module has not joined a Wi-Fi network (+CIFSR:STAIP,\"0.0.0.0\"); "
+                               + "join one (AT+CWJAP, or the board profile's wifi)", optional: false)
+                return
+            }
         case .localAddress where configuration.dialect == .bg96 && !bearerPlanned:
             bearerPlanned = true
             if localIP == nil {
@@ -614,13 +629,14 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         phase = .initialising(step: step + 1)
     }
 
-    private func initStepFailed(_ kind: ModemCommandKind, _ reason: SocketError.Reason, answer: String) {
+    private func initStepFailed(_ kind: ModemCommandKind, _ reason: SocketError.Reason, answer: String,
+                                optional: Bool? = nil) {
         let step: Int
         switch phase {
         case .initialising(let s), .awaitingState(let s): step = s
         default: return
         }
-        if ATCore.isOptional(kind) {
+        if optional ?? ATCore.isOptional(kind) {
             phase = .initialising(step: step + 1)
             return
         }
@@ -974,6 +990,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
         if affected {
             incident = "the modem restarted (\(banner))"
+            incidentFromBringUp = false
         }
         restartedByDriver = false
         for link in 0..<slots.count {
@@ -1027,7 +1044,10 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     func moduleLost(reason: SocketError.Reason, dead: Bool, incident why: String?) {
         if phase == .dead { return }
         stats.moduleLost += 1
-        if let why { incident = why }
+        if let why {
+            incident = why
+            incidentFromBringUp = false
+        }
         for link in 0..<slots.count {
             switch slots[link] {
             case .open(let c):
@@ -1073,6 +1093,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// Fails every open connection with `reason` (buffered bytes are still read first).
     private func failOpenConnections(_ reason: SocketError.Reason, incident why: String) {
         incident = why
+        incidentFromBringUp = false
         for link in 0..<slots.count {
             if case .open(let c) = slots[link] { fail(c, reason, incident: nil) }
         }
@@ -1082,6 +1103,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// module cannot be brought up, so nobody should wait for their own timeout.
     private func failWaiters(_ reason: SocketError.Reason, incident why: String) {
         incident = why
+        incidentFromBringUp = true
         for link in 0..<slots.count {
             if case .connecting(let request?) = slots[link], !request.submitted {
                 slots[link] = .free
@@ -1108,7 +1130,10 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// The connection's stream is broken: reads give what is buffered, then `failed(reason)`;
     /// writes fail; the module's link is closed. `incident`, when given, says what happened.
     private func fail(_ c: ATConnection, _ reason: SocketError.Reason, incident why: String?) {
-        if let why { incident = why }
+        if let why {
+            incident = why
+            incidentFromBringUp = false
+        }
         breakConnection(c, reason)
     }
 

@@ -185,6 +185,42 @@ struct ATDriverFailureTests {
         }
     }
 
+    @Test("an ESP-AT module with no Wi-Fi (STAIP 0.0.0.0): connect fails at once with enetunreach naming the cause, not econnrefused")
+    func noWiFi() async throws {
+        let net = SimNetwork(seed: 6)
+        let server = net.addHost("server")
+        let modemHost = net.addHost("modem")
+        try await net.run {
+            let simulator = ModemSimulatorConfiguration(dialect: .espAT, firmware: "3.3.0.0", localAddress: "0.0.0.0")
+            let b = ATBench(net: net, server: server, modemHost: modemHost, baud: 115_200, simulator: simulator,
+                            driver: ATConfiguration(dialect: .espAT))
+            defer { b.close() }
+            b.at.start()
+            let started = net.now
+            await #expect(throws: SocketError(.networkUnreachable)) {
+                _ = try await Socket.connect(.address(.v4(0x0A00_0001)), port: 7000, options: [.binary],
+                                             timeout: .milliseconds(30_000), driver: b.at)
+            }
+            #expect(net.now - started < 2_000_000_000)
+            #expect(b.at.lastIncident?.contains("has not joined a Wi-Fi network") == true)
+            #expect(!b.at.isReady)
+        }
+    }
+
+    @Test("SIM800 bring-up follows AT+CIPSTATUS: CPIN, CGATT, then IP INITIAL takes CIPMUX, CIPRXGET, CSTT, CIICR, CIFSR")
+    func sim800BringUp() async throws {
+        try await onBench(simulator: .sim800(), driver: ATConfiguration(dialect: .sim800)) { b in
+            let commands = b.at.statistics.engine.commands
+            #expect(commands >= 10)
+            // Restarting the module (its TCP/IP stack back in IP INITIAL) brings it up again the same way.
+            b.module.modem.reset()
+            try await b.waitUntil("module restarted", .seconds(5)) { !b.at.isReady }
+            try await b.waitReady()
+            #expect(b.at.statistics.initialisations == 2)
+            #expect(b.at.lastIncident == nil)
+        }
+    }
+
     @Test("refused and unknown names map to econnrefused and nxdomain")
     func refusedAndUnknown() async throws {
         try await onBench { b in

@@ -138,7 +138,7 @@ struct ConnectSession: Sendable {
                                                   timeout: settings.timeout, driver: driver)
             }
         } catch {
-            printError(connectFailureLine(error, incident: incidents?.lastIncident))
+            printError(connectFailureLine(error, incident: ConnectSession.linkIncident(incidents, for: error)))
             return Status.failed
         }
         if settings.verbose {
@@ -172,7 +172,7 @@ struct ConnectSession: Sendable {
             do throws(SocketError) {
                 payload = try await socket.recv(0)
             } catch {
-                let incident = incidents?.lastIncident
+                let incident = ConnectSession.linkIncident(incidents, for: error)
                 switch upload.outcome {
                 case .fileFailure(let line)?:
                     return finish(Status.failed, line)
@@ -278,6 +278,20 @@ struct ConnectSession: Sendable {
 
     private func note(_ text: String) {
         if settings.verbose { printError("gentcp: \(text)") }
+    }
+
+    /// The driver's account of the link, for errors the link can cause (a reset, silence, a
+    /// hang-up, bad framing, a bearer that will not come up, a connect that ran out of time while
+    /// it did not); nil for errors about the remote host (`econnrefused`, `nxdomain`), which an
+    /// earlier link incident does not explain.
+    static func linkIncident(_ incidents: (any SerialLinkIncidents)?, for error: SocketError) -> String? {
+        switch error.reason {
+        case .connectionAborted, .connectionTimedOut, .ioError, .protocolError, .networkDown, .networkUnreachable,
+             .timeout, .noSuchDeviceOrAddress, .noSuchDevice:
+            return incidents?.lastIncident
+        default:
+            return nil
+        }
     }
 
     /// The line for a failed connect: on a serial line, what happened on the link (when the

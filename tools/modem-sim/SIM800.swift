@@ -19,6 +19,8 @@ extension SimState {
         case ("+CSTT", .set):
             guard c.quoted(0) != nil else { return error() }
             ok()
+        case ("+CSTT", .execute):
+            ok()  // the module's default APN (SIM800 AT manual §8.2.9)
         case ("+CIICR", .execute):
             bearerUp = true
             ok()
