@@ -89,6 +89,9 @@ final class ATConnection: Connection, @unchecked Sendable {
     var peerClosed = false
     /// Why writes fail (the module refused a send); nil while they work.
     var writeFailure: SocketError.Reason?
+    /// A send the module had no room for waits before it goes again; how many times in a row.
+    var sendHeld = false
+    var sendRetries = 0
     /// Why the connection broke (send failure, overflow, module lost); nil for a clean end.
     var failure: SocketError.Reason?
     /// The module's link id is still taken (a close is needed before reuse).
@@ -116,7 +119,7 @@ final class ATConnection: Connection, @unchecked Sendable {
 
     /// Whether the driver has payload to hand to the module now.
     var wantsModuleSend: Bool {
-        !ended && !peerClosed && writeFailure == nil && moduleOpen && sendInFlight == 0 && !tx.isEmpty
+        !ended && !peerClosed && writeFailure == nil && !sendHeld && moduleOpen && sendInFlight == 0 && !tx.isEmpty
             && !(userClosed && abortive)
     }
 

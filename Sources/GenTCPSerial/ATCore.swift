@@ -841,6 +841,18 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                     let why = "the modem did not confirm \(lastCommandText) in time"
                     silence = why
                     fail(c, .connectionTimedOut, incident: why)
+                } else if failure.1 == .tryAgain, c.sendRetries < ATCore.maxSendRetries {
+                    // Quectel's SEND FAIL: its send buffer is full; the bytes stay ours, and go
+                    // again after a pause (TCP/IP AT Commands Manual, AT+QISEND).
+                    c.sendRetries += 1
+                    c.sendHeld = true
+                    _ = runtime.schedule(afterNanoseconds: ATCore.sendRetryDelay) { [weak self, weak c] in
+                        guard let self, let c else { return }
+                        self.locked { core in
+                            c.sendHeld = false
+                            core.pump()
+                        }
+                    }
                 } else {
                     // SEND FAIL or ERROR: the bytes did not go. Writes fail from now on (bytes
                     // already accepted are lost, as behind a reset TCP connection); reads go on
@@ -851,6 +863,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                     wake(c, read: false)
                 }
             } else {
+                c.sendRetries = 0
                 c.tx.drop(n)
                 stats.payloadOut += n
                 wake(c, read: false)
@@ -1114,6 +1127,11 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         for r in resolveQueue { finishResolve(r, .failure(SocketError(reason, ATCore.staticDetail(reason)))) }
         resolveQueue.removeAll()
     }
+
+    /// How often a send the module had no room for (Quectel `SEND FAIL`) is tried again.
+    static let maxSendRetries = 50
+    /// The pause before it is, in ns.
+    static let sendRetryDelay: UInt64 = 200_000_000
 
     /// A short static note for errors the module caused (the sentence is in ``lastIncident``).
     static func staticDetail(_ reason: SocketError.Reason) -> StaticString {
