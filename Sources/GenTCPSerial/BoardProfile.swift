@@ -58,6 +58,10 @@ public struct BoardProfile: Hashable, Sendable {
     public var largestSend: Int
     /// The cellular access point name, for modems that need one.
     public var apn: String?
+    /// Milliseconds added to every modem command's timeout (`latency`, at boards only; default
+    /// 0): for a module slower than its documents. The timeouts themselves come from the
+    /// dialect's documented latency and the line's baud rate.
+    public var latency: Int = 0
     /// True for the simulated boards `gentcp simulate` can run.
     public var simulated: Bool
     /// The file the profile was read from.
@@ -209,7 +213,8 @@ private struct FieldReader {
 
     mutating func profile(_ root: Any) throws(BoardProfileError) -> BoardProfile {
         let d = try object(root, nil)
-        try checkKeys(d, allowed: ["name", "description", "link", "dialect", "serial", "slip", "buffer", "limits", "apn", "simulated"], prefix: "")
+        try checkKeys(d, allowed: ["name", "description", "link", "dialect", "serial", "slip", "buffer", "limits", "apn",
+                                   "latency", "simulated"], prefix: "")
         let name = try string(d, "name", "name")!
         guard name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
             throw fail("name", "use letters, digits, - and _ only, got \"\(name)\"")
@@ -258,6 +263,11 @@ private struct FieldReader {
         if let apn, apn.contains(where: { $0 == "\"" || $0 == "," || $0.asciiValue.map { $0 < 0x20 } ?? false }) {
             throw fail("apn", "must not contain quotes, commas or control characters (it goes into an AT command)")
         }
+        var latency = 0
+        if d["latency"] != nil {
+            guard link == .at else { throw fail("latency", "only for link \"at\" (modem command timeouts)") }
+            latency = try integer(d, "latency", "latency", 0...600_000)
+        }
         var simulated = false
         if let v = d["simulated"] {
             guard FieldReader.isBool(v), let b = v as? Bool else {
@@ -265,9 +275,11 @@ private struct FieldReader {
             }
             simulated = b
         }
-        return BoardProfile(
+        var profile = BoardProfile(
             name: name, description: description, link: link, dialect: dialect,
             serial: SerialConfiguration(baudRate: baud, flowControl: flow), slip: slip, buffer: buffer,
             maxLinks: links, largestSend: largestSend, apn: apn, simulated: simulated, source: file)
+        profile.latency = latency
+        return profile
     }
 }

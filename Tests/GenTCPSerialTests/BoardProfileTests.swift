@@ -74,6 +74,10 @@ struct BoardProfileTests {
         Bad(json: valid.replacingOccurrences(of: "\"limits\"", with: "\"apn\": \"x\\\",y\", \"limits\""), field: "apn", mentions: "AT command"),
         Bad(json: valid.replacingOccurrences(of: "\"limits\"", with: "\"simulated\": 1, \"limits\""), field: "simulated", mentions: "expected true or false"),
         Bad(json: valid.replacingOccurrences(of: "{\"links\": 1,", with: "{\"links\": \"one\","), field: "limits.links", mentions: "expected an integer"),
+        Bad(json: valid.replacingOccurrences(of: "\"limits\"", with: "\"latency\": -5, \"limits\""), field: "latency", mentions: "expected an integer 0...600000"),
+        Bad(json: valid.replacingOccurrences(of: "\"link\": \"at\", \"dialect\": \"esp-at\"",
+                                             with: "\"link\": \"slip\", \"latency\": 100, \"slip\": {\"localAddress\": \"10.1.1.1\", \"peerAddress\": \"10.1.1.2\", \"mtu\": 1500}"),
+            field: "latency", mentions: "only for link \"at\""),
     ]
 
     @Test("a bad profile names the file, the field and what is wrong", arguments: bad)
@@ -92,7 +96,10 @@ struct BoardProfileTests {
     @Test("the valid template itself parses (so each bad case fails for its own reason)")
     func validTemplate() throws {
         let p = try BoardProfile.parse(Data(Self.valid.utf8), source: "t.json")
-        #expect(p.name == "b" && p.serial.flowControl == .none && !p.simulated)
+        #expect(p.name == "b" && p.serial.flowControl == .none && !p.simulated && p.latency == 0)
+        let slow = try BoardProfile.parse(Data(Self.valid.replacingOccurrences(of: "\"limits\"", with: "\"latency\": 1500, \"limits\"").utf8),
+                                          source: "t.json")
+        #expect(slow.latency == 1_500)
     }
 
     @Test("a missing board or file is a clear error")

@@ -206,7 +206,7 @@ struct Connect: AsyncParsableCommand {
                 path: serial, dialect: parsed,
                 serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
                 apn: apn ?? profile?.apn ?? "", apnUser: apnUser ?? "", apnPassword: apnPassword ?? "",
-                wifi: wifiSSID.map { ($0, wifiPassword ?? "") })
+                wifi: wifiSSID.map { ($0, wifiPassword ?? "") }, latency: profile?.latency ?? 0)
         } else if dialect != nil || (serial != nil && chosen != .slip) {
             return bad("--serial and --dialect go with --driver at (or --serial with --driver slip)")
         } else if apn != nil || apnUser != nil || apnPassword != nil || wifiSSID != nil || wifiPassword != nil {
