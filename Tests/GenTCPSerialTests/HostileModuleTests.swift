@@ -312,9 +312,8 @@ struct HostileModuleTests {
         script.answerInit(model)
         script.acceptConnect(model)
         script.announce(model, total: data.count)
-        // The first answer says 2,540 bytes remain; the close notice follows at once.
-        script.serveReads(model, upTo: 1460)
-        script.send(model.closedNotice)
+        // The first answer says 2,540 bytes remain; the close notice comes with it.
+        script.serveReads(model, upTo: 1460, trailer: model.closedNotice)
         script.serveReads(model, upTo: data.count)
         script.respond("closing") { model.closeAnswer($0) }
         try await withScriptedModule(line, script: script, driver: hostileConfiguration(.sim800)) { b in
@@ -336,8 +335,7 @@ struct HostileModuleTests {
         script.answerInit(model)
         script.acceptConnect(model)
         script.announce(model, total: data.count)
-        script.serveReads(model, upTo: 1460)
-        script.send(model.closedNotice)
+        script.serveReads(model, upTo: 1460, trailer: model.closedNotice)
         script.expect(model.readPrefix) { _ in [.send(Array("\r\nERROR\r\n".utf8))] }
         script.respond("refusing") { line in
             line.hasPrefix("AT+CIPRXGET=") ? [.send(Array("\r\nERROR\r\n".utf8))] : model.closeAnswer(line)
@@ -476,5 +474,101 @@ struct HostileModuleTests {
                         "the failure blames the remote host")
             }
         }
+    }
+}
+
+/// The harness itself: the machine's rules without I/O, and a clean transfer on both lines for
+/// each dialect (which passes before the fix too, so a failing case above is the driver's).
+@Suite("hostile module harness", .timeLimit(.minutes(2)))
+struct HostileModuleHarnessTests {
+    private static let ms: UInt64 = 1_000_000
+
+    @Test("an unexpected command fails the script, naming the command and what was expected")
+    func unexpectedCommand() {
+        var script = ModuleScript()
+        script.expect("AT+CIPSTART=")
+        var m = ModuleMachine(script: script, now: 0)
+        #expect(m.next(now: 0) == .wait(until: 10_000 * Self.ms))
+        m.received(Array("AT+RST\r\n".utf8), now: 1 * Self.ms)
+        #expect(m.next(now: 2 * Self.ms) == .wait(until: nil))
+        let report = m.finish()
+        #expect(report.failure?.contains("AT+RST") == true)
+        #expect(report.failure?.contains("AT+CIPSTART=") == true)
+        #expect(!report.completed)
+        #expect(report.lines == ["AT+RST"])
+    }
+
+    @Test("every wait has a limit: no command in time fails the script")
+    func limitPasses() {
+        var script = ModuleScript()
+        script.expect("AT", within: 100)
+        var m = ModuleMachine(script: script, now: 0)
+        #expect(m.next(now: 0) == .wait(until: 100 * Self.ms))
+        #expect(m.next(now: 100 * Self.ms) == .wait(until: nil))
+        #expect(m.finish().failure?.contains("within 100 ms") == true)
+    }
+
+    @Test("a CIPSEND payload is taken by the length in the command, CR LF and all; then the answer")
+    func payloadByLength() {
+        let model = ModuleModel(.espAT)
+        let sink = ByteSink()
+        var script = model.script()
+        script.acceptSend(model, into: sink)
+        var m = ModuleMachine(script: script, now: 0)
+        #expect(m.next(now: 0) == .wait(until: 10_000 * Self.ms))
+        m.received(Array("AT+CIPSEND=0,6\r\n".utf8), now: 0)
+        #expect(m.next(now: 0) == .write(Array("\r\nOK\r\n\r\n>".utf8)))
+        m.received(Array("a\r\nOK".utf8), now: 0)
+        #expect(m.next(now: 0) == .wait(until: 10_000 * Self.ms))
+        m.received([0], now: 0)
+        #expect(m.next(now: 0) == .write(Array("\r\nRecv 6 bytes\r\n\r\nSEND OK\r\n".utf8)))
+        #expect(m.next(now: 0) == .wait(until: nil))
+        #expect(sink.bytes == Array("a\r\nOK".utf8) + [0])
+        let report = m.finish()
+        #expect(report.completed && report.failure == nil)
+    }
+
+    @Test("respond answers what it knows and hands the first unknown command to the next step")
+    func respondHandsOver() {
+        let model = ModuleModel(.sim800)
+        var script = model.script()
+        script.answerInit(model)
+        script.acceptConnect(model)
+        var m = ModuleMachine(script: script, now: 0)
+        m.received(Array("AT\rATE0\rAT+CIPSTART=0,\"TCP\",\"10.0.0.1\",\"7000\"\r".utf8), now: 0)
+        #expect(m.next(now: 0) == .write(Array("AT\r\r\nOK\r\n".utf8)))  // echo on until ATE0
+        #expect(m.next(now: 0) == .write(Array("ATE0\r\r\nOK\r\n".utf8)))
+        #expect(m.next(now: 0) == .write(model.connectAnswer))
+        #expect(m.next(now: 0) == .wait(until: nil))
+        let report = m.finish()
+        #expect(report.completed)
+        #expect(report.lines.count == 3)
+    }
+
+    @Test("a documented module, clean transfer: the request arrives byte-exact, every byte back, then closed",
+          arguments: ATDialectName.allCases, HostileLine.allCases)
+    func cleanTransfer(dialect: ATDialectName, line: HostileLine) async throws {
+        let request = trickyBytes(300, seed: 31)
+        let response = trickyBytes(5000, seed: 32)
+        let model = ModuleModel(dialect, data: response)
+        let sink = ByteSink()
+        var script = model.script()
+        script.answerInit(model)
+        script.acceptConnect(model)
+        script.acceptSend(model, into: sink)
+        script.announce(model, total: response.count)
+        script.serveReads(model, upTo: response.count, trailer: model.closedNotice)
+        script.respond("closing") { model.closeAnswer($0) }
+        try await withScriptedModule(line, script: script, driver: hostileConfiguration(dialect)) { b in
+            let s = try await Socket.connect(hostileServer, port: 7000, options: passive, timeout: 20_000, driver: b.at)
+            try await s.send(request)
+            let r = await drainAll(s, timeout: 15_000)
+            let exact = r.bytes == response
+            #expect(exact, "got \(r.bytes.count) of \(response.count) bytes")
+            #expect(r.error.reason == .closed, "the stream ended with \(atom(r.error))")
+            s.close()
+        }
+        let sent = sink.bytes == request
+        #expect(sent, "the module got \(sink.bytes.count) of \(request.count) request bytes")
     }
 }

@@ -1077,19 +1077,25 @@ final class ModuleModel: Sendable {
     /// The steps that serve reads of link 0 until `target` bytes of ``feed`` were handed out,
     /// at most `maxPerAnswer` per answer. ESP-AT announces what is left after each read (esp-at
     /// #994), so a short answer is followed by a fresh `+IPD` notice.
-    func serveSteps(upTo target: Int, maxPerAnswer: Int = .max, within: UInt32 = 10_000) -> [ModuleStep] {
-        guard feed.offset < target else { return [] }
+    /// `trailer` goes out in the same write as the last answer (a close notice that arrives
+    /// with the data, say).
+    func serveSteps(upTo target: Int, maxPerAnswer: Int = .max, within: UInt32 = 10_000,
+                    trailer: [UInt8] = []) -> [ModuleStep] {
+        guard feed.offset < target else { return trailer.isEmpty ? [] : [.send(trailer)] }
         return [.expect(.prefix(readPrefix), within: within, then: { [self] line in
             let asked = lastInteger(line) ?? 0
             if dialect == .bg96 && asked == 0 {
                 // AT+QIRD=0,0: how much is there; then keep serving.
                 return [.send(text("\r\n+QIRD: \(feed.total),\(feed.offset),\(feed.left)\r\n\r\nOK\r\n"))]
-                    + serveSteps(upTo: target, maxPerAnswer: maxPerAnswer, within: within)
+                    + serveSteps(upTo: target, maxPerAnswer: maxPerAnswer, within: within, trailer: trailer)
             }
             let (bytes, left) = feed.take(min(asked, maxPerAnswer, target - feed.offset))
-            var steps: [ModuleStep] = [.send(readAnswer(bytes, left: left))]
-            if dialect == .espAT && left > 0 { steps.append(.send(dataNotice(total: left))) }
-            return steps + serveSteps(upTo: target, maxPerAnswer: maxPerAnswer, within: within)
+            var answer = readAnswer(bytes, left: left)
+            if dialect == .espAT && left > 0 { answer += dataNotice(total: left) }
+            if feed.offset >= target {
+                return [.send(answer + trailer)]
+            }
+            return [.send(answer)] + serveSteps(upTo: target, maxPerAnswer: maxPerAnswer, within: within, trailer: trailer)
         })]
     }
 
@@ -1129,8 +1135,9 @@ extension ModuleScript {
     mutating func announce(_ model: ModuleModel, total: Int) { send(model.dataNotice(total: total)) }
 
     /// Serves reads until `target` bytes of the model's data were handed out.
-    mutating func serveReads(_ model: ModuleModel, upTo target: Int, maxPerAnswer: Int = .max, within: UInt32 = 10_000) {
-        append(model.serveSteps(upTo: target, maxPerAnswer: maxPerAnswer, within: within))
+    mutating func serveReads(_ model: ModuleModel, upTo target: Int, maxPerAnswer: Int = .max, within: UInt32 = 10_000,
+                             trailer: [UInt8] = []) {
+        append(model.serveSteps(upTo: target, maxPerAnswer: maxPerAnswer, within: within, trailer: trailer))
     }
 
     /// The module restarts: its boot banner, and echo on again.
