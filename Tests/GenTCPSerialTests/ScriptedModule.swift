@@ -41,8 +41,9 @@ enum ModuleStep: Sendable, CustomStringConvertible {
     /// line into the steps that run next (an answer, a payload to consume...).
     case expect(CommandMatch, within: UInt32, then: (@Sendable (String) -> [ModuleStep])?)
     /// Answer command lines with `answer` for as long as it knows them; the first line it does
-    /// not know (nil) ends the step and goes to the next one. With `idleLimit`, a pause of more
-    /// than that many ms between commands fails the script.
+    /// not know (nil) ends the step and goes to the next one (or, when no step follows, fails
+    /// the script as unexpected). With `idleLimit`, a pause of more than that many ms between
+    /// commands fails the script.
     case respond(String, idleLimit: UInt32?, answer: @Sendable (String) -> [ModuleStep]?)
     /// Take exactly `count` raw bytes (a `CIPSEND` payload), within `within` ms.
     case consume(Int, within: UInt32, into: ByteSink?)
@@ -253,7 +254,9 @@ struct ModuleMachine {
     }
 
     /// A write was cut short by a stop: the report says so.
+    /// (An answer given by a trailing open-ended `respond` does not count: the script had run.)
     mutating func interruptedWrite(written: Int, of total: Int) {
+        if reachedEnd { return }
         writeCut = true
         if report.pendingStep == nil { report.pendingStep = "a write (\(written) of \(total) bytes written)" }
     }
@@ -273,11 +276,16 @@ struct ModuleMachine {
         // Lines still buffered were sent by the driver too.
         recordRemainingLines(now: nil)
         var r = report
-        var reachedEnd = entries.isEmpty
-        if entries.count == 1, case .respond(_, nil, _) = entries[0].step { reachedEnd = true }
         r.completed = r.failure == nil && reachedEnd && !writeCut
         if !reachedEnd, r.pendingStep == nil { r.pendingStep = entries.first.map { "\($0.step)" } }
         return r
+    }
+
+    /// Every step ran, or only a trailing open-ended `respond` is left.
+    private var reachedEnd: Bool {
+        if entries.isEmpty { return true }
+        if entries.count == 1, case .respond(_, nil, _) = entries[0].step { return true }
+        return false
     }
 
     private mutating func fail(_ message: String) {
@@ -414,6 +422,12 @@ struct ModuleMachine {
             case .respond(let name, let idleLimit, let answer):
                 if let (line, _) = peekLine() {
                     guard let reply = answer(line) else {
+                        if entries.count == 1 {
+                            // Nothing after this step could take it.
+                            _ = takeLine(now: now, handled: false)
+                            fail("unexpected command \"\(line)\" (\(name) does not know it, and no step follows)")
+                            continue
+                        }
                         advance()  // not ours: the next step takes it
                         continue
                     }
@@ -980,9 +994,12 @@ final class ModuleModel: Sendable {
         }
     }
 
-    /// Queries a driver may send at any time (nothing that changes state): probes, versions,
-    /// status and how much data the module holds.
+    /// Commands a driver may send at any time: probes, versions, status, how much data the
+    /// module holds, and asking again for the passive receive mode it already has.
     func standingAnswer(_ line: String) -> [ModuleStep]? {
+        let passiveAgain = ["AT+CIPRECVMODE=1", "AT+CIPRECVTYPE=5,1", "AT+CIPRECVTYPE=1", "AT+CIPRECVTYPE=0,1",
+                            "AT+CIPRXGET=1"]
+        if passiveAgain.contains(line) { return answer(line, "\r\nOK\r\n") }
         if line == "AT" || line == "ATI" || line == "AT+GMR" || line == "AT+CIFSR" || line == "AT+CIPSTATUS"
             || line.hasSuffix("?") {
             if line == "AT+CIPRECVLEN?" {
