@@ -33,14 +33,14 @@ struct HostileBench: Sendable {
 }
 
 /// The far end's address as the driver writes it: 10.0.0.1:7000.
-let hostileServer = Host.address(.v4(0x0A00_0001))
+private let hostileServer = Host.address(.v4(0x0A00_0001))
 
 /// Runs `body` (as a process) against an ATDriver whose module plays `script` on `line`, then
 /// stops both and returns the script's report. With `checkScript`, the script must have run to
 /// its end without a failure. The report is printed when it is not clean, or always with
 /// `HOSTILE_TRACE=1` in the environment.
 @discardableResult
-func withScriptedModule(
+private func withScriptedModule(
     _ line: HostileLine, script: ModuleScript, driver: ATConfiguration, baud: Int = 115_200,
     checkScript: Bool = true, sourceLocation: SourceLocation = #_sourceLocation,
     _ body: @escaping @Sendable (HostileBench) async throws -> Void
@@ -98,13 +98,13 @@ func withScriptedModule(
     return report
 }
 
-struct BodyError: Error, CustomStringConvertible {
+private struct BodyError: Error, CustomStringConvertible {
     let description: String
 }
 
 /// Reads with `recv(0)` until the first error; returns the bytes and that error. A `timeout`
 /// means the driver neither delivered nor ended within `timeout`.
-func drainAll(_ s: Socket, timeout: Timeout) async -> (bytes: [UInt8], error: SocketError) {
+private func drainAll(_ s: Socket, timeout: Timeout) async -> (bytes: [UInt8], error: SocketError) {
     var got: [UInt8] = []
     while true {
         do {
@@ -117,7 +117,7 @@ func drainAll(_ s: Socket, timeout: Timeout) async -> (bytes: [UInt8], error: So
 
 /// Takes active-mode messages until `tcp_closed` (or nothing within `timeout`); returns the
 /// data and the end messages as OTP prints them.
-func collectActive(timeout: Timeout) async -> (bytes: [UInt8], ends: [String]) {
+private func collectActive(timeout: Timeout) async -> (bytes: [UInt8], ends: [String]) {
     var got: [UInt8] = []
     var ends: [String] = []
     while let m = await Process.receive(timeout: timeout) {
@@ -135,14 +135,14 @@ func collectActive(timeout: Timeout) async -> (bytes: [UInt8], ends: [String]) {
     return (got, ends)
 }
 
-func atom(_ e: SocketError) -> String { "\(e.reason.atom)" }
+private func atom(_ e: SocketError) -> String { "\(e.reason.atom)" }
 
 /// A dialect's driver configuration for these tests (SIM800 and BG96 with an APN).
-func hostileConfiguration(_ dialect: ATDialectName) -> ATConfiguration {
+private func hostileConfiguration(_ dialect: ATDialectName) -> ATConfiguration {
     ATConfiguration(dialect: dialect, apn: dialect == .espAT ? "" : "internet")
 }
 
-let passive: [Option] = [.binary, .active(.passive)]
+private let passive: [Option] = [.binary, .active(.passive)]
 
 @Suite("hostile module (issue 9)", .serialized, .timeLimit(.minutes(3)))
 struct HostileModuleTests {

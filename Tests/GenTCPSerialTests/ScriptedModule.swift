@@ -125,7 +125,7 @@ struct ModuleScript: Sendable {
 }
 
 /// The last integer of a command line (`AT+CIPRECVDATA=0,1460` -> 1460), or nil.
-func lastInteger(_ line: String) -> Int? {
+func commandLastInteger(_ line: String) -> Int? {
     let digits = line.reversed().prefix { $0.isASCII && $0.isNumber }
     return digits.isEmpty ? nil : Int(String(digits.reversed()))
 }
@@ -492,20 +492,20 @@ final class PTYModuleRunner: @unchecked Sendable {
               let grant = dlsym(libc, "grantpt").map({ unsafeBitCast($0, to: OneFD.self) }),
               let unlock = dlsym(libc, "unlockpt").map({ unsafeBitCast($0, to: OneFD.self) }),
               let ptsname = dlsym(libc, "ptsname_r").map({ unsafeBitCast($0, to: Name.self) }) else {
-            throw RunnerError("posix_openpt, grantpt, unlockpt or ptsname_r not found in libc")
+            throw ModuleRunnerError("posix_openpt, grantpt, unlockpt or ptsname_r not found in libc")
         }
         let master = openpt(O_RDWR | O_NOCTTY)
-        guard master >= 0 else { throw RunnerError("posix_openpt: errno \(cgentcp_errno())") }
+        guard master >= 0 else { throw ModuleRunnerError("posix_openpt: errno \(cgentcp_errno())") }
         guard grant(master) == 0, unlock(master) == 0 else {
             let e = cgentcp_errno()
             _ = Glibc.close(master)
-            throw RunnerError("grantpt/unlockpt: errno \(e)")
+            throw ModuleRunnerError("grantpt/unlockpt: errno \(e)")
         }
         var name = [CChar](repeating: 0, count: 128)
         guard ptsname(master, &name, name.count) == 0 else {
             let e = cgentcp_errno()
             _ = Glibc.close(master)
-            throw RunnerError("ptsname_r: errno \(e)")
+            throw ModuleRunnerError("ptsname_r: errno \(e)")
         }
         _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
         _ = fcntl(master, F_SETFD, FD_CLOEXEC)
@@ -651,7 +651,7 @@ final class PTYModuleRunner: @unchecked Sendable {
     }
 }
 
-struct RunnerError: Error, CustomStringConvertible {
+struct ModuleRunnerError: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
@@ -1100,7 +1100,7 @@ final class ModuleModel: Sendable {
                     trailer: [UInt8] = []) -> [ModuleStep] {
         guard feed.offset < target else { return trailer.isEmpty ? [] : [.send(trailer)] }
         return [.expect(.prefix(readPrefix), within: within, then: { [self] line in
-            let asked = lastInteger(line) ?? 0
+            let asked = commandLastInteger(line) ?? 0
             if dialect == .bg96 && asked == 0 {
                 // AT+QIRD=0,0: how much is there; then keep serving.
                 return [.send(text("\r\n+QIRD: \(feed.total),\(feed.offset),\(feed.left)\r\n\r\nOK\r\n"))]
@@ -1118,7 +1118,7 @@ final class ModuleModel: Sendable {
 
     /// Answers reads from ``feed`` for as long as they come (an open-ended `respond`).
     func readAnswerAnyTime(_ line: String) -> [ModuleStep]? {
-        guard line.hasPrefix(readPrefix), let asked = lastInteger(line) else { return nil }
+        guard line.hasPrefix(readPrefix), let asked = commandLastInteger(line) else { return nil }
         if dialect == .bg96 && asked == 0 {
             return [.send(text("\r\n+QIRD: \(feed.total),\(feed.offset),\(feed.left)\r\n\r\nOK\r\n"))]
         }
@@ -1172,7 +1172,7 @@ extension ModuleScript {
         let prefix = model.dialect == .bg96 ? "AT+QISEND=0," : "AT+CIPSEND=0,"
         let dialect = model.dialect
         expect(prefix, within: within) { line in
-            let n = lastInteger(line) ?? 0
+            let n = commandLastInteger(line) ?? 0
             let prompt: String = dialect == .espAT ? "\r\nOK\r\n\r\n>" : "\r\n> "
             let done: String = switch dialect {
             case .espAT: "\r\nRecv \(n) bytes\r\n\r\nSEND OK\r\n"
