@@ -302,7 +302,8 @@ struct ConnectSession: Sendable {
     /// driver knows) instead of the reason's summary.
     func connectFailureLine(_ error: SocketError, incident: String?) -> String {
         guard let incident, !incident.isEmpty else { return failureLine(error, hint: hint(for: error)) }
-        return failureLine(atom: "\(error.reason.atom)", summary: incident, notes: ["\(error.detail)", hint(for: error) ?? ""])
+        // The incident says what the error's static detail would only point to.
+        return failureLine(atom: "\(error.reason.atom)", summary: incident, notes: [hint(for: error) ?? ""])
     }
 
     /// A short hint for the failures people meet most, while connecting.
