@@ -25,6 +25,11 @@ public struct SLIPConfiguration: Sendable {
     public var maximumConnections: Int
     /// Listening sockets.
     public var maximumListeners: Int
+    /// Connections still in their handshake (SYN received) that may hold slots at once; nil for
+    /// the stack's default, a quarter of ``maximumConnections`` (at least 1). A SYN beyond it
+    /// evicts the oldest, so a SYN flood never locks out a real peer
+    /// (`StackConfiguration.maximumHalfOpenConnections`).
+    public var maximumHalfOpenConnections: Int?
     /// Seeds initial sequence numbers, ephemeral ports and IP IDs. Random by default (from the
     /// system's generator), so ISNs are not predictable on a real line; simulations pass a fixed
     /// seed so that a run replays exactly.

@@ -108,7 +108,8 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
             localAddress: local, peerAddress: peer, mtu: configuration.mtu,
             maximumConnections: configuration.maximumConnections, maximumListeners: configuration.maximumListeners,
             controlQueueCapacity: 8, eventQueueCapacity: 256, seed: configuration.seed,
-            dedicatedLink: configuration.dedicatedLink))
+            dedicatedLink: configuration.dedicatedLink,
+            maximumHalfOpenConnections: configuration.maximumHalfOpenConnections))
         decoder = SLIPDecoder(maximumFrameSize: configuration.mtu)
         frame = [UInt8](repeating: 0, count: configuration.mtu)
         wire = [UInt8](repeating: 0, count: 2 * configuration.mtu + 2)
