@@ -207,17 +207,19 @@ extension SimState {
             link = 0
             maximum = c.int(0)
         }
-        guard let maximum, (1...8192).contains(maximum), isPassive(link), links[link].readable,
+        // ESP-7, ESP-8: any length up to 0x7fffffff; ERROR in active mode or with nothing to read.
+        guard let maximum, (1...0x7fff_ffff).contains(maximum), isPassive(link), links[link].readable,
               !links[link].buffer.isEmpty else { return error() }
         let data = take(link, maximum)
         var header: String
+        let n = lengthField(data.count)
         if espVersion < FirmwareVersion("2.0") {
-            header = "+CIPRECVDATA,\(data.count):"
+            header = "+CIPRECVDATA,\(n):"
         } else {
-            header = "+CIPRECVDATA:\(data.count),"
+            header = "+CIPRECVDATA:\(n),"
             if remoteInfo, let r = links[link].remote { header += "\"\(r.address)\",\(r.port)," }
         }
         emit(Array(header.utf8) + data + Array("\r\nOK\r\n".utf8))
-        afterRead(link)
+        afterDrain(link)
     }
 }
