@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "GenTCPSimTests", dependencies: ["GenTCP", "GenTCPSim"], swiftSettings: strict),
         .testTarget(
             name: "ModemSimulatorTests",
-            dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire"],
+            dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire", "GenTCPSerial"],
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire"], swiftSettings: strict),
         .testTarget(

@@ -99,7 +99,9 @@ final class EngineHarness<D: ModemDialect>: @unchecked Sendable {
             completions.append(c)
             if c.command == .read, let link = readLink {
                 readLink = nil
-                if c.outcome.isSuccess, readGot > 0, !closed.contains(link) { available.insert(link) }
+                // Keep reading after a close notice: SIM800 and BG96 report the close first and
+                // keep the data readable (docs/modem-behaviour.md SIM-12, BG-7).
+                if c.outcome.isSuccess, readGot > 0 { available.insert(link) }
             }
         case .connected(let l): connected.insert(l)
         case .connectFailed(let l, let r): connectFailures[l] = r
@@ -198,8 +200,12 @@ final class EngineHarness<D: ModemDialect>: @unchecked Sendable {
             try await must(.enableMultiplexing)
             try await must(.enablePassiveReceive)
         case .sim800:
+            // SIM-2..SIM-6: CIPMUX in IP INITIAL, then CSTT, CIICR, CIFSR before CIPSTART.
             try await must(.enableMultiplexing)
             try await must(.enablePassiveReceive)
+            try await must(.configureBearer(apn: "internet", user: "", password: ""))
+            try await must(.activateBearer)
+            try await must(.localAddress)
         case .bg96:
             try await must(.configureBearer(apn: "internet", user: "", password: ""))
             try await must(.activateBearer)

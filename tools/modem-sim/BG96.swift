@@ -21,6 +21,8 @@ extension SimState {
             ok()
         case ("+QIACT", .set):
             guard let ctx = c.int(0), (1...16).contains(ctx) else { return error() }
+            // BG-1: no SIM, registration or attach, or a refused context: ERROR.
+            if configuration.faults.noNetwork != nil || configuration.faults.rejectCIICR { return error() }
             bearerUp = true
             ok()
         case ("+QIACT", .query):
@@ -112,8 +114,8 @@ extension SimState {
         if data.isEmpty {
             emit("\r\n+QIRD: 0\r\n\r\nOK\r\n")
         } else {
-            emit(Array("\r\n+QIRD: \(data.count)\r\n".utf8) + data + Array("\r\n\r\nOK\r\n".utf8))
+            emit(Array("\r\n+QIRD: \(lengthField(data.count))\r\n".utf8) + data + Array("\r\n\r\nOK\r\n".utf8))
         }
-        afterRead(id)
+        afterDrain(id)
     }
 }

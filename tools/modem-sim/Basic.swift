@@ -31,10 +31,20 @@ extension SimState {
         case ("+CFUN", .query):
             emit("\r\n+CFUN: 1\r\n\r\nOK\r\n")
         case ("+CPIN", .query):
-            emit("\r\n+CPIN: READY\r\n\r\nOK\r\n")
+            // SIM-8, BG-13.
+            let ready = configuration.faults.noNetwork != .simNotReady
+            emit("\r\n+CPIN: \(ready ? "READY" : "NOT READY")\r\n\r\nOK\r\n")
+        case ("+CREG", .query), ("+CGREG", .query), ("+CEREG", .query):
+            // <n>,<stat>: URCs off; 1 home, 2 searching, 0 not registered and not searching.
+            let stat: Int
+            switch configuration.faults.noNetwork {
+            case .simNotReady: stat = 0
+            case .notRegistered: stat = 2
+            case .notAttached, nil: stat = 1
+            }
+            emit("\r\n\(c.name): 0,\(stat)\r\n\r\nOK\r\n")
         case ("+CGATT", .query):
-            // 3GPP TS 27.007 §10.1.9; both SIM800 (manual §7) and BG96 have it.
-            emit("\r\n+CGATT: 1\r\n\r\nOK\r\n")
+            emit("\r\n+CGATT: \(configuration.faults.noNetwork == nil ? 1 : 0)\r\n\r\nOK\r\n")
         default: return false
         }
         return true

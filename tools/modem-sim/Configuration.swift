@@ -10,10 +10,52 @@ public enum ModemSimulatorDialect: String, Sendable, Hashable, CaseIterable {
     case bg96
 }
 
+/// Network trouble a cellular module reports (the ``ModemFaults/noNetwork`` fault), as 3GPP TS
+/// 27.007 words it. ESP-AT ignores it.
+public enum ModemNetworkFault: String, Sendable, Hashable, CaseIterable {
+    /// No usable SIM: `AT+CPIN?` answers `+CPIN: NOT READY` (the boot lines say so too), the
+    /// module is not registered (`+CREG: 0,0`) nor attached (`+CGATT: 0`).
+    case simNotReady
+    /// SIM ready, still searching for a network: `+CREG: 0,2` (also `+CGREG`/`+CEREG`),
+    /// `+CGATT: 0`.
+    case notRegistered
+    /// Registered (`+CREG: 0,1`) but not attached to the packet service: `+CGATT: 0`.
+    case notAttached
+}
+
+/// How the ``ModemFaults/overlongHeaders`` fault pads the length field of data headers
+/// (`+IPD`, `+CIPRECVDATA`, `+CIPRXGET: 2`, `+RECEIVE`, `+QIRD`, `+QIURC: "recv"`): the value
+/// stays right, the header grows past what a bounded lexer takes.
+public struct ModemHeaderPadding: Sendable, Hashable {
+    /// What goes before the digits.
+    public enum Fill: Sendable, Hashable {
+        /// Leading zeros (`000…0006`): still a valid decimal number.
+        case zeros
+        /// Spaces (`     6`), as a sloppy `printf("%*d")` would give.
+        case spaces
+    }
+    /// The padding character.
+    public var fill: Fill
+    /// Padding characters added to each affected length field.
+    public var count: Int
+    /// How many headers to pad, the first ones the module sends (nil: every header).
+    public var headers: Int?
+
+    /// Pads `headers` headers (nil: all) with `count` characters of `fill`.
+    public init(fill: Fill = .zeros, count: Int = 300, headers: Int? = nil) {
+        self.fill = fill
+        self.count = count
+        self.headers = headers
+    }
+}
+
 /// Faults the simulator injects, every random choice drawn from the configuration's seed.
 ///
 /// Delays run on the driver's runtime, so on the simulated network they are virtual time and a
-/// seed replays byte for byte.
+/// seed replays byte for byte. Byte-count triggers (`resetAfterBytes`, `silenceAfterBytes`,
+/// `portVanishesAfterBytes`) count the UART bytes of both directions since power-on (output
+/// counts when delivered), cut the output at exactly that byte and fire once.
+/// `docs/modem-behaviour.md` lists each fault with what the host sees.
 public struct ModemFaults: Sendable, Hashable {
     /// Cut the module's output into fragments of 1...this many bytes (nil: as produced).
     public var maxFragmentLength: Int?
@@ -24,22 +66,56 @@ public struct ModemFaults: Sendable, Hashable {
     /// with this probability (0...1).
     public var noiseProbability: Double
     /// The module resets by itself once this many bytes have crossed the UART (both directions
-    /// counted; output counts when delivered): links dropped, output queue lost, boot banner.
-    /// Fires once.
+    /// counted; output counts when delivered): links dropped without a close notice, output
+    /// queue lost, then the dialect's boot lines (ESP-AT `ready`; SIM800 `RDY`, `+CFUN: 1`,
+    /// `+CPIN: READY`, `Call Ready`, `SMS Ready`; BG96 `RDY` ... `APP RDY`). Fires once.
     public var resetAfterBytes: Int?
-    /// Pace the output at this UART rate (10 bits per byte). `AT+UART_CUR` / `AT+IPR` change it.
+    /// Pace the output at this UART rate (10 bits per byte), delivered in pieces of about 10 ms
+    /// of line time (at least 16 bytes), so a long answer trickles in as on a real line.
+    /// `AT+UART_CUR` / `AT+IPR` change it.
     public var baudRate: Int?
     /// Start silent: the module takes input and never answers (see ``ModemSimulator/setSilent(_:)``).
     public var silent: Bool
     /// ESP-AT only: answer an incoming command with `busy p...` (ignoring it) with this
     /// probability, as the docs describe for commands sent too early or back to back.
     public var spuriousBusyProbability: Double
+    /// The first connect succeeds (`CONNECT`+`OK`, `CONNECT OK`, `+QIOPEN: <id>,0` go out),
+    /// then the module answers nothing more: input ignored, no URCs, its sockets left open. A
+    /// reset (``ModemSimulator/reset()``, `resetAfterBytes`) or ``ModemSimulator/setSilent(_:)``
+    /// ends it. Fires once.
+    public var silentAfterConnect: Bool
+    /// After this many UART bytes the module goes silent (as ``silentAfterConnect``), its output
+    /// cut at exactly that byte, even mid-message. Fires once.
+    public var silenceAfterBytes: Int?
+    /// Once this many bytes of socket data have arrived for links in passive receive (ESP-AT
+    /// `CIPRECVMODE`/`CIPRECVTYPE` 1, SIM800 `CIPRXGET=1`, BG96 buffer access), the module's
+    /// receive mode reverts to push as if the setting had been lost: what it holds and all later
+    /// data go out in the active form (`+IPD,<id>,<len>:<data>`, SIM800 `+RECEIVE,<n>,<len>:`,
+    /// BG96 `+QIURC: "recv",<id>,<len>`), in order; reads then answer `ERROR` (ESP-AT) or
+    /// nothing. 0: from the first byte. Fires once; a reset clears it.
+    public var passiveRevertsAfterBytes: Int?
+    /// Pad the length field of data headers (see ``ModemHeaderPadding``), for lexers that must
+    /// refuse a header longer than their maximum without hanging.
+    public var overlongHeaders: ModemHeaderPadding?
+    /// After this many UART bytes the serial port vanishes (a USB adapter pulled): the module
+    /// stops (links dropped abortively, output cut at exactly that byte) and the handler set
+    /// with ``ModemSimulator/onPortVanished(_:)`` runs; ``ModemLinkBridge`` closes its end of
+    /// the line, so the host reads a hang-up. Fires once.
+    public var portVanishesAfterBytes: Int?
+    /// SIM800 and BG96: the SIM or the network is missing (see ``ModemNetworkFault``); bearer
+    /// activation (`AT+CIICR`, `AT+QIACT`) answers `ERROR`.
+    public var noNetwork: ModemNetworkFault?
+    /// SIM800 `AT+CIICR` (BG96 `AT+QIACT`) answers `ERROR` although SIM, registration and
+    /// attach are fine (the network refuses the context; a SIM800 is left in `PDP DEACT`).
+    public var rejectCIICR: Bool
 
     /// Faults as named; the defaults inject nothing and leave the output unpaced.
     public init(
         maxFragmentLength: Int? = nil, maxFragmentDelay: Duration = .zero, noiseProbability: Double = 0,
         resetAfterBytes: Int? = nil, baudRate: Int? = nil, silent: Bool = false,
-        spuriousBusyProbability: Double = 0
+        spuriousBusyProbability: Double = 0, silentAfterConnect: Bool = false, silenceAfterBytes: Int? = nil,
+        passiveRevertsAfterBytes: Int? = nil, overlongHeaders: ModemHeaderPadding? = nil,
+        portVanishesAfterBytes: Int? = nil, noNetwork: ModemNetworkFault? = nil, rejectCIICR: Bool = false
     ) {
         self.maxFragmentLength = maxFragmentLength
         self.maxFragmentDelay = maxFragmentDelay
@@ -48,6 +124,13 @@ public struct ModemFaults: Sendable, Hashable {
         self.baudRate = baudRate
         self.silent = silent
         self.spuriousBusyProbability = spuriousBusyProbability
+        self.silentAfterConnect = silentAfterConnect
+        self.silenceAfterBytes = silenceAfterBytes
+        self.passiveRevertsAfterBytes = passiveRevertsAfterBytes
+        self.overlongHeaders = overlongHeaders
+        self.portVanishesAfterBytes = portVanishesAfterBytes
+        self.noNetwork = noNetwork
+        self.rejectCIICR = rejectCIICR
     }
 
     /// No faults.

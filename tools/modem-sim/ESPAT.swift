@@ -53,14 +53,19 @@ extension SimState {
         case ("+CIPRECVTYPE", .set) where espHasReceiveType:
             let id: Int
             let m: Int?
+            // ESP-4: [<id>,]<mode>[,<data_len_report_mode>]; for TCP both report modes give the
+            // total buffered, so the last one is checked and otherwise ignored.
+            let base = multiplexed ? 1 : 0
+            guard c.arguments.count == base + 1 || c.arguments.count == base + 2 else { return error() }
             if multiplexed {
-                guard c.arguments.count == 2, let i = c.int(0), (0...5).contains(i) else { return error() }
+                guard let i = c.int(0), (0...5).contains(i) else { return error() }
                 id = i
-                m = c.int(1)
             } else {
-                guard c.arguments.count == 1 else { return error() }
                 id = 0
-                m = c.int(0)
+            }
+            m = c.int(base)
+            if c.arguments.count == base + 2 {
+                guard let r = c.int(base + 1), r == 0 || r == 1 else { return error() }
             }
             guard let m, m == 0 || m == 1 else { return error() }
             if id == 5 {
@@ -198,26 +203,33 @@ extension SimState {
     mutating func espRead(_ c: ATCommandLine) {
         let link: Int
         let maximum: Int?
+        // [<id>,]<len>[,<keep_datagram_integrity>] (the flag matters for UDP only).
+        let base = multiplexed ? 1 : 0
+        guard c.arguments.count == base + 1 || c.arguments.count == base + 2 else { return error() }
+        if c.arguments.count == base + 2 {
+            guard let k = c.int(base + 1), k == 0 || k == 1 else { return error() }
+        }
         if multiplexed {
-            guard c.arguments.count == 2, let id = linkIndex(c.int(0)) else { return error() }
+            guard let id = linkIndex(c.int(0)) else { return error() }
             link = id
             maximum = c.int(1)
         } else {
-            guard c.arguments.count == 1 else { return error() }
             link = 0
             maximum = c.int(0)
         }
-        guard let maximum, (1...8192).contains(maximum), isPassive(link), links[link].readable,
+        // ESP-7, ESP-8: any length up to 0x7fffffff; ERROR in active mode or with nothing to read.
+        guard let maximum, (1...0x7fff_ffff).contains(maximum), isPassive(link), links[link].readable,
               !links[link].buffer.isEmpty else { return error() }
         let data = take(link, maximum)
         var header: String
+        let n = lengthField(data.count)
         if espVersion < FirmwareVersion("2.0") {
-            header = "+CIPRECVDATA,\(data.count):"
+            header = "+CIPRECVDATA,\(n):"
         } else {
-            header = "+CIPRECVDATA:\(data.count),"
+            header = "+CIPRECVDATA:\(n),"
             if remoteInfo, let r = links[link].remote { header += "\"\(r.address)\",\(r.port)," }
         }
         emit(Array(header.utf8) + data + Array("\r\nOK\r\n".utf8))
-        afterRead(link)
+        afterDrain(link)
     }
 }

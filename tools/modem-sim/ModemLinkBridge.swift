@@ -21,6 +21,8 @@ public final class ModemLinkBridge: SerialLinkDelegate, @unchecked Sendable {
     public init(link: any SerialLink, configuration: ModemSimulatorConfiguration, driver: any Driver) {
         self.link = link
         modem = ModemSimulator(configuration, driver: driver) { [weak self] bytes in self?.output(bytes) }
+        // The `portVanishesAfterBytes` fault: the module's end of the line goes away.
+        modem.onPortVanished { link.close() }
         link.setDelegate(self)
         link.armRead()
     }

@@ -26,6 +26,7 @@ public final class ModemSimulator: Sendable {
     /// The driver the module's links use.
     public let driver: any Driver
     private let sink: @Sendable ([UInt8]) -> Void
+    private let vanishHandler = Mutex<(@Sendable () -> Void)?>(nil)
     let state: Mutex<SimState>
 
     /// - Parameters:
@@ -63,7 +64,26 @@ public final class ModemSimulator: Sendable {
 
     /// Silent mode: the module swallows input and says nothing (for host timeout tests).
     public func setSilent(_ silent: Bool) {
-        update { $0.silent = silent }
+        update { s in
+            s.silent = silent
+            s.faultSilenced = false
+        }
+    }
+
+    /// The network drops the packet context (a cellular module losing its bearer). SIM800
+    /// prints `+PDP: DEACT`, loses every link and stays in `PDP DEACT` until `AT+CIPSHUT`;
+    /// BG96 prints `+QIURC: "pdpdeact",1`, then `+QIURC: "closed",<id>` for each socket, whose
+    /// buffered data stays readable until `AT+QICLOSE`. ESP-AT: no effect. Nothing happens
+    /// unless the bearer is up. See `docs/modem-behaviour.md`, SIM-14 and BG-10.
+    public func dropBearer() {
+        update { $0.bearerLost() }
+    }
+
+    /// Runs `handler` (once, outside the simulator's lock) when the `portVanishesAfterBytes`
+    /// fault fires: whoever owns the line closes it there. ``ModemLinkBridge`` sets this to close
+    /// its link; replacing it replaces the bridge's handler.
+    public func onPortVanished(_ handler: @escaping @Sendable () -> Void) {
+        vanishHandler.withLock { $0 = handler }
     }
 
     /// Pulls the reset pin: every link dropped, output lost, boot banner after the boot delay.
@@ -117,6 +137,12 @@ public final class ModemSimulator: Sendable {
 
     private func perform(_ effects: Effects) {
         if effects.isEmpty { return }
+        if effects.portVanished, let handler = vanishHandler.withLock({ h -> (@Sendable () -> Void)? in
+            defer { h = nil }
+            return h
+        }) {
+            handler()
+        }
         for (process, command) in effects.messages { process.send(command) }
         for request in effects.connects { spawnLink(request) }
         for request in effects.resolves { spawnResolve(request) }

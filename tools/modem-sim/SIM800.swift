@@ -16,33 +16,43 @@ extension SimState {
             guard let rate = c.int(0), rate >= 0 else { return error() }
             ok()
             if baudRate != nil, rate > 0 { baudRate = rate }
-        case ("+CSTT", .set):
-            guard c.quoted(0) != nil else { return error() }
+        case ("+CSTT", .set), ("+CSTT", .execute):
+            // SIM-2: only in IP INITIAL, which it leaves for IP START. The execution form takes
+            // the module's default APN (SIM800 AT manual §8.2.9).
+            guard c.kind == .execute || c.quoted(0) != nil, simBearer == .initial, simSingleClosed == nil,
+                  !links.contains(where: { $0.inUse }),
+                  configuration.faults.noNetwork != .simNotReady else { return error() }
+            simBearer = .start
             ok()
-        case ("+CSTT", .execute):
-            ok()  // the module's default APN (SIM800 AT manual §8.2.9)
         case ("+CIICR", .execute):
-            bearerUp = true
+            // SIM-3: only in IP START; IP CONFIG, then IP GPRSACT. A refused context leaves
+            // PDP DEACT (the host must AT+CIPSHUT).
+            guard simBearer == .start else { return error() }
+            if configuration.faults.noNetwork != nil || configuration.faults.rejectCIICR {
+                simBearer = .pdpDeact
+                return error()
+            }
+            simBearer = .gprsAct
             ok()
         case ("+CIFSR", .execute):
-            emit("\r\n\(configuration.localAddress)\r\n")  // bare address, no OK [doc]
+            // SIM-4: only with the context active; the bare address, no OK. IP GPRSACT -> IP STATUS.
+            guard simBearer == .gprsAct || simBearer == .status else { return error() }
+            simBearer = .status
+            emit("\r\n\(configuration.localAddress)\r\n")
         case ("+CIPSHUT", .execute):
+            // SIM-7.
             for i in links.indices { dropLink(i, abortive: false) }
-            bearerUp = false
+            simBearer = .initial
+            simSingleClosed = nil
             emit("\r\nSHUT OK\r\n")
         case ("+CIPSTATUS", .execute):
-            let state: String
-            if links.contains(where: { $0.phase == .open }) {
-                state = multiplexed ? "IP PROCESSING" : "CONNECT OK"
-            } else if links.contains(where: { $0.phase == .connecting }) {
-                state = "TCP CONNECTING"
-            } else {
-                state = bearerUp ? "IP STATUS" : "IP INITIAL"
-            }
-            emit("\r\nOK\r\n\r\nSTATE: \(state)\r\n")
+            simStatus()
         case ("+CIPMUX", .set):
+            // SIM-6: only in IP INITIAL.
             guard let m = c.int(0), m == 0 || m == 1 else { return error() }
-            if links.contains(where: { $0.inUse }) { return error() }  // only in IP INITIAL
+            guard simBearer == .initial, simSingleClosed == nil, !links.contains(where: { $0.inUse }) else {
+                return error()
+            }
             multiplexed = m == 1
             ok()
         case ("+CIPMUX", .query):
@@ -72,8 +82,10 @@ extension SimState {
                 guard let id = linkIndex(c.int(0)) else { return error() }
                 link = id
             }
-            guard links[link].inUse else { return error() }
+            // SIM-13: only a link that is connecting or connected.
+            guard links[link].phase == .open || links[link].phase == .connecting else { return error() }
             dropLink(link, abortive: false)
+            if !multiplexed { simSingleClosed = "IP CLOSE" }
             emit("\r\n\(simPrefix(link))CLOSE OK\r\n")
         case ("+CDNSGIP", .set):
             guard let name = c.quoted(0), !name.isEmpty else { return error() }
@@ -98,6 +110,21 @@ extension SimState {
             emit("\r\n\(simPrefix(link))ALREADY CONNECT\r\n")
             return
         }
+        // SIM-5: multi-link only with the bearer up (IP STATUS / IP PROCESSING); single-link
+        // in IP INITIAL (the module brings the bearer up itself) or IP STATUS.
+        if multiplexed {
+            guard simBearer == .status else { return error() }
+        } else {
+            guard simSingleClosed == nil, simBearer == .initial || simBearer == .status else { return error() }
+            if simBearer == .initial {
+                if configuration.faults.noNetwork != nil || configuration.faults.rejectCIICR {
+                    ok()
+                    emit("\r\nSTATE: IP INITIAL\r\n\r\nCONNECT FAIL\r\n")
+                    return
+                }
+                simBearer = .status
+            }
+        }
         ok()
         startConnect(link: link, host: host, port: port)
     }
@@ -113,9 +140,8 @@ extension SimState {
             guard c.arguments.count == 1 else { return error() }
             count = c.int(0)
         }
-        guard let count, (1...1460).contains(count), links[link].phase == .open || links[link].phase == .peerClosed else {
-            return error()
-        }
+        // SIM-16: only on an established connection.
+        guard let count, (1...1460).contains(count), links[link].phase == .open else { return error() }
         emit("\r\n> ")
         mode = .payload(link: link, count: count)
     }
@@ -144,10 +170,11 @@ extension SimState {
             let data = take(link, length)
             let left = links[link].buffer.count
             // TinyGSM: the first number is what was delivered, the second what is left.
-            let header = multiplexed ? "\r\n+CIPRXGET: 2,\(link),\(data.count),\(left)\r\n"
-                : "\r\n+CIPRXGET: 2,\(data.count),\(left)\r\n"
+            let n = lengthField(data.count)
+            let header = multiplexed ? "\r\n+CIPRXGET: 2,\(link),\(n),\(left)\r\n"
+                : "\r\n+CIPRXGET: 2,\(n),\(left)\r\n"
             emit(Array(header.utf8) + data + Array("\r\nOK\r\n".utf8))
-            afterRead(link)
+            afterDrain(link)
         case 4:
             guard manualReceive else { return error() }
             var link = 0
@@ -161,5 +188,46 @@ extension SimState {
         default:
             error()  // mode 3 (hex) is not simulated
         }
+    }
+
+    /// `AT+CIPSTATUS` (SIM-1): `OK`, `STATE: <state>`, and in multi-link mode one `C:` line per
+    /// link.
+    mutating func simStatus() {
+        let bearer: String
+        switch simBearer {
+        case .initial: bearer = "IP INITIAL"
+        case .start: bearer = "IP START"
+        case .gprsAct: bearer = "IP GPRSACT"
+        case .status: bearer = "IP STATUS"
+        case .pdpDeact: bearer = "PDP DEACT"
+        }
+        var text = "\r\nOK\r\n\r\nSTATE: "
+        if multiplexed {
+            let busy = simBearer == .status && links.contains(where: { $0.inUse })
+            text += (busy ? "IP PROCESSING" : bearer) + "\r\n"
+            for i in links.indices {
+                let l = links[i]
+                let state: String
+                switch l.phase {
+                case .free: state = "INITIAL"
+                case .connecting: state = "CONNECTING"
+                case .open: state = "CONNECTED"
+                case .peerClosed, .closing: state = "REMOTE CLOSING"
+                }
+                let address = l.remote.map { "\($0.address)" } ?? ""
+                let port = l.remote.map { "\($0.port)" } ?? ""
+                let kind = l.phase == .free ? "" : "TCP"
+                text += "\r\nC: \(i),0,\"\(kind)\",\"\(address)\",\"\(port)\",\"\(state)\"\r\n"
+            }
+        } else {
+            switch links[0].phase {
+            case .connecting: text += "TCP CONNECTING"
+            case .open: text += "CONNECT OK"
+            case .peerClosed, .closing: text += "TCP CLOSED"
+            case .free: text += simSingleClosed ?? bearer
+            }
+            text += "\r\n"
+        }
+        emit(text)
     }
 }

@@ -34,7 +34,11 @@ struct Effects {
     var messages: [(Process, LinkCommand)] = []
     var resolves: [ResolveRequest] = []
     var timers: [TimerRequest] = []
-    var isEmpty: Bool { connects.isEmpty && messages.isEmpty && resolves.isEmpty && timers.isEmpty }
+    /// The `portVanishesAfterBytes` fault fired: run the simulator's vanish handler.
+    var portVanished = false
+    var isEmpty: Bool {
+        connects.isEmpty && messages.isEmpty && resolves.isEmpty && timers.isEmpty && !portVanished
+    }
 }
 
 struct LinkState {
@@ -76,6 +80,14 @@ struct SimState {
         case resolving
         case sending(Int)
     }
+    /// The byte-count faults.
+    enum ByteTrigger: Hashable {
+        case reset, silence, vanish
+    }
+    /// SIM800's bearer, as `AT+CIPSTATUS` names it (`IP CONFIG` passes inside `AT+CIICR`).
+    enum SIMBearer: Equatable {
+        case initial, start, gprsAct, status, pdpDeact
+    }
 
     let configuration: ModemSimulatorConfiguration
     let espVersion: FirmwareVersion
@@ -89,8 +101,19 @@ struct SimState {
     var bootEpoch: UInt64 = 0
     var restarting = false
     var silent: Bool
-    var resetBudgetUsed = false
     var uartBytes = 0
+
+    // Faults.
+    var firedTriggers: Set<ByteTrigger> = []
+    var pendingTrigger: ByteTrigger?
+    /// Silence caused by a fault (a reset ends it), not by `setSilent` or the configuration.
+    var faultSilenced = false
+    var silentAfterConnectFired = false
+    var passiveBytes = 0
+    var passiveRevertFired = false
+    /// The receive mode reverted to push (`passiveRevertsAfterBytes`).
+    var passiveReverted = false
+    var paddedHeaders = 0
 
     // Settings (back to defaults on every reset).
     var echo = true
@@ -100,7 +123,10 @@ struct SimState {
     var manualReceive = false  // SIM800 AT+CIPRXGET=1
     var ipHead = false  // SIM800 AT+CIPHEAD=1
     var quickSend = false  // SIM800 AT+CIPQSEND=1
-    var bearerUp = false
+    var bearerUp = false  // BG96 AT+QIACT
+    var simBearer = SIMBearer.initial
+    /// SIM800 single-link state after a link ended (`IP CLOSE`, `TCP CLOSED`).
+    var simSingleClosed: String?
     var baudRate: Int?
 
     // Input.
@@ -122,7 +148,6 @@ struct SimState {
     var inTransit = false
     var outputEpoch: UInt64 = 0
     var lineFreeAt: UInt64 = 0
-    var pendingReset = false
 
     init(configuration: ModemSimulatorConfiguration) {
         self.configuration = configuration
@@ -183,11 +208,15 @@ struct SimState {
         if let maxFragment = faults.maxFragmentLength, maxFragment > 0 {
             n = min(n, 1 + Int(rng.below(UInt64(maxFragment))))
         }
-        if let limit = faults.resetAfterBytes, !resetBudgetUsed {
-            let left = max(limit - uartBytes, 0)
+        if let baud = baudRate, baud > 0 {
+            // A UART delivers bytes as they come off the line: about 10 ms at a time.
+            n = min(n, max(16, baud / 1000))
+        }
+        if let trigger = nextTrigger() {
+            let left = max(trigger.limit - uartBytes, 0)
             if n >= left {
                 n = left
-                pendingReset = true
+                pendingTrigger = trigger.kind
             }
         }
         let bytes = Array(outQueue[outHead..<outHead + n])
@@ -219,10 +248,9 @@ struct SimState {
         inTransit = false
         uartBytes += count
         stats.bytesOut += count
-        if pendingReset {
-            pendingReset = false
-            resetBudgetUsed = true
-            reset()
+        if let trigger = pendingTrigger {
+            pendingTrigger = nil
+            fire(trigger)
             return
         }
         // Push-mode links waiting for the UART.
@@ -248,10 +276,15 @@ struct SimState {
         booting = false
         restarting = false
         guard configuration.printsBootBanner, !silent else { return }
+        let noSIM = configuration.faults.noNetwork == .simNotReady
         switch dialect {
         case .espAT: emitBanner("\r\nready\r\n")
-        case .sim800: emitBanner("\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nCall Ready\r\n\r\nSMS Ready\r\n")
-        case .bg96: emitBanner("\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\nAPP RDY\r\n")
+        case .sim800:
+            emitBanner(noSIM ? "\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: NOT READY\r\n"
+                : "\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nCall Ready\r\n\r\nSMS Ready\r\n")
+        case .bg96:
+            emitBanner(noSIM ? "\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: NOT READY\r\n\r\nAPP RDY\r\n"
+                : "\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\nAPP RDY\r\n")
         }
     }
 
@@ -288,6 +321,14 @@ struct SimState {
         ipHead = false
         quickSend = false
         bearerUp = false
+        simBearer = .initial
+        simSingleClosed = nil
+        passiveReverted = false
+        pendingTrigger = nil
+        if faultSilenced {
+            faultSilenced = false
+            silent = configuration.faults.silent
+        }
         baudRate = configuration.faults.baudRate
         mode = .line
         line = []
@@ -304,15 +345,12 @@ struct SimState {
 
     mutating func input(_ bytes: [UInt8]) {
         guard poweredOn, !silent, !booting else { return }
-        var bytes = bytes
-        if let limit = configuration.faults.resetAfterBytes, !resetBudgetUsed, uartBytes + bytes.count >= limit {
-            let keep = max(limit - uartBytes, 0)
-            bytes = Array(bytes.prefix(keep))
+        if let trigger = nextTrigger(), uartBytes + bytes.count >= trigger.limit {
+            let keep = max(trigger.limit - uartBytes, 0)
             uartBytes += keep
             stats.bytesIn += keep
-            feed(bytes[...])
-            resetBudgetUsed = true
-            reset()
+            feed(bytes[..<keep])
+            fire(trigger.kind)
             return
         }
         uartBytes += bytes.count
@@ -429,6 +467,7 @@ struct SimState {
     }
 
     mutating func isPassive(_ link: Int) -> Bool {
+        if passiveReverted { return false }
         switch dialect {
         case .espAT: return espPassive[link]
         case .sim800: return manualReceive
@@ -484,6 +523,11 @@ struct SimState {
         case .sim800: emit("\r\n\(simPrefix(link))CONNECT OK\r\n")
         case .bg96: emit("\r\n+QIOPEN: \(link),0\r\n")
         }
+        if configuration.faults.silentAfterConnect, !silentAfterConnectFired {
+            silentAfterConnectFired = true
+            silent = true
+            faultSilenced = true
+        }
         maybeArm(link)
         return true
     }
@@ -514,6 +558,10 @@ struct SimState {
         guard links[link].generation == generation, links[link].phase == .open else { return }
         links[link].armed = false
         links[link].bytesReceived += bytes.count
+        if isPassive(link), let limit = configuration.faults.passiveRevertsAfterBytes, !passiveRevertFired {
+            passiveBytes += bytes.count
+            if passiveBytes >= limit { revertToPush() }
+        }
         if isPassive(link) {
             links[link].buffer.append(contentsOf: bytes)
             if !links[link].notified {
@@ -530,7 +578,9 @@ struct SimState {
     mutating func dataNotice(_ link: Int) {
         let total = links[link].buffer.count
         switch dialect {
-        case .espAT: emit(multiplexed ? "\r\n+IPD,\(link),\(total)\r\n" : "\r\n+IPD,\(total)\r\n")
+        case .espAT:
+            let n = lengthField(total)
+            emit(multiplexed ? "\r\n+IPD,\(link),\(n)\r\n" : "\r\n+IPD,\(n)\r\n")
         case .sim800: emit(multiplexed ? "\r\n+CIPRXGET: 1,\(link)\r\n" : "\r\n+CIPRXGET: 1\r\n")
         case .bg96: emit("\r\n+QIURC: \"recv\",\(link)\r\n")
         }
@@ -544,19 +594,20 @@ struct SimState {
             let piece = Array(bytes[offset..<min(offset + chunk, bytes.count)])
             offset += piece.count
             var header: String
+            let n = lengthField(piece.count)
             switch dialect {
             case .espAT:
-                header = multiplexed ? "\r\n+IPD,\(link),\(piece.count)" : "\r\n+IPD,\(piece.count)"
+                header = multiplexed ? "\r\n+IPD,\(link),\(n)" : "\r\n+IPD,\(n)"
                 if remoteInfo, let r = links[link].remote { header += ",\"\(r.address)\",\(r.port)" }
                 header += ":"
             case .sim800:
                 if multiplexed {
-                    header = "\r\n+RECEIVE,\(link),\(piece.count):\r\n"
+                    header = "\r\n+RECEIVE,\(link),\(n):\r\n"
                 } else {
-                    header = ipHead ? "\r\n+IPD,\(piece.count):" : ""
+                    header = ipHead ? "\r\n+IPD,\(n):" : ""
                 }
             case .bg96:
-                header = "\r\n+QIURC: \"recv\",\(link),\(piece.count)\r\n"
+                header = "\r\n+QIURC: \"recv\",\(link),\(n)\r\n"
             }
             emit(Array(header.utf8) + piece)
         }
@@ -566,10 +617,12 @@ struct SimState {
         guard links[link].generation == generation, links[link].phase == .open else { return }
         links[link].armed = false
         links[link].phase = .peerClosed
-        if links[link].buffer.isEmpty { closeNotice(link) }
+        // ESP-AT (ESP-11) holds CLOSED back while passive data waits; SIM800 (SIM-12) and BG96
+        // (BG-6, BG-7) report the close at once and keep the data readable.
+        if dialect != .espAT || links[link].buffer.isEmpty { closeNotice(link) }
     }
 
-    /// The peer's close, reported once the module's buffer for the link is empty.
+    /// The peer's close as the dialect reports it.
     mutating func closeNotice(_ link: Int) {
         switch dialect {
         case .espAT:
@@ -577,10 +630,117 @@ struct SimState {
             dropLink(link, abortive: false)
         case .sim800:
             emit(multiplexed ? "\r\n\(link), CLOSED\r\n" : "\r\nCLOSED\r\n")
-            dropLink(link, abortive: false)
+            if !multiplexed { simSingleClosed = "TCP CLOSED" }
+            // Readable with AT+CIPRXGET=2 until drained, then released (SIM-12).
+            if links[link].buffer.isEmpty { dropLink(link, abortive: false) }
         case .bg96:
             emit("\r\n+QIURC: \"closed\",\(link)\r\n")
             links[link].phase = .closing
+        }
+    }
+
+    /// `passiveRevertsAfterBytes`: the receive mode falls back to push; what the module holds
+    /// goes out first, in the push form, so nothing is lost or reordered.
+    mutating func revertToPush() {
+        passiveRevertFired = true
+        passiveReverted = true
+        // The settings are gone, so the queries say so too.
+        for i in espPassive.indices { espPassive[i] = false }
+        manualReceive = false
+        for i in links.indices where !links[i].buffer.isEmpty {
+            let data = links[i].buffer
+            links[i].buffer = []
+            links[i].bytesRead += data.count
+            push(i, data)
+            afterDrain(i)
+        }
+    }
+
+    /// The length field of a data header, padded by the `overlongHeaders` fault.
+    mutating func lengthField(_ n: Int) -> String {
+        guard let padding = configuration.faults.overlongHeaders, padding.count > 0 else { return "\(n)" }
+        if let limit = padding.headers, paddedHeaders >= limit { return "\(n)" }
+        paddedHeaders += 1
+        return String(repeating: padding.fill == .zeros ? "0" : " ", count: padding.count) + "\(n)"
+    }
+
+    // MARK: Byte-count faults
+
+    /// The next byte-count fault to fire: the smallest limit not yet reached.
+    func nextTrigger() -> (limit: Int, kind: ByteTrigger)? {
+        let faults = configuration.faults
+        let all: [(Int?, ByteTrigger)] = [(faults.resetAfterBytes, .reset), (faults.silenceAfterBytes, .silence),
+                                          (faults.portVanishesAfterBytes, .vanish)]
+        var best: (limit: Int, kind: ByteTrigger)?
+        for (limit, kind) in all {
+            guard let limit, !firedTriggers.contains(kind) else { continue }
+            if best == nil || limit < best!.limit { best = (limit, kind) }
+        }
+        return best
+    }
+
+    mutating func fire(_ kind: ByteTrigger) {
+        guard !firedTriggers.contains(kind) else { return }
+        firedTriggers.insert(kind)
+        if pendingTrigger == kind { pendingTrigger = nil }
+        switch kind {
+        case .reset:
+            reset()
+        case .silence:
+            silent = true
+            faultSilenced = true
+            discardOutput()
+        case .vanish:
+            for i in links.indices { dropLink(i, abortive: true) }
+            discardOutput()
+            poweredOn = false
+            silent = true
+            bootEpoch += 1
+            effects.portVanished = true
+        }
+    }
+
+    /// Output not yet on the wire is lost; a fragment in transit is not delivered.
+    mutating func discardOutput() {
+        outQueue.removeAll()
+        outHead = 0
+        outputEpoch += 1
+        inTransit = false
+        lastByteWasNewline = true
+    }
+
+    /// The network dropped the packet context (`ModemSimulator.dropBearer()`).
+    mutating func bearerLost() {
+        switch dialect {
+        case .espAT:
+            return
+        case .sim800:
+            // SIM-14: every link dead, PDP DEACT until AT+CIPSHUT.
+            guard simBearer == .gprsAct || simBearer == .status else { return }
+            emit("\r\n+PDP: DEACT\r\n")
+            for i in links.indices { dropLink(i, abortive: true) }
+            simBearer = .pdpDeact
+            simSingleClosed = nil
+        case .bg96:
+            // BG-10: pdpdeact, then each socket reports closed and waits for AT+QICLOSE.
+            guard bearerUp else { return }
+            bearerUp = false
+            emit("\r\n+QIURC: \"pdpdeact\",1\r\n")
+            for i in links.indices {
+                switch links[i].phase {
+                case .connecting:
+                    dropLink(i, abortive: true)
+                    emit("\r\n+QIOPEN: \(i),566\r\n")
+                case .open, .peerClosed:
+                    if let p = links[i].process { effects.messages.append((p, .close(abortive: true))) }
+                    links[i].process = nil
+                    links[i].armed = false
+                    emit("\r\n+QIURC: \"closed\",\(i)\r\n")
+                    links[i].phase = .closing
+                case .free, .closing:
+                    break
+                }
+            }
         }
     }
 
@@ -594,10 +754,16 @@ struct SimState {
     }
 
     /// After a host read: the next notice, the held-back close, more reading.
-    mutating func afterRead(_ link: Int) {
+    mutating func afterDrain(_ link: Int) {
         if links[link].buffer.isEmpty {
             links[link].notified = false
-            if links[link].phase == .peerClosed { closeNotice(link) }
+            if links[link].phase == .peerClosed {
+                switch dialect {
+                case .espAT: closeNotice(link)  // ESP-11: CLOSED once the data is read
+                case .sim800: dropLink(link, abortive: false)  // SIM-12: CLOSED came already
+                case .bg96: break
+                }
+            }
         } else if isESP {
             dataNotice(link)  // esp-at #994: a new +IPD with the remaining total
         }
