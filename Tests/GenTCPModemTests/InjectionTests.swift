@@ -37,6 +37,9 @@ struct InjectionTests {
         let dialects: [StandardDialect] = [.espAT(ESPATDialect()), .sim800(SIM800Dialect()), .bg96(BG96Dialect())]
         for dialect in dialects {
             for command in Self.commands(value) {
+                // SIM800's AT+CSTT with no APN, user or password at all is the module's default
+                // APN (the execution form): nothing to inject. Checked below.
+                if case .sim800 = dialect, case .configureBearer("", "", "") = command { continue }
                 var engine = ModemEngine(dialect: dialect)
                 do throws(ModemError) {
                     try engine.submit(command, now: at(0))
@@ -47,6 +50,21 @@ struct InjectionTests {
                 #expect(engine.pendingOutputCount == 0)
                 #expect(engine.isIdle == true)
             }
+        }
+    }
+
+    @Test("SIM800 without an APN starts the task with the module's default (AT+CSTT, no parameters); BG96 refuses an empty APN")
+    func emptyAPN() throws {
+        var sim = ModemEngine(dialect: SIM800Dialect())
+        try sim.submit(.configureBearer(apn: "", user: "", password: ""), now: at(0))
+        #expect(written(&sim) == "AT+CSTT\r")
+        var sim2 = ModemEngine(dialect: SIM800Dialect())
+        #expect(throws: ModemError(.invalidArgument)) {
+            try sim2.submit(.configureBearer(apn: "", user: "me", password: ""), now: at(0))
+        }
+        var bg = ModemEngine(dialect: BG96Dialect())
+        #expect(throws: ModemError(.invalidArgument)) {
+            try bg.submit(.configureBearer(apn: "", user: "", password: ""), now: at(0))
         }
     }
 
