@@ -18,6 +18,9 @@ public struct ATFraming: OptionSet, Sendable {
     public static let qird = ATFraming(rawValue: 1 << 3)
     /// SIMCom `+CIPRXGET: 2,[<link>,]<len>,<left>\r\n<data>`.
     public static let cipRxGet = ATFraming(rawValue: 1 << 4)
+    /// SIMCom's pushed form in multi-link mode, `+RECEIVE,<link>,<len>:\r\n<data>`: what a
+    /// module sends when manual receive (`AT+CIPRXGET=1`) is not (or no longer) in force.
+    public static let receive = ATFraming(rawValue: 1 << 5)
 }
 
 /// A parsed payload header: what follows is exactly ``length`` raw bytes.
@@ -26,8 +29,8 @@ public struct ATPayloadHeader: Equatable, Sendable {
     public enum Kind: UInt8, Equatable, Sendable {
         /// The header's format, one case per ``ATFraming`` member: `ipd` is ESP-AT's `+IPD`,
         /// `cipRecvData` ESP-AT's `+CIPRECVDATA`, `qird` Quectel's `+QIRD`, `cipRxGet` SIMCom's
-        /// `+CIPRXGET: 2`.
-        case ipd, cipRecvData, qird, cipRxGet
+        /// `+CIPRXGET: 2`; `receive` SIMCom's pushed `+RECEIVE,<link>,<len>:`.
+        case ipd, cipRecvData, qird, cipRxGet, receive
     }
 
     /// The format of the header.

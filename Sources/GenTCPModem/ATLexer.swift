@@ -429,6 +429,18 @@ public struct ATLexer {
                 return beginPayload(kind: .cipRxGet, link: header.1, length: header.2, left: header.3, lineEnded: true)
             }
         }
+        if framing.contains(.receive), bufferHasPrefix("+RECEIVE,"), buffer[end - 1] == ASCII.colon {
+            // "+RECEIVE,<link>,<len>:" then CR-LF and the data.
+            let header = withHeaderFields(from: 9, to: end - 1) { fields -> (Int?, Int?)? in
+                let link = fields.nextInteger()
+                let length = fields.nextInteger()
+                return fields.isAtEnd ? (link, length) : nil
+            }
+            if let header {
+                guard let link = header.0, link >= 0 else { return reject(.malformedHeader, lineEnded: true) }
+                return beginPayload(kind: .receive, link: link, length: header.1, left: nil, lineEnded: true)
+            }
+        }
         statistics.lines &+= 1
         lineStart = 0
         lineEnd = end

@@ -77,7 +77,7 @@ extension ModemEngine {
             payloadAnnounced = header.length
             payloadDelivered = 0
             payloadLink = linkForPayload(header)
-            payloadPushed = header.kind == .ipd
+            payloadPushed = header.kind == .ipd || header.kind == .receive
             if let link = payloadLink, let left = header.leftInModule, left >= 0 {
                 // SIMCom says what stays in the module after this read: the total before it.
                 push(.dataAvailable(link: link, length: header.length + left))
@@ -98,7 +98,7 @@ extension ModemEngine {
     func linkForPayload(_ header: ATPayloadHeader) -> Int? {
         var link: Int?
         switch header.kind {
-        case .ipd:
+        case .ipd, .receive:
             // Pushed data: the header names the link, or there is only link 0.
             link = header.link ?? 0
         case .cipRecvData, .qird, .cipRxGet:

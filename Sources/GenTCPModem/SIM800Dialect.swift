@@ -18,7 +18,7 @@ public struct SIM800Dialect: ModemDialect {
                     maxHostLength: 128, maxCredentialLength: 64,
                     asyncConnectTimeout: 75_000, asyncResolveTimeout: 30_000)
     }
-    public var framing: ATFraming { [.cipRxGet, .ipd] }
+    public var framing: ATFraming { [.cipRxGet, .ipd, .receive] }
     public var commandTerminator: StaticString { "\r" }
     public var connectsAsynchronously: Bool { true }
     public var resolvesAsynchronously: Bool { true }

@@ -205,7 +205,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let module = UnsafeRawBufferPointer(rebasing: all[split...])
 
     // Lexer: all header kinds; the same tokens whole and cut by the script's sizes.
-    let framings: [ATFraming] = [[.ipd, .cipRecvData], [.ipd, .cipRecvData, .cipRecvDataRemoteInfo], [.qird], [.cipRxGet, .ipd]]
+    let framings: [ATFraming] = [[.ipd, .cipRecvData], [.ipd, .cipRecvData, .cipRecvDataRemoteInfo], [.qird], [.cipRxGet, .ipd, .receive]]
     let framing = framings[control & 3]
     let prompt = control & 0x40 != 0
     let whole = lexAll(module, sizes: UnsafeRawBufferPointer(rebasing: all[0..<0]), framing: framing, prompt: prompt)
