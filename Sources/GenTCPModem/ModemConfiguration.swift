@@ -57,6 +57,9 @@ public struct ModemStatistics: Equatable, Sendable {
     public var unexpectedPayloadBytes: UInt32 = 0
     /// Information lines that did not fit the response store.
     public var droppedResponseLines: UInt32 = 0
+    /// Payload bytes an answer announced and never sent before its command timed out (the lexer
+    /// went back to lines).
+    public var abandonedPayloadBytes: UInt32 = 0
     /// Events dropped because the queue was full (never expected; counted to prove it).
     public var droppedEvents: UInt32 = 0
 

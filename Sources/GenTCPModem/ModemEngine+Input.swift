@@ -118,6 +118,13 @@ extension ModemEngine {
     mutating func handleLine(now: ModemInstant) {
         if var flight = inFlight, flight.echoPending,
            lexer.lineEquals(writer.storage, count: writer.count) {
+            if echoDisabled {
+                // Echo was turned off and is back: the module restarted and its banner went
+                // unseen (every ESP-AT, SIMCom and Quectel restart turns echo on again).
+                statistics.echoes &+= 1
+                handleReset(now: now)
+                return
+            }
             // The module echoed the command (echo is on until ATE0 takes effect).
             flight.echoPending = false
             inFlight = flight
@@ -311,6 +318,7 @@ extension ModemEngine {
             outcome = .success
             consecutiveTimeouts = 0
             dialect.commandSucceeded(command)
+            if case .echoOff = command { echoDisabled = true }
             switch command {
             case .connect(let link, _, _) where links[link] == .connecting:
                 if dialect.connectsAsynchronously {
@@ -340,6 +348,17 @@ extension ModemEngine {
             if failure == .timeout {
                 consecutiveTimeouts += 1
                 statistics.timeouts &+= 1
+                if lexer.isInPayload {
+                    // The answer stopped mid-payload (the module restarted or went silent):
+                    // whatever comes next is not the rest of it. Back to lines, so a probe's
+                    // answer is read as one.
+                    statistics.abandonedPayloadBytes &+= UInt32(truncatingIfNeeded: lexer.payloadRemaining)
+                    lexer.reset()
+                    payloadLink = nil
+                    payloadPushed = false
+                    payloadAnnounced = 0
+                    payloadDelivered = 0
+                }
             } else {
                 consecutiveTimeouts = 0
             }
@@ -379,6 +398,7 @@ extension ModemEngine {
         }
         dropAllLinks(connectReason: .closed)
         dialect.moduleDidReset()
+        echoDisabled = false
         output.clear()
         lexer.expectsPrompt = false
         bootWindowUntil = now.advanced(by: configuration.bootBannerWindow)

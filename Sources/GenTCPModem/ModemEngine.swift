@@ -45,6 +45,9 @@ public struct ModemEngine<Dialect: ModemDialect> {
     var resolvePending = false
     var resolveDeadline: ModemInstant?
     var bootWindowUntil: ModemInstant?
+    /// `ATE0` succeeded since the last reset: an echo now means the module restarted unseen
+    /// (its banner lost, e.g. inside a payload), since a restart turns echo back on.
+    var echoDisabled = false
     var bootWindowFromStart = true
     /// The link the current payload belongs to, or nil when it is discarded.
     var payloadLink: Int?

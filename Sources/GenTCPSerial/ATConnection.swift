@@ -6,12 +6,37 @@ struct ATRing {
     private(set) var storage: [UInt8]
     private(set) var head = 0
     private(set) var count = 0
+    /// The last `hidden` bytes are held back: appended, not yet readable (a read's answer until
+    /// the module's final `OK` shows it was whole). ``commit()`` shows them, ``dropHidden()``
+    /// takes them back.
+    private(set) var hidden = 0
 
     init(capacity: Int) { storage = [UInt8](repeating: 0, count: max(1, capacity)) }
 
     var capacity: Int { storage.count }
     var room: Int { storage.count - count }
-    var isEmpty: Bool { count == 0 }
+    /// Nothing readable (held-back bytes do not count).
+    var isEmpty: Bool { count - hidden == 0 }
+
+    /// Appends what fits of `bytes`, held back when `hide`; returns how many.
+    mutating func append(_ bytes: UnsafeRawBufferPointer, hide: Bool) -> Int {
+        let n = append(bytes)
+        if hide { hidden += n }
+        return n
+    }
+
+    /// Makes the held-back bytes readable.
+    mutating func commit() { hidden = 0 }
+
+    /// Takes the held-back bytes back out; returns how many.
+    @discardableResult
+    mutating func dropHidden() -> Int {
+        let n = hidden
+        count -= n
+        hidden = 0
+        if count == 0 { head = 0 }
+        return n
+    }
 
     /// Appends what fits of `bytes`; returns how many.
     mutating func append(_ bytes: UnsafeRawBufferPointer) -> Int {
@@ -28,9 +53,9 @@ struct ATRing {
         return n
     }
 
-    /// Removes up to `buffer.count` bytes into `buffer`; returns how many.
+    /// Removes up to `buffer.count` readable bytes into `buffer`; returns how many.
     mutating func remove(into buffer: UnsafeMutableRawBufferPointer) -> Int {
-        let n = min(buffer.count, count)
+        let n = min(buffer.count, count - hidden)
         guard n > 0, let dst = buffer.baseAddress else { return 0 }
         let cap = storage.count
         let first = min(n, cap - head)
@@ -53,6 +78,7 @@ struct ATRing {
     mutating func removeAll() {
         head = 0
         count = 0
+        hidden = 0
     }
 
     /// The first contiguous run of at most `limit` bytes, for a send.
@@ -89,6 +115,9 @@ final class ATConnection: Connection, @unchecked Sendable {
     var peerClosed = false
     /// Why writes fail (the module refused a send); nil while they work.
     var writeFailure: SocketError.Reason?
+    /// A command of this link went unanswered; the probe that follows decides the reason (a
+    /// restart, or silence). Nothing more is asked for it meanwhile.
+    var awaitingVerdict = false
     /// A send the module had no room for waits before it goes again; how many times in a row.
     var sendHeld = false
     var sendRetries = 0
@@ -114,12 +143,14 @@ final class ATConnection: Connection, @unchecked Sendable {
 
     /// Whether the driver should ask the module for data now.
     var wantsModuleRead: Bool {
-        !ended && !userClosed && (moduleOpen || peerClosed) && !readInFlight && available > 0 && rx.room > 0
+        !ended && !userClosed && !awaitingVerdict && (moduleOpen || peerClosed) && !readInFlight && available > 0
+            && rx.room > 0
     }
 
     /// Whether the driver has payload to hand to the module now.
     var wantsModuleSend: Bool {
-        !ended && !peerClosed && writeFailure == nil && !sendHeld && moduleOpen && sendInFlight == 0 && !tx.isEmpty
+        !ended && !peerClosed && !awaitingVerdict && writeFailure == nil && !sendHeld && moduleOpen && sendInFlight == 0
+            && !tx.isEmpty
             && !(userClosed && abortive)
     }
 

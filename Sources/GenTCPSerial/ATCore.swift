@@ -109,6 +109,12 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var bearerPlanned = false
     /// Whether ``incident`` was set by bring-up (cleared once bring-up succeeds).
     var incidentFromBringUp = false
+    /// Links whose buffered amount is to be asked again (a notice may have been lost, or the
+    /// module has been quiet for ``ATConfiguration/livenessInterval``).
+    var availabilityQueue: [Int] = []
+    /// When the module last sent anything (runtime ns).
+    var lastInput: UInt64 = 0
+    var livenessTimer: TimerID?
     var engineTimer: TimerID?
     var engineTimerDeadline: UInt64?
     var phaseTimer: TimerID?
@@ -303,6 +309,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             let result = link.read(into: input)
             switch result {
             case .bytes(let n):
+                if n > 0 { lastInput = runtime.now }
                 let chunk = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[0..<n])
                 var cursor = 0
                 while let event = engine.nextEvent(reading: chunk, cursor: &cursor, now: now) {
@@ -339,6 +346,47 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
         flushOutput()
         updateEngineTimer()
+        updateLivenessTimer()
+    }
+
+    /// While connections are open, a module quiet for ``ATConfiguration/livenessInterval`` is
+    /// asked how much it holds for each: a lost data notice is found, and a module that stopped
+    /// answering is found (the query times out, the probe follows) even when nothing was
+    /// being sent or read.
+    private func updateLivenessTimer() {
+        let interval = UInt64(configuration.livenessInterval) * 1_000_000
+        let watched = phase == .ready && interval > 0 && slots.contains { slot in
+            if case .open(let c) = slot { return !c.ended && !c.userClosed }
+            return false
+        }
+        guard watched else {
+            if let t = livenessTimer { runtime.cancel(t) }
+            livenessTimer = nil
+            return
+        }
+        guard livenessTimer == nil else { return }
+        let now = runtime.now
+        let due = max(lastInput, now - min(now, interval)) + interval
+        livenessTimer = runtime.schedule(afterNanoseconds: due > now ? due - now : 0) { [weak self] in
+            self?.locked { core in
+                core.livenessTimer = nil
+                if core.runtime.now >= core.lastInput + interval { core.askAvailability() }
+                core.pump()
+            }
+        }
+    }
+
+    /// Queues an availability query for every open connection not already reading.
+    private func askAvailability() {
+        guard phase == .ready else { return }
+        for link in 0..<slots.count {
+            if case .open(let c) = slots[link], !c.ended, !c.userClosed, !c.readInFlight, c.available == 0,
+               !availabilityQueue.contains(link) {
+                availabilityQueue.append(link)
+            }
+        }
+        // The queries are input too: the next check is an interval after their answers.
+        lastInput = runtime.now
     }
 
     private func flushOutput() {
@@ -456,6 +504,12 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         } else if !connectQueue.isEmpty {
             connectQueue.removeFirst()
             return { }
+        }
+        while let link = availabilityQueue.first {
+            availabilityQueue.removeFirst()
+            if case .open(let c) = slots[link], !c.ended, !c.userClosed, !c.readInFlight, c.moduleOpen {
+                return { [self] in submit(.queryAvailable(link: link)) }
+            }
         }
         if resolveActive == nil, !resolveQueue.isEmpty {
             let request = resolveQueue.removeFirst()
@@ -808,7 +862,13 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
         switch completion.command {
         case .probe:
-            if failure?.0 == .timeout { needRestart = true } else if failure == nil { silence = nil }
+            if failure?.0 == .timeout {
+                needRestart = true
+            } else if failure?.0 != .moduleReset {
+                // Alive and not restarted: the connections it left unanswered failed on silence.
+                if let silence { failAwaitingVerdict(.connectionTimedOut, incident: silence) }
+                silence = nil
+            }
         case .restart:
             if failure != nil, phase == .restarting {
                 moduleLost(reason: .connectionTimedOut, dead: false,
@@ -817,11 +877,21 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         case .read:
             guard let link = completion.link, case .open(let c) = slots[link] else { break }
             c.readInFlight = false
+            if failure == nil {
+                c.rx.commit()
+            } else {
+                // An answer that did not end in OK is not trusted: its bytes are taken back.
+                let dropped = c.rx.dropHidden()
+                c.readGot -= dropped
+                stats.payloadIn -= dropped
+                stats.unconfirmedBytes += dropped
+            }
             if let failure {
                 if failure.0 == .timeout {
-                    let why = "the modem did not answer \(lastCommandText) in time"
-                    silence = why
-                    fail(c, .connectionTimedOut, incident: why)
+                    // The stream has a hole either way; the probe that follows tells a restart
+                    // (echo back on, a banner) from plain silence, and names it.
+                    silence = "the modem did not answer \(lastCommandText) in time"
+                    c.awaitingVerdict = true
                 } else if c.peerClosed, c.available != Int.max, c.available > 0 {
                     fail(c, .protocolError, incident: "the modem closed link \(link) announcing \(c.available) bytes, "
                          + "then refused to deliver them (\(describe(failure.0)))")
@@ -838,9 +908,9 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             c.sendInFlight = 0
             if let failure {
                 if failure.0 == .timeout {
-                    let why = "the modem did not confirm \(lastCommandText) in time"
-                    silence = why
-                    fail(c, .connectionTimedOut, incident: why)
+                    silence = "the modem did not confirm \(lastCommandText) in time"
+                    c.awaitingVerdict = true
+                    c.tx.removeAll()
                 } else if failure.1 == .tryAgain, c.sendRetries < ATCore.maxSendRetries {
                     // Quectel's SEND FAIL: its send buffer is full; the bytes stay ours, and go
                     // again after a pause (TCP/IP AT Commands Manual, AT+QISEND).
@@ -923,7 +993,12 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             stats.overflowBytes += bytes.count
             return
         }
-        if engine.isReceivingPushedPayload || !c.readInFlight {
+        if !engine.isReceivingPushedPayload && !c.readInFlight {
+            // The rest of a read's answer that already ended (timed out): not trusted.
+            stats.unconfirmedBytes += bytes.count
+            return
+        }
+        if engine.isReceivingPushedPayload {
             // Pushed data (`+IPD,<id>,<len>:`) although passive receive was asked: the module
             // reverted (or never took the mode). Its bytes are part of the stream: keep them in
             // order while they fit, fail the socket when they do not; ask for passive again.
@@ -941,9 +1016,11 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             return
         }
         // Never more than was asked (which was never more than the room): the module's numbers
-        // do not size anything here.
+        // do not size anything here. Held back until the read's final result: a module that
+        // restarts in the middle of an answer would otherwise have its boot banner counted as
+        // payload and handed to the program.
         let allowed = min(c.readAsked - c.readGot, c.rx.room)
-        let taken = c.rx.append(UnsafeRawBufferPointer(rebasing: bytes[0..<min(allowed, bytes.count)]))
+        let taken = c.rx.append(UnsafeRawBufferPointer(rebasing: bytes[0..<min(allowed, bytes.count)]), hide: true)
         c.readGot += taken
         stats.payloadIn += taken
         if c.available != Int.max { c.available = max(0, c.available - bytes.count) }
@@ -969,7 +1046,13 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             }
             return
         }
-        guard error != .lineTooLong else { return }  // a long junk line carries no payload
+        guard error != .lineTooLong else {
+            // A long line outside a read carries no payload, but it may have been a data notice
+            // (`+IPD,<id>,<len>`): ask every link again rather than wait for one that will not
+            // come.
+            askAvailability()
+            return
+        }
         failOpenConnections(.protocolError, incident: "the modem sent \(what); data for an unknown link is lost")
     }
 
@@ -991,7 +1074,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     private func moduleReset() {
         // The engine already failed what was in flight and reports every link closed next.
-        let banner = lastLineText
+        var banner = lastLineText
+        if banner == lastCommandText { banner = "it echoes commands again" }
         // News only when it broke something: the banner at power-on, or after the driver's own
         // restart, is expected.
         let affected = slots.contains { slot in
@@ -1003,6 +1087,10 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
         if affected {
             incident = "the modem restarted (\(banner))"
+            incidentFromBringUp = false
+        } else if let silence {
+            // Connections already failed on the silence that was the restart.
+            incident = "the modem restarted (\(banner)); before that, \(silence)"
             incidentFromBringUp = false
         }
         restartedByDriver = false
@@ -1089,6 +1177,9 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         if let t = engineTimer { runtime.cancel(t) }
         engineTimer = nil
         engineTimerDeadline = nil
+        if let t = livenessTimer { runtime.cancel(t) }
+        livenessTimer = nil
+        availabilityQueue.removeAll()
         needProbe = false
         needRestart = false
         needPassiveRestore = false
@@ -1100,6 +1191,16 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             phase = .dead
         } else {
             retryInitLater()
+        }
+    }
+
+    /// Fails the connections whose command went unanswered, once the probe has spoken.
+    private func failAwaitingVerdict(_ reason: SocketError.Reason, incident why: String) {
+        for link in 0..<slots.count {
+            if case .open(let c) = slots[link], c.awaitingVerdict {
+                c.awaitingVerdict = false
+                fail(c, reason, incident: why)
+            }
         }
     }
 
@@ -1159,6 +1260,10 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// writes fail; the module's link is closed.
     private func breakConnection(_ c: ATConnection, _ reason: SocketError.Reason) {
         if c.failure == nil && !c.ended { c.failure = reason }
+        // The read in flight (if any) never finished: what it brought is not trusted.
+        let dropped = c.rx.dropHidden()
+        stats.payloadIn -= dropped
+        stats.unconfirmedBytes += dropped
         c.readInFlight = false
         c.sendInFlight = 0
         c.tx.removeAll()

@@ -55,6 +55,11 @@ public struct ATConfiguration: Sendable {
     public var resolveTimeout: UInt32
     /// Upper bound on a connect without a caller timeout, queueing included, in ms.
     public var connectTimeout: UInt32
+    /// While connections are open and the module has sent nothing for this long (ms), it is
+    /// asked how much it holds for each (`AT+CIPRECVLEN?`, `AT+CIPRXGET=4`, `AT+QIRD=<id>,0`):
+    /// a lost data notice is found, and a module that stopped answering is found within this
+    /// plus a command timeout and a probe, even on an idle connection. 0 turns it off.
+    public var livenessInterval: UInt32 = 10_000
 
     /// A configuration for `dialect`; every other setting has the default shown, and is
     /// described at the property of the same name.
@@ -208,6 +213,9 @@ public struct ATStatistics: Sendable, Equatable {
     /// Payload bytes the module pushed (`+IPD,<id>,<len>:`) although passive receive was asked;
     /// they are delivered in order (the connection fails only when they do not fit).
     public var pushedBytes = 0
+    /// Payload bytes of read answers that never ended in `OK` (the module restarted, went silent
+    /// or broke its framing mid-answer): taken back, never delivered.
+    public var unconfirmedBytes = 0
     /// `AT` probes sent after a command timed out.
     public var recoveryProbes = 0
     /// `AT+RST` restarts sent.
