@@ -94,8 +94,6 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var needRestart = false
     /// The module pushed data though passive receive was asked: ask for it again.
     var needPassiveRestore = false
-    /// The restart under way was the driver's own (after silence): its banner is no news.
-    var restartedByDriver = false
     /// The command the module last left unanswered, while it is being probed.
     var silence: String?
     /// The last readiness answer (``ModemEvent/status(_:)``) and its line, during bring-up.
@@ -203,7 +201,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             steps += [.queryStatus(.sim), .queryStatus(.attach), .queryStatus(.bearer)]
         case .bg96:
             // SIM ready, attached, then the context: when AT+QIACT? shows it active with an
-            // address, nothing more is needed (``planBG96``).
+            // address, nothing more is needed (see `initStepSucceeded`).
             steps += [.queryStatus(.sim), .queryStatus(.attach), .localAddress]
         }
         initSteps = steps
@@ -720,7 +718,6 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     private func restartModule(_ why: String) {
         stats.restarts += 1
         phase = .restarting
-        restartedByDriver = true
         submit(.restart)
         armPhaseTimer(configuration.restartTimeout) { core in
             // No boot banner: the module is gone; start over from a probe.
@@ -1076,8 +1073,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         // The engine already failed what was in flight and reports every link closed next.
         var banner = lastLineText
         if banner == lastCommandText { banner = "it echoes commands again" }
-        // News only when it broke something: the banner at power-on, or after the driver's own
-        // restart, is expected.
+        // News only when it broke something (or ends a silence being probed): the banner at
+        // power-on, or after the driver's own restart, is expected.
         let affected = slots.contains { slot in
             switch slot {
             case .open(let c): return !c.ended && !c.userClosed
@@ -1093,7 +1090,6 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             incident = "the modem restarted (\(banner)); before that, \(silence)"
             incidentFromBringUp = false
         }
-        restartedByDriver = false
         for link in 0..<slots.count {
             if case .open(let c) = slots[link] {
                 c.moduleOpen = false
@@ -1183,7 +1179,6 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         needProbe = false
         needRestart = false
         needPassiveRestore = false
-        restartedByDriver = false
         silence = nil
         linkWriteArmed = false
         engine = ModemEngine(dialect: configuration.dialect.makeDialect(), configuration: configuration.engine)
