@@ -243,25 +243,13 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     private func linkFailed(_ result: LinkIO) {
         guard linkFailure == nil else { return }
         linkFailure = result.lossReason ?? .ioError
-        let what: String
+        // What happened, not how far a transfer got: the program counts its own bytes (gentcp
+        // adds "after N bytes received"), and the at driver says it the same way.
         switch result {
-        case .failed(.closed): what = "the serial line was closed under the driver"
-        case .failed(let reason): what = "the serial line failed (\(reason.atom))"
-        default: what = "the serial line hung up"
+        case .failed(.closed): incident = "the serial line was closed under the driver"
+        case .failed(let reason): incident = "the serial line failed (\(reason.atom))"
+        default: incident = "the serial line hung up"
         }
-        let received = statistics.bytesReceived
-        incident = received > 0 ? "\(what) after \(Self.grouped(received)) bytes received" : what
-    }
-
-    /// `107776` as "107,776".
-    private static func grouped(_ n: Int) -> String {
-        var digits = Array(String(n))
-        var index = digits.count - 3
-        while index > 0 {
-            digits.insert(",", at: index)
-            index -= 3
-        }
-        return String(digits)
     }
 
     private func drainEvents(_ fx: inout Effects) {

@@ -7,17 +7,6 @@ import GenTCPWire
 import Synchronization
 import Testing
 
-/// `107776` as "107,776" (how incidents print byte counts).
-private func withCommas(_ n: Int) -> String {
-    let plain = String(n)
-    var out = ""
-    for (i, c) in plain.enumerated() {
-        if i > 0 && (plain.count - i) % 3 == 0 { out.append(",") }
-        out.append(c)
-    }
-    return out
-}
-
 /// Reads until the socket ends; returns the bytes and how it ended (nil for end of stream).
 private func readUntilEnd(_ s: Socket) async -> ([UInt8], SocketError?) {
     var all: [UInt8] = []
@@ -50,8 +39,7 @@ struct SLIPLinkLossTests {
             #expect(end == SocketError(.ioError))
             #expect(got.count < data.count)
             #expect(Array(data[0..<got.count]) == got, "what arrived before the hang-up is intact")
-            let received = line.host.statistics.bytesReceived
-            #expect(line.host.lastIncident == "the serial line hung up after \(withCommas(received)) bytes received")
+            #expect(line.host.lastIncident == "the serial line hung up")
             // New work on the dead line fails the same way.
             await #expect(throws: SocketError(.ioError)) {
                 _ = try await Socket.connect("board", port: 19, options: [.binary], timeout: 1000, driver: line.host)
@@ -198,7 +186,6 @@ struct SLIPLinkLossTests {
         #expect(end == SocketError(.ioError))
         #expect(got.count < data.count)
         #expect(Array(data[0..<got.count]) == got)
-        #expect(host.lastIncident?.hasPrefix("the serial line hung up after ") == true)
-        #expect(host.lastIncident?.hasSuffix(" bytes received") == true)
+        #expect(host.lastIncident == "the serial line hung up")
     }
 }
