@@ -171,6 +171,15 @@ struct ATFaultTests {
         #expect(r.incident?.contains("SIM is not ready") == true, "\(r.incident ?? "nil")")
     }
 
+    @Test("an ESP-AT module that answers busy p... to everything: etimedout within seconds, naming busy p..., not the host")
+    func busyForever() async throws {
+        let r = try await Self.bringUp(.espAT, ModemFaults(spuriousBusyProbability: 1))
+        #expect(r.error?.reason == .connectionTimedOut)
+        #expect(r.seconds < 30)
+        #expect(r.incident?.contains("does not answer AT") == true, "\(r.incident ?? "nil")")
+        #expect(r.incident?.contains("busy p...") == true, "\(r.incident ?? "nil")")
+    }
+
     @Test("SIM800 and BG96 not attached: the connect's own timeout, with the reason on record", arguments: [ATDialectName.sim800, .bg96])
     func notAttached(_ dialect: ATDialectName) async throws {
         let r = try await Self.bringUp(dialect, ModemFaults(noNetwork: .notAttached))
