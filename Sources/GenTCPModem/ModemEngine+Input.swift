@@ -80,7 +80,9 @@ extension ModemEngine {
             payloadPushed = header.kind == .ipd || header.kind == .receive
             if let link = payloadLink, let left = header.leftInModule, left >= 0 {
                 // SIMCom says what stays in the module after this read: the total before it.
-                push(.dataAvailable(link: link, length: header.length + left))
+                // Saturating: a hostile <left> near Int.max must not trap (Int is 32 bits on a board).
+                let total = left > Int.max - header.length ? Int.max : header.length + left
+                push(.dataAvailable(link: link, length: total))
             }
         case .payload(let bytes):
             payloadDelivered += bytes.count

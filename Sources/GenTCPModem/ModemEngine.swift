@@ -270,12 +270,12 @@ public struct ModemEngine<Dialect: ModemDialect> {
         output.stagePayload(UnsafeRawBufferPointer(rebasing: payload[0..<count]))
         // The prompt comes after the command crossed the line; the result after the payload did.
         let commandWire = ModemEngine.wireMilliseconds(writer.count + 16, baud: configuration.baudRate)
-        let promptTimeout = configuration.promptTimeout + configuration.extraLatency + commandWire
+        let promptTimeout = ModemEngine.sum(configuration.promptTimeout, configuration.extraLatency, commandWire)
         let wire = ModemEngine.wireMilliseconds(count + 32, baud: configuration.baudRate)
         var flight = InFlight(command: command, phase: .awaitingPrompt,
                               deadline: now.advanced(by: promptTimeout),
                               timeout: promptTimeout)
-        flight.sendTimeout = timeout ?? (10_000 + configuration.extraLatency + wire)
+        flight.sendTimeout = timeout ?? ModemEngine.sum(10_000, configuration.extraLatency, wire)
         inFlight = flight
         lexer.expectsPrompt = true
         return count
@@ -309,6 +309,11 @@ public struct ModemEngine<Dialect: ModemDialect> {
         let wire = ModemEngine.wireMilliseconds(writer.count + 2 + answer, baud: configuration.baudRate)
         let total = UInt64(dialect.timeout(for: command)) + UInt64(configuration.extraLatency) + UInt64(wire)
         return UInt32(min(total, UInt64(UInt32.max)))
+    }
+
+    /// `a + b + c`, saturating at `UInt32.max` (settings are the caller's, and must not trap).
+    static func sum(_ a: UInt32, _ b: UInt32, _ c: UInt32) -> UInt32 {
+        UInt32(min(UInt64(a) + UInt64(b) + UInt64(c), UInt64(UInt32.max)))
     }
 
     /// Milliseconds `bytes` take on a line at `baud` (10 bits a byte), rounded up; at least 1.
