@@ -874,16 +874,9 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         case .read:
             guard let link = completion.link, case .open(let c) = slots[link] else { break }
             c.readInFlight = false
-            if failure == nil {
-                c.rx.commit()
-            } else {
-                // An answer that did not end in OK is not trusted: its bytes are taken back.
-                let dropped = c.rx.dropHidden()
-                c.readGot -= dropped
-                stats.payloadIn -= dropped
-                stats.unconfirmedBytes += dropped
-            }
             if let failure {
+                // An answer that did not end in OK is not trusted: its bytes are taken back.
+                takeBackUnconfirmed(c)
                 if failure.0 == .timeout {
                     // The stream has a hole either way; the probe that follows tells a restart
                     // (echo back on, a banner) from plain silence, and names it.
@@ -894,8 +887,9 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                          + "then refused to deliver them (\(describe(failure.0)))")
                 }
                 c.available = 0
-            } else if c.readGot < c.readAsked {
-                c.available = 0
+            } else {
+                c.rx.commit()
+                if c.readGot < c.readAsked { c.available = 0 }
             }
             if c.peerClosed, !c.ended, c.available == 0 { endConnection(c, nil) }
             if c.readGot > 0 { wake(c, read: true) }
@@ -1248,22 +1242,22 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             incident = why
             incidentFromBringUp = false
         }
-        breakConnection(c, reason)
-    }
-
-    /// The connection's stream is broken: reads give what is buffered, then `failed(reason)`;
-    /// writes fail; the module's link is closed.
-    private func breakConnection(_ c: ATConnection, _ reason: SocketError.Reason) {
         if c.failure == nil && !c.ended { c.failure = reason }
         // The read in flight (if any) never finished: what it brought is not trusted.
-        let dropped = c.rx.dropHidden()
-        stats.payloadIn -= dropped
-        stats.unconfirmedBytes += dropped
+        takeBackUnconfirmed(c)
         c.readInFlight = false
         c.sendInFlight = 0
         c.tx.removeAll()
         if c.moduleOpen { orphanCloses.insert(c.link) }
         endConnection(c, reason)
+    }
+
+    /// Takes back the bytes of a read answer that never ended in `OK` (held back in `rx`).
+    private func takeBackUnconfirmed(_ c: ATConnection) {
+        let dropped = c.rx.dropHidden()
+        c.readGot -= dropped
+        stats.payloadIn -= dropped
+        stats.unconfirmedBytes += dropped
     }
 
     private func endConnection(_ c: ATConnection, _ reason: SocketError.Reason?) {

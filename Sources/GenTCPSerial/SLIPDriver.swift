@@ -29,8 +29,8 @@ import GenTCPWire
 ///   (the pty's other side closed, the adapter pulled) is `eio` (or the device's own reason),
 ///   never an end of stream: a socket first delivers what it had received, then fails with it
 ///   (`recv` returns it; active mode sends `tcp_error` then `tcp_closed`); pending connects and
-///   pings fail with it, and ``lastIncident`` says what happened, e.g. "the serial line hung up
-///   after 107,776 bytes received". Only the driver's own ``close()`` gives `closed`.
+///   pings fail with it, and ``lastIncident`` says what happened, e.g. "the serial line hung
+///   up". Only the driver's own ``close()`` gives `closed`.
 /// - Names: address literals, and ``SLIPConfiguration/peerName`` for the board; others `nxdomain`.
 /// - `shutdown(read)` is local (reads see end of stream; the window stays as it is).
 public final class SLIPDriver: Driver, Sendable {

@@ -17,16 +17,7 @@ private func onBench<T: Sendable>(
     driver: ATConfiguration = ATConfiguration(dialect: .espAT), seed: UInt64 = 3,
     _ body: @escaping @Sendable (ATBench) async throws -> T
 ) async throws -> T {
-    let net = SimNetwork(seed: seed)
-    let server = net.addHost("server")
-    let modemHost = net.addHost("modem")
-    return try await net.run {
-        let bench = ATBench(net: net, server: server, modemHost: modemHost, baud: baud, simulator: simulator, driver: driver)
-        defer { bench.close() }
-        bench.at.start()
-        try await bench.waitReady()
-        return try await body(bench)
-    }
+    try await ATBench.run(seed: seed, baud: baud, simulator: simulator, driver: driver, body)
 }
 
 @Suite("at driver on the modem simulator", .timeLimit(.minutes(5)))
@@ -187,21 +178,14 @@ struct ATDriverFailureTests {
 
     @Test("an ESP-AT module with no Wi-Fi (STAIP 0.0.0.0): connect fails at once with enetunreach naming the cause, not econnrefused")
     func noWiFi() async throws {
-        let net = SimNetwork(seed: 6)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
-        try await net.run {
-            let simulator = ModemSimulatorConfiguration(dialect: .espAT, firmware: "3.3.0.0", localAddress: "0.0.0.0")
-            let b = ATBench(net: net, server: server, modemHost: modemHost, baud: 115_200, simulator: simulator,
-                            driver: ATConfiguration(dialect: .espAT))
-            defer { b.close() }
-            b.at.start()
-            let started = net.now
+        let simulator = ModemSimulatorConfiguration(dialect: .espAT, firmware: "3.3.0.0", localAddress: "0.0.0.0")
+        try await ATBench.run(seed: 6, simulator: simulator, driver: ATConfiguration(dialect: .espAT), ready: false) { b in
+            let started = b.net.now
             await #expect(throws: SocketError(.networkUnreachable)) {
                 _ = try await Socket.connect(.address(.v4(0x0A00_0001)), port: 7000, options: [.binary],
                                              timeout: .milliseconds(30_000), driver: b.at)
             }
-            #expect(net.now - started < 2_000_000_000)
+            #expect(b.net.now - started < 2_000_000_000)
             #expect(b.at.lastIncident?.contains("has not joined a Wi-Fi network") == true)
             #expect(!b.at.isReady)
         }
@@ -321,26 +305,20 @@ struct ATDriverFailureTests {
 
     @Test("a silent module: connect times out, nothing hangs, and the driver recovers when it answers")
     func silentModule() async throws {
-        let net = SimNetwork(seed: 4)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
-        try await net.run {
-            let b = ATBench(net: net, server: server, modemHost: modemHost, baud: 115_200,
-                            simulator: .espAT(firmware: "3.3.0.0", faults: ModemFaults(silent: true)),
-                            driver: ATConfiguration(dialect: .espAT, probeTimeout: 300, probeAttempts: 2,
-                                                    retryDelay: 200, restartTimeout: 1_000))
-            defer { b.close() }
-            b.at.start()
+        try await ATBench.run(seed: 4, simulator: .espAT(firmware: "3.3.0.0", faults: ModemFaults(silent: true)),
+                              driver: ATConfiguration(dialect: .espAT, probeTimeout: 300, probeAttempts: 2,
+                                                      retryDelay: 200, restartTimeout: 1_000),
+                              ready: false) { b in
             let listener = try ListenSocket.listen(port: 7000, options: [.binary, .active(.passive)],
-                                                   driver: .sim(net, host: server))
-            let started = net.now
+                                                   driver: .sim(b.net, host: b.server))
+            let started = b.net.now
             // Two unanswered probes: the connect fails then (etimedout, the module's silence named),
             // well before its own 3 s.
             await #expect(throws: SocketError(.connectionTimedOut)) {
                 _ = try await Socket.connect(.address(.v4(0x0A00_0001)), port: 7000, options: [.binary],
                                              timeout: .milliseconds(3_000), driver: b.at)
             }
-            #expect(net.now - started < 2_000_000_000)
+            #expect(b.net.now - started < 2_000_000_000)
             #expect(b.at.lastIncident?.contains("does not answer AT") == true)
             #expect(b.at.statistics.restarts >= 1)
             #expect(!b.at.isReady)
@@ -353,7 +331,7 @@ struct ATDriverFailureTests {
             }
             let s = try await Socket.connect("server", port: 7000, options: [.binary, .active(.passive)],
                                              timeout: .milliseconds(30_000), driver: b.at)
-            let got = await drainSocket(s, runtime: net.runtime, timeout: .milliseconds(30_000))
+            let got = await drainSocket(s, runtime: b.net.runtime, timeout: .milliseconds(30_000))
             #expect(got.count == 5)
             listener.close()
         }

@@ -34,38 +34,22 @@ struct ATFaultTests {
     static func download(_ dialect: ATDialectName, _ faults: ModemFaults, size: Int = 60_000,
                          apn: String = "internet") async throws -> Outcome {
         let data = trickyBytes(size, seed: 31)
-        let net = SimNetwork(seed: 9)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
-        return try await net.run {
-            let b = ATBench(net: net, server: server, modemHost: modemHost, baud: 115_200,
-                            simulator: simulator(dialect, faults), driver: ATConfiguration(dialect: dialect, apn: apn))
-            defer { b.close() }
-            b.at.start()
-            try await b.waitReady()
+        return try await ATBench.run(seed: 9, simulator: simulator(dialect, faults),
+                                     driver: ATConfiguration(dialect: dialect, apn: apn)) { b in
             let listener = try ListenSocket.listen(port: 7000, options: [.binary, .active(.passive)],
-                                                   driver: .sim(net, host: server))
+                                                   driver: .sim(b.net, host: b.server))
             defer { listener.close() }
-            net.spawn {
+            b.net.spawn {
                 let s = try await listener.accept(timeout: .milliseconds(30_000))
                 try? await s.send(data)
                 s.close()
             }
             let s = try await Socket.connect(.address(.v4(0x0A00_0001)), port: 7000, options: [.binary, .active(.passive)],
                                              timeout: .milliseconds(30_000), driver: b.at)
-            var got: [UInt8] = []
-            var error: SocketError?
-            while true {
-                do {
-                    got += try await s.recv(0, timeout: .milliseconds(120_000)).bytes
-                } catch let e as SocketError {
-                    error = e
-                    break
-                }
-            }
+            let got = await drainSocket(s, runtime: b.net.runtime, timeout: .milliseconds(120_000))
             s.close()
-            return Outcome(received: got.count, prefixIntact: Array(data[0..<min(got.count, data.count)]) == got,
-                           error: error, incident: b.at.lastIncident)
+            return Outcome(received: got.count, prefixIntact: got.count <= data.count && got.hash == sha(Array(data[0..<got.count])),
+                           error: got.error, incident: b.at.lastIncident)
         }
     }
 
@@ -135,15 +119,9 @@ struct ATFaultTests {
     /// naming the step, never blaming the host.
     static func bringUp(_ dialect: ATDialectName, _ faults: ModemFaults, apn: String = "internet")
         async throws -> (error: SocketError?, seconds: Double, incident: String?) {
-        let net = SimNetwork(seed: 10)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
-        return try await net.run {
-            let b = ATBench(net: net, server: server, modemHost: modemHost, baud: 115_200,
-                            simulator: simulator(dialect, faults), driver: ATConfiguration(dialect: dialect, apn: apn))
-            defer { b.close() }
-            b.at.start()
-            let started = net.now
+        try await ATBench.run(seed: 10, simulator: simulator(dialect, faults),
+                              driver: ATConfiguration(dialect: dialect, apn: apn), ready: false) { b in
+            let started = b.net.now
             var error: SocketError?
             do {
                 _ = try await Socket.connect(.address(.v4(0x0A00_0001)), port: 7000, options: [.binary],
@@ -151,7 +129,7 @@ struct ATFaultTests {
             } catch let e as SocketError {
                 error = e
             }
-            return (error, Double(net.now - started) / 1e9, b.at.lastIncident)
+            return (error, Double(b.net.now - started) / 1e9, b.at.lastIncident)
         }
     }
 

@@ -46,6 +46,28 @@ struct ATBench {
     }
 }
 
+extension ATBench {
+    /// Runs `body` on a fresh bench inside a new simulated network seeded with `seed` (hosts
+    /// `server` and `modem`, the module powered on, the driver started and, with `ready`, done
+    /// with its bring-up); closes the bench afterwards.
+    static func run<T: Sendable>(
+        seed: UInt64, baud: Int = 115_200, simulator: ModemSimulatorConfiguration, driver: ATConfiguration,
+        ready: Bool = true, _ body: @escaping @Sendable (ATBench) async throws -> T
+    ) async throws -> T {
+        let net = SimNetwork(seed: seed)
+        let server = net.addHost("server")
+        let modemHost = net.addHost("modem")
+        return try await net.run {
+            let bench = ATBench(net: net, server: server, modemHost: modemHost, baud: baud, simulator: simulator,
+                                driver: driver)
+            defer { bench.close() }
+            bench.at.start()
+            if ready { try await bench.waitReady() }
+            return try await body(bench)
+        }
+    }
+}
+
 struct BenchTimeout: Error, CustomStringConvertible {
     let what: String
     var description: String { "timed out waiting for \(what)" }
