@@ -98,7 +98,7 @@ public final class SimNetwork: Sendable {
     public init(seed: UInt64 = 0, configuration: Configuration = Configuration()) {
         precondition(configuration.receiveWindow > 0, "GenTCPSim: receiveWindow must be > 0")
         precondition(configuration.segmentSize > 0, "GenTCPSim: segmentSize must be > 0")
-        let runtime = SimRuntime(deadlockTimeout: configuration.deadlockTimeout)
+        let runtime = SimRuntime(deadlockTimeout: configuration.deadlockTimeout, stoppedUntilFirstRun: true)
         self.seed = seed
         self.configuration = configuration
         self.runtime = runtime
@@ -223,11 +223,22 @@ public final class SimNetwork: Sendable {
 
     /// Runs `body` as a process of the simulation and returns its value (rethrowing its error).
     ///
-    /// The process's sockets close when it returns. The virtual clock then stops until the next
-    /// `run` (processes may still take steps, but no timer fires and no segment moves), so the
-    /// ``trace``, ``statistics`` and ``now`` read after `run` are exactly as the body left them,
-    /// and a second `run` continues from there. Runs may overlap; the clock stops when the last
-    /// one ends.
+    /// The virtual clock moves only while a run is under way. The run begins with the process's
+    /// first step on the simulator's thread (the clock starts there, where the last run left it)
+    /// and ends, on that thread, the moment `body` returns: the clock stops then, before the
+    /// process exits and closes its sockets. Those closes, and every other job or timer due at
+    /// that instant, still run (taking no virtual time), and `run` returns only once the simulator
+    /// has nothing left to do at that instant. So ``trace``, ``statistics`` and ``now`` read after
+    /// `run` are the same on every run with the same seed, however busy the machine is.
+    ///
+    /// Between runs the clock stands still: work submitted from outside the simulation (closing a
+    /// driver, a socket used from another executor) runs, but no timer later than ``now`` fires
+    /// until the next `run`; ``SimRuntime/settle()`` waits for such work to finish. Tear down
+    /// inside the body (close drivers there) to have the teardown counted in the run. A second
+    /// `run` continues from where the first stopped. Runs may overlap; the clock stops when the
+    /// last one ends.
+    ///
+    /// Waiting for the run suspends the calling task; no thread is blocked.
     ///
     /// - Throws: what `body` throws; ``SimDeadlock`` when the simulation gets stuck (every process
     ///   waiting, no timer pending) for ``Configuration/deadlockTimeout``.
@@ -237,24 +248,27 @@ public final class SimNetwork: Sendable {
         return try await withUnsafeThrowingContinuation { continuation in
             outcome.install(continuation)
             Task {
-                // The run begins here, on the task that enqueues its first job, not before the
-                // task starts: on a busy machine the task can wait for a pool thread longer than
-                // the deadlock timeout, and an idle simulator thread would take that wait for a
-                // deadlock at 0 ns.
-                let token = runtime.beginRun { now in outcome.finish(.failure(SimDeadlock(virtualTime: now))) }
+                // The run begins in its first job, on the simulator's thread, not when this task
+                // starts: on a busy machine the task can wait for a pool thread longer than the
+                // deadlock timeout, and nothing may move the clock before the run's first step.
+                let result: Result<T, any Error>
                 do {
-                    let value = try await Process.run(runtime: runtime) {
-                        defer { runtime.endRun(token) }
+                    result = .success(try await Process.run(runtime: runtime) {
+                        let token = runtime.beginRun { now in outcome.finish(.failure(SimDeadlock(virtualTime: now))) }
+                        defer { outcome.stoppedTheClock(runtime.endRun(token)) }
                         return try await body()
-                    }
-                    outcome.finish(.success(value))
+                    })
                 } catch {
-                    outcome.finish(.failure(error))
+                    result = .failure(error)
                 }
+                // Everything due at the run's last instant (the process's sockets closing, the
+                // messages that sends) happens before the caller reads the network. A run that
+                // ends while another goes on does not wait (that one may be waiting for it).
+                if outcome.lastRun { await runtime.settle() }
+                outcome.finish(result)
             }
         }
     }
-
     /// Starts a process of the simulation.
     @discardableResult
     public func spawn(_ body: @escaping @Sendable () async throws -> Void) -> Process {
@@ -307,6 +321,12 @@ public final class SimNetwork: Sendable {
 /// The one result of a ``SimNetwork/run(_:)``: the body's, or a deadlock, whichever comes first.
 private final class RunOutcome<T: Sendable>: Sendable {
     private let state = Mutex<(UnsafeContinuation<T, any Error>?, done: Bool)>((nil, false))
+    private let stopped = Atomic<Bool>(false)
+
+    /// The run's end stopped the clock (no other run was under way).
+    var lastRun: Bool { stopped.load(ordering: .acquiring) }
+
+    func stoppedTheClock(_ value: Bool) { stopped.store(value, ordering: .releasing) }
 
     func install(_ continuation: UnsafeContinuation<T, any Error>) {
         state.withLock { $0.0 = continuation }

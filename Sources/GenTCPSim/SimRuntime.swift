@@ -24,8 +24,19 @@ import Darwin
 ///   never `Task.sleep` (a wall-clock sleep would let the virtual clock race ahead) or other
 ///   executors.
 ///
+/// - **Runs.** Once a run (``SimNetwork/run(_:)``) has begun, the clock moves only while a run is
+///   under way. When the last run ends the clock stops, and stays stopped until the next run
+///   begins: jobs still run and timers due at the current instant still fire (in order, taking no
+///   time), but no timer later than ``now`` fires, whoever scheduled it and whatever the wall
+///   clock does. Work submitted between runs (closing a driver, reading a socket from another
+///   executor) is therefore queued on the stopped clock, and what it starts waits for the next
+///   run. A runtime made for a ``SimNetwork`` is stopped from the start, so setting up a network
+///   before its first run does not move the clock either; a runtime made with ``init(deadlockTimeout:)``
+///   and driven without runs keeps a free-running clock until a run of it ends.
+///
 /// ``schedule(afterNanoseconds:_:)`` and ``cancel(_:)`` may be called from any thread; an action
-/// never runs synchronously inside `schedule`.
+/// never runs synchronously inside `schedule`. Nothing here blocks a thread of the caller: waiting
+/// for the simulator (``SimNetwork/run(_:)``, ``settle()``) suspends the task.
 ///
 /// A simulation in which every process waits and no timer is pending can never move again (unless
 /// something outside wakes it). Rather than hang, ``SimNetwork/run(_:)`` then throws
@@ -43,16 +54,17 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
         var nextRun: UInt64 = 1
         /// Counts the thread's idle periods, so a deadlock check knows nothing ran since.
         var idleEpoch: UInt64 = 0
-        /// Timers wait (the clock stands still) until the next run begins, or until work
-        /// arrives from outside the simulation.
-        var paused = false
+        /// The clock stands still: only timers due at `now` fire, later ones wait for the next run.
+        var paused: Bool
+        /// Tasks waiting in `settle()` for the thread to go idle with the clock paused.
+        var settleWaiters: [UnsafeContinuation<Void, Never>] = []
         /// The executor thread, while `running`.
         var thread: pthread_t?
         var jobsRun: UInt64 = 0
         var timersFired: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     private let clock = Atomic<UInt64>(0)
     private let deadlockTimeout: UInt64?
 
@@ -62,6 +74,13 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
     ///   could save it; the wait merely leaves room for that.
     public init(deadlockTimeout: Duration? = .seconds(1)) {
         self.deadlockTimeout = deadlockTimeout.map { max(1, $0.simNanoseconds) }
+        state = Mutex(State(paused: false))
+    }
+
+    /// A runtime whose clock is stopped until its first run begins (``SimNetwork``'s).
+    init(deadlockTimeout: Duration?, stoppedUntilFirstRun: Bool) {
+        self.deadlockTimeout = deadlockTimeout.map { max(1, $0.simNanoseconds) }
+        state = Mutex(State(paused: stoppedUntilFirstRun))
     }
 
     /// Virtual nanoseconds since the simulation started.
@@ -89,7 +108,6 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
             let (deadline, overflow) = clock.load(ordering: .acquiring).addingReportingOverflow(nanoseconds)
             s.actions[id] = action
             s.timers.push(deadline: overflow ? UInt64.max : deadline, id: id)
-            resumeIfOutside(&s)
             return (id, claimThread(&s))
         }
         if start { startThread() }
@@ -107,7 +125,6 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
         let unowned = UnownedJob(job)
         let start = state.withLock { s in
             s.jobs.append(unowned)
-            resumeIfOutside(&s)
             return claimThread(&s)
         }
         if start { startThread() }
@@ -125,59 +142,73 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
         await sleep(nanoseconds: duration.simNanoseconds)
     }
 
-    /// True while the clock is paused: jobs still run, timers wait. ``SimNetwork/run(_:)`` pauses
-    /// the clock when its body returns, so what the network shows afterwards (trace, counters,
-    /// `now`) is exactly the state at that moment; the next `run` resumes it, and so does any job
-    /// or timer submitted from outside the simulation.
+    /// True while the clock is stopped: jobs still run and timers due at ``now`` fire, later timers
+    /// wait. ``SimNetwork/run(_:)`` stops the clock when its body returns, so what the network
+    /// shows afterwards (trace, counters, `now`) is exactly the state at that moment; only the next
+    /// `run` starts it again. Jobs and timers submitted from outside the simulation in between do
+    /// not (they wait on the stopped clock).
     public var isPaused: Bool { state.withLock { $0.paused } }
 
-    /// A run begins; returns its token for ``endRun(_:)``. The clock restarts together with the
-    /// run's first job: called from outside, that job's enqueue unpauses (atomically, so the job
-    /// goes before any waiting timer); called from inside the simulation, nothing else runs until
-    /// the job is enqueued. `onDeadlock` gets the virtual time if the simulation gets stuck.
+    /// Waits, without blocking a thread, until the simulator has nothing left to do at the
+    /// current instant: no job runnable and, the clock being stopped, no timer due at ``now``.
+    ///
+    /// ``SimNetwork/run(_:)`` does this before it returns, so a run's trace and counters are read
+    /// after every consequence of its last instant. Call it after work submitted between runs
+    /// (closing a driver, say) to read counters that no longer change. While a run is under way
+    /// (the clock moving) it waits until the last run ends and the simulator is idle; do not call
+    /// it from inside the simulation.
+    public func settle() async {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+            let now: Bool = state.withLock { s in
+                if s.paused && !s.running { return true }
+                s.settleWaiters.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    /// A run begins, on the simulator's thread, in the run's first job; returns its token for
+    /// ``endRun(_:)``. The clock starts again here: nothing queued behind this job (and no timer
+    /// later than now) ran while it was stopped, so the run continues exactly where the last one
+    /// left off. `onDeadlock` gets the virtual time if the simulation gets stuck.
     func beginRun(onDeadlock: @escaping @Sendable (UInt64) -> Void) -> UInt64 {
         state.withLock { s in
             let token = s.nextRun
             s.nextRun += 1
             s.runs[token] = onDeadlock
-            if isSimulatorThread(s) { s.paused = false }
+            s.paused = false
             return token
         }
     }
 
-    /// A run's body ended: when it was the last one, the clock stops. Ending twice is harmless.
-    func endRun(_ token: UInt64) {
+    /// A run's body ended (on the simulator's thread): when it was the last one, the clock stops.
+    /// Returns true when it stopped the clock. Ending twice is harmless.
+    @discardableResult
+    func endRun(_ token: UInt64) -> Bool {
         state.withLock { s in
-            guard s.runs.removeValue(forKey: token) != nil else { return }
+            guard s.runs.removeValue(forKey: token) != nil else { return false }
             if s.runs.isEmpty { s.paused = true }
+            return s.paused
         }
     }
 
     /// Called (on the real runtime's timer thread) a while after the thread went idle during a run.
     private func checkDeadlock(epoch: UInt64) {
-        let (handlers, now): ([@Sendable (UInt64) -> Void], UInt64) = state.withLock { s in
-            guard !s.running, s.idleEpoch == epoch, !s.paused, !s.runs.isEmpty else { return ([], 0) }
+        let (handlers, now, settled): ([@Sendable (UInt64) -> Void], UInt64, [UnsafeContinuation<Void, Never>]) = state.withLock { s in
+            guard !s.running, s.idleEpoch == epoch, !s.paused, !s.runs.isEmpty else { return ([], 0, []) }
             let handlers = s.runs.sorted { $0.key < $1.key }.map(\.value)
             s.runs = [:]
             s.paused = true
-            return (handlers, clock.load(ordering: .acquiring))
+            var settled: [UnsafeContinuation<Void, Never>] = []
+            swap(&settled, &s.settleWaiters)
+            return (handlers, clock.load(ordering: .acquiring), settled)
         }
         for h in handlers { h(now) }
+        for waiter in settled { waiter.resume() }
     }
 
     // MARK: The executor thread
-
-    /// Work from outside the simulation (a process started directly with
-    /// `Process.run(runtime:)` after a run, a socket used from another executor) restarts a
-    /// paused clock, so it cannot wait forever for a timer.
-    private func resumeIfOutside(_ s: inout State) {
-        if s.paused && !isSimulatorThread(s) { s.paused = false }
-    }
-
-    private func isSimulatorThread(_ s: State) -> Bool {
-        guard s.running, let t = s.thread else { return false }
-        return pthread_equal(t, pthread_self()) != 0
-    }
 
     /// True when the caller must start the thread (it was not running).
     private func claimThread(_ s: inout State) -> Bool {
@@ -201,8 +232,9 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
     private enum Work {
         case job(UnownedJob)
         case timer(@Sendable () -> Void)
-        /// Nothing to do; with an epoch when a run is under way (a deadlock unless outside work comes).
-        case idle(UInt64?)
+        /// Nothing to do; with an epoch when a run is under way (a deadlock unless outside work
+        /// comes), and the tasks waiting for the simulator to settle.
+        case idle(UInt64?, [UnsafeContinuation<Void, Never>])
     }
 
     private func loop() {
@@ -214,9 +246,13 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
                     s.jobsRun += 1
                     return .job(job)
                 }
-                while !s.paused, let top = s.timers.pop() {
+                let current = clock.load(ordering: .relaxed)
+                // A stopped clock still lets timers due now fire (they take no time); the next
+                // one later than now waits for a run.
+                while let top = s.timers.peek, !s.paused || top.deadline <= current {
+                    _ = s.timers.pop()
                     guard let action = s.actions.removeValue(forKey: top.id) else { continue }
-                    if top.deadline > clock.load(ordering: .relaxed) {
+                    if top.deadline > current {
                         clock.store(top.deadline, ordering: .releasing)
                     }
                     s.timersFired += 1
@@ -225,12 +261,15 @@ public final class SimRuntime: Runtime, TaskExecutor, @unchecked Sendable {
                 s.running = false
                 s.thread = nil
                 s.idleEpoch += 1
-                return .idle(!s.paused && !s.runs.isEmpty ? s.idleEpoch : nil)
+                var settled: [UnsafeContinuation<Void, Never>] = []
+                if s.paused { swap(&settled, &s.settleWaiters) }
+                return .idle(!s.paused && !s.runs.isEmpty ? s.idleEpoch : nil, settled)
             }
             switch work {
             case .job(let job): job.runSynchronously(on: me)
             case .timer(let action): action()
-            case .idle(let epoch):
+            case .idle(let epoch, let settled):
+                for waiter in settled { waiter.resume() }
                 if let epoch, let wait = deadlockTimeout {
                     _ = RealRuntime.shared.schedule(afterNanoseconds: wait) { [weak self] in
                         self?.checkDeadlock(epoch: epoch)

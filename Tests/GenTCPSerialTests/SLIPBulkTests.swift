@@ -78,7 +78,8 @@ struct SLIPBulkTests {
         print("slip \(baud) baud MTU 1006: upload \(Int(f.upload)) B/s (\(f.upload / limit)), download "
             + "\(Int(f.download)) B/s (\(f.download / limit)), echo \(Int(f.echo)) B/s per direction "
             + "(\(f.echo / limit)); limit \(Int(limit)) B/s; rto \(stats.stack.timeoutRetransmissions) "
-            + "fast \(stats.stack.fastRetransmissions)")
+            + "fast \(stats.stack.fastRetransmissions); board rto \(line.board.statistics.stack.timeoutRetransmissions); "
+            + "end at \(line.runtime.now) ns")
         #expect(f.upload / limit > 0.95)
         #expect(f.download / limit > 0.95)
         #expect(f.echo / limit > 0.8)

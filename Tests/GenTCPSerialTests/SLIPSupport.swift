@@ -43,15 +43,24 @@ struct SLIPLine: Sendable {
         board = try SLIPDriver(link: boardLink, configuration: boardConfiguration, runtime: net.runtime)
     }
 
-    /// Runs `body` inside the simulation, then closes both drivers.
+    /// Runs `body` inside the simulation, then closes both drivers as the run's last step, so
+    /// the teardown happens on the virtual clock at the instant the body ended, and the counters
+    /// read afterwards never depend on how long the machine took to get there. (Closed from the
+    /// test's task after the run, the board's FIN went unanswered while the clock ran on and
+    /// retransmitted it, as often as the task was delayed.)
     @discardableResult
     func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let (host, board) = (self.host, self.board)
         do {
-            let value = try await net.run(body)
-            host.close()
-            board.close()
-            return value
+            return try await net.run {
+                defer {
+                    host.close()
+                    board.close()
+                }
+                return try await body()
+            }
         } catch {
+            // A deadlock leaves the body suspended: close from here (the clock is stopped).
             host.close()
             board.close()
             throw error

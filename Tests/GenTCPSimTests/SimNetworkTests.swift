@@ -471,19 +471,27 @@ import Testing
         #expect(net.statistics.bytesDelivered == 50_000)
     }
 
-    @Test func workFromOutsideRestartsAPausedClock() async throws {
+    @Test func workFromOutsideBetweenRunsWaitsForTheNextRun() async throws {
         let (net, server, client) = makeNetwork()
         try await net.run { await net.sleep(for: .milliseconds(1)) }
         #expect(net.runtime.isPaused)
-        // A process started directly on the runtime (not through `run`) still gets its timers.
-        let elapsed = try await Process.run(runtime: net.runtime) { () -> UInt64 in
+        // A process started directly on the runtime (not through `run`) takes its steps, but the
+        // clock stays where the run left it: its connect waits for the next run.
+        let elapsed = Shared<UInt64?>(nil)
+        Process.spawn(runtime: net.runtime) {
             let start = net.now
             _ = try startEchoServer(net, on: server, port: 7)
             let c = try await Socket.connect("server", port: 7, options: passive, driver: .sim(net, host: client))
             try await c.send("x")
             _ = try await c.recv(1)
-            return net.now - start
+            elapsed.value = net.now - start
         }
-        #expect(elapsed == 4 * ms)
+        await net.runtime.settle()
+        #expect(net.now == 1 * ms)
+        #expect(elapsed.value == nil)
+        #expect(net.runtime.isPaused)
+        try await net.run { await net.sleep(for: .milliseconds(10)) }
+        #expect(elapsed.value == 4 * ms)
+        #expect(net.now == 11 * ms)
     }
 }
