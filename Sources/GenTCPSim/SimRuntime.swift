@@ -15,15 +15,15 @@ import Darwin
 ///   no virtual time, and a simulation spanning virtual minutes takes milliseconds of wall time.
 /// - **Executor.** Every process started on this runtime (``SimNetwork/run(_:)``,
 ///   `Process.spawn(runtime:)`) runs on this one executor, one job at a time, on one thread
-///   (started on demand, and ending when there is neither a job nor a timer: then nothing inside
-///   the simulation can move until something is enqueued from outside).
+///   (started on demand, and ending when there is neither a job nor a timer it may fire: then
+///   nothing inside the simulation can move until something is enqueued from outside or, the
+///   clock being stopped, a run begins).
 /// - **Determinism.** Because all work inside the simulation is serialised in one order, a run
 ///   with the same seed replays exactly. That holds only for code that runs *inside* the
 ///   simulation: everything that touches simulated sockets must run in a process of this runtime
 ///   (wrap it in `network.run { ... }`), and must wait with GenTCP's timeouts or ``sleep(for:)``,
 ///   never `Task.sleep` (a wall-clock sleep would let the virtual clock race ahead) or other
 ///   executors.
-///
 /// - **Runs.** Once a run (``SimNetwork/run(_:)``) has begun, the clock moves only while a run is
 ///   under way. When the last run ends the clock stops, and stays stopped until the next run
 ///   begins: jobs still run and timers due at the current instant still fire (in order, taking no
