@@ -270,18 +270,26 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
+    /// A table's entries in key order. Swift seeds every dictionary's storage apart, so walking
+    /// one directly orders the same entries differently from one engine to the next: the resets
+    /// at close went out in a different order in a second run of the same seed, and so could
+    /// wake-ups. Walked in key order, a simulated run replays exactly.
+    private func inOrder<Key, Value>(_ table: [Key: Value], _ rank: (Key) -> UInt32) -> [(key: Key, value: Value)] {
+        table.sorted { rank($0.key) < rank($1.key) }
+    }
+
     /// Finds connects that finished, sockets that became readable or writable, listeners with
     /// a connection to accept.
     private func checkWaiters(_ fx: inout Effects) {
         if let failure = linkFailure, !pings.isEmpty {
-            for (_, ping) in pings {
+            for (_, ping) in inOrder(pings, { UInt32($0) }) {
                 if let timer = ping.timer { runtime.cancel(timer) }
                 let continuation = ping.continuation
                 fx.resumes.append { continuation.resume(returning: .failure(SocketError(failure))) }
             }
             pings = [:]
         }
-        for (handle, pending) in connects {
+        for (handle, pending) in inOrder(connects, \.rank) {
             let outcome: Result<SLIPConnection, SocketError>?
             if let failure = linkFailure {
                 stack.abort(handle)
@@ -306,7 +314,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
             let continuation = pending.continuation
             fx.resumes.append { continuation.resume(returning: outcome) }
         }
-        for (handle, registration) in registrations where registration.wantRead || registration.wantWrite {
+        for (handle, registration) in inOrder(registrations, \.rank) where registration.wantRead || registration.wantWrite {
             var r = registration
             if r.wantRead, readReady(handle) {
                 r.wantRead = false
@@ -320,7 +328,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
             }
             registrations[handle] = r
         }
-        for (handle, registration) in listeners where registration.wantAccept {
+        for (handle, registration) in inOrder(listeners, \.rank) where registration.wantAccept {
             if registration.maybePending || linkFailure != nil {
                 listeners[handle]?.wantAccept = false
                 let delegate = registration.delegate
@@ -468,30 +476,30 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         locked { fx in
             guard !closed else { return }
             // Last words: resets for open connections go out if the link takes them now.
-            for handle in registrations.keys { stack.abort(handle) }
+            for (handle, _) in inOrder(registrations, \.rank) { stack.abort(handle) }
             if linkFailure == nil { writeLink(now: nowMilliseconds) }
             closed = true
             linkFailure = linkFailure ?? .closed
             if let timer { runtime.cancel(timer) }
             timer = nil
-            for (_, pending) in connects {
+            for (_, pending) in inOrder(connects, \.rank) {
                 if let timer = pending.timer { runtime.cancel(timer) }
                 let continuation = pending.continuation
                 fx.resumes.append { continuation.resume(returning: .failure(.closed)) }
             }
             connects = [:]
-            for (_, ping) in pings {
+            for (_, ping) in inOrder(pings, { UInt32($0) }) {
                 if let timer = ping.timer { runtime.cancel(timer) }
                 let continuation = ping.continuation
                 fx.resumes.append { continuation.resume(returning: .failure(.closed)) }
             }
             pings = [:]
-            for (_, r) in registrations {
+            for (_, r) in inOrder(registrations, \.rank) {
                 let delegate = r.delegate
                 if r.wantRead { fx.posts.append { delegate.connectionReadable() } }
                 if r.wantWrite { fx.posts.append { delegate.connectionWritable() } }
             }
-            for (_, l) in listeners where l.wantAccept {
+            for (_, l) in inOrder(listeners, \.rank) where l.wantAccept {
                 let delegate = l.delegate
                 fx.posts.append { delegate.listenerAcceptable() }
             }
@@ -566,4 +574,14 @@ final class SLIPLock: @unchecked Sendable {
 
     func lock() { pthread_mutex_lock(mutex) }
     func unlock() { pthread_mutex_unlock(mutex) }
+}
+
+extension ConnectionHandle {
+    /// Slot, then generation: the order the slip engine walks its tables in.
+    fileprivate var rank: UInt32 { UInt32(index) << 16 | UInt32(generation) }
+}
+
+extension ListenerHandle {
+    /// Slot, then generation: the order the slip engine walks its tables in.
+    fileprivate var rank: UInt32 { UInt32(index) << 16 | UInt32(generation) }
 }

@@ -121,6 +121,25 @@ struct SLIPDeterminismTests {
         }
         #expect(hogs.work > 0)
         #expect(busy.summary == alone.summary)
-        #expect(busy.capture == alone.capture, "the pcaps differ (\(busy.capture.count) and \(alone.capture.count) bytes)")
+        #expect(busy.capture == alone.capture, "the pcaps differ: \(SLIPDeterminismTests.firstDifference(busy.capture, alone.capture))")
+    }
+
+    /// Where two pcap files part: the record number and both records' timestamps and lengths.
+    static func firstDifference(_ a: [UInt8], _ b: [UInt8]) -> String {
+        var offset = Pcap.fileHeaderLength, record = 0
+        func header(_ p: [UInt8], _ at: Int) -> (Int, UInt32)? {
+            guard at + 16 <= p.count else { return nil }
+            func u32(_ i: Int) -> UInt32 { (0..<4).reduce(UInt32(0)) { $0 | UInt32(p[at + i + $1]) << (8 * $1) } }
+            return (Int(u32(0)) * 1_000_000 + Int(u32(4)), u32(8))
+        }
+        while let ha = header(a, offset), let hb = header(b, offset) {
+            let end = offset + 16 + Int(ha.1)
+            if ha != hb || end > a.count || end > b.count || a[offset..<end] != b[offset..<end] {
+                return "record \(record): \(ha.0) µs \(ha.1) bytes vs \(hb.0) µs \(hb.1) bytes"
+            }
+            offset = end
+            record += 1
+        }
+        return "after record \(record) (\(a.count) and \(b.count) bytes)"
     }
 }
