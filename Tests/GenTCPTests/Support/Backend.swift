@@ -1,7 +1,10 @@
 import GenTCP
+import GenTCPModem
 import GenTCPCore
 import GenTCPPOSIX
 import GenTCPSerial
+import GenTCPAT
+import GenTCPSLIP
 import GenTCPSim
 import ModemSimulator
 import Synchronization
@@ -106,7 +109,7 @@ struct Backend: Sendable, CustomTestStringConvertible {
     /// The client on an AT module (the modem simulator in `dialect`, on a 921600-baud MemoryLink,
     /// its output cut into random fragments with URC noise between messages) whose links reach
     /// the simulated network's `server`; the peer is a sim socket on `server`.
-    static func at(_ name: String, _ dialect: ATDialectName, _ simulator: ModemSimulatorConfiguration) -> Backend {
+    static func at(_ name: String, _ dialect: ATDialect, _ simulator: ModemSimulatorConfiguration) -> Backend {
         Backend(name: name, ipv6Unavailable: "the modem's links are IPv4", skips: atSkips) { body in
             let net = SimNetwork(seed: 1)
             let server = net.addHost("server")

@@ -1,4 +1,5 @@
 import GenTCP
+import GenTCPModem
 import GenTCPCore
 
 /// What the core asks a link's process to do.
@@ -159,7 +160,7 @@ struct SimState {
         espPassive = Array(repeating: false, count: configuration.linkCount)
     }
 
-    var dialect: ModemSimulatorDialect { configuration.dialect }
+    var dialect: ATDialect { configuration.dialect }
     var isESP: Bool { dialect == .espAT }
 
     mutating func takeEffects() -> Effects {
