@@ -87,7 +87,9 @@ struct Simulate: AsyncParsableCommand {
         // The module on the master end; the slave end stays open here, so programs can come and
         // go on its path without the master seeing a hang-up.
         let link: any SerialLink = verbose ? Trace.wrap(pair.master, boardSide: true, name: pair.slavePath) : pair.master
-        let bridge = ModemLinkBridge(link: link, configuration: configuration, driver: .posix)
+        // The simulated module reaches loopback only, so its name lookups (`AT+CIPDOMAIN`...)
+        // read /etc/hosts and never send a DNS query.
+        let bridge = ModemLinkBridge(link: link, configuration: configuration, driver: POSIXDriver(lookup: .hostsFile()))
         bridge.modem.powerOn()
         print(pair.slavePath)
         fflush(nil)

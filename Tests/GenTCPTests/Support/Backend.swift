@@ -56,14 +56,18 @@ struct Backend: Sendable, CustomTestStringConvertible {
         await ExclusivityGate.shared.releaseShared()
     }
 
-    /// BSD sockets over the loopback interface, real clock.
+    /// The posix driver the tests use: names from /etc/hosts only (OTP's
+    /// `inet_db:set_lookup([file])`), so no test sends a DNS query off the machine.
+    static let posixDriver = POSIXDriver(lookup: .hostsFile())
+
+    /// BSD sockets over the loopback interface, real clock; names from /etc/hosts only.
     static let posix = Backend(
         name: "posix", ipv6Unavailable: Loopback.ipv6Available ? nil : "::1 is not available on this host"
     ) { body in
         let context = TestContext(
             backend: "posix",
-            clientDriver: POSIXDriver.shared,
-            serverDriver: POSIXDriver.shared,
+            clientDriver: Backend.posixDriver,
+            serverDriver: Backend.posixDriver,
             serverHost: "127.0.0.1",
             serverAddress: .loopbackV4,
             clientAddress: .loopbackV4,
