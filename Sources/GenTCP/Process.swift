@@ -97,11 +97,19 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
 
     /// Runs `body` as a new process and waits for its result. The process exits (closing its
     /// sockets) when `body` returns; an error thrown by `body` is rethrown here.
+    ///
+    /// Cancelling the calling task cancels the process's task: its waiting GenTCP calls end with
+    /// `cancelled`, and `body` decides what to do (the process is not killed).
     public static func run<T: Sendable>(
         runtime: any Runtime = RealRuntime.shared,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        try await start(runtime: runtime, body).task.value
+        let task = start(runtime: runtime, body).task
+        return try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
+        }
     }
 
     private static func start<T: Sendable>(

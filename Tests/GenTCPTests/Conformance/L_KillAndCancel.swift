@@ -392,5 +392,29 @@ extension Conformance {
                 l.close()
             }
         }
+
+        @Test("L90 cancelling a Process.run caller cancels the process's waiting calls", arguments: Backend.all)
+        func cancelProcessRun(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair()
+                let outcome = try await cancelWhenParked(ctx, ready: {
+                    c.state.withLock { $0.recvWaiter != nil }
+                }) { () async throws(SocketError) -> Payload in
+                    do {
+                        return try await Process.run(runtime: ctx.runtime) { try await c.recv(0) }
+                    } catch let error as SocketError {
+                        throw error
+                    } catch {
+                        throw SocketError(.badArgument, "not a socket error")
+                    }
+                }
+                #expect(outcome.parked)
+                #expect(throws: SocketError.cancelled) { try outcome.result.get() }
+                try await p.send("z")
+                #expect(try await c.recv(1, timeout: 2000) == bin("z"))
+                c.close()
+                p.close()
+            }
+        }
     }
 }
