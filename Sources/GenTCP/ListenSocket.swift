@@ -6,7 +6,9 @@ import Synchronization
 ///
 /// Accepted sockets inherit this socket's options (active, mode, buffer, showEconnreset, ...)
 /// and are owned by the process that called `accept`. Many processes may wait in `accept` at
-/// once; each has its own timeout, and all get `closed` when the listener closes. The listener
+/// once; each has its own timeout, and all get `closed` when the listener closes. An acceptor
+/// that is killed or whose task is cancelled is withdrawn before it can be handed a connection,
+/// so every connection goes to a live acceptor. The listener
 /// closes when its controlling process exits. (`send`/`recv`/`peername` on a listener, `enotconn`
 /// in OTP, do not exist on this type.)
 public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
