@@ -122,7 +122,7 @@ private func drainAll(_ s: Socket, timeout: Timeout) async -> (bytes: [UInt8], e
 private func collectActive(timeout: Timeout) async -> (bytes: [UInt8], ends: [String]) {
     var got: [UInt8] = []
     var ends: [String] = []
-    while let m = await Process.receive(timeout: timeout) {
+    while let m = try? await Process.receive(timeout: timeout) {
         switch m {
         case .tcp(_, let p): got += p.bytes
         case .tcpError(_, let r): ends.append("tcp_error \(r.atom)")

@@ -65,7 +65,7 @@ struct SLIPLinkLossTests {
             var closedLine = false
             var ends: [String] = []
             loop: while true {
-                guard let message = await Process.receive(timeout: 10_000) else {
+                guard let message = try await Process.receive(timeout: 10_000) else {
                     ends.append("timeout")
                     break
                 }
