@@ -9,9 +9,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "GenTCP", targets: ["GenTCPCore", "GenTCP", "GenTCPPOSIX", "GenTCPSim"]),
-        // The serial drivers (slip, at), serial links and board profiles: a product of its own
-        // because it links libserialport (Debian's libserialport-dev).
-        .library(name: "GenTCPSerial", targets: ["GenTCPSerial"]),
+        // The serial drivers and what they run on: serial links and board profiles
+        // (`GenTCPSerial`), the slip driver (`GenTCPSLIP`) and the at driver (`GenTCPAT`). A product
+        // of its own because it links libserialport (Debian's libserialport-dev).
+        .library(name: "GenTCPSerial", targets: ["GenTCPSerial", "GenTCPSLIP", "GenTCPAT"]),
         // The modem simulator, for tests and simulation runs against the at driver.
         .library(name: "ModemSimulator", targets: ["ModemSimulator"]),
         // The embedded-safe cores alone (standard library only), for firmware.
@@ -47,11 +48,21 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(name: "GenTCPPOSIX", dependencies: ["GenTCP", "CGenTCPShims"], swiftSettings: strict),
-        // Serial links (libserialport ports, ptys through termios, paced in-memory links) and,
-        // on top of them, the slip and at drivers.
+        // Serial links (libserialport ports, ptys through termios, paced in-memory links, traces)
+        // and board profiles: what both serial drivers run on.
         .target(
             name: "GenTCPSerial",
-            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPWire", "GenTCPStack", "GenTCPModem", "CGenTCPShims", "CSerialPort"],
+            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPModem", "CGenTCPShims", "CSerialPort"],
+            swiftSettings: strict),
+        // The slip driver: IPv4 over SLIP on a serial link, through GenTCPStack.
+        .target(
+            name: "GenTCPSLIP",
+            dependencies: ["GenTCP", "GenTCPSerial", "GenTCPWire", "GenTCPStack"],
+            swiftSettings: strict),
+        // The at driver: sockets through an AT-command modem on a serial link, through GenTCPModem.
+        .target(
+            name: "GenTCPAT",
+            dependencies: ["GenTCP", "GenTCPSerial", "GenTCPModem"],
             swiftSettings: strict),
         .target(
             name: "GenTCPSim",
@@ -61,19 +72,19 @@ let package = Package(
         // GenTCP sockets (loopback or the simulated network): the at driver's test peer.
         .target(
             name: "ModemSimulator",
-            dependencies: ["GenTCP", "GenTCPCore", "GenTCPSerial"],
-            path: "tools/modem-sim", swiftSettings: strict),
+            dependencies: ["GenTCP", "GenTCPCore", "GenTCPModem", "GenTCPSerial"],
+            swiftSettings: strict),
         .executableTarget(
             name: "gentcp",
             dependencies: [
-                "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "GenTCPModem", "GenTCPSerial", "ModemSimulator",
+                "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "GenTCPModem", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "ModemSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/gentcp", swiftSettings: strict),
         .executableTarget(
             name: "gentcp-bench",
             dependencies: [
-                "GenTCP", "GenTCPPOSIX", "CGenTCPShims", "GenTCPSim", "GenTCPSerial", "GenTCPWire", "ModemSimulator",
+                "GenTCP", "GenTCPPOSIX", "CGenTCPShims", "GenTCPSim", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "GenTCPWire", "ModemSimulator",
             ],
             path: "tools/bench", swiftSettings: strict),
         .testTarget(name: "GenTCPCoreTests", dependencies: ["GenTCPCore"], swiftSettings: strict),
@@ -82,20 +93,20 @@ let package = Package(
         .testTarget(name: "GenTCPSimTests", dependencies: ["GenTCP", "GenTCPSim"], swiftSettings: strict),
         .testTarget(
             name: "ModemSimulatorTests",
-            dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire", "GenTCPSerial"],
+            dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire", "GenTCPSerial", "GenTCPAT"],
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire"], swiftSettings: strict),
         .testTarget(
             name: "GenTCPSerialTests",
             dependencies: [
-                "GenTCPSerial", "GenTCP", "GenTCPSim", "GenTCPStack", "GenTCPWire", "GenTCPModem", "CGenTCPShims",
+                "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "GenTCP", "GenTCPSim", "GenTCPStack", "GenTCPWire", "GenTCPModem", "CGenTCPShims",
                 "ModemSimulator",
             ],
             swiftSettings: strict),
         .testTarget(
             name: "GenTCPTests",
             // `gentcp` for the tool's pure formatters (`@testable import gentcp`).
-            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "ModemSimulator", "gentcp"],
+            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "ModemSimulator", "gentcp"],
             swiftSettings: strict),
     ]
 )

@@ -11,8 +11,8 @@
 #    enum's `init(rawValue:)`, `Equatable`/`Hashable` defaults) are skipped; a member that
 #    implements a protocol requirement may rely on the requirement's documentation, which DocC
 #    shows for it.
-# 3. Converts each module's DocC catalog (`Sources/MOD/MOD.docc`; `tools/modem-sim/` for
-#    ModemSimulator) together with its symbol graphs, with `docc convert --warnings-as-errors`:
+# 3. Converts each module's DocC catalog (`Sources/MOD/MOD.docc`) together with its symbol
+#    graphs, with `docc convert --warnings-as-errors`:
 #    a broken symbol or article link, a misspelled parameter name or a parameter left out of a
 #    `- Parameters:` list fails the check.
 #
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
-MODULES=(GenTCPCore GenTCPWire GenTCPStack GenTCPModem GenTCP GenTCPPOSIX GenTCPSim GenTCPSerial ModemSimulator)
+MODULES=(GenTCPCore GenTCPWire GenTCPStack GenTCPModem GenTCP GenTCPPOSIX GenTCPSim GenTCPSerial GenTCPSLIP GenTCPAT ModemSimulator)
 OUT=.build/docs
 
 preview=""
@@ -36,10 +36,7 @@ fi
 start=$(date +%s)
 
 catalog_of() {
-  case "$1" in
-    ModemSimulator) echo tools/modem-sim/ModemSimulator.docc ;;
-    *) echo "Sources/$1/$1.docc" ;;
-  esac
+  echo "Sources/$1/$1.docc"
 }
 
 echo "== symbol graphs"

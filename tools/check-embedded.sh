@@ -132,6 +132,13 @@ for triple in $TRIPLES; do
         [ -s "$(comm -12 "$dir/$module.rest" "$dir/unicode-tables" > "$dir/$module.unicode"; echo "$dir/$module.unicode")" ] &&
             needs_unicode=yes
         bad=$(comm -23 "$dir/$module.rest" "$dir/unicode-tables")
+        # The Unicode tables cost about 22 KB of flash and come from comparing or hashing
+        # Strings (a `""` pattern, `==`, a String dictionary key): none of the cores needs them.
+        if [ "$needs_unicode" = yes ]; then
+            echo "check-embedded: FAILED: $module on $triple links the Unicode tables (String comparison or hashing):" >&2
+            sed 's/^/    /' "$dir/$module.unicode" >&2
+            status=1
+        fi
         if [ -n "$bad" ]; then
             echo "check-embedded: FAILED: $module on $triple needs symbols outside the allow-list:" >&2
             echo "$bad" | sed 's/^/    /' >&2

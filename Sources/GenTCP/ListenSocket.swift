@@ -6,7 +6,9 @@ import Synchronization
 ///
 /// Accepted sockets inherit this socket's options (active, mode, buffer, showEconnreset, ...)
 /// and are owned by the process that called `accept`. Many processes may wait in `accept` at
-/// once; each has its own timeout, and all get `closed` when the listener closes. The listener
+/// once; each has its own timeout, and all get `closed` when the listener closes. An acceptor
+/// that is killed or whose task is cancelled is withdrawn before it can be handed a connection,
+/// so every connection goes to a live acceptor. The listener
 /// closes when its controlling process exits. (`send`/`recv`/`peername` on a listener, `enotconn`
 /// in OTP, do not exist on this type.)
 public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
@@ -65,27 +67,41 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
 
     /// Accepts one connection; `gen_tcp:accept/2`. Timeout 0 polls.
     ///
+    /// Waiting acceptors are served in the order they called. Cancelling the calling task, or
+    /// killing the calling process, withdraws its `accept` at once: it is never handed a
+    /// connection, and the next connection goes to the next live acceptor (as in OTP, where a
+    /// dead process's accept is dropped). A connection already handed over when the cancellation
+    /// comes is returned, never lost.
+    ///
     /// - Throws: `timeout`; `closed` when the listener is (or gets) closed; `systemLimit` when
-    ///   descriptors run out.
+    ///   descriptors run out; `cancelled` when the task is cancelled or the process exits while
+    ///   it waits.
     public func accept(timeout: Timeout = .infinity) async throws(SocketError) -> Socket {
         let limit = try timeout.validated().nanoseconds
-        let caller = Process.current
+        let caller = try Process.liveCaller()
         if let first = tryAccept(for: caller, polling: limit == 0) { return try first.get() }
-        let result: Result<Socket, SocketError> = await withUnsafeContinuation { continuation in
+        let id = state.withLock { s in
+            defer { s.nextID += 1 }
+            return s.nextID
+        }
+        let result: Result<Socket, SocketError> = await caller.waiting(interrupt: {
+            self.endAccept(id, with: caller.cancellation)
+        }) { await withUnsafeContinuation { continuation in
             let failed: SocketError? = state.withLock { s in
                 guard s.listener != nil else { return .closed }
-                let id = s.nextID
-                s.nextID += 1
+                if caller.mustNotWait { return caller.cancellation }
                 var a = Acceptor(id: id, owner: caller, continuation: continuation, timer: nil)
                 if let limit {
-                    a.timer = runtime.schedule(afterNanoseconds: limit) { [weak self] in self?.acceptTimedOut(id) }
+                    a.timer = runtime.schedule(afterNanoseconds: limit) { [weak self] in
+                        self?.endAccept(id, with: .timeout)
+                    }
                 }
                 s.acceptors.append(a)
                 arm(&s)
                 return nil
             }
             if let failed { continuation.resume(returning: .failure(failed)) }
-        }
+        } }
         return try result.get()
     }
 
@@ -127,12 +143,16 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
         listener.armAccept()
     }
 
-    private func acceptTimedOut(_ id: UInt64) {
-        let c: UnsafeContinuation<Result<Socket, SocketError>, Never>? = state.withLock { s in
+    /// Withdraws the waiting `accept` numbered `id` (if it still waits) with `error`: its
+    /// timeout, or `cancelled`.
+    private func endAccept(_ id: UInt64, with error: SocketError) {
+        let a: Acceptor? = state.withLock { s in
             guard let i = s.acceptors.firstIndex(where: { $0.id == id }) else { return nil }
-            return s.acceptors.remove(at: i).continuation
+            return s.acceptors.remove(at: i)
         }
-        c?.resume(returning: .failure(.timeout))
+        guard let a else { return }
+        if error.reason != .timeout, let t = a.timer { runtime.cancel(t) }
+        a.continuation.resume(returning: .failure(error))
     }
 
     /// Closes the listener; `gen_tcp:close/1`. Waiting acceptors get `closed`; connections never
@@ -195,8 +215,12 @@ extension ListenSocket: ListenerDelegate {
     public func listenerAcceptable() {
         // Serve waiting acceptors in order while connections are pending.
         while true {
+            var dead: [Acceptor] = []
             let step: (Acceptor, Result<(Socket, any Connection), SocketError>)? = state.withLock { (s: inout State) -> (Acceptor, Result<(Socket, any Connection), SocketError>)? in
                 s.armed = false
+                // An acceptor whose process has exited is never handed a connection (its
+                // interrupt may not have run yet): the connection would die with it.
+                while let head = s.acceptors.first, !head.owner.isAlive { dead.append(s.acceptors.removeFirst()) }
                 guard let listener = s.listener, let head = s.acceptors.first else { return nil }
                 let socket = Socket(driver: driver, options: inherited(s.options), owner: head.owner)
                 do throws(SocketError) {
@@ -210,6 +234,10 @@ extension ListenSocket: ListenerDelegate {
                     s.acceptors.removeFirst()
                     return (head, .failure(error))
                 }
+            }
+            for a in dead {
+                if let t = a.timer { runtime.cancel(t) }
+                a.continuation.resume(returning: .failure(SocketError(.cancelled, "the process has exited")))
             }
             guard let (acceptor, outcome) = step else { return }
             if let t = acceptor.timer { runtime.cancel(t) }

@@ -11,21 +11,29 @@ import Synchronization
 final class Mailbox: Sendable {
     typealias Predicate = @Sendable (Message) -> Bool
 
+    /// How a receive ended.
+    enum Received {
+        case message(Message)
+        case timedOut
+        /// The receiving task was cancelled, or the process exited (the mailbox closed).
+        case interrupted
+    }
+
     private struct Waiter {
         var id: UInt64
         var predicate: Predicate?
-        var continuation: UnsafeContinuation<Message?, Never>
+        var continuation: UnsafeContinuation<Received, Never>
         var timer: TimerID?
     }
 
     private struct State {
         var queue = Deque<Message>()
         var waiter: Waiter?
-        var nextWaiterID: UInt64 = 1
         var open = true
     }
 
     private let state = Mutex(State())
+    private let waiterIDs = Atomic<UInt64>(0)
     let runtime: any Runtime
 
     init(runtime: any Runtime) { self.runtime = runtime }
@@ -33,14 +41,14 @@ final class Mailbox: Sendable {
     /// A receiver that was handed a message and must be resumed, after the caller's locks are
     /// released (waking it while a socket lock is held only makes it wait on that lock).
     struct Wakeup {
-        fileprivate let continuation: UnsafeContinuation<Message?, Never>
+        fileprivate let continuation: UnsafeContinuation<Received, Never>
         fileprivate let timer: TimerID?
         fileprivate let message: Message
         fileprivate let runtime: any Runtime
 
         func resume() {
             if let timer { runtime.cancel(timer) }
-            continuation.resume(returning: message)
+            continuation.resume(returning: .message(message))
         }
     }
 
@@ -77,37 +85,44 @@ final class Mailbox: Sendable {
         }
     }
 
-    /// Takes the first matching message, waiting up to `timeout`; nil on timeout.
-    func receive(timeout: Timeout, where predicate: Predicate?) async -> Message? {
+    /// A number for the next ``receive(timeout:where:id:as:)``, known before it waits so that
+    /// ``interrupt(_:)`` can name it.
+    func reserveWaiterID() -> UInt64 { waiterIDs.add(1, ordering: .relaxed).newValue }
+
+    /// Takes the first matching message, waiting up to `timeout` as `process` (which must own
+    /// this mailbox). A message already queued is taken even when the task is cancelled; the
+    /// receive is `interrupted` instead of waiting when ``Process/mustNotWait`` holds, and when
+    /// ``interrupt(_:)`` names `id` while it waits.
+    func receive(timeout: Timeout, where predicate: Predicate?, id: UInt64, as process: Process) async -> Received {
         // Fast path: a match is already queued.
-        enum Fast { case found(Message), none, wait }
+        enum Fast { case found(Message), timedOut, closed, wait }
         let fast: Fast = state.withLock { s in
             if let index = Mailbox.firstIndex(in: s.queue, predicate) {
                 return .found(s.queue.remove(at: index))
             }
-            if timeout.nanoseconds == 0 || !s.open { return .none }
+            if !s.open { return .closed }
+            if timeout.nanoseconds == 0 { return .timedOut }
             return .wait
         }
         switch fast {
-        case .found(let m): return m
-        case .none: return nil
+        case .found(let m): return .message(m)
+        case .timedOut: return .timedOut
+        case .closed: return .interrupted
         case .wait: break
         }
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Message?, Never>) in
-            let outcome: Message?? = state.withLock { s in
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Received, Never>) in
+            let outcome: Received? = state.withLock { s in
                 // Re-check: a message may have arrived between the fast path and here.
                 if let index = Mailbox.firstIndex(in: s.queue, predicate) {
-                    return .some(s.queue.remove(at: index))
+                    return .message(s.queue.remove(at: index))
                 }
-                if !s.open { return Optional<Message?>.some(nil) }
+                if !s.open || process.mustNotWait { return .interrupted }
                 precondition(s.waiter == nil, "GenTCP: two tasks are receiving on one process's mailbox at once")
-                let id = s.nextWaiterID
-                s.nextWaiterID += 1
                 s.waiter = Waiter(id: id, predicate: predicate, continuation: continuation, timer: nil)
                 if let ns = timeout.nanoseconds {
                     // Arm the timer under the lock so it is recorded before it can fire.
                     s.waiter?.timer = runtime.schedule(afterNanoseconds: ns) { [weak self] in
-                        self?.expire(id)
+                        self?.end(id, .timedOut)
                     }
                 }
                 return nil
@@ -116,13 +131,18 @@ final class Mailbox: Sendable {
         }
     }
 
-    private func expire(_ id: UInt64) {
-        let continuation: UnsafeContinuation<Message?, Never>? = state.withLock { s in
+    /// Ends the receive numbered `id` with `interrupted`, if it is waiting.
+    func interrupt(_ id: UInt64) { end(id, .interrupted) }
+
+    private func end(_ id: UInt64, _ outcome: Received) {
+        let waiter: Waiter? = state.withLock { s in
             guard let w = s.waiter, w.id == id else { return nil }
             s.waiter = nil
-            return w.continuation
+            return w
         }
-        continuation?.resume(returning: nil)
+        guard let waiter else { return }
+        if case .interrupted = outcome, let t = waiter.timer { runtime.cancel(t) }
+        waiter.continuation.resume(returning: outcome)
     }
 
     private static func firstIndex(in queue: Deque<Message>, _ predicate: Predicate?) -> Int? {
@@ -156,8 +176,11 @@ final class Mailbox: Sendable {
     /// The number of queued messages.
     var count: Int { state.withLock { $0.queue.count } }
 
+    /// True while a receive waits (tests use it to know a receiver is parked).
+    var hasReceiver: Bool { state.withLock { $0.waiter != nil } }
+
     /// Closes the mailbox at process exit: queued messages are dropped and a waiting receive
-    /// returns nil.
+    /// is interrupted.
     func close() {
         let waiter: Waiter? = state.withLock { s in
             s.open = false
@@ -168,7 +191,7 @@ final class Mailbox: Sendable {
         }
         if let w = waiter {
             if let t = w.timer { runtime.cancel(t) }
-            w.continuation.resume(returning: nil)
+            w.continuation.resume(returning: .interrupted)
         }
     }
 }

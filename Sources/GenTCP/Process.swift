@@ -5,14 +5,18 @@ import Synchronization
 public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
     /// The body returned.
     case normal
-    /// The body threw; the text describes the error.
+    /// The body threw, or ``Process/exit(_:reason:)`` named this reason; the text describes it.
     case error(String)
+    /// Ended by ``Process/kill()``: Erlang's `killed`, the reason of a process that got
+    /// `exit(Pid, kill)`.
+    case killed
 
-    /// `normal`, or `error: ` and the text.
+    /// `normal`, `killed`, or `error: ` and the text.
     public var description: String {
         switch self {
         case .normal: return "normal"
         case .error(let text): return "error: \(text)"
+        case .killed: return "killed"
         }
     }
 }
@@ -21,10 +25,14 @@ public enum ExitReason: Sendable, Equatable, CustomStringConvertible {
 ///
 /// - A socket's *controlling process* receives its `.tcp`, `.tcpClosed`, `.tcpError` and
 ///   `.tcpPassive` messages; only it may hand the socket to another process.
-/// - When a process exits, normally or by throwing, every socket it controls is closed (OTP links
-///   the port to its owner; AtomVM's port drivers do not, and leak the socket).
+/// - When a process exits (its body returns or throws, or another process ends it with
+///   ``kill()`` or ``exit(_:reason:)``), every socket it controls is closed (OTP links the port to
+///   its owner; AtomVM's port drivers do not, and leak the socket), and every GenTCP call it is
+///   blocked in ends with `cancelled`.
 /// - Child tasks started inside a process act as that process (they inherit the task-local
 ///   identity). Code outside any process acts as ``root``, which never exits.
+/// - A blocked `connect`, `recv`, `send`, `accept` or ``receive(timeout:where:)`` also ends with
+///   `cancelled` when its Swift task is cancelled; data it had not taken stays for the next reader.
 public final class Process: Sendable, Hashable, CustomStringConvertible {
     /// A number unique among the processes of this program, in spawn order.
     public let id: UInt64
@@ -37,13 +45,23 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
         var sockets: [any OwnedByProcess] = []
         var exitReason: ExitReason?
         var exitWaiters: [UnsafeContinuation<ExitReason, Never>] = []
+        /// Cancels the body's task, once it exists.
+        var cancelTask: (@Sendable () -> Void)?
+        /// Killed before ``cancelTask`` was known: `start` cancels the task.
+        var cancelPending = false
+        /// How to end each GenTCP call this process is blocked in (see ``waiting(interrupt:_:)``).
+        var interrupts: [UInt64: @Sendable () -> Void] = [:]
+        var nextInterrupt: UInt64 = 1
     }
     private let state = Mutex(State())
+    /// `State.alive`, readable without the lock (every blocking call checks it).
+    private let living = Atomic<Bool>(true)
 
     private static let counter = Atomic<UInt64>(0)
     @TaskLocal static var taskCurrent: Process?
 
     /// The process that owns code running outside any spawned process (like the Erlang shell).
+    /// It never exits: ``kill()`` and ``exit(_:reason:)`` leave it alone.
     public static let root = Process(runtime: RealRuntime.shared)
 
     init(runtime: any Runtime) {
@@ -79,11 +97,19 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
 
     /// Runs `body` as a new process and waits for its result. The process exits (closing its
     /// sockets) when `body` returns; an error thrown by `body` is rethrown here.
+    ///
+    /// Cancelling the calling task cancels the process's task: its waiting GenTCP calls end with
+    /// `cancelled`, and `body` decides what to do (the process is not killed).
     public static func run<T: Sendable>(
         runtime: any Runtime = RealRuntime.shared,
         _ body: @escaping @Sendable () async throws -> T
     ) async throws -> T {
-        try await start(runtime: runtime, body).task.value
+        let task = start(runtime: runtime, body).task
+        return try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
+        }
     }
 
     private static func start<T: Sendable>(
@@ -94,13 +120,19 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
         let task = Task<T, any Error>(executorPreference: runtime.executor) {
             do {
                 let value = try await Process.$taskCurrent.withValue(process) { try await body() }
-                process.exit(.normal)
+                process.terminate(.normal, cancellingTask: false)
                 return value
             } catch {
-                process.exit(.error("\(error)"))
+                process.terminate(.error("\(error)"), cancellingTask: false)
                 throw error
             }
         }
+        let cancel: @Sendable () -> Void = { task.cancel() }
+        let killedAlready = process.state.withLock { s in
+            if s.alive { s.cancelTask = cancel }
+            return s.cancelPending
+        }
+        if killedAlready { cancel() }
         return (process, task)
     }
 
@@ -116,18 +148,32 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     ///
     /// Unmatched messages stay queued in order. Only one task of a process may receive at a time.
     /// The predicate runs under the mailbox's lock and must not call into GenTCP.
+    ///
+    /// - Throws: `cancelled` when the calling task is cancelled while it waits (a matching message
+    ///   already queued is still returned, and nothing is taken from the mailbox), or when the
+    ///   calling process has exited or is killed (GenTCP's own reason: Erlang has no task
+    ///   cancellation).
     public static func receive(
         timeout: Timeout = .infinity,
         where predicate: (@Sendable (Message) -> Bool)? = nil
-    ) async -> Message? {
-        let process = current
+    ) async throws(SocketError) -> Message? {
+        let process = try liveCaller()
         if timeout.nanoseconds != 0, let socket = process.soleActiveSocket() {
             // About to park on an empty mailbox while one active socket may bring the next
             // message: let its driver wait a moment on this thread (see Connection.waitBriefly).
             if let m = process.mailbox.poll(where: predicate) { return m }
             socket.waitBrieflyAndPump(upTo: timeout.nanoseconds)
         }
-        return await process.mailbox.receive(timeout: timeout, where: predicate)
+        let mailbox = process.mailbox
+        let id = mailbox.reserveWaiterID()
+        let outcome = await process.waiting(interrupt: { mailbox.interrupt(id) }) {
+            await mailbox.receive(timeout: timeout, where: predicate, id: id, as: process)
+        }
+        switch outcome {
+        case .message(let m): return m
+        case .timedOut: return nil
+        case .interrupted: throw process.cancellation
+        }
     }
 
     /// The one socket this process controls that waits for data in an active mode, if exactly one.
@@ -148,8 +194,8 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
 
     // MARK: Lifetime
 
-    /// True until the process's body has returned or thrown.
-    public var isAlive: Bool { state.withLock { $0.alive } }
+    /// True until the process has exited: its body returned or threw, or it was killed.
+    public var isAlive: Bool { living.load(ordering: .acquiring) }
 
     /// Waits until the process exits and returns why.
     public func waitForExit() async -> ExitReason {
@@ -162,6 +208,33 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
             }
             if let reason { continuation.resume(returning: reason) }
         }
+    }
+
+    /// Kills the process; Erlang's `exit(Pid, kill)`. The same as
+    /// ``exit(_:reason:)`` with `.killed`.
+    public func kill() {
+        Process.exit(self, reason: .killed)
+    }
+
+    /// Ends `process` with `reason`; Erlang's `exit(Pid, Reason)`.
+    ///
+    /// When this returns, the process is dead (``isAlive`` is false, ``waitForExit()`` returns
+    /// `reason`): every socket and listener it controls is closed (the peers see the end),
+    /// every GenTCP call it was blocked in has ended with `cancelled` (a pending `accept` is
+    /// withdrawn, never handed a connection; a waiting `recv` leaves its bytes for the next
+    /// reader; a `send` stops, with the bytes already handed to the driver still sent), its
+    /// mailbox is dropped, and its task is cancelled. Swift cannot stop a task from outside: the
+    /// process's code runs on until it returns, but every GenTCP call it makes fails with
+    /// `cancelled`, and so does anything that honours task cancellation.
+    ///
+    /// - `.normal` ends only the calling process itself: as in Erlang, a process that does not
+    ///   trap exits ignores `exit(Pid, normal)` from another (and GenTCP has no trapping).
+    /// - Any other reason ends the process whatever it is doing, as `kill` does (without
+    ///   trapping, Erlang's reasons differ only in what the exit reports).
+    /// - A process that has already exited, and ``root``, are left alone.
+    public static func exit(_ process: Process, reason: ExitReason) {
+        if reason == .normal && process !== current { return }
+        process.terminate(reason, cancellingTask: true)
     }
 
     /// Registers a socket this process now controls. False when the process is already dead, in
@@ -181,18 +254,77 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    private func exit(_ reason: ExitReason) {
-        let (sockets, waiters): ([any OwnedByProcess], [UnsafeContinuation<ExitReason, Never>]) = state.withLock { s in
+    /// Ends the process, once (a later call, or the body returning after a kill, changes nothing).
+    private func terminate(_ reason: ExitReason, cancellingTask: Bool) {
+        guard self !== Process.root else { return }
+        typealias Taken = (
+            sockets: [any OwnedByProcess], waiters: [UnsafeContinuation<ExitReason, Never>],
+            interrupts: [@Sendable () -> Void], cancelTask: (@Sendable () -> Void)?
+        )
+        let taken: Taken? = state.withLock { s in
+            guard s.alive else { return nil }
             s.alive = false
+            living.store(false, ordering: .releasing)
             s.exitReason = reason
-            let result = (s.sockets, s.exitWaiters)
+            let result: Taken = (s.sockets, s.exitWaiters, Array(s.interrupts.values), s.cancelTask)
+            if cancellingTask && s.cancelTask == nil { s.cancelPending = true }
             s.sockets = []
             s.exitWaiters = []
+            s.interrupts = [:]
+            s.cancelTask = nil
             return result
         }
+        guard let taken else { return }
+        // Blocked calls end first, so that no pending accept of this process can be handed a
+        // connection while its sockets close (OTP drops a dead acceptor's accept too).
+        for interrupt in taken.interrupts { interrupt() }
+        if cancellingTask { taken.cancelTask?() }
         // The owner's exit closes its sockets, in the order it came to control them.
-        for socket in sockets { socket.ownerExited(self) }
+        for socket in taken.sockets { socket.ownerExited(self) }
         mailbox.close()
-        for w in waiters { w.resume(returning: reason) }
+        for w in taken.waiters { w.resume(returning: reason) }
+    }
+
+    // MARK: Interrupting blocked calls
+
+    /// The calling process, for a call that may block.
+    /// - Throws: `cancelled` when the calling process has exited (a killed process's code runs on,
+    ///   but may not wait for anything again).
+    static func liveCaller() throws(SocketError) -> Process {
+        let process = current
+        guard process.isAlive else { throw SocketError(.cancelled, "the process has exited") }
+        return process
+    }
+
+    /// The error of a call made as this process that stopped waiting: `cancelled`, with a detail
+    /// saying whether the process exited or only the task was cancelled.
+    var cancellation: SocketError {
+        isAlive ? SocketError(.cancelled, "the task was cancelled") : SocketError(.cancelled, "the process has exited")
+    }
+
+    /// True when a call made as this process must not start waiting: its task is cancelled, or
+    /// the process has exited. A blocking call checks it under the lock that records its waiter,
+    /// just before recording it, so that an interrupt that comes later finds the waiter.
+    var mustNotWait: Bool { Task.isCancelled || !isAlive }
+
+    /// Runs `body`, a wait made as this process, so that `interrupt` ends it when the calling task
+    /// is cancelled or this process exits.
+    ///
+    /// `interrupt` may run at any time, more than once, and before `body` has recorded its waiter
+    /// (it then finds nothing to end: `body` must check ``mustNotWait`` when it records the
+    /// waiter). It must not block, and must resume the waiter outside any lock it takes.
+    func waiting<T>(interrupt: @escaping @Sendable () -> Void, _ body: () async -> T) async -> T {
+        // The root process never exits: only task cancellation can end its waits.
+        let token: UInt64? = self === Process.root ? nil : state.withLock { s in
+            guard s.alive else { return nil }
+            let token = s.nextInterrupt
+            s.nextInterrupt += 1
+            s.interrupts[token] = interrupt
+            return token
+        }
+        defer {
+            if let token { _ = state.withLock { $0.interrupts.removeValue(forKey: token) } }
+        }
+        return await withTaskCancellationHandler(operation: body, onCancel: interrupt)
     }
 }

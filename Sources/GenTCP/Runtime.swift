@@ -114,31 +114,32 @@ public final class RealRuntime: Runtime, @unchecked Sendable {
 }
 
 /// A binary min-heap of (deadline, id), ties broken by id so equal deadlines fire in order.
-public struct TimerHeap: Sendable {
+/// Shared by the runtimes of this package (`package`, not public API).
+package struct TimerHeap: Sendable {
     /// One timer: when it fires and which it is.
-    public struct Entry: Sendable {
+    package struct Entry: Sendable {
         /// The deadline, in nanoseconds of the runtime's clock.
-        public var deadline: UInt64
+        package var deadline: UInt64
         /// The timer's number (``TimerID/rawValue``).
-        public var id: UInt64
+        package var id: UInt64
     }
     private var items: [Entry] = []
 
     /// An empty heap.
-    public init() {}
+    package init() {}
     /// True when no entry is held.
-    public var isEmpty: Bool { items.isEmpty }
+    package var isEmpty: Bool { items.isEmpty }
     /// The number of entries held.
-    public var count: Int { items.count }
+    package var count: Int { items.count }
     /// The entry with the earliest deadline (the lowest id among equal deadlines), if any.
-    public var peek: Entry? { items.first }
+    package var peek: Entry? { items.first }
 
     private static func less(_ a: Entry, _ b: Entry) -> Bool {
         a.deadline != b.deadline ? a.deadline < b.deadline : a.id < b.id
     }
 
     /// Adds an entry; O(log n).
-    public mutating func push(deadline: UInt64, id: UInt64) {
+    package mutating func push(deadline: UInt64, id: UInt64) {
         items.append(Entry(deadline: deadline, id: id))
         var i = items.count - 1
         while i > 0 {
@@ -153,7 +154,7 @@ public struct TimerHeap: Sendable {
     }
 
     /// Removes and returns the entry ``peek`` shows; nil when empty. O(log n).
-    public mutating func pop() -> Entry? {
+    package mutating func pop() -> Entry? {
         guard !items.isEmpty else { return nil }
         let top = items[0]
         let last = items.removeLast()

@@ -9,18 +9,27 @@ extension Socket {
     /// A timeout loses nothing: bytes of a partly satisfied exact read stay buffered for the next
     /// call. Timeout 0 polls. Only one `recv` may wait at a time; any process may call it.
     ///
+    /// Cancelling the calling task, or killing the calling process, ends a waiting `recv` at once
+    /// with `cancelled`, and loses nothing either: the bytes it had gathered stay buffered for the
+    /// next `recv`, which may start at once. (OTP keeps a killed reader's `recv` pending, so the
+    /// next one gets `ealready`, and the bytes that arrive go to the dead reader.) A cancelled
+    /// task still gets data that is already there; it only refuses to wait.
+    ///
     /// - Throws: `timeout`; `closed` at end of stream (once; the partial bytes of an exact read
     ///   are discarded, as in OTP), then `enotconn`; `econnreset` with `showEconnreset`; `einval`
     ///   on an active socket; `ealready` while another `recv` waits; `closed` after `close`;
-    ///   `badarg` for a negative length; `enomem` for a length above 64 MiB.
+    ///   `badarg` for a negative length; `enomem` for a length above 64 MiB; `cancelled` when the
+    ///   task is cancelled or the process exits while it waits.
     public func recv(_ length: Int, timeout: Timeout = .infinity) async throws(SocketError) -> Payload {
         guard length >= 0 else { throw SocketError(.badArgument, "recv length must be >= 0") }
         guard length <= SocketOptions.maximumRecvLength else {
             throw SocketError(.outOfMemory, "recv length above 64 MiB")
         }
         let limit = try timeout.validated().nanoseconds
+        let caller = try Process.liveCaller()
         // First attempt on the caller's thread: no hop when data is already there.
         var waitedBriefly = false
+        var id: UInt64 = 0
         while true {
             var briefWait: (any Connection)?
             let first: Result<Payload, SocketError>? = state.withLock { s in
@@ -33,6 +42,7 @@ extension Socket {
                 keepPartial(&s, data, filled)
                 if limit == 0 { return .failure(.timeout) }
                 if !waitedBriefly { briefWait = s.connection }
+                id = s.takeWaiterID()
                 return nil
             }
             if let first { return try first.get() }
@@ -43,7 +53,10 @@ extension Socket {
             waitedBriefly = true
         }
 
-        let result: Result<Payload, SocketError> = await withUnsafeContinuation { continuation in
+        let waiterID = id
+        let result: Result<Payload, SocketError> = await caller.waiting(interrupt: {
+            self.endRecv(waiterID, with: caller.cancellation)
+        }) { await withUnsafeContinuation { continuation in
             let effects = Effects()
             let immediate: Result<Payload, SocketError>? = state.withLock { s in
                 if let refusal = recvRefusal(&s) { return .failure(refusal) }
@@ -54,12 +67,15 @@ extension Socket {
                 // now on fires the readiness armed below, so a second read would only see EAGAIN.
                 if !s.stash.isEmpty || s.readEnd != .open,
                    let done = attemptRecv(&s, length: length, data: &data, filled: &filled) { return done }
-                let id = s.takeWaiterID()
-                var waiter = PortState.RecvWaiter(id: id, length: length, data: data, filled: filled,
+                if caller.mustNotWait {
+                    keepPartial(&s, data, filled)
+                    return .failure(caller.cancellation)
+                }
+                var waiter = PortState.RecvWaiter(id: waiterID, length: length, data: data, filled: filled,
                                                   continuation: continuation, timer: nil)
                 if let limit {
                     waiter.timer = runtime.schedule(afterNanoseconds: limit) { [weak self] in
-                        self?.recvTimedOut(id)
+                        self?.endRecv(waiterID, with: .timeout)
                     }
                 }
                 s.recvWaiter = waiter
@@ -68,7 +84,7 @@ extension Socket {
             }
             effects.run(on: runtime)
             if let immediate { continuation.resume(returning: immediate) }
-        }
+        } }
         return try result.get()
     }
 
@@ -182,13 +198,16 @@ extension Socket {
         }
     }
 
-    private func recvTimedOut(_ id: UInt64) {
+    /// Ends the waiting `recv` numbered `id` (if it still waits) with `error`: its timeout, or
+    /// `cancelled`. Its partial bytes go back to the stash for the next reader.
+    private func endRecv(_ id: UInt64, with error: SocketError) {
         var effects = Effects()
         state.withLock { s in
             guard let w = s.recvWaiter, w.id == id else { return }
             s.recvWaiter = nil
             keepPartial(&s, w.data, w.filled)
-            effects.resumeRecv.append((w.continuation, .failure(.timeout)))
+            if let t = w.timer, error != .timeout { effects.cancelTimers.append(t) }
+            effects.resumeRecv.append((w.continuation, .failure(error)))
             pumpActive(&s, &effects)
         }
         effects.run(on: runtime)

@@ -8,9 +8,14 @@ extension Socket {
     /// backpressure, and nothing is queued beyond the caller's own bytes. Concurrent senders are
     /// served in call order and never interleave. An empty send succeeds and counts in `send_cnt`.
     ///
+    /// Cancelling the calling task, or killing the calling process, ends a waiting `send` at once
+    /// with `cancelled`. As after a send timeout, the bytes already handed to the driver are still
+    /// sent and the rest are not; the next sender continues where the stream stands.
+    ///
     /// - Throws: `closed` after close, after `shutdown(write)`, or when the peer has gone (then
     ///   `enotconn`); `econnreset` with `showEconnreset`; `timeout` when `sendTimeout` passes
-    ///   without progress (with `sendTimeoutClose`, later calls give `enotconn`).
+    ///   without progress (with `sendTimeoutClose`, later calls give `enotconn`); `cancelled` when
+    ///   the task is cancelled or the process exits while it waits.
     public func send(_ bytes: [UInt8]) async throws(SocketError) {
         try await send(chunks: [bytes])
     }
@@ -28,6 +33,7 @@ extension Socket {
     /// Sends a sequence of byte chunks as one stream, without joining them first (OTP's iodata;
     /// the posix driver hands them to `writev(2)`).
     public func send(chunks: [[UInt8]]) async throws(SocketError) {
+        let caller = try Process.liveCaller()
         var total = 0
         for c in chunks { total += c.count }
         var waiter = PortState.SendWaiter(id: 0, chunks: chunks, total: total, continuation: nil, timer: nil)
@@ -39,18 +45,22 @@ extension Socket {
                 s.stats.sent(0)
                 return .success(())
             }
+            waiter.id = s.takeWaiterID()
             guard s.senders.isEmpty else { return nil }
             return writeSome(&s, &waiter, &effects)
         }
         effects.run(on: runtime)
         if let first { return try first.get() }
 
-        let result: Result<Void, SocketError> = await withUnsafeContinuation { continuation in
+        let id = waiter.id
+        let result: Result<Void, SocketError> = await caller.waiting(interrupt: {
+            self.endSend(id, with: caller.cancellation)
+        }) { await withUnsafeContinuation { continuation in
             var effects = Effects()
             let immediate: Result<Void, SocketError>? = state.withLock { s in
                 if let refusal = sendRefusal(&s) { return .failure(refusal) }
                 if s.senders.isEmpty, let done = writeSome(&s, &waiter, &effects) { return done }
-                waiter.id = s.takeWaiterID()
+                if caller.mustNotWait { return .failure(caller.cancellation) }
                 waiter.continuation = continuation
                 waiter.timer = scheduleSendTimeout(&s, id: waiter.id)
                 s.senders.append(waiter)
@@ -59,7 +69,7 @@ extension Socket {
             }
             effects.run(on: runtime)
             if let immediate { continuation.resume(returning: immediate) }
-        }
+        } }
         try result.get()
     }
 
@@ -161,7 +171,7 @@ extension Socket {
 
     private func scheduleSendTimeout(_ s: inout PortState, id: UInt64) -> TimerID? {
         guard let ns = s.options.sendTimeout.nanoseconds else { return nil }
-        return runtime.schedule(afterNanoseconds: ns) { [weak self] in self?.sendTimedOut(id) }
+        return runtime.schedule(afterNanoseconds: ns) { [weak self] in self?.endSend(id, with: .timeout) }
     }
 
     /// Writes queued senders in order while the connection takes bytes.
@@ -189,13 +199,17 @@ extension Socket {
         }
     }
 
-    private func sendTimedOut(_ id: UInt64) {
+    /// Ends the waiting `send` numbered `id` (if it still waits) with `error`: its send timeout,
+    /// or `cancelled`. What it already handed to the driver stays sent.
+    private func endSend(_ id: UInt64, with error: SocketError) {
         var effects = Effects()
         state.withLock { s in
             guard let index = s.senders.firstIndex(where: { $0.id == id }) else { return }
             let w = s.senders.remove(at: index)
-            if let c = w.continuation { effects.resumeSend.append((c, .failure(.timeout))) }
-            if s.options.sendTimeoutClose {
+            if let c = w.continuation { effects.resumeSend.append((c, .failure(error))) }
+            let timedOut = error.reason == .timeout
+            if !timedOut, let t = w.timer { effects.cancelTimers.append(t) }
+            if timedOut && s.options.sendTimeoutClose {
                 // The socket is shut down: later send and recv give `enotconn`.
                 s.writeEnd = .dead
                 s.readEnd = .dead

@@ -144,8 +144,13 @@ extension Socket {
     /// The calling process becomes the controlling process; with the default `.active(.active)`,
     /// data may arrive as messages as soon as this returns.
     ///
+    /// Cancelling the calling task, or killing the calling process, ends the call at once with
+    /// `cancelled`, whatever the driver is doing; a connection the driver completes afterwards is
+    /// closed (the listener's side sees it end), never handed to anyone.
+    ///
     /// - Throws: `badarg` for a port outside 0...65535, a bad option or a negative timeout;
-    ///   `econnrefused`, `nxdomain`, `timeout`, `etimedout`, `ehostunreach`... from the driver.
+    ///   `econnrefused`, `nxdomain`, `timeout`, `etimedout`, `ehostunreach`... from the driver;
+    ///   `cancelled` when the task is cancelled or the process exits.
     public static func connect(
         _ host: Host, port: Int, options: [Option] = [], timeout: Timeout = .infinity,
         driver: some Driver
@@ -153,6 +158,7 @@ extension Socket {
         guard (0...65535).contains(port) else { throw SocketError(.badArgument, "port must be 0...65535") }
         let opts = try SocketOptions(connect: options)
         let limit = try timeout.validated().nanoseconds
+        let caller = try Process.liveCaller()
         let start = driver.runtime.now
         let addresses: [IPAddress]
         switch host {
@@ -161,7 +167,11 @@ extension Socket {
             guard !name.isEmpty, name.utf8.count <= 253 else {
                 throw SocketError(.badArgument, "host name must be 1...253 bytes")
             }
-            addresses = try await driver.resolve(name, preference: opts.ipVersion)
+            if caller.mustNotWait { throw caller.cancellation }
+            addresses = try await DetachedCall.run(as: caller, executor: driver.runtime.executor, orphan: { _ in }) {
+                () async throws(SocketError) -> [IPAddress] in
+                try await driver.resolve(name, preference: opts.ipVersion)
+            }
         }
         var lastError = SocketError(.nonExistentDomain)
         for address in addresses {
@@ -171,9 +181,10 @@ extension Socket {
                 if spent >= limit && limit > 0 { throw SocketError.timeout }
                 remaining = limit > spent ? limit - spent : 0
             }
+            if caller.mustNotWait { throw caller.cancellation }
             do {
                 let socket = try await open(to: SocketAddress(address, port: port), options: opts,
-                                            timeoutNanoseconds: remaining, driver: driver)
+                                            timeoutNanoseconds: remaining, driver: driver, as: caller)
                 if Socket.sendsPassiveAtOpen(options) {
                     let wakeup = socket.state.withLock { s in
                         s.closed ? nil : s.owner.mailbox.enqueue(.tcpPassive(socket))
@@ -183,7 +194,7 @@ extension Socket {
                 return socket
             } catch {
                 lastError = error
-                if error.reason == .timeout { throw error }
+                if error.reason == .timeout || error.reason == .cancelled { throw error }
             }
         }
         throw lastError
@@ -214,12 +225,17 @@ extension Socket {
 
     private static func open(
         to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
-        driver: some Driver
+        driver: some Driver, as owner: Process
     ) async throws(SocketError) -> Socket {
-        let owner = Process.current
         let socket = Socket(driver: driver, options: options, owner: owner)
-        let connection = try await driver.connect(
-            to: address, options: options, timeoutNanoseconds: timeoutNanoseconds, delegate: socket)
+        // Drivers' connects cannot be interrupted: the port stops waiting instead, and closes a
+        // connection that comes too late (see DetachedCall).
+        let connection = try await DetachedCall.run(as: owner, executor: driver.runtime.executor, orphan: { late in
+            late.close(abortive: false)
+        }) { () async throws(SocketError) -> any Connection in
+            try await driver.connect(
+                to: address, options: options, timeoutNanoseconds: timeoutNanoseconds, delegate: socket)
+        }
         socket.attach(connection)
         return socket
     }

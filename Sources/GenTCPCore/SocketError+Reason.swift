@@ -6,7 +6,7 @@ extension SocketError {
     ///
     /// Every reason carries its Erlang atom (``atom``) and a one-line human description
     /// (``summary``). The cases are the union of the error lists of mug and toss (the full POSIX
-    /// list that `inet` can return) plus `not_owner`, `badarg`, `system_limit`.
+    /// list that `inet` can return) plus `not_owner`, `badarg`, `system_limit` and `cancelled`.
     public enum Reason: UInt8, Sendable, Hashable, CaseIterable {
         /// `closed`: the socket is closed.
         case closed
@@ -170,6 +170,10 @@ extension SocketError {
         case textFileBusy
         /// `exdev`: cross-device link.
         case crossDeviceLink
+        /// `cancelled`: the call stopped waiting because its Swift task was cancelled, or because
+        /// the process that made it was killed or exited (GenTCP's `Process`). GenTCP's own
+        /// reason: Erlang has no task cancellation, and a killed Erlang process returns from nothing.
+        case cancelled
 
         /// The Erlang atom for this reason, e.g. `econnrefused`.
         public var atom: StaticString {
@@ -255,6 +259,7 @@ extension SocketError {
             case .staleFileHandle: "estale"
             case .textFileBusy: "etxtbsy"
             case .crossDeviceLink: "exdev"
+            case .cancelled: "cancelled"
             }
         }
 
@@ -342,6 +347,7 @@ extension SocketError {
             case .staleFileHandle: "stale file handle"
             case .textFileBusy: "text file busy"
             case .crossDeviceLink: "cross-device link"
+            case .cancelled: "the waiting task was cancelled, or its process exited"
             }
         }
     }

@@ -44,4 +44,6 @@ extension SocketError {
     public static let notOwner = SocketError(.notOwner)
     /// `badarg`, with no detail: a bad argument to a call that opens a socket.
     public static let badArgument = SocketError(.badArgument)
+    /// `cancelled`, with no detail: the waiting task was cancelled, or its process exited.
+    public static let cancelled = SocketError(.cancelled)
 }

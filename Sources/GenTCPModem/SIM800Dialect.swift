@@ -37,9 +37,10 @@ public struct SIM800Dialect: ModemDialect {
         case .enableMultiplexing: try w.append("AT+CIPMUX=1")
         case .enablePassiveReceive: try w.append("AT+CIPRXGET=1")
         case .joinNetwork: throw ModemError(.notSupported, "SIM800 has no Wi-Fi")
-        case .configureBearer(apn: "", user: "", password: ""):
+        case .configureBearer(let apn, let user, let password) where apn.isEmpty && user.isEmpty && password.isEmpty:
             // The execution form starts the task with the module's default APN (SIM800 AT
-            // manual §8.2.9); it is valid in IP INITIAL only, like the write form.
+            // manual §8.2.9); it is valid in IP INITIAL only, like the write form. (`isEmpty`,
+            // not a `""` pattern: comparing strings would link the Unicode tables, 22 KB.)
             try w.append("AT+CSTT")
         case .configureBearer(let apn, let user, let password):
             try w.append("AT+CSTT=")

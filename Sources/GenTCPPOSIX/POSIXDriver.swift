@@ -21,6 +21,8 @@ public struct POSIXDriver: Driver {
     let reactor: Reactor
     /// How long a task about to park for a read first waits on the descriptor itself.
     public let briefWaitNanoseconds: UInt64
+    /// Where host names are looked up (``HostLookup/system`` unless given).
+    public let lookup: HostLookup
 
     /// The driver with real system calls and the real clock.
     public static let shared = POSIXDriver()
@@ -32,19 +34,23 @@ public struct POSIXDriver: Driver {
     ///     thread first waits this long in `ppoll(2)` on the socket, so a prompt answer wakes it
     ///     straight from the kernel instead of through the reactor thread (one context switch
     ///     instead of two per round trip). It sleeps, it does not spin. 0 turns it off.
+    ///   - lookup: where host names are looked up: the system's resolver, or only a hosts file
+    ///     (``HostLookup/hostsFile(path:)``, OTP's `inet_db:set_lookup([file])`).
     public init(runtime: any Runtime = RealRuntime.shared, syscalls: Syscalls = .system,
-                briefWaitNanoseconds: UInt64 = 50_000) {
+                briefWaitNanoseconds: UInt64 = 50_000, lookup: HostLookup = .system) {
+        self.lookup = lookup
         self.runtime = runtime
         self.syscalls = syscalls
         self.reactor = Reactor.shared
         self.briefWaitNanoseconds = briefWaitNanoseconds
     }
 
-    /// Looks `host` up with `getaddrinfo(3)` on a thread of its own (a slow resolver never
-    /// blocks the task pool), then orders the addresses by `preference`.
+    /// Looks `host` up as ``lookup`` says (`getaddrinfo(3)`, or the hosts file alone) on a
+    /// thread of its own (a slow resolver never blocks the task pool), then orders the
+    /// addresses by `preference`.
     /// - Throws: `nxdomain` when the name has no address in the families allowed.
     public func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress] {
-        try preference.order(await Resolver.lookup(host))
+        try preference.order(await Resolver.lookup(host, using: lookup))
     }
 
     /// A non-blocking `socket(2)` and `connect(2)` (binding first when `localPort` or

@@ -4,16 +4,16 @@ import GenTCPCore
 import Glibc
 #endif
 
-/// Host-name lookup with `getaddrinfo(3)`, run on its own thread so a slow resolver never
+/// Host-name lookup (``HostLookup``), run on its own thread so a slow resolver or file never
 /// blocks the cooperative pool.
 enum Resolver {
-    static func lookup(_ host: String) async -> [IPAddress] {
+    static func lookup(_ host: String, using source: HostLookup = .system) async -> [IPAddress] {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<[IPAddress], Never>) in
-            let job = Job(host: host, continuation: continuation)
+            let job = Job(host: host, source: source, continuation: continuation)
             var thread = pthread_t()
             let rc = pthread_create(&thread, nil, { arg in
                 let job = Unmanaged<Job>.fromOpaque(arg!).takeRetainedValue()
-                job.continuation.resume(returning: Resolver.getaddrinfo(job.host))
+                job.continuation.resume(returning: job.source.addresses(of: job.host))
                 return nil
             }, Unmanaged.passRetained(job).toOpaque())
             if rc == 0 {
@@ -21,16 +21,18 @@ enum Resolver {
             } else {
                 // No thread to spare: resolve here.
                 Unmanaged.passUnretained(job).release()
-                continuation.resume(returning: getaddrinfo(host))
+                continuation.resume(returning: source.addresses(of: host))
             }
         }
     }
 
     private final class Job: @unchecked Sendable {
         let host: String
+        let source: HostLookup
         let continuation: UnsafeContinuation<[IPAddress], Never>
-        init(host: String, continuation: UnsafeContinuation<[IPAddress], Never>) {
+        init(host: String, source: HostLookup, continuation: UnsafeContinuation<[IPAddress], Never>) {
             self.host = host
+            self.source = source
             self.continuation = continuation
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GenTCPCore
+import GenTCPModem
 
 /// A board or module described once, in a JSON file under `boards/`: how it is reached (a SLIP
 /// link or an AT modem), its serial defaults, its SLIP addresses and MTU, its default `buffer`,
@@ -18,15 +19,9 @@ public struct BoardProfile: Hashable, Sendable {
         case at
     }
 
-    /// The AT dialect of an `at` board.
-    public enum Dialect: String, Hashable, Sendable, CaseIterable {
-        /// `"esp-at"`: Espressif ESP-AT (ESP32, ESP8266).
-        case espAT = "esp-at"
-        /// `"sim800"`: SIMCom SIM800.
-        case sim800
-        /// `"bg96"`: Quectel BG96.
-        case bg96
-    }
+    /// The former name of `ATDialect` (module `GenTCPModem`) here.
+    @available(*, deprecated, renamed: "ATDialect")
+    public typealias Dialect = ATDialect
 
     /// Point-to-point addressing of a `slip` board.
     public struct SLIPSettings: Hashable, Sendable {
@@ -45,7 +40,7 @@ public struct BoardProfile: Hashable, Sendable {
     /// How the host reaches the board: `slip` or `at`.
     public var link: Link
     /// Set for `at` boards, nil for `slip` boards.
-    public var dialect: Dialect?
+    public var dialect: ATDialect?
     /// Serial defaults (always 8N1).
     public var serial: SerialConfiguration
     /// Set for `slip` boards, nil for `at` boards.
@@ -222,9 +217,13 @@ private struct FieldReader {
         let description = try string(d, "description", "description")!
         let link = try choice(d, "link", "link", BoardProfile.Link.self)
 
-        var dialect: BoardProfile.Dialect?
+        var dialect: ATDialect?
         if link == .at {
-            dialect = try choice(d, "dialect", "dialect", BoardProfile.Dialect.self)
+            let name = try string(d, "dialect", "dialect")!
+            guard let parsed = ATDialect(name: name) else {
+                throw fail("dialect", "expected one of \(ATDialect.allCases.map(\.description).joined(separator: ", ")), got \"\(name)\"")
+            }
+            dialect = parsed
         } else if d["dialect"] != nil {
             throw fail("dialect", "only for link \"at\"; a slip board has no AT dialect")
         }
@@ -281,5 +280,14 @@ private struct FieldReader {
             maxLinks: links, largestSend: largestSend, apn: apn, simulated: simulated, source: file)
         profile.latency = latency
         return profile
+    }
+}
+
+extension ATDialect {
+    /// The dialect named `name` (`esp-at`, `sim800` or `bg96`, as ``description`` spells them),
+    /// or nil.
+    public init?(name: String) {
+        guard let found = ATDialect.allCases.first(where: { $0.description == name }) else { return nil }
+        self = found
     }
 }

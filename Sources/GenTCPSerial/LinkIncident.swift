@@ -35,13 +35,3 @@ extension LinkIO {
         }
     }
 }
-
-extension ATDriver: SerialLinkIncidents {
-    /// What last went wrong on the modem's line, e.g. "the modem restarted (ready)".
-    public var lastIncident: String? { core.lastIncident }
-}
-
-extension SLIPDriver: SerialLinkIncidents {
-    /// What last went wrong on the SLIP line, e.g. "the serial line hung up".
-    public var lastIncident: String? { engine.lastIncident }
-}

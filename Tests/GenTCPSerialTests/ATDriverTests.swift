@@ -1,6 +1,8 @@
 import GenTCP
+import GenTCPModem
 import GenTCPCore
 import GenTCPSerial
+import GenTCPAT
 import GenTCPSim
 import GenTCPWire
 import ModemSimulator
@@ -340,8 +342,8 @@ struct ATDriverFailureTests {
 
 @Suite("at driver on cellular dialects", .timeLimit(.minutes(5)))
 struct ATCellularTests {
-    @Test("1 MiB each way byte-exact with fragmentation and noise; goodput", arguments: [ATDialectName.sim800, .bg96])
-    func transfer(dialect: ATDialectName) async throws {
+    @Test("1 MiB each way byte-exact with fragmentation and noise; goodput", arguments: [ATDialect.sim800, .bg96])
+    func transfer(dialect: ATDialect) async throws {
         let size = 1 << 20
         let upload = trickyBytes(size, seed: 21)
         let download = trickyBytes(size, seed: 22)
@@ -369,7 +371,7 @@ struct ATCellularTests {
             let line = 11_520.0
             let up = Double(size) / (Double(t1 - t0) / 1e9) / line
             let dn = Double(size) / (Double(down.last - down.first) / 1e9) / line
-            print("goodput \(dialect.rawValue) 115200 baud: upload \(up), download \(dn)")
+            print("goodput \(dialect.description) 115200 baud: upload \(up), download \(dn)")
             #expect(up > 0.8)
             #expect(dn > 0.8)
             s.close()

@@ -1,6 +1,8 @@
 import GenTCP
+import GenTCPModem
 import GenTCPCore
 import GenTCPSerial
+import GenTCPAT
 import GenTCPSim
 import ModemSimulator
 import Testing
@@ -10,9 +12,9 @@ import Testing
 /// an end of stream, and every byte the module delivered before it is intact.
 @Suite("at driver against the simulator's faults", .timeLimit(.minutes(5)))
 struct ATFaultTests {
-    static let dialects: [ATDialectName] = [.espAT, .sim800, .bg96]
+    static let dialects: [ATDialect] = [.espAT, .sim800, .bg96]
 
-    static func simulator(_ dialect: ATDialectName, _ faults: ModemFaults) -> ModemSimulatorConfiguration {
+    static func simulator(_ dialect: ATDialect, _ faults: ModemFaults) -> ModemSimulatorConfiguration {
         switch dialect {
         case .espAT: .espAT(firmware: "3.3.0.0", seed: 7, faults: faults)
         case .sim800: .sim800(seed: 7, faults: faults)
@@ -31,7 +33,7 @@ struct ATFaultTests {
     /// Connects through a module with `faults` (bring-up untouched: the faults count bytes from
     /// power-on, so each is set past the bring-up) and downloads `size` bytes the server sends
     /// and then closes.
-    static func download(_ dialect: ATDialectName, _ faults: ModemFaults, size: Int = 60_000,
+    static func download(_ dialect: ATDialect, _ faults: ModemFaults, size: Int = 60_000,
                          apn: String = "internet") async throws -> Outcome {
         let data = trickyBytes(size, seed: 31)
         return try await ATBench.run(seed: 9, simulator: simulator(dialect, faults),
@@ -55,7 +57,7 @@ struct ATFaultTests {
 
     @Test("the module resets mid-download: an error naming the restart, the bytes before it intact (a read cut by the reset is taken back)",
           arguments: dialects)
-    func reset(_ dialect: ATDialectName) async throws {
+    func reset(_ dialect: ATDialect) async throws {
         let o = try await Self.download(dialect, ModemFaults(resetAfterBytes: 12_000))
         // A reset between answers is seen at once (econnaborted); one inside a read's answer
         // swallows the banner as payload, so the read ends without OK (etimedout), and the
@@ -66,7 +68,7 @@ struct ATFaultTests {
     }
 
     @Test("the module goes silent mid-download: etimedout, the bytes before it intact", arguments: dialects)
-    func silence(_ dialect: ATDialectName) async throws {
+    func silence(_ dialect: ATDialect) async throws {
         let o = try await Self.download(dialect, ModemFaults(silenceAfterBytes: 12_000))
         #expect(o.error?.reason == .connectionTimedOut)
         #expect(o.received < 60_000 && o.prefixIntact)
@@ -74,14 +76,14 @@ struct ATFaultTests {
     }
 
     @Test("silent after the connect: etimedout, not an end of stream", arguments: dialects)
-    func silentAfterConnect(_ dialect: ATDialectName) async throws {
+    func silentAfterConnect(_ dialect: ATDialect) async throws {
         let o = try await Self.download(dialect, ModemFaults(silentAfterConnect: true))
         #expect(o.error?.reason == .connectionTimedOut)
         #expect(o.received == 0)
     }
 
     @Test("the serial port vanishes mid-download: eio, the bytes before it intact", arguments: dialects)
-    func portVanishes(_ dialect: ATDialectName) async throws {
+    func portVanishes(_ dialect: ATDialect) async throws {
         let o = try await Self.download(dialect, ModemFaults(portVanishesAfterBytes: 12_000))
         #expect(o.error?.reason == .ioError)
         #expect(o.received < 60_000 && o.prefixIntact)
@@ -89,8 +91,8 @@ struct ATFaultTests {
     }
 
     @Test("passive receive reverts to pushed data mid-download: every byte in order, or eproto (never a silent hole)",
-          arguments: [ATDialectName.espAT, .sim800])
-    func passiveReverts(_ dialect: ATDialectName) async throws {
+          arguments: [ATDialect.espAT, .sim800])
+    func passiveReverts(_ dialect: ATDialect) async throws {
         let o = try await Self.download(dialect, ModemFaults(passiveRevertsAfterBytes: 8_000))
         #expect(o.prefixIntact)
         if o.error?.reason == .closed {
@@ -101,7 +103,7 @@ struct ATFaultTests {
     }
 
     @Test("over-long data headers: eproto at once, no hang", arguments: dialects)
-    func overlongHeaders(_ dialect: ATDialectName) async throws {
+    func overlongHeaders(_ dialect: ATDialect) async throws {
         let o = try await Self.download(dialect, ModemFaults(overlongHeaders: ModemHeaderPadding(count: 400)))
         #expect(o.error?.reason == .protocolError)
         #expect(o.prefixIntact)
@@ -109,7 +111,7 @@ struct ATFaultTests {
     }
 
     @Test("a server that sends and closes: every byte the module buffered is read before the end", arguments: dialects)
-    func sendAndClose(_ dialect: ATDialectName) async throws {
+    func sendAndClose(_ dialect: ATDialect) async throws {
         let o = try await Self.download(dialect, ModemFaults(), size: 200_000)
         #expect(o.error?.reason == .closed)
         #expect(o.received == 200_000 && o.prefixIntact)
@@ -117,7 +119,7 @@ struct ATFaultTests {
 
     /// Bring-up against a module that cannot get a network: the connect fails within seconds,
     /// naming the step, never blaming the host.
-    static func bringUp(_ dialect: ATDialectName, _ faults: ModemFaults, apn: String = "internet")
+    static func bringUp(_ dialect: ATDialect, _ faults: ModemFaults, apn: String = "internet")
         async throws -> (error: SocketError?, seconds: Double, incident: String?) {
         try await ATBench.run(seed: 10, simulator: simulator(dialect, faults),
                               driver: ATConfiguration(dialect: dialect, apn: apn), ready: false) { b in
@@ -141,8 +143,8 @@ struct ATFaultTests {
         #expect(r.incident?.contains("AT+CIICR answered ERROR") == true, "\(r.incident ?? "nil")")
     }
 
-    @Test("SIM800 and BG96 without a ready SIM: enetdown within seconds, naming the SIM", arguments: [ATDialectName.sim800, .bg96])
-    func simNotReady(_ dialect: ATDialectName) async throws {
+    @Test("SIM800 and BG96 without a ready SIM: enetdown within seconds, naming the SIM", arguments: [ATDialect.sim800, .bg96])
+    func simNotReady(_ dialect: ATDialect) async throws {
         let r = try await Self.bringUp(dialect, ModemFaults(noNetwork: .simNotReady))
         #expect(r.error?.reason == .networkDown)
         #expect(r.seconds < 5)
@@ -158,8 +160,8 @@ struct ATFaultTests {
         #expect(r.incident?.contains("busy p...") == true, "\(r.incident ?? "nil")")
     }
 
-    @Test("SIM800 and BG96 not attached: the connect's own timeout, with the reason on record", arguments: [ATDialectName.sim800, .bg96])
-    func notAttached(_ dialect: ATDialectName) async throws {
+    @Test("SIM800 and BG96 not attached: the connect's own timeout, with the reason on record", arguments: [ATDialect.sim800, .bg96])
+    func notAttached(_ dialect: ATDialect) async throws {
         let r = try await Self.bringUp(dialect, ModemFaults(noNetwork: .notAttached))
         #expect(r.error?.reason == .timeout)
         #expect(r.incident?.contains("not attached") == true, "\(r.incident ?? "nil")")

@@ -1,6 +1,7 @@
 import GenTCP
 import GenTCPCore
 import GenTCPSerial
+import GenTCPAT
 import GenTCPSim
 import GenTCPWire
 import ModemSimulator

@@ -1,6 +1,8 @@
 import GenTCP
+import GenTCPModem
 import GenTCPCore
 import GenTCPSerial
+import GenTCPAT
 import GenTCPSim
 import Testing
 #if canImport(Glibc)
@@ -120,7 +122,7 @@ private func drainAll(_ s: Socket, timeout: Timeout) async -> (bytes: [UInt8], e
 private func collectActive(timeout: Timeout) async -> (bytes: [UInt8], ends: [String]) {
     var got: [UInt8] = []
     var ends: [String] = []
-    while let m = await Process.receive(timeout: timeout) {
+    while let m = try? await Process.receive(timeout: timeout) {
         switch m {
         case .tcp(_, let p): got += p.bytes
         case .tcpError(_, let r): ends.append("tcp_error \(r.atom)")
@@ -138,7 +140,7 @@ private func collectActive(timeout: Timeout) async -> (bytes: [UInt8], ends: [St
 private func atom(_ e: SocketError) -> String { "\(e.reason.atom)" }
 
 /// A dialect's driver configuration for these tests (SIM800 and BG96 with an APN).
-private func hostileConfiguration(_ dialect: ATDialectName) -> ATConfiguration {
+private func hostileConfiguration(_ dialect: ATDialect) -> ATConfiguration {
     ATConfiguration(dialect: dialect, apn: dialect == .espAT ? "" : "internet")
 }
 
@@ -196,8 +198,8 @@ struct HostileModuleTests {
     }
 
     @Test("SIM800 and BG96 restart (RDY) mid-transfer: the bytes delivered, then econnaborted",
-          arguments: [ATDialectName.sim800, .bg96], HostileLine.allCases)
-    func resetMidTransferCellular(dialect: ATDialectName, line: HostileLine) async throws {
+          arguments: [ATDialect.sim800, .bg96], HostileLine.allCases)
+    func resetMidTransferCellular(dialect: ATDialect, line: HostileLine) async throws {
         let data = pattern(3000, seed: 13)
         let model = ModuleModel(dialect, data: data)
         var script = model.script()
@@ -557,8 +559,8 @@ struct HostileModuleHarnessTests {
     }
 
     @Test("a documented module, clean transfer: the request arrives byte-exact, every byte back, then closed",
-          arguments: ATDialectName.allCases, HostileLine.allCases)
-    func cleanTransfer(dialect: ATDialectName, line: HostileLine) async throws {
+          arguments: ATDialect.allCases, HostileLine.allCases)
+    func cleanTransfer(dialect: ATDialect, line: HostileLine) async throws {
         let request = trickyBytes(300, seed: 31)
         let response = trickyBytes(5000, seed: 32)
         let model = ModuleModel(dialect, data: response)

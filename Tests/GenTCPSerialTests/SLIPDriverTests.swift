@@ -1,6 +1,7 @@
 import GenTCP
 import GenTCPCore
 import GenTCPSerial
+import GenTCPSLIP
 import GenTCPSim
 import GenTCPStack
 import GenTCPWire

@@ -1,6 +1,7 @@
 import GenTCP
 import GenTCPCore
 import GenTCPSerial
+import GenTCPSLIP
 import GenTCPSim
 import GenTCPStack
 import GenTCPWire
@@ -64,7 +65,7 @@ struct SLIPLinkLossTests {
             var closedLine = false
             var ends: [String] = []
             loop: while true {
-                guard let message = await Process.receive(timeout: 10_000) else {
+                guard let message = try await Process.receive(timeout: 10_000) else {
                     ends.append("timeout")
                     break
                 }

@@ -1,7 +1,9 @@
 import CGenTCPShims
+import GenTCPModem
 import GenTCP
 import GenTCPCore
 import GenTCPSerial
+import GenTCPAT
 import GenTCPSim
 import Synchronization
 #if canImport(Glibc)
@@ -849,7 +851,7 @@ final class ModuleModel: Sendable {
         var ipState = "IP INITIAL"
     }
 
-    let dialect: ATDialectName
+    let dialect: ATDialect
     /// ESP-AT's `AT version:`.
     let version: String
     /// SIM800: `AT+CIICR` answers `ERROR` (no APN, no bearer).
@@ -858,7 +860,7 @@ final class ModuleModel: Sendable {
     let feed: ReadFeed
     private let state = Mutex(State())
 
-    init(_ dialect: ATDialectName, data: [UInt8] = [], version: String = "3.3.0.0", refuseBearer: Bool = false) {
+    init(_ dialect: ATDialect, data: [UInt8] = [], version: String = "3.3.0.0", refuseBearer: Bool = false) {
         self.dialect = dialect
         self.version = version
         self.refuseBearer = refuseBearer
@@ -1139,7 +1141,7 @@ extension ModuleScript {
     /// Answers the module's usual initialisation (whatever the dialect sends of it) until a
     /// command it does not know arrives; the next step takes that one.
     mutating func answerInit(_ model: ModuleModel, idleLimit: UInt32? = nil) {
-        respond("answer the usual init (\(model.dialect.rawValue))", idleLimit: idleLimit) { model.initAnswer($0) }
+        respond("answer the usual init (\(model.dialect.description))", idleLimit: idleLimit) { model.initAnswer($0) }
     }
 
     /// Takes the connect of link 0 and answers that it succeeded.

@@ -50,7 +50,7 @@ import Testing
             _ = try startEchoServer(net, on: server, port: 7)
             let c = try await Socket.connect("server", port: 7, options: [.binary], driver: .sim(net, host: client))
             try await c.send("ping")
-            let m = await Process.receive(timeout: 1000)
+            let m = try await Process.receive(timeout: 1000)
             guard case .tcp(let s, let data)? = m else {
                 Issue.record("expected data, got \(String(describing: m))")
                 return
@@ -58,7 +58,7 @@ import Testing
             #expect(s == c)
             #expect(data == .binary(Array("ping".utf8)))
             try c.shutdown(.write)
-            let end = await Process.receive(timeout: 1000)
+            let end = try await Process.receive(timeout: 1000)
             guard case .tcpClosed(let s2)? = end else {
                 Issue.record("expected tcp_closed, got \(String(describing: end))")
                 return
@@ -261,7 +261,7 @@ import Testing
             let c = try await Socket.connect("server", port: 7, options: opts, driver: .sim(net, host: client))
             listener.close()
             if active {
-                let m = await Process.receive(timeout: 1000)
+                let m = try await Process.receive(timeout: 1000)
                 guard case .tcpClosed(let s)? = m else {
                     Issue.record("expected tcp_closed, got \(String(describing: m))")
                     return
@@ -332,7 +332,7 @@ import Testing
             let c = try await Socket.connect(
                 "server", port: 7, options: [.binary, .showEconnreset(true)], driver: .sim(net, host: client))
             var got: [String] = []
-            while let m = await Process.receive(timeout: 100) {
+            while let m = try await Process.receive(timeout: 100) {
                 switch m {
                 case .tcp(_, let p): got.append("data \(p.text)")
                 case .tcpError(_, let r): got.append("error \(r.atom)")

@@ -73,7 +73,7 @@ func download(
             }
             let c = try await Socket.connect("server", port: 80, options: [.binary, .active(.once)], driver: .sim(net, host: client))
             var sum = Checksum()
-            loop: while let m = await Process.receive(timeout: 1000) {
+            loop: while let m = try await Process.receive(timeout: 1000) {
                 switch m {
                 case .tcp(_, let p):
                     sum.add(p.bytes)

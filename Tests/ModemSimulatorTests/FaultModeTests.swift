@@ -1,19 +1,20 @@
 import GenTCP
+import GenTCPModem
 import GenTCPCore
 import GenTCPSerial
 import GenTCPSim
 import ModemSimulator
 import Testing
 
-extension ModemSimulatorDialect: CustomTestStringConvertible {
-    public var testDescription: String { rawValue }
+extension ATDialect: CustomTestStringConvertible {
+    public var testDescription: String { description }
 }
 
 /// The dialect's command terminator (ESP-AT CR-LF, 3GPP modules CR).
-func term(_ d: ModemSimulatorDialect) -> String { d == .espAT ? "\r\n" : "\r" }
+func term(_ d: ATDialect) -> String { d == .espAT ? "\r\n" : "\r" }
 
 /// The boot lines each dialect prints (ESP-1, SIM-15, BG-11).
-func banner(_ d: ModemSimulatorDialect) -> String {
+func banner(_ d: ATDialect) -> String {
     switch d {
     case .espAT: "\r\nready\r\n"
     case .sim800: "\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nCall Ready\r\n\r\nSMS Ready\r\n"
@@ -21,13 +22,13 @@ func banner(_ d: ModemSimulatorDialect) -> String {
     }
 }
 
-func configuration(_ d: ModemSimulatorDialect, seed: UInt64 = 0, _ faults: ModemFaults) -> ModemSimulatorConfiguration {
+func configuration(_ d: ATDialect, seed: UInt64 = 0, _ faults: ModemFaults) -> ModemSimulatorConfiguration {
     ModemSimulatorConfiguration(dialect: d, seed: seed, faults: faults)
 }
 
 /// Opens link 0 to "server":`port` the way the dialect wants (bring-up first), echo off.
 /// Returns what the module said to the connect.
-func openLink0(_ d: ModemSimulatorDialect, _ m: ModemSimulator, _ tape: TimedTape, _ net: SimNetwork, port: Int = 7,
+func openLink0(_ d: ATDialect, _ m: ModemSimulator, _ tape: TimedTape, _ net: SimNetwork, port: Int = 7,
                passive: Bool) async -> String {
     switch d {
     case .espAT:
@@ -48,7 +49,7 @@ func openLink0(_ d: ModemSimulatorDialect, _ m: ModemSimulator, _ tape: TimedTap
 }
 
 /// Sends `text` on link 0 (prompt, payload) and returns what came after the payload.
-func send0(_ d: ModemSimulatorDialect, _ m: ModemSimulator, _ tape: TimedTape, _ net: SimNetwork, _ text: String) async -> String {
+func send0(_ d: ATDialect, _ m: ModemSimulator, _ tape: TimedTape, _ net: SimNetwork, _ text: String) async -> String {
     switch d {
     case .espAT: _ = await say(m, tape, net, "AT+CIPSEND=0,\(text.utf8.count)\r\n")
     case .sim800: _ = await say(m, tape, net, "AT+CIPSEND=0,\(text.utf8.count)\r")
@@ -60,8 +61,8 @@ func send0(_ d: ModemSimulatorDialect, _ m: ModemSimulator, _ tape: TimedTape, _
 @Suite("Fault modes")
 struct FaultModeTests {
     @Test("resetAfterBytes: the output stops at exactly N UART bytes, then the dialect's boot lines",
-          arguments: ModemSimulatorDialect.allCases)
-    func resetBanner(dialect: ModemSimulatorDialect) async throws {
+          arguments: ATDialect.allCases)
+    func resetBanner(dialect: ATDialect) async throws {
         let limit = banner(dialect).utf8.count + 60
         try await senderSession(configuration(dialect, ModemFaults(resetAfterBytes: limit)), payload: []) { m, tape, net in
             var all = tape.take()
@@ -79,8 +80,8 @@ struct FaultModeTests {
     }
 
     @Test("silentAfterConnect: the connect is reported, then nothing; a reset ends it",
-          arguments: ModemSimulatorDialect.allCases)
-    func silentAfterConnect(dialect: ModemSimulatorDialect) async throws {
+          arguments: ATDialect.allCases)
+    func silentAfterConnect(dialect: ATDialect) async throws {
         try await senderSession(configuration(dialect, ModemFaults(silentAfterConnect: true)), payload: []) { m, tape, net in
             let connected = await openLink0(dialect, m, tape, net, passive: true)
             switch dialect {
@@ -134,8 +135,8 @@ struct FaultModeTests {
     }
 
     @Test("passiveRevertsAfterBytes 0 (SIM800, BG96): data pushed in the active form from the first byte",
-          arguments: [ModemSimulatorDialect.sim800, .bg96])
-    func pushWhilePassiveCellular(dialect: ModemSimulatorDialect) async throws {
+          arguments: [ATDialect.sim800, .bg96])
+    func pushWhilePassiveCellular(dialect: ATDialect) async throws {
         try await senderSession(configuration(dialect, ModemFaults(passiveRevertsAfterBytes: 0)), payload: []) { m, tape, net in
             _ = await openLink0(dialect, m, tape, net, passive: true)
             let pushed = await send0(dialect, m, tape, net, "hello")
@@ -148,8 +149,8 @@ struct FaultModeTests {
     }
 
     @Test("overlongHeaders: length fields padded with zeros or spaces, values unchanged",
-          arguments: ModemSimulatorDialect.allCases)
-    func overlongHeaders(dialect: ModemSimulatorDialect) async throws {
+          arguments: ATDialect.allCases)
+    func overlongHeaders(dialect: ATDialect) async throws {
         let zeros = String(repeating: "0", count: 300)
         try await senderSession(configuration(dialect, ModemFaults(overlongHeaders: ModemHeaderPadding())), payload: []) { m, tape, net in
             _ = await openLink0(dialect, m, tape, net, passive: true)

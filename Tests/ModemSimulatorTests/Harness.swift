@@ -78,7 +78,7 @@ final class EngineHarness<D: ModemDialect>: @unchecked Sendable {
             let t = now.milliseconds
             wait = min(wait, deadline.milliseconds > t ? deadline.milliseconds - t : 0)
         }
-        let message = await Process.receive(timeout: .milliseconds(Int(wait))) { m in
+        let message = try? await Process.receive(timeout: .milliseconds(Int(wait))) { m in
             if case .user(let v) = m { return v is Chunk }
             return false
         }

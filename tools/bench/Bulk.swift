@@ -71,7 +71,7 @@ enum Bulk {
         var deliveries = 0
         if active {
             while got < total {
-                switch await Process.receive() {
+                switch try await Process.receive() {
                 case .tcp(_, let payload)?:
                     got += payload.count
                     deliveries += 1

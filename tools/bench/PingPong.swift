@@ -48,7 +48,7 @@ enum PingPong {
                     var got = 0
                     while got < size {
                         try socket.setopts(.active(.once))
-                        guard case .tcp(_, let payload)? = await Process.receive() else {
+                        guard case .tcp(_, let payload)? = try await Process.receive() else {
                             fatalError("gentcp-bench: unexpected message in ping-pong")
                         }
                         got += payload.count

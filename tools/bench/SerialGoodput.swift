@@ -1,6 +1,9 @@
 import GenTCP
+import GenTCPModem
 import GenTCPCore
 import GenTCPSerial
+import GenTCPAT
+import GenTCPSLIP
 import GenTCPSim
 import GenTCPWire
 import ModemSimulator
@@ -21,7 +24,7 @@ enum SerialGoodput {
     /// The AT driver: 1 MiB up then 1 MiB down through the modem simulator (output fragmented,
     /// URC noise on). The limit is the raw line, baud/10 bytes/s: every byte of framing (commands,
     /// prompts, `SEND OK`, `+CIPRECVDATA` headers) counts against the driver.
-    static func at(dialect: ATDialectName, simulator: ModemSimulatorConfiguration, baud: Int, size: Int) async throws -> [Row] {
+    static func at(dialect: ATDialect, simulator: ModemSimulatorConfiguration, baud: Int, size: Int) async throws -> [Row] {
         let net = SimNetwork(seed: 1)
         let server = net.addHost("server")
         let modemHost = net.addHost("modem")
@@ -36,9 +39,9 @@ enum SerialGoodput {
                                        serverAddress: server.addresses[0], clientOptions: [.buffer(4096)], size: size)
             let line = Double(baud) / 10
             return [
-                Row(driver: "at \(dialect.rawValue)", baud: baud, direction: "upload",
+                Row(driver: "at \(dialect.description)", baud: baud, direction: "upload",
                     fraction: Double(size) / t.uploadSeconds / line, goal: 0.9, intact: t.uploadIntact),
-                Row(driver: "at \(dialect.rawValue)", baud: baud, direction: "download",
+                Row(driver: "at \(dialect.description)", baud: baud, direction: "download",
                     fraction: Double(size) / t.downloadSeconds / line, goal: 0.9, intact: t.downloadIntact),
             ]
         }

@@ -3,6 +3,7 @@ import GenTCP
 import GenTCPCore
 import GenTCPModem
 import GenTCPSerial
+import GenTCPAT
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -181,8 +182,8 @@ struct Connect: AsyncParsableCommand {
         }
         if chosen == .at {
             guard let serial else { return bad("--driver at needs --serial PATH (the modem's port or pty)") }
-            let dialectName = dialect ?? profile?.dialect?.rawValue ?? ""
-            guard let parsed = ATDialectName(rawValue: dialectName) else {
+            let dialectName = dialect ?? profile?.dialect?.description ?? ""
+            guard let parsed = ATDialect(name: dialectName) else {
                 return bad("--dialect must be esp-at, sim800 or bg96, got \"\(dialectName)\"")
             }
             let speed = baud ?? profile?.serial.baudRate ?? 115_200

@@ -1,7 +1,10 @@
 import GenTCP
+import GenTCPModem
 import GenTCPCore
 import GenTCPPOSIX
 import GenTCPSerial
+import GenTCPAT
+import GenTCPSLIP
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +15,7 @@ struct ConnectSession: Sendable {
     /// A modem on a serial line, for `--driver at`.
     struct Modem: Sendable {
         var path: String
-        var dialect: ATDialectName
+        var dialect: ATDialect
         var serial: SerialConfiguration
         var apn: String
         var apnUser = ""

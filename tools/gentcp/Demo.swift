@@ -3,6 +3,8 @@ import GenTCP
 import GenTCPCore
 import GenTCPPOSIX
 import GenTCPSerial
+import GenTCPAT
+import GenTCPSLIP
 import GenTCPSim
 import GenTCPWire
 import ModemSimulator

@@ -2,6 +2,7 @@ import ArgumentParser
 import GenTCP
 import GenTCPPOSIX
 import GenTCPSerial
+import GenTCPSLIP
 import ModemSimulator
 #if canImport(Glibc)
 import Glibc
@@ -81,18 +82,14 @@ struct Simulate: AsyncParsableCommand {
             faultSettings.maxFragmentDelay = .milliseconds(5)
             faultSettings.noiseProbability = 0.1
         }
-        let simulatorDialect: ModemSimulatorDialect
-        switch dialect {
-        case .espAT: simulatorDialect = .espAT
-        case .sim800: simulatorDialect = .sim800
-        case .bg96: simulatorDialect = .bg96
-        }
-        let configuration = ModemSimulatorConfiguration(dialect: simulatorDialect, seed: seed, faults: faultSettings)
-        printError("gentcp: simulating \(profile.name) (\(dialect.rawValue)) on \(pair.slavePath) at \(profile.serial.baudRate) baud, seed \(seed)")
+        let configuration = ModemSimulatorConfiguration(dialect: dialect, seed: seed, faults: faultSettings)
+        printError("gentcp: simulating \(profile.name) (\(dialect.description)) on \(pair.slavePath) at \(profile.serial.baudRate) baud, seed \(seed)")
         // The module on the master end; the slave end stays open here, so programs can come and
         // go on its path without the master seeing a hang-up.
         let link: any SerialLink = verbose ? Trace.wrap(pair.master, boardSide: true, name: pair.slavePath) : pair.master
-        let bridge = ModemLinkBridge(link: link, configuration: configuration, driver: .posix)
+        // The simulated module reaches loopback only, so its name lookups (`AT+CIPDOMAIN`...)
+        // read /etc/hosts and never send a DNS query.
+        let bridge = ModemLinkBridge(link: link, configuration: configuration, driver: POSIXDriver(lookup: .hostsFile()))
         bridge.modem.powerOn()
         print(pair.slavePath)
         fflush(nil)

@@ -1,7 +1,10 @@
 import GenTCP
+import GenTCPModem
 import GenTCPCore
 import GenTCPPOSIX
 import GenTCPSerial
+import GenTCPAT
+import GenTCPSLIP
 import GenTCPSim
 import ModemSimulator
 import Synchronization
@@ -53,14 +56,18 @@ struct Backend: Sendable, CustomTestStringConvertible {
         await ExclusivityGate.shared.releaseShared()
     }
 
-    /// BSD sockets over the loopback interface, real clock.
+    /// The posix driver the tests use: names from /etc/hosts only (OTP's
+    /// `inet_db:set_lookup([file])`), so no test sends a DNS query off the machine.
+    static let posixDriver = POSIXDriver(lookup: .hostsFile())
+
+    /// BSD sockets over the loopback interface, real clock; names from /etc/hosts only.
     static let posix = Backend(
         name: "posix", ipv6Unavailable: Loopback.ipv6Available ? nil : "::1 is not available on this host"
     ) { body in
         let context = TestContext(
             backend: "posix",
-            clientDriver: POSIXDriver.shared,
-            serverDriver: POSIXDriver.shared,
+            clientDriver: Backend.posixDriver,
+            serverDriver: Backend.posixDriver,
             serverHost: "127.0.0.1",
             serverAddress: .loopbackV4,
             clientAddress: .loopbackV4,
@@ -106,7 +113,7 @@ struct Backend: Sendable, CustomTestStringConvertible {
     /// The client on an AT module (the modem simulator in `dialect`, on a 921600-baud MemoryLink,
     /// its output cut into random fragments with URC noise between messages) whose links reach
     /// the simulated network's `server`; the peer is a sim socket on `server`.
-    static func at(_ name: String, _ dialect: ATDialectName, _ simulator: ModemSimulatorConfiguration) -> Backend {
+    static func at(_ name: String, _ dialect: ATDialect, _ simulator: ModemSimulatorConfiguration) -> Backend {
         Backend(name: name, ipv6Unavailable: "the modem's links are IPv4", skips: atSkips) { body in
             let net = SimNetwork(seed: 1)
             let server = net.addHost("server")

@@ -15,6 +15,8 @@ enum Msg: Equatable, Sendable, CustomStringConvertible {
     case user(String)
     /// Nothing arrived in time.
     case none
+    /// The receive itself failed (`cancelled`).
+    case receiveFailed(SocketError.Reason)
 
     init(_ message: Message?) {
         switch message {
@@ -35,23 +37,32 @@ enum Msg: Equatable, Sendable, CustomStringConvertible {
         case .tcpPassive(let s): return "{tcp_passive, \(s)}"
         case .user(let v): return "user(\(v))"
         case .none: return "(no message)"
+        case .receiveFailed(let r): return "(receive failed: \(r.atom))"
         }
     }
 }
 
 /// The next message of the calling process's mailbox, waiting at most `timeout`.
 func next(_ timeout: Timeout = 2000) async -> Msg {
-    Msg(await Process.receive(timeout: timeout))
+    await received { () async throws(SocketError) -> Message? in try await Process.receive(timeout: timeout) }
 }
 
 /// The next socket message (skipping nothing: user messages are left queued).
 func nextSocketMessage(_ timeout: Timeout = 2000) async -> Msg {
-    Msg(await Process.receive(timeout: timeout, where: { $0.socket != nil }))
+    await received { () async throws(SocketError) -> Message? in
+        try await Process.receive(timeout: timeout, where: { $0.socket != nil })
+    }
 }
 
-/// The next user message of type `T`, waiting at most `timeout`.
+/// A receive's outcome as a ``Msg``.
+private func received(_ receive: () async throws(SocketError) -> Message?) async -> Msg {
+    do throws(SocketError) { return Msg(try await receive()) } catch { return .receiveFailed(error.reason) }
+}
+
+/// The next user message of type `T`, waiting at most `timeout`; nil on timeout (or when the
+/// receive fails).
 func nextUser<T: Sendable>(_ type: T.Type, _ timeout: Timeout = 2000) async -> T? {
-    let m = await Process.receive(timeout: timeout, where: { m in
+    let m = try? await Process.receive(timeout: timeout, where: { m in
         if case .user(let v) = m { return v is T }
         return false
     })

@@ -1,3 +1,4 @@
+import GenTCPSerial
 import GenTCP
 import GenTCPCore
 import GenTCPStack
@@ -199,4 +200,9 @@ public final class SLIPDriver: Driver, Sendable {
         tcp.keepalive = options.keepalive
         return tcp
     }
+}
+
+extension SLIPDriver: SerialLinkIncidents {
+    /// What last went wrong on the SLIP line, e.g. "the serial line hung up".
+    public var lastIncident: String? { engine.lastIncident }
 }

@@ -1,3 +1,4 @@
+import GenTCPSerial
 import GenTCPCore
 import GenTCPStack
 import GenTCPWire

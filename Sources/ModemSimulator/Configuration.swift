@@ -1,14 +1,9 @@
 import GenTCPCore
+import GenTCPModem
 
-/// Which firmware family the simulated module speaks.
-public enum ModemSimulatorDialect: String, Sendable, Hashable, CaseIterable {
-    /// Espressif ESP-AT (ESP32 / ESP8266 ESP-AT; AT 1.7 read format when the firmware is < 2).
-    case espAT
-    /// SIMCom SIM800 TCP/IP toolkit (`AT+CIP*`, manual receive with `AT+CIPRXGET`).
-    case sim800
-    /// Quectel BG96 (`AT+QI*`, buffer access mode).
-    case bg96
-}
+/// The former name of `ATDialect` (module `GenTCPModem`) in the simulator.
+@available(*, deprecated, renamed: "ATDialect")
+public typealias ModemSimulatorDialect = ATDialect
 
 /// Network trouble a cellular module reports (the ``ModemFaults/noNetwork`` fault), as 3GPP TS
 /// 27.007 words it. ESP-AT ignores it.
@@ -140,7 +135,7 @@ public struct ModemFaults: Sendable, Hashable {
 /// How a ``ModemSimulator`` behaves.
 public struct ModemSimulatorConfiguration: Sendable {
     /// The firmware family the module speaks.
-    public var dialect: ModemSimulatorDialect
+    public var dialect: ATDialect
     /// ESP-AT: the `AT version` (`x.y.z.w`); below 3.3 passive receive is `AT+CIPRECVMODE`,
     /// from 3.3 on `AT+CIPRECVTYPE`; below 2.0 reads answer `+CIPRECVDATA,<n>:` and
     /// `AT+CIPDOMAIN` answers unquoted. SIM800: the `Revision:` text. BG96: the revision.
@@ -168,7 +163,7 @@ public struct ModemSimulatorConfiguration: Sendable {
     /// A module of `dialect`; nil firmware, buffer size and address take the dialect's defaults
     /// (ESP-AT 2.2.0.0 with 5760-byte link buffers, SIM800 and BG96 with 4096).
     public init(
-        dialect: ModemSimulatorDialect, firmware: String? = nil, linkBufferSize: Int? = nil,
+        dialect: ATDialect, firmware: String? = nil, linkBufferSize: Int? = nil,
         bootDelay: Duration = .milliseconds(20), restartDelay: Duration = .milliseconds(50),
         connectTimeout: Duration = .seconds(10), printsBootBanner: Bool = true,
         localAddress: String? = nil, maxOutputBacklog: Int = 16 * 1024, seed: UInt64 = 0,

@@ -255,7 +255,8 @@ public final class ModemSimulator: Sendable {
         }
         var readOpen = true
         while true {
-            guard let message = await Process.receive() else { continue }
+            // Nil never comes without a timeout; an error means the process was killed or cancelled.
+            guard let message = try? await Process.receive() else { return }
             switch message {
             case .tcp(_, let payload):
                 let bytes = payload.bytes

@@ -1,30 +1,16 @@
+import GenTCPSerial
 import GenTCP
 import GenTCPCore
 import GenTCPModem
 
-/// Which AT dialect a module speaks.
-public enum ATDialectName: String, Hashable, Sendable, CaseIterable {
-    /// Espressif ESP-AT (ESP32, ESP8266 ESP-AT): `AT+CIPSTART`, passive receive by version.
-    case espAT = "esp-at"
-    /// SIMCom SIM800 TCP/IP toolkit: `AT+CIPSTART`, `AT+CIPRXGET` manual receive, bearer setup.
-    case sim800
-    /// Quectel BG96: `AT+QIOPEN` in buffer access mode, `AT+QIRD`, bearer setup.
-    case bg96
-
-    /// The engine's dialect value for this name.
-    public func makeDialect(contextID: Int = 1) -> StandardDialect {
-        switch self {
-        case .espAT: .espAT(ESPATDialect())
-        case .sim800: .sim800(SIM800Dialect())
-        case .bg96: .bg96(BG96Dialect(contextID: contextID))
-        }
-    }
-}
+/// The former name of `ATDialect` (module `GenTCPModem`).
+@available(*, deprecated, renamed: "ATDialect")
+public typealias ATDialectName = ATDialect
 
 /// How an ``ATDriver`` runs its module.
 public struct ATConfiguration: Sendable {
     /// The dialect.
-    public var dialect: ATDialectName
+    public var dialect: ATDialect
     /// The packet bearer's access point (SIM800, BG96); ignored by ESP-AT.
     public var apn: String
     /// The access point's user name, empty for none (SIM800, BG96).
@@ -64,7 +50,7 @@ public struct ATConfiguration: Sendable {
     /// A configuration for `dialect`; every other setting has the default shown, and is
     /// described at the property of the same name.
     public init(
-        dialect: ATDialectName, apn: String = "", apnUser: String = "", apnPassword: String = "",
+        dialect: ATDialect, apn: String = "", apnUser: String = "", apnPassword: String = "",
         wifi: (ssid: String, password: String)? = nil, engine: ModemConfiguration = ATConfiguration.defaultEngine,
         sendBufferSize: Int? = nil, maxReceiveBuffer: Int = 64 * 1024,
         probeTimeout: UInt32 = 1_000, probeAttempts: Int = 5, retryDelay: UInt32 = 500,
@@ -188,7 +174,7 @@ public final class ATDriver: Driver, @unchecked Sendable {
 extension Driver where Self == ATDriver {
     /// An AT-modem driver on `link`: `driver: .at(link, dialect: .espAT)`. Call ``ATDriver/start()``
     /// or let the first connect start it.
-    public static func at(_ link: any SerialLink, dialect: ATDialectName,
+    public static func at(_ link: any SerialLink, dialect: ATDialect,
                           runtime: any Runtime = RealRuntime.shared) -> ATDriver {
         let driver = ATDriver(link: link, configuration: ATConfiguration(dialect: dialect), runtime: runtime)
         driver.start()
@@ -276,4 +262,9 @@ extension IPAddress {
             self = .v6(g(high, 0), g(high, 1), g(high, 2), g(high, 3), g(low, 0), g(low, 1), g(low, 2), g(low, 3))
         }
     }
+}
+
+extension ATDriver: SerialLinkIncidents {
+    /// What last went wrong on the modem's line, e.g. "the modem restarted (ready)".
+    public var lastIncident: String? { core.lastIncident }
 }

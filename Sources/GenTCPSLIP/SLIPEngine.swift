@@ -1,3 +1,4 @@
+import GenTCPSerial
 import GenTCP
 import GenTCPCore
 import GenTCPStack
