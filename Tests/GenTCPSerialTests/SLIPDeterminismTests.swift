@@ -2,6 +2,7 @@ import Foundation
 import GenTCP
 import GenTCPCore
 import GenTCPSerial
+import GenTCPSLIP
 import GenTCPSim
 import GenTCPWire
 import Synchronization

@@ -180,7 +180,7 @@ struct BusyMachineTests {
                 _ = try startEchoServer(net, on: server, port: 7)
                 let c = try await Socket.connect("server", port: 7, options: passive, driver: .sim(net, host: client))
                 held.value = c
-                _ = await Process.receive()
+                _ = try await Process.receive()
             }
             while held.value == nil { await net.sleep(for: .milliseconds(1)) }
             // Data in flight and a reply pending when the run ends.
