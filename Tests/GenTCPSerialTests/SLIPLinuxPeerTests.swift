@@ -105,11 +105,11 @@ final class LinuxPeer: @unchecked Sendable {
 
     /// Waits (real time) until the services listen.
     func waitUntilReady() async throws {
-        for _ in 0..<200 {
-            if FileManager.default.fileExists(atPath: directory + "/ready") { return }
-            try await Task.sleep(for: .milliseconds(50))
+        do {
+            try await waitForFile(directory + "/ready", what: "the namespace's services")
+        } catch {
+            throw TestFailure("the namespace's services did not start")
         }
-        throw TestFailure("the namespace's services did not start")
     }
 
     /// Idempotent.
