@@ -101,7 +101,8 @@ func withLwIPPeer(
     size: Int, mtu: Int = 1006, faults: LineFaults? = nil, capture: Bool = false,
     _ body: @escaping @Sendable (LwIPPeer) async throws -> Void
 ) async throws {
-    let peer = try LwIPPeer(size: size, mtu: mtu, faults: faults, capture: capture)
+    // Building lwip-peer (cc) and starting it block: on a thread of their own, never on the pool.
+    let peer = try await offPool { Result { try LwIPPeer(size: size, mtu: mtu, faults: faults, capture: capture) } }.get()
     // stop() waits up to 3 s for lwip-peer to exit: on a thread of its own, never on the pool.
     do {
         try await peer.waitUntilReady()
