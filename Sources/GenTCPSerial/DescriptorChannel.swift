@@ -73,7 +73,10 @@ final class DescriptorChannel: ReactorHandler, Sendable {
             let result = transfer(s.fd)
             if result > 0 { return .bytes(result) }
             let hangUp = DescriptorChannel.pollHangUp(s.fd)
-            if hangUp == .hungUp || (result < 0 && -result == Int(EIO) && hangUp != .open) {
+            // EIO from a tty means its other side is gone (a pty whose master closed, an adapter
+            // pulled), whatever poll says: right after a pty's master closes, `read` already
+            // fails with EIO while `poll` does not yet show POLLHUP (seen under CPU load).
+            if hangUp == .hungUp || (result < 0 && -result == Int(EIO)) {
                 s.hungUp = true
                 return .hangUp
             }

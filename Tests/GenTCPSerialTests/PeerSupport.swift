@@ -35,8 +35,19 @@ func startPeerProcess(_ arguments: [String], stderrPath: String? = nil) throws -
     return p
 }
 
-/// Waits (real time, up to `seconds`) until `path` exists.
-func waitForFile(_ path: String, seconds: Double = 10, what: String) async throws {
+/// Runs blocking work (a process's exit, a helper that sleeps) on a thread of its own, so that
+/// it never holds one of the cooperative pool's few threads.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { (c: CheckedContinuation<T, Never>) in
+        let thread = Thread { c.resume(returning: body()) }
+        thread.start()
+    }
+}
+
+/// Waits (real time, up to `seconds`) until `path` exists. The limit is for a helper that never
+/// starts, generous because starting one on a loaded machine takes seconds; the existence check
+/// every 20 ms sleeps without holding a thread.
+func waitForFile(_ path: String, seconds: Double = 60, what: String) async throws {
     let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
     while ContinuousClock.now < deadline {
         if FileManager.default.fileExists(atPath: path) { return }

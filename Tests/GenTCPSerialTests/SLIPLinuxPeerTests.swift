@@ -106,11 +106,11 @@ final class LinuxPeer: @unchecked Sendable {
 
     /// Waits (real time) until the services listen.
     func waitUntilReady() async throws {
-        for _ in 0..<200 {
-            if FileManager.default.fileExists(atPath: directory + "/ready") { return }
-            try await Task.sleep(for: .milliseconds(50))
+        do {
+            try await waitForFile(directory + "/ready", what: "the namespace's services")
+        } catch {
+            throw TestFailure("the namespace's services did not start")
         }
-        throw TestFailure("the namespace's services did not start")
     }
 
     /// Idempotent.
@@ -133,12 +133,12 @@ final class LinuxPeer: @unchecked Sendable {
 struct SLIPLinuxPeerTests {
     @Test("ping both ways, echo, 1 MiB each way byte-exact; the capture is clean")
     func linux() async throws {
-        if let reason = LinuxPeer.unavailable() {
+        if let reason = await offPool({ LinuxPeer.unavailable() }) {
             print("skipping the Linux peer: \(reason)")
             return
         }
         let size = 1 << 20
-        let peer = try LinuxPeer(size: size)
+        let peer = try await offPool { Result { try LinuxPeer(size: size) } }.get()
         defer { peer.stop() }
         try await peer.waitUntilReady()
         let driver = peer.driver
@@ -177,12 +177,12 @@ extension SLIPLinuxPeerTests {
     /// and the download stalls. Small sizes: the pty is unpaced, but segments are tiny.
     @Test("MTU 96 against a kernel at MTU 296: 24 KiB up and down byte-exact, no frame too long")
     func smallMTU() async throws {
-        if let reason = LinuxPeer.unavailable() {
+        if let reason = await offPool({ LinuxPeer.unavailable() }) {
             print("skipping the Linux peer: \(reason)")
             return
         }
         let size = 24 << 10
-        let peer = try LinuxPeer(size: size, mtu: 96, peerMTU: 296)
+        let peer = try await offPool { Result { try LinuxPeer(size: size, mtu: 96, peerMTU: 296) } }.get()
         defer { peer.stop() }
         try await peer.waitUntilReady()
         let driver = peer.driver
@@ -208,7 +208,7 @@ extension SLIPLinuxPeerTests {
     /// RTO back-off (see the stall limit below).
     @Test("faulty line: 0.1 % of bytes dropped each way, MTU 296: 512 KiB up and down byte-exact")
     func faulty() async throws {
-        if let reason = LinuxPeer.unavailable() {
+        if let reason = await offPool({ LinuxPeer.unavailable() }) {
             print("skipping the Linux peer: \(reason)")
             return
         }
@@ -217,7 +217,7 @@ extension SLIPLinuxPeerTests {
         let mtu = 296
         let drop = 0.001
         let limit = Int(slipLimit(baud: 921_600, mtu: mtu))
-        let peer = try LinuxPeer(size: size, mtu: mtu, faults: LineFaults(dropProbability: drop))
+        let peer = try await offPool { Result { try LinuxPeer(size: size, mtu: mtu, faults: LineFaults(dropProbability: drop)) } }.get()
         defer { peer.stop() }
         try await peer.waitUntilReady()
         let driver = peer.driver

@@ -102,20 +102,26 @@ func withLwIPPeer(
     size: Int, mtu: Int = 1006, faults: LineFaults? = nil, capture: Bool = false,
     _ body: @escaping @Sendable (LwIPPeer) async throws -> Void
 ) async throws {
-    let peer = try LwIPPeer(size: size, mtu: mtu, faults: faults, capture: capture)
-    defer { peer.stop() }
-    try await peer.waitUntilReady()
+    // Building lwip-peer (cc) and starting it block: on a thread of their own, never on the pool.
+    let peer = try await offPool { Result { try LwIPPeer(size: size, mtu: mtu, faults: faults, capture: capture) } }.get()
+    // stop() waits up to 3 s for lwip-peer to exit: on a thread of its own, never on the pool.
+    do {
+        try await peer.waitUntilReady()
+    } catch {
+        await offPool { _ = peer.stop() }
+        throw error
+    }
     do {
         try await Process.run { try await body(peer) }
     } catch {
         peer.driver.flushCapture()
         print("lwip-peer's log:\n\(peer.log)")
-        peer.stop(keepDirectory: true)
+        await offPool { _ = peer.stop(keepDirectory: true) }
         print("kept for inspection: \(peer.directory)")
         throw error
     }
     let log = peer.log
-    let status = peer.stop()
+    let status = await offPool { peer.stop() }
     #expect(status == 0, "lwip-peer's exit status after SIGTERM; its log:\n\(log)")
 }
 

@@ -48,13 +48,19 @@ struct SerialDeviceTests {
         let bytes = Array("through the link".utf8)
         let written = bytes.withUnsafeBytes { pair.master.write($0) }
         #expect(written == .bytes(bytes.count))
+        // Waits for the link's readiness (an event), not in sleeps; the suite's limit bounds it.
+        let probe = ReadinessProbe()
+        link.setDelegate(probe.delegate())
+        defer { link.setDelegate(nil) }
         var got: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64)
-        let deadline = ContinuousClock.now + .seconds(10)
-        while got.count < bytes.count && ContinuousClock.now < deadline {
+        while got.count < bytes.count {
             switch buffer.withUnsafeMutableBytes({ link.read(into: $0) }) {
             case .bytes(let n): got += buffer[0..<n]
-            case .wouldBlock: try await Task.sleep(for: .milliseconds(5))
+            case .wouldBlock:
+                let seen = probe.count
+                link.armRead()
+                await probe.wait(for: seen + 1)
             case .hangUp, .failed: Issue.record("the link failed"); return
             }
         }

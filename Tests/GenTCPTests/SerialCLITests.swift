@@ -95,7 +95,7 @@ struct FailureLineTests {
 /// `gentcp` on serial paths, at the end of stdin without half-close, with closed standard
 /// streams, and when the serial line dies: the built binary, as a user runs it.
 @Suite(.enabled(if: GentcpBinary.url != nil, "gentcp is not built: run `swift build` first (or set GENTCP_BIN)"),
-       .timeLimit(.minutes(2)))
+       .timeLimit(.minutes(4)))
 struct SerialCLITests {
     /// A fresh scratch directory; the caller removes it.
     static func scratch() throws -> String {
@@ -106,7 +106,7 @@ struct SerialCLITests {
 
     /// Runs `/bin/sh -c script BINARY arguments...` (so the script can close descriptors before
     /// exec'ing gentcp: `exec "$0" "$@" >&-`), with the given stdin bytes from a file.
-    static func runInShell(_ script: String, _ arguments: [String], stdin: [UInt8] = [], limit: Double = 30)
+    static func runInShell(_ script: String, _ arguments: [String], stdin: [UInt8] = [], limit: Double = 120)
         async throws -> CLITests.Outcome {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -138,7 +138,21 @@ struct SerialCLITests {
     final class EchoServer: Sendable {
         let listener: ListenSocket
         let port: Int
-        private let state = Mutex((received: 0, clientClosed: false))
+        private struct State {
+            var received = 0
+            var clientClosed = false
+            var finished = false
+            /// Waiters of ``waitUntilReceived(_:)``: how many bytes each waits for.
+            var waiters: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
+
+            /// Takes the waiters that are satisfied now (all of them once serving has finished).
+            mutating func ready() -> [CheckedContinuation<Void, Never>] {
+                let done = waiters.filter { finished || received >= $0.count }.map(\.continuation)
+                waiters.removeAll { finished || received >= $0.count }
+                return done
+            }
+        }
+        private let state = Mutex(State())
 
         init() throws {
             listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
@@ -150,11 +164,13 @@ struct SerialCLITests {
 
         /// Serves one connection (call as a GenTCP process).
         func serve() async throws {
+            // However serving ends (an accept that failed too), waiters are woken.
+            defer { for w in state.withLock({ $0.finished = true; return $0.ready() }) { w.resume() } }
             let s = try await listener.accept(timeout: 60_000)
             while true {
                 do throws(SocketError) {
                     let data = try await s.recv(0, timeout: 60_000).bytes
-                    state.withLock { $0.received += data.count }
+                    for w in state.withLock({ $0.received += data.count; return $0.ready() }) { w.resume() }
                     try await s.send(data)
                 } catch {
                     if error.reason == .closed { state.withLock { $0.clientClosed = true } }
@@ -162,6 +178,18 @@ struct SerialCLITests {
                 }
             }
             s.close()
+        }
+
+        /// Returns once `count` bytes have arrived, or serving has ended (an event, not a poll).
+        func waitUntilReceived(_ count: Int) async {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s in
+                    if s.finished || s.received >= count { return true }
+                    s.waiters.append((count, c))
+                    return false
+                }
+                if now { c.resume() }
+            }
         }
     }
 
@@ -279,62 +307,62 @@ struct SerialCLITests {
 
     @Test("at through a symbolic link to the simulated modem's pty: `printf hello | connect ... -q 8` prints hello and exits 0 against an echo server that never closes")
     func quitAfterSilence() async throws {
-        let board = try SimulateCLITests.Running("sim-esp-at")
-        defer { board.stop() }
-        try #require(board.fd >= 0, "cannot open \(board.path)")
-        _ = await board.read(until: "ready\r\n")
-        let dir = try SerialCLITests.scratch()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        // Named like a USB adapter: the device, not the name, says it is a pty.
-        let link = dir + "/ttyUSB0"
-        #expect(symlink(board.path, link) == 0)
-        try await GenTCP.Process.run {
-            let server = try EchoServer()
-            let serving = Process.spawn { try await server.serve() }
-            let started = ContinuousClock.now
-            let outcome = try await CLITests.run(
-                ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", link,
-                 // 8 s of silence, not 1: the echo server shares this busy test process, and on a
-                 // loaded machine its answer can take longer than a second.
-                 "--timeout", "20000", "127.0.0.1", "\(server.port)", "-q", "8"], stdin: Array("hello".utf8), limit: 90)
-            let elapsed = ContinuousClock.now - started
-            #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
-            #expect(outcome.stdout == Array("hello".utf8))
-            #expect(outcome.stderr.isEmpty, "stderr: \(outcome.stderr)")
-            #expect(elapsed >= .seconds(8), "the -q wait was not kept: \(elapsed)")
-            // gentcp closed the connection, not the server.
-            #expect(await serving.waitForExit() == .normal)
-            #expect(server.received == 5 && server.clientClosed)
-            server.listener.close()
+        try await SimulateCLITests.withBoard("sim-esp-at") { board in
+            try #require(board.fd >= 0, "cannot open \(board.path)")
+            _ = await board.read(until: "ready\r\n")
+            let dir = try SerialCLITests.scratch()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            // Named like a USB adapter: the device, not the name, says it is a pty.
+            let link = dir + "/ttyUSB0"
+            #expect(symlink(board.path, link) == 0)
+            try await GenTCP.Process.run {
+                let server = try EchoServer()
+                let serving = Process.spawn { try await server.serve() }
+                let started = ContinuousClock.now
+                let outcome = try await CLITests.run(
+                    ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", link,
+                     // 8 s of silence, not 1: the echo server shares this busy test process, and on a
+                     // loaded machine its answer can take longer than a second.
+                     "--timeout", "20000", "127.0.0.1", "\(server.port)", "-q", "8"], stdin: Array("hello".utf8), limit: 90)
+                let elapsed = ContinuousClock.now - started
+                #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+                #expect(outcome.stdout == Array("hello".utf8))
+                #expect(outcome.stderr.isEmpty, "stderr: \(outcome.stderr)")
+                #expect(elapsed >= .seconds(8), "the -q wait was not kept: \(elapsed)")
+                // gentcp closed the connection, not the server.
+                #expect(await serving.waitForExit() == .normal)
+                #expect(server.received == 5 && server.clientClosed)
+                server.listener.close()
+            }
         }
     }
 
     @Test("at: the peer's close before the -q wait ends the run at once; -q -1 waits for it", arguments: ["30", "-1"])
     func peerClosesBeforeQuit(quit: String) async throws {
-        let board = try SimulateCLITests.Running("sim-esp-at")
-        defer { board.stop() }
-        try #require(board.fd >= 0, "cannot open \(board.path)")
-        _ = await board.read(until: "ready\r\n")
-        let path = board.path
-        try await GenTCP.Process.run {
-            let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
-            let port = try listener.port()
-            // Echo five bytes, then close (the modem cannot half-close, so the server decides).
-            let server = Process.spawn {
-                let s = try await listener.accept(timeout: 60_000)
-                let got = try await s.recv(5, timeout: 60_000)
-                try await s.send(got.bytes)
-                s.close()
+        try await SimulateCLITests.withBoard("sim-esp-at") { board in
+            try #require(board.fd >= 0, "cannot open \(board.path)")
+            _ = await board.read(until: "ready\r\n")
+            let path = board.path
+            try await GenTCP.Process.run {
+                let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
+                let port = try listener.port()
+                // Echo five bytes, then close (the modem cannot half-close, so the server decides).
+                let server = Process.spawn {
+                    let s = try await listener.accept(timeout: 60_000)
+                    let got = try await s.recv(5, timeout: 60_000)
+                    try await s.send(got.bytes)
+                    s.close()
+                }
+                let started = ContinuousClock.now
+                let outcome = try await CLITests.run(
+                    ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", path,
+                     "--timeout", "20000", "-q", quit, "127.0.0.1", "\(port)"], stdin: Array("hello".utf8), limit: 60)
+                #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+                #expect(outcome.stdout == Array("hello".utf8))
+                #expect(ContinuousClock.now - started < .seconds(25), "the peer's close did not end the run")
+                #expect(await server.waitForExit() == .normal)
+                listener.close()
             }
-            let started = ContinuousClock.now
-            let outcome = try await CLITests.run(
-                ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", path,
-                 "--timeout", "20000", "-q", quit, "127.0.0.1", "\(port)"], stdin: Array("hello".utf8), limit: 60)
-            #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
-            #expect(outcome.stdout == Array("hello".utf8))
-            #expect(ContinuousClock.now - started < .seconds(25), "the peer's close did not end the run")
-            #expect(await server.waitForExit() == .normal)
-            listener.close()
         }
     }
 
@@ -342,66 +370,63 @@ struct SerialCLITests {
 
     @Test("the modem's pty vanishes mid-transfer: exit non-zero with one line saying what happened and how many bytes arrived")
     func lineVanishes() async throws {
-        let board = try SimulateCLITests.Running("sim-esp-at")
-        defer { board.stop() }
-        try #require(board.fd >= 0, "cannot open \(board.path)")
-        _ = await board.read(until: "ready\r\n")
-        let path = board.path
-        let input = CLITests.payload(8 << 20, seed: 99)
-        try await GenTCP.Process.run {
-            let server = try EchoServer()
-            Process.spawn { try? await server.serve() }
-            // Kill the simulator (and with it the pty's master) once the transfer is under way.
-            let killer = Task {
-                let deadline = ContinuousClock.now + .seconds(60)
-                while server.received < 16_384 && ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(10))
+        try await SimulateCLITests.withBoard("sim-esp-at") { board in
+            try #require(board.fd >= 0, "cannot open \(board.path)")
+            _ = await board.read(until: "ready\r\n")
+            let path = board.path
+            let input = CLITests.payload(8 << 20, seed: 99)
+            try await GenTCP.Process.run {
+                let server = try EchoServer()
+                Process.spawn { try? await server.serve() }
+                // Kill the simulator (and with it the pty's master) once the transfer is under way.
+                let killer = Task {
+                    await server.waitUntilReceived(16_384)
+                    board.exit.signal(SIGKILL)
                 }
-                kill(board.child.processIdentifier, SIGKILL)
+                let outcome = try await CLITests.run(
+                    ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", path,
+                     "--timeout", "20000", "127.0.0.1", "\(server.port)"], stdin: input, limit: 90)
+                await killer.value
+                #expect(outcome.stdout.count < input.count)
+                #expect(!outcome.stderr.contains("errno"))
+                // The line hung up: eio, never the peer's close.
+                #expect(outcome.status == 1, "stderr: \(outcome.stderr)")
+                #expect(outcome.errorLines.count == 1, "stderr: \(outcome.stderr)")
+                #expect(outcome.stderr.hasPrefix("gentcp: eio: the serial line hung up"), "stderr: \(outcome.stderr)")
+                #expect(outcome.stderr.contains(" received"), "stderr: \(outcome.stderr)")
+                server.listener.close()
             }
-            let outcome = try await CLITests.run(
-                ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", path,
-                 "--timeout", "20000", "127.0.0.1", "\(server.port)"], stdin: input, limit: 90)
-            await killer.value
-            #expect(outcome.stdout.count < input.count)
-            #expect(!outcome.stderr.contains("errno"))
-            // The line hung up: eio, never the peer's close.
-            #expect(outcome.status == 1, "stderr: \(outcome.stderr)")
-            #expect(outcome.errorLines.count == 1, "stderr: \(outcome.stderr)")
-            #expect(outcome.stderr.hasPrefix("gentcp: eio: the serial line hung up"), "stderr: \(outcome.stderr)")
-            #expect(outcome.stderr.contains(" received"), "stderr: \(outcome.stderr)")
-            server.listener.close()
         }
     }
 
     @Test("the SLIP board's pty vanishes mid-download: exit non-zero with one line saying what happened and how many bytes arrived")
     func slipLineVanishes() async throws {
-        let board = try SimulateCLITests.Running("sim-slip")
-        defer { board.stop() }
-        let child = Foundation.Process()
-        child.executableURL = GentcpBinary.url!
-        // The source service (19) sends 1 MiB and closes; stdin is empty.
-        child.arguments = ["connect", "--board", "sim-slip", "--boards", SimulateCLITests.boards, "--serial", board.path,
-                           "--timeout", "20000", "10.10.0.2", "19"]
-        let output = Pipe(), errors = Pipe()
-        child.standardInput = FileHandle.nullDevice
-        child.standardOutput = output
-        child.standardError = errors
-        async let status = CLITests.waitForExit(child, limit: 90)
-        // Read 64 KiB, then stop reading: gentcp blocks on stdout and the download pauses (the
-        // window closes), so the board is killed mid-transfer whatever the machine's speed.
-        let first = await CLITests.readExactly(64 << 10, from: output.fileHandleForReading)
-        kill(board.child.processIdentifier, SIGKILL)
-        let rest = await CLITests.readExactly(Int.max, from: output.fileHandleForReading)
-        let stderr = String(decoding: await CLITests.readExactly(Int.max, from: errors.fileHandleForReading), as: UTF8.self)
-        let code = try await status
-        #expect(first.count >= 64 << 10)
-        #expect(first.count + rest.count < 1 << 20, "the whole download arrived before the board was killed")
-        #expect(!stderr.contains("errno"))
-        // The line hung up: eio, never the peer's close.
-        #expect(code == 1, "stderr: \(stderr)")
-        #expect(stderr.split(separator: "\n").count == 1, "stderr: \(stderr)")
-        #expect(stderr.hasPrefix("gentcp: eio: the serial line hung up"), "stderr: \(stderr)")
-        #expect(stderr.contains(" received"), "stderr: \(stderr)")
+        try await SimulateCLITests.withBoard("sim-slip") { board in
+            let child = Foundation.Process()
+            child.executableURL = GentcpBinary.url!
+            // The source service (19) sends 1 MiB and closes; stdin is empty.
+            child.arguments = ["connect", "--board", "sim-slip", "--boards", SimulateCLITests.boards, "--serial", board.path,
+                               "--timeout", "20000", "10.10.0.2", "19"]
+            let output = Pipe(), errors = Pipe()
+            child.standardInput = FileHandle.nullDevice
+            child.standardOutput = output
+            child.standardError = errors
+            async let status = CLITests.waitForExit(child, limit: 90)
+            // Read 64 KiB, then stop reading: gentcp blocks on stdout and the download pauses (the
+            // window closes), so the board is killed mid-transfer whatever the machine's speed.
+            let first = await CLITests.readExactly(64 << 10, from: output.fileHandleForReading)
+            board.exit.signal(SIGKILL)
+            let rest = await CLITests.readExactly(Int.max, from: output.fileHandleForReading)
+            let stderr = String(decoding: await CLITests.readExactly(Int.max, from: errors.fileHandleForReading), as: UTF8.self)
+            let code = try await status
+            #expect(first.count >= 64 << 10)
+            #expect(first.count + rest.count < 1 << 20, "the whole download arrived before the board was killed")
+            #expect(!stderr.contains("errno"))
+            // The line hung up: eio, never the peer's close.
+            #expect(code == 1, "stderr: \(stderr)")
+            #expect(stderr.split(separator: "\n").count == 1, "stderr: \(stderr)")
+            #expect(stderr.hasPrefix("gentcp: eio: the serial line hung up"), "stderr: \(stderr)")
+            #expect(stderr.contains(" received"), "stderr: \(stderr)")
+        }
     }
 }

@@ -12,7 +12,7 @@ import Glibc
 /// `gentcp --verbose` traces of serial traffic, the progress line on a terminal, and one-line
 /// argument errors, through the built binary.
 @Suite(.enabled(if: GentcpBinary.url != nil, "gentcp is not built: run `swift build` first (or set GENTCP_BIN)"),
-       .timeLimit(.minutes(1)))
+       .timeLimit(.minutes(3)))
 struct TraceCLITests {
     /// One trace line taken apart: `  0.000812 >> 0000  41 54 0d 0a ...  |AT..|`.
     struct TraceRow {
@@ -51,57 +51,57 @@ struct TraceCLITests {
 
     @Test("connect --verbose to a simulated SLIP board: stdout is exactly the echo, stderr traces both directions in hex and text")
     func verboseSLIP() async throws {
-        let board = try SimulateCLITests.Running("sim-slip")
-        defer { board.stop() }
-        let request = Array("hello through the trace".utf8) + CLITests.payload(3000, seed: 11)
-        let outcome = try await CLITests.run(
-            ["connect", "--board", "sim-slip", "--boards", SimulateCLITests.boards, "--serial", board.path,
-             "--timeout", "10000", "--verbose", "10.10.0.2", "7"], stdin: request)
-        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
-        #expect(outcome.stdout == request)
-        let trace = TraceCLITests.trace(outcome.stderr)
-        // Every other line is one of gentcp's notes, the trace's header among them.
-        #expect(trace.other.allSatisfy { $0.hasPrefix("gentcp: ") }, "\(trace.other)")
-        #expect(trace.other.contains { $0.hasPrefix("gentcp: trace of pty \(board.path)") && $0.contains(">> host to board") })
-        #expect(trace.rows.count > 10)
-        #expect(trace.rows.allSatisfy { $0.seconds >= 0 && $0.seconds < 60 })
-        // The payload went out in a SLIP frame and came back in one.
-        #expect(trace.toBoard.contains("hello through the trace"))
-        #expect(trace.fromBoard.contains("hello through the trace"))
-        // The first frame out is the SYN: END, then an IPv4 header (0x45: `E`).
-        #expect(trace.rows.first?.mark == ">>")
-        #expect(trace.rows.first?.text.hasPrefix(".E") == true)
+        try await SimulateCLITests.withBoard("sim-slip") { board in
+            let request = Array("hello through the trace".utf8) + CLITests.payload(3000, seed: 11)
+            let outcome = try await CLITests.run(
+                ["connect", "--board", "sim-slip", "--boards", SimulateCLITests.boards, "--serial", board.path,
+                 "--timeout", "10000", "--verbose", "10.10.0.2", "7"], stdin: request)
+            #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+            #expect(outcome.stdout == request)
+            let trace = TraceCLITests.trace(outcome.stderr)
+            // Every other line is one of gentcp's notes, the trace's header among them.
+            #expect(trace.other.allSatisfy { $0.hasPrefix("gentcp: ") }, "\(trace.other)")
+            #expect(trace.other.contains { $0.hasPrefix("gentcp: trace of pty \(board.path)") && $0.contains(">> host to board") })
+            #expect(trace.rows.count > 10)
+            #expect(trace.rows.allSatisfy { $0.seconds >= 0 && $0.seconds < 60 })
+            // The payload went out in a SLIP frame and came back in one.
+            #expect(trace.toBoard.contains("hello through the trace"))
+            #expect(trace.fromBoard.contains("hello through the trace"))
+            // The first frame out is the SYN: END, then an IPv4 header (0x45: `E`).
+            #expect(trace.rows.first?.mark == ">>")
+            #expect(trace.rows.first?.text.hasPrefix(".E") == true)
+        }
     }
 
     @Test("connect --verbose to a simulated ESP-AT modem: the AT commands and the answers appear as text, stdout is exactly the reply")
     func verboseAT() async throws {
-        let board = try SimulateCLITests.Running("sim-esp-at")
-        defer { board.stop() }
-        _ = await board.read(until: "ready\r\n")
-        let request = Array("through the modem".utf8)
-        let path = board.path
-        try await GenTCP.Process.run {
-            let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
-            let port = try listener.port()
-            let server = GenTCP.Process.spawn {
-                let s = try await listener.accept(timeout: 10_000)
-                let got = try await s.recv(request.count, timeout: 10_000)
-                try await s.send(Array("reply:".utf8) + got.bytes)
-                s.close()
+        try await SimulateCLITests.withBoard("sim-esp-at") { board in
+            _ = await board.read(until: "ready\r\n")
+            let request = Array("through the modem".utf8)
+            let path = board.path
+            try await GenTCP.Process.run {
+                let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
+                let port = try listener.port()
+                let server = GenTCP.Process.spawn {
+                    let s = try await listener.accept(timeout: 10_000)
+                    let got = try await s.recv(request.count, timeout: 10_000)
+                    try await s.send(Array("reply:".utf8) + got.bytes)
+                    s.close()
+                }
+                let outcome = try await CLITests.run(
+                    ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", path,
+                     "--timeout", "10000", "-v", "127.0.0.1", "\(port)"], stdin: request, limit: 30)
+                #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+                #expect(outcome.stdout == Array("reply:".utf8) + request)
+                let trace = TraceCLITests.trace(outcome.stderr)
+                #expect(trace.other.allSatisfy { $0.hasPrefix("gentcp: ") }, "\(trace.other)")
+                #expect(trace.toBoard.contains("AT+CIPSTART=0,\"TCP\",\"127.0.0.1\",\(port).."), "\(trace.toBoard)")
+                #expect(trace.toBoard.contains("through the modem"))
+                #expect(trace.fromBoard.contains("0,CONNECT"))
+                #expect(trace.fromBoard.contains("reply:through the modem"))
+                #expect(await server.waitForExit() == .normal)
+                listener.close()
             }
-            let outcome = try await CLITests.run(
-                ["connect", "--board", "sim-esp-at", "--boards", SimulateCLITests.boards, "--serial", path,
-                 "--timeout", "10000", "-v", "127.0.0.1", "\(port)"], stdin: request, limit: 30)
-            #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
-            #expect(outcome.stdout == Array("reply:".utf8) + request)
-            let trace = TraceCLITests.trace(outcome.stderr)
-            #expect(trace.other.allSatisfy { $0.hasPrefix("gentcp: ") }, "\(trace.other)")
-            #expect(trace.toBoard.contains("AT+CIPSTART=0,\"TCP\",\"127.0.0.1\",\(port).."), "\(trace.toBoard)")
-            #expect(trace.toBoard.contains("through the modem"))
-            #expect(trace.fromBoard.contains("0,CONNECT"))
-            #expect(trace.fromBoard.contains("reply:through the modem"))
-            #expect(await server.waitForExit() == .normal)
-            listener.close()
         }
     }
 
@@ -127,10 +127,10 @@ struct TraceCLITests {
         child.standardInput = input
         child.standardOutput = output
         child.standardError = errors
-        async let status = CLITests.waitForExit(child, limit: 30)
-        let path = String(decoding: await TraceCLITests.readText(output.fileHandleForReading, until: "\n").dropLast(),
-                          as: UTF8.self)
+        let exit = try ChildExit(starting: child)
+        let path = await OffPool.readLine(output.fileHandleForReading.fileDescriptor) ?? ""
         let fd = open(path, O_RDWR | O_NOCTTY)
+        if fd < 0 { exit.signal(SIGKILL) }
         try #require(fd >= 0, "cannot open \(path)")
         var t = termios()
         tcgetattr(fd, &t)
@@ -144,7 +144,7 @@ struct TraceCLITests {
         let text = String(decoding: boot + answer, as: UTF8.self)
         close(fd)
         try input.fileHandleForWriting.close()
-        #expect(try await status == 0)
+        #expect(await exit.wait(limit: 120) == 0)
         let trace = TraceCLITests.trace(text)
         #expect(trace.other.contains { $0.hasPrefix("gentcp: trace of \(path): >> host to board") }, "\(trace.other)")
         #expect(trace.fromBoard.hasPrefix("..ready.."), "\(trace.fromBoard)")
@@ -154,18 +154,7 @@ struct TraceCLITests {
 
     /// Reads `handle` on a thread of its own until what came contains `marker` (or end of file).
     static func readText(_ handle: FileHandle, until marker: String) async -> [UInt8] {
-        await withCheckedContinuation { (c: CheckedContinuation<[UInt8], Never>) in
-            let thread = Thread {
-                var got: [UInt8] = []
-                while !String(decoding: got, as: UTF8.self).contains(marker) {
-                    let data = handle.availableData
-                    if data.isEmpty { break }
-                    got += data
-                }
-                c.resume(returning: got)
-            }
-            thread.start()
-        }
+        await OffPool.read(handle.fileDescriptor, untilText: marker)
     }
 
     // MARK: - Progress

@@ -116,7 +116,9 @@ extension Conformance {
                 let writer = ctx.spawn { await sendUntilError(c, chunk) }
                 // Wait until the writer is blocked: bytes pending in send.
                 var pending: UInt64 = 0
-                for _ in 0..<200 where pending == 0 {
+                // Until the send blocks (the loop ends then); up to 30 s, not 2: on a loaded machine
+                // (or under a sanitizer) the writer can take seconds to start.
+                for _ in 0..<3000 where pending == 0 {
                     await ctx.sleep(10)
                     pending = (try? c.getstat().sendPend) ?? 0
                 }
@@ -330,7 +332,9 @@ extension Conformance {
                     do throws(SocketError) { try await c.send(data); return nil } catch { return error }
                 }
                 var pending: UInt64 = 0
-                for _ in 0..<200 where pending == 0 {
+                // Until the send blocks (the loop ends then); up to 30 s, not 2: on a loaded machine
+                // (or under a sanitizer) the writer can take seconds to start.
+                for _ in 0..<3000 where pending == 0 {
                     await ctx.sleep(10)
                     pending = try c.getstat().sendPend
                 }

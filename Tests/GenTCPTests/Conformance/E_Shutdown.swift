@@ -50,7 +50,9 @@ extension Conformance {
                 let chunk = [UInt8](repeating: 3, count: 1 << 16)
                 let writer = ctx.spawn { await sendUntilError(p, chunk).error }
                 var pending: UInt64 = 0
-                for _ in 0..<200 where pending == 0 {
+                // Until the send blocks (the loop ends then); up to 30 s, not 2: on a loaded machine
+                // (or under a sanitizer) the writer can take seconds to start.
+                for _ in 0..<3000 where pending == 0 {
                     await ctx.sleep(10)
                     pending = try p.getstat().sendPend
                 }
@@ -194,7 +196,9 @@ extension Conformance {
                 let data = Pattern.bytes(count: 4 << 20)
                 let writer = ctx.spawn { try await c.send(data) }
                 var pending: UInt64 = 0
-                for _ in 0..<200 where pending == 0 {
+                // Until the send blocks (the loop ends then); up to 30 s, not 2: on a loaded machine
+                // (or under a sanitizer) the writer can take seconds to start.
+                for _ in 0..<3000 where pending == 0 {
                     await ctx.sleep(10)
                     pending = try c.getstat().sendPend
                 }

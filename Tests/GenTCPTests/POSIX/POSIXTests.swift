@@ -43,6 +43,15 @@ final class RawSocket {
     }
 
     /// One `read(2)`: the byte count (0 at EOF) or `-errno`.
+    /// Waits (poll(2), on a thread of its own, at most 60 s) until one of `events` is pending.
+    func wait(for events: Int32) async -> Bool {
+        let fd = self.fd
+        return await OffPool.run {
+            var p = pollfd(fd: fd, events: Int16(truncatingIfNeeded: events), revents: 0)
+            return poll(&p, 1, 60_000) == 1 && Int32(p.revents) & events != 0
+        }
+    }
+
     func read(max: Int = 4096) -> Int {
         var buffer = [UInt8](repeating: 0, count: max)
         let n = Glibc.read(fd, &buffer, max)
@@ -397,9 +406,11 @@ extension POSIXTests {
             if way == .setopts { try c.setopts(.linger(0)) }
             #expect(try c.getopt(.linger) == .linger(way == .none ? nil : 0))
             try await c.send("pre")
-            await TestContext.posix.sleep(20)
+            // Events, not sleeps: the data has arrived, then the end (FIN or RST) has.
+            #expect(await peer.wait(for: POLLIN), "the data never arrived")
             c.close()
-            await TestContext.posix.sleep(20)
+            // POLLRDHUP (0x2000, Linux; Glibc's module leaves it out) comes with a FIN and an RST.
+            #expect(await peer.wait(for: 0x2000 | POLLHUP | POLLERR), "neither FIN nor RST arrived")
             // Data that arrived before the end may be read first (Linux keeps it after an RST).
             var reads: [Int] = []
             var n = peer.read()
