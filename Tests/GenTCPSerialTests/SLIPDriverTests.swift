@@ -50,8 +50,8 @@ struct SLIPDriverTests {
 
     @Test("connect honours its timeout when the board is silent; a hung-up line is eio")
     func connectTimeout() async throws {
-        let net = SimNetwork(seed: 1)
-        let (a, b) = MemoryLink.pair(runtime: net.runtime)
+        let net = try SimNetwork(seed: 1)
+        let (a, b) = try MemoryLink.pair(runtime: net.runtime)
         let host = try SLIPDriver(link: a, configuration: SLIPConfiguration(local: slipHost, peer: slipBoard),
                                   runtime: net.runtime)
         try await net.run {

@@ -96,8 +96,8 @@ struct SLIPLinkLossTests {
 
     @Test("a pending connect and a pending ping fail with eio when the line hangs up, not at their timeouts")
     func pendingFail() async throws {
-        let net = SimNetwork(seed: 3)
-        let (a, b) = MemoryLink.pair(runtime: net.runtime)
+        let net = try SimNetwork(seed: 3)
+        let (a, b) = try MemoryLink.pair(runtime: net.runtime)
         let host = try SLIPDriver(link: a, configuration: SLIPConfiguration(local: slipHost, peer: slipBoard),
                                   runtime: net.runtime)
         let outcomes = Mutex<[String: (SocketError?, UInt64)]>([:])
