@@ -83,6 +83,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     var engine: ModemEngine<StandardDialect>
     var phase = Phase.idle
+    /// ``stop()`` was called: the driver is dead and says so (`enetdown`, "stopped").
+    var stopped = false
     var initSteps: [ModemCommand] = []
     var probesFailed = 0
     var slots: [Slot]
@@ -160,6 +162,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     var isReady: Bool { locked { $0.phase == .ready } }
 
+    var isStopped: Bool { locked { $0.stopped } }
+
     var lastIncident: String? { locked { $0.incident } }
 
     var statisticsSnapshot: ATStatistics {
@@ -182,9 +186,13 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
+    /// Stops the driver: every connection, connect and lookup fails with `enetdown`, the driver
+    /// contract's one reason for a stopped driver (the network behind it is down, as a kernel says
+    /// of an interface taken down; `closed` would read as this socket's own close or a clean end).
     func stop() {
         locked { core in
-            core.moduleLost(reason: .closed, dead: true, incident: nil)
+            core.stopped = true
+            core.moduleLost(reason: .networkDown, dead: true, incident: nil)
         }
         link.close()
     }
@@ -1135,6 +1143,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// good; otherwise it starts over with a fresh engine.
     func moduleLost(reason: SocketError.Reason, dead: Bool, incident why: String?) {
         if phase == .dead { return }
+        let lostDetail: StaticString = stopped ? "the at driver was stopped" : ATCore.staticDetail(reason)
         stats.moduleLost += 1
         if let why {
             incident = why
@@ -1148,7 +1157,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             case .connecting(let request):
                 // Queued connects wait for the next initialisation, within their own timeouts.
                 if !dead, let request, !request.submitted { continue }
-                if let request { finishConnect(request, .failure(SocketError(reason, ATCore.staticDetail(reason)))) }
+                if let request { finishConnect(request, .failure(SocketError(reason, lostDetail))) }
             case .free:
                 break
             }
@@ -1158,10 +1167,10 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         orphanCloses.removeAll()
         if let r = resolveActive {
             resolveActive = nil
-            finishResolve(r, .failure(SocketError(reason, ATCore.staticDetail(reason))))
+            finishResolve(r, .failure(SocketError(reason, lostDetail)))
         }
         if dead {
-            for r in resolveQueue { finishResolve(r, .failure(SocketError(reason, ATCore.staticDetail(reason)))) }
+            for r in resolveQueue { finishResolve(r, .failure(SocketError(reason, lostDetail))) }
             resolveQueue.removeAll()
         }
         cancelPhaseTimer()
@@ -1223,6 +1232,11 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     static let maxSendRetries = 50
     /// The pause before it is, in ns.
     static let sendRetryDelay: UInt64 = 200_000_000
+
+    /// What a connect or lookup on a dead driver gets: `enetdown`, after ``stop()`` or a lost line.
+    static func deadError(stopped: Bool) -> SocketError {
+        stopped ? SocketError(.networkDown, "the at driver was stopped") : SocketError(.networkDown, "the modem link is closed")
+    }
 
     /// A short static note for errors the module caused (the sentence is in ``lastIncident``).
     static func staticDetail(_ reason: SocketError.Reason) -> StaticString {
@@ -1379,7 +1393,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             beginInit()
         }
         guard phase != .dead else {
-            deferred.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the modem link is closed"))) }
+            deferred.append { [stopped] in continuation.resume(returning: .failure(ATCore.deadError(stopped: stopped))) }
             return
         }
         guard (1...65_535).contains(address.port) else {
@@ -1458,7 +1472,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             beginInit()
         }
         guard phase != .dead else {
-            deferred.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the modem link is closed"))) }
+            deferred.append { [stopped] in continuation.resume(returning: .failure(ATCore.deadError(stopped: stopped))) }
             return
         }
         guard resolveQueue.count < slots.count else {

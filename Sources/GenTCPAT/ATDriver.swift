@@ -130,7 +130,9 @@ public final class ATDriver: Driver, @unchecked Sendable {
     /// timeouts). Idempotent.
     public func start() { core.start() }
 
-    /// Closes the link: every connection ends, every waiter fails. The driver is unusable after.
+    /// Closes the link: every connection fails with `enetdown`, and so does every connect, lookup
+    /// and listen after (the one reason every stopped driver gives: see the README's driver
+    /// contract). Buffered bytes stay readable before the error. The driver is unusable after.
     public func stop() { core.stop() }
 
     /// Whether the module is initialised and taking work.
@@ -162,11 +164,12 @@ public final class ATDriver: Driver, @unchecked Sendable {
         try await core.connect(to: address, options: options, timeoutNanoseconds: timeoutNanoseconds, delegate: delegate)
     }
 
-    /// Not supported yet (`enotsup`): the modules can serve, but one server per module and
+    /// Not supported yet (`enotsup`; `enetdown` after ``stop()``): the modules can serve, but one server per module and
     /// ESP-AT's passive-mode accept bugs make it a separate piece of work.
     public func listen(
         on address: SocketAddress, options: SocketOptions, delegate: any ListenerDelegate
     ) throws(SocketError) -> any Listener {
+        if core.isStopped { throw SocketError(.networkDown, "the at driver was stopped") }
         throw SocketError(.notSupported, "the at driver does not listen")
     }
 }

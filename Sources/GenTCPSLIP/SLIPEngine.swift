@@ -91,6 +91,8 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     /// What happened on the line when it failed, as one sentence (``SerialLinkIncidents``).
     private var incident: String?
     private var closed = false
+    /// ``shutdown()`` ran: the driver is stopped (its connections were aborted).
+    var isShutDown: Bool { closed }
     private(set) var statistics = SLIPStatistics()
 
     init(link: any SerialLink, configuration: SLIPConfiguration, runtime: any Runtime) throws(SocketError) {
@@ -434,7 +436,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         continuation: UnsafeContinuation<Result<UInt64, SocketError>, Never>, _ fx: inout Effects
     ) {
         if closed || linkFailure != nil {
-            let failure = linkFailure ?? .closed
+            let failure = linkFailure ?? .networkDown
             fx.resumes.append { continuation.resume(returning: .failure(SocketError(failure))) }
             return
         }
@@ -464,7 +466,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    /// Stops the engine: closes the link and the capture, fails whatever waits.
+    /// Stops the engine: closes the link and the capture, fails whatever waits (`enetdown`).
     func shutdown() {
         locked { fx in
             guard !closed else { return }
@@ -472,19 +474,21 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
             for handle in registrations.keys { stack.abort(handle) }
             if linkFailure == nil { writeLink(now: nowMilliseconds) }
             closed = true
-            linkFailure = linkFailure ?? .closed
+            // `enetdown` from now on: the driver contract's one reason for a stopped driver (the
+            // network behind it is down; `closed` would read as the socket's own close).
+            linkFailure = linkFailure ?? .networkDown
             if let timer { runtime.cancel(timer) }
             timer = nil
             for (_, pending) in connects {
                 if let timer = pending.timer { runtime.cancel(timer) }
                 let continuation = pending.continuation
-                fx.resumes.append { continuation.resume(returning: .failure(.closed)) }
+                fx.resumes.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the slip driver was closed"))) }
             }
             connects = [:]
             for (_, ping) in pings {
                 if let timer = ping.timer { runtime.cancel(timer) }
                 let continuation = ping.continuation
-                fx.resumes.append { continuation.resume(returning: .failure(.closed)) }
+                fx.resumes.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the slip driver was closed"))) }
             }
             pings = [:]
             for (_, r) in registrations {

@@ -135,22 +135,29 @@ struct SLIPLinkLossTests {
         #expect(host.lastIncident == "the serial line hung up", "the user's stop does not overwrite it")
     }
 
-    @Test("the user's own stop of the driver is closed, and no incident")
-    func userStopIsClosed() async throws {
+    @Test("the user's own stop of the driver is enetdown for recv, send, connect, listen and ping, and no incident")
+    func userStopIsNetworkDown() async throws {
         let line = try SLIPLine()
         let listener = try line.startEcho()
         try await line.run {
+            // One socket per operation: after a socket's first error the port layer answers
+            // `closed` (OTP's rule), so each checks the driver's own answer.
             let s = try await Socket.connect("board", port: 7, options: [.binary, .active(.passive)], timeout: 5000,
+                                             driver: line.host)
+            let t = try await Socket.connect("board", port: 7, options: [.binary, .active(.passive)], timeout: 5000,
                                              driver: line.host)
             try await s.send("ping")
             #expect(try await s.recv(4, timeout: 5000).bytes == Array("ping".utf8))
             line.host.close()
-            await #expect(throws: SocketError.closed) { _ = try await s.recv(0, timeout: 1000) }
-            await #expect(throws: SocketError.closed) {
+            await #expect(throws: SocketError(.networkDown)) { _ = try await s.recv(0, timeout: 1000) }
+            await #expect(throws: SocketError(.networkDown)) { try await t.send("more") }
+            await #expect(throws: SocketError(.networkDown)) {
                 _ = try await Socket.connect("board", port: 7, options: [.binary], timeout: 1000, driver: line.host)
             }
-            await #expect(throws: SocketError.closed) { _ = try await line.host.ping() }
+            #expect(throws: SocketError(.networkDown)) { _ = try ListenSocket.listen(port: 8, driver: line.host) }
+            await #expect(throws: SocketError(.networkDown)) { _ = try await line.host.ping() }
             s.close()
+            t.close()
             listener.close()
         }
         #expect(line.host.lastIncident == nil)
