@@ -20,7 +20,10 @@ public struct POSIXDriver: Driver {
     let syscalls: Syscalls
     let reactor: Reactor
     /// How long a task about to park for a read first waits on the descriptor itself.
-    public let briefWaitNanoseconds: UInt64
+    public let briefWait: Duration
+    /// ``briefWait`` in nanoseconds.
+    @available(*, deprecated, renamed: "briefWait")
+    public var briefWaitNanoseconds: UInt64 { Self.nanoseconds(briefWait) }
 
     /// The driver with real system calls and the real clock.
     public static let shared = POSIXDriver()
@@ -28,16 +31,33 @@ public struct POSIXDriver: Driver {
     /// - Parameters:
     ///   - runtime: the clock for timeouts.
     ///   - syscalls: the system-call funnel (tests pass one that injects failures).
-    ///   - briefWaitNanoseconds: before a `recv` (or the owner of one active socket) parks, its
-    ///     thread first waits this long in `ppoll(2)` on the socket, so a prompt answer wakes it
+    ///   - briefWait: before a `recv` (or the owner of one active socket) parks, its thread
+    ///     first waits this long in `ppoll(2)` on the socket, so a prompt answer wakes it
     ///     straight from the kernel instead of through the reactor thread (one context switch
-    ///     instead of two per round trip). It sleeps, it does not spin. 0 turns it off.
+    ///     instead of two per round trip). It sleeps, it does not spin. Zero (or less) turns it
+    ///     off.
     public init(runtime: any Runtime = RealRuntime.shared, syscalls: Syscalls = .system,
-                briefWaitNanoseconds: UInt64 = 50_000) {
+                briefWait: Duration = .microseconds(50)) {
         self.runtime = runtime
         self.syscalls = syscalls
         self.reactor = Reactor.shared
-        self.briefWaitNanoseconds = briefWaitNanoseconds
+        self.briefWait = briefWait
+    }
+
+    /// The driver with a brief wait given in nanoseconds.
+    @available(*, deprecated, renamed: "init(runtime:syscalls:briefWait:)")
+    public init(runtime: any Runtime = RealRuntime.shared, syscalls: Syscalls = .system, briefWaitNanoseconds: UInt64) {
+        self.init(runtime: runtime, syscalls: syscalls,
+                  briefWait: .nanoseconds(Int64(clamping: briefWaitNanoseconds)))
+    }
+
+    /// `duration` in whole nanoseconds, 0 when negative, saturating.
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let (total, overflow2) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
+        return overflow || overflow2 ? .max : total
     }
 
     /// Looks `host` up with `getaddrinfo(3)` on a thread of its own (a slow resolver never
@@ -75,7 +95,7 @@ public struct POSIXDriver: Driver {
                 throw SocketError(SocketError.Reason(errno: soError))
             }
         }
-        let connection = POSIXConnection(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: briefWaitNanoseconds)
+        let connection = POSIXConnection(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: Self.nanoseconds(briefWait))
         connection.start()
         return connection
     }
@@ -92,7 +112,7 @@ public struct POSIXDriver: Driver {
             _ = syscalls.close(fd)
             throw SocketError(SocketError.Reason(errno: e))
         }
-        let listener = POSIXListener(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: briefWaitNanoseconds)
+        let listener = POSIXListener(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: Self.nanoseconds(briefWait))
         listener.start()
         return listener
     }

@@ -165,13 +165,16 @@ public final class SLIPDriver: Driver, Sendable {
     /// - Parameters:
     ///   - address: the destination; the board by default.
     ///   - payloadSize: data bytes after the ICMP header (56 as `ping(8)`); at most MTU − 28.
-    ///   - timeoutNanoseconds: how long to wait on the driver's clock (2 s by default).
-    /// - Returns: the round-trip time in nanoseconds of the driver's clock.
-    /// - Throws: `timeout`, `emsgsize` for a payload that does not fit, `enetdown` after ``close()``,
-    ///   `eio` (or the line's own reason) when the line hangs up or fails, also while waiting.
+    ///   - timeout: how long to wait on the driver's clock (2 s by default; `.seconds(5)`,
+    ///     `500` milliseconds, or `.infinity`).
+    /// - Returns: the round-trip time on the driver's clock.
+    /// - Throws: `timeout`, `emsgsize` for a payload that does not fit, `badarg` for a negative
+    ///   timeout, `enetdown` after ``close()``, `eio` (or the line's own reason) when the line
+    ///   hangs up or fails, also while waiting.
     public func ping(
-        _ address: IPAddress? = nil, payloadSize: Int = 56, timeoutNanoseconds: UInt64 = 2_000_000_000
-    ) async throws(SocketError) -> UInt64 {
+        _ address: IPAddress? = nil, payloadSize: Int = 56, timeout: Timeout = .seconds(2)
+    ) async throws(SocketError) -> Duration {
+        let limit = try timeout.validated().nanoseconds
         guard let destination = SLIPConfiguration.v4(address ?? configuration.peerAddress) else {
             throw SocketError(.addressFamilyNotSupported)
         }
@@ -179,11 +182,22 @@ public final class SLIPDriver: Driver, Sendable {
         let engine = self.engine
         let result: Result<UInt64, SocketError> = await withUnsafeContinuation { continuation in
             engine.locked { fx in
-                engine.startPing(to: destination, payload: payloadSize, timeoutNanoseconds: timeoutNanoseconds,
+                engine.startPing(to: destination, payload: payloadSize, timeoutNanoseconds: limit,
                                  continuation: continuation, &fx)
             }
         }
-        return try result.get()
+        return .nanoseconds(Int64(clamping: try result.get()))
+    }
+
+    /// ``ping(_:payloadSize:timeout:)`` with the timeout and the answer in nanoseconds.
+    @available(*, deprecated, message: "use ping(_:payloadSize:timeout:), which takes a Timeout and answers a Duration")
+    public func ping(
+        _ address: IPAddress? = nil, payloadSize: Int = 56, timeoutNanoseconds: UInt64
+    ) async throws(SocketError) -> UInt64 {
+        let rtt = try await ping(address, payloadSize: payloadSize,
+                                 timeout: Timeout(.nanoseconds(Int64(clamping: timeoutNanoseconds))))
+        let (seconds, attoseconds) = rtt.components
+        return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
     }
 
     /// The stack options of a new connection: the configured tuning plus the socket's options.

@@ -432,7 +432,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     }
 
     func startPing(
-        to destination: IPv4Address, payload: Int, timeoutNanoseconds: UInt64,
+        to destination: IPv4Address, payload: Int, timeoutNanoseconds: UInt64?,
         continuation: UnsafeContinuation<Result<UInt64, SocketError>, Never>, _ fx: inout Effects
     ) {
         if closed || linkFailure != nil {
@@ -451,8 +451,9 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
             fx.resumes.append { continuation.resume(returning: .failure(SocketError(reason))) }
             return
         }
-        let timer = runtime.schedule(afterNanoseconds: timeoutNanoseconds) { [weak self] in
-            self?.pingTimedOut(sequence)
+        // No timer for an infinite timeout: the ping waits for its answer or the line's end.
+        let timer = timeoutNanoseconds.map { ns in
+            runtime.schedule(afterNanoseconds: ns) { [weak self] in self?.pingTimedOut(sequence) }
         }
         pings[sequence] = PendingPing(start: runtime.now, timer: timer, continuation: continuation)
         pump(&fx)

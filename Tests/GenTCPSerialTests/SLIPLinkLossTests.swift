@@ -114,7 +114,7 @@ struct SLIPLinkLossTests {
             }
             net.spawn {
                 do throws(SocketError) {
-                    _ = try await host.ping(timeoutNanoseconds: 5_000_000_000)
+                    _ = try await host.ping(timeout: .seconds(5))
                     outcomes.withLock { $0["ping"] = (nil, net.runtime.now - start) }
                 } catch {
                     outcomes.withLock { $0["ping"] = (error, net.runtime.now - start) }
