@@ -14,6 +14,10 @@ public enum Timeout: Hashable, Sendable, ExpressibleByIntegerLiteral {
     /// `duration`, rounded up to whole milliseconds (a timeout never ends before it was asked
     /// to), saturating at `Int.max`. A negative duration stays negative, so ``validated()``
     /// refuses it as OTP refuses a negative timeout.
+    ///
+    /// Emitted into the caller (as the other `Duration` conversions here): firmware that never
+    /// converts a `Duration` carries none of its 128-bit arithmetic.
+    @_alwaysEmitIntoClient
     public init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
         // Attoseconds are within one second and share the sign of seconds.
@@ -30,12 +34,14 @@ public enum Timeout: Hashable, Sendable, ExpressibleByIntegerLiteral {
     }
 
     /// At most `seconds` seconds: `timeout: .seconds(2)` (saturating at `Int.max` milliseconds).
+    @_alwaysEmitIntoClient
     public static func seconds(_ seconds: Int) -> Timeout {
         let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
         return .milliseconds(overflow ? (seconds < 0 ? Int.min : Int.max) : ms)
     }
 
     /// The timeout as a `Duration`, or nil for infinity.
+    @_alwaysEmitIntoClient
     public var duration: Duration? {
         switch self {
         case .infinity: return nil
