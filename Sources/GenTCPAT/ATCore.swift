@@ -361,7 +361,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// answering is found (the query times out, the probe follows) even when nothing was
     /// being sent or read.
     private func updateLivenessTimer() {
-        let interval = UInt64(configuration.livenessInterval) * 1_000_000
+        let interval = configuration.livenessInterval.nanoseconds ?? 0
         let watched = phase == .ready && interval > 0 && slots.contains { slot in
             if case .open(let c) = slot { return !c.ended && !c.userClosed }
             return false
@@ -456,7 +456,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 return { }
             }
             let command = initSteps[step]
-            let timeout: UInt32? = command.kind == .probe ? configuration.probeTimeout : nil
+            let timeout: UInt32? = command.kind == .probe ? configuration.probeTimeout.engineMilliseconds : nil
             return { [self] in submit(command, timeout: timeout) }
         case .ready:
             break
@@ -479,7 +479,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             needProbe = false
             return { [self] in
                 stats.recoveryProbes += 1
-                submit(.probe, timeout: configuration.probeTimeout)
+                submit(.probe, timeout: configuration.probeTimeout.engineMilliseconds)
             }
         }
         // Closes first: they free link ids.
@@ -651,13 +651,13 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 // within their own timeouts, with the reason on record.
                 incident = "the modem is not attached to the packet network (\(lastStatusLine))"
                 incidentFromBringUp = true
-                retryInitLater(milliseconds: max(configuration.retryDelay, 1_000))
+                retryInitLater(milliseconds: max(configuration.retryDelay.engineMilliseconds, 1_000))
                 return
             }
         case .queryStatus(.bearer):
             // SIMCom prints the state after the OK.
             phase = .awaitingState(step: step)
-            armPhaseTimer(max(configuration.probeTimeout, 1_000)) { core in
+            armPhaseTimer(max(configuration.probeTimeout.engineMilliseconds, 1_000)) { core in
                 guard case .awaitingState(let step) = core.phase else { return }
                 core.planSIM800(nil, step: step)
             }
@@ -728,7 +728,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         stats.restarts += 1
         phase = .restarting
         submit(.restart)
-        armPhaseTimer(configuration.restartTimeout) { core in
+        armPhaseTimer(configuration.restartTimeout.engineMilliseconds) { core in
             // No boot banner: the module is gone; start over from a probe.
             core.moduleLost(reason: .connectionTimedOut, dead: false,
                             incident: "\(why); no boot banner after a restart")
@@ -737,7 +737,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     private func retryInitLater(milliseconds: UInt32? = nil) {
         phase = .waitingToRetry
-        armPhaseTimer(milliseconds ?? configuration.retryDelay) { core in
+        armPhaseTimer(milliseconds ?? configuration.retryDelay.engineMilliseconds) { core in
             let failed = core.probesFailed
             core.beginInit()
             core.probesFailed = failed
@@ -1413,10 +1413,12 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                                      callerTimeout: timeoutNanoseconds != nil, continuation: continuation)
         slots[link] = .connecting(request)
         connectQueue.append(link)
-        let limit = timeoutNanoseconds ?? UInt64(configuration.connectTimeout) * 1_000_000
-        request.timer = runtime.schedule(afterNanoseconds: limit) { [weak self, weak request] in
-            guard let self, let request else { return }
-            self.locked { core in core.connectTimedOut(link, request) }
+        // No caller timeout and an infinite connectTimeout: no timer.
+        if let limit = timeoutNanoseconds ?? configuration.connectTimeout.nanoseconds {
+            request.timer = runtime.schedule(afterNanoseconds: limit) { [weak self, weak request] in
+                guard let self, let request else { return }
+                self.locked { core in core.connectTimedOut(link, request) }
+            }
         }
         pump()
     }
@@ -1481,12 +1483,14 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
         let request = ResolveRequest(host: host, continuation: continuation)
         resolveQueue.append(request)
-        request.timer = runtime.schedule(afterNanoseconds: UInt64(configuration.resolveTimeout) * 1_000_000) {
-            [weak self, weak request] in
-            guard let self, let request else { return }
-            self.locked { core in
-                core.resolveQueue.removeAll { $0 === request }
-                core.finishResolve(request, .failure(SocketError.timeout))
+        // An infinite resolveTimeout: no timer.
+        if let limit = configuration.resolveTimeout.nanoseconds {
+            request.timer = runtime.schedule(afterNanoseconds: limit) { [weak self, weak request] in
+                guard let self, let request else { return }
+                self.locked { core in
+                    core.resolveQueue.removeAll { $0 === request }
+                    core.finishResolve(request, .failure(SocketError.timeout))
+                }
             }
         }
         pump()

@@ -178,6 +178,16 @@ struct ATDriverFailureTests {
         }
     }
 
+    @Test("the configuration's times are Timeouts: integer milliseconds, .seconds, Duration")
+    func configurationTimes() {
+        var c = ATConfiguration(dialect: .espAT, probeTimeout: 300, connectTimeout: .seconds(20))
+        c.livenessInterval = Timeout(.milliseconds(2500))
+        #expect(c.probeTimeout == .milliseconds(300))
+        #expect(c.connectTimeout == 20_000)
+        #expect(c.resolveTimeout == .seconds(60))
+        #expect(c.livenessInterval.duration == .milliseconds(2500))
+    }
+
     @Test("after stop(): recv, send, connect, listen and lookups are enetdown, as on every stopped driver")
     func stopIsNetworkDown() async throws {
         try await onBench { b in
