@@ -49,7 +49,7 @@ public struct ATConfiguration: Sendable {
     public var livenessInterval: Timeout = .seconds(10)
 
     /// A configuration for `dialect`; every other setting has the default shown, and is
-    /// described at the property of the same name. Times are ``Timeout`` values: integer
+    /// described at the property of the same name. Times are `Timeout` values (GenTCPCore): integer
     /// literals are milliseconds, `.seconds(n)` and `Timeout(someDuration)` work too.
     public init(
         dialect: ATDialect, apn: String = "", apnUser: String = "", apnPassword: String = "",
