@@ -117,7 +117,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var lastInput: UInt64 = 0
     var livenessTimer: TimerID?
     var engineTimer: TimerID?
-    var engineTimerDeadline: UInt64?
+    var engineTimerDeadline: Int64?
     var phaseTimer: TimerID?
     var linkWriteArmed = false
     var roundRobin = 0
@@ -158,7 +158,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         return result
     }
 
-    var now: ModemInstant { ModemInstant(milliseconds: runtime.now / 1_000_000) }
+    var now: MillisecondInstant { MillisecondInstant(milliseconds: Int64(clamping: runtime.now / 1_000_000)) }
 
     var isReady: Bool { locked { $0.phase == .ready } }
 
@@ -432,7 +432,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         engineTimer = nil
         engineTimerDeadline = deadline
         guard let deadline else { return }
-        let target = deadline.multipliedReportingOverflow(by: 1_000_000)
+        let target = UInt64(max(0, deadline)).multipliedReportingOverflow(by: 1_000_000)
         let at = target.overflow ? UInt64.max : target.partialValue
         let current = runtime.now
         let delay = at > current ? at - current : 0

@@ -140,7 +140,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         return result
     }
 
-    var nowMilliseconds: Int64 { Int64(runtime.now / 1_000_000) }
+    var nowMilliseconds: MillisecondInstant { MillisecondInstant(milliseconds: Int64(clamping: runtime.now / 1_000_000)) }
 
     // MARK: - Link readiness
 
@@ -183,7 +183,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func readLink(now: Int64) {
+    private func readLink(now: MillisecondInstant) {
         while true {
             let result = readBuffer.withUnsafeMutableBytes { link.read(into: $0) }
             switch result {
@@ -209,7 +209,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func writeLink(now: Int64) {
+    private func writeLink(now: MillisecondInstant) {
         while true {
             if wireStart == wireEnd {
                 guard let n = frame.withUnsafeMutableBytes({ stack.transmit(into: $0, now: now) }) else { return }
@@ -345,8 +345,9 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func rearmTimer(now: Int64) {
-        guard var deadline = stack.nextDeadline else { return }
+    private func rearmTimer(now instant: MillisecondInstant) {
+        let now = instant.milliseconds
+        guard var deadline = stack.nextDeadline?.milliseconds else { return }
         if deadline <= now { deadline = now + 1 }
         if let current = timerDeadline, current <= deadline { return }
         if let timer { runtime.cancel(timer) }

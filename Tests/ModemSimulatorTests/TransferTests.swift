@@ -51,7 +51,7 @@ protocol HarnessBox: AnyObject, Sendable {
     var framingErrors: Int { get }
     var wireBytes: [UInt8] { get }
     var wire: [(UInt64, [UInt8])] { get }
-    var now: ModemInstant { get }
+    var now: MillisecondInstant { get }
     func boot() async throws
     func initialise() async throws
     func connect(link: Int, host: String, port: Int) async throws
