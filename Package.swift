@@ -29,10 +29,11 @@ let package = Package(
         .target(name: "GenTCPCore", swiftSettings: strict),
         // Embedded-safe wire formats: SLIP, IPv4/TCP/ICMP header views and checksums, pcap records.
         .target(name: "GenTCPWire", swiftSettings: strict),
-        // Embedded-safe AT-modem engine: lexer, command engine, dialects.
-        .target(name: "GenTCPModem", swiftSettings: strict),
+        // Embedded-safe AT-modem engine: lexer, command engine, dialects. Its clock type
+        // (`MillisecondInstant`) is GenTCPCore's, shared with GenTCPStack.
+        .target(name: "GenTCPModem", dependencies: ["GenTCPCore"], swiftSettings: strict),
         // Embedded-safe TCP/IP stack: IPv4 interface, ICMP echo, TCP connections (RFC 9293, 6298).
-        .target(name: "GenTCPStack", dependencies: ["GenTCPWire"], swiftSettings: strict),
+        .target(name: "GenTCPStack", dependencies: ["GenTCPWire", "GenTCPCore"], swiftSettings: strict),
         // libserialport, from Debian's libserialport-dev (tools/bootstrap.sh installs it).
         .systemLibrary(
             name: "CSerialPort", pkgConfig: "libserialport",
@@ -89,13 +90,13 @@ let package = Package(
             path: "tools/bench", swiftSettings: strict),
         .testTarget(name: "GenTCPCoreTests", dependencies: ["GenTCPCore"], swiftSettings: strict),
         .testTarget(name: "GenTCPWireTests", dependencies: ["GenTCPWire"], swiftSettings: strict),
-        .testTarget(name: "GenTCPModemTests", dependencies: ["GenTCPModem"], swiftSettings: strict),
+        .testTarget(name: "GenTCPModemTests", dependencies: ["GenTCPModem", "GenTCPCore"], swiftSettings: strict),
         .testTarget(name: "GenTCPSimTests", dependencies: ["GenTCP", "GenTCPSim"], swiftSettings: strict),
         .testTarget(
             name: "ModemSimulatorTests",
             dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire", "GenTCPSerial", "GenTCPAT"],
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
-        .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire"], swiftSettings: strict),
+        .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire", "GenTCPCore"], swiftSettings: strict),
         .testTarget(
             name: "GenTCPSerialTests",
             dependencies: [

@@ -83,6 +83,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     var engine: ModemEngine<StandardDialect>
     var phase = Phase.idle
+    /// ``stop()`` was called: the driver is dead and says so (`enetdown`, "stopped").
+    var stopped = false
     var initSteps: [ModemCommand] = []
     var probesFailed = 0
     var slots: [Slot]
@@ -115,7 +117,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var lastInput: UInt64 = 0
     var livenessTimer: TimerID?
     var engineTimer: TimerID?
-    var engineTimerDeadline: UInt64?
+    var engineTimerDeadline: Int64?
     var phaseTimer: TimerID?
     var linkWriteArmed = false
     var roundRobin = 0
@@ -156,9 +158,11 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         return result
     }
 
-    var now: ModemInstant { ModemInstant(milliseconds: runtime.now / 1_000_000) }
+    var now: MillisecondInstant { MillisecondInstant(milliseconds: Int64(clamping: runtime.now / 1_000_000)) }
 
     var isReady: Bool { locked { $0.phase == .ready } }
+
+    var isStopped: Bool { locked { $0.stopped } }
 
     var lastIncident: String? { locked { $0.incident } }
 
@@ -182,9 +186,13 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
+    /// Stops the driver: every connection, connect and lookup fails with `enetdown`, the driver
+    /// contract's one reason for a stopped driver (the network behind it is down, as a kernel says
+    /// of an interface taken down; `closed` would read as this socket's own close or a clean end).
     func stop() {
         locked { core in
-            core.moduleLost(reason: .closed, dead: true, incident: nil)
+            core.stopped = true
+            core.moduleLost(reason: .networkDown, dead: true, incident: nil)
         }
         link.close()
     }
@@ -353,7 +361,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// answering is found (the query times out, the probe follows) even when nothing was
     /// being sent or read.
     private func updateLivenessTimer() {
-        let interval = UInt64(configuration.livenessInterval) * 1_000_000
+        let interval = configuration.livenessInterval.nanoseconds ?? 0
         let watched = phase == .ready && interval > 0 && slots.contains { slot in
             if case .open(let c) = slot { return !c.ended && !c.userClosed }
             return false
@@ -424,7 +432,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         engineTimer = nil
         engineTimerDeadline = deadline
         guard let deadline else { return }
-        let target = deadline.multipliedReportingOverflow(by: 1_000_000)
+        let target = UInt64(max(0, deadline)).multipliedReportingOverflow(by: 1_000_000)
         let at = target.overflow ? UInt64.max : target.partialValue
         let current = runtime.now
         let delay = at > current ? at - current : 0
@@ -448,7 +456,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 return { }
             }
             let command = initSteps[step]
-            let timeout: UInt32? = command.kind == .probe ? configuration.probeTimeout : nil
+            let timeout: UInt32? = command.kind == .probe ? configuration.probeTimeout.engineMilliseconds : nil
             return { [self] in submit(command, timeout: timeout) }
         case .ready:
             break
@@ -471,7 +479,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             needProbe = false
             return { [self] in
                 stats.recoveryProbes += 1
-                submit(.probe, timeout: configuration.probeTimeout)
+                submit(.probe, timeout: configuration.probeTimeout.engineMilliseconds)
             }
         }
         // Closes first: they free link ids.
@@ -643,13 +651,13 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 // within their own timeouts, with the reason on record.
                 incident = "the modem is not attached to the packet network (\(lastStatusLine))"
                 incidentFromBringUp = true
-                retryInitLater(milliseconds: max(configuration.retryDelay, 1_000))
+                retryInitLater(milliseconds: max(configuration.retryDelay.engineMilliseconds, 1_000))
                 return
             }
         case .queryStatus(.bearer):
             // SIMCom prints the state after the OK.
             phase = .awaitingState(step: step)
-            armPhaseTimer(max(configuration.probeTimeout, 1_000)) { core in
+            armPhaseTimer(max(configuration.probeTimeout.engineMilliseconds, 1_000)) { core in
                 guard case .awaitingState(let step) = core.phase else { return }
                 core.planSIM800(nil, step: step)
             }
@@ -720,7 +728,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         stats.restarts += 1
         phase = .restarting
         submit(.restart)
-        armPhaseTimer(configuration.restartTimeout) { core in
+        armPhaseTimer(configuration.restartTimeout.engineMilliseconds) { core in
             // No boot banner: the module is gone; start over from a probe.
             core.moduleLost(reason: .connectionTimedOut, dead: false,
                             incident: "\(why); no boot banner after a restart")
@@ -729,7 +737,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     private func retryInitLater(milliseconds: UInt32? = nil) {
         phase = .waitingToRetry
-        armPhaseTimer(milliseconds ?? configuration.retryDelay) { core in
+        armPhaseTimer(milliseconds ?? configuration.retryDelay.engineMilliseconds) { core in
             let failed = core.probesFailed
             core.beginInit()
             core.probesFailed = failed
@@ -1135,6 +1143,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// good; otherwise it starts over with a fresh engine.
     func moduleLost(reason: SocketError.Reason, dead: Bool, incident why: String?) {
         if phase == .dead { return }
+        let lostDetail: StaticString = stopped ? "the at driver was stopped" : ATCore.staticDetail(reason)
         stats.moduleLost += 1
         if let why {
             incident = why
@@ -1148,7 +1157,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             case .connecting(let request):
                 // Queued connects wait for the next initialisation, within their own timeouts.
                 if !dead, let request, !request.submitted { continue }
-                if let request { finishConnect(request, .failure(SocketError(reason, ATCore.staticDetail(reason)))) }
+                if let request { finishConnect(request, .failure(SocketError(reason, lostDetail))) }
             case .free:
                 break
             }
@@ -1158,10 +1167,10 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         orphanCloses.removeAll()
         if let r = resolveActive {
             resolveActive = nil
-            finishResolve(r, .failure(SocketError(reason, ATCore.staticDetail(reason))))
+            finishResolve(r, .failure(SocketError(reason, lostDetail)))
         }
         if dead {
-            for r in resolveQueue { finishResolve(r, .failure(SocketError(reason, ATCore.staticDetail(reason)))) }
+            for r in resolveQueue { finishResolve(r, .failure(SocketError(reason, lostDetail))) }
             resolveQueue.removeAll()
         }
         cancelPhaseTimer()
@@ -1223,6 +1232,11 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     static let maxSendRetries = 50
     /// The pause before it is, in ns.
     static let sendRetryDelay: UInt64 = 200_000_000
+
+    /// What a connect or lookup on a dead driver gets: `enetdown`, after ``stop()`` or a lost line.
+    static func deadError(stopped: Bool) -> SocketError {
+        stopped ? SocketError(.networkDown, "the at driver was stopped") : SocketError(.networkDown, "the modem link is closed")
+    }
 
     /// A short static note for errors the module caused (the sentence is in ``lastIncident``).
     static func staticDetail(_ reason: SocketError.Reason) -> StaticString {
@@ -1379,7 +1393,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             beginInit()
         }
         guard phase != .dead else {
-            deferred.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the modem link is closed"))) }
+            deferred.append { [stopped] in continuation.resume(returning: .failure(ATCore.deadError(stopped: stopped))) }
             return
         }
         guard (1...65_535).contains(address.port) else {
@@ -1399,10 +1413,12 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                                      callerTimeout: timeoutNanoseconds != nil, continuation: continuation)
         slots[link] = .connecting(request)
         connectQueue.append(link)
-        let limit = timeoutNanoseconds ?? UInt64(configuration.connectTimeout) * 1_000_000
-        request.timer = runtime.schedule(afterNanoseconds: limit) { [weak self, weak request] in
-            guard let self, let request else { return }
-            self.locked { core in core.connectTimedOut(link, request) }
+        // No caller timeout and an infinite connectTimeout: no timer.
+        if let limit = timeoutNanoseconds ?? configuration.connectTimeout.nanoseconds {
+            request.timer = runtime.schedule(afterNanoseconds: limit) { [weak self, weak request] in
+                guard let self, let request else { return }
+                self.locked { core in core.connectTimedOut(link, request) }
+            }
         }
         pump()
     }
@@ -1458,7 +1474,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             beginInit()
         }
         guard phase != .dead else {
-            deferred.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the modem link is closed"))) }
+            deferred.append { [stopped] in continuation.resume(returning: .failure(ATCore.deadError(stopped: stopped))) }
             return
         }
         guard resolveQueue.count < slots.count else {
@@ -1467,12 +1483,14 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
         let request = ResolveRequest(host: host, continuation: continuation)
         resolveQueue.append(request)
-        request.timer = runtime.schedule(afterNanoseconds: UInt64(configuration.resolveTimeout) * 1_000_000) {
-            [weak self, weak request] in
-            guard let self, let request else { return }
-            self.locked { core in
-                core.resolveQueue.removeAll { $0 === request }
-                core.finishResolve(request, .failure(SocketError.timeout))
+        // An infinite resolveTimeout: no timer.
+        if let limit = configuration.resolveTimeout.nanoseconds {
+            request.timer = runtime.schedule(afterNanoseconds: limit) { [weak self, weak request] in
+                guard let self, let request else { return }
+                self.locked { core in
+                    core.resolveQueue.removeAll { $0 === request }
+                    core.finishResolve(request, .failure(SocketError.timeout))
+                }
             }
         }
         pump()

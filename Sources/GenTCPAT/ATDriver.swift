@@ -28,33 +28,36 @@ public struct ATConfiguration: Sendable {
     public var sendBufferSize: Int?
     /// The most bytes a connection's receive buffer may hold, whatever its `buffer` option says.
     public var maxReceiveBuffer: Int
-    /// How long an `AT` probe waits for `OK` during initialisation, in ms.
-    public var probeTimeout: UInt32
+    /// How long an `AT` probe waits for `OK` during initialisation (an integer literal is
+    /// milliseconds; `.seconds(1)` works too).
+    public var probeTimeout: Timeout
     /// How many probes go unanswered before the module is restarted (`AT+RST`).
     public var probeAttempts: Int
-    /// Wait between initialisation attempts after a failure, in ms.
-    public var retryDelay: UInt32
-    /// How long a restart may take until the boot banner, in ms; after that the module is
-    /// considered gone and initialisation starts over from a probe.
-    public var restartTimeout: UInt32
-    /// Upper bound on a name lookup, queueing included, in ms.
-    public var resolveTimeout: UInt32
-    /// Upper bound on a connect without a caller timeout, queueing included, in ms.
-    public var connectTimeout: UInt32
-    /// While connections are open and the module has sent nothing for this long (ms), it is
-    /// asked how much it holds for each (`AT+CIPRECVLEN?`, `AT+CIPRXGET=4`, `AT+QIRD=<id>,0`):
-    /// a lost data notice is found, and a module that stopped answering is found within this
-    /// plus a command timeout and a probe, even on an idle connection. 0 turns it off.
-    public var livenessInterval: UInt32 = 10_000
+    /// Wait between initialisation attempts after a failure.
+    public var retryDelay: Timeout
+    /// How long a restart may take until the boot banner; after that the module is considered
+    /// gone and initialisation starts over from a probe.
+    public var restartTimeout: Timeout
+    /// Upper bound on a name lookup, queueing included (`.infinity`: none).
+    public var resolveTimeout: Timeout
+    /// Upper bound on a connect without a caller timeout, queueing included (`.infinity`: none).
+    public var connectTimeout: Timeout
+    /// While connections are open and the module has sent nothing for this long, it is asked
+    /// how much it holds for each (`AT+CIPRECVLEN?`, `AT+CIPRXGET=4`, `AT+QIRD=<id>,0`): a lost
+    /// data notice is found, and a module that stopped answering is found within this plus a
+    /// command timeout and a probe, even on an idle connection. 0 or `.infinity` turns it off.
+    public var livenessInterval: Timeout = .seconds(10)
 
     /// A configuration for `dialect`; every other setting has the default shown, and is
-    /// described at the property of the same name.
+    /// described at the property of the same name. Times are `Timeout` values (GenTCPCore): integer
+    /// literals are milliseconds, `.seconds(n)` and `Timeout(someDuration)` work too.
     public init(
         dialect: ATDialect, apn: String = "", apnUser: String = "", apnPassword: String = "",
         wifi: (ssid: String, password: String)? = nil, engine: ModemConfiguration = ATConfiguration.defaultEngine,
         sendBufferSize: Int? = nil, maxReceiveBuffer: Int = 64 * 1024,
-        probeTimeout: UInt32 = 1_000, probeAttempts: Int = 5, retryDelay: UInt32 = 500,
-        restartTimeout: UInt32 = 10_000, resolveTimeout: UInt32 = 60_000, connectTimeout: UInt32 = 180_000
+        probeTimeout: Timeout = 1_000, probeAttempts: Int = 5, retryDelay: Timeout = 500,
+        restartTimeout: Timeout = .seconds(10), resolveTimeout: Timeout = .seconds(60),
+        connectTimeout: Timeout = .seconds(180)
     ) {
         self.dialect = dialect
         self.apn = apn
@@ -130,7 +133,9 @@ public final class ATDriver: Driver, @unchecked Sendable {
     /// timeouts). Idempotent.
     public func start() { core.start() }
 
-    /// Closes the link: every connection ends, every waiter fails. The driver is unusable after.
+    /// Closes the link: every connection fails with `enetdown`, and so does every connect, lookup
+    /// and listen after (the one reason every stopped driver gives: see the README's driver
+    /// contract). Buffered bytes stay readable before the error. The driver is unusable after.
     public func stop() { core.stop() }
 
     /// Whether the module is initialised and taking work.
@@ -162,11 +167,12 @@ public final class ATDriver: Driver, @unchecked Sendable {
         try await core.connect(to: address, options: options, timeoutNanoseconds: timeoutNanoseconds, delegate: delegate)
     }
 
-    /// Not supported yet (`enotsup`): the modules can serve, but one server per module and
+    /// Not supported yet (`enotsup`; `enetdown` after ``stop()``): the modules can serve, but one server per module and
     /// ESP-AT's passive-mode accept bugs make it a separate piece of work.
     public func listen(
         on address: SocketAddress, options: SocketOptions, delegate: any ListenerDelegate
     ) throws(SocketError) -> any Listener {
+        if core.isStopped { throw SocketError(.networkDown, "the at driver was stopped") }
         throw SocketError(.notSupported, "the at driver does not listen")
     }
 }
@@ -267,4 +273,15 @@ extension IPAddress {
 extension ATDriver: SerialLinkIncidents {
     /// What last went wrong on the modem's line, e.g. "the modem restarted (ready)".
     public var lastIncident: String? { core.lastIncident }
+}
+
+extension Timeout {
+    /// Milliseconds for the modem engine's timers: `infinity` (and anything longer) is
+    /// `UInt32.max` (49 days), a negative value 0.
+    var engineMilliseconds: UInt32 {
+        switch self {
+        case .infinity: return .max
+        case .milliseconds(let ms): return ms <= 0 ? 0 : UInt32(clamping: ms)
+        }
+    }
 }

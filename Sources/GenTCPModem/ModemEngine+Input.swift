@@ -1,3 +1,5 @@
+import GenTCPCore
+
 extension ModemEngine {
     // MARK: Reading the module
 
@@ -8,7 +10,7 @@ extension ModemEngine {
     /// Between calls the driver may submit commands. ``ModemEvent/received(link:bytes:)`` points
     /// into `input`.
     public mutating func nextEvent(reading input: UnsafeRawBufferPointer, cursor: inout Int,
-                                   now: ModemInstant) -> ModemEvent? {
+                                   now: MillisecondInstant) -> ModemEvent? {
         if let event = events.pop() { return event }
         startBootWindowIfNeeded(now)
         while true {
@@ -24,7 +26,7 @@ extension ModemEngine {
 
     /// Fires timers due at `now` (command timeouts, `busy` retries, asynchronous connect and
     /// DNS timeouts) and returns the next queued event, or nil.
-    public mutating func nextEvent(now: ModemInstant) -> ModemEvent? {
+    public mutating func nextEvent(now: MillisecondInstant) -> ModemEvent? {
         if let event = events.pop() { return event }
         startBootWindowIfNeeded(now)
         fireTimers(now)
@@ -33,7 +35,7 @@ extension ModemEngine {
 
     /// Feeds all of `input`, calling `handler` for each event; the handler may submit commands
     /// through the engine it is given.
-    public mutating func receive(_ input: UnsafeRawBufferPointer, now: ModemInstant,
+    public mutating func receive(_ input: UnsafeRawBufferPointer, now: MillisecondInstant,
                                  _ handler: (inout ModemEngine, ModemEvent) -> Void) {
         var cursor = 0
         while let event = nextEvent(reading: input, cursor: &cursor, now: now) {
@@ -42,13 +44,13 @@ extension ModemEngine {
     }
 
     /// Fires due timers, calling `handler` for each event.
-    public mutating func advance(now: ModemInstant, _ handler: (inout ModemEngine, ModemEvent) -> Void) {
+    public mutating func advance(now: MillisecondInstant, _ handler: (inout ModemEngine, ModemEvent) -> Void) {
         while let event = nextEvent(now: now) {
             handler(&self, event)
         }
     }
 
-    mutating func startBootWindowIfNeeded(_ now: ModemInstant) {
+    mutating func startBootWindowIfNeeded(_ now: MillisecondInstant) {
         if bootWindowFromStart {
             bootWindowFromStart = false
             bootWindowUntil = now.advanced(by: configuration.bootBannerWindow)
@@ -59,7 +61,7 @@ extension ModemEngine {
 
     /// Handles one token; returns an event that must be handed out at once (payload pieces,
     /// which point into the input and are never queued).
-    mutating func handle(_ token: ATToken, now: ModemInstant) -> ModemEvent? {
+    mutating func handle(_ token: ATToken, now: MillisecondInstant) -> ModemEvent? {
         switch token {
         case .line:
             handleLine(now: now)
@@ -117,7 +119,7 @@ extension ModemEngine {
 
     // MARK: Lines
 
-    mutating func handleLine(now: ModemInstant) {
+    mutating func handleLine(now: MillisecondInstant) {
         if var flight = inFlight, flight.echoPending,
            lexer.lineEquals(writer.storage, count: writer.count) {
             if echoDisabled {
@@ -213,7 +215,7 @@ extension ModemEngine {
         }
     }
 
-    mutating func handleBusy(now: ModemInstant) {
+    mutating func handleBusy(now: MillisecondInstant) {
         guard var flight = inFlight, flight.backoffUntil == nil,
               flight.phase == .response || flight.phase == .awaitingPrompt else {
             return  // e.g. surplus payload bytes during a send: the module still answers SEND OK
@@ -309,7 +311,7 @@ extension ModemEngine {
         case failure(ModemFailure)
     }
 
-    mutating func complete(_ result: CompletionResult, now: ModemInstant) {
+    mutating func complete(_ result: CompletionResult, now: MillisecondInstant) {
         guard let flight = inFlight else { return }
         inFlight = nil
         lexer.expectsPrompt = false
@@ -383,7 +385,7 @@ extension ModemEngine {
         push(.commandCompleted(ModemCompletion(command: command.kind, link: command.link, outcome: outcome)))
     }
 
-    mutating func handleReset(now: ModemInstant) {
+    mutating func handleReset(now: MillisecondInstant) {
         statistics.resets &+= 1
         push(.moduleReset)
         if let flight = inFlight {
@@ -406,7 +408,7 @@ extension ModemEngine {
         bootWindowUntil = now.advanced(by: configuration.bootBannerWindow)
     }
 
-    mutating func fireTimers(_ now: ModemInstant) {
+    mutating func fireTimers(_ now: MillisecondInstant) {
         if var flight = inFlight {
             if let until = flight.backoffUntil {
                 if now >= until {

@@ -1,3 +1,5 @@
+import GenTCPCore
+
 /// The AT engine: a sans-I/O state machine that drives one module through a ``ModemDialect``.
 ///
 /// It does no I/O and reads no clock. The driver:
@@ -16,9 +18,9 @@ public struct ModemEngine<Dialect: ModemDialect> {
     struct InFlight {
         var command: ModemCommand
         var phase: ModemLineContext.Phase
-        var deadline: ModemInstant
+        var deadline: MillisecondInstant
         var timeout: UInt32
-        var backoffUntil: ModemInstant?
+        var backoffUntil: MillisecondInstant?
         var retries = 0
         var echoPending = true
         var hint: ModemFailure?
@@ -41,10 +43,10 @@ public struct ModemEngine<Dialect: ModemDialect> {
     var events: EventQueue
     var inFlight: InFlight?
     var links: [ModemLinkState]
-    var connectDeadlines: [UInt64]
+    var connectDeadlines: [Int64]
     var resolvePending = false
-    var resolveDeadline: ModemInstant?
-    var bootWindowUntil: ModemInstant?
+    var resolveDeadline: MillisecondInstant?
+    var bootWindowUntil: MillisecondInstant?
     /// `ATE0` succeeded since the last reset: an echo now means the module restarted unseen
     /// (its banner lost, e.g. inside a payload), since a restart turns echo back on.
     var echoDisabled = false
@@ -57,7 +59,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
     var payloadDelivered = 0
     let sendChunk: Int
 
-    static var noDeadline: UInt64 { UInt64.max }
+    static var noDeadline: Int64 { Int64.max }
     /// Events a run of immediate completions may queue. The queue holds this plus the most one
     /// line or timer can produce (a reset: every link, plus four), so nothing is ever dropped.
     static var submitEventReserve: Int { 4 }
@@ -82,7 +84,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
         let linkCount = max(1, min(limits.maxLinks, 32))
         events = EventQueue(capacity: linkCount + 4 + ModemEngine.submitEventReserve)
         links = [ModemLinkState](repeating: .closed, count: linkCount)
-        connectDeadlines = [UInt64](repeating: ModemEngine.noDeadline, count: linkCount)
+        connectDeadlines = [Int64](repeating: ModemEngine.noDeadline, count: linkCount)
     }
 
     // MARK: Queries
@@ -117,15 +119,15 @@ public struct ModemEngine<Dialect: ModemDialect> {
     public var isIdle: Bool { inFlight == nil && output.isEmpty }
 
     /// When to call ``nextEvent(now:)`` next, or nil when no timer runs.
-    public var nextDeadline: ModemInstant? {
-        var earliest: ModemInstant?
-        func consider(_ instant: ModemInstant) {
+    public var nextDeadline: MillisecondInstant? {
+        var earliest: MillisecondInstant?
+        func consider(_ instant: MillisecondInstant) {
             if let current = earliest, current <= instant { return }
             earliest = instant
         }
         if let inFlight { consider(inFlight.backoffUntil ?? inFlight.deadline) }
         for (i, d) in connectDeadlines.enumerated() where d != ModemEngine.noDeadline && links[i] == .connecting {
-            consider(ModemInstant(milliseconds: d))
+            consider(MillisecondInstant(milliseconds: d))
         }
         if let resolveDeadline { consider(resolveDeadline) }
         return earliest
@@ -187,7 +189,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
     ///   - now: the driver's clock, in milliseconds.
     ///   - timeout: milliseconds for the final result; the dialect's default if nil.
     /// - Throws: ``ModemError`` as above.
-    public mutating func submit(_ command: ModemCommand, now: ModemInstant, timeout: UInt32? = nil) throws(ModemError) {
+    public mutating func submit(_ command: ModemCommand, now: MillisecondInstant, timeout: UInt32? = nil) throws(ModemError) {
         try checkReady()
         switch command {
         case .send:
@@ -251,7 +253,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
     /// - Returns: the bytes taken.
     /// - Throws: ``ModemError`` as above.
     @discardableResult
-    public mutating func send(_ payload: UnsafeRawBufferPointer, link: Int, now: ModemInstant,
+    public mutating func send(_ payload: UnsafeRawBufferPointer, link: Int, now: MillisecondInstant,
                               timeout: UInt32? = nil) throws(ModemError) -> Int {
         try checkReady()
         try checkLink(link)
@@ -283,7 +285,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
 
     /// ``send(_:link:now:timeout:)-(UnsafeRawBufferPointer,_,_,_)`` for an array.
     @discardableResult
-    public mutating func send(_ payload: [UInt8], link: Int, now: ModemInstant, timeout: UInt32? = nil) throws(ModemError) -> Int {
+    public mutating func send(_ payload: [UInt8], link: Int, now: MillisecondInstant, timeout: UInt32? = nil) throws(ModemError) -> Int {
         var result: Result<Int, ModemError> = .success(0)
         payload.withUnsafeBytes { raw in
             do throws(ModemError) {

@@ -20,7 +20,10 @@ public struct POSIXDriver: Driver {
     let syscalls: Syscalls
     let reactor: Reactor
     /// How long a task about to park for a read first waits on the descriptor itself.
-    public let briefWaitNanoseconds: UInt64
+    public let briefWait: Duration
+    /// ``briefWait`` in nanoseconds.
+    @available(*, deprecated, renamed: "briefWait")
+    public var briefWaitNanoseconds: UInt64 { Self.nanoseconds(briefWait) }
     /// Where host names are looked up (``HostLookup/system`` unless given).
     public let lookup: HostLookup
 
@@ -30,19 +33,36 @@ public struct POSIXDriver: Driver {
     /// - Parameters:
     ///   - runtime: the clock for timeouts.
     ///   - syscalls: the system-call funnel (tests pass one that injects failures).
-    ///   - briefWaitNanoseconds: before a `recv` (or the owner of one active socket) parks, its
-    ///     thread first waits this long in `ppoll(2)` on the socket, so a prompt answer wakes it
+    ///   - briefWait: before a `recv` (or the owner of one active socket) parks, its thread
+    ///     first waits this long in `ppoll(2)` on the socket, so a prompt answer wakes it
     ///     straight from the kernel instead of through the reactor thread (one context switch
-    ///     instead of two per round trip). It sleeps, it does not spin. 0 turns it off.
+    ///     instead of two per round trip). It sleeps, it does not spin. Zero (or less) turns it
+    ///     off.
     ///   - lookup: where host names are looked up: the system's resolver, or only a hosts file
     ///     (``HostLookup/hostsFile(path:)``, OTP's `inet_db:set_lookup([file])`).
     public init(runtime: any Runtime = RealRuntime.shared, syscalls: Syscalls = .system,
-                briefWaitNanoseconds: UInt64 = 50_000, lookup: HostLookup = .system) {
+                briefWait: Duration = .microseconds(50), lookup: HostLookup = .system) {
         self.lookup = lookup
         self.runtime = runtime
         self.syscalls = syscalls
         self.reactor = Reactor.shared
-        self.briefWaitNanoseconds = briefWaitNanoseconds
+        self.briefWait = briefWait
+    }
+
+    /// The driver with a brief wait given in nanoseconds.
+    @available(*, deprecated, renamed: "init(runtime:syscalls:briefWait:lookup:)")
+    public init(runtime: any Runtime = RealRuntime.shared, syscalls: Syscalls = .system, briefWaitNanoseconds: UInt64) {
+        self.init(runtime: runtime, syscalls: syscalls,
+                  briefWait: .nanoseconds(Int64(clamping: briefWaitNanoseconds)))
+    }
+
+    /// `duration` in whole nanoseconds, 0 when negative, saturating.
+    static func nanoseconds(_ duration: Duration) -> UInt64 {
+        let (seconds, attoseconds) = duration.components
+        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let (total, overflow2) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
+        return overflow || overflow2 ? .max : total
     }
 
     /// Looks `host` up as ``lookup`` says (`getaddrinfo(3)`, or the hosts file alone) on a
@@ -81,7 +101,7 @@ public struct POSIXDriver: Driver {
                 throw SocketError(SocketError.Reason(errno: soError))
             }
         }
-        let connection = POSIXConnection(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: briefWaitNanoseconds)
+        let connection = POSIXConnection(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: Self.nanoseconds(briefWait))
         connection.start()
         return connection
     }
@@ -98,7 +118,7 @@ public struct POSIXDriver: Driver {
             _ = syscalls.close(fd)
             throw SocketError(SocketError.Reason(errno: e))
         }
-        let listener = POSIXListener(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: briefWaitNanoseconds)
+        let listener = POSIXListener(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: Self.nanoseconds(briefWait))
         listener.start()
         return listener
     }

@@ -41,7 +41,8 @@ final class SLIPConnection: Connection, @unchecked Sendable {
                 case .endOfStream: result = .endOfStream
                 }
             } catch {
-                result = .failed(error.reason)
+                // A stopped driver aborted its connections: the stop's reason, not the abort's.
+                result = .failed(engine.isShutDown ? (engine.linkFailure ?? .networkDown) : error.reason)
             }
             engine.pump(&fx)  // Reading may have opened the window: a window update may be due.
             return result

@@ -31,7 +31,7 @@ import GenTCPWire
 ///   never an end of stream: a socket first delivers what it had received, then fails with it
 ///   (`recv` returns it; active mode sends `tcp_error` then `tcp_closed`); pending connects and
 ///   pings fail with it, and ``lastIncident`` says what happened, e.g. "the serial line hung
-///   up". Only the driver's own ``close()`` gives `closed`.
+///   up". The driver's own ``close()`` gives `enetdown` (the reason every stopped driver gives).
 /// - Names: address literals, and ``SLIPConfiguration/peerName`` for the board; others `nxdomain`.
 /// - `shutdown(read)` is local (reads see end of stream; the window stays as it is).
 public final class SLIPDriver: Driver, Sendable {
@@ -57,8 +57,10 @@ public final class SLIPDriver: Driver, Sendable {
     /// Line and stack counters so far.
     public var statistics: SLIPStatistics { engine.snapshot }
 
-    /// Closes the driver: open connections are reset (if the line takes it), pending connects and
-    /// pings fail with `closed`, the capture file is flushed and closed, and the link is closed.
+    /// Closes (stops) the driver: open connections are reset (if the line takes it), the capture
+    /// file is flushed and closed, and the link is closed. From then on every pending or new
+    /// connect, ping and listen, and every recv, send and accept on its sockets, fails with
+    /// `enetdown`: the one reason every stopped driver gives (see the README's driver contract).
     public func close() { engine.shutdown() }
 
     /// Writes buffered capture records to the file (it is also flushed at ``close()``).
@@ -79,7 +81,7 @@ public final class SLIPDriver: Driver, Sendable {
     /// advertised window when larger than the configured floor).
     /// - Throws: `econnrefused` for an RST (or port 0), `timeout` when `timeoutNanoseconds` pass,
     ///   `etimedout` when the SYN retransmissions give up, `eafnosupport` for IPv6, `emfile` when
-    ///   every connection slot is taken, `closed` after ``close()``, `eio` (or the line's own
+    ///   every connection slot is taken, `enetdown` after ``close()``, `eio` (or the line's own
     ///   reason) once the line hung up or failed.
     public func connect(
         to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
@@ -163,13 +165,16 @@ public final class SLIPDriver: Driver, Sendable {
     /// - Parameters:
     ///   - address: the destination; the board by default.
     ///   - payloadSize: data bytes after the ICMP header (56 as `ping(8)`); at most MTU − 28.
-    ///   - timeoutNanoseconds: how long to wait on the driver's clock (2 s by default).
-    /// - Returns: the round-trip time in nanoseconds of the driver's clock.
-    /// - Throws: `timeout`, `emsgsize` for a payload that does not fit, `closed` after ``close()``,
-    ///   `eio` (or the line's own reason) when the line hangs up or fails, also while waiting.
+    ///   - timeout: how long to wait on the driver's clock (2 s by default; `.seconds(5)`,
+    ///     `500` milliseconds, or `.infinity`).
+    /// - Returns: the round-trip time on the driver's clock.
+    /// - Throws: `timeout`, `emsgsize` for a payload that does not fit, `badarg` for a negative
+    ///   timeout, `enetdown` after ``close()``, `eio` (or the line's own reason) when the line
+    ///   hangs up or fails, also while waiting.
     public func ping(
-        _ address: IPAddress? = nil, payloadSize: Int = 56, timeoutNanoseconds: UInt64 = 2_000_000_000
-    ) async throws(SocketError) -> UInt64 {
+        _ address: IPAddress? = nil, payloadSize: Int = 56, timeout: Timeout = .seconds(2)
+    ) async throws(SocketError) -> Duration {
+        let limit = try timeout.validated().nanoseconds
         guard let destination = SLIPConfiguration.v4(address ?? configuration.peerAddress) else {
             throw SocketError(.addressFamilyNotSupported)
         }
@@ -177,11 +182,22 @@ public final class SLIPDriver: Driver, Sendable {
         let engine = self.engine
         let result: Result<UInt64, SocketError> = await withUnsafeContinuation { continuation in
             engine.locked { fx in
-                engine.startPing(to: destination, payload: payloadSize, timeoutNanoseconds: timeoutNanoseconds,
+                engine.startPing(to: destination, payload: payloadSize, timeoutNanoseconds: limit,
                                  continuation: continuation, &fx)
             }
         }
-        return try result.get()
+        return .nanoseconds(Int64(clamping: try result.get()))
+    }
+
+    /// ``ping(_:payloadSize:timeout:)`` with the timeout and the answer in nanoseconds.
+    @available(*, deprecated, message: "use ping(_:payloadSize:timeout:), which takes a Timeout and answers a Duration")
+    public func ping(
+        _ address: IPAddress? = nil, payloadSize: Int = 56, timeoutNanoseconds: UInt64
+    ) async throws(SocketError) -> UInt64 {
+        let rtt = try await ping(address, payloadSize: payloadSize,
+                                 timeout: Timeout(.nanoseconds(Int64(clamping: timeoutNanoseconds))))
+        let (seconds, attoseconds) = rtt.components
+        return UInt64(seconds) &* 1_000_000_000 &+ UInt64(attoseconds / 1_000_000_000)
     }
 
     /// The stack options of a new connection: the configured tuning plus the socket's options.

@@ -91,6 +91,8 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     /// What happened on the line when it failed, as one sentence (``SerialLinkIncidents``).
     private var incident: String?
     private var closed = false
+    /// ``shutdown()`` ran: the driver is stopped (its connections were aborted).
+    var isShutDown: Bool { closed }
     private(set) var statistics = SLIPStatistics()
 
     init(link: any SerialLink, configuration: SLIPConfiguration, runtime: any Runtime) throws(SocketError) {
@@ -138,7 +140,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         return result
     }
 
-    var nowMilliseconds: Int64 { Int64(runtime.now / 1_000_000) }
+    var nowMilliseconds: MillisecondInstant { MillisecondInstant(milliseconds: Int64(clamping: runtime.now / 1_000_000)) }
 
     // MARK: - Link readiness
 
@@ -181,7 +183,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func readLink(now: Int64) {
+    private func readLink(now: MillisecondInstant) {
         while true {
             let result = readBuffer.withUnsafeMutableBytes { link.read(into: $0) }
             switch result {
@@ -207,7 +209,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func writeLink(now: Int64) {
+    private func writeLink(now: MillisecondInstant) {
         while true {
             if wireStart == wireEnd {
                 guard let n = frame.withUnsafeMutableBytes({ stack.transmit(into: $0, now: now) }) else { return }
@@ -351,8 +353,9 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func rearmTimer(now: Int64) {
-        guard var deadline = stack.nextDeadline else { return }
+    private func rearmTimer(now instant: MillisecondInstant) {
+        let now = instant.milliseconds
+        guard var deadline = stack.nextDeadline?.milliseconds else { return }
         if deadline <= now { deadline = now + 1 }
         if let current = timerDeadline, current <= deadline { return }
         if let timer { runtime.cancel(timer) }
@@ -438,11 +441,11 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     }
 
     func startPing(
-        to destination: IPv4Address, payload: Int, timeoutNanoseconds: UInt64,
+        to destination: IPv4Address, payload: Int, timeoutNanoseconds: UInt64?,
         continuation: UnsafeContinuation<Result<UInt64, SocketError>, Never>, _ fx: inout Effects
     ) {
         if closed || linkFailure != nil {
-            let failure = linkFailure ?? .closed
+            let failure = linkFailure ?? .networkDown
             fx.resumes.append { continuation.resume(returning: .failure(SocketError(failure))) }
             return
         }
@@ -457,8 +460,9 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
             fx.resumes.append { continuation.resume(returning: .failure(SocketError(reason))) }
             return
         }
-        let timer = runtime.schedule(afterNanoseconds: timeoutNanoseconds) { [weak self] in
-            self?.pingTimedOut(sequence)
+        // No timer for an infinite timeout: the ping waits for its answer or the line's end.
+        let timer = timeoutNanoseconds.map { ns in
+            runtime.schedule(afterNanoseconds: ns) { [weak self] in self?.pingTimedOut(sequence) }
         }
         pings[sequence] = PendingPing(start: runtime.now, timer: timer, continuation: continuation)
         pump(&fx)
@@ -472,7 +476,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    /// Stops the engine: closes the link and the capture, fails whatever waits.
+    /// Stops the engine: closes the link and the capture, fails whatever waits (`enetdown`).
     func shutdown() {
         locked { fx in
             guard !closed else { return }
@@ -480,19 +484,21 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
             for (handle, _) in inOrder(registrations, \.rank) { stack.abort(handle) }
             if linkFailure == nil { writeLink(now: nowMilliseconds) }
             closed = true
-            linkFailure = linkFailure ?? .closed
+            // `enetdown` from now on: the driver contract's one reason for a stopped driver (the
+            // network behind it is down; `closed` would read as the socket's own close).
+            linkFailure = linkFailure ?? .networkDown
             if let timer { runtime.cancel(timer) }
             timer = nil
             for (_, pending) in inOrder(connects, \.rank) {
                 if let timer = pending.timer { runtime.cancel(timer) }
                 let continuation = pending.continuation
-                fx.resumes.append { continuation.resume(returning: .failure(.closed)) }
+                fx.resumes.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the slip driver was closed"))) }
             }
             connects = [:]
             for (_, ping) in inOrder(pings, { UInt32($0) }) {
                 if let timer = ping.timer { runtime.cancel(timer) }
                 let continuation = ping.continuation
-                fx.resumes.append { continuation.resume(returning: .failure(.closed)) }
+                fx.resumes.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the slip driver was closed"))) }
             }
             pings = [:]
             for (_, r) in inOrder(registrations, \.rank) {

@@ -49,6 +49,7 @@ public final class MemoryLink: SerialLink {
     ///   - faults: the faults injected in both directions.
     ///   - seed: seeds the fault generators (each direction its own, derived from this).
     ///   - names: the two ends' names, for descriptions.
+    /// - Throws: `badarg` when the baud rate is not positive.
     public static func pair(
         configuration: SerialConfiguration = SerialConfiguration(),
         runtime: any Runtime = RealRuntime.shared,
@@ -56,8 +57,10 @@ public final class MemoryLink: SerialLink {
         faults: LineFaults = .none,
         seed: UInt64 = 0,
         names: (String, String) = ("memory:a", "memory:b")
-    ) -> (MemoryLink, MemoryLink) {
-        precondition(configuration.baudRate > 0, "MemoryLink: the baud rate must be positive")
+    ) throws(SocketError) -> (MemoryLink, MemoryLink) {
+        guard configuration.baudRate > 0 else {
+            throw SocketError(.badArgument, "MemoryLink: the baud rate must be positive")
+        }
         let wire = MemoryWire(configuration: configuration, runtime: runtime, bufferSize: max(1, bufferSize),
                               faults: faults, seed: seed)
         let a = MemoryLink(wire: wire, end: 0, name: names.0)

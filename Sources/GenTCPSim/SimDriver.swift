@@ -15,9 +15,10 @@ public struct SimDriver: Driver {
     /// The host the sockets belong to: connections leave from it, listeners bind on it.
     public let host: SimHost
 
-    /// The driver of `host`. `host` must come from `network` (a precondition).
-    public init(network: SimNetwork, host: SimHost) {
-        network.check(host)
+    /// The driver of `host`.
+    /// - Throws: `badarg` when `host` was not added to `network`.
+    public init(network: SimNetwork, host: SimHost) throws(SocketError) {
+        guard network.owns(host) else { throw SocketError(.badArgument, "GenTCPSim: the host belongs to another network") }
         self.network = network
         self.host = host
     }
@@ -69,8 +70,10 @@ public struct SimDriver: Driver {
 }
 
 extension Driver where Self == SimDriver {
-    /// The simulated network's driver for `host`: `driver: .sim(net, host: client)`.
-    public static func sim(_ network: SimNetwork, host: SimHost) -> SimDriver {
-        SimDriver(network: network, host: host)
+    /// The simulated network's driver for `host`: `driver: .sim(net, host: client)` (inside a
+    /// `try` expression).
+    /// - Throws: `badarg` when `host` was not added to `network`.
+    public static func sim(_ network: SimNetwork, host: SimHost) throws(SocketError) -> SimDriver {
+        try SimDriver(network: network, host: host)
     }
 }

@@ -93,11 +93,15 @@ public final class SimNetwork: Sendable {
     /// An empty network (add hosts with ``addHost(_:addresses:receiveWindow:)``).
     /// - Parameters:
     ///   - seed: seeds every random decision (faults, jitter); the same seed replays the same run.
-    ///   - configuration: links, windows, faults and limits; `receiveWindow` and `segmentSize`
-    ///     must be positive (a precondition).
-    public init(seed: UInt64 = 0, configuration: Configuration = Configuration()) {
-        precondition(configuration.receiveWindow > 0, "GenTCPSim: receiveWindow must be > 0")
-        precondition(configuration.segmentSize > 0, "GenTCPSim: segmentSize must be > 0")
+    ///   - configuration: links, windows, faults and limits.
+    /// - Throws: `badarg` when `receiveWindow` or `segmentSize` is not positive.
+    public init(seed: UInt64 = 0, configuration: Configuration = Configuration()) throws(SocketError) {
+        guard configuration.receiveWindow > 0 else {
+            throw SocketError(.badArgument, "GenTCPSim: receiveWindow must be > 0")
+        }
+        guard configuration.segmentSize > 0 else {
+            throw SocketError(.badArgument, "GenTCPSim: segmentSize must be > 0")
+        }
         let runtime = SimRuntime(deadlockTimeout: configuration.deadlockTimeout, stoppedUntilFirstRun: true)
         self.seed = seed
         self.configuration = configuration
@@ -144,29 +148,40 @@ public final class SimNetwork: Sendable {
 
     /// Adds a host. Without `addresses` it gets `10.0.0.N` and `fd00::N` (N = its number, from 1).
     /// Names are unique (case-insensitively), and so are addresses.
+    /// - Parameters:
+    ///   - name: the host's name, resolvable from every host; not empty, not `localhost`.
+    ///   - addresses: its addresses; none may be taken, loopback or the any address.
+    ///   - receiveWindow: its sockets' receive window (> 0); the network's by default.
+    /// - Throws: `badarg` for an empty, taken or reserved name, a taken or reserved address, or a
+    ///   window that is not positive; the network is unchanged then.
     @discardableResult
-    public func addHost(_ name: String, addresses: [IPAddress]? = nil, receiveWindow: Int? = nil) -> SimHost {
-        withWorld(deferred: false) { w in
+    public func addHost(_ name: String, addresses: [IPAddress]? = nil, receiveWindow: Int? = nil) throws(SocketError) -> SimHost {
+        let window = receiveWindow ?? configuration.receiveWindow
+        guard window > 0 else { throw SocketError(.badArgument, "GenTCPSim: receiveWindow must be > 0") }
+        let result: Result<SimHost, SocketError> = withWorld(deferred: false) { w in
             let index = w.hosts.count
             let key = name.lowercased()
-            precondition(!name.isEmpty && w.hostByName[key] == nil && key != "localhost",
-                         "GenTCPSim: host name '\(name)' is empty or taken")
+            guard !name.isEmpty, w.hostByName[key] == nil, key != "localhost" else {
+                return .failure(SocketError(.badArgument, "GenTCPSim: host name is empty, taken or localhost"))
+            }
             let n = index + 1
             let chosen = addresses ?? [
                 IPAddress(10, 0, UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)),
                 .v6(0xFD00, 0, 0, 0, 0, 0, 0, UInt16(truncatingIfNeeded: n)),
             ]
-            for a in chosen {
-                precondition(w.hostByAddress[a] == nil && !SimWorld.isLoopback(a) && !SimWorld.isAny(a),
-                             "GenTCPSim: address \(a) is taken or reserved")
-                w.hostByAddress[a] = index
+            // Check every address before taking any: a refused host leaves no trace.
+            for (i, a) in chosen.enumerated() {
+                guard w.hostByAddress[a] == nil, !SimWorld.isLoopback(a), !SimWorld.isAny(a),
+                      !chosen[..<i].contains(a) else {
+                    return .failure(SocketError(.badArgument, "GenTCPSim: a host address is taken or reserved"))
+                }
             }
-            let window = receiveWindow ?? configuration.receiveWindow
-            precondition(window > 0, "GenTCPSim: receiveWindow must be > 0")
+            for a in chosen { w.hostByAddress[a] = index }
             w.hosts.append(HostRecord(name: name, addresses: chosen, receiveWindow: window))
             w.hostByName[key] = index
-            return SimHost(name: name, addresses: chosen, receiveWindow: window, index: index, network: ObjectIdentifier(self))
+            return .success(SimHost(name: name, addresses: chosen, receiveWindow: window, index: index, network: ObjectIdentifier(self)))
         }
+        return try result.get()
     }
 
     /// The host with this name (case-insensitive), if any.
@@ -211,9 +226,13 @@ public final class SimNetwork: Sendable {
     }
 
     /// A driver for connections from and listeners on `host`.
-    public func driver(for host: SimHost) -> SimDriver {
-        SimDriver(network: self, host: host)
+    /// - Throws: `badarg` when `host` belongs to another network.
+    public func driver(for host: SimHost) throws(SocketError) -> SimDriver {
+        try SimDriver(network: self, host: host)
     }
+
+    /// Whether `host` was added to this network.
+    func owns(_ host: SimHost) -> Bool { host.network == ObjectIdentifier(self) }
 
     func check(_ host: SimHost) {
         precondition(host.network == ObjectIdentifier(self), "GenTCPSim: host \(host) belongs to another network")

@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPWire
 
 /// A listening socket: a port, a backlog and the options its connections get.
@@ -58,7 +59,8 @@ public struct Stack {
     /// Anything malformed, corrupt, fragmented, too long or not addressed to us is dropped and
     /// counted in ``counters``. ICMP echo requests are answered; TCP segments go to their
     /// connection, a listener, or get a RST (RFC 9293 §3.10.7.1).
-    public mutating func receive(_ bytes: UnsafeRawBufferPointer, now: Int64) {
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, now: MillisecondInstant) {
+        let now = now.milliseconds
         counters.packetsReceived += 1
         let packet: IPv4Packet
         do {
@@ -93,26 +95,27 @@ public struct Stack {
 
     /// Fires every timer due at `now` and returns the next deadline (nil: no timer armed).
     /// Call ``transmit(into:now:)`` afterwards: a timer may have made a segment ready.
-    public mutating func poll(now: Int64) -> Int64? {
-        runTimers(now: now)
+    public mutating func poll(now: MillisecondInstant) -> MillisecondInstant? {
+        runTimers(now: now.milliseconds)
         return nextDeadline
     }
 
     /// The earliest armed timer of any connection, without firing anything.
-    public var nextDeadline: Int64? {
+    public var nextDeadline: MillisecondInstant? {
         var earliest: Int64?
         for connection in connections where connection.inUse {
             if let deadline = connection.nextDeadline, earliest.map({ deadline < $0 }) ?? true {
                 earliest = deadline
             }
         }
-        return earliest
+        return earliest.map { MillisecondInstant(milliseconds: $0) }
     }
 
     /// Writes the next IPv4 datagram to send into `buffer` and returns its length, or nil when
     /// nothing is ready. Give it at least the MTU; segments are sized to fit. Control packets
     /// (echo replies, resets) go first, then the connections in turn.
-    public mutating func transmit(into buffer: UnsafeMutableRawBufferPointer, now: Int64) -> Int? {
+    public mutating func transmit(into buffer: UnsafeMutableRawBufferPointer, now: MillisecondInstant) -> Int? {
+        let now = now.milliseconds
         runTimers(now: now)
         while let length = control.pop(into: buffer) {
             if length > 0 {
@@ -176,13 +179,14 @@ public struct Stack {
     ///   - port: the peer's port (not 0).
     ///   - localPort: 0 picks an ephemeral port (49152...65535).
     ///   - options: buffers, timers and flags of the connection.
-    ///   - now: milliseconds on the driver's monotonic clock.
+    ///   - now: the driver's monotonic clock.
     /// - Throws: ``TCPError/invalidArgument`` (port 0, empty buffers), ``TCPError/addressInUse``,
     ///   ``TCPError/noFreeSlot``.
     public mutating func connect(
         to remote: IPv4Address, port: UInt16, localPort: UInt16 = 0, options: ConnectionOptions = ConnectionOptions(),
-        now: Int64
+        now: MillisecondInstant
     ) throws(TCPError) -> ConnectionHandle {
+        let now = now.milliseconds
         guard port != 0 else { throw .invalidArgument }
         try validate(options)
         var chosen = localPort

@@ -2,7 +2,7 @@ import Testing
 import GenTCPModem
 
 /// Feeds `text` to `engine` at `now`, returning the events.
-func feed<D: ModemDialect>(_ engine: inout ModemEngine<D>, _ text: String, now: UInt64 = 0) -> [Ev] {
+func feed<D: ModemDialect>(_ engine: inout ModemEngine<D>, _ text: String, now: Int64 = 0) -> [Ev] {
     var out: [Ev] = []
     b(text).withUnsafeBytes { raw in
         engine.receive(raw, now: at(now)) { engine, event in out.append(normalise(event, engine)) }
@@ -11,7 +11,7 @@ func feed<D: ModemDialect>(_ engine: inout ModemEngine<D>, _ text: String, now: 
     return merged(out)
 }
 
-func tick<D: ModemDialect>(_ engine: inout ModemEngine<D>, _ now: UInt64) -> [Ev] {
+func tick<D: ModemDialect>(_ engine: inout ModemEngine<D>, _ now: Int64) -> [Ev] {
     var out: [Ev] = []
     engine.advance(now: at(now)) { engine, event in out.append(normalise(event, engine)) }
     #expect(engine.invariantViolation() == nil)
@@ -36,7 +36,7 @@ struct EngineTests {
         #expect(written(&engine) == "AT\r\n")
         // ESP-AT's 2 s for a plain command, plus the command and a 256-byte answer at 115200
         // baud (260 bytes, 23 ms).
-        let limit: UInt64 = 2_000 + 23
+        let limit: Int64 = 2_000 + 23
         #expect(engine.nextDeadline == at(1_000 + limit))
         #expect(tick(&engine, 1_000 + limit - 1).isEmpty)
         #expect(tick(&engine, 1_000 + limit) == [.failed(.probe, nil, .timeout, .timeout)])

@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPModem
 
 /// Bytes of a transcript string (the tests' wire text is ASCII plus escapes).
@@ -5,7 +6,7 @@ func b(_ text: String) -> [UInt8] { Array(text.utf8) }
 
 func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
 
-func at(_ ms: UInt64) -> ModemInstant { ModemInstant(milliseconds: ms) }
+func at(_ ms: Int64) -> MillisecondInstant { MillisecondInstant(milliseconds: ms) }
 
 /// ModemEvent with its views copied out, so tests can compare and print events.
 enum Ev: Equatable, CustomStringConvertible {
@@ -99,7 +100,7 @@ enum Step {
     /// The module sends these raw bytes.
     case modemBytes([UInt8])
     /// Time passes.
-    case wait(UInt64)
+    case wait(Int64)
 }
 
 /// A deterministic generator (SplitMix64), so a failing chunking replays.
@@ -157,7 +158,7 @@ func run<D: ModemDialect>(_ dialect: D, _ steps: [Step], chunking: Chunking = .w
                           inspect: ((ModemEngine<D>) -> Void)? = nil) -> (Session, ModemEngine<D>) {
     var engine = ModemEngine(dialect: dialect, configuration: configuration)
     var session = Session()
-    var now: UInt64 = 0
+    var now: Int64 = 0
     var offset = 0
     var rng = SplitMix(state: { if case .random(let s) = chunking { return s } else { return 1 } }())
     func flush() {

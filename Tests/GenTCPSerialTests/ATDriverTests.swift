@@ -178,6 +178,51 @@ struct ATDriverFailureTests {
         }
     }
 
+    @Test("the configuration's times are Timeouts: integer milliseconds, .seconds, Duration")
+    func configurationTimes() {
+        var c = ATConfiguration(dialect: .espAT, probeTimeout: 300, connectTimeout: .seconds(20))
+        c.livenessInterval = Timeout(.milliseconds(2500))
+        #expect(c.probeTimeout == .milliseconds(300))
+        #expect(c.connectTimeout == 20_000)
+        #expect(c.resolveTimeout == .seconds(60))
+        #expect(c.livenessInterval.duration == .milliseconds(2500))
+    }
+
+    @Test("after stop(): recv, send, connect, listen and lookups are enetdown, as on every stopped driver")
+    func stopIsNetworkDown() async throws {
+        try await onBench { b in
+            let listener = try ListenSocket.listen(port: 7000, options: [.binary, .active(.passive)],
+                                                   driver: .sim(b.net, host: b.server))
+            for _ in 0..<2 {
+                b.net.spawn {
+                    let s = try await listener.accept(timeout: .milliseconds(30_000))
+                    _ = try? await s.recv(0, timeout: .milliseconds(30_000))
+                    s.close()
+                }
+            }
+            // One socket per operation: after a socket's first error the port layer answers
+            // `closed` (OTP's rule), so each checks the driver's own answer.
+            let s = try await Socket.connect("server", port: 7000, options: [.binary, .active(.passive)],
+                                             timeout: .milliseconds(30_000), driver: b.at)
+            let t = try await Socket.connect("server", port: 7000, options: [.binary, .active(.passive)],
+                                             timeout: .milliseconds(30_000), driver: b.at)
+            b.at.stop()
+            await #expect(throws: SocketError(.networkDown)) { _ = try await s.recv(0, timeout: .milliseconds(1_000)) }
+            await #expect(throws: SocketError(.networkDown)) { try await t.send("late") }
+            await #expect(throws: SocketError(.networkDown)) {
+                _ = try await Socket.connect("server", port: 7000, options: [.binary], timeout: .milliseconds(1_000),
+                                             driver: b.at)
+            }
+            #expect(throws: SocketError(.networkDown)) { _ = try ListenSocket.listen(port: 7001, driver: b.at) }
+            await #expect(throws: SocketError(.networkDown)) {
+                _ = try await b.at.resolve("server", preference: .ipv4Preferred)
+            }
+            s.close()
+            t.close()
+            listener.close()
+        }
+    }
+
     @Test("an ESP-AT module with no Wi-Fi (STAIP 0.0.0.0): connect fails at once with enetunreach naming the cause, not econnrefused")
     func noWiFi() async throws {
         let simulator = ModemSimulatorConfiguration(dialect: .espAT, firmware: "3.3.0.0", localAddress: "0.0.0.0")

@@ -14,13 +14,13 @@ import Testing
 struct ATSendPendTests {
     @Test("after a send, send_pend counts the bytes not yet acknowledged by the module, then falls to 0 once all of them arrived")
     func sendPendCountsUnacknowledgedBytes() async throws {
-        let net = SimNetwork(seed: 11)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
+        let net = try SimNetwork(seed: 11)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("modem")
         let data = (0..<6000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         try await net.run {
             // 9600 baud: 6000 bytes take over 6 s of (virtual) line time.
-            let bench = ATBench(net: net, server: server, modemHost: modemHost, baud: 9600,
+            let bench = try ATBench(net: net, server: server, modemHost: modemHost, baud: 9600,
                                 simulator: .espAT(firmware: "3.3.0.0"),
                                 driver: ATConfiguration(dialect: .espAT, sendBufferSize: 8192))
             defer { bench.close() }

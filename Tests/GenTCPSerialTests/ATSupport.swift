@@ -18,11 +18,11 @@ struct ATBench {
     let at: ATDriver
 
     init(net: SimNetwork, server: SimHost, modemHost: SimHost, baud: Int, simulator: ModemSimulatorConfiguration,
-         driver: ATConfiguration, powerOn: Bool = true) {
+         driver: ATConfiguration, powerOn: Bool = true) throws {
         self.net = net
         self.server = server
-        line = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
-        module = ModemLinkBridge(link: line.1, configuration: simulator, driver: SimDriver.sim(net, host: modemHost))
+        line = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
+        module = ModemLinkBridge(link: line.1, configuration: simulator, driver: try SimDriver.sim(net, host: modemHost))
         at = ATDriver(link: line.0, configuration: driver, runtime: net.runtime)
         if powerOn { module.modem.powerOn() }
     }
@@ -55,11 +55,11 @@ extension ATBench {
         seed: UInt64, baud: Int = 115_200, simulator: ModemSimulatorConfiguration, driver: ATConfiguration,
         ready: Bool = true, _ body: @escaping @Sendable (ATBench) async throws -> T
     ) async throws -> T {
-        let net = SimNetwork(seed: seed)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
+        let net = try SimNetwork(seed: seed)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("modem")
         return try await net.run {
-            let bench = ATBench(net: net, server: server, modemHost: modemHost, baud: baud, simulator: simulator,
+            let bench = try ATBench(net: net, server: server, modemHost: modemHost, baud: baud, simulator: simulator,
                                 driver: driver)
             defer { bench.close() }
             bench.at.start()

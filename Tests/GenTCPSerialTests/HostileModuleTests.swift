@@ -66,9 +66,9 @@ private func withScriptedModule(
         report = await runner.stop()
         at.stop()
     case .memory:
-        let net = SimNetwork(seed: 9)
+        let net = try SimNetwork(seed: 9)
         let result: (ModuleReport, String?) = try await net.run {
-            let (driverEnd, moduleEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud),
+            let (driverEnd, moduleEnd) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud),
                                                          runtime: net.runtime, names: ("driver", "module"))
             let runner = MemoryModuleRunner(link: moduleEnd, net: net, script: script)
             let at = ATDriver(link: driverEnd, configuration: driver, runtime: net.runtime)

@@ -27,12 +27,22 @@ private func lineTime(_ n: Int, baud: Int) -> UInt64 {
 
 @Suite("MemoryLink", .timeLimit(.minutes(1)))
 struct MemoryLinkTests {
+    @Test("a baud rate that is not positive throws badarg instead of trapping")
+    func badBaudRate() throws {
+        #expect(throws: SocketError(.badArgument)) {
+            _ = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 0))
+        }
+        let (a, b) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 9600))
+        a.close()
+        b.close()
+    }
+
     @Test("1 MiB at 115200 baud takes n/11520 s of virtual time, byte-exact, in a fraction of wall time")
-    func pacingOneMebibyte() async {
+    func pacingOneMebibyte() async throws {
         let runtime = SimRuntime(deadlockTimeout: nil)
         // On the simulator's executor, so the virtual clock cannot move while this code runs.
-        await withTaskExecutorPreference(runtime) {
-            let (a, b) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 115_200), runtime: runtime)
+        try await withTaskExecutorPreference(runtime) {
+            let (a, b) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 115_200), runtime: runtime)
             defer { a.close(); b.close() }
             let data = pattern(1 << 20, seed: 7)
             let lastRead = Atomic<UInt64>(0)
@@ -59,14 +69,14 @@ struct MemoryLinkTests {
     @Test("a small write arrives exactly its line time later, not before", arguments: [
         (9600, 10), (115_200, 1), (115_200, 64), (57_600, 200), (1_000_000, 333),
     ])
-    func pacingSmallWrite(baud: Int, count: Int) async {
+    func pacingSmallWrite(baud: Int, count: Int) async throws {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        await withTaskExecutorPreference(runtime) { await smallWrite(runtime: runtime, baud: baud, count: count) }
+        try await withTaskExecutorPreference(runtime) { try await smallWrite(runtime: runtime, baud: baud, count: count) }
     }
 
     /// Runs on the simulator's executor, so the clock cannot move while this code runs.
-    private func smallWrite(runtime: SimRuntime, baud: Int, count: Int) async {
-        let (a, b) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: runtime)
+    private func smallWrite(runtime: SimRuntime, baud: Int, count: Int) async throws {
+        let (a, b) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: runtime)
         defer { a.close(); b.close() }
         let start = runtime.now
         writeAll(a, pattern(count))
@@ -80,14 +90,14 @@ struct MemoryLinkTests {
     }
 
     @Test("a reader that does not read stops the writer: short write, then wouldBlock, bounded")
-    func backpressure() async {
+    func backpressure() async throws {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        await withTaskExecutorPreference(runtime) { await backpressure(runtime: runtime) }
+        try await withTaskExecutorPreference(runtime) { try await backpressure(runtime: runtime) }
     }
 
-    private func backpressure(runtime: SimRuntime) async {
+    private func backpressure(runtime: SimRuntime) async throws {
         let size = 256
-        let (a, b) = MemoryLink.pair(runtime: runtime, bufferSize: size)
+        let (a, b) = try MemoryLink.pair(runtime: runtime, bufferSize: size)
         defer { a.close(); b.close() }
         let data = pattern(10_000, seed: 3)
         var accepted = 0
@@ -123,11 +133,11 @@ struct MemoryLinkTests {
     }
 
     @Test("closing one end is a hang-up at the other, after what had arrived")
-    func hangUp() async {
+    func hangUp() async throws {
         let runtime = SimRuntime(deadlockTimeout: nil)
         // On the simulator's executor, so the virtual clock cannot move while this code runs.
-        await withTaskExecutorPreference(runtime) {
-            let (a, b) = MemoryLink.pair(runtime: runtime)
+        try await withTaskExecutorPreference(runtime) {
+            let (a, b) = try MemoryLink.pair(runtime: runtime)
             writeAll(a, [1, 2, 3])
             await runtime.sleep(nanoseconds: lineTime(3, baud: 115_200))
             let probe = ReadinessProbe()
@@ -149,11 +159,11 @@ struct MemoryLinkTests {
     }
 
     @Test("an armed reader is told of a hang-up that happens while it waits")
-    func hangUpWhileArmed() async {
+    func hangUpWhileArmed() async throws {
         let runtime = SimRuntime(deadlockTimeout: nil)
         // On the simulator's executor, so the virtual clock cannot move while this code runs.
-        await withTaskExecutorPreference(runtime) {
-            let (a, b) = MemoryLink.pair(runtime: runtime)
+        try await withTaskExecutorPreference(runtime) {
+            let (a, b) = try MemoryLink.pair(runtime: runtime)
             defer { b.close() }
             let probe = ReadinessProbe()
             b.setDelegate(probe.delegate())
@@ -170,11 +180,11 @@ struct MemoryLinkTests {
     }
 
     @Test("readiness is never delivered inside the link call")
-    func notSynchronous() async {
+    func notSynchronous() async throws {
         let runtime = SimRuntime(deadlockTimeout: nil)
         // On the simulator's executor, so the virtual clock cannot move while this code runs.
-        await withTaskExecutorPreference(runtime) {
-            let (a, b) = MemoryLink.pair(runtime: runtime)
+        try await withTaskExecutorPreference(runtime) {
+            let (a, b) = try MemoryLink.pair(runtime: runtime)
             defer { a.close(); b.close() }
             let probe = ReadinessProbe()
             a.setDelegate(probe.delegate())
@@ -187,15 +197,15 @@ struct MemoryLinkTests {
 
     /// Sends `frames` one by one on an idle line (each fully delivered before the next) and
     /// returns what arrived.
-    private func transfer(frames: [[UInt8]], faults: LineFaults, seed: UInt64) async -> ([UInt8], LineFaultCounts) {
+    private func transfer(frames: [[UInt8]], faults: LineFaults, seed: UInt64) async throws -> ([UInt8], LineFaultCounts) {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        return await withTaskExecutorPreference(runtime) {
-            await transfer(runtime: runtime, frames: frames, faults: faults, seed: seed)
+        return try await withTaskExecutorPreference(runtime) {
+            try await transfer(runtime: runtime, frames: frames, faults: faults, seed: seed)
         }
     }
 
-    private func transfer(runtime: SimRuntime, frames: [[UInt8]], faults: LineFaults, seed: UInt64) async -> ([UInt8], LineFaultCounts) {
-        let (a, b) = MemoryLink.pair(runtime: runtime, bufferSize: 1024, faults: faults, seed: seed)
+    private func transfer(runtime: SimRuntime, frames: [[UInt8]], faults: LineFaults, seed: UInt64) async throws -> ([UInt8], LineFaultCounts) {
+        let (a, b) = try MemoryLink.pair(runtime: runtime, bufferSize: 1024, faults: faults, seed: seed)
         defer { a.close(); b.close() }
         var received: [UInt8] = []
         for frame in frames {
@@ -209,39 +219,39 @@ struct MemoryLinkTests {
     private let frames = (0..<40).map { pattern(100, seed: UInt64($0) + 100) }
 
     @Test("dropped bytes: what arrives is the sent bytes minus some, counted, reproducible from the seed")
-    func dropFaults() async {
+    func dropFaults() async throws {
         let sent = frames.flatMap { $0 }
         let faults = LineFaults(dropProbability: 0.05)
-        let (received, counts) = await transfer(frames: frames, faults: faults, seed: 42)
+        let (received, counts) = try await transfer(frames: frames, faults: faults, seed: 42)
         #expect(counts.dropped > 0)
         #expect(received.count == sent.count - counts.dropped)
         #expect(isSubsequence(received, of: sent))
-        let (again, _) = await transfer(frames: frames, faults: faults, seed: 42)
+        let (again, _) = try await transfer(frames: frames, faults: faults, seed: 42)
         #expect(again == received)
-        let (other, _) = await transfer(frames: frames, faults: faults, seed: 43)
+        let (other, _) = try await transfer(frames: frames, faults: faults, seed: 43)
         #expect(other != received)
     }
 
     @Test("bit flips: same length, each changed byte differs in exactly one bit, reproducible")
-    func flipFaults() async {
+    func flipFaults() async throws {
         let sent = frames.flatMap { $0 }
         let faults = LineFaults(bitFlipProbability: 0.02)
-        let (received, counts) = await transfer(frames: frames, faults: faults, seed: 42)
+        let (received, counts) = try await transfer(frames: frames, faults: faults, seed: 42)
         #expect(received.count == sent.count)
         let changed = zip(sent, received).filter { $0 != $1 }
         #expect(changed.count == counts.flipped)
         #expect(changed.count > 0)
         #expect(changed.allSatisfy { ($0 ^ $1).nonzeroBitCount == 1 })
-        let (again, _) = await transfer(frames: frames, faults: faults, seed: 42)
+        let (again, _) = try await transfer(frames: frames, faults: faults, seed: 42)
         #expect(again == received)
-        let (other, _) = await transfer(frames: frames, faults: faults, seed: 7)
+        let (other, _) = try await transfer(frames: frames, faults: faults, seed: 7)
         #expect(other != received)
     }
 
     @Test("noise: extra bytes appear only between frames on an idle line, frames intact, reproducible")
-    func noiseFaults() async {
+    func noiseFaults() async throws {
         let faults = LineFaults(noiseProbability: 0.5, maxNoiseBytes: 5)
-        let (received, counts) = await transfer(frames: frames, faults: faults, seed: 42)
+        let (received, counts) = try await transfer(frames: frames, faults: faults, seed: 42)
         #expect(counts.noiseBytes > 0)
         #expect(received.count == frames.count * 100 + counts.noiseBytes)
         // Each frame arrives whole and in order, with at most 5 noise bytes ahead of it.
@@ -259,23 +269,23 @@ struct MemoryLinkTests {
             if !found { break }
         }
         #expect(at == received.count)
-        let (again, _) = await transfer(frames: frames, faults: faults, seed: 42)
+        let (again, _) = try await transfer(frames: frames, faults: faults, seed: 42)
         #expect(again == received)
-        let (other, _) = await transfer(frames: frames, faults: faults, seed: 1)
+        let (other, _) = try await transfer(frames: frames, faults: faults, seed: 1)
         #expect(other != received)
     }
 
     @Test("no faults configured: a perfect line")
-    func perfectLine() async {
-        let (received, counts) = await transfer(frames: frames, faults: .none, seed: 42)
+    func perfectLine() async throws {
+        let (received, counts) = try await transfer(frames: frames, faults: .none, seed: 42)
         #expect(received == frames.flatMap { $0 })
         #expect(counts.dropped == 0 && counts.flipped == 0 && counts.noiseBytes == 0)
         #expect(counts.delivered == received.count)
     }
 
     @Test("on the real runtime the pair works too (wall-clock pacing at 1 Mbaud)")
-    func realRuntime() async {
-        let (a, b) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 1_000_000))
+    func realRuntime() async throws {
+        let (a, b) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 1_000_000))
         defer { a.close(); b.close() }
         let data = pattern(20_000, seed: 9)
         let (received, end) = await Pump(writer: b, reader: a, data: data).run()

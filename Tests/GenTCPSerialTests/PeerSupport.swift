@@ -154,7 +154,7 @@ final class PeerLine: @unchecked Sendable {
     init(faults: LineFaults?, baud: Int, seed: UInt64, peerName: String) throws {
         pty = try PTYLink.openPair(configuration: SerialConfiguration(baudRate: 921_600))
         if let faults {
-            let (host, board) = MemoryLink.pair(
+            let (host, board) = try MemoryLink.pair(
                 configuration: SerialConfiguration(baudRate: baud), runtime: RealRuntime.shared, bufferSize: 4096,
                 faults: faults, seed: seed, names: ("memory:host", "memory:\(peerName)"))
             hostLink = host

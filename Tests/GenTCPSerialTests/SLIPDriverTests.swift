@@ -50,8 +50,8 @@ struct SLIPDriverTests {
 
     @Test("connect honours its timeout when the board is silent; a hung-up line is eio")
     func connectTimeout() async throws {
-        let net = SimNetwork(seed: 1)
-        let (a, b) = MemoryLink.pair(runtime: net.runtime)
+        let net = try SimNetwork(seed: 1)
+        let (a, b) = try MemoryLink.pair(runtime: net.runtime)
         let host = try SLIPDriver(link: a, configuration: SLIPConfiguration(local: slipHost, peer: slipBoard),
                                   runtime: net.runtime)
         try await net.run {
@@ -78,14 +78,14 @@ struct SLIPDriverTests {
         try await line.run {
             let rtt = try await line.host.ping(payloadSize: 56)
             // 84-byte datagrams, 86+ line bytes each way at 11520 B/s: about 15 ms.
-            #expect(rtt > 14_000_000 && rtt < 40_000_000)
+            #expect(rtt > .milliseconds(14) && rtt < .milliseconds(40))
             let back = try await line.board.ping(payloadSize: 500)
-            #expect(back > 80_000_000)
+            #expect(back > .milliseconds(80))
             await #expect(throws: SocketError(.messageTooLong)) {
                 _ = try await line.host.ping(payloadSize: 1000)
             }
             await #expect(throws: SocketError(.timeout)) {
-                _ = try await line.host.ping(IPAddress(10, 0, 0, 99), timeoutNanoseconds: 500_000_000)
+                _ = try await line.host.ping(IPAddress(10, 0, 0, 99), timeout: 500)
             }
         }
         #expect(line.host.statistics.stack.echoRepliesReceived == 1)

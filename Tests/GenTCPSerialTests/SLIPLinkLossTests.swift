@@ -96,8 +96,8 @@ struct SLIPLinkLossTests {
 
     @Test("a pending connect and a pending ping fail with eio when the line hangs up, not at their timeouts")
     func pendingFail() async throws {
-        let net = SimNetwork(seed: 3)
-        let (a, b) = MemoryLink.pair(runtime: net.runtime)
+        let net = try SimNetwork(seed: 3)
+        let (a, b) = try MemoryLink.pair(runtime: net.runtime)
         let host = try SLIPDriver(link: a, configuration: SLIPConfiguration(local: slipHost, peer: slipBoard),
                                   runtime: net.runtime)
         let outcomes = Mutex<[String: (SocketError?, UInt64)]>([:])
@@ -114,7 +114,7 @@ struct SLIPLinkLossTests {
             }
             net.spawn {
                 do throws(SocketError) {
-                    _ = try await host.ping(timeoutNanoseconds: 5_000_000_000)
+                    _ = try await host.ping(timeout: .seconds(5))
                     outcomes.withLock { $0["ping"] = (nil, net.runtime.now - start) }
                 } catch {
                     outcomes.withLock { $0["ping"] = (error, net.runtime.now - start) }
@@ -135,22 +135,29 @@ struct SLIPLinkLossTests {
         #expect(host.lastIncident == "the serial line hung up", "the user's stop does not overwrite it")
     }
 
-    @Test("the user's own stop of the driver is closed, and no incident")
-    func userStopIsClosed() async throws {
+    @Test("the user's own stop of the driver is enetdown for recv, send, connect, listen and ping, and no incident")
+    func userStopIsNetworkDown() async throws {
         let line = try SLIPLine()
         let listener = try line.startEcho()
         try await line.run {
+            // One socket per operation: after a socket's first error the port layer answers
+            // `closed` (OTP's rule), so each checks the driver's own answer.
             let s = try await Socket.connect("board", port: 7, options: [.binary, .active(.passive)], timeout: 5000,
+                                             driver: line.host)
+            let t = try await Socket.connect("board", port: 7, options: [.binary, .active(.passive)], timeout: 5000,
                                              driver: line.host)
             try await s.send("ping")
             #expect(try await s.recv(4, timeout: 5000).bytes == Array("ping".utf8))
             line.host.close()
-            await #expect(throws: SocketError.closed) { _ = try await s.recv(0, timeout: 1000) }
-            await #expect(throws: SocketError.closed) {
+            await #expect(throws: SocketError(.networkDown)) { _ = try await s.recv(0, timeout: 1000) }
+            await #expect(throws: SocketError(.networkDown)) { try await t.send("more") }
+            await #expect(throws: SocketError(.networkDown)) {
                 _ = try await Socket.connect("board", port: 7, options: [.binary], timeout: 1000, driver: line.host)
             }
-            await #expect(throws: SocketError.closed) { _ = try await line.host.ping() }
+            #expect(throws: SocketError(.networkDown)) { _ = try ListenSocket.listen(port: 8, driver: line.host) }
+            await #expect(throws: SocketError(.networkDown)) { _ = try await line.host.ping() }
             s.close()
+            t.close()
             listener.close()
         }
         #expect(line.host.lastIncident == nil)

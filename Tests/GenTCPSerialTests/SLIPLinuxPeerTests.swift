@@ -145,7 +145,7 @@ struct SLIPLinuxPeerTests {
         let source = peer.sourceData
         try await Process.run {
             // Our ping to the kernel, and the kernel's ping to us.
-            _ = try await driver.ping(timeoutNanoseconds: 5_000_000_000)
+            _ = try await driver.ping(timeout: .seconds(5))
             let kernelPing = shell(
                 "ip netns exec \(peer.namespace) python3 \(LinuxPeer.packageRoot)/tools/slip-tun/ping.py 10.0.0.1 3")
             #expect(kernelPing.status == 0, "ping from the namespace: \(kernelPing.output)")

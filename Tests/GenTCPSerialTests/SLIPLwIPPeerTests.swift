@@ -137,8 +137,8 @@ struct SLIPLwIPPeerTests {
         }
         try await withLwIPPeer(size: 0, mtu: mtu) { peer in
             let driver = peer.driver
-            for _ in 0..<3 { _ = try await driver.ping(timeoutNanoseconds: 5_000_000_000) }
-            _ = try await driver.ping(payloadSize: mtu - 28, timeoutNanoseconds: 5_000_000_000)
+            for _ in 0..<3 { _ = try await driver.ping(timeout: .seconds(5)) }
+            _ = try await driver.ping(payloadSize: mtu - 28, timeout: .seconds(5))
             #expect(driver.statistics.stack.echoRepliesReceived == 4)
 
             let p = try await Socket.connect(

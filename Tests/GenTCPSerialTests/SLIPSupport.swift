@@ -29,9 +29,9 @@ struct SLIPLine: Sendable {
         boardTCP: ConnectionOptions? = nil, capturePath: String? = nil, dedicatedLink: Bool = true,
         boardMTU: Int? = nil
     ) throws {
-        net = SimNetwork(seed: seed, configuration: SimNetwork.Configuration(deadlockTimeout: .seconds(5)))
+        net = try SimNetwork(seed: seed, configuration: SimNetwork.Configuration(deadlockTimeout: .seconds(5)))
         self.baud = baud
-        (hostLink, boardLink) = MemoryLink.pair(
+        (hostLink, boardLink) = try MemoryLink.pair(
             configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime, bufferSize: linkBuffer,
             faults: faults, seed: seed, names: ("memory:host", "memory:board"))
         var hostConfiguration = SLIPConfiguration(

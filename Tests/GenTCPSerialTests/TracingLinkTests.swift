@@ -23,10 +23,10 @@ private final class EventLog: Sendable {
 @Suite("TracingLink", .timeLimit(.minutes(1)))
 struct TracingLinkTests {
     @Test("both directions pass unchanged through the wrapper, paced as without it, and every chunk is reported with its direction and virtual time")
-    func forwardsAndReports() async {
+    func forwardsAndReports() async throws {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        await withTaskExecutorPreference(runtime) {
-            let (a, b) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 115_200), runtime: runtime)
+        try await withTaskExecutorPreference(runtime) {
+            let (a, b) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 115_200), runtime: runtime)
             let log = EventLog()
             let traced = TracingLink(wrapping: a, runtime: runtime) { log.add($0) }
             defer { traced.close(); b.close() }
@@ -65,10 +65,10 @@ struct TracingLinkTests {
     }
 
     @Test("the delegate is handed the tracing link, so its reads are traced too")
-    func delegateGetsTheWrapper() async {
+    func delegateGetsTheWrapper() async throws {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        await withTaskExecutorPreference(runtime) {
-            let (a, b) = MemoryLink.pair(runtime: runtime)
+        try await withTaskExecutorPreference(runtime) {
+            let (a, b) = try MemoryLink.pair(runtime: runtime)
             let log = EventLog()
             let traced = TracingLink(wrapping: a, runtime: runtime) { log.add($0) }
             defer { traced.close(); b.close() }
@@ -91,10 +91,10 @@ struct TracingLinkTests {
     }
 
     @Test("a hang-up is reported once per direction; wouldBlock and empty transfers are not reported")
-    func hangUpOnce() async {
+    func hangUpOnce() async throws {
         let runtime = SimRuntime(deadlockTimeout: nil)
-        await withTaskExecutorPreference(runtime) {
-            let (a, b) = MemoryLink.pair(runtime: runtime)
+        try await withTaskExecutorPreference(runtime) {
+            let (a, b) = try MemoryLink.pair(runtime: runtime)
             let log = EventLog()
             let traced = TracingLink(wrapping: a, runtime: runtime) { log.add($0) }
             defer { traced.close() }

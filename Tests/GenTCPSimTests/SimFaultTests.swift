@@ -24,7 +24,7 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
 
 @Suite struct FaultTests {
     @Test func extraLatencySlowsEveryHop() async throws {
-        let (net, server, client) = makeNetwork { $0.faults = SimFaults(extraLatency: .milliseconds(10)) }
+        let (net, server, client) = try makeNetwork { $0.faults = SimFaults(extraLatency: .milliseconds(10)) }
         let (back, elapsed) = try await timedEcho(net, server: server, client: client)
         #expect(back == Array("ping".utf8))
         #expect(elapsed == 4 * 11 * ms)
@@ -33,7 +33,7 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
     @Test func jitterDelaysDataSegmentsBySeed() async throws {
         var times: Set<UInt64> = []
         for seed in UInt64(1)...5 {
-            let (net, server, client) = makeNetwork(seed: seed) { $0.faults = SimFaults(jitter: .milliseconds(5)) }
+            let (net, server, client) = try makeNetwork(seed: seed) { $0.faults = SimFaults(jitter: .milliseconds(5)) }
             let message = pattern(10_000, seed: seed)
             let (back, elapsed) = try await timedEcho(net, server: server, client: client, message: message)
             #expect(back == message)
@@ -46,7 +46,7 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
 
     @Test(arguments: [1.0, 0.5])
     func refusedConnects(probability: Double) async throws {
-        let (net, server, client) = makeNetwork { $0.faults = SimFaults(refuseProbability: probability) }
+        let (net, server, client) = try makeNetwork { $0.faults = SimFaults(refuseProbability: probability) }
         let outcomes = try await net.run {
             let listener = try ListenSocket.listen(port: 7, options: passive + [.backlog(32)], driver: .sim(net, host: server))
             var outcomes: [Bool] = []
@@ -73,7 +73,7 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
 
     @Test(arguments: [10_000, 1, 64 * 1024])
     func resetAfterBytes(limit: Int) async throws {
-        let (net, server, client) = makeNetwork { $0.faults = SimFaults(resetAfterBytes: limit) }
+        let (net, server, client) = try makeNetwork { $0.faults = SimFaults(resetAfterBytes: limit) }
         let serverSend = Shared<SocketError?>(nil)
         let (sum, end) = try await net.run {
             let listener = try ListenSocket.listen(port: 80, options: passive, driver: .sim(net, host: server))
@@ -102,7 +102,7 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
     @Test(arguments: [1.0, 0.01])
     func resetPerSegment(probability: Double) async throws {
         let size = 500_000
-        let (net, server, client) = makeNetwork(seed: 3) { $0.faults = SimFaults(resetProbability: probability) }
+        let (net, server, client) = try makeNetwork(seed: 3) { $0.faults = SimFaults(resetProbability: probability) }
         let (sum, end, _) = try await download(
             net, server: server, client: client, size: size, clientOptions: passive + [.showEconnreset(true)])
         #expect(end == SocketError(.connectionReset))
@@ -116,7 +116,7 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
 
     @Test func shortWritesLoseNothing() async throws {
         let size = 300_000
-        let (net, server, client) = makeNetwork { $0.faults = SimFaults(shortWriteProbability: 1) }
+        let (net, server, client) = try makeNetwork { $0.faults = SimFaults(shortWriteProbability: 1) }
         let (sum, end, _) = try await download(net, server: server, client: client, size: size)
         #expect(end == SocketError.closed)
         #expect(sum == Checksum.of(pattern(size, seed: 7)))
@@ -128,7 +128,7 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
     }
 
     @Test func stallsHoldDelivery() async throws {
-        let (net, server, client) = makeNetwork {
+        let (net, server, client) = try makeNetwork {
             $0.faults = SimFaults(stallProbability: 1, stallDuration: .milliseconds(100))
         }
         let (back, elapsed) = try await timedEcho(net, server: server, client: client)
@@ -140,7 +140,7 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
 
     @Test func stallsKeepOrder() async throws {
         let size = 200_000
-        let (net, server, client) = makeNetwork(seed: 8) {
+        let (net, server, client) = try makeNetwork(seed: 8) {
             $0.faults = SimFaults(jitter: .milliseconds(2), stallProbability: 0.1, stallDuration: .milliseconds(30))
         }
         let (sum, end, elapsed) = try await download(net, server: server, client: client, size: size)
@@ -153,14 +153,14 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
     }
 
     @Test func faultsFollowTheirScope() async throws {
-        let net = SimNetwork(seed: 1)
-        let server = net.addHost("server")
-        let client = net.addHost("client")
-        let other = net.addHost("other")
+        let net = try SimNetwork(seed: 1)
+        let server = try net.addHost("server")
+        let client = try net.addHost("client")
+        let other = try net.addHost("other")
         net.setFaults(SimFaults(refuseProbability: 1), for: .port(server, 8))
         net.setFaults(SimFaults(refuseProbability: 1), for: .host(other))
         try await net.run {
-            let driver = SimDriver.sim(net, host: server)
+            let driver = try SimDriver.sim(net, host: server)
             let l7 = try ListenSocket.listen(port: 7, driver: driver)
             let l8 = try ListenSocket.listen(port: 8, driver: driver)
             let lo = try ListenSocket.listen(port: 7, driver: .sim(net, host: other))
@@ -183,9 +183,9 @@ func faultEvents(_ trace: [SimEvent]) -> [SimEvent.Fault] {
 
     @Test func perHostReceiveWindow() async throws {
         // A small device with a 2 KiB window: at most 2 KiB is ever held for it.
-        let net = SimNetwork(seed: 1)
-        let server = net.addHost("server")
-        let device = net.addHost("device", receiveWindow: 2048)
+        let net = try SimNetwork(seed: 1)
+        let server = try net.addHost("server")
+        let device = try net.addHost("device", receiveWindow: 2048)
         let (sum, end, elapsed) = try await download(net, server: server, client: device, size: 64 * 1024)
         #expect(end == SocketError.closed)
         #expect(sum == Checksum.of(pattern(64 * 1024, seed: 7)))

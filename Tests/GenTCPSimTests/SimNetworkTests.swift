@@ -21,7 +21,7 @@ import Testing
         Route(target: "::1", fromServer: true),
     ])
     func echo(route: Route) async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         let elapsed = try await net.run {
             let listener = try ListenSocket.listen(
                 port: 7, options: passive + [.localAddress(.anyV6)], driver: .sim(net, host: server))
@@ -45,7 +45,7 @@ import Testing
     }
 
     @Test func activeEcho() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             _ = try startEchoServer(net, on: server, port: 7)
             let c = try await Socket.connect("server", port: 7, options: [.binary], driver: .sim(net, host: client))
@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func addressesOfBothEnds() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             let listener = try ListenSocket.listen(port: 0, options: passive, driver: .sim(net, host: server))
             // Ephemeral ports come in order from 49152, per host.
@@ -94,9 +94,9 @@ import Testing
     }
 
     @Test func addressInUse() async throws {
-        let (net, server, _) = makeNetwork()
+        let (net, server, _) = try makeNetwork()
         try await net.run {
-            let driver = SimDriver.sim(net, host: server)
+            let driver = try SimDriver.sim(net, host: server)
             let first = try ListenSocket.listen(port: 80, driver: driver)
             #expect(throws: SocketError(.addressInUse)) { try ListenSocket.listen(port: 80, driver: driver) }
             #expect(throws: SocketError(.addressInUse)) {
@@ -121,7 +121,7 @@ import Testing
     func refusedConnect(
         to target: Host, port: Int, listen: @escaping @Sendable (SimNetwork, SimHost) throws -> Void
     ) async throws -> (SocketError?, UInt64) {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         return try await net.run {
             try listen(net, server)
             let start = net.now
@@ -159,7 +159,7 @@ import Testing
     }
 
     @Test func unknownNameIsNxdomain() async throws {
-        let (net, _, client) = makeNetwork()
+        let (net, _, client) = try makeNetwork()
         try await net.run { () async throws -> Void in
             await #expect(throws: SocketError(.nonExistentDomain)) {
                 _ = try await Socket.connect("nowhere", port: 80, driver: .sim(net, host: client))
@@ -168,9 +168,9 @@ import Testing
     }
 
     @Test func missingFamilyIsNxdomain() async throws {
-        let net = SimNetwork(seed: 1)
-        let v4 = net.addHost("v4only", addresses: [IPAddress(192, 0, 2, 1)])
-        let client = net.addHost("client")
+        let net = try SimNetwork(seed: 1)
+        let v4 = try net.addHost("v4only", addresses: [IPAddress(192, 0, 2, 1)])
+        let client = try net.addHost("client")
         try await net.run { () async throws -> Void in
             await #expect(throws: SocketError(.nonExistentDomain)) {
                 _ = try await Socket.connect(
@@ -187,15 +187,15 @@ import Testing
         (.ipv6Preferred, ["fd00::1", "10.0.0.1"]),
     ])
     func resolveHonoursPreference(preference: IPVersionPreference, expected: [String]) async throws {
-        let (net, _, client) = makeNetwork()
-        let driver = net.driver(for: client)
+        let (net, _, client) = try makeNetwork()
+        let driver = try net.driver(for: client)
         #expect(try await driver.resolve("server", preference: preference).map(\.description) == expected)
         let local = try await driver.resolve("localhost", preference: preference).map(\.description)
         #expect(local == expected.map { $0.contains(":") ? "::1" : "127.0.0.1" })
     }
 
     @Test func connectTimeoutUsesTheGivenLimit() async throws {
-        let (net, _, client) = makeNetwork()
+        let (net, _, client) = try makeNetwork()
         let (error, elapsed) = try await net.run { () -> (SocketError?, UInt64) in
             let start = net.now
             do throws(SocketError) {
@@ -214,7 +214,7 @@ import Testing
     }
 
     @Test func connectWithoutLimitGivesUpAfterSynRetries() async throws {
-        let (net, _, client) = makeNetwork()
+        let (net, _, client) = try makeNetwork()
         let (error, elapsed) = try await net.run { () -> (SocketError?, UInt64) in
             do throws(SocketError) {
                 _ = try await Socket.connect("10.9.9.9", port: 80, driver: .sim(net, host: client))
@@ -229,7 +229,7 @@ import Testing
     }
 
     @Test func connectionsCompleteBeforeAcceptUpToTheBacklog() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             let listener = try ListenSocket.listen(port: 7, options: passive + [.backlog(2)], driver: .sim(net, host: server))
             let times = Shared<[UInt64]>([])
@@ -254,7 +254,7 @@ import Testing
 
     @Test(arguments: [false, true])
     func listenerCloseDropsPendingConnections(active: Bool) async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             let listener = try ListenSocket.listen(port: 7, driver: .sim(net, host: server))
             let opts: [Option] = active ? [.binary] : passive
@@ -276,7 +276,7 @@ import Testing
     }
 
     @Test func closedConnectionsAreForgotten() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             _ = try startEchoServer(net, on: server, port: 7)
             let done = net.spawn {
@@ -297,7 +297,7 @@ import Testing
 @Suite struct PeerBehaviourTests {
     @Test(arguments: [false, true])
     func resetArrivesAfterBufferedData(showEconnreset: Bool) async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             let listener = try ListenSocket.listen(port: 7, options: passive, driver: .sim(net, host: server))
             net.spawn {
@@ -320,7 +320,7 @@ import Testing
     }
 
     @Test func resetInActiveMode() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             let listener = try ListenSocket.listen(port: 7, options: passive, driver: .sim(net, host: server))
             net.spawn {
@@ -346,7 +346,7 @@ import Testing
     }
 
     @Test func halfClose() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             let listener = try ListenSocket.listen(
                 port: 7, options: passive + [.exitOnClose(false)], driver: .sim(net, host: server))
@@ -372,7 +372,7 @@ import Testing
     }
 
     @Test func writeToAClosedPeerIsAnsweredByReset() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             let listener = try ListenSocket.listen(port: 7, options: passive, driver: .sim(net, host: server))
             net.spawn {
@@ -393,7 +393,7 @@ import Testing
     }
 
     @Test func closeWithUnreadDataSendsReset() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run {
             let listener = try ListenSocket.listen(port: 7, options: passive, driver: .sim(net, host: server))
             net.spawn {
@@ -411,10 +411,10 @@ import Testing
 
 @Suite struct NetworkSetupTests {
     @Test func linksAreSetPerPairOfHosts() async throws {
-        let net = SimNetwork(seed: 1)
-        let server = net.addHost("server")
-        let near = net.addHost("near")
-        let far = net.addHost("far", addresses: [IPAddress(192, 0, 2, 9)])
+        let net = try SimNetwork(seed: 1)
+        let server = try net.addHost("server")
+        let near = try net.addHost("near")
+        let far = try net.addHost("far", addresses: [IPAddress(192, 0, 2, 9)])
         net.setLink(SimLink(latency: .milliseconds(50)), between: far, and: server)
         net.setLink(SimLink(latency: .microseconds(10)), between: server, and: server)
         #expect(far.ipv4 == IPAddress(192, 0, 2, 9) && far.ipv6 == nil)
@@ -442,9 +442,9 @@ import Testing
     /// The example of SimNetwork's documentation, run twice.
     @Test func documentedExample() async throws {
         func example() async throws -> (Payload, [SimEvent]) {
-            let net = SimNetwork(seed: 42)
-            let server = net.addHost("server")
-            let client = net.addHost("client")
+            let net = try SimNetwork(seed: 42)
+            let server = try net.addHost("server")
+            let client = try net.addHost("client")
             net.setFaults(SimFaults(jitter: .milliseconds(2), stallProbability: 0.01))
             let reply = try await net.run {
                 let l = try ListenSocket.listen(port: 7, options: [.active(.passive)], driver: .sim(net, host: server))
@@ -464,7 +464,7 @@ import Testing
     }
 
     @Test func theTraceIsBounded() async throws {
-        let (net, server, client) = makeNetwork { $0.traceLimit = 10 }
+        let (net, server, client) = try makeNetwork { $0.traceLimit = 10 }
         _ = try await download(net, server: server, client: client, size: 50_000)
         #expect(net.trace.count == 10)
         #expect(net.statistics.traceDropped > 0)
@@ -472,7 +472,7 @@ import Testing
     }
 
     @Test func workFromOutsideBetweenRunsWaitsForTheNextRun() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         try await net.run { await net.sleep(for: .milliseconds(1)) }
         #expect(net.runtime.isPaused)
         // A process started directly on the runtime (not through `run`) takes its steps, but the
@@ -493,5 +493,37 @@ import Testing
         try await net.run { await net.sleep(for: .milliseconds(10)) }
         #expect(elapsed.value == 4 * ms)
         #expect(net.now == 11 * ms)
+    }
+
+    @Test("bad set-up throws badarg instead of trapping, and a refused host leaves no trace")
+    func badSetUpThrows() throws {
+        var zeroWindow = SimNetwork.Configuration()
+        zeroWindow.receiveWindow = 0
+        #expect(throws: SocketError(.badArgument)) { _ = try SimNetwork(configuration: zeroWindow) }
+        var zeroSegment = SimNetwork.Configuration()
+        zeroSegment.segmentSize = 0
+        #expect(throws: SocketError(.badArgument)) { _ = try SimNetwork(configuration: zeroSegment) }
+
+        let net = try SimNetwork(seed: 1)
+        let a = try net.addHost("a")
+        #expect(throws: SocketError(.badArgument)) { try net.addHost("") }
+        #expect(throws: SocketError(.badArgument)) { try net.addHost("A") }
+        #expect(throws: SocketError(.badArgument)) { try net.addHost("localhost") }
+        #expect(throws: SocketError(.badArgument)) { try net.addHost("b", addresses: [a.addresses[0]]) }
+        #expect(throws: SocketError(.badArgument)) { try net.addHost("b", addresses: [.v4(0x7F00_0001)]) }
+        #expect(throws: SocketError(.badArgument)) {
+            try net.addHost("b", addresses: [IPAddress(10, 9, 9, 9), IPAddress(10, 9, 9, 9)])
+        }
+        #expect(throws: SocketError(.badArgument)) { try net.addHost("b", receiveWindow: 0) }
+        #expect(net.hosts.map(\.name) == ["a"])
+        let b = try net.addHost("b", addresses: [IPAddress(10, 9, 9, 9)])
+        #expect(b.addresses == [IPAddress(10, 9, 9, 9)])
+
+        let other = try SimNetwork(seed: 2)
+        let stranger = try other.addHost("stranger")
+        #expect(throws: SocketError(.badArgument)) { _ = try SimDriver(network: net, host: stranger) }
+        #expect(throws: SocketError(.badArgument)) { _ = try net.driver(for: stranger) }
+        #expect(throws: SocketError(.badArgument)) { _ = try SimDriver.sim(net, host: stranger) }
+        #expect(try net.driver(for: b).host.name == "b")
     }
 }

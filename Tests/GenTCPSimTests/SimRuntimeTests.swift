@@ -76,7 +76,7 @@ import Testing
     }
 
     @Test func virtualMinutesPassInstantly() async throws {
-        let net = SimNetwork(seed: 1)
+        let net = try SimNetwork(seed: 1)
         let elapsed = try await net.run { () -> UInt64 in
             let start = net.now
             await net.sleep(for: .seconds(600))
@@ -89,7 +89,7 @@ import Testing
     }
 
     @Test func theClockStopsBetweenRuns() async throws {
-        let net = SimNetwork(seed: 1)
+        let net = try SimNetwork(seed: 1)
         let fired = Shared<UInt64?>(nil)
         try await net.run {
             _ = net.runtime.schedule(afterNanoseconds: 5_000) { fired.value = net.now }
@@ -122,7 +122,7 @@ import Testing
 
 @Suite struct DeadlockTests {
     @Test func aStuckSimulationFailsTheRunInsteadOfHanging() async throws {
-        let (net, server, client) = makeNetwork { $0.deadlockTimeout = .milliseconds(50) }
+        let (net, server, client) = try makeNetwork { $0.deadlockTimeout = .milliseconds(50) }
         do {
             try await net.run {
                 let listener = try ListenSocket.listen(port: 7, options: passive, driver: .sim(net, host: server))
@@ -140,7 +140,7 @@ import Testing
     }
 
     @Test func waitingOnTimersIsNotADeadlock() async throws {
-        let (net, _, _) = makeNetwork { $0.deadlockTimeout = .milliseconds(1) }
+        let (net, _, _) = try makeNetwork { $0.deadlockTimeout = .milliseconds(1) }
         let got = try await net.run { () -> Message? in
             // A long virtual wait is fine: a timer is pending all along.
             try await Process.receive(timeout: 3_600_000)

@@ -39,7 +39,7 @@ func download(
     ])
     func oneMebibyteArrivesIntactAndOnTime(line: Line) async throws {
         let size = 1 << 20
-        let (net, server, client) = makeNetwork { $0.link = SimLink(latency: line.latency, bytesPerSecond: line.bytesPerSecond) }
+        let (net, server, client) = try makeNetwork { $0.link = SimLink(latency: line.latency, bytesPerSecond: line.bytesPerSecond) }
         let (sum, end, elapsed) = try await download(net, server: server, client: client, size: size)
         #expect(end == SocketError.closed)
         #expect(sum == Checksum.of(pattern(size, seed: 7)))
@@ -63,7 +63,7 @@ func download(
 
     @Test func activeModeDeliversEveryByte() async throws {
         let size = 256 * 1024
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         let sum = try await net.run {
             let listener = try ListenSocket.listen(port: 80, options: passive, driver: .sim(net, host: server))
             net.spawn {
@@ -89,7 +89,7 @@ func download(
 
     @Test(arguments: [64 * 1024, 4 * 1024])
     func aSenderToAPeerThatNeverReadsBlocks(window: Int) async throws {
-        let (net, server, client) = makeNetwork { $0.receiveWindow = window }
+        let (net, server, client) = try makeNetwork { $0.receiveWindow = window }
         let chunk = 8 * 1024
         let (completed, failure, received, buffered) = try await net.run { () -> (Int, SocketError?, Int, SimStatistics) in
             let listener = try ListenSocket.listen(port: 80, options: passive, driver: .sim(net, host: server))
@@ -129,7 +129,7 @@ func download(
         stallProbability: 0.02, stallDuration: .milliseconds(50))
 
     func faultyRun(seed: UInt64) async throws -> ([SimEvent], Checksum, SocketError) {
-        let (net, server, client) = makeNetwork(seed: seed) { $0.faults = DeterminismTests.faults }
+        let (net, server, client) = try makeNetwork(seed: seed) { $0.faults = DeterminismTests.faults }
         let (sum, end, _) = try await download(
             net, server: server, client: client, size: 256 * 1024,
             clientOptions: passive + [.buffer(16384), .showEconnreset(true)])
@@ -150,7 +150,7 @@ func download(
 
     @Test func withoutFaultsTheSeedDoesNotMatter() async throws {
         func run(_ seed: UInt64) async throws -> [SimEvent] {
-            let (net, server, client) = makeNetwork(seed: seed)
+            let (net, server, client) = try makeNetwork(seed: seed)
             _ = try await download(net, server: server, client: client, size: 100_000)
             return net.trace
         }

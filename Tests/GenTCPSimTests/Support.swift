@@ -6,14 +6,14 @@ import Testing
 
 /// A network with two hosts, `server` (10.0.0.1, fd00::1) and `client` (10.0.0.2, fd00::2),
 /// 1 ms apart by default.
-func makeNetwork(seed: UInt64 = 1, _ configure: (inout SimNetwork.Configuration) -> Void = { _ in })
+func makeNetwork(seed: UInt64 = 1, _ configure: (inout SimNetwork.Configuration) -> Void = { _ in }) throws
     -> (net: SimNetwork, server: SimHost, client: SimHost)
 {
     var config = SimNetwork.Configuration()
     configure(&config)
-    let net = SimNetwork(seed: seed, configuration: config)
-    let server = net.addHost("server")
-    let client = net.addHost("client")
+    let net = try SimNetwork(seed: seed, configuration: config)
+    let server = try net.addHost("server")
+    let client = try net.addHost("client")
     return (net, server, client)
 }
 

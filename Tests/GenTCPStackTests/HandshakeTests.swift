@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPStack
 import GenTCPWire
 import Testing
@@ -18,7 +19,7 @@ func establishPassive(_ h: inout Harness, options: ConnectionOptions = Connectio
 /// Active open from our port 4000 to the board's 80; the peer answers at `rtt` with ISN 5000.
 func establishActive(_ h: inout Harness, options: ConnectionOptions = ConnectionOptions(), rtt: Int64 = 0,
                      peerMSS: UInt16? = 1460, peerWindow: UInt16 = 8192) -> (ConnectionHandle, UInt32) {
-    let connection = try! h.stack.connect(to: boardAddress, port: 80, localPort: 4000, options: options, now: h.now)
+    let connection = try! h.stack.connect(to: boardAddress, port: 80, localPort: 4000, options: options, now: MillisecondInstant(milliseconds: h.now))
     let syn = h.drain()[0]
     h.feed(peer([.syn, .ack], seq: 5000, ack: syn.seq &+ 1, window: peerWindow, mss: peerMSS, from: 80, to: 4000),
            at: h.now + rtt)

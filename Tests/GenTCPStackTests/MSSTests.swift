@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPStack
 import GenTCPWire
 import Testing
@@ -9,7 +10,7 @@ private func exchange(_ t: inout Transfer, size: Int, limit: Int = 400_000) thro
     let dataB = pattern(size, seed: 12)
     let options = ConnectionOptions(sendBufferSize: 4096, receiveBufferSize: 4096)
     let listener = try t.b.listen(port: 7, backlog: 1, options: options)
-    let client = try t.a.connect(to: boardAddress, port: 7, options: options, now: t.now)
+    let client = try t.a.connect(to: boardAddress, port: 7, options: options, now: MillisecondInstant(milliseconds: t.now))
     var server: ConnectionHandle?
     var sent = (a: 0, b: 0)
     var shut = (a: false, b: false)
@@ -67,7 +68,7 @@ struct MSSTests {
         let synAck = try #require(h.drain().first)
         #expect(synAck.flags == [.syn, .ack])
         #expect(synAck.header.maximumSegmentSize == UInt16(mtu - 40))
-        _ = try h.stack.connect(to: boardAddress, port: 81, localPort: 4000, now: h.now)
+        _ = try h.stack.connect(to: boardAddress, port: 81, localPort: 4000, now: MillisecondInstant(milliseconds: h.now))
         let syn = try #require(h.drain().first)
         #expect(syn.flags == .syn)
         #expect(syn.header.maximumSegmentSize == UInt16(mtu - 40))

@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPStack
 import GenTCPWire
 import Testing
@@ -23,7 +24,7 @@ private func establishWithSACK(_ h: inout Harness, options: ConnectionOptions = 
     -> (ConnectionHandle, UInt32)
 {
     h.now = -100
-    let connection = try! h.stack.connect(to: boardAddress, port: 80, localPort: 4000, options: options, now: h.now)
+    let connection = try! h.stack.connect(to: boardAddress, port: 80, localPort: 4000, options: options, now: MillisecondInstant(milliseconds: h.now))
     let syn = h.drain()[0]
     h.feed(withSACK(peer([.syn, .ack], seq: 5000, ack: syn.seq &+ 1, window: 65535, mss: 1460, from: 80, to: 4000),
                     permitted: true), at: 0)

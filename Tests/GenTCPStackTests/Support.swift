@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPStack
 import GenTCPWire
 
@@ -78,11 +79,11 @@ struct Harness {
     mutating func feed(_ segment: Segment, at time: Int64? = nil) {
         if let time { now = time }
         let bytes = datagram(segment)
-        bytes.withUnsafeBytes { stack.receive($0, now: now) }
+        bytes.withUnsafeBytes { stack.receive($0, now: MillisecondInstant(milliseconds: now)) }
     }
 
     mutating func feedRaw(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { stack.receive($0, now: now) }
+        bytes.withUnsafeBytes { stack.receive($0, now: MillisecondInstant(milliseconds: now)) }
     }
 
     /// Every datagram the stack has ready at `now`, raw.
@@ -90,7 +91,7 @@ struct Harness {
         var out: [[UInt8]] = []
         var buffer = [UInt8](repeating: 0, count: 1500)
         while true {
-            let n = buffer.withUnsafeMutableBytes { stack.transmit(into: $0, now: now) }
+            let n = buffer.withUnsafeMutableBytes { stack.transmit(into: $0, now: MillisecondInstant(milliseconds: now)) }
             guard let n else { break }
             out.append(Array(buffer[0..<n]))
         }
@@ -106,12 +107,12 @@ struct Harness {
     /// time each went out.
     mutating func run(until time: Int64) -> [(Int64, Segment)] {
         var out: [(Int64, Segment)] = drain().map { (now, $0) }
-        while let deadline = stack.poll(now: now), deadline <= time {
+        while let deadline = stack.poll(now: MillisecondInstant(milliseconds: now))?.milliseconds, deadline <= time {
             now = max(now, deadline)
             out += drain().map { (now, $0) }
         }
         now = time
-        _ = stack.poll(now: now)
+        _ = stack.poll(now: MillisecondInstant(milliseconds: now))
         out += drain().map { (now, $0) }
         return out
     }

@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPStack
 import GenTCPWire
 import Testing
@@ -77,14 +78,14 @@ struct Transfer {
 
     /// One step: deliver what arrived, fire timers, send what the lines can take.
     mutating func step() {
-        while let bytes = ab.take(now) { bytes.withUnsafeBytes { b.receive($0, now: now) } }
-        while let bytes = ba.take(now) { bytes.withUnsafeBytes { a.receive($0, now: now) } }
-        _ = a.poll(now: now)
-        _ = b.poll(now: now)
-        while ab.canSend(now), let n = buffer.withUnsafeMutableBytes({ a.transmit(into: $0, now: now) }) {
+        while let bytes = ab.take(now) { bytes.withUnsafeBytes { b.receive($0, now: MillisecondInstant(milliseconds: now)) } }
+        while let bytes = ba.take(now) { bytes.withUnsafeBytes { a.receive($0, now: MillisecondInstant(milliseconds: now)) } }
+        _ = a.poll(now: MillisecondInstant(milliseconds: now))
+        _ = b.poll(now: MillisecondInstant(milliseconds: now))
+        while ab.canSend(now), let n = buffer.withUnsafeMutableBytes({ a.transmit(into: $0, now: MillisecondInstant(milliseconds: now)) }) {
             ab.offer(Array(buffer[0..<n]), now: now)
         }
-        while ba.canSend(now), let n = buffer.withUnsafeMutableBytes({ b.transmit(into: $0, now: now) }) {
+        while ba.canSend(now), let n = buffer.withUnsafeMutableBytes({ b.transmit(into: $0, now: MillisecondInstant(milliseconds: now)) }) {
             ba.offer(Array(buffer[0..<n]), now: now)
         }
     }
@@ -92,7 +93,7 @@ struct Transfer {
     /// Advances the clock to the next thing that can happen.
     mutating func advance() {
         var next = now + 1000
-        for candidate in [ab.nextArrival, ba.nextArrival, a.nextDeadline, b.nextDeadline] {
+        for candidate in [ab.nextArrival, ba.nextArrival, a.nextDeadline?.milliseconds, b.nextDeadline?.milliseconds] {
             if let candidate, candidate < next { next = candidate }
         }
         if !ab.canSend(now) { next = min(next, ab.busyUntil) }

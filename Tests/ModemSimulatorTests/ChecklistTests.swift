@@ -29,9 +29,9 @@ final class TimedTape: Sendable {
 /// and then closes it (HTTP/1.0 style); "server":7 echoes.
 func senderSession(_ configuration: ModemSimulatorConfiguration, payload: [UInt8],
                    _ body: @escaping @Sendable (ModemSimulator, TimedTape, SimNetwork) async throws -> Void) async throws {
-    let net = SimNetwork(seed: 4)
-    let server = net.addHost("server")
-    let modemHost = net.addHost("modem")
+    let net = try SimNetwork(seed: 4)
+    let server = try net.addHost("server")
+    let modemHost = try net.addHost("modem")
     try await net.run {
         let sender = try ListenSocket.listen(port: 80, options: [.binary, .active(.passive)], driver: .sim(net, host: server))
         net.spawn {
@@ -58,7 +58,7 @@ func senderSession(_ configuration: ModemSimulatorConfiguration, payload: [UInt8
         }
         let tape = TimedTape()
         let runtime = net.runtime
-        let modem = ModemSimulator(configuration, driver: SimDriver.sim(net, host: modemHost)) { bytes in
+        let modem = ModemSimulator(configuration, driver: try SimDriver.sim(net, host: modemHost)) { bytes in
             tape.append(runtime.now, bytes)
         }
         modem.powerOn()

@@ -180,9 +180,9 @@ struct FaultModeTests {
 
     @Test("portVanishesAfterBytes: ModemLinkBridge closes its end; the host reads what had arrived, then a hang-up")
     func portVanishes() async throws {
-        let net = SimNetwork(seed: 21)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
+        let net = try SimNetwork(seed: 21)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("modem")
         try await net.run {
             let echo = try ListenSocket.listen(port: 7, options: [.binary, .active(.passive)], driver: .sim(net, host: server))
             net.spawn {
@@ -190,9 +190,9 @@ struct FaultModeTests {
                 await net.sleep(for: .seconds(30))
                 s?.close()
             }
-            let line = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 115_200), runtime: net.runtime)
+            let line = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 115_200), runtime: net.runtime)
             let bridge = ModemLinkBridge(link: line.1, configuration: .espAT(faults: ModemFaults(portVanishesAfterBytes: 140)),
-                                         driver: SimDriver.sim(net, host: modemHost))
+                                         driver: try SimDriver.sim(net, host: modemHost))
             bridge.modem.powerOn()
             let host = line.0
             var got: [UInt8] = []

@@ -14,9 +14,9 @@ struct FaultTests {
     @Test("A reset after N bytes drops the links, prints the banner, and the module works again",
           arguments: Kind.allCases)
     func resetAfterBytes(kind: Kind) async throws {
-        let net = SimNetwork(seed: 8)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
+        let net = try SimNetwork(seed: 8)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("modem")
         let upload = trickyPayload(32 * 1024, seed: 1)
         try await net.run {
             let listener = try ListenSocket.listen(port: 7000, options: [.binary, .active(.passive)],
@@ -31,7 +31,7 @@ struct FaultTests {
                 }
             }
             try await withHarness(kind, faults: ModemFaults(resetAfterBytes: 12_000),
-                                  driver: SimDriver.sim(net, host: modemHost)) { h in
+                                  driver: try SimDriver.sim(net, host: modemHost)) { h in
                 try await h.boot()
                 try await h.initialise()
                 try await h.connect(link: 1, host: "server", port: 7000)
@@ -52,10 +52,10 @@ struct FaultTests {
 
     @Test("Silent mode: commands time out; speaking again brings answers back")
     func silent() async throws {
-        let net = SimNetwork(seed: 9)
-        let modemHost = net.addHost("modem")
+        let net = try SimNetwork(seed: 9)
+        let modemHost = try net.addHost("modem")
         try await net.run {
-            try await withHarness(.espNew, driver: SimDriver.sim(net, host: modemHost)) { h in
+            try await withHarness(.espNew, driver: try SimDriver.sim(net, host: modemHost)) { h in
                 try await h.boot()
                 try await h.must(.probe)
                 h.modem.setSilent(true)
@@ -69,9 +69,9 @@ struct FaultTests {
 
     @Test("Passive receive backpressures the peer: the module's buffer stays bounded", arguments: Kind.allCases)
     func backpressure(kind: Kind) async throws {
-        let net = SimNetwork(seed: 10)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem", receiveWindow: 4096)
+        let net = try SimNetwork(seed: 10)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("modem", receiveWindow: 4096)
         let download = trickyPayload(256 * 1024, seed: 5)
         try await net.run {
             let listener = try ListenSocket.listen(port: 7000, options: [.binary, .active(.passive)],
@@ -89,7 +89,7 @@ struct FaultTests {
                 s.close()
                 record.finish()
             }
-            try await withHarness(kind, driver: SimDriver.sim(net, host: modemHost)) { h in
+            try await withHarness(kind, driver: try SimDriver.sim(net, host: modemHost)) { h in
                 try await h.boot()
                 try await h.initialise()
                 h.autoRead = false
@@ -114,9 +114,9 @@ struct FaultTests {
         func once(seed: UInt64) async throws -> [(UInt64, [UInt8])] {
             let faults = ModemFaults(maxFragmentLength: 13, maxFragmentDelay: .milliseconds(1), noiseProbability: 0.3,
                                      baudRate: 115_200)
-            let net = SimNetwork(seed: 12)
-            let server = net.addHost("server")
-            let modemHost = net.addHost("modem")
+            let net = try SimNetwork(seed: 12)
+            let server = try net.addHost("server")
+            let modemHost = try net.addHost("modem")
             let upload = trickyPayload(4096, seed: 2)
             let download = trickyPayload(4096, seed: 3)
             return try await net.run {
@@ -124,7 +124,7 @@ struct FaultTests {
                                                        driver: .sim(net, host: server))
                 let record = PeerRecord()
                 net.spawn { await exchangePeer(listener, expect: upload.count, reply: download, record: record) }
-                return try await withHarness(kind, seed: seed, faults: faults, driver: SimDriver.sim(net, host: modemHost)) { h in
+                return try await withHarness(kind, seed: seed, faults: faults, driver: try SimDriver.sim(net, host: modemHost)) { h in
                     try await transfer(h, host: "server", port: 7000, record: record, upload: upload, download: download)
                     return h.wire.map { WireFragment(time: $0.0, bytes: $0.1) }
                 }

@@ -55,7 +55,7 @@ final class EngineHarness<D: ModemDialect>: @unchecked Sendable {
         modem = ModemSimulator(configuration, driver: driver) { bytes in me.send(Chunk(bytes: bytes)) }
     }
 
-    var now: ModemInstant { ModemInstant(milliseconds: runtime.now / 1_000_000) }
+    var now: MillisecondInstant { MillisecondInstant(milliseconds: Int64(clamping: runtime.now / 1_000_000)) }
 
     func flush() {
         while engine.pendingOutputCount > 0 {
@@ -75,8 +75,7 @@ final class EngineHarness<D: ModemDialect>: @unchecked Sendable {
         flush()
         var wait = maxWait
         if let deadline = engine.nextDeadline {
-            let t = now.milliseconds
-            wait = min(wait, deadline.milliseconds > t ? deadline.milliseconds - t : 0)
+            wait = min(wait, UInt64(max(0, deadline.milliseconds(since: now))))
         }
         let message = try? await Process.receive(timeout: .milliseconds(Int(wait))) { m in
             if case .user(let v) = m { return v is Chunk }
@@ -138,7 +137,7 @@ final class EngineHarness<D: ModemDialect>: @unchecked Sendable {
     }
 
     func waitUntil(_ what: String, timeout: UInt64 = 30_000, _ done: () -> Bool) async throws {
-        let limit = now.milliseconds + timeout
+        let limit = now.advanced(byMilliseconds: Int64(clamping: timeout)).milliseconds
         while !done() {
             if now.milliseconds > limit { throw HarnessTimeout(what: what) }
             await step(maxWait: 200)

@@ -13,8 +13,8 @@ struct LoopbackOnlyTests {
                      try #require(IPAddress("fd00::1")), IPAddress(192, 0, 2, 1)]
         #expect(ModemSimulator.reachable(mixed, driver: POSIXDriver.shared)
                 == [.loopbackV4, IPAddress(127, 1, 2, 3), .loopbackV6])
-        let net = SimNetwork(seed: 1)
-        let host = net.addHost("h")
-        #expect(ModemSimulator.reachable(mixed, driver: SimDriver.sim(net, host: host)) == mixed)
+        let net = try SimNetwork(seed: 1)
+        let host = try net.addHost("h")
+        #expect(ModemSimulator.reachable(mixed, driver: try SimDriver.sim(net, host: host)) == mixed)
     }
 }

@@ -51,7 +51,7 @@ protocol HarnessBox: AnyObject, Sendable {
     var framingErrors: Int { get }
     var wireBytes: [UInt8] { get }
     var wire: [(UInt64, [UInt8])] { get }
-    var now: ModemInstant { get }
+    var now: MillisecondInstant { get }
     func boot() async throws
     func initialise() async throws
     func connect(link: Int, host: String, port: Int) async throws
@@ -110,15 +110,15 @@ struct TransferTests {
 
     @Test("64 KiB each way on the simulated network", arguments: Kind.allCases)
     func simTransfer(kind: Kind) async throws {
-        let net = SimNetwork(seed: 5)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
+        let net = try SimNetwork(seed: 5)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("modem")
         try await net.run {
             let listener = try ListenSocket.listen(port: 7000, options: [.binary, .active(.passive)],
                                                    driver: .sim(net, host: server))
             let record = PeerRecord()
             net.spawn { await exchangePeer(listener, expect: Self.upload.count, reply: Self.download, record: record) }
-            try await withHarness(kind, driver: SimDriver.sim(net, host: modemHost)) { h in
+            try await withHarness(kind, driver: try SimDriver.sim(net, host: modemHost)) { h in
                 try await transfer(h, host: "server", port: 7000, record: record,
                                    upload: Self.upload, download: Self.download)
             }
@@ -130,9 +130,9 @@ struct TransferTests {
         let faults = ModemFaults(maxFragmentLength: 9, maxFragmentDelay: .microseconds(300), noiseProbability: 0.2,
                                  baudRate: 921_600,
                                  spuriousBusyProbability: kind == .espOld || kind == .espNew ? 0.05 : 0)
-        let net = SimNetwork(seed: 6)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
+        let net = try SimNetwork(seed: 6)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("modem")
         let upload = trickyPayload(16 * 1024, seed: 33)
         let download = trickyPayload(16 * 1024, seed: 44)
         try await net.run {
@@ -140,7 +140,7 @@ struct TransferTests {
                                                    driver: .sim(net, host: server))
             let record = PeerRecord()
             net.spawn { await exchangePeer(listener, expect: upload.count, reply: download, record: record) }
-            try await withHarness(kind, seed: 99, faults: faults, driver: SimDriver.sim(net, host: modemHost)) { h in
+            try await withHarness(kind, seed: 99, faults: faults, driver: try SimDriver.sim(net, host: modemHost)) { h in
                 try await transfer(h, host: "server", port: 7000, record: record, upload: upload, download: download)
                 #expect(h.modem.statistics.noiseInserted > 0)
                 #expect(h.wire.count > 1000)

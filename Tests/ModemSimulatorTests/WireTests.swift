@@ -19,9 +19,9 @@ final class Tape: Sendable {
 /// A module on a fresh simulated network with an echo server on "server":7.
 func rawSession(_ configuration: ModemSimulatorConfiguration,
                 _ body: @escaping @Sendable (ModemSimulator, Tape, SimNetwork) async throws -> Void) async throws {
-    let net = SimNetwork(seed: 3)
-    let server = net.addHost("server")
-    let modemHost = net.addHost("modem")
+    let net = try SimNetwork(seed: 3)
+    let server = try net.addHost("server")
+    let modemHost = try net.addHost("modem")
     try await net.run {
         let listener = try ListenSocket.listen(port: 7, options: [.binary, .active(.passive)], driver: .sim(net, host: server))
         net.spawn {
@@ -37,7 +37,7 @@ func rawSession(_ configuration: ModemSimulatorConfiguration,
             }
         }
         let tape = Tape()
-        let modem = ModemSimulator(configuration, driver: SimDriver.sim(net, host: modemHost)) { tape.append($0) }
+        let modem = ModemSimulator(configuration, driver: try SimDriver.sim(net, host: modemHost)) { tape.append($0) }
         modem.powerOn()
         await net.sleep(for: .milliseconds(100))
         try await body(modem, tape, net)
@@ -128,9 +128,9 @@ struct WireTests {
 
     @Test("ESP-AT passive: the peer's close waits until the buffered data is read")
     func espCloseAfterData() async throws {
-        let net = SimNetwork(seed: 4)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
+        let net = try SimNetwork(seed: 4)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("modem")
         try await net.run {
             let listener = try ListenSocket.listen(port: 80, options: [.binary, .active(.passive)], driver: .sim(net, host: server))
             net.spawn {
@@ -139,7 +139,7 @@ struct WireTests {
                 s.close()
             }
             let tape = Tape()
-            let m = ModemSimulator(.espAT(), driver: SimDriver.sim(net, host: modemHost)) { tape.append($0) }
+            let m = ModemSimulator(.espAT(), driver: try SimDriver.sim(net, host: modemHost)) { tape.append($0) }
             m.powerOn()
             await net.sleep(for: .milliseconds(100))
             _ = tape.take()

@@ -25,12 +25,12 @@ enum SerialGoodput {
     /// URC noise on). The limit is the raw line, baud/10 bytes/s: every byte of framing (commands,
     /// prompts, `SEND OK`, `+CIPRECVDATA` headers) counts against the driver.
     static func at(dialect: ATDialect, simulator: ModemSimulatorConfiguration, baud: Int, size: Int) async throws -> [Row] {
-        let net = SimNetwork(seed: 1)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("modem")
+        let net = try SimNetwork(seed: 1)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("modem")
         return try await net.run {
-            let (hostEnd, moduleEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
-            let bridge = ModemLinkBridge(link: moduleEnd, configuration: simulator, driver: .sim(net, host: modemHost))
+            let (hostEnd, moduleEnd) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
+            let bridge = ModemLinkBridge(link: moduleEnd, configuration: simulator, driver: try .sim(net, host: modemHost))
             bridge.modem.powerOn()
             let modem = ATDriver(link: hostEnd, configuration: ATConfiguration(dialect: dialect, apn: "internet"), runtime: net.runtime)
             modem.start()
@@ -53,11 +53,11 @@ enum SerialGoodput {
     static func slip(
         baud: Int, mtu: Int, drop: Double, size: Int, goalOneWay: Double, lineSeed: UInt64 = 7, dedicatedLink: Bool = true
     ) async throws -> [Row] {
-        let net = SimNetwork(seed: 1)
+        let net = try SimNetwork(seed: 1)
         let line = Double(baud) / 10 * Double(mtu - 40) / (Double(mtu) + 2 + Double(mtu) * 2 / 256)
         let name = drop > 0 ? "slip \(drop * 100)% drop" : "slip"
         return try await net.run {
-            let (hostEnd, boardEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime,
+            let (hostEnd, boardEnd) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime,
                                                       bufferSize: 1024, faults: LineFaults(dropProbability: drop), seed: lineSeed)
             var hostConfig = SLIPConfiguration(local: IPAddress(10, 10, 0, 1), peer: IPAddress(10, 10, 0, 2), mtu: mtu, seed: 1)
             hostConfig.dedicatedLink = dedicatedLink

@@ -187,9 +187,9 @@ struct Demo: AsyncParsableCommand {
     }
 
     static func simRow(size: Int, _ options: Options) async throws -> Row {
-        let net = SimNetwork(seed: options.seed)
-        let host = net.addHost("host")
-        let board = net.addHost("board")
+        let net = try SimNetwork(seed: options.seed)
+        let host = try net.addHost("host")
+        let board = try net.addHost("board")
         let line = SimLink.serial(baud: 115_200, latency: .milliseconds(2))
         net.setLink(line, between: host, and: board)
         if options.faults {
@@ -215,13 +215,13 @@ struct Demo: AsyncParsableCommand {
     /// per MTU + 40-byte headers + SLIP framing and escapes, at 10 bits a byte.
     static func slipRow(size: Int, _ options: Options) async throws -> Row {
         let seed = options.seed
-        let net = SimNetwork(seed: seed)
+        let net = try SimNetwork(seed: seed)
         let baud = 115_200
         let mtu = 1006
         let lineFaults = options.faults ? LineFaults(dropProbability: 0.0001) : LineFaults()
         let wallStart = wallClock()
         let (result, virtualNanos) = try await net.run {
-            let (hostEnd, boardEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime,
+            let (hostEnd, boardEnd) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime,
                                                       faults: lineFaults, seed: seed)
             var hostSide = SLIPConfiguration(local: IPAddress(10, 10, 0, 1), peer: IPAddress(10, 10, 0, 2), mtu: mtu)
             hostSide.seed = seed
@@ -251,9 +251,9 @@ struct Demo: AsyncParsableCommand {
     /// driven by the at driver; the module's sockets reach a server on the simulated network.
     static func atRow(size: Int, _ options: Options) async throws -> Row {
         let seed = options.seed
-        let net = SimNetwork(seed: seed)
-        let server = net.addHost("server")
-        let modemHost = net.addHost("esp32")
+        let net = try SimNetwork(seed: seed)
+        let server = try net.addHost("server")
+        let modemHost = try net.addHost("esp32")
         let baud = 115_200
         var moduleFaults = ModemFaults()
         if options.faults {
@@ -263,9 +263,9 @@ struct Demo: AsyncParsableCommand {
         let chosenFaults = moduleFaults
         let wallStart = wallClock()
         let (result, virtualNanos) = try await net.run {
-            let (hostEnd, moduleEnd) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
+            let (hostEnd, moduleEnd) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime)
             let bridge = ModemLinkBridge(link: moduleEnd, configuration: .espAT(firmware: "3.3.0.0", seed: seed, faults: chosenFaults),
-                                         driver: .sim(net, host: modemHost))
+                                         driver: try .sim(net, host: modemHost))
             bridge.modem.powerOn()
             let hostLink: any SerialLink = options.verbose
                 ? Trace.wrap(hostEnd, runtime: net.runtime, name: "the at row's line (ESP-AT, 115200 baud, simulated)") : hostEnd

@@ -86,13 +86,13 @@ struct Backend: Sendable, CustomTestStringConvertible {
     /// exist only inside the simulator (loopback addresses are reserved there); nothing reaches
     /// the OS. Everything of a sim test runs inside `run`, as the simulator requires.
     static let sim = Backend(name: "sim") { body in
-        let net = SimNetwork(seed: 1)
-        let server = net.addHost("server")
-        let client = net.addHost("client")
+        let net = try SimNetwork(seed: 1)
+        let server = try net.addHost("server")
+        let client = try net.addHost("client")
         let context = TestContext(
             backend: "sim",
-            clientDriver: SimDriver(network: net, host: client),
-            serverDriver: SimDriver(network: net, host: server),
+            clientDriver: try SimDriver(network: net, host: client),
+            serverDriver: try SimDriver(network: net, host: server),
             serverHost: .address(server.addresses[0]),
             serverAddress: server.addresses[0],
             clientAddress: client.addresses[0],
@@ -120,13 +120,13 @@ struct Backend: Sendable, CustomTestStringConvertible {
     /// the simulated network's `server`; the peer is a sim socket on `server`.
     static func at(_ name: String, _ dialect: ATDialect, _ simulator: ModemSimulatorConfiguration) -> Backend {
         Backend(name: name, ipv6Unavailable: "the modem's links are IPv4", skips: atSkips) { body in
-            let net = SimNetwork(seed: 1)
-            let server = net.addHost("server")
-            let modemHost = net.addHost("modem")
+            let net = try SimNetwork(seed: 1)
+            let server = try net.addHost("server")
+            let modemHost = try net.addHost("modem")
             try await net.run {
-                let (host, module) = MemoryLink.pair(configuration: SerialConfiguration(baudRate: 921_600), runtime: net.runtime)
+                let (host, module) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 921_600), runtime: net.runtime)
                 let bridge = ModemLinkBridge(link: module, configuration: simulator,
-                                             driver: SimDriver(network: net, host: modemHost))
+                                             driver: try SimDriver(network: net, host: modemHost))
                 bridge.modem.powerOn()
                 let at = ATDriver(link: host, configuration: ATConfiguration(dialect: dialect, apn: "internet"),
                                   runtime: net.runtime)
@@ -136,7 +136,7 @@ struct Backend: Sendable, CustomTestStringConvertible {
                 let context = TestContext(
                     backend: name,
                     clientDriver: at,
-                    serverDriver: SimDriver(network: net, host: server),
+                    serverDriver: try SimDriver(network: net, host: server),
                     serverHost: .address(server.addresses[0]),
                     serverAddress: server.addresses[0],
                     clientAddress: .v4(0xC0A8_0402),
@@ -171,7 +171,7 @@ struct Backend: Sendable, CustomTestStringConvertible {
     /// named `board`) and holds P and L. Both stacks, the line's pacing and every timer run on
     /// the virtual clock of a `SimNetwork` (no hosts on it), so a run replays exactly.
     static let slip = Backend(name: "slip", ipv6Unavailable: "SLIP carries IPv4 only", skips: slipSkips) { body in
-        let net = SimNetwork(seed: 1)
+        let net = try SimNetwork(seed: 1)
         // 32 KiB send and receive buffers on both stacks (the driver's default is 16 KiB): K78
         // echoes 70000 bytes through a peer that only reads while it can write, which needs more
         // than the 64 KiB that four 16 KiB buffers hold (a kernel's buffers are larger still).
@@ -180,7 +180,7 @@ struct Backend: Sendable, CustomTestStringConvertible {
         tcp.receiveBufferSize = 32768
         let board = IPAddress(10, 0, 0, 1)
         let host = IPAddress(10, 0, 0, 2)
-        let (hostLink, boardLink) = MemoryLink.pair(
+        let (hostLink, boardLink) = try MemoryLink.pair(
             configuration: SerialConfiguration(baudRate: 921_600), runtime: net.runtime,
             names: ("memory:host", "memory:board"))
         let client = try SLIPDriver(

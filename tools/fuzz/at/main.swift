@@ -14,6 +14,7 @@
 //   received bytes lie inside the input and name a valid link, the event queue never overflows.
 
 #if canImport(GenTCPModem)
+import GenTCPCore
 import GenTCPModem
 #endif
 
@@ -156,7 +157,7 @@ func drive<D: ModemDialect>(_ dialect: D, script: UnsafeRawBufferPointer, module
             let chunk = UnsafeRawBufferPointer(rebasing: module[moduleOffset..<(moduleOffset + n)])
             moduleOffset += n
             var cursor = 0
-            while let event = engine.nextEvent(reading: chunk, cursor: &cursor, now: ModemInstant(milliseconds: now)) {
+            while let event = engine.nextEvent(reading: chunk, cursor: &cursor, now: MillisecondInstant(milliseconds: Int64(clamping: now))) {
                 handle(event, chunk)
             }
             check(cursor == chunk.count, "input not consumed")
@@ -170,16 +171,16 @@ func drive<D: ModemDialect>(_ dialect: D, script: UnsafeRawBufferPointer, module
                 .localAddress, .restart, .activateBearer, .configureBearer(apn: "apn", user: "", password: ""),
                 .connect(link: link, host: "a\"b", port: 1), .raw("AT+CSQ"),
             ]
-            try? engine.submit(commands[byte() % commands.count], now: ModemInstant(milliseconds: now))
+            try? engine.submit(commands[byte() % commands.count], now: MillisecondInstant(milliseconds: Int64(clamping: now)))
         case 4:
             let link = byte() % 13
             let count = byte() % 100
             _ = payload.withUnsafeBytes { raw in
-                try? engine.send(UnsafeRawBufferPointer(rebasing: raw[0..<count]), link: link, now: ModemInstant(milliseconds: now))
+                try? engine.send(UnsafeRawBufferPointer(rebasing: raw[0..<count]), link: link, now: MillisecondInstant(milliseconds: Int64(clamping: now)))
             }
         case 5:
             now += UInt64(byte()) * UInt64(byte() + 1) * 7
-            while let event = engine.nextEvent(now: ModemInstant(milliseconds: now)) { handle(event, nil) }
+            while let event = engine.nextEvent(now: MillisecondInstant(milliseconds: Int64(clamping: now))) { handle(event, nil) }
         default:
             // The driver writes some or all of the output.
             let limit = byte() % 3 == 0 ? byte() % 8 : Int.max

@@ -6,6 +6,7 @@
 // SACK-permitted included; time steps that fire the timers; application sends, reads, shutdowns
 // and closes. Nothing may trap, the stack's memory stays bounded (fixed buffers), every datagram
 // it sends must parse with every checksum verified, and its counters must stay consistent.
+import GenTCPCore
 import GenTCPStack
 import GenTCPWire
 
@@ -43,7 +44,7 @@ func drain(_ stack: inout Stack, now: Int64, view: inout PeerView) {
     var buffer = [UInt8](repeating: 0, count: 1500)
     var sent = 0
     while true {
-        let length = buffer.withUnsafeMutableBytes { stack.transmit(into: $0, now: now) }
+        let length = buffer.withUnsafeMutableBytes { stack.transmit(into: $0, now: MillisecondInstant(milliseconds: now)) }
         guard let length else { break }
         sent += 1
         require(sent < 10_000, "the stack does not stop sending at one instant")
@@ -106,7 +107,7 @@ func feed(_ stack: inout Stack, _ script: inout Script, now: Int64, view: inout 
     if !flags.contains(.syn), Int32(bitPattern: header.sequenceNumber.rawValue &+ UInt32(payload.count) &- view.peerNext) > 0 {
         view.peerNext = header.sequenceNumber.rawValue &+ UInt32(payload.count)
     }
-    bytes.withUnsafeBytes { stack.receive($0, now: now) }
+    bytes.withUnsafeBytes { stack.receive($0, now: MillisecondInstant(milliseconds: now)) }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -124,7 +125,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var connections: [ConnectionHandle] = []
     var listener: ListenerHandle?
     if mode & 8 == 0 {
-        if let c = try? stack.connect(to: board, port: 80, localPort: 4000, options: options, now: now) { connections.append(c) }
+        if let c = try? stack.connect(to: board, port: 80, localPort: 4000, options: options, now: MillisecondInstant(milliseconds: now)) { connections.append(c) }
     } else {
         listener = try? stack.listen(port: 80, backlog: 2, options: options)
         view.stackPort = 80
@@ -140,7 +141,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             feed(&stack, &script, now: now, view: &view)
         case 2:
             now += Int64(script.u16())
-            _ = stack.poll(now: now)
+            _ = stack.poll(now: MillisecondInstant(milliseconds: now))
         case 3:
             let count = Int(script.u16() % 3000)
             let bytes = [UInt8](repeating: 0x5A, count: count)
