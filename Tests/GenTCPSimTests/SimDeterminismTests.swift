@@ -84,7 +84,7 @@ func besideCPULoad<T: Sendable>(threads: Int = 2, tasks: Int = 4, _ body: () asy
 /// eight clients echoing and downloading at once, and everything it shows afterwards rendered as
 /// text: what each client saw, every trace event, the counters and the clock.
 func seededScenario(seed: UInt64) async throws -> String {
-    let (net, server, client) = makeNetwork(seed: seed) {
+    let (net, server, client) = try makeNetwork(seed: seed) {
         $0.faults = SimFaults(
             jitter: .milliseconds(4), refuseProbability: 0.15, resetProbability: 0.002,
             shortWriteProbability: 0.3, stallProbability: 0.03, stallDuration: .milliseconds(30))
@@ -172,7 +172,7 @@ struct BusyMachineTests {
 
     @Test("after a run, the clock and the counters stay put however long the caller waits")
     func nothingMovesAfterARun() async throws {
-        let (net, server, client) = makeNetwork()
+        let (net, server, client) = try makeNetwork()
         let held = Shared<Socket?>(nil)
         try await net.run {
             // A process that outlives the run owns the server and the socket, so they stay open.

@@ -74,10 +74,10 @@ struct HostLookupTests {
                 let listener = try ListenSocket.listen(
                     port: 0, options: [.binary, .active(.passive), .localAddress(.loopbackV4)], driver: driver)
                 let port = try listener.port()
-                let client = try await Socket.connect("gentcp-test-peer", port: port, timeout: 5000, driver: driver)
-                let server = try await listener.accept(timeout: 5000)
+                let client = try await Socket.connect("gentcp-test-peer", port: port, timeout: 60_000, driver: driver)
+                let server = try await listener.accept(timeout: 60_000)
                 try await client.send("hi")
-                let got = try await server.recv(2, timeout: 5000)
+                let got = try await server.recv(2, timeout: 60_000)
                 #expect(got.bytes == Array("hi".utf8))
                 client.close()
                 server.close()
