@@ -23,6 +23,8 @@ let peerPackageRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathCo
 /// Starts a helper program through `env`; its standard output is discarded, its standard error
 /// goes to `stderrPath` when given (else it is inherited).
 func startPeerProcess(_ arguments: [String], stderrPath: String? = nil) throws -> Foundation.Process {
+    // A write to a peer that went away is EPIPE, never the end of the test run.
+    signal(SIGPIPE, SIG_IGN)
     let p = Foundation.Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = arguments

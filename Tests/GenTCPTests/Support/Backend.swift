@@ -47,6 +47,7 @@ struct Backend: Sendable, CustomTestStringConvertible {
     /// Runs `body` as a process on this backend. Holds the shared side of ``ExclusivityGate`` so
     /// that tests that measure the whole program (resident memory) can run alone.
     func run(_ body: @escaping @Sendable (TestContext) async throws -> Void) async throws {
+        _ = ignoreBrokenPipes
         if let name = Test.current?.displayName ?? Test.current?.name,
            let skip = skips.first(where: { name.hasPrefix($0.prefix) }) {
             try Test.cancel(Comment(rawValue: skip.reason))

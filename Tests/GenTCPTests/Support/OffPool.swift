@@ -96,6 +96,11 @@ enum OffPool {
 
 /// A started child process whose exit is awaited through its termination handler (an event,
 /// never a poll or a blocked thread).
+/// Ignores SIGPIPE in the test process, once: a write to a child's stdin after the child exited
+/// (or to a raw socket whose peer reset) must be an EPIPE error, not the end of the whole test
+/// run (signal 13 ended a loaded run before this).
+let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN) }()
+
 final class ChildExit: Sendable {
     private struct State {
         var pid: Int32 = 0
@@ -107,6 +112,7 @@ final class ChildExit: Sendable {
 
     /// Starts `child` with a termination handler installed.
     init(starting child: Foundation.Process) throws {
+        _ = ignoreBrokenPipes
         name = child.executableURL?.lastPathComponent ?? "child"
         child.terminationHandler = { [self] p in
             let status = p.terminationStatus
