@@ -66,7 +66,8 @@ public protocol Connection: AnyObject, Sendable {
     /// driver has no use for return nil. Called at open and on every `setopts`.
     func apply(_ option: Option) -> SocketError.Reason?
     /// Optional latency shortcut: blocks the calling thread for a short, driver-chosen time (never
-    /// more than `limit` nanoseconds) until a read would not block; true when it would not.
+    /// more than `limit`; nil: no limit but the driver's own) until a read would not block; true
+    /// when it would not.
     ///
     /// The port calls it, without its lock, just before parking a waiting `recv` or an owner's
     /// `receive`: when the peer answers within that time, the kernel wakes the waiting thread
@@ -76,7 +77,7 @@ public protocol Connection: AnyObject, Sendable {
     /// The driver may withdraw a pending ``armRead()`` while it waits (so that its own event
     /// thread does not wake for the same data); the port treats any arming as gone afterwards and
     /// arms again if it still needs to.
-    func waitBriefly(forReadUpTo limit: UInt64?) -> Bool
+    func waitBriefly(forReadUpTo limit: Duration?) -> Bool
     /// Bytes the driver accepted from ``write(_:)`` and still holds, not yet taken by the peer's
     /// side of the link (a modem's send buffer until the module acknowledges them). The port adds
     /// it to `send_pend` in ``Socket/getstat()``, as OTP counts bytes queued in the driver, so a
@@ -86,7 +87,7 @@ public protocol Connection: AnyObject, Sendable {
 }
 
 extension Connection {
-    public func waitBriefly(forReadUpTo limit: UInt64?) -> Bool { false }
+    public func waitBriefly(forReadUpTo limit: Duration?) -> Bool { false }
     public var unsentByteCount: Int { 0 }
 }
 
@@ -117,15 +118,39 @@ public protocol Driver: Sendable {
     /// Resolves a host name to addresses, ordered by `preference`; `nonExistentDomain` when the
     /// name has no address in the families allowed.
     func resolve(_ host: String, preference: IPVersionPreference) async throws(SocketError) -> [IPAddress]
-    /// Opens a connection to `address` within `timeoutNanoseconds` (nil: no limit but the
+    /// Opens a connection to `address` within `timeout` (nil: no limit but the
     /// transport's own, which fails with `connectionTimedOut`). Fails with `timeout` when the limit
     /// passes, or a reason such as `connectionRefused`. Readiness goes to `delegate`.
     func connect(
-        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        to address: SocketAddress, options: SocketOptions, timeout: Duration?,
         delegate: any ConnectionDelegate
     ) async throws(SocketError) -> any Connection
     /// Opens a listener on `address` (nil address: any; port 0: ephemeral). `eaddrinuse` when taken.
     func listen(
         on address: SocketAddress, options: SocketOptions, delegate: any ListenerDelegate
     ) throws(SocketError) -> any Listener
+}
+
+extension Driver {
+    /// ``connect(to:options:timeout:delegate:)`` with the limit in nanoseconds (nil: no limit).
+    @available(*, deprecated, renamed: "connect(to:options:timeout:delegate:)")
+    public func connect(
+        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        delegate: any ConnectionDelegate
+    ) async throws(SocketError) -> any Connection {
+        try await connect(to: address, options: options,
+                          timeout: timeoutNanoseconds.map { .nanoseconds(Int64(clamping: $0)) }, delegate: delegate)
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, 0 for a negative duration, saturating at `UInt64.max`: what drivers
+    /// hand a ``Runtime`` (whose clock counts nanoseconds).
+    package var clampedNanoseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
+        let (whole, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
+        let (total, overflow2) = whole.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000))
+        return overflow || overflow2 ? .max : total
+    }
 }

@@ -162,7 +162,7 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
             // About to park on an empty mailbox while one active socket may bring the next
             // message: let its driver wait a moment on this thread (see Connection.waitBriefly).
             if let m = process.mailbox.poll(where: predicate) { return m }
-            socket.waitBrieflyAndPump(upTo: timeout.nanoseconds)
+            socket.waitBrieflyAndPump(upTo: timeout.duration)
         }
         let mailbox = process.mailbox
         let id = mailbox.reserveWaiterID()

@@ -31,6 +31,18 @@ public protocol Runtime: AnyObject, Sendable {
     var executor: (any TaskExecutor)? { get }
 }
 
+extension Runtime {
+    /// ``now`` as a `Duration` since this runtime's origin (the monotonic clock's for the real
+    /// runtime, the start of the simulation for the simulator's).
+    public var uptime: Duration { .nanoseconds(Int64(clamping: now)) }
+
+    /// Runs `action` once, `delay` from now (at once for a negative delay), on the runtime's timer
+    /// context: ``schedule(afterNanoseconds:_:)`` with a `Duration`.
+    public func schedule(after delay: Duration, _ action: @escaping @Sendable () -> Void) -> TimerID {
+        schedule(afterNanoseconds: delay.clampedNanoseconds, action)
+    }
+}
+
 /// The wall-clock runtime: a monotonic clock and one timer thread holding a min-heap of deadlines.
 public final class RealRuntime: Runtime, @unchecked Sendable {
     /// The process-wide real runtime.

@@ -59,7 +59,7 @@ extension Socket {
     }
 
     /// Waits briefly on this thread for data (when the driver can), then delivers what came.
-    func waitBrieflyAndPump(upTo limit: UInt64?) {
+    func waitBrieflyAndPump(upTo limit: Duration?) {
         guard let connection = state.withLock({ $0.connection }) else { return }
         _ = connection.waitBriefly(forReadUpTo: limit)
         // Whatever happened, any arming may be gone: go through the readiness path, which reads

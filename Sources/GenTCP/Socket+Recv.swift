@@ -49,7 +49,7 @@ extension Socket {
             // Before parking, let the driver wait a moment on this thread (see waitBriefly),
             // then look once more (cheap when it timed out: it is 50 µs later anyway).
             guard let connection = briefWait else { break }
-            _ = connection.waitBriefly(forReadUpTo: limit)
+            _ = connection.waitBriefly(forReadUpTo: timeout.duration)
             waitedBriefly = true
         }
 

@@ -175,16 +175,16 @@ extension Socket {
         }
         var lastError = SocketError(.nonExistentDomain)
         for address in addresses {
-            var remaining: UInt64? = nil
+            var remaining: Duration? = nil
             if let limit {
                 let spent = driver.runtime.now &- start
                 if spent >= limit && limit > 0 { throw SocketError.timeout }
-                remaining = limit > spent ? limit - spent : 0
+                remaining = .nanoseconds(Int64(clamping: limit > spent ? limit - spent : 0))
             }
             if caller.mustNotWait { throw caller.cancellation }
             do {
                 let socket = try await open(to: SocketAddress(address, port: port), options: opts,
-                                            timeoutNanoseconds: remaining, driver: driver, as: caller)
+                                            timeout: remaining, driver: driver, as: caller)
                 if Socket.sendsPassiveAtOpen(options) {
                     let wakeup = socket.state.withLock { s in
                         s.closed ? nil : s.owner.mailbox.enqueue(.tcpPassive(socket))
@@ -224,7 +224,7 @@ extension Socket {
     }
 
     private static func open(
-        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        to address: SocketAddress, options: SocketOptions, timeout: Duration?,
         driver: some Driver, as owner: Process
     ) async throws(SocketError) -> Socket {
         let socket = Socket(driver: driver, options: options, owner: owner)
@@ -234,7 +234,7 @@ extension Socket {
             late.close(abortive: false)
         }) { () async throws(SocketError) -> any Connection in
             try await driver.connect(
-                to: address, options: options, timeoutNanoseconds: timeoutNanoseconds, delegate: socket)
+                to: address, options: options, timeout: timeout, delegate: socket)
         }
         socket.attach(connection)
         return socket

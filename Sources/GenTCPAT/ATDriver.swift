@@ -157,14 +157,15 @@ public final class ATDriver: Driver, @unchecked Sendable {
     /// Opens a link on the module (`AT+CIPSTART`, `AT+QIOPEN`) once a link id is free, starting
     /// the module's initialisation first if needed.
     /// - Throws: `econnrefused`, `ehostunreach`... as the module reports them; `timeout` when
-    ///   `timeoutNanoseconds` pass, `etimedout` when ``ATConfiguration/connectTimeout`` passes
+    ///   `timeout` passes, `etimedout` when ``ATConfiguration/connectTimeout`` passes
     ///   without a caller timeout; `system_limit` when every link of the module is in use;
     ///   `enetdown` after ``stop()``.
     public func connect(
-        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        to address: SocketAddress, options: SocketOptions, timeout: Duration?,
         delegate: any ConnectionDelegate
     ) async throws(SocketError) -> any Connection {
-        try await core.connect(to: address, options: options, timeoutNanoseconds: timeoutNanoseconds, delegate: delegate)
+        try await core.connect(to: address, options: options, timeoutNanoseconds: timeout?.clampedNanoseconds,
+                               delegate: delegate)
     }
 
     /// Not supported yet (`enotsup`; `enetdown` after ``stop()``): the modules can serve, but one server per module and

@@ -26,8 +26,8 @@ final class POSIXConnection: Connection, ReactorHandler {
         self.briefWait = briefWait
     }
 
-    func waitBriefly(forReadUpTo limit: UInt64?) -> Bool {
-        let budget = min(briefWait, limit ?? .max)
+    func waitBriefly(forReadUpTo limit: Duration?) -> Bool {
+        let budget = min(briefWait, limit.map(POSIXDriver.nanoseconds) ?? .max)
         guard budget > 0, open.load(ordering: .acquiring) else { return false }
         // A peer that does not answer promptly would cost a blocked pool thread per wait: after a
         // miss, skip the next 1, 2, 4 ... 64 chances; a hit starts over.

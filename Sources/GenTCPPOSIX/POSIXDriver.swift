@@ -75,10 +75,10 @@ public struct POSIXDriver: Driver {
 
     /// A non-blocking `socket(2)` and `connect(2)` (binding first when `localPort` or
     /// `localAddress` is set), completed by write readiness and `SO_ERROR`.
-    /// - Throws: `timeout` when `timeoutNanoseconds` pass; the `errno` of the failure otherwise
+    /// - Throws: `timeout` when `timeout` passes; the `errno` of the failure otherwise
     ///   (`econnrefused`, `ehostunreach`, `etimedout`, `eaddrinuse`, `emfile`...).
     public func connect(
-        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        to address: SocketAddress, options: SocketOptions, timeout: Duration?,
         delegate: any ConnectionDelegate
     ) async throws(SocketError) -> any Connection {
         let fd = try openSocket(for: address.address, options: options)
@@ -90,7 +90,7 @@ public struct POSIXDriver: Driver {
                 throw SocketError(SocketError.Reason(errno: e))
             }
             let waiter = ConnectWaiter(reactor: reactor, runtime: runtime)
-            let outcome = await waiter.wait(fd: fd, timeout: timeoutNanoseconds)
+            let outcome = await waiter.wait(fd: fd, timeout: timeout.map(Self.nanoseconds))
             if let failure = outcome {
                 _ = syscalls.close(fd)
                 throw SocketError(failure)

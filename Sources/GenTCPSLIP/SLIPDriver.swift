@@ -79,12 +79,12 @@ public final class SLIPDriver: Driver, Sendable {
 
     /// Opens a TCP connection through the stack (SYN on the line; the socket's `buffer` sets the
     /// advertised window when larger than the configured floor).
-    /// - Throws: `econnrefused` for an RST (or port 0), `timeout` when `timeoutNanoseconds` pass,
+    /// - Throws: `econnrefused` for an RST (or port 0), `timeout` when `timeout` passes,
     ///   `etimedout` when the SYN retransmissions give up, `eafnosupport` for IPv6, `emfile` when
     ///   every connection slot is taken, `enetdown` after ``close()``, `eio` (or the line's own
     ///   reason) once the line hung up or failed.
     public func connect(
-        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        to address: SocketAddress, options: SocketOptions, timeout: Duration?,
         delegate: any ConnectionDelegate
     ) async throws(SocketError) -> any Connection {
         guard let remote = SLIPConfiguration.v4(address.address) else {
@@ -107,7 +107,7 @@ public final class SLIPDriver: Driver, Sendable {
                         try stack.connect(to: remote, port: UInt16(address.port), localPort: UInt16(options.localPort),
                                           options: tcp, now: engine.nowMilliseconds)
                     }
-                    engine.startConnect(handle, remote: address, timeoutNanoseconds: timeoutNanoseconds,
+                    engine.startConnect(handle, remote: address, timeoutNanoseconds: timeout?.clampedNanoseconds,
                                         delegate: delegate, continuation: continuation, &fx)
                 } catch {
                     fx.resumes.append { continuation.resume(returning: .failure(SocketError(error.reason))) }

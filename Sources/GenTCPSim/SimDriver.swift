@@ -37,16 +37,16 @@ public struct SimDriver: Driver {
     /// by the listener there (or refused, or retransmitted while a backlog is full or nobody
     /// answers).
     /// - Throws: `econnrefused` when nobody listens (or a fault refuses), `timeout` when
-    ///   `timeoutNanoseconds` of virtual time pass, `etimedout` when the SYN retries run out.
+    ///   `timeout` of virtual time passes, `etimedout` when the SYN retries run out.
     public func connect(
-        to address: SocketAddress, options: SocketOptions, timeoutNanoseconds: UInt64?,
+        to address: SocketAddress, options: SocketOptions, timeout: Duration?,
         delegate: any ConnectionDelegate
     ) async throws(SocketError) -> any Connection {
         let network = self.network
         let index = host.index
         let result: Result<SimConnection, SocketError> = await withUnsafeContinuation { continuation in
             let refused = network.withWorld(deferred: false) { w in
-                w.startConnect(from: index, to: address, options: options, timeoutNanoseconds: timeoutNanoseconds,
+                w.startConnect(from: index, to: address, options: options, timeoutNanoseconds: timeout?.clampedNanoseconds,
                                delegate: delegate, continuation: continuation)
             }
             if let refused { continuation.resume(returning: .failure(refused)) }

@@ -65,6 +65,8 @@ public struct SimEvent: Hashable, Sendable, CustomStringConvertible {
 
     /// Virtual nanoseconds since the network started.
     public let time: UInt64
+    /// ``time`` as a `Duration` since the network started.
+    public var uptime: Duration { .nanoseconds(Int64(clamping: time)) }
     /// The connection the event is about (numbered from 1 in creation order), or nil.
     public let connection: Int?
     /// What happened.

@@ -301,6 +301,8 @@ public final class SimNetwork: Sendable {
 
     /// Virtual nanoseconds since the network was created.
     public var now: UInt64 { runtime.now }
+    /// ``now`` as a `Duration` since the network was created.
+    public var uptime: Duration { runtime.uptime }
 
     // MARK: Observing
 

@@ -211,6 +211,8 @@ import Testing
         let syns = net.trace.filter { if case .syn = $0.kind { return true } else { return false } }
         // The SYN was sent at 0 and retransmitted at 1 s (the next would be at 3 s).
         #expect(syns.map(\.time) == [0, 1000 * ms])
+        #expect(syns.map(\.uptime) == [.zero, .seconds(1)])
+        #expect(net.uptime == .nanoseconds(Int64(net.now)) && net.uptime >= .milliseconds(2500))
     }
 
     @Test func connectWithoutLimitGivesUpAfterSynRetries() async throws {

@@ -25,6 +25,19 @@ import Testing
         #expect(rt.now == 100)
     }
 
+    @Test func typedScheduleAndUptimeReadTheSameClock() async throws {
+        let rt = SimRuntime()
+        let fired = Shared<[Duration]>([])
+        try await Process.run(runtime: rt) {
+            _ = rt.schedule(after: .microseconds(3)) { fired.update { $0.append(rt.uptime) } }
+            _ = rt.schedule(after: .nanoseconds(-5)) { fired.update { $0.append(rt.uptime) } }
+            await rt.sleep(for: .milliseconds(1))
+        }
+        #expect(fired.value == [.zero, .microseconds(3)])
+        #expect(rt.uptime == .milliseconds(1))
+        #expect(rt.now == 1_000_000)
+    }
+
     @Test func scheduleNeverRunsTheActionInline() async throws {
         let rt = SimRuntime()
         // From outside the simulation: the action runs on the simulator's thread, not the caller's.
