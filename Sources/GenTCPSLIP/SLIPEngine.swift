@@ -66,31 +66,31 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     let peer: IPv4Address
 
     // Everything below is guarded by `lock`.
-    private let lock = SLIPLock()
-    private(set) var stack: Stack
-    private var decoder: SLIPDecoder
-    private var frame: [UInt8]
-    private var wire: [UInt8]
-    private var wireStart = 0
-    private var wireEnd = 0
-    private var readBuffer = [UInt8](repeating: 0, count: 2048)
-    private var readArmed = false
-    private var writeArmed = false
-    private var timer: TimerID?
-    private var timerDeadline: Int64?
-    private var timerGeneration: UInt64 = 0
-    private var registrations: [ConnectionHandle: Registration] = [:]
-    private var listeners: [ListenerHandle: ListenerRegistration] = [:]
-    private var connects: [ConnectionHandle: PendingConnect] = [:]
-    private var pings: [UInt16: PendingPing] = [:]
-    private var pingSequence: UInt16 = 0
+    let lock = SLIPLock()
+    var stack: Stack
+    var decoder: SLIPDecoder
+    var frame: [UInt8]
+    var wire: [UInt8]
+    var wireStart = 0
+    var wireEnd = 0
+    var readBuffer = [UInt8](repeating: 0, count: 2048)
+    var readArmed = false
+    var writeArmed = false
+    var timer: TimerID?
+    var timerDeadline: Int64?
+    var timerGeneration: UInt64 = 0
+    var registrations: [ConnectionHandle: Registration] = [:]
+    var listeners: [ListenerHandle: ListenerRegistration] = [:]
+    var connects: [ConnectionHandle: PendingConnect] = [:]
+    var pings: [UInt16: PendingPing] = [:]
+    var pingSequence: UInt16 = 0
     let pingIdentifier: UInt16
-    private var capture: SLIPCapture?
+    var capture: SLIPCapture?
     /// Set when the link hung up or failed: every socket fails with it.
-    private(set) var linkFailure: SocketError.Reason?
+    var linkFailure: SocketError.Reason?
     /// What happened on the line when it failed, as one sentence (``SerialLinkIncidents``).
-    private var incident: String?
-    private var closed = false
+    var incident: String?
+    var closed = false
     /// ``shutdown()`` ran: the driver is stopped (its connections were aborted).
     var isShutDown: Bool { closed }
     private(set) var statistics = SLIPStatistics()
@@ -183,7 +183,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func readLink(now: MillisecondInstant) {
+    func readLink(now: MillisecondInstant) {
         while true {
             let result = readBuffer.withUnsafeMutableBytes { link.read(into: $0) }
             switch result {
@@ -209,7 +209,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func writeLink(now: MillisecondInstant) {
+    func writeLink(now: MillisecondInstant) {
         while true {
             if wireStart == wireEnd {
                 guard let n = frame.withUnsafeMutableBytes({ stack.transmit(into: $0, now: now) }) else { return }
@@ -243,7 +243,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     /// The line hung up or failed under us (not closed by ``shutdown()``): every socket fails
     /// with ``LinkIO/lossReason`` (`eio` for a hang-up, never `closed`, which would read as the
     /// peer's FIN), and the incident says what happened.
-    private func linkFailed(_ result: LinkIO) {
+    func linkFailed(_ result: LinkIO) {
         guard linkFailure == nil else { return }
         linkFailure = result.lossReason ?? .ioError
         // What happened, not how far a transfer got: the program counts its own bytes (gentcp
@@ -255,7 +255,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func drainEvents(_ fx: inout Effects) {
+    func drainEvents(_ fx: inout Effects) {
         while let event = stack.nextEvent() {
             switch event {
             case .acceptable(let listener):
@@ -277,13 +277,13 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     /// one directly orders the same entries differently from one engine to the next: the resets
     /// at close went out in a different order in a second run of the same seed, and so could
     /// wake-ups. Walked in key order, a simulated run replays exactly.
-    private func inOrder<Key, Value>(_ table: [Key: Value], _ rank: (Key) -> UInt32) -> [(key: Key, value: Value)] {
+    func inOrder<Key, Value>(_ table: [Key: Value], _ rank: (Key) -> UInt32) -> [(key: Key, value: Value)] {
         table.sorted { rank($0.key) < rank($1.key) }
     }
 
     /// Finds connects that finished, sockets that became readable or writable, listeners with
     /// a connection to accept.
-    private func checkWaiters(_ fx: inout Effects) {
+    func checkWaiters(_ fx: inout Effects) {
         if let failure = linkFailure, !pings.isEmpty {
             for (_, ping) in inOrder(pings, { UInt32($0) }) {
                 if let timer = ping.timer { runtime.cancel(timer) }
@@ -353,7 +353,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func rearmTimer(now instant: MillisecondInstant) {
+    func rearmTimer(now instant: MillisecondInstant) {
         let now = instant.milliseconds
         guard var deadline = stack.nextDeadline?.milliseconds else { return }
         if deadline <= now { deadline = now + 1 }
@@ -369,174 +369,12 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         }
     }
 
-    private func timerFired(_ generation: UInt64) {
+    func timerFired(_ generation: UInt64) {
         locked { fx in
             guard generation == timerGeneration else { return }
             timer = nil
             timerDeadline = nil
             pump(&fx)
-        }
-    }
-
-    // MARK: - Calls from connections, listeners and the driver (lock held)
-
-    func armRead(_ handle: ConnectionHandle, _ fx: inout Effects) {
-        registrations[handle]?.wantRead = true
-        checkWaiters(&fx)
-    }
-
-    func armWrite(_ handle: ConnectionHandle, _ fx: inout Effects) {
-        registrations[handle]?.wantWrite = true
-        checkWaiters(&fx)
-    }
-
-    func forget(_ handle: ConnectionHandle) {
-        registrations[handle] = nil
-    }
-
-    func register(_ handle: ConnectionHandle, delegate: any ConnectionDelegate) {
-        registrations[handle] = Registration(delegate: delegate)
-    }
-
-    func startConnect(
-        _ handle: ConnectionHandle, remote: SocketAddress, timeoutNanoseconds: UInt64?,
-        delegate: any ConnectionDelegate,
-        continuation: UnsafeContinuation<Result<SLIPConnection, SocketError>, Never>, _ fx: inout Effects
-    ) {
-        var timer: TimerID?
-        if let timeoutNanoseconds {
-            timer = runtime.schedule(afterNanoseconds: timeoutNanoseconds) { [weak self] in
-                self?.connectTimedOut(handle)
-            }
-        }
-        connects[handle] = PendingConnect(delegate: delegate, remote: remote, timer: timer, continuation: continuation)
-        pump(&fx)
-    }
-
-    private func connectTimedOut(_ handle: ConnectionHandle) {
-        locked { fx in
-            guard let pending = connects.removeValue(forKey: handle) else { return }
-            stack.abort(handle)
-            let continuation = pending.continuation
-            fx.resumes.append { continuation.resume(returning: .failure(.timeout)) }
-            pump(&fx)
-        }
-    }
-
-    func addListener(_ handle: ListenerHandle, delegate: any ListenerDelegate) {
-        listeners[handle] = ListenerRegistration(delegate: delegate)
-    }
-
-    func armAccept(_ handle: ListenerHandle, _ fx: inout Effects) {
-        listeners[handle]?.wantAccept = true
-        checkWaiters(&fx)
-    }
-
-    func noneToAccept(_ handle: ListenerHandle) {
-        listeners[handle]?.maybePending = false
-    }
-
-    func removeListener(_ handle: ListenerHandle) {
-        listeners[handle] = nil
-    }
-
-    func startPing(
-        to destination: IPv4Address, payload: Int, timeoutNanoseconds: UInt64?,
-        continuation: UnsafeContinuation<Result<UInt64, SocketError>, Never>, _ fx: inout Effects
-    ) {
-        if closed || linkFailure != nil {
-            let failure = linkFailure ?? .networkDown
-            fx.resumes.append { continuation.resume(returning: .failure(SocketError(failure))) }
-            return
-        }
-        pingSequence &+= 1
-        let sequence = pingSequence
-        let data = (0..<payload).map { UInt8(truncatingIfNeeded: $0) }
-        let queued = data.withUnsafeBytes {
-            stack.sendEchoRequest(to: destination, identifier: pingIdentifier, sequence: sequence, data: $0)
-        }
-        guard queued else {
-            let reason: SocketError.Reason = payload + 28 > configuration.mtu ? .messageTooLong : .noBufferSpace
-            fx.resumes.append { continuation.resume(returning: .failure(SocketError(reason))) }
-            return
-        }
-        // No timer for an infinite timeout: the ping waits for its answer or the line's end.
-        let timer = timeoutNanoseconds.map { ns in
-            runtime.schedule(afterNanoseconds: ns) { [weak self] in self?.pingTimedOut(sequence) }
-        }
-        pings[sequence] = PendingPing(start: runtime.now, timer: timer, continuation: continuation)
-        pump(&fx)
-    }
-
-    private func pingTimedOut(_ sequence: UInt16) {
-        locked { fx in
-            guard let ping = pings.removeValue(forKey: sequence) else { return }
-            let continuation = ping.continuation
-            fx.resumes.append { continuation.resume(returning: .failure(.timeout)) }
-        }
-    }
-
-    /// Stops the engine: closes the link and the capture, fails whatever waits (`enetdown`).
-    func shutdown() {
-        locked { fx in
-            guard !closed else { return }
-            // Last words: resets for open connections go out if the link takes them now.
-            for (handle, _) in inOrder(registrations, \.rank) { stack.abort(handle) }
-            if linkFailure == nil { writeLink(now: nowMilliseconds) }
-            closed = true
-            // `enetdown` from now on: the driver contract's one reason for a stopped driver (the
-            // network behind it is down; `closed` would read as the socket's own close).
-            linkFailure = linkFailure ?? .networkDown
-            if let timer { runtime.cancel(timer) }
-            timer = nil
-            for (_, pending) in inOrder(connects, \.rank) {
-                if let timer = pending.timer { runtime.cancel(timer) }
-                let continuation = pending.continuation
-                fx.resumes.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the slip driver was closed"))) }
-            }
-            connects = [:]
-            for (_, ping) in inOrder(pings, { UInt32($0) }) {
-                if let timer = ping.timer { runtime.cancel(timer) }
-                let continuation = ping.continuation
-                fx.resumes.append { continuation.resume(returning: .failure(SocketError(.networkDown, "the slip driver was closed"))) }
-            }
-            pings = [:]
-            for (_, r) in inOrder(registrations, \.rank) {
-                let delegate = r.delegate
-                if r.wantRead { fx.posts.append { delegate.connectionReadable() } }
-                if r.wantWrite { fx.posts.append { delegate.connectionWritable() } }
-            }
-            for (_, l) in inOrder(listeners, \.rank) where l.wantAccept {
-                let delegate = l.delegate
-                fx.posts.append { delegate.listenerAcceptable() }
-            }
-            capture?.close()
-            capture = nil
-            link.setDelegate(nil)
-            link.close()
-        }
-    }
-
-    /// Flushes the capture file's buffered records to disk.
-    func flushCapture() {
-        locked { _ in capture?.flush() }
-    }
-
-    /// The stack, for a caller that already holds the lock (inside ``locked(_:)``).
-    func withStackLocked<R, E: Error>(_ body: (inout Stack) throws(E) -> R) throws(E) -> R {
-        try body(&stack)
-    }
-
-    var snapshot: SLIPStatistics {
-        lock.lock()
-        defer { lock.unlock() }
-        do {
-            var s = statistics
-            s.stack = stack.counters
-            s.escapeErrors = Int(decoder.escapeErrors)
-            s.oversizedFrames = Int(decoder.overflows)
-            s.connectionsInUse = stack.connectionsInUse
-            return s
         }
     }
 }
@@ -566,7 +404,7 @@ public struct SLIPStatistics: Sendable, Equatable {
 
 /// A plain mutex (the engine's state lives in the engine's stored properties, guarded by it).
 final class SLIPLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     init() {
         mutex = .allocate(capacity: 1)
@@ -585,10 +423,10 @@ final class SLIPLock: @unchecked Sendable {
 
 extension ConnectionHandle {
     /// Slot, then generation: the order the slip engine walks its tables in.
-    fileprivate var rank: UInt32 { UInt32(index) << 16 | UInt32(generation) }
+    var rank: UInt32 { UInt32(index) << 16 | UInt32(generation) }
 }
 
 extension ListenerHandle {
     /// Slot, then generation: the order the slip engine walks its tables in.
-    fileprivate var rank: UInt32 { UInt32(index) << 16 | UInt32(generation) }
+    var rank: UInt32 { UInt32(index) << 16 | UInt32(generation) }
 }
