@@ -200,7 +200,7 @@ extension Conformance {
                     }
                 }
                 var results: [[SocketError?]] = []
-                for w in writers { results.append(try await w.value(within: 5000)) }
+                for w in writers { results.append(try await w.value(within: 30_000)) }
                 let firsts = results.map { $0[0] }
                 let seconds = results.map { $0[1] }
                 #expect(firsts.contains(.timeout), "\(results)")
@@ -249,7 +249,7 @@ extension Conformance {
                 }
                 try await c.send([UInt8](repeating: 0xEE, count: size))
                 c.close()
-                let runs = try await reader.value(within: 5000).runs
+                let runs = try await reader.value(within: 30_000).runs
                 // Sends 1..<k complete, send k's prefix (possibly empty), then the 0xEE send whole.
                 var expected = (1..<k).map { (value($0), size) }
                 if runs.count == k + 1 {

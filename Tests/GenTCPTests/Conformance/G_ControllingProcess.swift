@@ -105,7 +105,7 @@ extension Conformance {
                 try c.controllingProcess(newOwner.process)
                 #expect(Process.current.messageCount == 0, "every tcp message moved")
                 try await sender.value()
-                #expect(try await newOwner.value(within: 5000) == stream)
+                #expect(try await newOwner.value(within: 30_000) == stream)
                 #expect(await next(50) == .none)
                 p.close()
             }

@@ -282,7 +282,7 @@ struct TestContext: Sendable {
     }
 
     /// Waits for `process` to exit, at most `milliseconds`; nil when it is still running.
-    func waitForExit(_ process: Process, within milliseconds: Int = 2000) async -> ExitReason? {
+    func waitForExit(_ process: Process, within milliseconds: Int = 30_000) async -> ExitReason? {
         let once = OnceContinuation<ExitReason?>()
         return await withUnsafeContinuation { (c: UnsafeContinuation<ExitReason?, Never>) in
             once.install(c)
@@ -338,7 +338,7 @@ struct Spawned<T: Sendable>: Sendable {
     let context: TestContext
 
     /// The body's result, waiting at most `milliseconds` for the process to finish.
-    func value(within milliseconds: Int = 2000) async throws -> T {
+    func value(within milliseconds: Int = 30_000) async throws -> T {
         guard await context.waitForExit(process, within: milliseconds) != nil else {
             throw TestFailure("helper process \(process) still running after \(milliseconds) ms")
         }
