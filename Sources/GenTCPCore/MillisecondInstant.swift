@@ -37,3 +37,33 @@ public struct MillisecondInstant: Comparable, Hashable, Sendable, ExpressibleByI
         lhs.milliseconds < rhs.milliseconds
     }
 }
+
+/// A span of whole milliseconds: the embedded-safe cores' settings (RTOs, delays, timeouts),
+/// beside ``MillisecondInstant`` for the points on the clock. An integer literal is milliseconds
+/// (`ackDelay: 20`); arithmetic on instants saturates.
+public struct Milliseconds: Comparable, Hashable, Sendable, ExpressibleByIntegerLiteral {
+    /// The span in milliseconds.
+    public var value: Int64
+
+    /// A span of `value` milliseconds.
+    public init(_ value: Int64) { self.value = value }
+
+    /// A span of `value` milliseconds.
+    public init(integerLiteral value: Int64) { self.value = value }
+
+    /// A span of `seconds` whole seconds, saturating.
+    public static func seconds(_ seconds: Int64) -> Milliseconds {
+        let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+        return Milliseconds(overflow ? (seconds < 0 ? .min : .max) : ms)
+    }
+
+    /// Whether `lhs` is shorter than `rhs`.
+    public static func < (lhs: Milliseconds, rhs: Milliseconds) -> Bool { lhs.value < rhs.value }
+}
+
+extension MillisecondInstant {
+    /// The instant `span` later (earlier when negative), saturating.
+    public func advanced(by span: Milliseconds) -> MillisecondInstant {
+        advanced(byMilliseconds: span.value)
+    }
+}

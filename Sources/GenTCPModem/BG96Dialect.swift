@@ -1,3 +1,5 @@
+import GenTCPCore
+
 /// Quectel BG96 (and BG95/BG77/EC2x) TCP/IP (`AT+QI*`).
 ///
 /// Commands end with CR. Links (connect ids) 0–11 on PDP context ``contextID``; sockets are

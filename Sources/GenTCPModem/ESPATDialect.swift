@@ -1,3 +1,5 @@
+import GenTCPCore
+
 /// Espressif ESP-AT (ESP32 family, ESP8266 ESP-AT, tolerant of the NonOS AT 1.7 formats).
 ///
 /// Commands end with CR-LF. Multiplexed links 0–4 after ``ModemCommand/enableMultiplexing``

@@ -1,3 +1,5 @@
+import GenTCPCore
+
 /// Sizes and timings of a ``ModemEngine``, fixed at init. Every buffer is allocated once from
 /// these numbers; nothing grows with what the module sends.
 public struct ModemConfiguration: Sendable {
@@ -14,20 +16,20 @@ public struct ModemConfiguration: Sendable {
     public var maxResponseLines = 16
     /// The largest piece of payload handed out in one ``ModemEvent/received(link:bytes:)``.
     public var maxPieceLength = 1024
-    /// How long to wait before retrying after `busy p...`, in ms.
-    public var busyRetryDelay: UInt32 = 250
+    /// How long to wait before retrying after `busy p...`.
+    public var busyRetryDelay: Milliseconds = 250
     /// How many `busy p...` retries before the command fails with ``ModemFailure/busy``.
     public var maxBusyRetries = 8
-    /// How long a send waits for `>`, in ms (Zephyr uses 5 s).
-    public var promptTimeout: UInt32 = 5_000
-    /// Milliseconds added to every command's timeout, over the dialect's documented latency
-    /// and the line time (a board profile's `latency`, for a module slower than its documents).
-    public var extraLatency: UInt32 = 0
+    /// How long a send waits for `>` (Zephyr uses 5 s).
+    public var promptTimeout: Milliseconds = 5_000
+    /// Time added to every command's timeout, over the dialect's documented latency and the line
+    /// time (a board profile's `latency`, for a module slower than its documents).
+    public var extraLatency: Milliseconds = 0
     /// The UART rate, for send and read timeouts that grow with the length.
     public var baudRate = 115_200
-    /// After a reset is reported, boot banner lines (`Call Ready`, `APP RDY`) within this many
-    /// ms are part of that boot, not a new reset.
-    public var bootBannerWindow: UInt32 = 30_000
+    /// After a reset is reported, boot banner lines (`Call Ready`, `APP RDY`) within this long are
+    /// part of that boot, not a new reset.
+    public var bootBannerWindow: Milliseconds = 30_000
 
     /// The defaults shown at each property.
     public init() {}

@@ -1,3 +1,5 @@
+import GenTCPCore
+
 /// One AT dialect (ESP-AT, SIMCom SIM800, Quectel BG96...): mostly data, plus small hooks.
 ///
 /// The engine is generic over it (``ModemEngine``), so there is no existential and no dynamic
@@ -58,15 +60,15 @@ public struct ModemLimits: Sendable, Equatable {
     public var maxHostLength: Int
     /// The longest APN, user name, password, SSID accepted in commands.
     public var maxCredentialLength: Int
-    /// How long to wait for an asynchronous connect result after `OK`, in ms.
-    public var asyncConnectTimeout: UInt32
-    /// How long to wait for an asynchronous DNS result after `OK`, in ms.
-    public var asyncResolveTimeout: UInt32
+    /// How long to wait for an asynchronous connect result after `OK`.
+    public var asyncConnectTimeout: Milliseconds
+    /// How long to wait for an asynchronous DNS result after `OK`.
+    public var asyncResolveTimeout: Milliseconds
 
     /// Limits with every field as named (each dialect states its own).
     public init(maxLinks: Int, maxSendLength: Int, maxReadLength: Int, maxPayloadLength: Int,
                 maxHostLength: Int, maxCredentialLength: Int,
-                asyncConnectTimeout: UInt32, asyncResolveTimeout: UInt32) {
+                asyncConnectTimeout: Milliseconds, asyncResolveTimeout: Milliseconds) {
         self.maxLinks = maxLinks
         self.maxSendLength = maxSendLength
         self.maxReadLength = maxReadLength

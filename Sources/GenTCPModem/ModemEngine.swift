@@ -272,12 +272,12 @@ public struct ModemEngine<Dialect: ModemDialect> {
         output.stagePayload(UnsafeRawBufferPointer(rebasing: payload[0..<count]))
         // The prompt comes after the command crossed the line; the result after the payload did.
         let commandWire = ModemEngine.wireMilliseconds(writer.count + 16, baud: configuration.baudRate)
-        let promptTimeout = ModemEngine.sum(configuration.promptTimeout, configuration.extraLatency, commandWire)
+        let promptTimeout = ModemEngine.sum(configuration.promptTimeout.clampedUInt32, configuration.extraLatency.clampedUInt32, commandWire)
         let wire = ModemEngine.wireMilliseconds(count + 32, baud: configuration.baudRate)
         var flight = InFlight(command: command, phase: .awaitingPrompt,
                               deadline: now.advanced(by: promptTimeout),
                               timeout: promptTimeout)
-        flight.sendTimeout = timeout ?? ModemEngine.sum(10_000, configuration.extraLatency, wire)
+        flight.sendTimeout = timeout ?? ModemEngine.sum(10_000, configuration.extraLatency.clampedUInt32, wire)
         inFlight = flight
         lexer.expectsPrompt = true
         return count
@@ -309,7 +309,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
         default: answer = 256
         }
         let wire = ModemEngine.wireMilliseconds(writer.count + 2 + answer, baud: configuration.baudRate)
-        let total = UInt64(dialect.timeout(for: command)) + UInt64(configuration.extraLatency) + UInt64(wire)
+        let total = UInt64(dialect.timeout(for: command)) + UInt64(configuration.extraLatency.clampedUInt32) + UInt64(wire)
         return UInt32(min(total, UInt64(UInt32.max)))
     }
 
@@ -354,4 +354,9 @@ public struct ModemEngine<Dialect: ModemDialect> {
         events.push(event)
         if events.dropped != before { statistics.droppedEvents &+= 1 }
     }
+}
+
+extension Milliseconds {
+    /// The span as the engine's `UInt32` milliseconds: 0 when negative, saturating.
+    var clampedUInt32: UInt32 { UInt32(clamping: max(0, value)) }
 }

@@ -1,3 +1,5 @@
+import GenTCPCore
+
 /// SIMCom SIM800/SIM900 TCP/IP toolkit (`AT+CIP*`).
 ///
 /// Commands end with CR. Multiplexed links 0–5 after ``ModemCommand/enableMultiplexing``.

@@ -208,7 +208,7 @@ public final class SLIPDriver: Driver, Sendable {
         // times so that a slow line's queueing never looks like a loss (ELKS raised its floor for
         // SLIP for the same reason).
         let frameMilliseconds = Int64((configuration.mtu + 2) * 10 * 1000 / max(1, link.configuration.baudRate))
-        tcp.minimumRTO = max(tcp.minimumRTO, 4 * frameMilliseconds)
+        tcp.minimumRTO = max(tcp.minimumRTO, Milliseconds(4 * frameMilliseconds))
         tcp.maximumRTO = max(tcp.maximumRTO, tcp.minimumRTO)
         tcp.initialRTO = max(tcp.initialRTO, tcp.minimumRTO)
         tcp.receiveBufferSize = max(tcp.receiveBufferSize, options.buffer)

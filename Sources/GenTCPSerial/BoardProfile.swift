@@ -53,10 +53,10 @@ public struct BoardProfile: Hashable, Sendable {
     public var largestSend: Int
     /// The cellular access point name, for modems that need one.
     public var apn: String?
-    /// Milliseconds added to every modem command's timeout (`latency`, at boards only; default
+    /// Time added to every modem command's timeout (`latency`, at boards only; default
     /// 0): for a module slower than its documents. The timeouts themselves come from the
     /// dialect's documented latency and the line's baud rate.
-    public var latency: Int = 0
+    public var latency: Milliseconds = 0
     /// True for the simulated boards `gentcp simulate` can run.
     public var simulated: Bool
     /// The file the profile was read from.
@@ -278,7 +278,7 @@ private struct FieldReader {
             name: name, description: description, link: link, dialect: dialect,
             serial: SerialConfiguration(baudRate: baud, flowControl: flow), slip: slip, buffer: buffer,
             maxLinks: links, largestSend: largestSend, apn: apn, simulated: simulated, source: file)
-        profile.latency = latency
+        profile.latency = Milliseconds(Int64(latency))
         return profile
     }
 }

@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPWire
 
 /// The interface: static point-to-point addressing, limits, and the seed for every random choice.
@@ -59,7 +60,8 @@ public struct StackConfiguration: Sendable {
     }
 }
 
-/// Per-connection settings, fixed when the connection opens. Times are milliseconds.
+/// Per-connection settings, fixed when the connection opens. Times are ``Milliseconds`` (an
+/// integer literal is milliseconds).
 public struct ConnectionOptions: Sendable, Equatable {
     /// Send buffer: bytes accepted from the application and kept until acknowledged.
     public var sendBufferSize: Int
@@ -73,30 +75,30 @@ public struct ConnectionOptions: Sendable, Equatable {
     public var noDelay: Bool
     /// Longest an ACK for in-order data waits (RFC 9293 §3.8.6.3 allows up to 500 ms). 0 sends
     /// every ACK at once. A second full segment is always acknowledged at once.
-    public var ackDelay: Int64
+    public var ackDelay: Milliseconds
     /// The retransmission timeout before any round trip was measured (RFC 6298 §2.1).
-    public var initialRTO: Int64
+    public var initialRTO: Milliseconds
     /// The lowest RTO the estimator may give (RFC 6298 §2.4 suggests 1 s; a serial line wants
     /// less, see `SLIPConfiguration.defaultTCP`).
-    public var minimumRTO: Int64
+    public var minimumRTO: Milliseconds
     /// The highest RTO, back-off included (RFC 6298 §2.5).
-    public var maximumRTO: Int64
+    public var maximumRTO: Milliseconds
     /// Retransmissions of one segment before giving up with `etimedout`.
     public var maximumRetransmissions: Int
     /// Time without progress while retransmitting before giving up (RFC 9293 §3.8.3, R2).
-    public var userTimeout: Int64
+    public var userTimeout: Milliseconds
     /// SYN retransmissions before a connect fails with `etimedout`.
     public var synRetries: Int
     /// Time a connect may take.
-    public var connectTimeout: Int64
+    public var connectTimeout: Milliseconds
     /// TIME-WAIT duration (2·MSL; short on a point-to-point cable).
-    public var timeWait: Int64
+    public var timeWait: Milliseconds
     /// Send keepalive probes (gen_tcp `{keepalive, true}`; RFC 9293 §3.8.4).
     public var keepalive: Bool
     /// Idle time before the first keepalive probe.
-    public var keepaliveIdle: Int64
+    public var keepaliveIdle: Milliseconds
     /// Time between unanswered keepalive probes.
-    public var keepaliveInterval: Int64
+    public var keepaliveInterval: Milliseconds
     /// Unanswered probes before the connection fails with `etimedout`.
     public var keepaliveCount: Int
     /// Offer SACK (RFC 2018) in our SYN. When both ends offer it, out-of-order data is reported
@@ -106,10 +108,10 @@ public struct ConnectionOptions: Sendable, Equatable {
     /// Options with every field as named; see each property for its meaning (times in ms).
     public init(
         sendBufferSize: Int = 8192, receiveBufferSize: Int = 8192, outOfOrderRuns: Int = 4,
-        noDelay: Bool = false, ackDelay: Int64 = 20, initialRTO: Int64 = 1000, minimumRTO: Int64 = 200,
-        maximumRTO: Int64 = 60_000, maximumRetransmissions: Int = 12, userTimeout: Int64 = 120_000,
-        synRetries: Int = 6, connectTimeout: Int64 = 30_000, timeWait: Int64 = 4000, keepalive: Bool = false,
-        keepaliveIdle: Int64 = 60_000, keepaliveInterval: Int64 = 10_000, keepaliveCount: Int = 5,
+        noDelay: Bool = false, ackDelay: Milliseconds = 20, initialRTO: Milliseconds = 1000, minimumRTO: Milliseconds = 200,
+        maximumRTO: Milliseconds = 60_000, maximumRetransmissions: Int = 12, userTimeout: Milliseconds = 120_000,
+        synRetries: Int = 6, connectTimeout: Milliseconds = 30_000, timeWait: Milliseconds = 4000, keepalive: Bool = false,
+        keepaliveIdle: Milliseconds = 60_000, keepaliveInterval: Milliseconds = 10_000, keepaliveCount: Int = 5,
         selectiveAcknowledgments: Bool = true
     ) {
         self.sendBufferSize = sendBufferSize

@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPWire
 
 /// What an acknowledgment does: RTT samples (RFC 6298), the ACK field, congestion control (RFC
@@ -51,7 +52,7 @@ extension Connection {
             // sample (Karn's rule keeps retransmitted segments from giving one). On a serial line
             // the round trip does not drift while a loss is repaired; a backed-off timer would
             // only make the next lost retransmission cost more.
-            rto = hasRTTSample ? clampRTO(srtt8 / 8 + max(1, rttvar4)) : clampRTO(options.initialRTO)
+            rto = hasRTTSample ? clampRTO(srtt8 / 8 + max(1, rttvar4)) : clampRTO(options.initialRTO.value)
             congestionOnNewAck(acked: acked, ack: ack)
             // RFC 6298 §5.2/§5.3: stop the timer when all is acknowledged, else restart it.
             rtoDeadline = sndUna == sndMax ? nil : now + rto

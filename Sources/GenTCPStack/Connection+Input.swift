@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPWire
 
 extension Connection {
@@ -38,7 +39,7 @@ extension Connection {
             // (unless the RST bit is set)." A retransmitted FIN in TIME-WAIT restarts the timer.
             if !flags.contains(.rst) {
                 ackNow = true
-                if state == .timeWait, flags.contains(.fin) { timeWaitDeadline = now + options.timeWait }
+                if state == .timeWait, flags.contains(.fin) { timeWaitDeadline = now + options.timeWait.value }
             }
             return
         }
@@ -113,7 +114,7 @@ extension Connection {
         case .timeWait:
             if flags.contains(.fin) {
                 ackNow = true
-                timeWaitDeadline = now + options.timeWait
+                timeWaitDeadline = now + options.timeWait.value
             }
             return
         default:
@@ -265,10 +266,10 @@ extension Connection {
             // RFC 9293 §3.8.6.3 / RFC 5681 §4.2: ACK at least every second full segment, and at
             // once when a hole was filled (the sender is in recovery and waits for this).
             unackedSegments += 1
-            if hadHoles || unackedSegments >= 2 || options.ackDelay == 0 {
+            if hadHoles || unackedSegments >= 2 || options.ackDelay.value == 0 {
                 ackNow = true
             } else if ackDeadline == nil {
-                ackDeadline = now + options.ackDelay
+                ackDeadline = now + options.ackDelay.value
             }
         } else {
             // Out of order: hold it if the run table allows, and send a duplicate ACK at once

@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPWire
 
 extension Connection {
@@ -289,7 +290,7 @@ extension Connection {
         }
         if let deadline = persistDeadline, now >= deadline {
             probePending = true
-            persistInterval = min(max(persistInterval * 2, rto), options.maximumRTO)
+            persistInterval = min(max(persistInterval * 2, rto), options.maximumRTO.value)
             persistDeadline = now + persistInterval
         }
         if let deadline = keepaliveDue, now >= deadline {
@@ -300,7 +301,7 @@ extension Connection {
             keepaliveProbes += 1
             keepalivePending = true
             // The next probe is due `interval` after this one.
-            lastReceiveAt = now - options.keepaliveIdle
+            lastReceiveAt = now - options.keepaliveIdle.value
         }
         refreshTimers(now: now)
     }
@@ -311,7 +312,7 @@ extension Connection {
         if retransmitStart == nil { retransmitStart = now }
         let handshake = state == .synSent || state == .synReceived
         let limit = handshake ? options.synRetries : options.maximumRetransmissions
-        if retransmitCount > limit || now - (retransmitStart ?? now) >= options.userTimeout {
+        if retransmitCount > limit || now - (retransmitStart ?? now) >= options.userTimeout.value {
             let passive = state == .synReceived && listener >= 0
             fail(passive ? nil : .timedOut, sendReset: state.isSynchronized)
             return
@@ -361,7 +362,7 @@ extension Connection {
             rackDeadline = nil
         }
         timing = false
-        rto = min(rto * 2, options.maximumRTO)
+        rto = min(rto * 2, options.maximumRTO.value)
         rtoDeadline = now + rto
         timeoutRetransmissionsDelta += 1
     }
@@ -371,7 +372,7 @@ extension Connection {
         guard options.keepalive, state == .established || state == .closeWait, sndUna == sndMax,
               !keepalivePending
         else { return nil }
-        return lastReceiveAt + options.keepaliveIdle + (keepaliveProbes > 0 ? options.keepaliveInterval : 0)
+        return lastReceiveAt + options.keepaliveIdle.value + (keepaliveProbes > 0 ? options.keepaliveInterval.value : 0)
     }
 
     /// Arms or disarms the timers that depend on the state after input or output.
@@ -381,7 +382,7 @@ extension Connection {
         let waiting = offset >= 0 && offset < sendBuffer.count
         if sndWnd == 0, waiting, sndNxt == sndUna, state.isSynchronized {
             if persistDeadline == nil {
-                persistInterval = max(rto, options.minimumRTO)
+                persistInterval = max(rto, options.minimumRTO.value)
                 persistDeadline = now + persistInterval
             }
         } else if persistDeadline != nil, sndWnd > 0 || !waiting {
@@ -390,7 +391,7 @@ extension Connection {
         }
         // A FIN-WAIT-2 nobody will read from does not last forever (as Linux's tcp_fin_timeout).
         if state == .finWait2, applicationClosed, timeWaitDeadline == nil {
-            timeWaitDeadline = now + max(options.timeWait, options.userTimeout / 2)
+            timeWaitDeadline = now + max(options.timeWait.value, options.userTimeout.value / 2)
         }
     }
 

@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPWire
 
 /// Events a connection raised since the stack last looked.
@@ -178,7 +179,7 @@ struct Connection {
         self.receiveBuffer = ByteRing(capacity: options.receiveBufferSize)
         self.assembler = Assembler(capacity: options.outOfOrderRuns)
         self.scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(options))
-        self.rto = clampRTO(options.initialRTO)
+        self.rto = clampRTO(options.initialRTO.value)
         self.lastReceiveAt = now
         self.congestionFree = congestionFree
     }
@@ -190,7 +191,7 @@ struct Connection {
     }
 
     func clampRTO(_ value: Int64) -> Int64 {
-        min(max(value, options.minimumRTO), options.maximumRTO)
+        min(max(value, options.minimumRTO.value), options.maximumRTO.value)
     }
 
     // MARK: derived values
@@ -285,7 +286,7 @@ struct Connection {
         rackDeadline = nil
         persistDeadline = nil
         keepaliveDeadline = nil
-        timeWaitDeadline = now + options.timeWait
+        timeWaitDeadline = now + options.timeWait.value
         events.insert(.finished)
     }
 }

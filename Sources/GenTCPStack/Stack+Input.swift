@@ -1,3 +1,4 @@
+import GenTCPCore
 import GenTCPWire
 
 extension Stack {
@@ -115,7 +116,7 @@ extension Stack {
         connections[index].sndWl1 = header.sequenceNumber
         connections[index].sndWl2 = connections[index].iss
         // A half-open connection that never completes does not hold the slot forever.
-        connections[index].connectDeadline = now + options.connectTimeout
+        connections[index].connectDeadline = now + options.connectTimeout.value
     }
 
     /// The half-open connection (SYN-RECEIVED, made by a listener) whose SYN came first, of

@@ -43,7 +43,7 @@ extension Stack {
             iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now,
             congestionFree: configuration.dedicatedLink && remote == configuration.peerAddress)
         connections[index].owned = true
-        connections[index].connectDeadline = now + options.connectTimeout
+        connections[index].connectDeadline = now + options.connectTimeout.value
         return handle(index)
     }
 

@@ -191,7 +191,7 @@ public struct Stack {
 
     func validate(_ options: ConnectionOptions) throws(TCPError) {
         guard options.sendBufferSize > 0, options.receiveBufferSize > 0, options.outOfOrderRuns >= 0,
-              options.minimumRTO > 0, options.maximumRTO >= options.minimumRTO
+              options.minimumRTO.value > 0, options.maximumRTO.value >= options.minimumRTO.value
         else { throw .invalidArgument }
     }
 

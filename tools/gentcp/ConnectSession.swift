@@ -22,8 +22,8 @@ struct ConnectSession: Sendable {
         var apnPassword = ""
         /// ESP-AT: the Wi-Fi network to join first, nil to keep the module's.
         var wifi: (ssid: String, password: String)?
-        /// Milliseconds added to every command's timeout (the board profile's `latency`).
-        var latency = 0
+        /// Time added to every command's timeout (the board profile's `latency`).
+        var latency: Milliseconds = 0
 
         func openLink() throws(SerialLinkError) -> any SerialLink {
             try ConnectSession.openLink(path, serial)
@@ -133,7 +133,7 @@ struct ConnectSession: Sendable {
                     return Status.failed
                 }
                 var engine = ATConfiguration.defaultEngine
-                engine.extraLatency = UInt32(clamping: modem.latency)
+                engine.extraLatency = modem.latency
                 let driver = ATDriver(link: link, configuration: ATConfiguration(
                     dialect: modem.dialect, apn: modem.apn, apnUser: modem.apnUser, apnPassword: modem.apnPassword,
                     wifi: modem.wifi, engine: engine))
