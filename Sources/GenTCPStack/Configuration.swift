@@ -60,7 +60,7 @@ public struct StackConfiguration: Sendable {
     }
 }
 
-/// Per-connection settings, fixed when the connection opens. Times are ``Milliseconds`` (an
+/// Per-connection settings, fixed when the connection opens. Times are `Milliseconds` (an
 /// integer literal is milliseconds).
 public struct ConnectionOptions: Sendable, Equatable {
     /// Send buffer: bytes accepted from the application and kept until acknowledged.
