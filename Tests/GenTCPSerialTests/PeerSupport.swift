@@ -70,7 +70,7 @@ struct PeerServices: Sendable {
     /// Returns the time from connect to the digest.
     @discardableResult
     func upload(_ data: [UInt8]) async throws -> Duration {
-        let u = try await Socket.connect("board", port: 9, options: options, timeout: 5000, driver: driver)
+        let u = try await Socket.connect("board", port: 9, options: options, timeout: 60_000, driver: driver)
         defer { u.close() }
         let start = ContinuousClock.now
         try await sendAll(u, data)
@@ -101,7 +101,7 @@ struct PeerServices: Sendable {
     /// Reads the source (port 19) to its end and checks count and SHA-256 against `expected`.
     @discardableResult
     func download(_ expected: [UInt8]) async throws -> Duration {
-        let d = try await Socket.connect("board", port: 19, options: options, timeout: 5000, driver: driver)
+        let d = try await Socket.connect("board", port: 19, options: options, timeout: 60_000, driver: driver)
         defer { d.close() }
         let start = ContinuousClock.now
         let (count, digest) = try await readToEnd(d)
@@ -116,7 +116,7 @@ struct PeerServices: Sendable {
     /// board closed.
     @discardableResult
     func echo(_ data: [UInt8]) async throws -> Duration {
-        let e = try await Socket.connect("board", port: 7, options: options, timeout: 5000, driver: driver)
+        let e = try await Socket.connect("board", port: 7, options: options, timeout: 60_000, driver: driver)
         defer { e.close() }
         let start = ContinuousClock.now
         let sendFailure = Mutex<SocketError?>(nil)

@@ -13,7 +13,7 @@ private func readUntilEnd(_ s: Socket) async -> ([UInt8], SocketError?) {
     var all: [UInt8] = []
     while true {
         do throws(SocketError) {
-            all += try await s.recv(0, timeout: 10_000).bytes
+            all += try await s.recv(0, timeout: 60_000).bytes
         } catch {
             return (all, error.reason == .closed ? nil : error)
         }
@@ -179,15 +179,15 @@ struct SLIPLinkLossTests {
         let listener = try ListenSocket.listen(port: 19, options: [.binary, .active(.passive)], driver: board)
         defer { listener.close() }
         Process.spawn {
-            let s = try await listener.accept(timeout: 5000)
+            let s = try await listener.accept(timeout: 60_000)
             defer { s.close() }
             try await sendAll(s, data)
         }
         let s = try await Socket.connect("board", port: 19, options: [.binary, .active(.passive), .buffer(8192)],
-                                         timeout: 5000, driver: host)
+                                         timeout: 60_000, driver: host)
         defer { s.close() }
         var got: [UInt8] = []
-        while got.count < 40_000 { got += try await s.recv(0, timeout: 5000).bytes }
+        while got.count < 40_000 { got += try await s.recv(0, timeout: 60_000).bytes }
         pair.master.close()
         let (rest, end) = await readUntilEnd(s)
         got += rest
