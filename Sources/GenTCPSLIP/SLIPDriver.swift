@@ -12,7 +12,7 @@ import GenTCPWire
 /// let slip = try SLIPDriver(link: port, configuration: SLIPConfiguration(
 ///     local: IPAddress(192, 168, 190, 1), peer: IPAddress(192, 168, 190, 2)))
 /// let s = try await Socket.connect("board", port: 7, options: [.binary], driver: slip)
-/// let rtt = try await slip.ping()          // ICMP echo, nanoseconds
+/// let rtt = try await slip.ping()          // ICMP echo: a Duration
 /// slip.close()                             // closes the link too
 /// ```
 ///
