@@ -91,11 +91,7 @@ extension ATCore {
     func startConnect(_ address: SocketAddress, _ options: SocketOptions, _ timeoutNanoseconds: UInt64?,
                               _ delegate: any ConnectionDelegate,
                               _ continuation: UnsafeContinuation<Result<any Connection, SocketError>, Never>) {
-        if phase == .idle {
-            link.setDelegate(self)
-            link.armRead()
-            beginInit()
-        }
+        beginIfIdle()
         guard phase != .dead else {
             deferred.append { [stopped] in continuation.resume(returning: .failure(ATCore.deadError(stopped: stopped))) }
             return
@@ -172,11 +168,7 @@ extension ATCore {
     }
 
     func startResolve(_ host: String, _ continuation: UnsafeContinuation<Result<[IPAddress], SocketError>, Never>) {
-        if phase == .idle {
-            link.setDelegate(self)
-            link.armRead()
-            beginInit()
-        }
+        beginIfIdle()
         guard phase != .dead else {
             deferred.append { [stopped] in continuation.resume(returning: .failure(ATCore.deadError(stopped: stopped))) }
             return

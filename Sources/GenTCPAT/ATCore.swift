@@ -176,12 +176,19 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     // MARK: Start and stop
 
+    /// Takes the link and begins bring-up, when nothing has started yet (lock held): by
+    /// ``start()``, or by the first connect or lookup of a driver nobody started.
+    func beginIfIdle() {
+        guard phase == .idle else { return }
+        link.setDelegate(self)
+        link.armRead()
+        beginInit()
+    }
+
     func start() {
         locked { core in
             guard core.phase == .idle else { return }
-            core.link.setDelegate(core)
-            core.link.armRead()
-            core.beginInit()
+            core.beginIfIdle()
             core.pump()
         }
     }
