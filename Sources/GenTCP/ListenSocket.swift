@@ -199,10 +199,13 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Reads listener options; `inet:getopts/2`.
-    /// - Throws: `einval` on a closed listener.
+    /// - Throws: `einval` on a closed listener, or for a gen_udp-only name.
     public func getopts(_ names: [OptionName]) throws(SocketError) -> [Option] {
         try state.withLock { s throws(SocketError) in
             guard s.listener != nil else { throw SocketError(.invalidArgument, "socket is closed") }
+            if names.contains(where: \.isDatagramOnly) {
+                throw SocketError(.invalidArgument, "a gen_udp option on a gen_tcp socket")
+            }
             return names.map { s.options.value(of: $0) }
         }
     }

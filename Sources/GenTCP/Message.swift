@@ -9,6 +9,9 @@ import GenTCPCore
 /// | `{tcp_closed, S}` | `.tcpClosed(S)` |
 /// | `{tcp_error, S, Reason}` | `.tcpError(S, reason)` |
 /// | `{tcp_passive, S}` | `.tcpPassive(S)` |
+/// | `{udp, S, IP, Port, Packet}` | `.udp(S, datagram)` |
+/// | `{udp_passive, S}` | `.udpPassive(S)` |
+/// | `{udp_error, S, Reason}` | `.udpError(S, reason)` |
 /// | `Pid ! Term` | `.user(term)` |
 public enum Message: Sendable {
     /// Data received in an active mode, at most `buffer` bytes.
@@ -19,14 +22,29 @@ public enum Message: Sendable {
     case tcpError(Socket, SocketError.Reason)
     /// An `{active, N}` counter reached 0.
     case tcpPassive(Socket)
+    /// One datagram received in an active mode (at most `buffer` bytes of it), with its sender.
+    case udp(UDPSocket, Datagram)
+    /// An `{active, N}` counter of a gen_udp socket reached 0.
+    case udpPassive(UDPSocket)
+    /// A receive error in an active mode, in practice `econnrefused` on a connected socket. The
+    /// socket stays open and keeps its active state.
+    case udpError(UDPSocket, SocketError.Reason)
     /// A message sent with ``Process/send(_:)``.
     case user(any Sendable)
 
-    /// The socket this message is about, or nil for a user message.
+    /// The gen_tcp socket this message is about, or nil for a gen_udp or user message.
     public var socket: Socket? {
         switch self {
         case .tcp(let s, _), .tcpClosed(let s), .tcpError(let s, _), .tcpPassive(let s): return s
-        case .user: return nil
+        case .udp, .udpPassive, .udpError, .user: return nil
+        }
+    }
+
+    /// The gen_udp socket this message is about, or nil.
+    public var udpSocket: UDPSocket? {
+        switch self {
+        case .udp(let s, _), .udpPassive(let s), .udpError(let s, _): return s
+        case .tcp, .tcpClosed, .tcpError, .tcpPassive, .user: return nil
         }
     }
 }
@@ -40,6 +58,9 @@ extension Message: CustomStringConvertible {
         case .tcpClosed(let s): return "{tcp_closed, \(s)}"
         case .tcpError(let s, let r): return "{tcp_error, \(s), \(r.atom)}"
         case .tcpPassive(let s): return "{tcp_passive, \(s)}"
+        case .udp(let s, let d): return "{udp, \(s), \(d.address), \(d.port), \(d.payload.count) bytes}"
+        case .udpPassive(let s): return "{udp_passive, \(s)}"
+        case .udpError(let s, let r): return "{udp_error, \(s), \(r.atom)}"
         case .user(let v): return "\(v)"
         }
     }

@@ -158,11 +158,11 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
         where predicate: (@Sendable (Message) -> Bool)? = nil
     ) async throws(SocketError) -> Message? {
         let process = try liveCaller()
-        if timeout.nanoseconds != 0, let socket = process.soleActiveSocket() {
+        if timeout.nanoseconds != 0, let wait = process.soleActiveSocket() {
             // About to park on an empty mailbox while one active socket may bring the next
             // message: let its driver wait a moment on this thread (see Connection.waitBriefly).
-            if let m = process.mailbox.poll(where: predicate) { return m }
-            socket.waitBrieflyAndPump(upTo: timeout.duration)
+            if let m = process.mailbox.poll(where: predicate) { return taken(m) }
+            wait(timeout.duration)
         }
         let mailbox = process.mailbox
         let id = mailbox.reserveWaiterID()
@@ -170,21 +170,34 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
             await mailbox.receive(timeout: timeout, where: predicate, id: id, as: process)
         }
         switch outcome {
-        case .message(let m): return m
+        case .message(let m): return taken(m)
         case .timedOut: return nil
         case .interrupted: throw process.cancellation
         }
     }
 
-    /// The one socket this process controls that waits for data in an active mode, if exactly one.
-    private func soleActiveSocket() -> Socket? {
+    /// A message leaves the mailbox: a gen_udp socket that stopped reading because its owner was
+    /// behind may read again.
+    private static func taken(_ m: Message) -> Message {
+        if case .udp(let socket, _) = m { socket.messageTaken() }
+        return m
+    }
+
+    /// The brief wait of the one socket (gen_tcp or gen_udp) this process controls that waits
+    /// for data in an active mode, if exactly one.
+    private func soleActiveSocket() -> ((Duration?) -> Void)? {
         // Copy the list first: socket locks are never taken under the process lock (a socket
         // holding its lock calls `release`, which takes the process lock).
         let sockets = state.withLock { $0.sockets }
-        var found: Socket?
-        for case let socket as Socket in sockets where socket.isWaitingToDeliver {
-            if found != nil { return nil }
-            found = socket
+        var found: ((Duration?) -> Void)?
+        for socket in sockets {
+            if let tcp = socket as? Socket, tcp.isWaitingToDeliver {
+                if found != nil { return nil }
+                found = { tcp.waitBrieflyAndPump(upTo: $0) }
+            } else if let udp = socket as? UDPSocket, udp.isWaitingToDeliver {
+                if found != nil { return nil }
+                found = { udp.waitBrieflyAndPump(upTo: $0) }
+            }
         }
         return found
     }

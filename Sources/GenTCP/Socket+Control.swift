@@ -72,33 +72,19 @@ extension Socket {
     ///   passive, as OTP leaves it); `closed` on a closed socket.
     public func controllingProcess(_ process: Process) throws(SocketError) {
         let caller = Process.current
-        let result: Result<Process?, SocketError> = state.withLock { s in
-            guard !s.closed else { return .failure(.closed) }
-            if s.owner === process { return .success(nil) }
-            guard s.owner === caller else { return .failure(.notOwner) }
-            guard process.isAlive else {
-                s.options.active = .passive
-                return .failure(SocketError(.badArgument, "the new controlling process has exited"))
-            }
-            let old = s.owner
-            let moving = old.mailbox.take { m in
-                switch m {
-                case .tcp(let sock, _), .tcpClosed(let sock): return sock === self
-                default: return false
-                }
-            }
-            process.mailbox.deliver(contentsOf: moving)
-            s.owner = process
-            old.release(self)
-            return .success(process)
+        let transfer = try state.withLock { s throws(SocketError) -> Ownership.Transfer in
+            guard !s.closed else { throw SocketError.closed }
+            return try Ownership.handOver(
+                self, owner: &s.owner, to: process, caller: caller,
+                active: &s.options.active,
+                moves: { m in
+                    switch m {
+                    case .tcp(let sock, _), .tcpClosed(let sock): return sock === self
+                    default: return false
+                    }
+                })
         }
-        switch result {
-        case .failure(let e): throw e
-        case .success(nil): return
-        case .success(let newOwner?):
-            // The new owner died during the hand-over: its sockets close with it.
-            if !newOwner.adopt(self) { closeSocket(removingClosedFrom: nil) }
-        }
+        Ownership.finish(transfer, self) { closeSocket(removingClosedFrom: nil) }
     }
 
     /// The controlling process.
@@ -139,10 +125,13 @@ extension Socket {
     public func setopts(_ option: Option) throws(SocketError) { try setopts([option]) }
 
     /// Reads options in the order asked; Erlang's `inet:getopts/2`.
-    /// - Throws: `einval` on a closed socket.
+    /// - Throws: `einval` on a closed socket, or for a gen_udp-only name.
     public func getopts(_ names: [OptionName]) throws(SocketError) -> [Option] {
         try state.withLock { s throws(SocketError) in
             guard !s.closed else { throw SocketError(.invalidArgument, "socket is closed") }
+            if names.contains(where: \.isDatagramOnly) {
+                throw SocketError(.invalidArgument, "a gen_udp option on a gen_tcp socket")
+            }
             return names.map { s.options.value(of: $0) }
         }
     }

@@ -27,6 +27,17 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// True for a multicast group: `224.0.0.0/4` or `ff00::/8`.
+    public var isMulticast: Bool {
+        switch self {
+        case .v4(let v): return v >> 28 == 0xE
+        case let .v6(a, _, _, _, _, _, _, _): return a >> 8 == 0xFF
+        }
+    }
+
+    /// True for the wildcard address `0.0.0.0` or `::`.
+    public var isUnspecified: Bool { self == .anyV4 || self == .anyV6 }
+
     /// True for an IPv6 address.
     public var isIPv6: Bool {
         if case .v6 = self { return true }

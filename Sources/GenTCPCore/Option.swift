@@ -34,11 +34,39 @@ public enum Option: Hashable, Sendable {
     case localAddress(IPAddress)
     /// `{backlog, N}`: pending connections a listener queues. Default 5. Listen only.
     case backlog(Int)
+    /// `{recbuf, Bytes}`: the receive queue's size (SO_RCVBUF on posix; the in-process queue of
+    /// the sim, slip and at drivers). On a gen_udp socket whose `buffer` was never set, it also
+    /// raises `buffer` to `min(Bytes, 65536)` (OTP's rule). gen_udp only for now.
+    case recbuf(Int)
+    /// `{sndbuf, Bytes}`: SO_SNDBUF on posix; other drivers keep it as a hint. gen_udp only for now.
+    case sndbuf(Int)
+    /// `{broadcast, Bool}`: allow sending to a broadcast address (`eacces` otherwise). gen_udp only.
+    case broadcast(Bool)
+    /// `{ttl, 1..255}`: the unicast time to live (IPv6: hop limit). gen_udp only.
+    case ttl(Int)
+    /// `{multicast_ttl, 0..255}`: the time to live of multicast datagrams. Default 1. gen_udp only.
+    case multicastTTL(Int)
+    /// `{multicast_loop, Bool}`: deliver our own multicast datagrams to local members. Default true.
+    case multicastLoop(Bool)
+    /// `{multicast_if, Address}`: the local interface address multicast datagrams leave by.
+    case multicastInterface(IPAddress)
+    /// `{add_membership, {Group, Interface}}`: join a multicast group on the interface whose
+    /// address is given (`0.0.0.0`: the kernel's choice). Set-only; `getopts` refuses the name.
+    case addMembership(group: IPAddress, interface: IPAddress)
+    /// `{drop_membership, {Group, Interface}}`: leave a group. Set-only.
+    case dropMembership(group: IPAddress, interface: IPAddress)
+    /// `{read_packets, N}`: how many datagrams one wake-up delivers in an active mode before
+    /// other sockets get a turn. Default 5, as in OTP. gen_udp only.
+    case readPackets(Int)
 
     /// `binary`: shorthand for `.mode(.binary)`.
     public static let binary = Option.mode(.binary)
     /// `list`: shorthand for `.mode(.list)`.
     public static let list = Option.mode(.list)
+    /// `inet`: an IPv4 socket (gen_udp `open`), shorthand for `.ipVersion(.ipv4Only)`.
+    public static let inet = Option.ipVersion(.ipv4Only)
+    /// `inet6`: an IPv6 socket (gen_udp `open`), shorthand for `.ipVersion(.ipv6Only)`.
+    public static let inet6 = Option.ipVersion(.ipv6Only)
 
     /// The option's name, for `getopts`.
     public var name: OptionName {
@@ -58,6 +86,16 @@ public enum Option: Hashable, Sendable {
         case .localPort: return .localPort
         case .localAddress: return .localAddress
         case .backlog: return .backlog
+        case .recbuf: return .recbuf
+        case .sndbuf: return .sndbuf
+        case .broadcast: return .broadcast
+        case .ttl: return .ttl
+        case .multicastTTL: return .multicastTTL
+        case .multicastLoop: return .multicastLoop
+        case .multicastInterface: return .multicastInterface
+        case .addMembership: return .addMembership
+        case .dropMembership: return .dropMembership
+        case .readPackets: return .readPackets
         }
     }
 }
@@ -72,6 +110,26 @@ public enum OptionName: Hashable, Sendable, CaseIterable {
     /// ``Option/sendTimeout(_:)``, `.linger` reads ``Option/linger(_:)``, `.localAddress` reads
     /// ``Option/localAddress(_:)`` (`0.0.0.0` when none was set), and so on.
     case sendTimeout, sendTimeoutClose, linger, ipVersion, localPort, localAddress, backlog
+    /// The names of the gen_udp options of the same spelling: `.recbuf` reads
+    /// ``Option/recbuf(_:)``, `.broadcast` reads ``Option/broadcast(_:)``, and so on.
+    /// `addMembership` and `dropMembership` are set-only: `getopts` refuses them with `einval`.
+    case recbuf, sndbuf, broadcast, ttl, multicastTTL, multicastLoop, multicastInterface
+    /// Set-only names (see ``recbuf``), and `read_packets`.
+    case addMembership, dropMembership, readPackets
+}
+
+extension OptionName {
+    /// True for the names only a gen_udp socket knows (`recbuf`, `broadcast`, `ttl`, the
+    /// multicast options, `read_packets`): `getopts` on a TCP socket refuses them with `einval`.
+    public var isDatagramOnly: Bool {
+        switch self {
+        case .recbuf, .sndbuf, .broadcast, .ttl, .multicastTTL, .multicastLoop, .multicastInterface,
+             .addMembership, .dropMembership, .readPackets:
+            return true
+        default:
+            return false
+        }
+    }
 }
 
 /// The order in which to try address families for a host name, as mug offers it.

@@ -152,6 +152,9 @@ public struct SocketOptions: Hashable, Sendable {
             guard kind == .listen else { throw SocketError(.invalidArgument, "backlog is a listen option") }
             guard n >= 0, n <= 65535 else { throw SocketError(.invalidArgument, "backlog must be 0...65535") }
             backlog = n
+        case .recbuf, .sndbuf, .broadcast, .ttl, .multicastTTL, .multicastLoop, .multicastInterface,
+             .addMembership, .dropMembership, .readPackets:
+            throw SocketError(.invalidArgument, "a gen_udp option on a gen_tcp socket")
         }
         return false
     }
@@ -174,6 +177,10 @@ public struct SocketOptions: Hashable, Sendable {
         case .localPort: return .localPort(localPort)
         case .localAddress: return .localAddress(localAddress ?? .anyV4)
         case .backlog: return .backlog(backlog)
+        case .recbuf, .sndbuf, .broadcast, .ttl, .multicastTTL, .multicastLoop, .multicastInterface,
+             .addMembership, .dropMembership, .readPackets:
+            // Not TCP options here; `Socket.getopts` refuses these names before asking.
+            return .active(active)
         }
     }
 }

@@ -19,6 +19,14 @@ public struct Statistics: Hashable, Sendable {
     /// the driver holds and has not delivered yet (a modem's send buffer before `SEND OK`).
     public var sendPend: UInt64 = 0
 
+    /// gen_udp only (GenTCP's own counter): datagrams dropped whole because the socket's receive
+    /// queue was full (the driver's bounded queue; on posix, the kernel's count through
+    /// `SO_RXQ_OVFL`). OTP counts these nowhere.
+    public var recvDropped: UInt64 = 0
+    /// gen_udp only (GenTCP's own counter): datagrams delivered cut to `buffer` bytes, their tail
+    /// discarded as in OTP. OTP counts these nowhere.
+    public var recvTruncated: UInt64 = 0
+
     /// Every counter at zero.
     public init() {}
 

@@ -266,7 +266,7 @@ public final class ModemSimulator: Sendable {
                     readOpen = false
                     update { $0.linkEnded(link: link, generation: generation) }
                 }
-            case .tcpPassive:
+            case .tcpPassive, .udp, .udpPassive, .udpError:
                 break
             case .user(let value):
                 guard let command = value as? LinkCommand else { continue }

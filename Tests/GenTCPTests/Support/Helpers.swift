@@ -12,6 +12,9 @@ enum Msg: Equatable, Sendable, CustomStringConvertible {
     case tcpClosed(Socket)
     case tcpError(Socket, SocketError.Reason)
     case tcpPassive(Socket)
+    case udp(UDPSocket, Datagram)
+    case udpPassive(UDPSocket)
+    case udpError(UDPSocket, SocketError.Reason)
     case user(String)
     /// Nothing arrived in time.
     case none
@@ -25,6 +28,9 @@ enum Msg: Equatable, Sendable, CustomStringConvertible {
         case .tcpClosed(let s)?: self = .tcpClosed(s)
         case .tcpError(let s, let r)?: self = .tcpError(s, r)
         case .tcpPassive(let s)?: self = .tcpPassive(s)
+        case .udp(let s, let d)?: self = .udp(s, d)
+        case .udpPassive(let s)?: self = .udpPassive(s)
+        case .udpError(let s, let r)?: self = .udpError(s, r)
         case .user(let v)?: self = .user("\(v)")
         }
     }
@@ -35,6 +41,9 @@ enum Msg: Equatable, Sendable, CustomStringConvertible {
         case .tcpClosed(let s): return "{tcp_closed, \(s)}"
         case .tcpError(let s, let r): return "{tcp_error, \(s), \(r.atom)}"
         case .tcpPassive(let s): return "{tcp_passive, \(s)}"
+        case .udp(let s, let d): return "{udp, \(s), \(d.source), \(d.payload)}"
+        case .udpPassive(let s): return "{udp_passive, \(s)}"
+        case .udpError(let s, let r): return "{udp_error, \(s), \(r.atom)}"
         case .user(let v): return "user(\(v))"
         case .none: return "(no message)"
         case .receiveFailed(let r): return "(receive failed: \(r.atom))"
