@@ -47,6 +47,11 @@ public struct SLIPConfiguration: Sendable {
     /// damage and keeps its congestion window (`StackConfiguration.dedicatedLink` in GenTCPStack).
     /// Connections the board routes elsewhere keep standard congestion control. True by default.
     public var dedicatedLink = true
+    /// UDP sockets (`StackConfiguration.maximumDatagramSockets`). 8 by default.
+    public var maximumDatagramSockets = 8
+    /// UDP datagrams waiting for the line, one MTU each; a send that finds them all taken waits
+    /// (`StackConfiguration.datagramSendQueueCapacity`). 8 by default.
+    public var datagramSendQueueCapacity = 8
 
     /// A configuration for one line; ``SLIPDriver/init(link:configuration:runtime:)`` checks it.
     ///
@@ -104,6 +109,9 @@ extension TCPError {
         case .noFreeSlot: .tooManyOpenFiles
         case .invalidArgument: .invalidArgument
         case .notConnected: .notConnected
+        case .messageTooLong: .messageTooLong
+        case .wouldBlock: .wouldBlock
+        case .permissionDenied: .permissionDenied
         }
     }
 }

@@ -28,6 +28,19 @@ extension SLIPEngine {
         registrations[handle] = Registration(delegate: delegate)
     }
 
+    func registerDatagram(_ handle: DatagramHandle, delegate: any DatagramDelegate) {
+        datagramRegistrations[handle] = DatagramRegistration(delegate: delegate)
+    }
+
+    func forgetDatagram(_ handle: DatagramHandle) {
+        datagramRegistrations[handle] = nil
+    }
+
+    func armDatagram(_ handle: DatagramHandle, read: Bool, _ fx: inout Effects) {
+        if read { datagramRegistrations[handle]?.wantRead = true } else { datagramRegistrations[handle]?.wantWrite = true }
+        checkWaiters(&fx)
+    }
+
     func startConnect(
         _ handle: ConnectionHandle, remote: SocketAddress, timeoutNanoseconds: UInt64?,
         delegate: any ConnectionDelegate,
@@ -135,6 +148,11 @@ extension SLIPEngine {
                 let delegate = r.delegate
                 if r.wantRead { fx.posts.append { delegate.connectionReadable() } }
                 if r.wantWrite { fx.posts.append { delegate.connectionWritable() } }
+            }
+            for (_, r) in inOrder(datagramRegistrations, \.rank) {
+                let delegate = r.delegate
+                if r.wantRead { fx.posts.append { delegate.datagramReadable() } }
+                if r.wantWrite { fx.posts.append { delegate.datagramWritable() } }
             }
             for (_, l) in inOrder(listeners, \.rank) where l.wantAccept {
                 let delegate = l.delegate

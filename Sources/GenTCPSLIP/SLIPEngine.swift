@@ -39,6 +39,12 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
         var wantWrite = false
     }
 
+    struct DatagramRegistration {
+        var delegate: any DatagramDelegate
+        var wantRead = false
+        var wantWrite = false
+    }
+
     struct ListenerRegistration {
         var delegate: any ListenerDelegate
         var wantAccept = false
@@ -81,6 +87,7 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
     var timerGeneration: UInt64 = 0
     var registrations: [ConnectionHandle: Registration] = [:]
     var listeners: [ListenerHandle: ListenerRegistration] = [:]
+    var datagramRegistrations: [DatagramHandle: DatagramRegistration] = [:]
     var connects: [ConnectionHandle: PendingConnect] = [:]
     var pings: [UInt16: PendingPing] = [:]
     var pingSequence: UInt16 = 0
@@ -112,7 +119,9 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
             maximumConnections: configuration.maximumConnections, maximumListeners: configuration.maximumListeners,
             controlQueueCapacity: 8, eventQueueCapacity: 256, seed: configuration.seed,
             dedicatedLink: configuration.dedicatedLink,
-            maximumHalfOpenConnections: configuration.maximumHalfOpenConnections))
+            maximumHalfOpenConnections: configuration.maximumHalfOpenConnections,
+            maximumDatagramSockets: configuration.maximumDatagramSockets,
+            datagramSendQueueCapacity: configuration.datagramSendQueueCapacity))
         decoder = SLIPDecoder(maximumFrameSize: configuration.mtu)
         frame = [UInt8](repeating: 0, count: configuration.mtu)
         wire = [UInt8](repeating: 0, count: 2 * configuration.mtu + 2)
@@ -330,6 +339,20 @@ final class SLIPEngine: SerialLinkDelegate, @unchecked Sendable {
                 fx.posts.append { delegate.connectionWritable() }
             }
             registrations[handle] = r
+        }
+        for (handle, registration) in inOrder(datagramRegistrations, \.rank) where registration.wantRead || registration.wantWrite {
+            var r = registration
+            if r.wantRead, linkFailure != nil || stack.isDatagramReadable(handle) {
+                r.wantRead = false
+                let delegate = r.delegate
+                fx.posts.append { delegate.datagramReadable() }
+            }
+            if r.wantWrite, linkFailure != nil || stack.datagramSendRoom > 0 {
+                r.wantWrite = false
+                let delegate = r.delegate
+                fx.posts.append { delegate.datagramWritable() }
+            }
+            datagramRegistrations[handle] = r
         }
         for (handle, registration) in inOrder(listeners, \.rank) where registration.wantAccept {
             if registration.maybePending || linkFailure != nil {

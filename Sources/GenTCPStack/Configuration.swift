@@ -38,14 +38,23 @@ public struct StackConfiguration: Sendable {
     /// for a timeout. The receiver's window still bounds what is in flight. Connections to any
     /// other address (the peer routes for them) keep standard congestion control. Off by default.
     public var dedicatedLink: Bool
+    /// UDP socket slots. Each socket's receive queue is allocated when it opens, at the size
+    /// its opener asks for.
+    public var maximumDatagramSockets: Int
+    /// UDP datagrams waiting to go out, one MTU per slot: a send that finds them all taken is
+    /// ``TCPError/wouldBlock`` until one leaves (``StackEvent/datagramSendRoom``).
+    public var datagramSendQueueCapacity: Int
 
     /// A configuration with the given addresses and seed; the other settings have the defaults
     /// shown and are described at the property of the same name.
     public init(
         localAddress: IPv4Address, peerAddress: IPv4Address, mtu: Int = 1006, maximumConnections: Int = 8,
         maximumListeners: Int = 4, controlQueueCapacity: Int = 4, eventQueueCapacity: Int = 64,
-        seed: UInt64, timeToLive: UInt8 = 64, dedicatedLink: Bool = false, maximumHalfOpenConnections: Int? = nil
+        seed: UInt64, timeToLive: UInt8 = 64, dedicatedLink: Bool = false, maximumHalfOpenConnections: Int? = nil,
+        maximumDatagramSockets: Int = 4, datagramSendQueueCapacity: Int = 4
     ) {
+        self.maximumDatagramSockets = maximumDatagramSockets
+        self.datagramSendQueueCapacity = datagramSendQueueCapacity
         self.dedicatedLink = dedicatedLink
         self.maximumHalfOpenConnections = maximumHalfOpenConnections ?? max(1, maximumConnections / 4)
         self.localAddress = localAddress
@@ -176,6 +185,18 @@ public struct StackCounters: Sendable, Equatable {
     public var fastRetransmissions = 0
     /// Out-of-order segments dropped because the run table was full.
     public var outOfOrderDropped = 0
+    /// UDP datagrams queued for sending.
+    public var datagramsSent = 0
+    /// UDP datagrams received with a valid checksum (for a socket or not).
+    public var datagramsReceived = 0
+    /// UDP datagrams dropped because every socket on their port is connected to someone else.
+    public var datagramsFiltered = 0
+    /// UDP datagrams for a port nobody has (answered with ICMP port unreachable unless broadcast).
+    public var datagramsUnreachable = 0
+    /// ICMP port unreachable messages sent.
+    public var portUnreachableSent = 0
+    /// ICMP port unreachable messages received about our UDP datagrams.
+    public var portUnreachableReceived = 0
 
     /// Every counter at zero.
     public init() {}

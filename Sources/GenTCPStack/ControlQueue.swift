@@ -15,6 +15,9 @@ struct ControlQueue {
 
     var isFull: Bool { count == lengths.count }
 
+    /// Slots free for ``push(_:)``.
+    var freeSlots: Int { lengths.count - count }
+
     /// Lets `build` write one packet of at most `slotSize` bytes into a free slot; `build`
     /// returns the length (0 to give the slot back). False when the queue is full.
     mutating func push(_ build: (UnsafeMutableRawBufferPointer) -> Int) -> Bool {

@@ -75,6 +75,10 @@ public enum StackEvent: Hashable, Sendable {
     /// Both directions finished (TIME-WAIT or CLOSED reached) while the application still holds
     /// the handle.
     case finished(ConnectionHandle)
+    /// A UDP socket has a datagram (or an ICMP error) to receive.
+    case datagramReadable(DatagramHandle)
+    /// A slot of the UDP send queue freed after a send found it full.
+    case datagramSendRoom
     /// An ICMP echo reply arrived (RFC 792).
     case echoReply(source: IPv4Address, identifier: UInt16, sequence: UInt16, dataLength: Int)
 }

@@ -154,6 +154,10 @@ extension Stack {
             counters.badChecksum += 1
             return
         }
+        if message.type == .destinationUnreachable {
+            receiveUnreachable(message)
+            return
+        }
         guard message.code == 0 else { return }
         let source = packet.source
         if message.type == .echoRequest {

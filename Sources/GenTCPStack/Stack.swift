@@ -38,6 +38,13 @@ public struct Stack {
     var ipIdentification: UInt16
     var cursor = 0
     var acceptCounter: UInt32 = 0
+    var datagrams: [DatagramSocket]
+    /// UDP datagrams ready to go out, one MTU per slot.
+    var datagramOutput: ControlQueue
+    /// A send found ``datagramOutput`` full: post ``StackEvent/datagramSendRoom`` when a slot frees.
+    var datagramSendBlocked = false
+    /// Alternates the first turn between UDP datagrams and TCP segments, so neither starves.
+    var datagramTurn = false
 
     /// A stack with every slot and queue allocated.
     public init(configuration: StackConfiguration) {
@@ -46,6 +53,8 @@ public struct Stack {
         listeners = [Listener](repeating: Listener(), count: max(configuration.maximumListeners, 0))
         control = ControlQueue(slots: max(configuration.controlQueueCapacity, 1), slotSize: configuration.mtu)
         events = EventQueue(capacity: configuration.eventQueueCapacity)
+        datagrams = [DatagramSocket](repeating: DatagramSocket(), count: max(configuration.maximumDatagramSockets, 0))
+        datagramOutput = ControlQueue(slots: max(configuration.datagramSendQueueCapacity, 1), slotSize: configuration.mtu)
         random = StackRandom(seed: configuration.seed)
         ipIdentification = UInt16(truncatingIfNeeded: random.next())
     }
@@ -77,7 +86,9 @@ public struct Stack {
             counters.badChecksum += 1
             return
         }
-        if packet.destination != local {
+        // The limited broadcast address reaches our UDP sockets too (a board announcing itself).
+        let broadcast = packet.destination == IPv4Address(rawValue: 0xFFFF_FFFF) && packet.protocol == .udp
+        if packet.destination != local && !broadcast {
             counters.notForUs += 1
             return
         }
@@ -88,6 +99,7 @@ public struct Stack {
         }
         switch packet.protocol {
         case .tcp: receiveTCP(packet, now: now)
+        case .udp: receiveUDP(packet, broadcast: broadcast)
         case .icmp: receiveICMP(packet)
         default: counters.unknownProtocol += 1
         }
@@ -123,6 +135,29 @@ public struct Stack {
                 return length
             }
         }
+        datagramTurn.toggle()
+        if datagramTurn, let length = transmitDatagram(into: buffer) { return length }
+        if let length = transmitSegment(into: buffer, now: now) { return length }
+        return datagramTurn ? nil : transmitDatagram(into: buffer)
+    }
+
+    /// The next queued UDP datagram, if any.
+    mutating func transmitDatagram(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
+        while let length = datagramOutput.pop(into: buffer) {
+            if datagramSendBlocked {
+                datagramSendBlocked = false
+                post(.datagramSendRoom)
+            }
+            if length > 0 {
+                counters.packetsSent += 1
+                return length
+            }
+        }
+        return nil
+    }
+
+    /// The next TCP segment of any connection, taking them in turn.
+    mutating func transmitSegment(into buffer: UnsafeMutableRawBufferPointer, now: Int64) -> Int? {
         let limit = min(buffer.count, configuration.mtu)
         guard limit >= IPv4Header.length + TCPPacket.minimumHeaderLength else { return nil }
         let tcpArea = UnsafeMutableRawBufferPointer(rebasing: buffer[IPv4Header.length..<limit])

@@ -19,6 +19,12 @@ public enum TCPError: Error, Hashable, Sendable {
     case invalidArgument
     /// The operation needs a connected socket: `enotconn`.
     case notConnected
+    /// A UDP datagram larger than the interface carries (MTU − 28): `emsgsize`.
+    case messageTooLong
+    /// The UDP send queue is full; ``StackEvent/datagramSendRoom`` follows: `eagain`.
+    case wouldBlock
+    /// A broadcast destination on a socket without broadcast: `eacces`.
+    case permissionDenied
 
     /// The Erlang `inet` atom for this reason.
     public var erlangName: StaticString {
@@ -31,6 +37,9 @@ public enum TCPError: Error, Hashable, Sendable {
         case .noFreeSlot: "emfile"
         case .invalidArgument: "einval"
         case .notConnected: "enotconn"
+        case .messageTooLong: "emsgsize"
+        case .wouldBlock: "eagain"
+        case .permissionDenied: "eacces"
         }
     }
 }

@@ -129,3 +129,73 @@ public struct ICMPv4Echo: Equatable, Sendable {
         return try emit(into: buffer, dataLength: data.count)
     }
 }
+
+/// An ICMP destination unreachable message (RFC 792, type 3): a code, and the start of the
+/// datagram it is about (its IP header and at least 8 bytes of its payload, RFC 1812 §4.3.2.3
+/// allowing more), which names the sender's socket.
+public struct ICMPv4Unreachable: Equatable, Sendable {
+    /// Code 3: the destination's transport has no socket on that port (UDP's "port unreachable").
+    public static let portUnreachable: UInt8 = 3
+
+    /// Why the destination was unreachable (3: port unreachable).
+    public var code: UInt8
+    /// The quoted datagram's source (our address, when it is about a datagram we sent).
+    public var source: IPv4Address
+    /// The quoted datagram's destination.
+    public var destination: IPv4Address
+    /// The quoted datagram's protocol.
+    public var quotedProtocol: IPProtocol
+    /// The quoted transport header's first two fields: source and destination port (UDP, TCP).
+    public var sourcePort: UInt16
+    /// See ``sourcePort``.
+    public var destinationPort: UInt16
+
+    /// Reads a destination unreachable message and the datagram it quotes.
+    ///
+    /// - Throws: ``WireError/unsupported`` if the message is not type 3;
+    ///   ``WireError/badChecksum`` when `verifyingChecksum` and the checksum does not verify;
+    ///   ``WireError/truncated`` or ``WireError/badVersion`` or ``WireError/badHeaderLength`` when
+    ///   the quoted IP header and the 4 bytes of ports after it are not all there.
+    public init(parsing packet: ICMPv4Packet, verifyingChecksum: Bool = true) throws(WireError) {
+        guard packet.type == .destinationUnreachable else { throw .unsupported }
+        if verifyingChecksum, !packet.isChecksumValid { throw .badChecksum }
+        let quoted = packet.payload
+        guard quoted.count >= IPv4Header.length else { throw .truncated }
+        guard quoted[0] >> 4 == 4 else { throw .badVersion }
+        let headerLength = Int(quoted[0] & 0x0F) * 4
+        guard headerLength >= IPv4Header.length else { throw .badHeaderLength }
+        // The ports: the quoted payload may be cut anywhere after them.
+        guard quoted.count >= headerLength + 4 else { throw .truncated }
+        code = packet.code
+        quotedProtocol = IPProtocol(rawValue: quoted[9])
+        source = IPv4Address(rawValue: quoted.uint32(at: 12))
+        destination = IPv4Address(rawValue: quoted.uint32(at: 16))
+        sourcePort = quoted.uint16(at: headerLength)
+        destinationPort = quoted.uint16(at: headerLength + 2)
+    }
+
+    /// Writes a destination unreachable message with `code` quoting `datagram` (give its IP
+    /// header and the first 8 bytes of its payload; longer input is cut to that) into `buffer`.
+    ///
+    /// - Returns: the message length.
+    /// - Throws: ``WireError/truncated`` when `datagram` is shorter than an IPv4 header;
+    ///   ``WireError/bufferTooSmall`` when `buffer` cannot hold the message.
+    public static func emit(
+        into buffer: UnsafeMutableRawBufferPointer, code: UInt8, quoting datagram: UnsafeRawBufferPointer
+    ) throws(WireError) -> Int {
+        guard datagram.count >= IPv4Header.length else { throw .truncated }
+        let headerLength = max(IPv4Header.length, Int(datagram[0] & 0x0F) * 4)
+        let quotedLength = min(datagram.count, headerLength + 8)
+        let length = ICMPv4Packet.headerLength + quotedLength
+        guard buffer.count >= length else { throw .bufferTooSmall }
+        buffer.store(ICMPv4Type.destinationUnreachable.rawValue, at: 0)
+        buffer.store(code, at: 1)
+        buffer.store(UInt16(0), at: 2)
+        buffer.store(UInt32(0), at: 4)
+        buffer.slice(ICMPv4Packet.headerLength..<length).copyMemory(from: datagram.slice(0..<quotedLength))
+        var sum = InternetChecksum()
+        sum.add(UnsafeRawBufferPointer(buffer.slice(0..<length)))
+        buffer.store(sum.checksum, at: 2)
+        return length
+    }
+}

@@ -85,7 +85,7 @@ struct InterfaceTests {
         case .tcpChecksum: bytes[30] ^= 0x10
         case .notForUs: bytes[19] = 99; fixIPChecksum()
         case .fragment: bytes[6] = 0x20; fixIPChecksum()
-        case .unknownProtocol: bytes[9] = 17; fixIPChecksum()
+        case .unknownProtocol: bytes[9] = 47; fixIPChecksum()  // GRE: UDP (17) is known now
         case .tooBig:
             bytes = datagram(peer(.ack, seq: 1, data: [UInt8](repeating: 0, count: 600)))
         }

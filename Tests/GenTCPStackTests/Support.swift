@@ -69,9 +69,10 @@ struct Harness {
     var stack: Stack
     var now: Int64 = 0
 
-    init(mtu: Int = 1006, seed: UInt64 = 1, maximumConnections: Int = 4, dedicatedLink: Bool = false) {
+    init(mtu: Int = 1006, seed: UInt64 = 1, maximumConnections: Int = 4, dedicatedLink: Bool = false,
+         local: IPv4Address = hostAddress, peer: IPv4Address = boardAddress) {
         stack = Stack(configuration: StackConfiguration(
-            localAddress: hostAddress, peerAddress: boardAddress, mtu: mtu, maximumConnections: maximumConnections,
+            localAddress: local, peerAddress: peer, mtu: mtu, maximumConnections: maximumConnections,
             seed: seed, dedicatedLink: dedicatedLink))
     }
 
