@@ -14,7 +14,8 @@ extension SimDriver: DatagramDriver {
     /// rate for the payload bytes, shared with TCP on that line), perturbed by
     /// ``SimDatagramFaults``. A datagram to a port nobody has bound sends an ICMP port
     /// unreachable back: a socket connected to that destination reports `econnrefused` once (on
-    /// its next receive or send) after one round trip; an unconnected socket never sees it. A
+    /// its next receive or send; a send that reports it does not send its datagram) after one
+    /// round trip; an unconnected socket never sees it. A
     /// datagram to an address no host has vanishes. Sending to 255.255.255.255 or the host's /24
     /// broadcast address needs `broadcast` (`eacces` otherwise) and reaches every socket bound to
     /// that port on the wildcard of every host of the subnet, the sender's included. A datagram
