@@ -7,7 +7,7 @@ extension SimDriver: DatagramDriver {
     /// Port 0 takes the next free port of the host's ephemeral range (49152...65535, UDP ports
     /// being apart from TCP's). The address may be the wildcard, a loopback address, one of the
     /// host's addresses or the /24 broadcast address of one of them. The receive queue is a
-    /// ``DatagramQueue`` of `options.queueLimit`; datagrams that do not fit are dropped whole and
+    /// `DatagramQueue` of `options.queueLimit`; datagrams that do not fit are dropped whole and
     /// counted (`recvDropped`).
     ///
     /// Datagrams travel whole over the ``SimLink`` between the two hosts (its latency, and its
