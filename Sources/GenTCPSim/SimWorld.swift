@@ -250,6 +250,7 @@ final class SimWorld {
         self.rng = SplitMix64(seed: seed)
         self.udpRNG = SplitMix64(seed: seed ^ 0x5544_5053_494D_0001)
         faults[.network] = configuration.faults
+        datagramFaults[.network] = configuration.datagramFaults
     }
 
     var now: UInt64 { runtime.now }

@@ -357,6 +357,31 @@ struct SimUDPTests {
         }
     }
 
+    @Test("IPv6 sockets carry datagrams; the most specific fault scope wins")
+    func ipv6AndScopes() async throws {
+        let (net, server, client) = try makeNetwork { $0.datagramFaults = SimDatagramFaults(lossProbability: 1) }
+        net.setDatagramFaults(.none, for: .port(server, 8))
+        let v6 = passive + [.ipVersion(.ipv6Only)]
+        try await net.run {
+            let lossy = try await UDPSocket.open(port: 7, options: v6, driver: .sim(net, host: server))
+            let clean = try await UDPSocket.open(port: 8, options: v6, driver: .sim(net, host: server))
+            let c = try await UDPSocket.open(options: v6, driver: .sim(net, host: client))
+            #expect(try c.sockname() == SocketAddress(.anyV6, port: 49152))
+            try await c.send("seven", to: "server", port: 7)
+            try await c.send("eight", to: "server", port: 8)
+            let d = try await clean.recv(timeout: 100)
+            #expect(d.payload.bytes == Array("eight".utf8))
+            #expect(d.source == SocketAddress(client.ipv6!, port: 49152))
+            await #expect(throws: SocketError(.timeout)) { _ = try await lossy.recv(timeout: 10) }
+            // An IPv4 destination on an IPv6 socket is refused by the port layer.
+            await #expect(throws: SocketError(.addressFamilyNotSupported)) {
+                try await c.send("x", to: .address(server.ipv4!), port: 8)
+            }
+            for s in [lossy, clean, c] { s.close() }
+        }
+        #expect(net.statistics.datagramsLost == 1)
+    }
+
     @Test("a seeded datagram run replays byte for byte beside CPU-heavy work in the same process")
     func busyMachine() async throws {
         let alone = try await udpFaultScenario(seed: 2026)
