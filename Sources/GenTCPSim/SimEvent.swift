@@ -61,6 +61,8 @@ public struct SimEvent: Hashable, Sendable, CustomStringConvertible {
         case reset(Direction)
         /// A fault was injected.
         case fault(Fault)
+        /// Something happened to a datagram or a UDP socket (no connection number).
+        case udp(UDP)
     }
 
     /// Virtual nanoseconds since the network started.
@@ -99,6 +101,7 @@ public struct SimEvent: Hashable, Sendable, CustomStringConvertible {
         case .fin(let d): what = "fin \(d)"
         case .reset(let d): what = "rst \(d)"
         case .fault(let f): what = "fault: \(f)"
+        case .udp(let u): what = "udp \(u)"
         }
         return "\(ms)\(conn) \(what)"
     }

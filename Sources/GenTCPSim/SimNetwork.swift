@@ -2,8 +2,8 @@ import GenTCP
 import GenTCPCore
 import Synchronization
 
-/// A simulated network: hosts, listeners and TCP connections in memory, timed by a virtual clock
-/// and perturbed by seeded faults.
+/// A simulated network: hosts, listeners, TCP connections and UDP sockets in memory, timed by a
+/// virtual clock and perturbed by seeded faults.
 ///
 /// ```swift
 /// let net = SimNetwork(seed: 42)
@@ -52,6 +52,9 @@ public final class SimNetwork: Sendable {
         public var segmentSize = 1460
         /// Faults for the whole network (see ``SimNetwork/setFaults(_:for:)`` for narrower scopes).
         public var faults = SimFaults.none
+        /// Datagram faults for the whole network (see ``SimNetwork/setDatagramFaults(_:for:)``
+        /// for narrower scopes).
+        public var datagramFaults = SimDatagramFaults.none
         /// SYN retransmissions before a connect without a timeout fails with `etimedout`
         /// (Linux's `tcp_syn_retries`: 6, giving up after 127 s).
         public var synRetries = 6
@@ -68,8 +71,9 @@ public final class SimNetwork: Sendable {
             link: SimLink = SimLink(), receiveWindow: Int = 64 * 1024, segmentSize: Int = 1460,
             faults: SimFaults = .none, synRetries: Int = 6,
             initialRetransmitTimeout: Duration = .seconds(1), traceLimit: Int = 100_000,
-            deadlockTimeout: Duration? = .seconds(1)
+            deadlockTimeout: Duration? = .seconds(1), datagramFaults: SimDatagramFaults = .none
         ) {
+            self.datagramFaults = datagramFaults
             self.link = link
             self.receiveWindow = receiveWindow
             self.segmentSize = segmentSize

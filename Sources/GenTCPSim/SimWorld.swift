@@ -24,6 +24,10 @@ enum SimTimer: Sendable {
     case notifyRead(link: Int, side: Int)
     case notifyWrite(link: Int, side: Int)
     case notifyAccept(listener: Int)
+    case datagramArrival(id: Int)
+    case icmpArrival(endpoint: Int, peer: SocketAddress)
+    case notifyDatagramRead(endpoint: Int)
+    case notifyDatagramWrite(endpoint: Int)
 }
 
 /// What to do once the network's lock is released: readiness callbacks and connect results.
@@ -32,6 +36,8 @@ enum SimCallback: Sendable {
     case writable(any ConnectionDelegate)
     case acceptable(any ListenerDelegate)
     case connected(UnsafeContinuation<Result<SimConnection, SocketError>, Never>, Result<SimConnection, SocketError>)
+    case datagramReadable(any DatagramDelegate)
+    case datagramWritable(any DatagramDelegate)
 
     func run() {
         switch self {
@@ -39,6 +45,8 @@ enum SimCallback: Sendable {
         case .writable(let d): d.connectionWritable()
         case .acceptable(let d): d.listenerAcceptable()
         case .connected(let c, let r): c.resume(returning: r)
+        case .datagramReadable(let d): d.datagramReadable()
+        case .datagramWritable(let d): d.datagramWritable()
         }
     }
 }
@@ -55,6 +63,8 @@ struct HostRecord {
     var addresses: [IPAddress]
     var receiveWindow: Int
     var nextEphemeral = SimWorld.ephemeralPorts.lowerBound
+    /// The next ephemeral port tried for a UDP socket (UDP ports are a namespace of their own).
+    var nextUDPEphemeral = SimWorld.ephemeralPorts.lowerBound
     /// Local ports of client connections, with how many connections use each.
     var connectionPorts: [Int: Int] = [:]
 }
@@ -225,12 +235,22 @@ final class SimWorld {
     /// True while serving a Connection or Listener method: readiness found then must be
     /// announced from a timer, never from inside the call.
     var deferCallbacks = false
+    /// UDP sockets by id, datagrams on the way by id, datagram faults by scope.
+    var udpEndpoints: [Int: UDPEndpointRecord] = [:]
+    var datagramsInFlight: [Int: InFlightDatagram] = [:]
+    var datagramFaults: [FaultKey: SimDatagramFaults] = [:]
+    var nextUDPID = 1
+    var nextDatagramID = 1
+    /// Datagram fault decisions: a generator apart from TCP's, so datagrams never shift them.
+    var udpRNG: SplitMix64
 
     init(runtime: SimRuntime, configuration: SimNetwork.Configuration, seed: UInt64) {
         self.runtime = runtime
         self.configuration = configuration
         self.rng = SplitMix64(seed: seed)
+        self.udpRNG = SplitMix64(seed: seed ^ 0x5544_5053_494D_0001)
         faults[.network] = configuration.faults
+        datagramFaults[.network] = configuration.datagramFaults
     }
 
     var now: UInt64 { runtime.now }
@@ -434,6 +454,16 @@ final class SimWorld {
             guard let l = listeners[id] else { return }
             l.notifyPending = false
             notifyAcceptable(l)
+        case .datagramArrival(let id): datagramArrived(id)
+        case .icmpArrival(let id, let peer): icmpArrived(endpoint: id, peer: peer)
+        case .notifyDatagramRead(let id):
+            guard let e = udpEndpoints[id] else { return }
+            e.readNotifyPending = false
+            notifyDatagramReadable(e)
+        case .notifyDatagramWrite(let id):
+            guard let e = udpEndpoints[id] else { return }
+            e.writeNotifyPending = false
+            notifyDatagramWritable(e)
         }
     }
 }
