@@ -71,12 +71,20 @@ extension UDPSocket {
                 return error
             }
             if let endpoint = s.endpoint {
+                var applied: [Option] = []
                 for option in options {
                     switch option {
-                    case .active, .mode, .buffer, .readPackets: break
-                    default:
-                        if let failure = endpoint.apply(option) { return SocketError(failure) }
+                    case .active, .mode, .buffer, .readPackets: continue
+                    default: break
                     }
+                    if let failure = endpoint.apply(option) {
+                        // The list is all or nothing: undo what the driver already took.
+                        for done in applied.reversed() {
+                            if let undo = UDPSocket.inverse(of: done, before: s.options) { _ = endpoint.apply(undo) }
+                        }
+                        return SocketError(failure)
+                    }
+                    applied.append(option)
                 }
             }
             s.options = updated
@@ -90,6 +98,21 @@ extension UDPSocket {
 
     /// Sets one option.
     public func setopts(_ option: Option) throws(SocketError) { try setopts([option]) }
+
+    /// The option that undoes `option` applied to a driver whose options were `before`: a
+    /// membership change the other way, or the old value (nil when the old value was the
+    /// driver's own default, which cannot be asked back).
+    static func inverse(of option: Option, before: DatagramOptions) -> Option? {
+        switch option {
+        case .addMembership(let g, let i): return .dropMembership(group: g, interface: i)
+        case .dropMembership(let g, let i): return .addMembership(group: g, interface: i)
+        case .recbuf: return before.recbuf.map { .recbuf($0) }
+        case .sndbuf: return before.sndbuf.map { .sndbuf($0) }
+        case .ttl: return before.ttl.map { .ttl($0) }
+        case .multicastInterface: return before.multicastInterface.map { .multicastInterface($0) }
+        default: return before.value(of: option.name)
+        }
+    }
 
     /// Reads options in the order asked; Erlang's `inet:getopts/2`. `recbuf` and `sndbuf` are the
     /// driver's values where it has its own (the kernel's on posix).

@@ -288,6 +288,8 @@ extension UDPSocket {
         try await setPeer(nil)
     }
 
+    /// One connect at a time per socket, so the driver's filter and `peername` always name the
+    /// same peer: a second connect while one is under way is `ealready`.
     private func setPeer(_ peer: SocketAddress?) async throws(SocketError) {
         let endpoint: any DatagramEndpoint = try state.withLock { s throws(SocketError) in
             if s.closed { throw SocketError.closed }
@@ -296,13 +298,18 @@ extension UDPSocket {
                 throw SocketError(.addressFamilyNotSupported, "the peer is not of the socket's family")
             }
             guard let e = s.endpoint else { throw SocketError.closed }
+            if s.connecting { throw SocketError(.alreadyInProgress, "another connect on this socket is under way") }
+            s.connecting = true
             return e
         }
-        try await endpoint.connect(to: peer)
+        var failure: SocketError?
+        do throws(SocketError) { try await endpoint.connect(to: peer) } catch { failure = error }
         let closed = state.withLock { s in
-            if !s.closed { s.peer = peer }
+            s.connecting = false
+            if !s.closed && failure == nil { s.peer = peer }
             return s.closed
         }
+        if let failure { throw failure }
         if closed { throw SocketError.closed }
     }
 

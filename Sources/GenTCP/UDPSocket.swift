@@ -62,6 +62,8 @@ struct DatagramPortState {
     var closed = false
     /// The connected peer (`peername`), or nil.
     var peer: SocketAddress?
+    /// A connect (or disconnect) is under way in the driver.
+    var connecting = false
     /// The endpoint died (a hung-up line, a restarted module): every call fails with this.
     var failure: SocketError.Reason?
     /// An error the endpoint reported once (ICMP) while a batch receive was under way: the next
