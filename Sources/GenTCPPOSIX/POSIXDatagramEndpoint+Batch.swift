@@ -13,6 +13,7 @@ extension POSIXDatagramEndpoint {
 
     /// `recvmmsg(2)` until `max` datagrams came or the queue is empty (or an error is pending).
     func receive(upTo max: Int, bufferSize: Int) -> (datagrams: [ReceivedDatagram], end: DatagramReceiveResult?) {
+        guard isOpen else { return ([], .failed(.closed)) }
         var out: [ReceivedDatagram] = []
         let size = Swift.max(1, bufferSize)
         let perCall = Swift.max(1, Swift.min(Self.batchLimit, Self.batchBytes / size))
@@ -50,6 +51,7 @@ extension POSIXDatagramEndpoint {
 
     /// `sendmmsg(2)` in calls of at most ``batchLimit``, until all went or one could not.
     func send(batch: [OutgoingDatagram]) -> (sent: Int, end: DatagramSendResult?) {
+        guard isOpen else { return (0, .failed(.closed)) }
         var sent = 0
         while sent < batch.count {
             let slice = batch[sent..<Swift.min(batch.count, sent + Self.batchLimit)]

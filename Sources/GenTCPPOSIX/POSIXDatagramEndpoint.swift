@@ -55,8 +55,14 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
 
     var maximumDatagramSize: Int { isIPv6 ? 65_527 : 65_507 }
 
+    /// False once closed: the descriptor's number may already belong to another socket.
+    var isOpen: Bool { open.load(ordering: .acquiring) }
+
+    /// The larger of the last `SO_RXQ_OVFL` count a datagram carried and the kernel's count
+    /// now (`SO_MEMINFO`): drops after the last queued datagram ride on no datagram yet.
     var droppedDatagramCount: UInt64 {
         let carried = UInt64(reportedDrops.load(ordering: .relaxed))
+        guard isOpen else { return carried }
         let current = cgentcp_socket_drops(fd)
         return current > 0 ? max(carried, UInt64(current)) : carried
     }
