@@ -11,7 +11,10 @@ import Testing
 struct POSIXUDPTests {
     /// A passive binary socket on the loopback address of the family asked for.
     static func open(_ options: [Option] = [], ipv6: Bool = false, port: Int = 0) async throws -> UDPSocket {
-        let base: [Option] = [.binary, .active(.passive), .localAddress(ipv6 ? .loopbackV6 : .loopbackV4)]
+        // `.inet6` first: DatagramOptions checks a multicast option's family against `inet6`
+        // alone, an IPv6 `localAddress` deciding the family only after the whole list.
+        let family: [Option] = ipv6 ? [.inet6] : []
+        let base: [Option] = family + [.binary, .active(.passive), .localAddress(ipv6 ? .loopbackV6 : .loopbackV4)]
         return try await UDPSocket.open(port: port, options: base + options, driver: POSIXDriver.shared)
     }
 
@@ -239,6 +242,56 @@ struct POSIXUDPTests {
             #expect(got.payload == bin("to the group"))
             #expect(got.source.port == (try sender.port()))
             try receiver.setopts(.dropMembership(group: group, interface: .loopbackV4))
+            sender.close()
+            receiver.close()
+        }
+    }
+
+    @Test("ttl and multicast options at open and in setopts, on both families")
+    func ipOptions() async throws {
+        try await Process.run {
+            for ipv6 in [false, true] {
+                let here: IPAddress = ipv6 ? .loopbackV6 : .loopbackV4
+                let a = try await Self.open(
+                    [.ttl(9), .multicastTTL(3), .multicastLoop(false), .multicastInterface(here), .broadcast(!ipv6)],
+                    ipv6: ipv6)
+                try a.setopts([.ttl(200), .multicastTTL(0), .multicastLoop(true), .sndbuf(65_536), .reuseaddr(true)])
+                #expect(try a.getopt(.ttl) == .ttl(200))
+                #expect(try a.getopt(.multicastInterface) == .multicastInterface(here))
+                // Still sends after all that.
+                let b = try await Self.open(ipv6: ipv6)
+                try await a.send(bytes("opts"), to: try b.sockname())
+                #expect(try await b.recv(timeout: 5000).payload == bin("opts"))
+                a.close()
+                b.close()
+            }
+        }
+    }
+
+    @Test("IPv6 multicast on loopback: a member of ff01::7 on ::1 gets what is sent there")
+    func multicastV6() async throws {
+        try await Process.run {
+            let group = try #require(IPAddress("ff01::7"))
+            let receiver = try await UDPSocket.open(
+                options: [.inet6, .binary, .active(.passive), .localAddress(.anyV6)], driver: POSIXDriver.shared)
+            do {
+                try receiver.setopts(.addMembership(group: group, interface: .loopbackV6))
+            } catch {
+                receiver.close()
+                print("POSIX UDP IPv6 multicast: skipped, the kernel refused to join \(group) on ::1 (\(error))")
+                return
+            }
+            let sender = try await Self.open([.multicastInterface(.loopbackV6)], ipv6: true)
+            do {
+                try await sender.send(bytes("v6 group"), to: SocketAddress(group, port: try receiver.port()))
+            } catch {
+                sender.close()
+                receiver.close()
+                print("POSIX UDP IPv6 multicast: skipped, the kernel has no IPv6 multicast route on lo (\(error)); the join and the option calls still ran")
+                return
+            }
+            #expect(try await receiver.recv(timeout: 5000).payload == bin("v6 group"))
+            try receiver.setopts(.dropMembership(group: group, interface: .loopbackV6))
             sender.close()
             receiver.close()
         }
