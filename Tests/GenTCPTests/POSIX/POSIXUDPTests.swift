@@ -20,8 +20,8 @@ struct POSIXUDPTests {
 
     /// A loopback port nobody listens on (bound, read, closed: the kernel answers with ICMP port
     /// unreachable until someone takes it).
-    static func deadPort() async throws -> Int {
-        let s = try await open()
+    static func deadPort(ipv6: Bool = false) async throws -> Int {
+        let s = try await open(ipv6: ipv6)
         let port = try s.port()
         s.close()
         return port
@@ -128,17 +128,20 @@ struct POSIXUDPTests {
 
     // MARK: ICMP
 
-    @Test("ICMP port unreachable on a connected socket: econnrefused once, then nothing")
-    func refusedOnceConnected() async throws {
+    @Test("ICMP port unreachable on a connected socket: recv gets econnrefused once, then nothing",
+          arguments: [false, true])
+    func refusedOnceConnected(ipv6: Bool) async throws {
         try await Process.run {
-            let dead = try await Self.deadPort()
-            let a = try await Self.open()
-            try await a.connect(.address(.loopbackV4), port: dead)
+            let here: IPAddress = ipv6 ? .loopbackV6 : .loopbackV4
+            let dead = try await Self.deadPort(ipv6: ipv6)
+            let a = try await Self.open(ipv6: ipv6)
+            try await a.connect(.address(here), port: dead)
             try await a.send(bytes("anyone?"))
             await #expect(throws: SocketError(.connectionRefused)) { _ = try await a.recv(timeout: 5000) }
             await #expect(throws: SocketError.timeout) { _ = try await a.recv(timeout: 300) }
+            #expect(try a.peername() == SocketAddress(here, port: dead), "the peer is kept")
             // Still usable: reconnect to a live peer.
-            let b = try await Self.open()
+            let b = try await Self.open(ipv6: ipv6)
             try await a.connect(to: try b.sockname())
             try await a.send(bytes("alive"))
             #expect(try await b.recv(timeout: 5000).payload == bin("alive"))
@@ -242,6 +245,8 @@ struct POSIXUDPTests {
             #expect(got.payload == bin("to the group"))
             #expect(got.source.port == (try sender.port()))
             try receiver.setopts(.dropMembership(group: group, interface: .loopbackV4))
+            try await sender.send(bytes("gone"), to: SocketAddress(group, port: try receiver.port()))
+            await #expect(throws: SocketError.timeout) { _ = try await receiver.recv(timeout: 300) }
             sender.close()
             receiver.close()
         }
@@ -385,6 +390,11 @@ struct POSIXUDPTests {
             let c = try await Self.open([.reuseaddr(true)])
             let d = try await Self.open([.reuseaddr(true)], port: try c.port())
             #expect(try d.port() == (try c.port()))
+            // The same port on another local address is free.
+            let other = try await UDPSocket.open(
+                port: try a.port(), options: [.binary, .active(.passive), .localAddress(IPAddress(127, 0, 0, 2))],
+                driver: POSIXDriver.shared)
+            other.close()
             a.close()
             c.close()
             d.close()
