@@ -74,7 +74,7 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
         var storage = sockaddr_storage()
         var drops = reportedDrops.load(ordering: .relaxed)
         while true {
-            let n = cgentcp_recv_datagram(fd, buffer.baseAddress, UInt(buffer.count), &storage, &drops)
+            let n = syscalls.receiveDatagram(fd, buffer.baseAddress, buffer.count, &storage, &drops)
             if n >= 0 {
                 noteDrops(drops)
                 guard let source = SocketAddress(storage: storage) else { continue }
@@ -118,9 +118,9 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
         while true {
             let n: Int = iovecs.withUnsafeBufferPointer { iov in
                 if let destination {
-                    return destination.withSockaddr { cgentcp_send_datagram(fd, iov.baseAddress, Int32(iov.count), $0, $1) }
+                    return destination.withSockaddr { syscalls.sendDatagram(fd, iov.baseAddress, Int32(iov.count), $0, $1) }
                 }
-                return cgentcp_send_datagram(fd, iov.baseAddress, Int32(iov.count), nil, 0)
+                return syscalls.sendDatagram(fd, iov.baseAddress, Int32(iov.count), nil, 0)
             }
             if n >= 0 { return .sent }
             let e = cgentcp_errno()

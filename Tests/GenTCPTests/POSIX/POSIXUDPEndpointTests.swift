@@ -123,4 +123,122 @@ struct POSIXUDPEndpointTests {
         sender.close()
         #expect(receiver.receive(upTo: 4, bufferSize: 16).end == .failed(.closed))
     }
+
+    // MARK: The syscall funnel
+
+    /// Forces the errors loopback rarely produces on the datagram calls of the funnel.
+    final class Faults: Sendable {
+        struct State {
+            /// The next this-many receives fail with EINTR first.
+            var receiveInterrupts = 0
+            /// The next this-many sends fail with EINTR first.
+            var sendInterrupts = 0
+            /// The next this-many sends fail with EAGAIN although the kernel has room.
+            var sendAgain = 0
+            /// The next send fails with this errno (0: none).
+            var sendErrno: Int32 = 0
+            // What happened.
+            var forced = 0
+        }
+        let state = Mutex(State())
+
+        func with<T>(_ body: (inout State) -> T) -> T { state.withLock { body(&$0) } }
+
+        /// Takes one forced errno, if the state asks for one.
+        private func take(_ pick: (inout State) -> Int32?) -> Int32? {
+            with { s in
+                guard let e = pick(&s) else { return nil }
+                s.forced += 1
+                return e
+            }
+        }
+
+        var driver: POSIXDriver {
+            var calls = Syscalls.system
+            let real = Syscalls.system
+            calls.receiveDatagram = { [self] fd, buffer, capacity, source, drops in
+                let forced = take { s in
+                    guard s.receiveInterrupts > 0 else { return nil }
+                    s.receiveInterrupts -= 1
+                    return EINTR
+                }
+                if let forced {
+                    cgentcp_set_errno(forced)
+                    return -1
+                }
+                return real.receiveDatagram(fd, buffer, capacity, source, drops)
+            }
+            calls.sendDatagram = { [self] fd, iov, count, destination, length in
+                let forced = take { s in
+                    if s.sendInterrupts > 0 { s.sendInterrupts -= 1; return EINTR }
+                    if s.sendAgain > 0 { s.sendAgain -= 1; return EAGAIN }
+                    if s.sendErrno != 0 { defer { s.sendErrno = 0 }; return s.sendErrno }
+                    return nil
+                }
+                if let forced {
+                    cgentcp_set_errno(forced)
+                    return -1
+                }
+                return real.sendDatagram(fd, iov, count, destination, length)
+            }
+            return POSIXDriver(syscalls: calls)
+        }
+    }
+
+    static func open(_ driver: POSIXDriver) async throws -> UDPSocket {
+        try await UDPSocket.open(options: [.binary, .active(.passive), .localAddress(.loopbackV4)], driver: driver)
+    }
+
+    @Test("EINTR is retried on receive and on send")
+    func interruptedCalls() async throws {
+        try await Process.run {
+            let faults = Faults()
+            faults.with {
+                $0.receiveInterrupts = 2
+                $0.sendInterrupts = 2
+            }
+            let a = try await Self.open(faults.driver)
+            let b = try await Self.open(faults.driver)
+            try await a.send(bytes("through"), to: try b.sockname())
+            #expect(try await b.recv(timeout: 5000).payload == bin("through"))
+            #expect(faults.with { $0.forced } == 4)
+            a.close()
+            b.close()
+        }
+    }
+
+    @Test("EAGAIN on send: the sender waits for write readiness, then the datagram goes")
+    func sendWouldBlock() async throws {
+        try await Process.run {
+            let faults = Faults()
+            faults.with { $0.sendAgain = 1 }
+            let a = try await Self.open(faults.driver)
+            let b = try await Self.open(faults.driver)
+            try await a.send(bytes("later"), to: try b.sockname())
+            #expect(faults.with { $0.forced } == 1)
+            #expect(try await b.recv(timeout: 5000).payload == bin("later"))
+            #expect(try a.getstat().sendCnt == 1)
+            a.close()
+            b.close()
+        }
+    }
+
+    @Test("kernel errors on send are the call's and leave the socket usable", arguments: [
+        (EMSGSIZE, SocketError.Reason.messageTooLong), (EACCES, .permissionDenied),
+        (ENETUNREACH, .networkUnreachable), (ENOBUFS, .noBufferSpace),
+    ])
+    func sendErrors(errno code: Int32, reason: SocketError.Reason) async throws {
+        try await Process.run {
+            let faults = Faults()
+            faults.with { $0.sendErrno = code }
+            let a = try await Self.open(faults.driver)
+            let b = try await Self.open(faults.driver)
+            await #expect(throws: SocketError(reason)) { try await a.send(bytes("no"), to: try b.sockname()) }
+            try await a.send(bytes("yes"), to: try b.sockname())
+            #expect(try await b.recv(timeout: 5000).payload == bin("yes"))
+            #expect(try a.getstat().sendCnt == 1)
+            a.close()
+            b.close()
+        }
+    }
 }
