@@ -151,6 +151,12 @@ extension UDPSocket {
         }
     }
 
+    /// The largest datagram this socket can send, in bytes: 65507 on an IPv4 posix socket, 65527
+    /// on IPv6, less on drivers whose link or module carries less. 0 once closed.
+    public var maximumDatagramSize: Int {
+        state.withLock { $0.endpoint?.maximumDatagramSize ?? 0 }
+    }
+
     /// The bound port; `inet:port/1`.
     public func port() throws(SocketError) -> Int {
         try sockname().port
