@@ -207,6 +207,26 @@ struct POSIXUDPTests {
         }
     }
 
+    @Test("disconnect keeps an ephemeral port on the wildcard address, on both families",
+          arguments: [false, true])
+    func disconnectWildcard(ipv6: Bool) async throws {
+        try await Process.run {
+            let a = try await UDPSocket.open(
+                options: [ipv6 ? .inet6 : .ipVersion(.ipv4Only), .binary, .active(.passive)], driver: POSIXDriver.shared)
+            let b = try await Self.open(ipv6: ipv6)
+            let port = try a.port()
+            try await a.connect(to: try b.sockname())
+            try await a.send(bytes("one"))
+            #expect(try await b.recv(timeout: 5000).source.port == port)
+            try await a.disconnect()
+            #expect(try a.port() == port)
+            try await a.send(bytes("two"), to: try b.sockname())
+            #expect(try await b.recv(timeout: 5000).source.port == port)
+            a.close()
+            b.close()
+        }
+    }
+
     // MARK: Broadcast and multicast
 
     @Test("broadcast to 127.255.255.255 is eacces until broadcast is set")
