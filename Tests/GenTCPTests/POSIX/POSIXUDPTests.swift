@@ -79,6 +79,36 @@ struct POSIXUDPTests {
         }
     }
 
+    @Test("ping-pong between two processes: every answer comes back in order")
+    func pingPong() async throws {
+        try await Process.run {
+            let echo = try await Self.open()
+            let to = try echo.sockname()
+            let rounds = 300
+            // Any process may recv and send on a passive socket: a second process echoes.
+            let echoer = Process.spawn {
+                for _ in 0..<rounds {
+                    let d = try await echo.recv(timeout: 30_000)
+                    try await echo.send(d.payload.bytes, to: d.source)
+                }
+            }
+            let a = try await Self.open()
+            let start = ContinuousClock.now
+            for i in 0..<rounds {
+                let sent = Self.payload(32, seed: UInt8(i & 0xFF))
+                try await a.send(sent, to: to)
+                let back = try await a.recv(timeout: 30_000)
+                #expect(back.payload.bytes == sent, "round \(i)")
+            }
+            let elapsed = ContinuousClock.now - start
+            print("POSIX UDP ping-pong: \(rounds) round trips in \(elapsed)")
+            #expect(try echo.getstat().recvCnt == UInt64(rounds))
+            _ = echoer
+            a.close()
+            echo.close()
+        }
+    }
+
     // MARK: Sizes
 
     @Test("sizes 0, 1, 1472, 8192 and 65507 arrive whole; 65508 is emsgsize")
