@@ -46,3 +46,120 @@ void cgentcp_set_trim_threshold(int bytes) {
     (void)bytes;
 #endif
 }
+
+#include <string.h>
+#include <linux/sock_diag.h>
+
+#ifndef SO_RXQ_OVFL
+#define SO_RXQ_OVFL 40
+#endif
+#ifndef SO_MEMINFO
+#define SO_MEMINFO 55
+#endif
+
+int cgentcp_enable_drop_count(int fd) {
+    int on = 1;
+    return setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &on, sizeof on);
+}
+
+long long cgentcp_socket_drops(int fd) {
+    unsigned int info[SK_MEMINFO_VARS];
+    socklen_t length = sizeof info;
+    memset(info, 0, sizeof info);
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, info, &length) != 0) return -1;
+    if (length < (SK_MEMINFO_DROPS + 1) * sizeof(unsigned int)) return -1;
+    return (long long)info[SK_MEMINFO_DROPS];
+}
+
+/// Room for one SO_RXQ_OVFL control message (a uint32), aligned as the kernel writes it.
+union drop_control {
+    char bytes[CMSG_SPACE(sizeof(unsigned int))];
+    struct cmsghdr align;
+};
+
+static void read_drops(struct msghdr *message, unsigned int *drops) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(message); c != NULL; c = CMSG_NXTHDR(message, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(unsigned int))) {
+            unsigned int value;
+            memcpy(&value, CMSG_DATA(c), sizeof value);
+            if (value > *drops) *drops = value;
+        }
+    }
+}
+
+long cgentcp_recv_datagram(int fd, void *buffer, unsigned long capacity,
+                           struct sockaddr_storage *source, unsigned int *drops) {
+    struct iovec iov = { .iov_base = buffer, .iov_len = capacity };
+    union drop_control control;
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_name = source;
+    message.msg_namelen = sizeof *source;
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof control.bytes;
+    ssize_t n = recvmsg(fd, &message, MSG_TRUNC | MSG_DONTWAIT);
+    if (n >= 0) read_drops(&message, drops);
+    return (long)n;
+}
+
+#define CGENTCP_BATCH 64
+
+int cgentcp_recv_datagrams(int fd, unsigned int count, unsigned char *buffers, unsigned long capacity,
+                           struct sockaddr_storage *sources, unsigned long *lengths, unsigned int *drops) {
+    if (count > CGENTCP_BATCH) count = CGENTCP_BATCH;
+    struct mmsghdr messages[CGENTCP_BATCH];
+    struct iovec iovs[CGENTCP_BATCH];
+    union drop_control controls[CGENTCP_BATCH];
+    memset(messages, 0, sizeof(struct mmsghdr) * count);
+    for (unsigned int i = 0; i < count; i++) {
+        iovs[i].iov_base = buffers + (size_t)i * capacity;
+        iovs[i].iov_len = capacity;
+        messages[i].msg_hdr.msg_name = &sources[i];
+        messages[i].msg_hdr.msg_namelen = sizeof sources[i];
+        messages[i].msg_hdr.msg_iov = &iovs[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_control = controls[i].bytes;
+        messages[i].msg_hdr.msg_controllen = sizeof controls[i].bytes;
+    }
+    int n = recvmmsg(fd, messages, count, MSG_TRUNC | MSG_DONTWAIT, NULL);
+    for (int i = 0; i < n; i++) {
+        lengths[i] = messages[i].msg_len;
+        read_drops(&messages[i].msg_hdr, drops);
+    }
+    return n;
+}
+
+long cgentcp_send_datagram(int fd, const struct iovec *iov, int iovcnt,
+                           const struct sockaddr *destination, socklen_t destination_length) {
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_name = (void *)destination;
+    message.msg_namelen = destination == NULL ? 0 : destination_length;
+    message.msg_iov = (struct iovec *)iov;
+    message.msg_iovlen = (size_t)iovcnt;
+    return (long)sendmsg(fd, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+int cgentcp_send_datagrams(int fd, unsigned int count, const struct iovec *datagrams,
+                           const struct sockaddr_storage *destinations, const socklen_t *destination_lengths) {
+    if (count > CGENTCP_BATCH) count = CGENTCP_BATCH;
+    struct mmsghdr messages[CGENTCP_BATCH];
+    memset(messages, 0, sizeof(struct mmsghdr) * count);
+    for (unsigned int i = 0; i < count; i++) {
+        messages[i].msg_hdr.msg_name = destination_lengths[i] == 0 ? NULL : (void *)&destinations[i];
+        messages[i].msg_hdr.msg_namelen = destination_lengths[i];
+        messages[i].msg_hdr.msg_iov = (struct iovec *)&datagrams[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    return sendmmsg(fd, messages, count, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+int cgentcp_wait_writable(int fd, unsigned long long nanoseconds) {
+    struct pollfd p = { .fd = fd, .events = POLLOUT, .revents = 0 };
+    struct timespec ts = { .tv_sec = (time_t)(nanoseconds / 1000000000ull), .tv_nsec = (long)(nanoseconds % 1000000000ull) };
+    int rc = ppoll(&p, 1, &ts, NULL);
+    if (rc < 0) return -1;
+    return (rc > 0 && (p.revents & POLLOUT)) ? 1 : 0;
+}

@@ -29,6 +29,24 @@ public struct Syscalls: Sendable {
     public var close: @Sendable (_ fd: Int32) -> Int32
     /// `getsockopt(2)` for `SO_ERROR` after a non-blocking connect.
     public var socketError: @Sendable (_ fd: Int32) -> Int32
+    /// `recvmsg(2)` of one datagram with `MSG_TRUNC`: its full length (the first `capacity`
+    /// bytes in `buffer`), or -1 with `errno`. `source` gets the sender; `drops` the kernel's
+    /// `SO_RXQ_OVFL` count when the datagram carries one (left alone otherwise).
+    /// Defaults to the real call; not a parameter of ``init(socket:connect:bind:listen:accept:read:writev:shutdown:close:socketError:)``.
+    public var receiveDatagram: @Sendable (
+        _ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ capacity: Int,
+        _ source: UnsafeMutablePointer<sockaddr_storage>, _ drops: UnsafeMutablePointer<UInt32>
+    ) -> Int = { fd, buffer, capacity, source, drops in
+        cgentcp_recv_datagram(fd, buffer, UInt(capacity), source, drops)
+    }
+    /// `sendmsg(2)` of one datagram gathered from `iov` to `destination` (nil: the connected
+    /// peer) with `MSG_NOSIGNAL`: the byte count, or -1 with `errno`. Defaults to the real call.
+    public var sendDatagram: @Sendable (
+        _ fd: Int32, _ iov: UnsafePointer<iovec>?, _ count: Int32,
+        _ destination: UnsafePointer<sockaddr>?, _ length: socklen_t
+    ) -> Int = { fd, iov, count, destination, length in
+        cgentcp_send_datagram(fd, iov, count, destination, length)
+    }
 
     /// The real system calls.
     public static let system = Syscalls(

@@ -40,3 +40,37 @@ int cgentcp_wait_readable(int fd, unsigned long long nanoseconds);
 
 /// Raises glibc's heap trim threshold (mallopt M_TRIM_THRESHOLD); no-op elsewhere.
 void cgentcp_set_trim_threshold(int bytes);
+
+// MARK: Datagrams (recvmsg/recvmmsg/sendmmsg need _GNU_SOURCE and CMSG_* macros)
+
+/// Turns on SO_RXQ_OVFL (the kernel's drop count rides on received datagrams): 0 or -1.
+int cgentcp_enable_drop_count(int fd);
+
+/// The kernel's cumulative count of datagrams dropped for `fd` (SO_MEMINFO's drops), or -1.
+long long cgentcp_socket_drops(int fd);
+
+/// One recvmsg(2) with MSG_TRUNC: the datagram's full length (its first `capacity` bytes are in
+/// `buffer`), or -1 with errno. `source` gets the sender; `drops` the SO_RXQ_OVFL count when
+/// the datagram carries one (left alone otherwise).
+long cgentcp_recv_datagram(int fd, void *buffer, unsigned long capacity,
+                           struct sockaddr_storage *source, unsigned int *drops);
+
+/// recvmmsg(2) with MSG_TRUNC | MSG_DONTWAIT of up to `count` datagrams, the i-th into
+/// `buffers + i * capacity`: how many came (full lengths in `lengths`, senders in `sources`),
+/// or -1 with errno. `drops` as in cgentcp_recv_datagram (the largest count seen).
+int cgentcp_recv_datagrams(int fd, unsigned int count, unsigned char *buffers, unsigned long capacity,
+                           struct sockaddr_storage *sources, unsigned long *lengths, unsigned int *drops);
+
+/// One sendmsg(2) of a datagram gathered from `iov`, to `destination` (NULL: the connected
+/// peer), with MSG_NOSIGNAL: the byte count or -1 with errno.
+long cgentcp_send_datagram(int fd, const struct iovec *iov, int iovcnt,
+                           const struct sockaddr *destination, socklen_t destination_length);
+
+/// sendmmsg(2) of `count` datagrams, the i-th being `datagrams[i]` to `destinations[i]`
+/// (`destination_lengths[i]` 0: the connected peer): how many went, or -1 with errno.
+int cgentcp_send_datagrams(int fd, unsigned int count, const struct iovec *datagrams,
+                           const struct sockaddr_storage *destinations, const socklen_t *destination_lengths);
+
+/// Blocks up to `nanoseconds` until `fd` is writable: 1 when it is, 0 when not, -1 on error.
+int cgentcp_wait_writable(int fd, unsigned long long nanoseconds);
+
