@@ -116,7 +116,6 @@ extension UDPSocket {
             let (sent, end) = endpoint.send(batch: batch)
             for i in 0..<sent { s.stats.sent(batch[i].bytes.count) }
             if case .failed(let reason)? = end {
-                noteSendFailure(&s, reason)
                 if sent == 0 { throw SocketError(reason) }
             }
             if case .wouldBlock? = end, !s.writeArmed {
@@ -203,13 +202,9 @@ extension UDPSocket {
             }
             return nil
         case .failed(let reason):
-            noteSendFailure(&s, reason)
+            // A refused datagram, or a driver that lost its link (it keeps saying so).
             return .failure(SocketError(reason))
         }
-    }
-
-    private func noteSendFailure(_ s: inout DatagramPortState, _ reason: SocketError.Reason) {
-        if reason == .networkDown || reason == .ioError || reason == .connectionAborted { s.failure = reason }
     }
 
     /// Hands waiting senders' datagrams to the driver, in call order.

@@ -61,6 +61,10 @@ public struct DatagramOptions: Hashable, Sendable {
     public init(open options: [Option]) throws(SocketError) {
         self.init()
         var family: IPVersionPreference? = nil
+        // The family first (from `inet`/`inet6` or an IPv6 local address), so that options that
+        // depend on it (`multicastInterface`, memberships) are checked against it in any order.
+        for case .localAddress(let a) in options { isIPv6 = a.isIPv6 }
+        for case .ipVersion(let v) in options where v == .ipv6Only || v == .ipv4Only { isIPv6 = v == .ipv6Only }
         for option in options {
             do throws(SocketError) {
                 switch option {
@@ -69,7 +73,6 @@ public struct DatagramOptions: Hashable, Sendable {
                         throw SocketError(.invalidArgument, "a gen_udp socket is inet or inet6, not a preference")
                     }
                     family = v
-                    isIPv6 = v == .ipv6Only
                 case .localPort(let p):
                     guard (0...65535).contains(p) else { throw SocketError(.invalidArgument, "port must be 0...65535") }
                     localPort = p
