@@ -17,7 +17,7 @@ struct GenTCPCommand: AsyncParsableCommand {
             Errors are reported as one line on stderr, `gentcp: <reason>: <summary>`, where \
             <reason> is the Erlang atom gen_tcp would return (econnrefused, timeout, nxdomain...).
             """,
-        subcommands: [Connect.self, Demo.self, Ports.self, Simulate.self, Capture.self, Bench.self])
+        subcommands: [Connect.self, UDP.self, Demo.self, Ports.self, Simulate.self, Capture.self, Bench.self])
 
     /// ArgumentParser's `main`, with two changes: what ``Console`` queued (traces, progress) is
     /// written before the exit, and every error is one stderr line with a hint, as gentcp's own
