@@ -40,7 +40,7 @@ public protocol DatagramDelegate: AnyObject, Sendable {
 /// One bound UDP endpoint, as a driver exposes it to the port layer.
 ///
 /// The driver moves whole datagrams with their sender and keeps a bounded receive queue (the
-/// kernel's on posix, a ``DatagramQueue`` on the in-process drivers), dropping whole datagrams and
+/// kernel's on posix, a `DatagramQueue` on the in-process drivers), dropping whole datagrams and
 /// counting them when it is full. Every gen_udp rule (active modes, `buffer` truncation, the
 /// controlling process, counters, connect checks) lives in the port layer, once.
 ///
@@ -64,7 +64,7 @@ public protocol DatagramEndpoint: AnyObject, Sendable {
     func connect(to peer: SocketAddress?) async throws(SocketError)
     /// Applies an option the driver acts on (`recbuf`, `sndbuf`, `reuseaddr`, `broadcast`, `ttl`,
     /// multicast); nil on success or when the driver has no use for it. Called on every
-    /// `setopts` (at open the driver reads the ``DatagramOptions`` it is given).
+    /// `setopts` (at open the driver reads the `DatagramOptions` it is given).
     func apply(_ option: Option) -> SocketError.Reason?
     /// The driver's own value of an option where it has one (posix reports the kernel's
     /// `recbuf`, which Linux doubles); nil to report the value asked for.

@@ -6,7 +6,7 @@ extension UDPSocket {
     ///
     /// One call, one datagram, with its sender: never two merged, never one split; an empty
     /// datagram is a real, empty result. A datagram longer than `buffer` is cut to it (its
-    /// ``Datagram/truncated`` is true and `recvTruncated` counts it). Timeout 0 polls. Only one
+    /// `Datagram.truncated` is true and `recvTruncated` counts it). Timeout 0 polls. Only one
     /// `recv` may wait at a time; any process may call it. Cancelling the task, or killing the
     /// process, ends the wait with `cancelled` and loses nothing.
     ///

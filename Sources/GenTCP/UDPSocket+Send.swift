@@ -60,7 +60,7 @@ extension UDPSocket {
     }
 
     /// Sends one datagram to the connected peer; Erlang's `gen_udp:send(Socket, Packet)`.
-    /// - Throws: `einval` when the socket is not connected; otherwise as ``send(_:to:port:)``.
+    /// - Throws: `einval` when the socket is not connected; otherwise as `send(_:to:port:)`.
     public func send(_ bytes: [UInt8]) async throws(SocketError) {
         try await transmit([bytes], to: nil, require: nil)
     }
@@ -81,7 +81,7 @@ extension UDPSocket {
     }
 
     /// How many datagrams ``send(batch:)`` would take now without waiting: wasi's `check-send`.
-    /// 0 when the driver cannot take any (wait with ``send(_:to:)``, which waits).
+    /// 0 when the driver cannot take any (wait with `send(_:to:)`, which waits).
     /// - Throws: `closed`; the endpoint's reason when the driver lost it.
     public func checkSend() throws(SocketError) -> Int {
         try state.withLock { s throws(SocketError) -> Int in
@@ -97,7 +97,7 @@ extension UDPSocket {
     /// or that fails; a failure is thrown only when no datagram went (so none is hidden: the
     /// caller resends from the count). Destinations are checked as in ``send(_:to:)``; nil is
     /// the connected peer.
-    /// - Throws: as ``send(_:to:port:)``, for the first datagram.
+    /// - Throws: as `send(_:to:port:)`, for the first datagram.
     public func send(batch datagrams: [OutgoingDatagram]) throws(SocketError) -> Int {
         try state.withLock { s throws(SocketError) -> Int in
             // Check every destination first; send the good prefix in one go.
@@ -247,7 +247,7 @@ extension UDPSocket {
     /// Sets the socket's peer; Erlang's `gen_udp:connect(Socket, Address, Port)`.
     ///
     /// Nothing goes on the wire (except on an at driver that must reopen the module's link).
-    /// Afterwards datagrams from anyone else are dropped without being counted; ``send(_:)`` goes
+    /// Afterwards datagrams from anyone else are dropped without being counted; `send(_:)` goes
     /// to the peer; an ICMP port unreachable from it is reported once (`econnrefused`). A host
     /// name is resolved. Connecting again replaces the peer and keeps the local port (OTP's inet
     /// backend may move a port-0 socket to a new port: a departure). Datagrams queued before the
@@ -275,7 +275,7 @@ extension UDPSocket {
         try await connect(.address(peer.address), port: peer.port)
     }
 
-    /// Forgets the peer: the socket takes datagrams from anyone again, and ``send(_:)`` needs a
+    /// Forgets the peer: the socket takes datagrams from anyone again, and `send(_:)` needs a
     /// destination. OTP has no disconnect (wasi re-calls `stream`; `connect(S, IP, 0)` half does
     /// it in OTP). Ok on a socket that is not connected.
     /// - Throws: `closed`.

@@ -54,9 +54,13 @@ extension Stack {
     /// Opens a UDP socket on `port` (0: an ephemeral port, 49152...65535) with a receive queue of
     /// `queueBytes` payload bytes and `queueDatagrams` datagrams, allocated now.
     ///
-    /// - Parameter reuse: share the port with other sockets that set it too (SO_REUSEADDR); a
-    ///   datagram then goes to the first of them that takes it (the one connected to its sender
-    ///   first, then the unconnected ones, oldest first).
+    /// - Parameters:
+    ///   - port: the local port; 0 for an ephemeral one.
+    ///   - queueBytes: payload bytes the receive queue holds (0: only empty datagrams).
+    ///   - queueDatagrams: datagrams the receive queue holds (at least 1).
+    ///   - reuse: share the port with other sockets that set it too (SO_REUSEADDR); a datagram
+    ///     then goes to the first of them that takes it (the one connected to its sender first,
+    ///     then the unconnected ones, oldest first).
     /// - Throws: ``TCPError/addressInUse``, ``TCPError/noFreeSlot``, ``TCPError/invalidArgument``
     ///   (negative sizes).
     public mutating func openDatagram(
