@@ -109,6 +109,22 @@ func roundTripUDP(_ bytes: UnsafeRawBufferPointer, ip: IPv4Header) {
 func roundTripICMP(_ bytes: UnsafeRawBufferPointer) {
     guard let icmp = try? ICMPv4Packet(checking: bytes) else { return }
     consume(Int(icmp.type.rawValue) &+ Int(icmp.code) &+ Int(icmp.checksum) &+ Int(icmp.restOfHeader) &+ icmp.payload.count)
+    if let unreachable = try? ICMPv4Unreachable(parsing: icmp, verifyingChecksum: false) {
+        // Quote the quoted datagram again: the same fields must come back.
+        var message = [UInt8](repeating: 0, count: ICMPv4Packet.headerLength + icmp.payload.count)
+        message.withUnsafeMutableBytes { buffer in
+            do throws(WireError) {
+                let n = try ICMPv4Unreachable.emit(into: buffer, code: unreachable.code, quoting: icmp.payload)
+                let again = try ICMPv4Packet(checking: UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+                var expected = unreachable
+                expected.code = unreachable.code
+                require(try ICMPv4Unreachable(parsing: again) == expected, "port unreachable round trip")
+            } catch {
+                fatalError("port unreachable round trip threw \(error)")
+            }
+        }
+        return
+    }
     guard let echo = try? ICMPv4Echo(parsing: icmp, verifyingChecksum: false) else { return }
     let data = icmp.payload
     var message = [UInt8](repeating: 0, count: ICMPv4Packet.headerLength + data.count)

@@ -4,7 +4,8 @@
 // reach the state machine rather than the checksum test), their sequence and acknowledgment
 // numbers chosen near what the stack last sent so that most are acceptable, SACK blocks and
 // SACK-permitted included; time steps that fire the timers; application sends, reads, shutdowns
-// and closes. Nothing may trap, the stack's memory stays bounded (fixed buffers), every datagram
+// and closes; UDP datagrams (good, corrupt, broadcast, for closed ports), ICMP port unreachable
+// quoting them, and UDP sends and receives on two sockets (one connected). Nothing may trap, the stack's memory stays bounded (fixed buffers), every datagram
 // it sends must parse with every checksum verified, and its counters must stay consistent.
 import GenTCPCore
 import GenTCPStack
@@ -53,6 +54,21 @@ func drain(_ stack: inout Stack, now: Int64, view: inout PeerView) {
             let datagram = UnsafeRawBufferPointer(rebasing: raw[0..<length])
             guard let ip = try? IPv4Packet(checking: datagram) else { fatalError("the stack sent a malformed datagram") }
             require(ip.isChecksumValid, "bad IPv4 checksum from the stack")
+            if ip.protocol == .udp {
+                guard let udp = try? UDPPacket(checking: ip.payload),
+                      udp.isChecksumValid(source: ip.source, destination: ip.destination), udp.checksum != 0
+                else { fatalError("the stack sent a UDP datagram that does not verify") }
+                return
+            }
+            if ip.protocol == .icmp {
+                guard let icmp = try? ICMPv4Packet(checking: ip.payload), icmp.isChecksumValid
+                else { fatalError("the stack sent an ICMP message that does not verify") }
+                if icmp.type == .destinationUnreachable {
+                    guard let u = try? ICMPv4Unreachable(parsing: icmp) else { fatalError("unreadable port unreachable") }
+                    require(u.destination == host && u.quotedProtocol == .udp, "port unreachable about something else")
+                }
+                return
+            }
             guard ip.protocol == .tcp else { return }
             guard let tcp = try? TCPPacket(checking: ip.payload),
                   let header = try? TCPHeader(parsing: tcp, source: ip.source, destination: ip.destination)
@@ -110,6 +126,43 @@ func feed(_ stack: inout Stack, _ script: inout Script, now: Int64, view: inout 
     bytes.withUnsafeBytes { stack.receive($0, now: MillisecondInstant(milliseconds: now)) }
 }
 
+/// A UDP datagram from the board (or an ICMP port unreachable about one of ours), as the script says.
+func feedDatagram(_ stack: inout Stack, _ script: inout Script, now: Int64, icmp: Bool) {
+    let flags = script.u8()
+    let ports: [UInt16] = [53, 54, 55, 9]
+    let ourPort = ports[Int(flags & 3)]
+    let theirPort = ports[Int(flags >> 2 & 3)]
+    let length = Int(script.u8())
+    let destination = flags & 0x10 != 0 ? IPv4Address(rawValue: 0xFFFF_FFFF) : host
+    var payload = [UInt8](repeating: 0, count: length)
+    for i in payload.indices { payload[i] = script.u8() }
+    // The datagram as the board sends it, or (icmp) as we would have sent it, quoted back.
+    let (src, dst, srcPort, dstPort) = icmp ? (host, board, ourPort, theirPort) : (board, destination, theirPort, ourPort)
+    var datagram = [UInt8](repeating: 0, count: 28 + length)
+    datagram.withUnsafeMutableBytes { buffer in
+        let udp = UnsafeMutableRawBufferPointer(rebasing: buffer[20...])
+        for (i, b) in payload.enumerated() { udp[8 + i] = b }
+        _ = try? UDPHeader(sourcePort: srcPort, destinationPort: dstPort)
+            .emit(into: udp, payloadLength: length, source: src, destination: dst)
+        _ = try? IPv4Header(source: src, destination: dst, protocol: .udp, payloadLength: 8 + length).emit(into: buffer)
+    }
+    if flags & 0x20 != 0, datagram.count > 28 { datagram[27] ^= 0xFF }  // corrupt the payload
+    if flags & 0x40 != 0 { datagram[25] = UInt8(truncatingIfNeeded: length + 9 + Int(flags >> 7)) }  // a lying length
+    guard icmp else {
+        datagram.withUnsafeBytes { stack.receive($0, now: MillisecondInstant(milliseconds: now)) }
+        return
+    }
+    let cut = min(datagram.count, 20 + Int(script.u8() % 40))
+    var message = [UInt8](repeating: 0, count: 20 + 8 + cut)
+    message.withUnsafeMutableBytes { buffer in
+        let body = UnsafeMutableRawBufferPointer(rebasing: buffer[20...])
+        let quoted = datagram.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[0..<cut]) }
+        let n = (try? ICMPv4Unreachable.emit(into: body, code: script.u8() % 4, quoting: quoted)) ?? 0
+        _ = try? IPv4Header(source: board, destination: host, protocol: .icmp, payloadLength: n).emit(into: buffer)
+    }
+    message.withUnsafeBytes { stack.receive($0, now: MillisecondInstant(milliseconds: now)) }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var script = Script(bytes: UnsafeRawBufferPointer(start: data, count: size))
@@ -131,12 +184,38 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         view.stackPort = 80
         view.ourPort = 5000
     }
+    let datagramSockets = [try? stack.openDatagram(port: 53, queueBytes: 600, queueDatagrams: 4),
+                           try? stack.openDatagram(port: 54, queueBytes: 0, queueDatagrams: 1)].compactMap { $0 }
+    require(datagramSockets.count == 2, "two UDP sockets must open")
+    try? stack.connectDatagram(datagramSockets[1], to: (board, 9))
+    var dropped: [UInt64] = [0, 0]
     drain(&stack, now: now, view: &view)
     var steps = 0
     var readBuffer = [UInt8](repeating: 0, count: 700)
     while !script.atEnd, steps < 400 {
         steps += 1
-        switch script.u8() % 6 {
+        switch script.u8() % 9 {
+        case 6:
+            feedDatagram(&stack, &script, now: now, icmp: script.u8() & 1 != 0)
+        case 7:
+            let size = Int(script.u16() % 400)
+            let bytes = [UInt8](repeating: 0xC3, count: size)
+            let s = datagramSockets[Int(script.u8() & 1)]
+            let to: (address: IPv4Address, port: UInt16)? = script.u8() & 1 == 0 ? nil : (board, 9)
+            bytes.withUnsafeBytes { p in
+                do throws(TCPError) {
+                    try stack.sendDatagram(s, chunks: [p], to: to)
+                    require(size <= stack.maximumDatagramPayload, "sent a datagram above the MTU")
+                } catch {
+                    if error == .messageTooLong { require(size > stack.maximumDatagramPayload, "emsgsize below the limit") }
+                }
+            }
+        case 8:
+            for s in datagramSockets {
+                if case .datagram(let copied, let length, _, _)? = readBuffer.withUnsafeMutableBytes({ try? stack.receiveDatagram(s, into: $0) }) {
+                    require(copied <= length && length <= 600, "a datagram larger than its queue")
+                }
+            }
         case 0, 1:
             feed(&stack, &script, now: now, view: &view)
         case 2:
@@ -164,6 +243,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             let queued = stack.bytesUnacknowledged(c)
             require(queued >= 0 && queued <= 2048, "more queued bytes than the send buffer: \(queued)")
             require(stack.bytesReadable(c) <= 1024, "more readable bytes than the receive buffer")
+        }
+        for (i, s) in datagramSockets.enumerated() {
+            let d = (try? stack.droppedDatagrams(s)) ?? 0
+            require(d >= dropped[i], "the drop counter went back")
+            dropped[i] = d
         }
         drain(&stack, now: now, view: &view)
     }
