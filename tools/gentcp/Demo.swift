@@ -71,8 +71,22 @@ struct Demo: AsyncParsableCommand {
             throw ExitCode(Status.failed)
         }
         print(Row.table(rows))
+        let udp: [UDPRow]
+        do {
+            udp = try await Demo.udpRows(options)
+        } catch let error as SocketError {
+            printError(failureLine(error, hint: "demo's gen_udp step failed; rerun with --seed \(seed) to reproduce"))
+            throw ExitCode(Status.failed)
+        }
+        print("\ngen_udp: \(Demo.udpCount) datagrams of \(Demo.udpSize) bytes to a UDP echo on each board, 8 at a time")
+        print(UDPRow.table(udp))
         if rows.contains(where: { !$0.ok }) {
             printError("gentcp: demo: a transfer did not arrive intact (seed \(seed))")
+            throw ExitCode(Status.failed)
+        }
+        // Loss is what --faults asks for; an altered datagram, or loss on a clean run, is a failure.
+        if udp.contains(where: { $0.altered > 0 || (!faults && $0.lost > 0) }) {
+            printError("gentcp: demo: gen_udp datagrams were altered or lost on a clean link (seed \(seed))")
             throw ExitCode(Status.failed)
         }
     }

@@ -16,7 +16,7 @@ struct Simulate: AsyncParsableCommand {
             BOARD is a profile name from boards/ (or a file) with "simulated": true. AT boards run \
             GenTCP's modem simulator (ESP-AT, SIM800 or BG96 as the profile says); the sockets the \
             simulated module opens are real, to loopback addresses only. SLIP boards run GenTCP's \
-            own stack at the profile's board address with echo (7), discard (9) and source (19) \
+            own stack at the profile's board address with echo (7, TCP and UDP), discard (9) and source (19) \
             services. The first line printed is the pty's path; the board runs until stdin \
             closes, --seconds pass, or the process is interrupted. -v prints every chunk on the \
             pty to stderr in hex and text, >> from the host to the board and << back.
@@ -104,8 +104,8 @@ struct Simulate: AsyncParsableCommand {
     }
 
     /// A SLIP board on the master side of a new pty: GenTCP's own stack at the profile's peer
-    /// address, serving echo (7), discard (9) and source (19: 1 MiB of a fixed pattern, then
-    /// close). The host side is the pty's slave path, printed first.
+    /// address, serving echo (7, TCP and UDP), discard (9) and source (19: 1 MiB of a fixed
+    /// pattern, then close). The host side is the pty's slave path, printed first.
     func runSLIPBoard(_ profile: BoardProfile) async throws {
         guard let slip = profile.slip else {
             printError(failureLine(atom: "einval", summary: "bad board profile", notes: ["\(profile.source): no slip settings"]))
@@ -121,7 +121,7 @@ struct Simulate: AsyncParsableCommand {
         // The board's end: its address is the profile's peer address, its peer is the host.
         var configuration = SLIPConfiguration(local: slip.peerAddress, peer: slip.localAddress, mtu: slip.mtu)
         configuration.seed = seed
-        printError("gentcp: simulating \(profile.name) (SLIP, \(slip.peerAddress), MTU \(slip.mtu)) on \(pair.slavePath): echo 7, discard 9, source 19; host side \(slip.localAddress)")
+        printError("gentcp: simulating \(profile.name) (SLIP, \(slip.peerAddress), MTU \(slip.mtu)) on \(pair.slavePath): echo 7 (TCP and UDP), discard 9, source 19; host side \(slip.localAddress)")
         let link: any SerialLink = verbose ? Trace.wrap(pair.master, boardSide: true, name: pair.slavePath) : pair.master
         let board = try SLIPDriver(link: link, configuration: configuration)
         print(pair.slavePath)
@@ -132,6 +132,9 @@ struct Simulate: AsyncParsableCommand {
                 let listener = try ListenSocket.listen(port: port, options: [.binary, .active(.passive)], driver: board)
                 Process.spawn { await Simulate.serve(listener, service) }
             }
+            let udpEcho = try await UDPSocket.open(port: 7, options: [.binary, .active(.passive)], driver: board)
+            let echoer = Process.spawn { await Simulate.echoDatagrams(udpEcho) }
+            try udpEcho.controllingProcess(echoer)
             if let seconds {
                 try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
             } else {
@@ -169,6 +172,13 @@ struct Simulate: AsyncParsableCommand {
                 socket.close()
             }
             try? socket.controllingProcess(me)
+        }
+    }
+
+    /// UDP echo (RFC 862): every datagram back to its sender, until the socket closes.
+    static func echoDatagrams(_ socket: UDPSocket) async {
+        while let d = try? await socket.recv() {
+            _ = try? await socket.send(d.payload.bytes, to: d.source)
         }
     }
 
