@@ -380,12 +380,21 @@ struct CLITests {
         let outcome = try await CLITests.run(["demo", "--bytes", "64k", "--seed", "7"], limit: 60)
         #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
         let text = String(decoding: outcome.stdout, as: UTF8.self)
-        let rows = text.split(separator: "\n").filter {
+        let parts = text.components(separatedBy: "\ngen_udp:")
+        #expect(parts.count == 2, "output: \(text)")
+        let rows = parts[0].split(separator: "\n").filter {
             $0.hasPrefix("sim ") || $0.hasPrefix("slip ") || $0.hasPrefix("at ") || $0.hasPrefix("posix ")
         }
         #expect(rows.count == 4, "output: \(text)")
         for row in rows {
             #expect(row.contains(" ok ") && row.hasSuffix("match") && row.contains("65536"), "row: \(row)")
+        }
+        // The gen_udp rows: every datagram back, none lost, reordered, duplicated or altered.
+        let udp = (parts.last ?? "").split(separator: "\n").filter { $0.hasPrefix("sim ") || $0.hasPrefix("slip ") || $0.hasPrefix("posix ") }
+        #expect(udp.count == 3, "output: \(text)")
+        for row in udp {
+            let fields = row.split(separator: " ").map(String.init)
+            #expect(fields.count >= 11 && fields[3] == "500" && fields[4] == "500" && fields[5...8] == ["0", "0", "0", "0"], "row: \(row)")
         }
     }
 
