@@ -187,7 +187,10 @@ struct ConnectSession: Sendable {
                     // The stream broke while stdin was going out: the same line as for a receive,
                     // with the receive's reason when it says more than the send's `closed`.
                     let shown = error.reason != .closed ? error : sendError
-                    return finish(Status.failed, transferFailureLine(shown, incident: incident, received: received,
+                    // The incident that explains the error shown (the send's, when the receive
+                    // only saw `closed`).
+                    return finish(Status.failed, transferFailureLine(shown, incident: ConnectSession.linkIncident(incidents, for: shown),
+                                                                     received: received,
                                                                      hint: transferHint(for: shown)))
                 case .quit(let seconds, let sent)? where error.reason == .closed:
                     // The -q wait ran out (its shutdown woke this recv): everything asked for went
