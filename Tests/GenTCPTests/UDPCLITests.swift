@@ -98,3 +98,20 @@ struct UDPCLITests {
         }
     }
 }
+
+extension UDPCLITests {
+    @Test("udp --board sim-slip: UDP echo through GenTCP's stack on a pty; a closed port is econnrefused from the board's ICMP")
+    func overSLIP() async throws {
+        try await SimulateCLITests.withBoard("sim-slip") { board in
+            let common = ["udp", "--board", "sim-slip", "--boards", SimulateCLITests.boards, "--serial", board.path, "-q", "1"]
+            let echo = try await CLITests.run(common + ["board", "7"], stdin: bytes("over\nslip\n"))
+            #expect(echo.status == 0, "\(echo.stderr)")
+            #expect(String(decoding: echo.stdout, as: UTF8.self) == "over\nslip\n")
+            let closed = try await CLITests.run(common + ["board", "9"], stdin: bytes("anyone?\n"))
+            #expect(closed.status == 1)
+            #expect(closed.errorLines.last?.hasPrefix("gentcp: econnrefused:") == true, "\(closed.stderr)")
+            let tooBig = try await CLITests.run(common + ["--size", "2000", "board", "7"])
+            #expect(tooBig.status == 64, "\(tooBig.stderr)")
+        }
+    }
+}

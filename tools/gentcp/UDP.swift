@@ -2,6 +2,8 @@ import ArgumentParser
 import GenTCP
 import GenTCPCore
 import GenTCPPOSIX
+import GenTCPSerial
+import GenTCPSLIP
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,8 +27,29 @@ struct UDP: AsyncParsableCommand {
             Example: echo 'hello' | gentcp udp 127.0.0.1 7
             """)
 
-    @ArgumentParser.Option(help: "The driver: posix (the only one with gen_udp in this command so far).")
+    @ArgumentParser.Option(help: "The driver: posix, or slip (IP over SLIP on --serial). The at driver has no gen_udp yet.")
     var driver: DriverName?
+
+    @ArgumentParser.Option(help: "A board profile (name in boards/ or a file) with a slip link: sets the driver and the line's settings.")
+    var board: String?
+
+    @ArgumentParser.Option(help: "Directory of board profiles.")
+    var boards: String = "boards"
+
+    @ArgumentParser.Option(help: "slip: the board's serial port or pty.")
+    var serial: String?
+
+    @ArgumentParser.Option(help: "slip: line speed of --serial (default: the board's, else 115200).")
+    var baud: Int?
+
+    @ArgumentParser.Option(name: .customLong("local-ip"), help: "slip: our IPv4 address on the line (default: the board's slip.localAddress).")
+    var localIP: String?
+
+    @ArgumentParser.Option(name: .customLong("peer-ip"), help: "slip: the board's IPv4 address (default: the board's slip.peerAddress).")
+    var peerIP: String?
+
+    @ArgumentParser.Option(help: "slip: the line's MTU (default: the board's, else 1006).")
+    var mtu: Int?
 
     @ArgumentParser.Option(help: "Cut stdin into datagrams of N bytes (1...65507) instead of lines.")
     var size: Int?
@@ -69,10 +92,41 @@ struct UDP: AsyncParsableCommand {
         func bad(_ note: String) -> Result<UDPSession.Settings, Connect.UsageFailure> {
             .failure(Connect.UsageFailure(text: failureLine(atom: "badarg", summary: "bad argument", notes: [note])))
         }
-        if let driver, driver != .posix {
-            return bad("--driver \(driver.rawValue) has no gen_udp in gentcp udp yet; use posix")
+        var chosen = driver ?? .posix
+        var profile: BoardProfile?
+        if let board {
+            do throws(BoardProfileError) {
+                profile = try BoardProfile.find(board, in: boards)
+            } catch {
+                return bad("\(error)")
+            }
+            if driver == nil { chosen = profile?.link == .slip ? .slip : .at }
+        }
+        if chosen == .at { return bad("the at driver has no gen_udp yet (issue 11); use posix or slip") }
+        var line: ConnectSession.Line?
+        if chosen == .slip {
+            guard let serial else { return bad("--driver slip needs --serial PATH (the board's port or pty)") }
+            guard let local = (localIP.flatMap { IPAddress($0) } ?? profile?.slip?.localAddress), !local.isIPv6 else {
+                return bad("--driver slip needs --local-ip A.B.C.D (IPv4), got \"\(localIP ?? "")\"")
+            }
+            guard let peer = (peerIP.flatMap { IPAddress($0) } ?? profile?.slip?.peerAddress), !peer.isIPv6 else {
+                return bad("--driver slip needs --peer-ip A.B.C.D (IPv4), got \"\(peerIP ?? "")\"")
+            }
+            let lineMTU = mtu ?? profile?.slip?.mtu ?? 1006
+            guard (68...65535).contains(lineMTU) else { return bad("--mtu must be 68...65535, got \(lineMTU)") }
+            let speed = baud ?? profile?.serial.baudRate ?? 115_200
+            guard (50...4_000_000).contains(speed) else { return bad("--baud must be 50...4000000, got \(speed)") }
+            if family == .ipv6 { return bad("SLIP carries IPv4 only: --ipv6 does not go with --driver slip") }
+            line = ConnectSession.Line(
+                path: serial, serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
+                local: local, peer: peer, mtu: lineMTU, capture: nil)
+        } else if serial != nil || localIP != nil || peerIP != nil || mtu != nil || baud != nil {
+            return bad("--serial, --baud, --local-ip, --peer-ip and --mtu go with --driver slip")
         }
         if let size, !(1...65507).contains(size) { return bad("--size must be 1...65507, got \(size)") }
+        if let size, let line, size > line.mtu - 28 {
+            return bad("--size \(size) does not fit one datagram on an MTU of \(line.mtu) (at most \(line.mtu - 28))")
+        }
         var quit = 1.0
         if let quitAfter {
             guard let seconds = Double(quitAfter), seconds.isFinite, (0...86_400).contains(seconds) else {
@@ -105,7 +159,7 @@ struct UDP: AsyncParsableCommand {
         }
         return .success(UDPSession.Settings(
             target: target, listenPort: listen, bind: bind, ipv6: ipv6, size: size,
-            quitAfter: quit, verbose: verbose))
+            quitAfter: quit, verbose: verbose, line: line))
     }
 }
 
@@ -121,6 +175,8 @@ struct UDPSession: Sendable {
         var size: Int?
         var quitAfter: Double
         var verbose: Bool
+        /// The SLIP line for `--driver slip`; nil for posix.
+        var line: ConnectSession.Line?
     }
 
     let settings: Settings
@@ -128,14 +184,33 @@ struct UDPSession: Sendable {
 
     /// Exit status: ok after stdin ended and the quiet wait ran out; failed for any error.
     func run() async -> Int32 {
-        var options: [GenTCPCore.Option] = [.binary, .active(.passive), .buffer(65_536), .recbuf(262_144)]
+        var options: [GenTCPCore.Option] = [.binary, .active(.passive), .buffer(65_536)]
+        // A big kernel queue on posix; the in-process stack allocates its queue: 64 KiB there.
+        options.append(.recbuf(settings.line == nil ? 262_144 : 65_536))
         options.append(settings.ipv6 ? .inet6 : .inet)
         if let bind = settings.bind { options.append(.localAddress(bind)) }
         // Two threads: a read blocked on stdin must not hold up a write to stdout.
         let input = BlockingThread()
         let io = BlockingThread()
+        var slip: SLIPDriver?
+        defer { slip?.close() }
         do throws(SocketError) {
-            let socket = try await UDPSocket.open(port: settings.listenPort ?? 0, options: options, driver: .posix)
+            let driver: any DatagramDriver
+            if let line = settings.line {
+                let link: any SerialLink
+                do throws(SerialLinkError) {
+                    link = try ConnectSession.openLink(line.path, line.serial)
+                } catch {
+                    printError(failureLine(error))
+                    return Status.failed
+                }
+                let d = try SLIPDriver(link: link, configuration: SLIPConfiguration(local: line.local, peer: line.peer, mtu: line.mtu))
+                slip = d
+                driver = d
+            } else {
+                driver = POSIXDriver.shared
+            }
+            let socket = try await UDPSocket.open(port: settings.listenPort ?? 0, options: options, driver: driver)
             defer { socket.close() }
             note("bound \(try socket.sockname())")
             if let (host, port) = settings.target {
