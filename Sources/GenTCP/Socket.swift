@@ -119,9 +119,11 @@ struct PortState {
     }
 }
 
-/// Work decided under the lock and done after it is released: resuming waiters.
-struct Effects {
-    var resumeRecv: [(UnsafeContinuation<Result<Payload, SocketError>, Never>, Result<Payload, SocketError>)] = []
+/// Work decided under a port's lock and done after it is released: resuming waiters (whose
+/// `recv` gives `Received`: a gen_tcp `Payload`, a gen_udp `Datagram`), cancelling their timers,
+/// waking mailbox receivers.
+struct PortEffects<Received: Sendable> {
+    var resumeRecv: [(UnsafeContinuation<Result<Received, SocketError>, Never>, Result<Received, SocketError>)] = []
     var resumeSend: [(UnsafeContinuation<Result<Void, SocketError>, Never>, Result<Void, SocketError>)] = []
     var cancelTimers: [TimerID] = []
     var wakeups: [Mailbox.Wakeup] = []
@@ -133,6 +135,9 @@ struct Effects {
         for (c, r) in resumeSend { c.resume(returning: r) }
     }
 }
+
+/// A gen_tcp socket's effects.
+typealias Effects = PortEffects<Payload>
 
 // MARK: - Connect
 

@@ -89,20 +89,8 @@ struct DatagramPortState {
     }
 }
 
-/// Work decided under a gen_udp socket's lock and done after it is released.
-struct DatagramEffects {
-    var resumeRecv: [(UnsafeContinuation<Result<Datagram, SocketError>, Never>, Result<Datagram, SocketError>)] = []
-    var resumeSend: [(UnsafeContinuation<Result<Void, SocketError>, Never>, Result<Void, SocketError>)] = []
-    var cancelTimers: [TimerID] = []
-    var wakeups: [Mailbox.Wakeup] = []
-
-    func run(on runtime: any Runtime) {
-        for t in cancelTimers { runtime.cancel(t) }
-        for w in wakeups { w.resume() }
-        for (c, r) in resumeRecv { c.resume(returning: r) }
-        for (c, r) in resumeSend { c.resume(returning: r) }
-    }
-}
+/// A gen_udp socket's effects.
+typealias DatagramEffects = PortEffects<Datagram>
 
 // MARK: - Open
 
