@@ -27,7 +27,9 @@ struct UDPCLITests {
     func lines() async throws {
         try await Process.run {
             let (port, done) = try await UDPCLITests.echo(count: 4)
-            let out = try await CLITests.run(["udp", "-q", "0.5", "127.0.0.1", "\(port)"], stdin: bytes("one\ntwo\n\nlast"))
+            // -q: the quiet wait after the last datagram; generous, as the echo runs in this
+            // (possibly very busy) test process.
+            let out = try await CLITests.run(["udp", "-q", "20", "127.0.0.1", "\(port)"], stdin: bytes("one\ntwo\n\nlast"))
             #expect(out.status == 0, "\(out.stderr)")
             #expect(String(decoding: out.stdout, as: UTF8.self) == "one\ntwo\n\nlast\n")
             #expect(await done.waitForExit() == .normal)
@@ -39,7 +41,7 @@ struct UDPCLITests {
         try await Process.run {
             let (port, _) = try await UDPCLITests.echo(count: 3)
             let input = CLITests.payload(2500, seed: 7)
-            let out = try await CLITests.run(["udp", "-v", "--size", "1000", "-q", "0.5", "127.0.0.1", "\(port)"], stdin: input)
+            let out = try await CLITests.run(["udp", "-v", "--size", "1000", "-q", "20", "127.0.0.1", "\(port)"], stdin: input)
             #expect(out.status == 0, "\(out.stderr)")
             let prefix = bytes("127.0.0.1:\(port)\t")
             var expected: [UInt8] = []
@@ -103,7 +105,7 @@ extension UDPCLITests {
     @Test("udp --board sim-slip: UDP echo through GenTCP's stack on a pty; a closed port is econnrefused from the board's ICMP")
     func overSLIP() async throws {
         try await SimulateCLITests.withBoard("sim-slip") { board in
-            let common = ["udp", "--board", "sim-slip", "--boards", SimulateCLITests.boards, "--serial", board.path, "-q", "1"]
+            let common = ["udp", "--board", "sim-slip", "--boards", SimulateCLITests.boards, "--serial", board.path, "-q", "15"]
             let echo = try await CLITests.run(common + ["board", "7"], stdin: bytes("over\nslip\n"))
             #expect(echo.status == 0, "\(echo.stderr)")
             #expect(String(decoding: echo.stdout, as: UTF8.self) == "over\nslip\n")
