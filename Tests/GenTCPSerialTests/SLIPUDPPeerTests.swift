@@ -62,6 +62,11 @@ struct UDPEchoRun: Sendable {
     var time: Duration = .zero
     var smallest = Int.max
     var largest = 0
+    /// Line bytes (SLIP framing included) written and read during the run.
+    var lineBytesSent = 0
+    var lineBytesReceived = 0
+    /// Frames our decoder dropped, and datagrams with a bad checksum, during the run.
+    var damagedFrames = 0
     /// The first problems seen, for the failure message.
     var notes: [String] = []
 
@@ -70,11 +75,15 @@ struct UDPEchoRun: Sendable {
 
     var seconds: Double { Double(time.components.seconds) + Double(time.components.attoseconds) * 1e-18 }
 
-    /// One line for the test output (and the README).
-    func summary(_ label: String) -> String {
+    /// One line for the test output (and the README); `baud` gives the line's use (10 bits a
+    /// byte on the wire).
+    func summary(_ label: String, baud: Int) -> String {
         let s = max(seconds, 1e-9)
+        let capacity = Double(baud) / 10 * s
         return "\(label): \(sent) datagrams (\(smallest)…\(largest) B) echoed in "
             + String(format: "%.1f s: %.0f datagrams/s, %.0f B/s of payload each way; ", s, Double(received) / s, Double(bytes) / s)
+            + String(format: "line in use %.0f %% out, %.0f %% in; ", 100 * Double(lineBytesSent) / capacity,
+                     100 * Double(lineBytesReceived) / capacity)
             + "loss \(loss) (sent \(sent), received \(received)), altered \(altered), reordered \(reordered), stalls \(stalls)"
     }
 }
@@ -91,6 +100,7 @@ func udpEchoRun(driver: SLIPDriver, peer: SocketAddress, count: Int, window: Int
     var next = 0
     var inFlight = 0
     var highest = -1
+    let lineBefore = driver.statistics
     let start = ContinuousClock.now
     func note(_ text: String) { if run.notes.count < 10 { run.notes.append(text) } }
     while next < count || inFlight > 0 {
@@ -137,6 +147,12 @@ func udpEchoRun(driver: SLIPDriver, peer: SocketAddress, count: Int, window: Int
         run.received += 1
     }
     run.time = ContinuousClock.now - start
+    let lineAfter = driver.statistics
+    run.lineBytesSent = lineAfter.bytesSent - lineBefore.bytesSent
+    run.lineBytesReceived = lineAfter.bytesReceived - lineBefore.bytesReceived
+    run.damagedFrames = (lineAfter.escapeErrors - lineBefore.escapeErrors)
+        + (lineAfter.oversizedFrames - lineBefore.oversizedFrames)
+        + (lineAfter.stack.badChecksum - lineBefore.stack.badChecksum)
     let stats = try socket.getstat()
     if stats.recvDropped != 0 || stats.recvTruncated != 0 {
         note("our socket dropped \(stats.recvDropped), truncated \(stats.recvTruncated)")
@@ -152,6 +168,7 @@ func expectCleanEchoRun(_ run: UDPEchoRun, count: Int, largest: Int) {
     #expect(run.altered == 0, "\(run.notes)")
     #expect(run.reordered == 0, "\(run.notes)")
     #expect(run.stalls == 0, "\(run.notes)")
+    #expect(run.damagedFrames == 0, "frames damaged on a clean line")
     #expect(run.smallest == 4 && run.largest == largest)
 }
 
@@ -196,7 +213,7 @@ struct SLIPUDPPeerTests {
             let run = try await udpEchoRun(
                 driver: peer.driver, peer: SocketAddress(slipBoard, port: udpEchoPort), count: Self.count,
                 window: Self.window, stall: 3000)
-            print(run.summary("slip ⇄ lwIP UDP echo, \(udpPeerBaud) baud, MTU \(Self.mtu), window \(Self.window)"))
+            print(run.summary("slip ⇄ lwIP UDP echo, \(udpPeerBaud) baud, MTU \(Self.mtu), window \(Self.window)", baud: udpPeerBaud))
             expectCleanEchoRun(run, count: Self.count, largest: Self.mtu - 28)
         }
     }
@@ -222,12 +239,14 @@ struct SLIPUDPPeerTests {
             let run = try await udpEchoRun(
                 driver: peer.driver, peer: SocketAddress(slipBoard, port: udpEchoPort), count: Self.count,
                 window: Self.window, stall: 3000)
-            print(run.summary("slip ⇄ Linux UDP echo, \(udpPeerBaud) baud, MTU \(Self.mtu), window \(Self.window)"))
+            print(run.summary("slip ⇄ Linux UDP echo, \(udpPeerBaud) baud, MTU \(Self.mtu), window \(Self.window)", baud: udpPeerBaud))
             expectCleanEchoRun(run, count: Self.count, largest: Self.mtu - 28)
         }
     }
 
-    @Test("Linux: a closed port is econnrefused once (the kernel's ICMP); above the largest is emsgsize")
+    /// Also the other way: the kernel's datagram to a port we do not have gets our ICMP port
+    /// unreachable, which the kernel accepts (its connected socket reports ECONNREFUSED).
+    @Test("Linux: a closed port is econnrefused once (the kernel's ICMP), and ours reaches the kernel; above the largest is emsgsize")
     func linuxRefused() async throws {
         if let reason = await offPool({ LinuxPeer.unavailable() }) {
             print("skipping the Linux peer: \(reason)")
@@ -235,6 +254,14 @@ struct SLIPUDPPeerTests {
         }
         try await withLinuxUDPPeer { peer in
             try await expectRefusedAndTooLong(driver: peer.driver, board: slipBoard, mtu: Self.mtu)
+
+            let sent = peer.driver.statistics.stack.portUnreachableSent
+            let probe = await offPool {
+                shell("ip netns exec \(peer.namespace) python3 \(peerPackageRoot)/tools/slip-tun/udp_probe.py "
+                    + "10.0.0.1 \(udpClosedPort) 2>&1")
+            }
+            #expect(probe.status == 0, "the kernel's datagram to our closed port: \(probe.output)")
+            #expect(peer.driver.statistics.stack.portUnreachableSent == sent + 1)
         }
     }
 
