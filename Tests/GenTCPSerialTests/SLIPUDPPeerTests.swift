@@ -13,6 +13,16 @@ import Testing
 /// The line's rate for these tests, in baud (10 bits a byte on the wire).
 let udpPeerBaud = 921_600
 
+/// `GENTCP_UDP_PEER_LINE=pty` runs these tests on the bare pty instead (unpaced, as the TCP peer
+/// tests run): then the figures are the two programs' and the machine's, not the line's.
+let udpPeerUnpaced = ProcessInfo.processInfo.environment["GENTCP_UDP_PEER_LINE"] == "pty"
+
+/// The faults of the paced line (none), or nil for the bare pty.
+let udpPeerLineFaults: LineFaults? = udpPeerUnpaced ? nil : LineFaults()
+
+/// The line, for the figures.
+let udpPeerLineLabel = udpPeerUnpaced ? "pty (unpaced)" : "\(udpPeerBaud) baud"
+
 /// The echo service's port on both peers.
 let udpEchoPort = 7
 
@@ -76,14 +86,15 @@ struct UDPEchoRun: Sendable {
     var seconds: Double { Double(time.components.seconds) + Double(time.components.attoseconds) * 1e-18 }
 
     /// One line for the test output (and the README); `baud` gives the line's use (10 bits a
-    /// byte on the wire).
+    /// byte on the wire; 0 for an unpaced line: no use then).
     func summary(_ label: String, baud: Int) -> String {
         let s = max(seconds, 1e-9)
         let capacity = Double(baud) / 10 * s
+        let use = baud <= 0 ? "" : String(format: "line in use %.0f %% out, %.0f %% in; ",
+                                            100 * Double(lineBytesSent) / capacity, 100 * Double(lineBytesReceived) / capacity)
         return "\(label): \(sent) datagrams (\(smallest)…\(largest) B) echoed in "
             + String(format: "%.1f s: %.0f datagrams/s, %.0f B/s of payload each way; ", s, Double(received) / s, Double(bytes) / s)
-            + String(format: "line in use %.0f %% out, %.0f %% in; ", 100 * Double(lineBytesSent) / capacity,
-                     100 * Double(lineBytesReceived) / capacity)
+            + use
             + "loss \(loss) (sent \(sent), received \(received)), altered \(altered), reordered \(reordered), stalls \(stalls)"
     }
 }
@@ -216,11 +227,11 @@ struct SLIPUDPPeerTests {
             print("skipping the lwIP peer: \(reason)")
             return
         }
-        try await withLwIPPeer(size: 0, mtu: Self.mtu, faults: LineFaults()) { peer in
+        try await withLwIPPeer(size: 0, mtu: Self.mtu, faults: udpPeerLineFaults) { peer in
             let run = try await udpEchoRun(
                 driver: peer.driver, peer: SocketAddress(slipBoard, port: udpEchoPort), count: Self.count,
                 window: Self.window, stall: 10_000)
-            print(run.summary("slip ⇄ lwIP UDP echo, \(udpPeerBaud) baud, MTU \(Self.mtu), window \(Self.window)", baud: udpPeerBaud))
+            print(run.summary("slip ⇄ lwIP UDP echo, \(udpPeerLineLabel), MTU \(Self.mtu), window \(Self.window)", baud: udpPeerUnpaced ? 0 : udpPeerBaud))
             expectCleanEchoRun(run, count: Self.count, largest: Self.mtu - 28)
         }
     }
@@ -231,7 +242,7 @@ struct SLIPUDPPeerTests {
             print("skipping the lwIP peer: \(reason)")
             return
         }
-        try await withLwIPPeer(size: 0, mtu: Self.mtu, faults: LineFaults()) { peer in
+        try await withLwIPPeer(size: 0, mtu: Self.mtu, faults: udpPeerLineFaults) { peer in
             try await expectRefusedAndTooLong(driver: peer.driver, board: slipBoard, mtu: Self.mtu)
         }
     }
@@ -246,7 +257,7 @@ struct SLIPUDPPeerTests {
             let run = try await udpEchoRun(
                 driver: peer.driver, peer: SocketAddress(slipBoard, port: udpEchoPort), count: Self.count,
                 window: Self.window, stall: 10_000)
-            print(run.summary("slip ⇄ Linux UDP echo, \(udpPeerBaud) baud, MTU \(Self.mtu), window \(Self.window)", baud: udpPeerBaud))
+            print(run.summary("slip ⇄ Linux UDP echo, \(udpPeerLineLabel), MTU \(Self.mtu), window \(Self.window)", baud: udpPeerUnpaced ? 0 : udpPeerBaud))
             expectCleanEchoRun(run, count: Self.count, largest: Self.mtu - 28)
         }
     }
@@ -276,7 +287,7 @@ struct SLIPUDPPeerTests {
     /// the peer (keeping its directory, with the line's capture, when `body` failed).
     func withLinuxUDPPeer(_ body: @escaping @Sendable (LinuxPeer) async throws -> Void) async throws {
         let peer = try await offPool {
-            Result { try LinuxPeer(size: 0, mtu: Self.mtu, faults: LineFaults(), baud: udpPeerBaud) }
+            Result { try LinuxPeer(size: 0, mtu: Self.mtu, faults: udpPeerLineFaults, baud: udpPeerBaud) }
         }.get()
         do {
             try await peer.waitUntilReady()
