@@ -183,8 +183,8 @@ func expectCleanEchoRun(_ run: UDPEchoRun, count: Int, largest: Int) {
 }
 
 /// A socket connected to a closed port on `board` hears the peer's ICMP port unreachable as
-/// `econnrefused` once, and then nothing; a datagram one byte over the largest is `emsgsize`
-/// (the largest itself goes).
+/// `econnrefused` once, and then nothing, from a receive, or from the next send when no receive
+/// came first; a datagram one byte over the largest is `emsgsize` (the largest itself goes).
 func expectRefusedAndTooLong(driver: SLIPDriver, board: IPAddress, mtu: Int) async throws {
     let before = driver.statistics.stack.portUnreachableReceived
     let c = try await UDPSocket.open(options: [.binary, .active(.passive)], driver: driver)
@@ -195,6 +195,19 @@ func expectRefusedAndTooLong(driver: SLIPDriver, board: IPAddress, mtu: Int) asy
     await #expect(throws: SocketError(.connectionRefused)) { _ = try await c.recv(timeout: 10_000) }
     await #expect(throws: SocketError(.timeout)) { _ = try await c.recv(timeout: 500) }
     #expect(driver.statistics.stack.portUnreachableReceived == before + 1)
+
+    // When no receive comes first, the next send reports it (and does not go), once.
+    try await c.send([4, 5, 6])
+    let deadline = ContinuousClock.now + .seconds(10)
+    while driver.statistics.stack.portUnreachableReceived < before + 2 && ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    #expect(driver.statistics.stack.portUnreachableReceived == before + 2)
+    let sentBefore = driver.statistics.stack.datagramsSent
+    await #expect(throws: SocketError(.connectionRefused)) { try await c.send([7]) }
+    #expect(driver.statistics.stack.datagramsSent == sentBefore)
+    try await c.send([8])
+    await #expect(throws: SocketError(.connectionRefused)) { _ = try await c.recv(timeout: 10_000) }
 
     let largest = c.maximumDatagramSize
     let echo = SocketAddress(board, port: udpEchoPort)
