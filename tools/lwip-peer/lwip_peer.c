@@ -327,8 +327,9 @@ static void udp_echo_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const 
     (void)arg;
     if (p == NULL) return;
     err_t err = udp_sendto(pcb, p, from, port);
-    if (err == ERR_OK) udp_echoed++;
-    else {
+    if (err == ERR_OK) {
+        udp_echoed++;
+    } else {
         udp_echo_failed++;
         if (verbose) note("udp echo: udp_sendto failed (%d)", err);
     }
