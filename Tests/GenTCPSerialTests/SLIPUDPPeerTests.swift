@@ -220,6 +220,32 @@ func expectRefusedAndTooLong(driver: SLIPDriver, board: IPAddress, mtu: Int) asy
     #expect(back.source == echo)
 }
 
+/// What tshark finds wrong in the line's capture at `path`: malformed packets, bad IPv4, UDP or
+/// ICMP checksums (checked, as tshark does not by default). The UDP datagram an ICMP error
+/// quotes is left out: lwIP and we quote its first 8 bytes (RFC 792), so its checksum cannot
+/// verify. Empty when all is well, or when tshark is missing.
+func badPacketsInCapture(_ path: String) async -> String {
+    await offPool {
+        guard tsharkAvailable() == nil else { return "" }
+        return shell("tshark -r \(path) -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE "
+            + "-Y \"_ws.malformed || ip.checksum.status == 2 || (udp.checksum.status == 2 && !icmp) "
+            + "|| icmp.checksum.status == 2\"")
+            .output
+    }
+}
+
+/// The ICMP port unreachable messages from `source` in the line's capture at `path`, each
+/// quoting a UDP datagram; nil when tshark is missing.
+func portUnreachablesInCapture(_ path: String, from source: IPAddress) async -> Int? {
+    await offPool {
+        guard tsharkAvailable() == nil else { return nil }
+        // The outer header's source only (the quoted datagram has an IP header too).
+        let r = shell("tshark -r \(path) -Y \"icmp.type == 3 && icmp.code == 3 && udp\" "
+            + "-T fields -E occurrence=f -e ip.src")
+        return r.output.split(separator: "\n").filter { $0 == "\(source)" }.count
+    }
+}
+
 /// Each peer echoes 10,000 numbered datagrams of 4…978 bytes (MTU 1006), 8 in flight, on a
 /// clean line paced at 921 600 baud; each peer also refuses a closed port with its own ICMP.
 ///
@@ -245,12 +271,15 @@ struct SLIPUDPPeerTests {
             print("skipping the lwIP peer: \(reason)")
             return
         }
-        try await withLwIPPeer(size: 0, mtu: Self.mtu, faults: udpPeerLineFaults) { peer in
+        try await withLwIPPeer(size: 0, mtu: Self.mtu, faults: udpPeerLineFaults, capture: true) { peer in
             let run = try await udpEchoRun(
                 driver: peer.driver, peer: SocketAddress(slipBoard, port: udpEchoPort), count: Self.count,
                 window: Self.window, stall: 10_000)
             print(run.summary("slip ⇄ lwIP UDP echo, \(udpPeerLineLabel), MTU \(Self.mtu), window \(Self.window)", baud: udpPeerUnpaced ? 0 : udpPeerBaud))
             expectCleanEchoRun(run, count: Self.count, largest: Self.mtu - 28)
+            peer.driver.flushCapture()
+            let bad = await badPacketsInCapture(peer.directory + "/line.pcap")
+            #expect(bad.isEmpty, "bad packets on the line:\n\(bad)")
         }
     }
 
@@ -260,8 +289,15 @@ struct SLIPUDPPeerTests {
             print("skipping the lwIP peer: \(reason)")
             return
         }
-        try await withLwIPPeer(size: 0, mtu: Self.mtu, faults: udpPeerLineFaults) { peer in
+        try await withLwIPPeer(size: 0, mtu: Self.mtu, faults: udpPeerLineFaults, capture: true) { peer in
             try await expectRefusedAndTooLong(driver: peer.driver, board: slipBoard, mtu: Self.mtu)
+            peer.driver.flushCapture()
+            let path = peer.directory + "/line.pcap"
+            let bad = await badPacketsInCapture(path)
+            #expect(bad.isEmpty, "bad packets on the line:\n\(bad)")
+            if let count = await portUnreachablesInCapture(path, from: slipBoard) {
+                #expect(count == 3, "lwIP's port unreachables on the line")
+            }
         }
     }
 
@@ -277,6 +313,9 @@ struct SLIPUDPPeerTests {
                 window: Self.window, stall: 10_000)
             print(run.summary("slip ⇄ Linux UDP echo, \(udpPeerLineLabel), MTU \(Self.mtu), window \(Self.window)", baud: udpPeerUnpaced ? 0 : udpPeerBaud))
             expectCleanEchoRun(run, count: Self.count, largest: Self.mtu - 28)
+            peer.driver.flushCapture()
+            let bad = await badPacketsInCapture(peer.directory + "/line.pcap")
+            #expect(bad.isEmpty, "bad packets on the line:\n\(bad)")
         }
     }
 
@@ -298,6 +337,16 @@ struct SLIPUDPPeerTests {
             }
             #expect(probe.status == 0, "the kernel's datagram to our closed port: \(probe.output)")
             #expect(peer.driver.statistics.stack.portUnreachableSent == sent + 1)
+            peer.driver.flushCapture()
+            let path = peer.directory + "/line.pcap"
+            let bad = await badPacketsInCapture(path)
+            #expect(bad.isEmpty, "bad packets on the line:\n\(bad)")
+            if let count = await portUnreachablesInCapture(path, from: slipBoard) {
+                #expect(count == 3, "the kernel's port unreachables on the line")
+            }
+            if let count = await portUnreachablesInCapture(path, from: slipHost) {
+                #expect(count == 1, "our port unreachable on the line")
+            }
         }
     }
 
