@@ -19,7 +19,14 @@
  *       and answers "sent 3 received R\n" (R counts the matching replies within 2 s of the
  *       last request), then closes.
  *
- * Creates --ready FILE (and prints "lwip-peer: ready ..." on stderr) once all four listen.
+ * and one UDP service:
+ *
+ *   7   UDP echo: each datagram goes back to its sender, unchanged, as one datagram.
+ *
+ * A datagram to any other UDP port is answered by lwIP itself with ICMP port unreachable
+ * (udp_input's "no matching pcb" path; LWIP_ICMP is 1 in the Debian build).
+ *
+ * Creates --ready FILE (and prints "lwip-peer: ready ..." on stderr) once all five listen.
  * Exits with status 0 on SIGTERM, SIGINT or when LINE hangs up (end of file).
  *
  * Threads: the main thread reads LINE, decodes frames and hands them to lwIP with
@@ -53,6 +60,7 @@
 #include "lwip/tcp.h"
 #include "lwip/tcpip.h"
 #include "lwip/timeouts.h"
+#include "lwip/udp.h"
 
 #include "sha256.h"
 
@@ -70,8 +78,9 @@ static ip4_addr_t local_address, peer_address;
 static uint8_t *source_data;
 static size_t source_size = 1 << 20;
 
-/* Counters: the main thread owns the rx ones, the tcpip thread the tx ones. */
+/* Counters: the main thread owns the rx ones, the tcpip thread the tx ones and the UDP ones. */
 static unsigned long frames_in, frames_dropped, frames_out;
+static unsigned long udp_echoed, udp_echo_failed;
 
 static struct netif slip_netif;
 
@@ -307,6 +316,35 @@ static err_t source_more(struct conn *c) {
     tcp_output(c->pcb);
     if (c->offset == source_size) return conn_close(c);
     return ERR_OK;
+}
+
+/* ---- UDP echo (raw API, tcpip thread) --------------------------------------------------- */
+
+/* Sends each datagram back to where it came from. udp_sendto puts the UDP and IP headers in
+ * the room in front of the payload (where the incoming ones were), so p goes back as it is;
+ * it stays ours either way and is freed here. */
+static void udp_echo_recv(void *arg, struct udp_pcb *pcb, struct pbuf *p, const ip_addr_t *from, u16_t port) {
+    (void)arg;
+    if (p == NULL) return;
+    err_t err = udp_sendto(pcb, p, from, port);
+    if (err == ERR_OK) {
+        udp_echoed++;
+    } else {
+        udp_echo_failed++;
+        if (verbose) note("udp echo: udp_sendto failed (%d)", err);
+    }
+    pbuf_free(p);
+}
+
+static int udp_echo_start(void) {
+    struct udp_pcb *pcb = udp_new();
+    if (pcb == NULL) return -1;
+    if (udp_bind(pcb, IP4_ADDR_ANY, PORT_ECHO) != ERR_OK) {
+        udp_remove(pcb);
+        return -1;
+    }
+    udp_recv(pcb, udp_echo_recv, NULL);
+    return 0;
 }
 
 /* ---- the pinger: ICMP echo requests to the peer through a raw pcb ----------------------- */
@@ -646,6 +684,7 @@ int main(int argc, char **argv) {
     ping_id = (u16_t)rand();
     enum service services[] = {PORT_ECHO, PORT_SINK, PORT_PINGER, PORT_SOURCE};
     for (size_t i = 0; i < sizeof services / sizeof services[0]; i++) failed |= listen_on(services[i]) != 0;
+    failed |= udp_echo_start() != 0;
     UNLOCK_TCPIP_CORE();
     /* What lwIP advertises and sends at most (TCP_CALCULATE_EFF_SEND_MSS: the netif MTU - 40). */
     int mss = mtu - 40 < TCP_MSS ? mtu - 40 : TCP_MSS;
@@ -686,6 +725,11 @@ int main(int argc, char **argv) {
             decode(chunk, (size_t)got);
         }
     }
-    note("exiting (%s): %lu frames in, %lu dropped, %lu out", why, frames_in, frames_dropped, frames_out);
+    /* The UDP counters belong to the tcpip thread: read them under its lock. */
+    LOCK_TCPIP_CORE();
+    unsigned long echoed = udp_echoed, echo_failed = udp_echo_failed;
+    UNLOCK_TCPIP_CORE();
+    note("exiting (%s): %lu frames in, %lu dropped, %lu out; udp: %lu echoed, %lu failed", why, frames_in,
+         frames_dropped, frames_out, echoed, echo_failed);
     return 0;
 }

@@ -4,7 +4,9 @@ Run inside the test's network namespace: python3 services.py ADDRESS SOURCE-FILE
 - 7: echoes every byte back until the client closes.
 - 9: reads until the client half-closes, answers with the SHA-256 (32 bytes) of what it got.
 - 19: sends SOURCE-FILE, then closes.
-Writes READY-FILE once all three listen.
+- UDP 7: sends each datagram back to its sender, unchanged (one recvfrom, one sendto: the
+  boundaries stay). Any other UDP port is closed, and the kernel answers ICMP port unreachable.
+Writes READY-FILE once all four listen.
 """
 import hashlib, socket, sys, threading
 
@@ -43,8 +45,23 @@ def source_(c):
     with c, open(source, "rb") as f:
         c.sendall(f.read())
 
+def serve_udp_echo(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # Room for bursts while this thread waits for the GIL (the kernel drops what does not fit).
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.bind((address, port))
+    def loop():
+        while True:
+            try:
+                data, sender = s.recvfrom(65535)
+                s.sendto(data, sender)
+            except OSError:
+                pass  # a pending ICMP error or a full send buffer: drop this one, keep serving
+    threading.Thread(target=loop, daemon=True).start()
+
 serve(7, echo)
 serve(9, sink)
 serve(19, source_)
+serve_udp_echo(7)
 open(ready, "w").close()
 threading.Event().wait()
