@@ -197,6 +197,9 @@ public struct StackCounters: Sendable, Equatable {
     public var portUnreachableSent = 0
     /// ICMP port unreachable messages received about our UDP datagrams.
     public var portUnreachableReceived = 0
+    /// ICMP errors not sent: the datagram's source names no single host, or the rate limit
+    /// (a burst of 10, then one per 100 ms) was reached.
+    public var icmpErrorsSuppressed = 0
 
     /// Every counter at zero.
     public init() {}

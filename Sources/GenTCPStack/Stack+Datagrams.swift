@@ -221,7 +221,7 @@ extension Stack {
 
     /// An incoming UDP datagram: to the socket bound to its port (a connected socket only takes
     /// its peer's), or ICMP port unreachable when nobody has the port (not for broadcasts).
-    mutating func receiveUDP(_ packet: IPv4Packet, broadcast: Bool) {
+    mutating func receiveUDP(_ packet: IPv4Packet, broadcast: Bool, now: Int64) {
         let udp: UDPPacket
         do {
             udp = try UDPPacket(checking: packet.payload)
@@ -251,7 +251,7 @@ extension Stack {
                 counters.datagramsFiltered += 1
             } else if !broadcast {
                 counters.datagramsUnreachable += 1
-                queuePortUnreachable(packet)
+                if mayAnswerWithICMPError(packet, now: now) { queuePortUnreachable(packet) }
             }
             return
         }
@@ -260,6 +260,34 @@ extension Stack {
             post(.datagramReadable(DatagramHandle(index: UInt16(index), generation: datagrams[index].generation)))
         }
     }
+
+    /// RFC 1122 §3.2.2: no ICMP error about a datagram from an address that names no single
+    /// host (0.0.0.0, broadcast, multicast, class E), and at most a burst of
+    /// ``icmpErrorBurst`` errors, refilled one per ``icmpErrorInterval`` ms, so a flood to
+    /// closed ports does not become a flood of ICMP on a slow line (Linux rate-limits likewise).
+    mutating func mayAnswerWithICMPError(_ packet: IPv4Packet, now: Int64) -> Bool {
+        let source = packet.source.rawValue
+        if source == 0 || source == 0xFFFF_FFFF || source >> 28 >= 0xE {
+            counters.icmpErrorsSuppressed += 1
+            return false
+        }
+        let earned = (now - icmpErrorRefill) / Stack.icmpErrorInterval
+        if earned > 0 {
+            icmpErrorTokens = min(Stack.icmpErrorBurst, icmpErrorTokens + Int(clamping: earned))
+            icmpErrorRefill += earned * Stack.icmpErrorInterval
+        }
+        guard icmpErrorTokens > 0 else {
+            counters.icmpErrorsSuppressed += 1
+            return false
+        }
+        icmpErrorTokens -= 1
+        return true
+    }
+
+    /// ICMP errors allowed back to back.
+    static let icmpErrorBurst = 10
+    /// Milliseconds to earn one more ICMP error.
+    static let icmpErrorInterval: Int64 = 100
 
     /// ICMP destination unreachable, port unreachable (type 3 code 3) for `packet`, quoting its IP
     /// header and the first 8 bytes of its payload (RFC 792).

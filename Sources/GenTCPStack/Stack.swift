@@ -45,6 +45,10 @@ public struct Stack {
     var datagramSendBlocked = false
     /// Alternates the first turn between UDP datagrams and TCP segments, so neither starves.
     var datagramTurn = false
+    /// ICMP errors we may still send now (a token bucket, see `mayAnswerWithICMPError`).
+    var icmpErrorTokens = Stack.icmpErrorBurst
+    /// When the bucket last earned a token (milliseconds of the driver's clock).
+    var icmpErrorRefill: Int64 = 0
 
     /// A stack with every slot and queue allocated.
     public init(configuration: StackConfiguration) {
@@ -99,7 +103,7 @@ public struct Stack {
         }
         switch packet.protocol {
         case .tcp: receiveTCP(packet, now: now)
-        case .udp: receiveUDP(packet, broadcast: broadcast)
+        case .udp: receiveUDP(packet, broadcast: broadcast, now: now)
         case .icmp: receiveICMP(packet)
         default: counters.unknownProtocol += 1
         }

@@ -206,3 +206,32 @@ struct UDPTests {
         #expect(h.events().contains(.datagramSendRoom))
     }
 }
+
+extension UDPTests {
+    @Test("ICMP errors: none for sources that name no host, and a burst of 10 then one per 100 ms")
+    func icmpRateLimit() throws {
+        var h = Harness()
+        for source in [IPv4Address(rawValue: 0), IPv4Address(rawValue: 0xFFFF_FFFF), IPv4Address(224, 0, 0, 1)] {
+            h.feedRaw(udpDatagram([1], from: 9, to: 6000, source: source))
+        }
+        #expect(h.drainRaw().isEmpty)
+        // Drained after each, so the control queue (4 slots) is not what limits them.
+        var answers = 0
+        for _ in 0..<50 {
+            h.feedRaw(udpDatagram([1], from: 9, to: 6000))
+            answers += h.drainRaw().count
+        }
+        #expect(answers == 10)
+        #expect(h.stack.counters.icmpErrorsSuppressed == 43)
+        h.now += 100
+        for _ in 0..<5 { h.feedRaw(udpDatagram([1], from: 9, to: 6000)) }
+        #expect(h.drainRaw().count == 1)
+        h.now += 5000
+        answers = 0
+        for _ in 0..<20 {
+            h.feedRaw(udpDatagram([1], from: 9, to: 6000))
+            answers += h.drainRaw().count
+        }
+        #expect(answers == 10)
+    }
+}
