@@ -266,11 +266,11 @@ extension Conformance {
         @Test("D44 send_timeout counts time without progress: a slow reader never trips it", arguments: Backend.all)
         func sendTimeoutProgress(_ backend: Backend) async throws {
             try await backend.run { ctx in
-                let (c, p) = try await ctx.pair(client: [.binary, .active(.passive), .sendTimeout(3000)])
-                // 16 MiB in one send; P reads 32 KiB every 10 ms, so the send blocks far longer
-                // than 3 s in total (at least 5.1 s) but never goes 3 s without progress, even on a
-                // loaded machine where a 10 ms sleep can take several hundred (1 s gaps were seen
-                // under two CPU hogs). (The kernel signals
+                let (c, p) = try await ctx.pair(client: [.binary, .active(.passive), .sendTimeout(10_000)])
+                // 16 MiB in one send; P reads 32 KiB every 25 ms, so the send blocks far longer
+                // than 10 s in total (at least 12.8 s) but never goes 10 s without progress, even on
+                // a loaded machine where a 25 ms sleep can take several hundred (1 s gaps were seen
+                // under two CPU hogs, and a 3 s timeout tripped once). (The kernel signals
                 // writability only once a good part of its send buffer is free, so the reader must
                 // free that within the timeout.)
                 let data = [Pattern.eightMiB, Pattern.eightMiB]
@@ -280,14 +280,14 @@ extension Conformance {
                 let reader = ctx.spawn { () async throws -> Digest in
                     var digest = Digest()
                     while digest.length < total {
-                        await ctx.sleep(10)
-                        digest.update(try await p.recv(min(32 << 10, total - digest.length), timeout: 5000).bytes)
+                        await ctx.sleep(25)
+                        digest.update(try await p.recv(min(32 << 10, total - digest.length), timeout: 15_000).bytes)
                     }
                     return digest
                 }
                 let start = ctx.now
                 try await c.send(chunks: data)
-                #expect(ctx.elapsedMilliseconds(since: start) > 3000, "the send did not block longer than the timeout: the test proves nothing")
+                #expect(ctx.elapsedMilliseconds(since: start) > 10_000, "the send did not block longer than the timeout: the test proves nothing")
                 #expect(try await reader.value(within: 120000) == expected)
                 c.close()
                 p.close()

@@ -79,3 +79,29 @@ func sequenceNumber(_ bytes: [UInt8]) -> Int? {
     for i in 4..<bytes.count where bytes[i] != UInt8((n &+ i) & 0xFF) { return nil }
     return n
 }
+
+/// Sends to a connected socket's closed peer until `recv` reports the ICMP port unreachable
+/// (`econnrefused`); true when it did within `attempts` datagrams. Linux rate-limits ICMP errors
+/// (globally: `icmp_msgs_per_sec`), so on a busy test run one datagram may draw no answer; on
+/// loopback the answer is generated while the datagram is sent, so a retry never races a late one.
+func refusedByRecv(_ c: UDPSocket, attempts: Int = 20) async -> Bool {
+    for _ in 0..<attempts {
+        do throws(SocketError) {
+            try await c.send(bytes("anyone?"))
+            _ = try await c.recv(timeout: 1000)
+        } catch {
+            if error.reason == .connectionRefused { return true }
+        }
+    }
+    return false
+}
+
+/// As ``refusedByRecv(_:attempts:)`` for a socket in an active mode: true when a `.udpError`
+/// with `econnrefused` came.
+func refusedByMessage(_ c: UDPSocket, attempts: Int = 20) async -> Bool {
+    for _ in 0..<attempts {
+        do throws(SocketError) { try await c.send(bytes("anyone?")) } catch {}
+        if await next(1000) == .udpError(c, .connectionRefused) { return true }
+    }
+    return false
+}
