@@ -19,7 +19,12 @@ extension POSIXDatagramEndpoint {
         let perCall = Swift.max(1, Swift.min(Self.batchLimit, Self.batchBytes / size))
         while out.count < max {
             let want = Swift.min(perCall, max - out.count)
+            let before = out.count
             if let end = receiveBatch(want, bufferSize: size, into: &out) { return (out, end) }
+            // Fewer than asked: the queue was empty (or an error is pending, which readiness
+            // reports). Say so now rather than learn it from one more `recvmmsg(2)`; the port
+            // arms readiness, which fires at once if more came meanwhile.
+            if out.count - before < want { return (out, .wouldBlock) }
         }
         return (out, nil)
     }

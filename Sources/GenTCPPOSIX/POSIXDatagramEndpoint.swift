@@ -110,17 +110,29 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
 
     func send(_ chunks: [UnsafeRawBufferPointer], to destination: SocketAddress?) -> DatagramSendResult {
         guard open.load(ordering: .acquiring) else { return .failed(.closed) }
+        // One chunk (every `send` of one array): an `iovec` on the stack, no array to allocate.
+        if chunks.count == 1 {
+            var single = iovec(iov_base: UnsafeMutableRawPointer(mutating: chunks[0].baseAddress), iov_len: chunks[0].count)
+            return sendVector(&single, count: chunks[0].isEmpty ? 0 : 1, to: destination)
+        }
         var iovecs: [iovec] = []
         iovecs.reserveCapacity(chunks.count)
         for c in chunks where !c.isEmpty {
             iovecs.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: c.baseAddress), iov_len: c.count))
         }
+        return iovecs.withUnsafeMutableBufferPointer { iov in
+            sendVector(iov.baseAddress, count: iov.count, to: destination)
+        }
+    }
+
+    /// One `sendmsg(2)` of `count` `iovec`s, retried on `EINTR`.
+    private func sendVector(_ iov: UnsafeMutablePointer<iovec>?, count: Int, to destination: SocketAddress?) -> DatagramSendResult {
         while true {
-            let n: Int = iovecs.withUnsafeBufferPointer { iov in
-                if let destination {
-                    return destination.withSockaddr { syscalls.sendDatagram(fd, iov.baseAddress, Int32(iov.count), $0, $1) }
-                }
-                return syscalls.sendDatagram(fd, iov.baseAddress, Int32(iov.count), nil, 0)
+            let n: Int
+            if let destination {
+                n = destination.withSockaddr { syscalls.sendDatagram(fd, iov, Int32(count), $0, $1) }
+            } else {
+                n = syscalls.sendDatagram(fd, iov, Int32(count), nil, 0)
             }
             if n >= 0 { return .sent }
             let e = cgentcp_errno()

@@ -126,6 +126,8 @@ enum UDPBench {
         case passive
         /// `{active, true}`: `.udp` messages through `Process.receive`.
         case active
+        /// `{active, once}` set again before each wait, as the TCP ping-pong does.
+        case activeOnce
     }
 
     /// GenTCP client: a socket connected to the raw echo peer, `send` then `recv` (or a message).
@@ -146,8 +148,9 @@ enum UDPBench {
                 case .passive:
                     let back = try await socket.recv(timeout: 2000)
                     precondition(back.payload.count == size, "gentcp-bench: short echo")
-                case .active:
-                    guard case .udp(_, let back)? = try await Process.receive(timeout: 2000) else {
+                case .active, .activeOnce:
+                    if client == .activeOnce { try socket.setopts([.active(.once)]) }
+                    guard case .udp(_, let back)? = try await Process.receive(timeout: 2000, where: { if case .udp = $0 { true } else { false } }) else {
                         fatalError("gentcp-bench: no echo within 2 s (or an unexpected message)")
                     }
                     precondition(back.payload.count == size, "gentcp-bench: short echo")
@@ -385,10 +388,11 @@ enum UDPBench {
 func udpCases(datagrams: Int, roundTrips: Int) -> [Case] {
     var cases: [Case] = []
     for size in [64, 1400] {
-        for client in [UDPBench.Client.passive, .active] {
-            let how = client == .passive ? "passive recv" : "{active,true}"
+        for client in [UDPBench.Client.passive, .active, .activeOnce] {
+            let how = client == .passive ? "passive recv" : client == .active ? "{active,true}" : "{active,once}"
+            let short = client == .passive ? "passive" : client == .active ? "active" : "once"
             cases.append(Case(
-                name: "udp-pingpong-\(client == .passive ? "passive" : "active")-\(size)",
+                name: "udp-pingpong-\(short)-\(size)",
                 title: "udp ping-pong \(size) B, \(how)", reference: "raw send+recv",
                 work: .roundTrips(roundTrips), goal: 0.9,
                 genTCP: { try await UDPBench.genTCPPingPong(client, size: size, roundTrips: roundTrips, driver: $0) },

@@ -30,6 +30,8 @@ let usage = """
                        batches, credit-paced, with losses counted), then UDP goodput over slip on
                        simulated lines. Not part of the default run (it adds about a minute).
       --datagrams N    datagrams per one-way UDP run; default 500k (100k with --quick)
+      --brief-wait US  with --udp: the posix driver's brief wait before parking, in µs (default 50;
+                       0 turns it off), to see what it does to the UDP figures
       --perf           instead of timing, count syscalls/switches/faults per unit with `perf stat`
                        (runs this binary once per case and side; default 256M, 50000 round trips)
 
@@ -54,6 +56,7 @@ var quick = false
 var udpOnly = false
 var datagrams = 500_000
 var datagramsGiven = false
+var briefWaitMicroseconds: Int? = nil
 var bytesGiven = false, roundTripsGiven = false, repeatsGiven = false
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -97,6 +100,10 @@ while !arguments.isEmpty {
     case "--list": listOnly = true
     case "--serial": serialOnly = true
     case "--udp": udpOnly = true
+    case "--brief-wait":
+        let v = value()
+        guard let n = Int(v), n >= 0 else { fail("bad --brief-wait \(v)") }
+        briefWaitMicroseconds = n
     case "--datagrams":
         let v = value()
         guard let n = parseSize(v) else { fail("bad --datagrams \(v)") }
@@ -317,12 +324,14 @@ if udpOnly || cases.contains(where: { $0.name.hasPrefix("udp-") }) {
     say("ping-pong \(roundTrips) round trips (raw blocking echo thread for both); one way \(datagrams) datagrams,")
     say("GenTCP both ends (two processes) vs raw both ends (two threads), paced by credits (a window of")
     say("\(UDPBench.window) datagrams, a credit every \(UDPBench.creditEvery)); recbuf \(formatSize(UDPBench.recbuf)) both ends,")
+    if let briefWaitMicroseconds { say("The posix driver's brief wait: \(briefWaitMicroseconds) µs.") }
     say("GenTCP buffer \(UDPBench.genTCPBuffer) B. One-way time runs to the last arrival; rate = datagrams received/s.")
     say("\(repeats) GenTCP/raw pair(s) per case, interleaved. \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")
     say()
     let udpResults = try await measure(
         cases, warmUp: udpCases(datagrams: min(datagrams, 20_000), roundTrips: warmTrips),
-        repeats: repeats, side: side, driver: .posix)
+        repeats: repeats, side: side,
+        driver: briefWaitMicroseconds.map { POSIXDriver(briefWait: .microseconds($0)) } ?? .posix)
     printTable(udpResults)
     say("load average \(loadAverage()) at the end.")
     printLosses(udpResults)
