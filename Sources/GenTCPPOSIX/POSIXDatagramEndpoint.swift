@@ -31,6 +31,11 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
     private let briefWait: UInt64
     private let briefWaitSkips = Atomic<Int>(0)
     private let briefWaitPenalty = Atomic<Int>(0)
+    /// The block `recvmmsg(2)` fills, kept from one batch receive to the next: allocated per call,
+    /// a block of 128 KiB or more (64 datagrams of a 2 KiB `buffer`) went to `mmap(2)` and
+    /// page-faulted on every call. Used only inside ``receive(upTo:bufferSize:)``, which the port
+    /// calls one at a time per endpoint under its lock; at most ``batchBytes``.
+    nonisolated(unsafe) var receiveBlock: UnsafeMutableRawBufferPointer?
 
     init(fd: Int32, isIPv6: Bool, syscalls: Syscalls, reactor: Reactor, delegate: any DatagramDelegate, briefWait: UInt64) {
         self.fd = fd
@@ -235,6 +240,7 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
     func localAddress() -> SocketAddress? { SocketAddress.of(fd: fd, peer: false) }
 
     deinit {
+        receiveBlock?.deallocate()
         if open.load(ordering: .acquiring) {
             reactor.deregister(token.load(ordering: .acquiring))
             _ = syscalls.close(fd)
