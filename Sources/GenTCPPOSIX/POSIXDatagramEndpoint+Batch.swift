@@ -19,7 +19,12 @@ extension POSIXDatagramEndpoint {
         let perCall = Swift.max(1, Swift.min(Self.batchLimit, Self.batchBytes / size))
         while out.count < max {
             let want = Swift.min(perCall, max - out.count)
+            let before = out.count
             if let end = receiveBatch(want, bufferSize: size, into: &out) { return (out, end) }
+            // Fewer than asked: the queue was empty (or an error is pending, which readiness
+            // reports). Say so now rather than learn it from one more `recvmmsg(2)`; the port
+            // arms readiness, which fires at once if more came meanwhile.
+            if out.count - before < want { return (out, .wouldBlock) }
         }
         return (out, nil)
     }
@@ -28,8 +33,8 @@ extension POSIXDatagramEndpoint {
     private func receiveBatch(_ count: Int, bufferSize: Int, into out: inout [ReceivedDatagram]) -> DatagramReceiveResult? {
         var sources = [sockaddr_storage](repeating: sockaddr_storage(), count: count)
         var lengths = [UInt](repeating: 0, count: count)
-        let block = UnsafeMutableRawBufferPointer.allocate(byteCount: count * bufferSize, alignment: 16)
-        defer { block.deallocate() }
+        let (block, temporary) = receiveBlock(atLeast: count * bufferSize)
+        defer { if temporary { block.deallocate() } }
         var drops = reportedDrops.load(ordering: .relaxed)
         var n: Int32
         repeat {
@@ -47,6 +52,18 @@ extension POSIXDatagramEndpoint {
             out.append(ReceivedDatagram(bytes: bytes, length: length, source: source))
         }
         return nil
+    }
+
+    /// ``receiveBlock``, grown to `size` bytes first when it is smaller; above ``batchBytes``
+    /// (one datagram of a `buffer` over 1 MiB) a block for this call alone (`temporary`: the
+    /// caller frees it), so that no endpoint keeps more than 1 MiB.
+    private func receiveBlock(atLeast size: Int) -> (block: UnsafeMutableRawBufferPointer, temporary: Bool) {
+        if let block = receiveBlock, block.count >= size { return (block, false) }
+        let block = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        if size > Self.batchBytes { return (block, true) }
+        receiveBlock?.deallocate()
+        receiveBlock = block
+        return (block, false)
     }
 
     /// `sendmmsg(2)` in calls of at most ``batchLimit``, until all went or one could not.

@@ -31,6 +31,11 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
     private let briefWait: UInt64
     private let briefWaitSkips = Atomic<Int>(0)
     private let briefWaitPenalty = Atomic<Int>(0)
+    /// The block `recvmmsg(2)` fills, kept from one batch receive to the next: allocated per call,
+    /// a block of 128 KiB or more (64 datagrams of a 2 KiB `buffer`) went to `mmap(2)` and
+    /// page-faulted on every call. Used only inside ``receive(upTo:bufferSize:)``, which the port
+    /// calls one at a time per endpoint under its lock; at most ``batchBytes``.
+    nonisolated(unsafe) var receiveBlock: UnsafeMutableRawBufferPointer?
 
     init(fd: Int32, isIPv6: Bool, syscalls: Syscalls, reactor: Reactor, delegate: any DatagramDelegate, briefWait: UInt64) {
         self.fd = fd
@@ -110,17 +115,29 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
 
     func send(_ chunks: [UnsafeRawBufferPointer], to destination: SocketAddress?) -> DatagramSendResult {
         guard open.load(ordering: .acquiring) else { return .failed(.closed) }
+        // One chunk (every `send` of one array): an `iovec` on the stack, no array to allocate.
+        if chunks.count == 1 {
+            var single = iovec(iov_base: UnsafeMutableRawPointer(mutating: chunks[0].baseAddress), iov_len: chunks[0].count)
+            return sendVector(&single, count: chunks[0].isEmpty ? 0 : 1, to: destination)
+        }
         var iovecs: [iovec] = []
         iovecs.reserveCapacity(chunks.count)
         for c in chunks where !c.isEmpty {
             iovecs.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: c.baseAddress), iov_len: c.count))
         }
+        return iovecs.withUnsafeMutableBufferPointer { iov in
+            sendVector(iov.baseAddress, count: iov.count, to: destination)
+        }
+    }
+
+    /// One `sendmsg(2)` of `count` `iovec`s, retried on `EINTR`.
+    private func sendVector(_ iov: UnsafeMutablePointer<iovec>?, count: Int, to destination: SocketAddress?) -> DatagramSendResult {
         while true {
-            let n: Int = iovecs.withUnsafeBufferPointer { iov in
-                if let destination {
-                    return destination.withSockaddr { syscalls.sendDatagram(fd, iov.baseAddress, Int32(iov.count), $0, $1) }
-                }
-                return syscalls.sendDatagram(fd, iov.baseAddress, Int32(iov.count), nil, 0)
+            let n: Int
+            if let destination {
+                n = destination.withSockaddr { syscalls.sendDatagram(fd, iov, Int32(count), $0, $1) }
+            } else {
+                n = syscalls.sendDatagram(fd, iov, Int32(count), nil, 0)
             }
             if n >= 0 { return .sent }
             let e = cgentcp_errno()
@@ -223,6 +240,7 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
     func localAddress() -> SocketAddress? { SocketAddress.of(fd: fd, peer: false) }
 
     deinit {
+        receiveBlock?.deallocate()
         if open.load(ordering: .acquiring) {
             reactor.deregister(token.load(ordering: .acquiring))
             _ = syscalls.close(fd)

@@ -7,6 +7,8 @@ struct Case: Sendable {
     enum Work: Sendable {
         case bytes(Int)
         case roundTrips(Int)
+        /// Datagrams sent one way; the rate counts those received.
+        case datagrams(Int)
     }
 
     /// A short name for `--only`.
@@ -26,6 +28,7 @@ struct Case: Sendable {
         switch work {
         case .bytes(let n): return Double(n) / s.seconds
         case .roundTrips(let n): return Double(n) / s.seconds
+        case .datagrams: return Double(s.deliveries) / s.seconds
         }
     }
 
@@ -33,6 +36,7 @@ struct Case: Sendable {
         switch work {
         case .bytes: return formatRate(bytesPerSecond: rate)
         case .roundTrips: return formatRoundTrips(perSecond: rate)
+        case .datagrams: return formatDatagrams(perSecond: rate)
         }
     }
 }

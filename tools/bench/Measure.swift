@@ -38,6 +38,10 @@ struct Sample: Sendable {
     var faults: Int
     /// Messages (or recv results) the receiver handled; 0 when not counted (raw).
     var deliveries: Int = 0
+    /// One-way UDP: datagrams sent and never received.
+    var lost: Int = 0
+    /// One-way UDP: times the sender waited a whole quiet period for a credit.
+    var stalls: Int = 0
 }
 
 func median(_ values: [Double]) -> Double {
@@ -50,6 +54,11 @@ func median(_ values: [Double]) -> Double {
 func formatRate(bytesPerSecond rate: Double) -> String {
     if rate >= 1e9 { return format(rate / 1e9, 2) + " GB/s" }
     return format(rate / 1e6, 0) + " MB/s"
+}
+
+/// `412.3k dg/s`.
+func formatDatagrams(perSecond rate: Double) -> String {
+    format(rate / 1e3, 1) + "k dg/s"
 }
 
 /// `52.3k rt/s`.

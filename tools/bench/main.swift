@@ -25,6 +25,13 @@ let usage = """
       --serial         instead: goodput of the serial drivers on simulated lines (1 MiB each way,
                        or --bytes), as a fraction of the line's limit; also printed after a full run
       --side SIDE      run only one side, gentcp or raw (for profilers: perf, strace); no ratios
+      --udp            instead: gen_udp on posix against raw UDP sockets (ping-pong 64 B and 1400 B,
+                       passive and active; one way 64 B and 1400 B, one datagram per call and
+                       batches, credit-paced, with losses counted), then UDP goodput over slip on
+                       simulated lines. Not part of the default run (it adds about a minute).
+      --datagrams N    datagrams per one-way UDP run; default 500k (100k with --quick)
+      --brief-wait US  with --udp: the posix driver's brief wait before parking, in µs (default 50;
+                       0 turns it off), to see what it does to the UDP figures
       --perf           instead of timing, count syscalls/switches/faults per unit with `perf stat`
                        (runs this binary once per case and side; default 256M, 50000 round trips)
 
@@ -46,6 +53,10 @@ var side: String? = nil
 var perfCounts = false
 var bytesArgument = "", roundTripsArgument = ""
 var quick = false
+var udpOnly = false
+var datagrams = 500_000
+var datagramsGiven = false
+var briefWaitMicroseconds: Int? = nil
 var bytesGiven = false, roundTripsGiven = false, repeatsGiven = false
 
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -88,6 +99,16 @@ while !arguments.isEmpty {
         side = v
     case "--list": listOnly = true
     case "--serial": serialOnly = true
+    case "--udp": udpOnly = true
+    case "--brief-wait":
+        let v = value()
+        guard let n = Int(v), n >= 0 else { fail("bad --brief-wait \(v)") }
+        briefWaitMicroseconds = n
+    case "--datagrams":
+        let v = value()
+        guard let n = parseSize(v) else { fail("bad --datagrams \(v)") }
+        datagrams = n
+        datagramsGiven = true
     case "-h", "--help":
         say(usage)
         exit(0)
@@ -98,25 +119,29 @@ if quick {
     if !bytesGiven { bytes = 64 << 20 }
     if !roundTripsGiven { roundTrips = 20_000 }
     if !repeatsGiven { repeats = 5 }
+    if !datagramsGiven { datagrams = 100_000 }
 }
 
 if serialOnly {
     try await SerialGoodput.run(size: bytesGiven ? bytes : 1 << 20)
     exit(0)
 }
-var cases = standardCases(bytes: bytes, roundTrips: roundTrips)
+var cases = udpOnly ? udpCases(datagrams: datagrams, roundTrips: roundTrips) : standardCases(bytes: bytes, roundTrips: roundTrips)
+/// Every case `--only` may name: the default table, the experiments and the UDP cases.
+let allCases = standardCases(bytes: bytes, roundTrips: roundTrips) + experimentCases(roundTrips: roundTrips)
+    + udpCases(datagrams: datagrams, roundTrips: roundTrips)
 if listOnly {
     var listed = Set<String>()
-    for c in cases + experimentCases(roundTrips: roundTrips) where listed.insert(c.name).inserted {
+    for c in allCases where listed.insert(c.name).inserted {
         say("\(pad(c.name, 22)) \(c.title)")
     }
     exit(0)
 }
 if let only {
-    let known = Set((cases + experimentCases(roundTrips: roundTrips)).map(\.name))
+    let known = Set(allCases.map(\.name))
     for name in only where !known.contains(name) { fail("unknown case \(name) (see --list)") }
     var seen = Set<String>()
-    cases = (cases + experimentCases(roundTrips: roundTrips)).filter { only.contains($0.name) && seen.insert($0.name).inserted }
+    cases = allCases.filter { only.contains($0.name) && seen.insert($0.name).inserted }
 }
 if perfCounts {
     // Counting, not timing: a mid-size run is plenty.
@@ -127,6 +152,7 @@ if perfCounts {
         switch c.work {
         case .bytes: return Double(bytes + warmBytes) / 65536
         case .roundTrips: return Double(roundTrips + warmTrips)
+        case .datagrams: return Double(datagrams + min(datagrams, 20_000))
         }
     }
     exit(0)
@@ -176,7 +202,8 @@ func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, drive
             }
             results[i].genTCP.append(g)
             results[i].raw.append(r)
-            results[i].ratios.append(r.seconds / g.seconds)
+            // Rates, not times: a one-way UDP run counts only the datagrams that arrived.
+            results[i].ratios.append(c.rate(g) / c.rate(r))
         }
     }
     progress("\r\u{1B}[K")
@@ -207,6 +234,21 @@ func printTable(_ results: [Result]) {
     }
 }
 
+/// Losses of the one-way UDP cases: datagrams sent and not received, GenTCP and raw, per run.
+func printLosses(_ results: [Result]) {
+    let oneWay = results.filter { if case .datagrams = $0.c.work { return true } else { return false } }
+    guard !oneWay.isEmpty else { return }
+    say()
+    say("One-way UDP losses (datagrams sent and never received, each run; credit stalls: the sender waited")
+    say("\(UDPBench.quietMilliseconds) ms for a credit and went on):")
+    for r in oneWay {
+        guard case .datagrams(let n) = r.c.work else { continue }
+        let g = r.genTCP.map { "\($0.lost)" }.joined(separator: " "), w = r.raw.map { "\($0.lost)" }.joined(separator: " ")
+        let gs = r.genTCP.reduce(0) { $0 + $1.stalls }, ws = r.raw.reduce(0) { $0 + $1.stalls }
+        say("  \(pad(r.c.name, 18)) of \(n): GenTCP lost \(g) (stalls \(gs)); raw lost \(w) (stalls \(ws))")
+    }
+}
+
 /// Where the time goes: CPU, context switches and page faults per delivery, GenTCP against raw.
 func printBreakdown(_ results: [Result]) {
     say()
@@ -227,6 +269,7 @@ func printBreakdown(_ results: [Result]) {
         let cpuRatio = median(zip(r.genTCP, r.raw).map { $0.cpu / max($1.cpu, 1e-9) })
         var size = "64"
         if case .bytes(let n) = r.c.work { size = format(Double(n) / dlv, 0) }
+        if case .datagrams = r.c.work { size = "-" }
         // (GenTCP - raw) wall time, spread over GenTCP's deliveries.
         let extra = median(zip(r.genTCP, r.raw).map { ($0.seconds - $1.seconds) / Double(max($0.deliveries, 1)) * 1e6 })
         row([r.c.name, format(dlv, 0), size, format(cpuRatio, 2),
@@ -275,6 +318,31 @@ func loadAverage() -> String {
     return text.split(separator: " ").prefix(3).joined(separator: " ")
 }
 
+let warmBytes = min(bytes, 8 << 20), warmTrips = min(roundTrips, 2000)
+if udpOnly || cases.contains(where: { $0.name.hasPrefix("udp-") }) {
+    say("gentcp-bench --udp: gen_udp on the posix driver vs plain blocking UDP sockets on 127.0.0.1")
+    say("ping-pong \(roundTrips) round trips (raw blocking echo thread for both); one way \(datagrams) datagrams,")
+    say("GenTCP both ends (two processes) vs raw both ends (two threads), paced by credits (a window of")
+    say("\(UDPBench.window) datagrams, a credit every \(UDPBench.creditEvery)); recbuf \(formatSize(UDPBench.recbuf)) both ends,")
+    if let briefWaitMicroseconds { say("The posix driver's brief wait: \(briefWaitMicroseconds) µs.") }
+    say("GenTCP buffer \(UDPBench.genTCPBuffer) B. One-way time runs to the last arrival; rate = datagrams received/s.")
+    say("\(repeats) GenTCP/raw pair(s) per case, interleaved. \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")
+    say()
+    let udpResults = try await measure(
+        cases, warmUp: udpCases(datagrams: min(datagrams, 20_000), roundTrips: warmTrips),
+        repeats: repeats, side: side,
+        driver: briefWaitMicroseconds.map { POSIXDriver(briefWait: .microseconds($0)) } ?? .posix)
+    printTable(udpResults)
+    say("load average \(loadAverage()) at the end.")
+    printLosses(udpResults)
+    printBreakdown(udpResults)
+    if only == nil && side == nil {
+        say()
+        try await UDPGoodput.run(size: bytesGiven ? bytes : 1 << 20)
+    }
+    exit(0)
+}
+
 say("gentcp-bench: GenTCP posix driver vs plain blocking BSD sockets on 127.0.0.1")
 say("bulk \(formatSize(bytes)) one way; ping-pong \(roundTrips) round trips of \(PingPong.size) B; \(repeats) GenTCP/raw pair(s) per case, interleaved.")
 say("Ratio = GenTCP throughput / raw throughput of adjacent runs (median over pairs). Bulk sender: a raw blocking")
@@ -282,7 +350,6 @@ say("writer thread (\(formatSize(Bulk.writeSize)) writes) for GenTCP and raw ali
 say("except 'GenTCP both ends'. Ping-pong: raw blocking echo peer for both; TCP_NODELAY on both ends.")
 say("\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")
 say()
-let warmBytes = min(bytes, 8 << 20), warmTrips = min(roundTrips, 2000)
 let results = try await measure(
     cases, warmUp: standardCases(bytes: warmBytes, roundTrips: warmTrips) + experimentCases(roundTrips: warmTrips),
     repeats: repeats, side: side, driver: .posix)

@@ -1,0 +1,107 @@
+import GenTCP
+import GenTCPCore
+import GenTCPSerial
+import GenTCPSLIP
+import GenTCPSim
+import Synchronization
+
+/// gen_udp goodput over slip on a paced `MemoryLink`, on the virtual clock (`--udp`): one slip
+/// driver sends datagrams of the largest payload the MTU allows (MTU − 28) to a socket on a second
+/// slip driver, as fast as `send` returns; the payload delivered per virtual second, as a fraction
+/// of what the line can carry. Deterministic: no repeats needed.
+enum UDPGoodput {
+    /// One line's figures.
+    struct Row {
+        var baud: Int
+        var mtu: Int
+        var sent: Int
+        var received: Int
+        var intact: Bool
+        /// Payload bytes per virtual second.
+        var goodput: Double
+        /// The line's limit for this payload, bytes per second.
+        var limit: Double
+    }
+
+    /// The line's limit: baud/10 bytes a second, of which each datagram's frame takes the MTU
+    /// (IPv4 and UDP headers: 28 bytes) plus 2 SLIP END bytes plus escapes (2 in 256 bytes of
+    /// random-looking data), and carries MTU − 28 bytes of payload.
+    static func limit(baud: Int, mtu: Int) -> Double {
+        Double(baud) / 10 * Double(mtu - 28) / (Double(mtu) + 2 + Double(mtu) * 2 / 256)
+    }
+
+    /// Datagrams of `mtu − 28` bytes, `size` bytes in all (rounded up), from the host's slip
+    /// driver to the board's; the time runs from the first `send` to the last arrival.
+    static func slip(baud: Int, mtu: Int, size: Int) async throws -> Row {
+        let net = try SimNetwork(seed: 1)
+        let payload = mtu - 28
+        let count = (size + payload - 1) / payload
+        return try await net.run {
+            let (hostEnd, boardEnd) = try MemoryLink.pair(
+                configuration: SerialConfiguration(baudRate: baud), runtime: net.runtime, bufferSize: 1024)
+            let host = try SLIPDriver(
+                link: hostEnd, configuration: SLIPConfiguration(local: IPAddress(10, 10, 0, 1), peer: IPAddress(10, 10, 0, 2), mtu: mtu, seed: 1),
+                runtime: net.runtime)
+            var boardConfig = SLIPConfiguration(local: IPAddress(10, 10, 0, 2), peer: IPAddress(10, 10, 0, 1), mtu: mtu)
+            boardConfig.seed = 2
+            let board = try SLIPDriver(link: boardEnd, configuration: boardConfig, runtime: net.runtime)
+            defer { host.close(); board.close() }
+            let receiver = try await UDPSocket.open(port: 9, options: [.binary, .active(.passive)], driver: board)
+            defer { receiver.close() }
+            let sender = try await UDPSocket.open(options: [.binary, .active(.passive)], driver: host)
+            defer { sender.close() }
+            try await sender.connect(.address(IPAddress(10, 10, 0, 2)), port: 9)
+            let outcome = Mutex<(received: Int, intact: Bool, last: UInt64)?>(nil)
+            let receiving = net.spawn {
+                var received = 0, intact = true, last: UInt64 = 0
+                while received < count {
+                    guard let d = try? await receiver.recv(timeout: 5000) else { break }
+                    // In order and unaltered: the datagram numbered `received`.
+                    if d.payload.bytes != datagram(received, size: payload) { intact = false }
+                    received += 1
+                    last = net.now
+                }
+                let final = (received: received, intact: intact, last: last)
+                outcome.withLock { $0 = final }
+            }
+            let t0 = net.now
+            for i in 0..<count { try await sender.send(datagram(i, size: payload)) }
+            _ = await receiving.waitForExit()
+            let o = outcome.withLock { $0 } ?? (received: 0, intact: false, last: t0)
+            let seconds = Double(o.last &- t0) / 1e9
+            return Row(baud: baud, mtu: mtu, sent: count, received: o.received, intact: o.intact && o.received == count,
+                       goodput: Double(o.received * payload) / seconds, limit: limit(baud: baud, mtu: mtu))
+        }
+    }
+
+    /// Datagram number `n`: its number in 4 bytes, then pseudo-random bytes from it.
+    static func datagram(_ n: Int, size: Int) -> [UInt8] {
+        var x = UInt64(n + 1) &* 0x9E37_79B9_7F4A_7C15 | 1
+        var out = [UInt8(n >> 24 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
+        out.reserveCapacity(size)
+        while out.count < size {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17
+            out.append(UInt8(truncatingIfNeeded: x))
+        }
+        return Array(out.prefix(size))
+    }
+
+    /// The goal: at least this fraction of the line's limit.
+    static let goal = 0.95
+
+    /// Prints the slip rows: 921600 and 115200 baud at MTU 1006, `size` bytes each.
+    static func run(size: Int) async throws {
+        var rows: [Row] = []
+        for baud in [921_600, 115_200] { rows.append(try await slip(baud: baud, mtu: 1006, size: size)) }
+        say("gen_udp over slip on simulated lines (virtual clock, deterministic): \(formatSize(size)) one way in")
+        say("datagrams of MTU - 28 bytes, send as fast as it returns; limit = baud/10 x (MTU-28)/(MTU + 2 END + escapes).")
+        say()
+        say("\(pad("baud", 8)) \(pad("MTU", 5)) \(pad("datagrams", 10)) \(pad("received", 9)) \(pad("in order", 9)) \(pad("goodput", 12)) \(pad("limit", 12)) \(pad("of limit", 9)) goal")
+        for r in rows {
+            let fraction = r.goodput / r.limit
+            say("\(pad("\(r.baud)", 8)) \(pad("\(r.mtu)", 5)) \(pad("\(r.sent)", 10)) \(pad("\(r.received)", 9)) "
+                + "\(pad(r.intact ? "yes" : "NO", 9)) \(pad(format(r.goodput, 0) + " B/s", 12)) \(pad(format(r.limit, 0) + " B/s", 12)) "
+                + "\(pad(format(fraction, 3), 9)) >=\(goal) \(fraction >= goal ? "PASS" : "MISS")")
+        }
+    }
+}
