@@ -62,6 +62,10 @@ extension ATCore {
         case .connected(let link):
             connected(link)
         case .connectFailed(let link, let reason):
+            if case .datagram(let e) = slots[link] {
+                datagramLinkFailed(e, link: link, reason: reason)
+                return
+            }
             guard case .connecting(let request) = slots[link] else { return }
             slots[link] = .free
             if let request {
@@ -71,12 +75,20 @@ extension ATCore {
             }
         case .closed(let link):
             orphanCloses.remove(link)
+            if case .datagram(let e) = slots[link] {
+                datagramLinkClosed(e, link: link)
+                return
+            }
             guard case .open(let c) = slots[link] else { return }
             // Quectel keeps the id until QICLOSE; the others free it with the close.
             c.moduleOpen = engine.linkState(link) != .closed
             linkClosedByModule(c)
             if c.userClosed && !c.moduleOpen { slots[link] = .free }
         case .dataAvailable(let link, let length):
+            if case .datagram(let e) = slots[link] {
+                datagramAvailable(e, length: length)
+                return
+            }
             guard case .open(let c) = slots[link] else { return }
             if let length {
                 // The module's total; bytes of a read in flight that already arrived are not in it.
@@ -85,7 +97,13 @@ extension ATCore {
                 c.available = Int.max
             }
         case .received(let link, let bytes):
+            if case .datagram(let e) = slots[link] {
+                datagramPieceArrived(e, bytes)
+                return
+            }
             received(link, bytes)
+        case .datagram(let link, let length, let remote):
+            if case .datagram(let e) = slots[link] { datagramBegins(e, length: length, remote: remote) }
         case .resolved(let address):
             resolveActive?.addresses.append(IPAddress(address))
             if engine.dialect.resolvesAsynchronously, let r = resolveActive {
@@ -158,6 +176,7 @@ extension ATCore {
             }
             return
         }
+        if datagramCompleted(completion, failure) { return }
         switch completion.command {
         case .probe:
             if failure?.0 == .timeout {
@@ -258,6 +277,10 @@ extension ATCore {
     }
 
     func connected(_ link: Int) {
+        if case .datagram(let e) = slots[link] {
+            datagramLinkOpened(e, link: link)
+            return
+        }
         guard case .connecting(let request) = slots[link] else {
             // Nobody asked for it (or it was reported twice): close it.
             if case .free = slots[link] { orphanCloses.insert(link) }

@@ -22,6 +22,7 @@ extension ATCore {
             switch slot {
             case .open(let c): return !c.ended && !c.userClosed
             case .connecting(let request?): return request.submitted
+            case .datagram(let e): return !e.userClosed
             default: return false
             }
         }
@@ -40,6 +41,7 @@ extension ATCore {
                 slots[link] = .free
             }
         }
+        failDatagrams(.connectionAborted, all: false)
         orphanCloses.removeAll()
         cancelPhaseTimer()
         needProbe = false
@@ -98,11 +100,12 @@ extension ATCore {
                 // Queued connects wait for the next initialisation, within their own timeouts.
                 if !dead, let request, !request.submitted { continue }
                 if let request { finishConnect(request, .failure(SocketError(reason, lostDetail))) }
-            case .free:
+            case .free, .datagram:
                 break
             }
             slots[link] = .free
         }
+        failDatagrams(reason, all: dead)
         connectQueue = connectQueue.filter { if case .connecting(.some) = slots[$0] { true } else { false } }
         orphanCloses.removeAll()
         if let r = resolveActive {
@@ -166,6 +169,28 @@ extension ATCore {
         connectQueue = connectQueue.filter { if case .connecting(.some) = slots[$0] { true } else { false } }
         for r in resolveQueue { finishResolve(r, .failure(SocketError(reason, ATCore.staticDetail(reason)))) }
         resolveQueue.removeAll()
+        // UDP sockets still waiting for their first module command.
+        for e in datagramEndpoints where !e.steps.isEmpty && datagramStepOwner !== e {
+            datagramStepFailed(e, SocketError(reason, ATCore.staticDetail(reason)))
+        }
+    }
+
+    /// The module lost its links (restart, silence) or the line is gone: UDP sockets that had a
+    /// link (or were setting one up) are dead with `reason`; with `all`, every one is.
+    func failDatagrams(_ reason: SocketError.Reason, all: Bool) {
+        datagramStepOwner = nil
+        remoteInfoOn = false
+        for e in datagramEndpoints where all || e.link != nil || !e.steps.isEmpty {
+            if let link = e.link, case .datagram(let current) = slots[link], current === e { slots[link] = .free }
+            e.link = nil
+            e.linkOpen = false
+            e.sendInFlight = false
+            e.readInFlight = false
+            failDatagram(e, reason)
+        }
+        for link in 0..<slots.count {
+            if case .datagram = slots[link] { slots[link] = .free }
+        }
     }
 
     /// How often a send the module had no room for (Quectel `SEND FAIL`) is tried again.

@@ -79,6 +79,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         /// up; the link is closed when the module answers.
         case connecting(ConnectRequest?)
         case open(ATConnection)
+        /// A gen_udp socket's link (opening, open, or closing after the socket closed).
+        case datagram(ATDatagram)
     }
 
     var engine: ModemEngine<StandardDialect>
@@ -123,6 +125,14 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var roundRobin = 0
     var preferSend = false
     var localIP: IPAddress?
+    /// Every gen_udp socket not closed (SIM800's have no link before `connect`).
+    var datagramEndpoints: [ATDatagram] = []
+    /// The socket whose setup command is in flight.
+    var datagramStepOwner: ATDatagram?
+    /// The module names senders (`AT+CIPDINFO=1`, `AT+CIPSRIP=1`) since its last restart.
+    var remoteInfoOn = false
+    /// The last local port picked for a socket that asked for port 0.
+    var nextEphemeralPort = 49_152
     var stats = ATStatistics()
     /// What last went wrong on the line, as one sentence (``SerialLinkIncidents``).
     var incident: String?
@@ -357,6 +367,16 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 }
                 return { [self] in submit(.close(link: link)) }
             }
+            if case .datagram(let e) = slots[link], e.userClosed, e.tx.isEmpty || e.failure != nil,
+               !e.sendInFlight, datagramStepOwner !== e {
+                if !e.linkOpen || engine.linkState(link) == .closed {
+                    e.linkOpen = false
+                    e.link = nil
+                    slots[link] = .free
+                    continue
+                }
+                return { [self] in submit(.close(link: link)) }
+            }
             if case .open(let c) = slots[link], c.userClosed,
                c.abortive || c.tx.isEmpty || c.ended, c.sendInFlight == 0 {
                 if engine.linkState(link) == .closed {
@@ -367,6 +387,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
                 return { [self] in submit(.close(link: link)) }
             }
         }
+        if let step = nextDatagramStep() { return step }
         if let link = connectQueue.first, case .connecting(let request?) = slots[link] {
             connectQueue.removeFirst()
             return { [self] in
@@ -396,6 +417,17 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         preferSend.toggle()
         for i in 0..<n {
             let link = (roundRobin + i) % n
+            if case .datagram(let e) = slots[link] {
+                if e.wantsModuleSend && (preferSend || !e.wantsModuleRead) {
+                    roundRobin = (link + 1) % n
+                    return { [self] in startDatagramSend(e) }
+                }
+                if e.wantsModuleRead {
+                    roundRobin = (link + 1) % n
+                    return { [self] in startDatagramRead(e) }
+                }
+                continue
+            }
             guard case .open(let c) = slots[link] else { continue }
             let canSend = c.wantsModuleSend
             let canRead = c.wantsModuleRead
@@ -421,6 +453,15 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
 
     /// A command the engine refused (a bad argument, mostly): treated as its failure.
     func failedToSubmit(_ command: ModemCommand, _ error: ModemError) {
+        if let e = datagramStepOwner, let step = e.steps.first, step.kind == command.kind, step.link == command.link {
+            // A UDP socket's setup command the dialect cannot build (ESP-AT before v3.3 has no
+            // per-link receive mode): the socket's setup fails, and a link it opened goes.
+            datagramStepOwner = nil
+            let link = e.link
+            datagramStepFailed(e, SocketError(.init(error.reason), error.detail))
+            if let link, e.linkOpen { closeDatagramLink(e, link) }
+            return
+        }
         switch command {
         case .connect(let link, _, _):
             if case .connecting(let request) = slots[link] {

@@ -215,6 +215,14 @@ public struct ATStatistics: Sendable, Equatable {
     public var restarts = 0
     /// Times the module was given up as gone (no boot banner within the restart timeout).
     public var moduleLost = 0
+    /// Datagrams received and queued (or dropped by a full queue) on gen_udp sockets.
+    public var datagramsIn = 0
+    /// Datagrams the module confirmed sending (`SEND OK`).
+    public var datagramsOut = 0
+    /// Datagrams the module refused or never confirmed (dropped: UDP may lose them).
+    public var datagramSendFailures = 0
+    /// Datagrams the module framed with a sender that did not parse, or none (dropped).
+    public var malformedDatagrams = 0
     /// Lines from the module that nobody claimed.
     public var unrecognisedLines = 0
     /// Framing errors: payload headers that did not parse or did not fit.
@@ -284,5 +292,33 @@ extension Timeout {
         case .infinity: return .max
         case .milliseconds(let ms): return ms <= 0 ? 0 : UInt32(clamping: ms)
         }
+    }
+}
+
+extension ATDriver: DatagramDriver {
+    /// Opens a gen_udp socket on the module (IPv4 only). Port 0 picks a free port from
+    /// 49152...65535 (the modules need one named to take datagrams from anyone), retrying
+    /// another when the module says it is taken.
+    ///
+    /// - ESP-AT (v3.3 and later): one link, `AT+CIPSTART=<id>,"UDP","0.0.0.0",0,<port>,2`, then
+    ///   pushed receive for it (`AT+CIPRECVTYPE=<id>,0`) with the sender named
+    ///   (`AT+CIPDINFO=1`): one `+IPD` per datagram. Older firmware is `enotsup` (its passive
+    ///   reads merge datagrams).
+    /// - BG96: one `"UDP SERVICE"` socket; every send names its destination, reads return one
+    ///   datagram with its sender.
+    /// - SIM800: UDP links are connected, so a socket opens its link at `connect`; until then it
+    ///   receives nothing, and sending to anyone but the connected peer is `enotsup`.
+    ///
+    /// On every dialect: datagrams of 1 to 1460 bytes (empty ones are `enotsup`, larger ones
+    /// `emsgsize`); the connect filter is the driver's (the modules keep none, or none verified);
+    /// the receive queue is bounded by `recbuf` (and ``ATConfiguration/maxReceiveBuffer``), whole
+    /// datagrams dropped and counted when full; multicast membership is `enotsup`; a module restart
+    /// or lost line makes the socket fail with `econnaborted` / the line's reason.
+    /// - Throws: `eafnosupport` for IPv6, `eaddrinuse`, `system_limit` when every link is in use,
+    ///   `enotsup` as above, `enetdown` after ``stop()``.
+    public func openDatagram(
+        on address: SocketAddress, options: DatagramOptions, delegate: any DatagramDelegate
+    ) async throws(SocketError) -> any DatagramEndpoint {
+        try await core.openDatagram(on: address, options: options, delegate: delegate)
     }
 }

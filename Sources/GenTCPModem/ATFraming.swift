@@ -42,12 +42,16 @@ public struct ATPayloadHeader: Equatable, Sendable {
     public var length: Int
     /// SIMCom's `<left>`: bytes still buffered in the module after this read, when given.
     public var leftInModule: Int?
+    /// The sender the header names (ESP-AT `AT+CIPDINFO=1`, SIMCom `AT+CIPSRIP=1`, Quectel's
+    /// `"UDP SERVICE"` reads), when it names one.
+    public var remote: ModemEndpoint?
 
     /// A header with the given fields (the lexer makes them; tests may too).
-    public init(kind: Kind, link: Int?, length: Int, leftInModule: Int? = nil) {
+    public init(kind: Kind, link: Int?, length: Int, leftInModule: Int? = nil, remote: ModemEndpoint? = nil) {
         self.kind = kind
         self.link = link
         self.length = length
         self.leftInModule = leftInModule
+        self.remote = remote
     }
 }

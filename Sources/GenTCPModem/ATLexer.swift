@@ -93,8 +93,9 @@ public struct ATLexer {
 
     enum Mode: UInt8 { case line, discard, payload }
 
-    /// The sizes and framing the lexer was made with.
-    public let configuration: Configuration
+    /// The sizes and framing the lexer was made with. The engine changes ``Configuration/framing``
+    /// when the module's setting changes (ESP-AT `AT+CIPDINFO`); the sizes never change.
+    public internal(set) var configuration: Configuration
     /// Set while a `>` prompt may come: a `>` at the start of a line is then a prompt.
     /// Otherwise it is an ordinary byte, so a stray `>` never starts a data phase.
     public var expectsPrompt = false
@@ -300,10 +301,13 @@ public struct ATLexer {
             let needed = framing.contains(.cipRecvDataRemoteInfo) ? 3 : 1
             if commas == needed {
                 // The length is the first field; with remote info, ip and port follow it.
-                let length = withHeaderFields(from: 13, to: count - 1) { fields -> Int? in
-                    fields.nextInteger()
+                let parsed = withHeaderFields(from: 13, to: count - 1) { fields -> (Int?, ModemEndpoint?) in
+                    let length = fields.nextInteger()
+                    guard needed == 3 else { return (length, nil) }
+                    let host = fields.nextString()
+                    return (length, ModemEndpoint(address: host, port: fields.nextInteger()))
                 }
-                return beginPayload(kind: .cipRecvData, link: nil, length: length, left: nil)
+                return beginPayload(kind: .cipRecvData, link: nil, length: parsed.0, left: nil, remote: parsed.1)
             }
             return nil
         }
@@ -328,19 +332,30 @@ public struct ATLexer {
         if framing.contains(.ipd), bufferHasPrefix("+IPD,") {
             // Fields between "+IPD," and ":": len | link,len | len,ip,port | link,len,ip,port.
             let fieldCount = commas  // "+IPD," holds the first comma; each further one adds a field
-            let parsed = withHeaderFields(from: 5, to: count - 1) { fields -> (Int?, Int?) in
+            // A sender that does not parse leaves `remote` nil: the payload is still framed by
+            // its length (and dropped by whoever needed the sender).
+            let parsed = withHeaderFields(from: 5, to: count - 1) { fields -> (Int?, Int?, ModemEndpoint?) in
                 switch fieldCount {
-                case 1, 3: return (nil, fields.nextInteger())
-                case 2, 4:
+                case 1: return (nil, fields.nextInteger(), nil)
+                case 2:
                     let link = fields.nextInteger()
-                    return (link, fields.nextInteger())
-                default: return (nil, nil)
+                    return (link, fields.nextInteger(), nil)
+                case 3:
+                    let length = fields.nextInteger()
+                    let host = fields.nextString()
+                    return (nil, length, ModemEndpoint(address: host, port: fields.nextInteger()))
+                case 4:
+                    let link = fields.nextInteger()
+                    let length = fields.nextInteger()
+                    let host = fields.nextString()
+                    return (link, length, ModemEndpoint(address: host, port: fields.nextInteger()))
+                default: return (nil, nil, nil)
                 }
             }
             if fieldCount == 2 || fieldCount == 4 {
                 guard let link = parsed.0, link >= 0 else { return reject(.malformedHeader) }
             }
-            return beginPayload(kind: .ipd, link: parsed.0, length: parsed.1, left: nil)
+            return beginPayload(kind: .ipd, link: parsed.0, length: parsed.1, left: nil, remote: parsed.2)
         }
         if framing.contains(.cipRecvData), commas == 1, bufferHasPrefix("+CIPRECVDATA,") {
             let length = withHeaderFields(from: 13, to: count - 1) { $0.nextInteger() }
@@ -361,7 +376,7 @@ public struct ATLexer {
     /// `lineEnded`: the header was a whole line, so a rejection resumes at the next byte
     /// instead of skipping to the next line end.
     mutating func beginPayload(kind: ATPayloadHeader.Kind, link: Int?, length: Int?, left: Int?,
-                               lineEnded: Bool = false) -> ATToken {
+                               remote: ModemEndpoint? = nil, lineEnded: Bool = false) -> ATToken {
         guard let length, length >= 0 else { return reject(.malformedHeader, lineEnded: lineEnded) }
         if length > configuration.maxPayloadLength {
             statistics.oversizedPayloads &+= 1
@@ -374,7 +389,7 @@ public struct ATLexer {
         resetLine()
         mode = .payload
         remaining = length
-        return .payloadStart(ATPayloadHeader(kind: kind, link: link, length: length, leftInModule: left))
+        return .payloadStart(ATPayloadHeader(kind: kind, link: link, length: length, leftInModule: left, remote: remote))
     }
 
     mutating func reject(_ error: ATLexerError, lineEnded: Bool = false) -> ATToken {
@@ -405,28 +420,61 @@ public struct ATLexer {
         }
         let framing = configuration.framing
         if framing.contains(.qird), bufferHasPrefix("+QIRD:") {
-            // "+QIRD: <len>" announces data; "+QIRD: <total>,<read>,<unread>" does not.
-            let header = withHeaderFields(from: 6, to: end) { fields -> Int?? in
+            // "+QIRD: <len>" announces data, and so does a "UDP SERVICE" read's
+            // "+QIRD: <len>,"<ip>",<port>"; "+QIRD: <total>,<read>,<unread>" does not.
+            let header = withHeaderFields(from: 6, to: end) { fields -> (Int?, ModemEndpoint?, Bool)? in
                 let length = fields.nextInteger()
-                return fields.isAtEnd ? .some(length) : .none
+                if fields.isAtEnd { return (length, nil, false) }
+                guard fields.nextByte == ASCII.quote else { return nil }
+                let host = fields.nextString()
+                let port = fields.nextInteger()
+                guard fields.isAtEnd else { return (length, nil, true) }
+                let remote = ModemEndpoint(address: host, port: port)
+                return (length, remote, remote == nil)
             }
-            if let length = header {
-                return beginPayload(kind: .qird, link: nil, length: length, left: nil, lineEnded: true)
+            if let header {
+                if header.2 { return reject(.malformedHeader, lineEnded: true) }
+                return beginPayload(kind: .qird, link: nil, length: header.0, left: nil, remote: header.1, lineEnded: true)
             }
         }
         if framing.contains(.cipRxGet), bufferHasPrefix("+CIPRXGET:") {
-            // "+CIPRXGET: 2,<link>,<len>,<left>" or, in single-link mode, "+CIPRXGET: 2,<len>,<left>".
-            let header = withHeaderFields(from: 10, to: end) { fields -> (Bool, Int?, Int?, Int?) in
-                guard fields.nextInteger() == 2 else { return (false, nil, nil, nil) }
-                let a = fields.nextInteger()
-                let b = fields.nextInteger()
-                if fields.isAtEnd { return (true, nil, a, b) }
-                let c = fields.nextInteger()
-                return fields.isAtEnd ? (true, a, b, c) : (true, nil, nil, nil)
+            // "+CIPRXGET: 2,<link>,<len>,<left>" or, in single-link mode, "+CIPRXGET: 2,<len>,<left>";
+            // with AT+CIPSRIP=1 the sender follows as "<ip>:<port>".
+            let header = withHeaderFields(from: 10, to: end) { fields -> (Bool, Int?, Int?, Int?, ModemEndpoint?, Bool) in
+                guard fields.nextInteger() == 2 else { return (false, nil, nil, nil, nil, false) }
+                // Up to three numbers (no array: a header must not allocate), then the sender.
+                var numbers: (Int?, Int?, Int?) = (nil, nil, nil)
+                var counted = 0
+                var remote: ModemEndpoint?
+                var badRemote = false
+                while !fields.isAtEnd, counted < 4 {
+                    if fields.fieldHasAddressPunctuation {
+                        let text = fields.nextString()
+                        remote = ModemEndpoint(colonSeparated: text)
+                        badRemote = remote == nil
+                        break
+                    }
+                    let value = fields.nextInteger()
+                    switch counted {
+                    case 0: numbers.0 = value
+                    case 1: numbers.1 = value
+                    case 2: numbers.2 = value
+                    default: break
+                    }
+                    counted += 1
+                }
+                guard fields.isAtEnd else { return (true, nil, nil, nil, nil, true) }
+                switch counted {
+                case 2: return (true, nil, numbers.0, numbers.1, remote, badRemote)
+                case 3: return (true, numbers.0, numbers.1, numbers.2, remote, badRemote)
+                default: return (true, nil, nil, nil, nil, true)
+                }
             }
             if header.0 {
+                if header.5 { return reject(.malformedHeader, lineEnded: true) }
                 if let link = header.1, link < 0 { return reject(.malformedHeader, lineEnded: true) }
-                return beginPayload(kind: .cipRxGet, link: header.1, length: header.2, left: header.3, lineEnded: true)
+                return beginPayload(kind: .cipRxGet, link: header.1, length: header.2, left: header.3,
+                                    remote: header.4, lineEnded: true)
             }
         }
         if framing.contains(.receive), bufferHasPrefix("+RECEIVE,"), buffer[end - 1] == ASCII.colon {

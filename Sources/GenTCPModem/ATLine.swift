@@ -138,6 +138,24 @@ public struct ATFields {
         return ATLine(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
     }
 
+    /// The next unread byte after spaces, or nil at the end.
+    var nextByte: UInt8? {
+        var i = position
+        while i < bytes.count, bytes[i] == ASCII.space { i += 1 }
+        return i < bytes.count ? bytes[i] : nil
+    }
+
+    /// Whether the next field holds a dot, a colon or a quote (an address, not a number).
+    var fieldHasAddressPunctuation: Bool {
+        var i = position
+        while i < bytes.count, bytes[i] != ASCII.comma {
+            let b = bytes[i]
+            if b == ASCII.dot || b == ASCII.colon || b == ASCII.quote { return true }
+            i += 1
+        }
+        return false
+    }
+
     /// Skips to just after the next comma outside quotes (or to the end).
     public mutating func skipField() {
         var quoted = false

@@ -9,6 +9,8 @@ import GenTCPCore
 public struct BG96Dialect: ModemDialect {
     /// The PDP context the sockets use (1–16).
     public let contextID: Int
+    /// Links opened as `"UDP SERVICE"` (bit per id): their reads take no length (BG-U4).
+    public private(set) var serviceLinks: UInt32 = 0
 
     /// The dialect for PDP context `contextID`, clamped to 1–16.
     public init(contextID: Int = 1) {
@@ -68,16 +70,49 @@ public struct BG96Dialect: ModemDialect {
             try w.append(",")
             try w.append(decimal: port)
             try w.append(",0,0")  // any local port, buffer access mode
+        case .openDatagram(let link, let host, let port, let localPort):
+            // BG-U1: "UDP SERVICE" takes anyone's datagrams and a destination per send; "UDP"
+            // is bound to one remote. Buffer access mode, as for TCP.
+            try w.append("AT+QIOPEN=")
+            try w.append(decimal: contextID)
+            try w.append(",")
+            try w.append(decimal: link)
+            if port == 0 {
+                try w.append(",\"UDP SERVICE\",\"127.0.0.1\",0,")
+            } else {
+                try w.append(",\"UDP\",")
+                try w.append(quoted: host, maxLength: limits.maxHostLength)
+                try w.append(",")
+                try w.append(decimal: port)
+                try w.append(",")
+            }
+            try w.append(decimal: localPort)
+            try w.append(",0")
+        case .bindLocalPort, .enableRemoteInfo, .setReceiveMode:
+            return false
         case .send(let link, let count):
             try w.append("AT+QISEND=")
             try w.append(decimal: link)
             try w.append(",")
             try w.append(decimal: count)
+        case .sendDatagram(let link, let count, let destination):
+            guard case .ipv4 = destination.address else {
+                throw ModemError(.notSupported, "BG96 sends UDP to IPv4 addresses")
+            }
+            try w.append("AT+QISEND=")
+            try w.append(decimal: link)
+            try w.append(",")
+            try w.append(decimal: count)
+            try w.append(",")
+            try w.append(endpoint: destination)
         case .read(let link, let maximum):
             try w.append("AT+QIRD=")
             try w.append(decimal: link)
-            try w.append(",")
-            try w.append(decimal: maximum)
+            if !isServiceLink(link) {
+                // A "UDP SERVICE" read takes no length and returns one datagram (BG-U4).
+                try w.append(",")
+                try w.append(decimal: maximum)
+            }
         case .queryAvailable(let link):
             try w.append("AT+QIRD=")
             try w.append(decimal: link)
@@ -198,6 +233,7 @@ public struct BG96Dialect: ModemDialect {
         case .error, .fail, .cmeError, .cmsError:
             switch command {
             case .connect: return .connectionRefused
+            case .openDatagram: return .addressInUse
             case .resolve: return .nonExistentDomain
             case .send: return .closed
             case .read, .queryAvailable: return .notConnected
@@ -223,7 +259,22 @@ public struct BG96Dialect: ModemDialect {
         }
     }
 
-    public mutating func commandSucceeded(_ command: ModemCommand) {}
+    /// Whether `link` was opened as `"UDP SERVICE"`.
+    public func isServiceLink(_ link: Int) -> Bool {
+        link >= 0 && link < 32 && serviceLinks & (1 << UInt32(link)) != 0
+    }
+
+    public mutating func commandSucceeded(_ command: ModemCommand) {
+        switch command {
+        case .openDatagram(let link, _, let port, _) where link >= 0 && link < 32:
+            if port == 0 { serviceLinks |= 1 << UInt32(link) } else { serviceLinks &= ~(1 << UInt32(link)) }
+        case .connect(let link, _, _) where link >= 0 && link < 32:
+            serviceLinks &= ~(1 << UInt32(link))
+        default:
+            break
+        }
+    }
+
     public mutating func learn(_ information: ModemInformation) {}
-    public mutating func moduleDidReset() {}
+    public mutating func moduleDidReset() { serviceLinks = 0 }
 }

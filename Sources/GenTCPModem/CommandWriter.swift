@@ -113,3 +113,47 @@ extension CommandWriter {
         }
     }
 }
+
+extension CommandWriter {
+    /// Appends one byte (internal: only digits, dots, colons and hex letters come here).
+    mutating func appendByte(_ byte: UInt8) throws(ModemError) {
+        guard count < storage.count else { throw ModemError(.invalidArgument, "command too long") }
+        storage[count] = byte
+        count += 1
+    }
+
+    /// Appends `address` as text: dotted IPv4, or IPv6 as eight hex groups (no `::`
+    /// shortening, which every parser takes).
+    public mutating func append(address: ModemAddress) throws(ModemError) {
+        switch address {
+        case .ipv4(let v):
+            for i in 0..<4 {
+                if i > 0 { try appendByte(ASCII.dot) }
+                try append(decimal: Int((v >> UInt32(24 - 8 * i)) & 0xFF))
+            }
+        case .ipv6(let high, let low):
+            for i in 0..<8 {
+                if i > 0 { try appendByte(ASCII.colon) }
+                let word = i < 4 ? high >> UInt64(48 - 16 * i) : low >> UInt64(48 - 16 * (i - 4))
+                let group = UInt16(truncatingIfNeeded: word)
+                var started = false
+                for shift in stride(from: 12, through: 0, by: -4) {
+                    let nibble = UInt8((group >> UInt16(shift)) & 0xF)
+                    if nibble == 0 && !started && shift > 0 { continue }
+                    started = true
+                    try appendByte(nibble < 10 ? 0x30 + nibble : 0x61 + nibble - 10)
+                }
+            }
+        }
+    }
+
+    /// Appends `"<address>",<port>` (a datagram's destination).
+    public mutating func append(endpoint: ModemEndpoint) throws(ModemError) {
+        guard endpoint.port >= 0 && endpoint.port <= 65_535 else { throw ModemError(.invalidArgument, "port out of range") }
+        try appendByte(ASCII.quote)
+        try append(address: endpoint.address)
+        try appendByte(ASCII.quote)
+        try appendByte(ASCII.comma)
+        try append(decimal: endpoint.port)
+    }
+}

@@ -13,13 +13,16 @@ public struct ESPATDialect: ModemDialect {
     public private(set) var passiveReceive = false
     /// The `AT version:` the module reported, if any.
     public private(set) var version: ModemVersion?
-    /// Whether the module prints remote info in `+CIPRECVDATA` (`AT+CIPDINFO=1`). Must match the
-    /// module; the engine never turns it on.
-    public let remoteInfo: Bool
+    /// Whether the module prints remote info in `+IPD` and `+CIPRECVDATA` (`AT+CIPDINFO=1`):
+    /// as given at init (a module set up elsewhere), and on from a successful
+    /// ``ModemCommand/enableRemoteInfo``; a restart takes it back to the init value.
+    public private(set) var remoteInfo: Bool
+    let initialRemoteInfo: Bool
 
     /// The dialect, told whether the module has `AT+CIPDINFO=1` set (off by default).
     public init(remoteInfo: Bool = false) {
         self.remoteInfo = remoteInfo
+        self.initialRemoteInfo = remoteInfo
     }
 
     /// The first version that has `AT+CIPRECVTYPE` (git 0f6bc33, tag v3.3.0.0).
@@ -74,10 +77,39 @@ public struct ESPATDialect: ModemDialect {
             try w.append(quoted: host, maxLength: limits.maxHostLength)
             try w.append(",")
             try w.append(decimal: port)
+        case .openDatagram(let link, let host, let port, let localPort):
+            // Remote mode 2 (ESP-U2): the stored remote follows each sender; every send names
+            // its destination, so the stored one is never used.
+            try w.append("AT+CIPSTART=")
+            try linkPrefix(link, &w)
+            try w.append("\"UDP\",")
+            try w.append(quoted: host, maxLength: limits.maxHostLength)
+            try w.append(",")
+            try w.append(decimal: port)
+            try w.append(",")
+            try w.append(decimal: localPort)
+            try w.append(",2")
+        case .bindLocalPort:
+            return false
+        case .enableRemoteInfo:
+            try w.append("AT+CIPDINFO=1")
+        case .setReceiveMode(let link, let passive):
+            guard let version, version >= ESPATDialect.receiveTypeVersion else {
+                throw ModemError(.notSupported, "ESP-AT before v3.3 has no per-link receive mode")
+            }
+            try w.append("AT+CIPRECVTYPE=")
+            try linkPrefix(link, &w)
+            try w.append(passive ? "1" : "0")
         case .send(let link, let count):
             try w.append("AT+CIPSEND=")
             try linkPrefix(link, &w)
             try w.append(decimal: count)
+        case .sendDatagram(let link, let count, let destination):
+            try w.append("AT+CIPSEND=")
+            try linkPrefix(link, &w)
+            try w.append(decimal: count)
+            try w.append(",")
+            try w.append(endpoint: destination)
         case .read(let link, let maximum):
             try w.append("AT+CIPRECVDATA=")
             try linkPrefix(link, &w)
@@ -204,6 +236,7 @@ public struct ESPATDialect: ModemDialect {
         case .error, .fail, .cmeError, .cmsError:
             switch command {
             case .connect: return .connectionRefused
+            case .openDatagram: return .addressInUse
             case .resolve: return .nonExistentDomain
             case .send: return .closed
             case .read, .queryAvailable: return .tryAgain
@@ -220,6 +253,7 @@ public struct ESPATDialect: ModemDialect {
         case .restart: 5_000
         case .joinNetwork: 20_000
         case .connect: 30_000
+        case .openDatagram: 5_000
         case .resolve: 20_000
         case .close: 5_000
         case .send: 5_000
@@ -232,6 +266,7 @@ public struct ESPATDialect: ModemDialect {
         switch command {
         case .enableMultiplexing: multiplexed = true
         case .enablePassiveReceive: passiveReceive = true
+        case .enableRemoteInfo: remoteInfo = true
         default: break
         }
     }
@@ -243,5 +278,6 @@ public struct ESPATDialect: ModemDialect {
     public mutating func moduleDidReset() {
         multiplexed = false
         passiveReceive = false
+        remoteInfo = initialRemoteInfo
     }
 }

@@ -120,3 +120,53 @@ public enum ModemAddress: Equatable, Sendable {
         return (words.0 | tail.0, words.1 | tail.1)
     }
 }
+
+/// An address and port the module named or is told (a datagram's sender or destination).
+public struct ModemEndpoint: Equatable, Sendable {
+    /// The IP address.
+    public var address: ModemAddress
+    /// The port, 0...65535.
+    public var port: Int
+
+    /// The endpoint `address`:`port`.
+    public init(address: ModemAddress, port: Int) {
+        self.address = address
+        self.port = port
+    }
+
+    /// Parses `<ip>:<port>` (SIMCom's form; the last colon splits, so an IPv6 address works).
+    /// Nil unless the address parses and the port is 0...65535.
+    public init?(colonSeparated line: ATLine) {
+        var split = -1
+        var i = line.count - 1
+        while i >= 0 {
+            if line.bytes[i] == ASCII.colon {
+                split = i
+                break
+            }
+            i -= 1
+        }
+        guard split > 0 else { return nil }
+        let host = ATLine(UnsafeRawBufferPointer(rebasing: line.bytes[0..<split]))
+        let portText = ATLine(UnsafeRawBufferPointer(rebasing: line.bytes[(split + 1)...]))
+        guard let address = ModemAddress(text: host), let port = ModemEndpoint.port(portText) else { return nil }
+        self.init(address: address, port: port)
+    }
+
+    /// Parses a quoted or bare address and a port given as separate fields.
+    public init?(address text: ATLine, port: Int?) {
+        guard let address = ModemAddress(text: text), let port, port >= 0, port <= 65_535 else { return nil }
+        self.init(address: address, port: port)
+    }
+
+    /// A decimal port 0...65535 (at most 5 digits, nothing else).
+    static func port(_ text: ATLine) -> Int? {
+        guard text.count >= 1, text.count <= 5 else { return nil }
+        var value = 0
+        for b in text.bytes {
+            guard let d = ASCII.digit(b) else { return nil }
+            value = value * 10 + Int(d)
+        }
+        return value <= 65_535 ? value : nil
+    }
+}

@@ -32,10 +32,31 @@ public enum ModemCommand: Sendable {
     case resolve(host: String)
     /// Open a TCP link to `host:port` (`AT+CIPSTART`, `AT+QIOPEN`).
     case connect(link: Int, host: String, port: Int)
+    /// Open a UDP link bound to `localPort` (1–65535). With `port` 0 the link takes datagrams
+    /// from anyone and every send names its destination: ESP-AT
+    /// `AT+CIPSTART=<id>,"UDP","0.0.0.0",0,<local>,2`, Quectel `"UDP SERVICE"`. With a remote
+    /// `host:port` the module's link is connected to it (ESP-AT keeps remote mode 2, Quectel
+    /// `"UDP"`, SIMCom `"UDP"`, whose local port is set by ``bindLocalPort(link:port:)`` first).
+    /// Reported like a connect: ``ModemEvent/connected(link:)`` or ``ModemEvent/connectFailed(link:reason:)``.
+    case openDatagram(link: Int, host: String, port: Int, localPort: Int)
+    /// SIMCom `AT+CLPORT=<n>,"UDP",<port>`: the local port of the next UDP link on `link`; a
+    /// no-op elsewhere (their open command carries it).
+    case bindLocalPort(link: Int, port: Int)
+    /// Make the module name the sender of received data: ESP-AT `AT+CIPDINFO=1`, SIMCom
+    /// `AT+CIPSRIP=1`; a no-op on Quectel, whose `"UDP SERVICE"` reads always name it.
+    case enableRemoteInfo
+    /// ESP-AT (v3.3 and later) `AT+CIPRECVTYPE=<id>,<mode>`: receive on one link pushed
+    /// (`passive` false: one `+IPD` per datagram) or pulled; a no-op on the others. Throws
+    /// ``ModemReason/notSupported`` on ESP-AT firmware without the per-link command.
+    case setReceiveMode(link: Int, passive: Bool)
     /// Announce `count` payload bytes for `link`. Built by
     /// ``ModemEngine/send(_:link:now:timeout:)-(UnsafeRawBufferPointer,_,_,_)`` only;
     /// ``ModemEngine/submit(_:now:timeout:)`` refuses it.
     case send(link: Int, count: Int)
+    /// Announce one datagram of `count` bytes for a UDP `link`, to `destination` (ESP-AT
+    /// `AT+CIPSEND=<id>,<len>,"<ip>",<port>`, Quectel `AT+QISEND=<id>,<len>,"<ip>",<port>`).
+    /// Built by ``ModemEngine/sendDatagram(_:link:to:now:timeout:)`` only. Its kind is ``ModemCommandKind/send``.
+    case sendDatagram(link: Int, count: Int, to: ModemEndpoint)
     /// Read up to `maximum` buffered bytes of `link` (`AT+CIPRECVDATA`, `AT+CIPRXGET=2`, `AT+QIRD`).
     case read(link: Int, maximum: Int)
     /// Ask how many bytes `link` has buffered (`AT+CIPRECVLEN?`, `AT+CIPRXGET=4`, `AT+QIRD=<id>,0`).
@@ -68,7 +89,11 @@ public enum ModemCommand: Sendable {
         case .localAddress: .localAddress
         case .resolve: .resolve
         case .connect: .connect
-        case .send: .send
+        case .openDatagram: .openDatagram
+        case .bindLocalPort: .bindLocalPort
+        case .enableRemoteInfo: .enableRemoteInfo
+        case .setReceiveMode: .setReceiveMode
+        case .send, .sendDatagram: .send
         case .read: .read
         case .queryAvailable: .queryAvailable
         case .close: .close
@@ -82,8 +107,17 @@ public enum ModemCommand: Sendable {
     public var link: Int? {
         switch self {
         case .connect(let link, _, _), .send(let link, _), .read(let link, _),
-             .queryAvailable(let link), .close(let link):
+             .queryAvailable(let link), .close(let link), .openDatagram(let link, _, _, _),
+             .bindLocalPort(let link, _), .setReceiveMode(let link, _), .sendDatagram(let link, _, _):
             link
+        default: nil
+        }
+    }
+
+    /// The link a connect or a UDP open is about to open, if this is one.
+    public var opensLink: Int? {
+        switch self {
+        case .connect(let link, _, _), .openDatagram(let link, _, _, _): link
         default: nil
         }
     }
@@ -102,6 +136,9 @@ public enum ModemCommandKind: UInt8, Sendable, Hashable, CaseIterable {
     case resolve, connect, send, read, queryAvailable, close, setBaudRate, raw
     /// ``ModemCommand/queryStatus(_:)``.
     case queryStatus
+    /// UDP, one case per ``ModemCommand`` case of the same name: `openDatagram`,
+    /// `bindLocalPort`, `enableRemoteInfo`, `setReceiveMode`.
+    case openDatagram, bindLocalPort, enableRemoteInfo, setReceiveMode
 }
 
 /// What ``ModemCommand/queryStatus(_:)`` asks.

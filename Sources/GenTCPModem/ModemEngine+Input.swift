@@ -86,6 +86,9 @@ extension ModemEngine {
                 let total = left > Int.max - header.length ? Int.max : header.length + left
                 push(.dataAvailable(link: link, length: total))
             }
+            if let link = payloadLink, datagramLinks[link] {
+                push(.datagram(link: link, length: header.length, remote: header.remote))
+            }
         case .payload(let bytes):
             payloadDelivered += bytes.count
             if let link = payloadLink { return .received(link: link, bytes: bytes) }
@@ -322,9 +325,11 @@ extension ModemEngine {
             outcome = .success
             consecutiveTimeouts = 0
             dialect.commandSucceeded(command)
+            syncFraming()
             if case .echoOff = command { echoDisabled = true }
             switch command {
-            case .connect(let link, _, _) where links[link] == .connecting:
+            case .connect(let link, _, _) where links[link] == .connecting,
+                 .openDatagram(let link, _, _, _) where links[link] == .connecting:
                 if dialect.connectsAsynchronously {
                     connectDeadlines[link] = now.advanced(by: dialect.limits.asyncConnectTimeout).milliseconds
                 } else {
@@ -374,7 +379,7 @@ extension ModemEngine {
                 resolvePending = false
                 resolveDeadline = nil
             }
-            if case .connect(let link, _, _) = command, links[link] == .connecting {
+            if let link = command.opensLink, links[link] == .connecting {
                 links[link] = .closed
                 connectDeadlines[link] = ModemEngine.noDeadline
                 push(.commandCompleted(ModemCompletion(command: command.kind, link: link, outcome: outcome)))
@@ -402,6 +407,7 @@ extension ModemEngine {
         }
         dropAllLinks(connectReason: .closed)
         dialect.moduleDidReset()
+        syncFraming()
         echoDisabled = false
         output.clear()
         lexer.expectsPrompt = false

@@ -43,6 +43,8 @@ public struct ModemEngine<Dialect: ModemDialect> {
     var events: EventQueue
     var inFlight: InFlight?
     var links: [ModemLinkState]
+    /// Which links were opened by ``ModemCommand/openDatagram(link:host:port:localPort:)``.
+    var datagramLinks: [Bool]
     var connectDeadlines: [Int64]
     var resolvePending = false
     var resolveDeadline: MillisecondInstant?
@@ -84,6 +86,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
         let linkCount = max(1, min(limits.maxLinks, 32))
         events = EventQueue(capacity: linkCount + 4 + ModemEngine.submitEventReserve)
         links = [ModemLinkState](repeating: .closed, count: linkCount)
+        datagramLinks = [Bool](repeating: false, count: linkCount)
         connectDeadlines = [Int64](repeating: ModemEngine.noDeadline, count: linkCount)
     }
 
@@ -99,6 +102,11 @@ public struct ModemEngine<Dialect: ModemDialect> {
     /// What the engine believes about `link` (``ModemLinkState/closed`` when out of range).
     public func linkState(_ link: Int) -> ModemLinkState {
         link >= 0 && link < links.count ? links[link] : .closed
+    }
+
+    /// Whether `link` was opened as a UDP link (its payloads come as ``ModemEvent/datagram(link:length:remote:)``).
+    public func isDatagramLink(_ link: Int) -> Bool {
+        link >= 0 && link < links.count && datagramLinks[link]
     }
 
     /// The command in flight, if any.
@@ -192,12 +200,24 @@ public struct ModemEngine<Dialect: ModemDialect> {
     public mutating func submit(_ command: ModemCommand, now: MillisecondInstant, timeout: UInt32? = nil) throws(ModemError) {
         try checkReady()
         switch command {
-        case .send:
+        case .send, .sendDatagram:
             throw ModemError(.invalidArgument, "use send(_:link:now:timeout:) to send data")
         case .connect(let link, _, let port):
             try checkLink(link)
             guard port >= 1 && port <= 65_535 else { throw ModemError(.invalidArgument, "port must be 1...65535") }
             guard links[link] == .closed else { throw ModemError(.alreadyConnected, "link is in use; close it first") }
+        case .openDatagram(let link, _, let port, let localPort):
+            try checkLink(link)
+            guard port >= 0 && port <= 65_535 else { throw ModemError(.invalidArgument, "port must be 0...65535") }
+            guard localPort >= 1 && localPort <= 65_535 else {
+                throw ModemError(.invalidArgument, "local port must be 1...65535")
+            }
+            guard links[link] == .closed else { throw ModemError(.alreadyConnected, "link is in use; close it first") }
+        case .bindLocalPort(let link, let port):
+            try checkLink(link)
+            guard port >= 0 && port <= 65_535 else { throw ModemError(.invalidArgument, "port must be 0...65535") }
+        case .setReceiveMode(let link, _):
+            try checkLink(link)
         case .read(let link, let maximum):
             try checkLink(link)
             guard maximum >= 1 && maximum <= dialect.limits.maxReadLength else {
@@ -220,6 +240,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
                 throw ModemError(.wouldBlock, "take the pending events first")
             }
             dialect.commandSucceeded(command)
+            syncFraming()
             push(.commandCompleted(ModemCompletion(command: command.kind, link: command.link, outcome: .success)))
             return
         }
@@ -227,8 +248,9 @@ public struct ModemEngine<Dialect: ModemDialect> {
         output.writeCommand(writer, terminator: dialect.commandTerminator)
         inFlight = InFlight(command: command, phase: .response, deadline: now.advanced(by: limit), timeout: limit)
         switch command {
-        case .connect(let link, _, _):
+        case .connect(let link, _, _), .openDatagram(let link, _, _, _):
             links[link] = .connecting
+            datagramLinks[link] = command.kind == .openDatagram
             connectDeadlines[link] = ModemEngine.noDeadline
         case .resolve:
             resolvePending = dialect.resolvesAsynchronously
@@ -266,10 +288,42 @@ public struct ModemEngine<Dialect: ModemDialect> {
         guard count > 0 else { return 0 }
         let command = ModemCommand.send(link: link, count: count)
         _ = try build(command)
+        stage(command, payload: UnsafeRawBufferPointer(rebasing: payload[0..<count]), now: now, timeout: timeout)
+        return count
+    }
+
+    /// Sends `payload` as one datagram on an open UDP link: to `destination`, or to the link's
+    /// own remote when nil (a connected SIMCom or Quectel `"UDP"` link). The whole datagram or
+    /// nothing: more than ``maxSendChunk`` bytes is ``ModemReason/messageTooLong``, and an empty one
+    /// ``ModemReason/notSupported`` (the modules' send commands take a length of 1 or more, or
+    /// read 0 as a query). Otherwise as ``send(_:link:now:timeout:)-(UnsafeRawBufferPointer,_,_,_)``.
+    /// - Throws: ``ModemError`` as above.
+    public mutating func sendDatagram(_ payload: UnsafeRawBufferPointer, link: Int, to destination: ModemEndpoint?,
+                                      now: MillisecondInstant, timeout: UInt32? = nil) throws(ModemError) {
+        try checkReady()
+        try checkLink(link)
+        guard links[link] == .open else { throw ModemError(.notConnected, "link is not open") }
+        guard datagramLinks[link] else { throw ModemError(.invalidArgument, "not a UDP link") }
+        guard payload.count <= sendChunk else { throw ModemError(.messageTooLong, "datagram larger than one send") }
+        guard payload.count > 0 else { throw ModemError(.notSupported, "the module cannot send an empty datagram") }
+        if let destination {
+            guard destination.port >= 1 && destination.port <= 65_535 else {
+                throw ModemError(.invalidArgument, "port must be 1...65535")
+            }
+        }
+        let command: ModemCommand = destination.map { .sendDatagram(link: link, count: payload.count, to: $0) }
+            ?? .send(link: link, count: payload.count)
+        _ = try build(command)
+        stage(command, payload: payload, now: now, timeout: timeout)
+    }
+
+    /// Writes `command` (already built) and stages `payload` until the prompt.
+    mutating func stage(_ command: ModemCommand, payload: UnsafeRawBufferPointer, now: MillisecondInstant, timeout: UInt32?) {
+        let count = payload.count
         response.clear()
         statistics.commands &+= 1
         output.writeCommand(writer, terminator: dialect.commandTerminator)
-        output.stagePayload(UnsafeRawBufferPointer(rebasing: payload[0..<count]))
+        output.stagePayload(payload)
         // The prompt comes after the command crossed the line; the result after the payload did.
         let commandWire = ModemEngine.wireMilliseconds(writer.count + 16, baud: configuration.baudRate)
         let promptTimeout = ModemEngine.sum(configuration.promptTimeout.clampedUInt32, configuration.extraLatency.clampedUInt32, commandWire)
@@ -280,7 +334,12 @@ public struct ModemEngine<Dialect: ModemDialect> {
         flight.sendTimeout = timeout ?? ModemEngine.sum(10_000, configuration.extraLatency.clampedUInt32, wire)
         inFlight = flight
         lexer.expectsPrompt = true
-        return count
+    }
+
+    /// The lexer follows the dialect's framing, which may change with a setting (`AT+CIPDINFO`).
+    mutating func syncFraming() {
+        let framing = dialect.framing
+        if lexer.configuration.framing != framing { lexer.configuration.framing = framing }
     }
 
     /// ``send(_:link:now:timeout:)-(UnsafeRawBufferPointer,_,_,_)`` for an array.

@@ -18,6 +18,11 @@ public enum ModemEvent {
     /// Received bytes for `link`: a view into the input passed to `nextEvent(reading:...)`,
     /// valid until that input goes away. Payloads arrive in pieces; none is buffered.
     case received(link: Int, bytes: UnsafeRawBufferPointer)
+    /// A datagram of `length` bytes begins on a UDP link (opened with
+    /// ``ModemCommand/openDatagram(link:host:port:localPort:)``), from `remote` when the header
+    /// named a sender that parsed. Exactly `length` bytes follow as ``received(link:bytes:)``
+    /// pieces (none for an empty datagram), unless the answer breaks off (a timeout or reset).
+    case datagram(link: Int, length: Int, remote: ModemEndpoint?)
     /// A host name resolved (`AT+CIPDOMAIN` answer or an asynchronous DNS report).
     case resolved(ModemAddress)
     /// Resolving failed (`nxdomain`, `timeout`).

@@ -65,6 +65,28 @@ public struct SIM800Dialect: ModemDialect {
             try w.append(",\"")
             try w.append(decimal: port)
             try w.append("\"")
+        case .openDatagram(let link, let host, let port, _):
+            // SIM-U1: a UDP link is connected to one remote; its local port was set by
+            // AT+CLPORT just before (SIM-U2).
+            guard port != 0 else { throw ModemError(.notSupported, "SIM800 UDP links are connected to one remote") }
+            try w.append("AT+CIPSTART=")
+            try linkPrefix(link, &w)
+            try w.append("\"UDP\",")
+            try w.append(quoted: host, maxLength: limits.maxHostLength)
+            try w.append(",\"")
+            try w.append(decimal: port)
+            try w.append("\"")
+        case .bindLocalPort(let link, let port):
+            try w.append("AT+CLPORT=")
+            try linkPrefix(link, &w)
+            try w.append("\"UDP\",")
+            try w.append(decimal: port)
+        case .enableRemoteInfo:
+            try w.append("AT+CIPSRIP=1")
+        case .setReceiveMode:
+            return false
+        case .sendDatagram:
+            throw ModemError(.notSupported, "SIM800 sends only to a UDP link's own remote")
         case .send(let link, let count):
             try w.append("AT+CIPSEND=")
             try linkPrefix(link, &w)
@@ -195,6 +217,7 @@ public struct SIM800Dialect: ModemDialect {
         case .error, .fail, .cmeError, .cmsError:
             switch command {
             case .connect: return .connectionRefused
+            case .openDatagram, .bindLocalPort: return .addressInUse
             case .resolve: return .nonExistentDomain
             case .send: return .closed
             case .read, .queryAvailable: return .tryAgain

@@ -25,6 +25,7 @@ enum Ev: Equatable, CustomStringConvertible {
     case reset
     case unrecognised(String)
     case framing(ATLexerError)
+    case datagram(Int, Int, ModemEndpoint?)
 
     static func ok(_ kind: ModemCommandKind, _ link: Int? = nil) -> Ev { .completed(kind, link, .success) }
     static func failed(_ kind: ModemCommandKind, _ link: Int? = nil, _ failure: ModemFailure, _ reason: ModemReason) -> Ev {
@@ -48,6 +49,7 @@ enum Ev: Equatable, CustomStringConvertible {
         case .reset: "reset"
         case .unrecognised(let s): "unrecognised(\(s.debugDescription))"
         case .framing(let e): "framing(\(e))"
+        case .datagram(let l, let n, let r): "datagram(\(l), \(n), \(r.map { "\($0.address):\($0.port)" } ?? "-"))"
         }
     }
 }
@@ -72,6 +74,7 @@ func normalise<D: ModemDialect>(_ event: ModemEvent, _ engine: ModemEngine<D>) -
     case .moduleReset: return .reset
     case .unrecognisedLine: return .unrecognised(engine.withLastLine { String(decoding: $0.bytes, as: UTF8.self) })
     case .framingError(let e): return .framing(e)
+    case .datagram(let l, let n, let r): return .datagram(l, n, r)
     }
 }
 
@@ -95,6 +98,8 @@ enum Step {
     case submit(ModemCommand)
     /// The driver sends data.
     case send(String, link: Int)
+    /// The driver sends one datagram (to the link's remote when `to` is nil).
+    case sendDatagram(String, link: Int, to: ModemEndpoint?)
     /// The module sends these bytes.
     case modem(String)
     /// The module sends these raw bytes.
@@ -186,6 +191,15 @@ func run<D: ModemDialect>(_ dialect: D, _ steps: [Step], chunking: Chunking = .w
             drain([])
         case .send(let payload, let link):
             do throws(ModemError) { try engine.send(b(payload), link: link, now: at(now)) } catch { session.errors.append(error) }
+            flush()
+        case .sendDatagram(let payload, let link, let to):
+            var failure: ModemError?
+            b(payload).withUnsafeBytes { raw in
+                do throws(ModemError) {
+                    try engine.sendDatagram(raw, link: link, to: to, now: at(now))
+                } catch { failure = error }
+            }
+            if let failure { session.errors.append(failure) }
             flush()
         case .modem(let s):
             for chunk in chunking.cut(b(s), offset: offset, rng: &rng) { drain(chunk) }

@@ -120,7 +120,7 @@ final class EngineHarness<D: ModemDialect>: @unchecked Sendable {
         case .unrecognisedLine:
             unrecognised.append(engine.withLastLine { String(decoding: $0.bytes, as: UTF8.self) })
         case .framingError: framingErrors += 1
-        case .localAddress, .network, .status: break
+        case .localAddress, .network, .status, .datagram: break
         }
     }
 
