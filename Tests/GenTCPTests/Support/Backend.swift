@@ -119,11 +119,15 @@ struct Backend: Sendable, CustomTestStringConvertible {
     /// The client on an AT module (the modem simulator in `dialect`, on a 921600-baud MemoryLink,
     /// its output cut into random fragments with URC noise between messages) whose links reach
     /// the simulated network's `server`; the peer is a sim socket on `server`.
+    ///
+    /// The module's host on the network has the address the module reports (`AT+CIFSR`,
+    /// `AT+QIACT?`), so a peer reaches a UDP socket at the module's own address and port.
     static func at(_ name: String, _ dialect: ATDialect, _ simulator: ModemSimulatorConfiguration) -> Backend {
         Backend(name: name, ipv6Unavailable: "the modem's links are IPv4", skips: atSkips) { body in
             let net = try SimNetwork(seed: 1)
             let server = try net.addHost("server")
-            let modemHost = try net.addHost("modem")
+            let moduleAddress = IPAddress(simulator.localAddress) ?? .v4(0xC0A8_0402)
+            let modemHost = try net.addHost("modem", addresses: [moduleAddress, .v6(0xFD00, 0, 0, 0, 0, 0, 0, 2)])
             try await net.run {
                 let (host, module) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 921_600), runtime: net.runtime)
                 let bridge = ModemLinkBridge(link: module, configuration: simulator,
@@ -140,7 +144,7 @@ struct Backend: Sendable, CustomTestStringConvertible {
                     serverDriver: try SimDriver(network: net, host: server),
                     serverHost: .address(server.addresses[0]),
                     serverAddress: server.addresses[0],
-                    clientAddress: .v4(0xC0A8_0402),
+                    clientAddress: moduleAddress,
                     serverHostName: server.name,
                     ipv6: nil)
                 try await body(context)
