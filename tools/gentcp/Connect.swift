@@ -29,56 +29,13 @@ struct Connect: AsyncParsableCommand {
             Example: printf 'GET / HTTP/1.0\\r\\n\\r\\n' | gentcp connect localhost 8080
             """)
 
-    @ArgumentParser.Option(help: "The driver to connect with: posix, at (a modem on --serial) or slip (IP over SLIP on --serial).")
-    var driver: DriverName?
-
-    @ArgumentParser.Option(help: "A board profile (name in boards/ or a file): sets the driver, dialect and serial defaults.")
-    var board: String?
-
-    @ArgumentParser.Option(help: "Directory of board profiles.")
-    var boards: String = "boards"
-
-    @ArgumentParser.Option(help: "The serial port or pty of the board (at and slip drivers); any name for it (symbolic links such as /dev/serial/by-id/... are resolved, and the device itself says whether it is a pty).")
-    var serial: String?
-
-    @ArgumentParser.Option(help: "Line speed of --serial (default: the board's, else 115200).")
-    var baud: Int?
-
-    @ArgumentParser.Option(help: "AT dialect: esp-at, sim800 or bg96 (default: the board's).")
-    var dialect: String?
-
-    @ArgumentParser.Option(help: "Cellular access point name for SIM800/BG96 (default: the board's). No quotes, commas, backslashes or control characters: it goes into an AT command.")
-    var apn: String?
-
-    @ArgumentParser.Option(name: .customLong("apn-user"), help: "The access point's user name (SIM800, BG96), if it needs one.")
-    var apnUser: String?
-
-    @ArgumentParser.Option(name: .customLong("apn-password"), help: "The access point's password (SIM800, BG96), if it needs one.")
-    var apnPassword: String?
-
-    @ArgumentParser.Option(name: .customLong("wifi-ssid"), help: "ESP-AT: join this Wi-Fi network first (default: the module stays on the network it has joined).")
-    var wifiSSID: String?
-
-    @ArgumentParser.Option(name: .customLong("wifi-password"), help: "ESP-AT: the Wi-Fi network's password (with --wifi-ssid; empty for an open network).")
-    var wifiPassword: String?
+    @OptionGroup var drivers: DriverOptions
 
     // A string, so that -1 and bad values get gentcp's own handling and one-line error.
     @ArgumentParser.Option(
         name: [.customShort("q"), .customLong("quit-after")], parsing: .unconditional,
         help: ArgumentHelp("On a driver that cannot half-close (at): after the end of stdin, once the module took every byte, close after SECONDS without data from the peer (default 5; -1 waits for the peer's close).", valueName: "SECONDS"))
     var quitAfter: String?
-
-    @ArgumentParser.Option(name: .customLong("local-ip"), help: "slip: our IPv4 address on the line (default: the board's slip.localAddress).")
-    var localIP: String?
-
-    @ArgumentParser.Option(name: .customLong("peer-ip"), help: "slip: the board's IPv4 address (default: the board's slip.peerAddress).")
-    var peerIP: String?
-
-    @ArgumentParser.Option(help: "slip: the line's MTU (default: the board's, else 1006).")
-    var mtu: Int?
-
-    @ArgumentParser.Option(help: "slip: write the line's traffic to this pcap file (LINKTYPE_RAW).")
-    var capture: String?
 
     // A string, so that a negative or malformed value gets gentcp's own one-line error.
     @ArgumentParser.Option(
@@ -150,74 +107,17 @@ struct Connect: AsyncParsableCommand {
             }
             quit = seconds < 0 ? nil : seconds
         }
-        var modem: ConnectSession.Modem?
-        var chosen = driver ?? .posix
-        var profile: BoardProfile?
-        if let board {
-            do throws(BoardProfileError) {
-                profile = try BoardProfile.find(board, in: boards)
-            } catch {
-                return bad("\(error)")
-            }
-            if driver == nil { chosen = profile?.link == .slip ? .slip : .at }
-        }
-        var line: ConnectSession.Line?
-        if chosen == .slip {
-            guard let serial else { return bad("--driver slip needs --serial PATH (the board's port or pty)") }
-            guard let local = (localIP.flatMap { IPAddress($0) } ?? profile?.slip?.localAddress), !local.isIPv6 else {
-                return bad("--driver slip needs --local-ip A.B.C.D (IPv4), got \"\(localIP ?? "")\"")
-            }
-            guard let peer = (peerIP.flatMap { IPAddress($0) } ?? profile?.slip?.peerAddress), !peer.isIPv6 else {
-                return bad("--driver slip needs --peer-ip A.B.C.D (IPv4), got \"\(peerIP ?? "")\"")
-            }
-            let lineMTU = mtu ?? profile?.slip?.mtu ?? 1006
-            guard (68...65535).contains(lineMTU) else { return bad("--mtu must be 68...65535, got \(lineMTU)") }
-            let speed = baud ?? profile?.serial.baudRate ?? 115_200
-            guard (50...4_000_000).contains(speed) else { return bad("--baud must be 50...4000000, got \(speed)") }
-            line = ConnectSession.Line(
-                path: serial, serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
-                local: local, peer: peer, mtu: lineMTU, capture: capture)
-        } else if localIP != nil || peerIP != nil || mtu != nil || capture != nil {
-            return bad("--local-ip, --peer-ip, --mtu and --capture go with --driver slip")
-        }
-        if chosen == .at {
-            guard let serial else { return bad("--driver at needs --serial PATH (the modem's port or pty)") }
-            let dialectName = dialect ?? profile?.dialect?.description ?? ""
-            guard let parsed = ATDialect(name: dialectName) else {
-                return bad("--dialect must be esp-at, sim800 or bg96, got \"\(dialectName)\"")
-            }
-            let speed = baud ?? profile?.serial.baudRate ?? 115_200
-            guard (50...4_000_000).contains(speed) else { return bad("--baud must be 50...4000000, got \(speed)") }
-            // Strings that go into AT commands are checked as the driver would, now rather than
-            // as a refused command after the modem's bring-up.
-            for (option, value) in [("--apn", apn), ("--apn-user", apnUser), ("--apn-password", apnPassword),
-                                    ("--wifi-ssid", wifiSSID), ("--wifi-password", wifiPassword)] {
-                if let value, let problem = Connect.atStringProblem(value) {
-                    // A password is not repeated on the terminal.
-                    let shown = option.hasSuffix("password") ? "" : "; got \(Connect.quoted(value))"
-                    return bad("\(option) goes into an AT command and \(problem)\(shown)")
-                }
-            }
-            if wifiPassword != nil && wifiSSID == nil { return bad("--wifi-password needs --wifi-ssid") }
-            if wifiSSID == "" { return bad("--wifi-ssid is empty") }
-            if case .name(let name) = target, let problem = Connect.atStringProblem(name) {
-                return bad("HOST goes to the modem in an AT command and \(problem); got \(Connect.quoted(name))")
-            }
-            modem = ConnectSession.Modem(
-                path: serial, dialect: parsed,
-                serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
-                apn: apn ?? profile?.apn ?? "", apnUser: apnUser ?? "", apnPassword: apnPassword ?? "",
-                wifi: wifiSSID.map { ($0, wifiPassword ?? "") }, latency: profile?.latency ?? 0)
-        } else if dialect != nil || (serial != nil && chosen != .slip) {
-            return bad("--serial and --dialect go with --driver at (or --serial with --driver slip)")
-        } else if apn != nil || apnUser != nil || apnPassword != nil || wifiSSID != nil || wifiPassword != nil {
-            return bad("--apn, --apn-user, --apn-password, --wifi-ssid and --wifi-password go with --driver at")
+        let choice: DriverOptions.Choice
+        switch drivers.choice(target: target) {
+        case .success(let c): choice = c
+        case .failure(let failure): return .failure(failure)
         }
         return .success(ConnectSession.Settings(
-            driver: chosen, host: target, port: number,
+            driver: choice.driver, host: target, port: number,
             timeout: limit,
             preference: preference, verbose: verbose,
-            progress: progress ?? (isatty(2) == 1 && isatty(1) == 0), modem: modem, line: line, quitAfter: quit))
+            progress: progress ?? (isatty(2) == 1 && isatty(1) == 0), modem: choice.modem, line: choice.line,
+            quitAfter: quit))
     }
 
     /// What is wrong with a string that goes into an AT command (GenTCPModem's own check:

@@ -40,6 +40,15 @@ struct ConnectSession: Sendable {
         var capture: String?
     }
 
+    /// The at driver for `modem` on `link` (not started).
+    static func makeATDriver(_ modem: Modem, link: any SerialLink) -> ATDriver {
+        var engine = ATConfiguration.defaultEngine
+        engine.extraLatency = modem.latency
+        return ATDriver(link: link, configuration: ATConfiguration(
+            dialect: modem.dialect, apn: modem.apn, apnUser: modem.apnUser, apnPassword: modem.apnPassword,
+            wifi: modem.wifi, engine: engine))
+    }
+
     /// Opens a line: symbolic links resolved, then a pty through termios and a port through
     /// libserialport (which refuses ptys), as the device itself says (``SerialDevice``); a path
     /// that is no serial device is `enotty`, a missing one `enoent`.
@@ -132,11 +141,7 @@ struct ConnectSession: Sendable {
                     printError(failureLine(error))
                     return Status.failed
                 }
-                var engine = ATConfiguration.defaultEngine
-                engine.extraLatency = modem.latency
-                let driver = ATDriver(link: link, configuration: ATConfiguration(
-                    dialect: modem.dialect, apn: modem.apn, apnUser: modem.apnUser, apnPassword: modem.apnPassword,
-                    wifi: modem.wifi, engine: engine))
+                let driver = ConnectSession.makeATDriver(modem, link: link)
                 incidents = driver
                 driver.start()
                 // A modem connection cannot half-close: at stdin's end the copy keeps receiving.

@@ -4,6 +4,7 @@ import GenTCPCore
 import GenTCPPOSIX
 import GenTCPSerial
 import GenTCPSLIP
+import GenTCPAT
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,34 +23,14 @@ struct UDP: AsyncParsableCommand {
             of stdin, gentcp waits -q SECONDS (default 1) without a datagram, then exits 0. \
             With --listen PORT, gentcp binds PORT, waits for the first datagram, then connects \
             to its sender and answers it with stdin, as nc -u -l does. Exits 1 when a send, a \
-            receive or stdout fails (one line on stderr), 64 for bad arguments.
+            receive or stdout fails (one line on stderr), 64 for bad arguments. Through a modem \
+            (--driver at) a datagram carries 1 to 1460 bytes: an empty line is refused (enotsup), \
+            and SIM800 modules send only to the connected peer.
 
             Example: echo 'hello' | gentcp udp 127.0.0.1 7
             """)
 
-    @ArgumentParser.Option(help: "The driver: posix, or slip (IP over SLIP on --serial). The at driver has no gen_udp yet.")
-    var driver: DriverName?
-
-    @ArgumentParser.Option(help: "A board profile (name in boards/ or a file) with a slip link: sets the driver and the line's settings.")
-    var board: String?
-
-    @ArgumentParser.Option(help: "Directory of board profiles.")
-    var boards: String = "boards"
-
-    @ArgumentParser.Option(help: "slip: the board's serial port or pty.")
-    var serial: String?
-
-    @ArgumentParser.Option(help: "slip: line speed of --serial (default: the board's, else 115200).")
-    var baud: Int?
-
-    @ArgumentParser.Option(name: .customLong("local-ip"), help: "slip: our IPv4 address on the line (default: the board's slip.localAddress).")
-    var localIP: String?
-
-    @ArgumentParser.Option(name: .customLong("peer-ip"), help: "slip: the board's IPv4 address (default: the board's slip.peerAddress).")
-    var peerIP: String?
-
-    @ArgumentParser.Option(help: "slip: the line's MTU (default: the board's, else 1006).")
-    var mtu: Int?
+    @OptionGroup var drivers: DriverOptions
 
     @ArgumentParser.Option(help: "Cut stdin into datagrams of N bytes (1...65507) instead of lines.")
     var size: Int?
@@ -92,40 +73,20 @@ struct UDP: AsyncParsableCommand {
         func bad(_ note: String) -> Result<UDPSession.Settings, Connect.UsageFailure> {
             .failure(Connect.UsageFailure(text: failureLine(atom: "badarg", summary: "bad argument", notes: [note])))
         }
-        var chosen = driver ?? .posix
-        var profile: BoardProfile?
-        if let board {
-            do throws(BoardProfileError) {
-                profile = try BoardProfile.find(board, in: boards)
-            } catch {
-                return bad("\(error)")
-            }
-            if driver == nil { chosen = profile?.link == .slip ? .slip : .at }
+        let choice: DriverOptions.Choice
+        switch drivers.choice(target: host.map { Host($0) }) {
+        case .success(let c): choice = c
+        case .failure(let failure): return .failure(failure)
         }
-        if chosen == .at { return bad("the at driver has no gen_udp yet (issue 11); use posix or slip") }
-        var line: ConnectSession.Line?
-        if chosen == .slip {
-            guard let serial else { return bad("--driver slip needs --serial PATH (the board's port or pty)") }
-            guard let local = (localIP.flatMap { IPAddress($0) } ?? profile?.slip?.localAddress), !local.isIPv6 else {
-                return bad("--driver slip needs --local-ip A.B.C.D (IPv4), got \"\(localIP ?? "")\"")
-            }
-            guard let peer = (peerIP.flatMap { IPAddress($0) } ?? profile?.slip?.peerAddress), !peer.isIPv6 else {
-                return bad("--driver slip needs --peer-ip A.B.C.D (IPv4), got \"\(peerIP ?? "")\"")
-            }
-            let lineMTU = mtu ?? profile?.slip?.mtu ?? 1006
-            guard (68...65535).contains(lineMTU) else { return bad("--mtu must be 68...65535, got \(lineMTU)") }
-            let speed = baud ?? profile?.serial.baudRate ?? 115_200
-            guard (50...4_000_000).contains(speed) else { return bad("--baud must be 50...4000000, got \(speed)") }
-            if family == .ipv6 { return bad("SLIP carries IPv4 only: --ipv6 does not go with --driver slip") }
-            line = ConnectSession.Line(
-                path: serial, serial: SerialConfiguration(baudRate: speed, flowControl: profile?.serial.flowControl ?? .none),
-                local: local, peer: peer, mtu: lineMTU, capture: nil)
-        } else if serial != nil || localIP != nil || peerIP != nil || mtu != nil || baud != nil {
-            return bad("--serial, --baud, --local-ip, --peer-ip and --mtu go with --driver slip")
-        }
+        let line = choice.line
+        if line != nil, family == .ipv6 { return bad("SLIP carries IPv4 only: --ipv6 does not go with --driver slip") }
+        if choice.modem != nil, family == .ipv6 { return bad("the modems carry IPv4 UDP only: --ipv6 does not go with --driver at") }
         if let size, !(1...65507).contains(size) { return bad("--size must be 1...65507, got \(size)") }
         if let size, let line, size > line.mtu - 28 {
             return bad("--size \(size) does not fit one datagram on an MTU of \(line.mtu) (at most \(line.mtu - 28))")
+        }
+        if let size, choice.modem != nil, size > 1460 {
+            return bad("--size \(size) does not fit one datagram through a modem (at most 1460)")
         }
         var quit = 1.0
         if let quitAfter {
@@ -159,7 +120,7 @@ struct UDP: AsyncParsableCommand {
         }
         return .success(UDPSession.Settings(
             target: target, listenPort: listen, bind: bind, ipv6: ipv6, size: size,
-            quitAfter: quit, verbose: verbose, line: line))
+            quitAfter: quit, verbose: verbose, line: line, modem: choice.modem))
     }
 }
 
@@ -177,6 +138,8 @@ struct UDPSession: Sendable {
         var verbose: Bool
         /// The SLIP line for `--driver slip`; nil for posix.
         var line: ConnectSession.Line?
+        /// The modem for `--driver at`.
+        var modem: ConnectSession.Modem? = nil
     }
 
     let settings: Settings
@@ -185,15 +148,20 @@ struct UDPSession: Sendable {
     /// Exit status: ok after stdin ended and the quiet wait ran out; failed for any error.
     func run() async -> Int32 {
         var options: [GenTCPCore.Option] = [.binary, .active(.passive), .buffer(65_536)]
-        // A big kernel queue on posix; the in-process stack allocates its queue: 64 KiB there.
-        options.append(.recbuf(settings.line == nil ? 262_144 : 65_536))
+        // A big kernel queue on posix; the in-process stack and the modem driver allocate their
+        // queues: 64 KiB there.
+        options.append(.recbuf(settings.line == nil && settings.modem == nil ? 262_144 : 65_536))
         options.append(settings.ipv6 ? .inet6 : .inet)
         if let bind = settings.bind { options.append(.localAddress(bind)) }
         // Two threads: a read blocked on stdin must not hold up a write to stdout.
         let input = BlockingThread()
         let io = BlockingThread()
         var slip: SLIPDriver?
-        defer { slip?.close() }
+        var at: ATDriver?
+        defer {
+            slip?.close()
+            at?.stop()
+        }
         do throws(SocketError) {
             let driver: any DatagramDriver
             if let line = settings.line {
@@ -206,6 +174,18 @@ struct UDPSession: Sendable {
                 }
                 let d = try SLIPDriver(link: link, configuration: SLIPConfiguration(local: line.local, peer: line.peer, mtu: line.mtu))
                 slip = d
+                driver = d
+            } else if let modem = settings.modem {
+                let link: any SerialLink
+                do throws(SerialLinkError) {
+                    link = try modem.openLink()
+                } catch {
+                    printError(failureLine(error))
+                    return Status.failed
+                }
+                let d = ConnectSession.makeATDriver(modem, link: link)
+                d.start()
+                at = d
                 driver = d
             } else {
                 driver = POSIXDriver.shared

@@ -11,7 +11,9 @@
 //   token stream (lines, prompts, headers, payload bytes) is the same however the input is cut;
 // * engine: `invariantViolation()` is nil after every step (buffer sizes unchanged, indices in
 //   order, no payload beyond its announced length, prompt expectation in step with the command),
-//   received bytes lie inside the input and name a valid link, the event queue never overflows.
+//   received bytes lie inside the input and name a valid link, the event queue never overflows;
+//   a datagram's pieces never add up to more than its announced length, and the next datagram
+//   starts only after that (or after a reset, a timeout or a framing error broke it off).
 
 #if canImport(GenTCPModem)
 import GenTCPCore
@@ -69,6 +71,14 @@ func lexAll(_ input: UnsafeRawBufferPointer, sizes: UnsafeRawBufferPointer, fram
                 hash.add(3)
                 hash.add(header.length)
                 hash.add(header.link ?? -1)
+                if let remote = header.remote {
+                    check(remote.port >= 0 && remote.port <= 65_535, "sender port out of range")
+                    hash.add(remote.port)
+                    switch remote.address {
+                    case .ipv4(let v): hash.add(Int(v))
+                    case .ipv6(let high, let low): hash.add(Int(truncatingIfNeeded: high)); hash.add(Int(truncatingIfNeeded: low))
+                    }
+                }
             case .payload(let piece):
                 check(announced >= 0, "payload outside a payload")
                 check(piece.count > 0 && piece.count <= 13, "piece size out of bounds")
@@ -123,9 +133,22 @@ func drive<D: ModemDialect>(_ dialect: D, script: UnsafeRawBufferPointer, module
         defer { s += 1 }
         return Int(script[s % script.count])
     }
+    // The datagram being handed out: its link, announced length and pieces so far.
+    var datagram: (link: Int, length: Int, got: Int)?
     func handle(_ event: ModemEvent, _ input: UnsafeRawBufferPointer?) {
         switch event {
+        case .datagram(let link, let length, let remote):
+            check(link >= 0 && link < engine.linkCount && engine.isDatagramLink(link), "datagram on a link that is not UDP")
+            check(length >= 0 && length <= 8192, "datagram length out of bounds")
+            if let remote { check(remote.port >= 0 && remote.port <= 65_535, "sender port out of range") }
+            datagram = (link, length, 0)
+        case .moduleReset, .framingError:
+            datagram = nil
         case .received(let link, let bytes):
+            if let d = datagram, d.link == link {
+                check(d.got + bytes.count <= d.length, "datagram pieces beyond its length")
+                datagram = (d.link, d.length, d.got + bytes.count)
+            }
             check(link >= 0 && link < engine.linkCount, "received on an invalid link")
             check(bytes.count > 0 && bytes.count <= 11, "piece size out of bounds")
             if let input {
@@ -170,13 +193,25 @@ func drive<D: ModemDialect>(_ dialect: D, script: UnsafeRawBufferPointer, module
                 .queryAvailable(link: link), .close(link: link), .resolve(host: "example.com"),
                 .localAddress, .restart, .activateBearer, .configureBearer(apn: "apn", user: "", password: ""),
                 .connect(link: link, host: "a\"b", port: 1), .raw("AT+CSQ"),
+                .openDatagram(link: link, host: "0.0.0.0", port: 0, localPort: byte() * 200 + 1),
+                .openDatagram(link: link, host: "10.0.0.1", port: byte() * 250, localPort: byte() * 250),
+                .enableRemoteInfo, .bindLocalPort(link: link, port: byte() * 250),
+                .setReceiveMode(link: link, passive: byte() & 1 == 0),
             ]
             try? engine.submit(commands[byte() % commands.count], now: MillisecondInstant(milliseconds: Int64(clamping: now)))
         case 4:
             let link = byte() % 13
             let count = byte() % 100
-            _ = payload.withUnsafeBytes { raw in
-                try? engine.send(UnsafeRawBufferPointer(rebasing: raw[0..<count]), link: link, now: MillisecondInstant(milliseconds: Int64(clamping: now)))
+            let kind = byte() % 3
+            let to: ModemEndpoint? = kind == 0 ? nil : ModemEndpoint(address: .ipv4(UInt32(byte()) << 24 | 1), port: byte() * 260)
+            payload.withUnsafeBytes { raw in
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<count])
+                let instant = MillisecondInstant(milliseconds: Int64(clamping: now))
+                if kind == 2 {
+                    try? engine.sendDatagram(bytes, link: link, to: to, now: instant)
+                } else {
+                    try? engine.send(bytes, link: link, now: instant)
+                }
             }
         case 5:
             now += UInt64(byte()) * UInt64(byte() + 1) * 7
