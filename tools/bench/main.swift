@@ -339,6 +339,7 @@ if udpOnly || cases.contains(where: { $0.name.hasPrefix("udp-") }) {
     if only == nil && side == nil {
         say()
         try await UDPGoodput.run(size: bytesGiven ? bytes : 1 << 20)
+        try await UDPGoodput.runModems(size: bytesGiven ? min(bytes, 1 << 20) : 256 << 10)
     }
     exit(0)
 }

@@ -3,6 +3,8 @@ import GenTCPCore
 import GenTCPSerial
 import GenTCPSLIP
 import GenTCPSim
+import GenTCPAT
+import ModemSimulator
 
 /// `gentcp demo`'s gen_udp rows: numbered datagrams echoed by a UDP echo on the board, counted
 /// on the way back: received, lost, reordered, duplicated, altered.
@@ -131,6 +133,36 @@ extension Demo {
                 return (r, net.now - start)
             }
             rows.append(UDPRow(driver: "slip", link: "SLIP 115200 (sim)", sent: udpCount, received: r.received,
+                               reordered: r.reordered, duplicated: r.duplicated, altered: r.altered,
+                               seconds: Double(nanos) / 1e9, clock: "virtual"))
+        }
+        // at: the simulated ESP32 with ESP-AT behind a 115200-baud line, its UDP link bridged to the
+        // simulated network; --faults cuts the module's output into pieces with URC noise between.
+        do {
+            let net = try SimNetwork(seed: options.seed)
+            let server = try net.addHost("server")
+            // The module's host has the address the module reports, so the echo's answers reach it.
+            let modemHost = try net.addHost("esp32", addresses: [IPAddress(192, 168, 4, 2)])
+            var moduleFaults = ModemFaults()
+            if options.faults {
+                moduleFaults.maxFragmentLength = 64
+                moduleFaults.noiseProbability = 0.05
+            }
+            let chosenFaults = moduleFaults
+            let (r, nanos) = try await net.run {
+                let (hostEnd, moduleEnd) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 115_200), runtime: net.runtime)
+                let bridge = ModemLinkBridge(link: moduleEnd, configuration: .espAT(firmware: "3.3.0.0", seed: options.seed, faults: chosenFaults),
+                                             driver: try .sim(net, host: modemHost))
+                bridge.modem.powerOn()
+                let modem = ATDriver(link: hostEnd, configuration: ATConfiguration(dialect: .espAT), runtime: net.runtime)
+                modem.start()
+                defer { modem.stop(); bridge.close() }
+                let start = net.now
+                let r = try await exerciseUDP(client: modem, server: try SimDriver(network: net, host: server),
+                                              serverAddress: server.addresses[0])
+                return (r, net.now - start)
+            }
+            rows.append(UDPRow(driver: "at", link: "ESP-AT 115200 (sim)", sent: udpCount, received: r.received,
                                reordered: r.reordered, duplicated: r.duplicated, altered: r.altered,
                                seconds: Double(nanos) / 1e9, clock: "virtual"))
         }

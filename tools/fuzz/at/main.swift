@@ -210,7 +210,7 @@ func drive<D: ModemDialect>(_ dialect: D, script: UnsafeRawBufferPointer, module
                 if kind == 2 {
                     try? engine.sendDatagram(bytes, link: link, to: to, now: instant)
                 } else {
-                    try? engine.send(bytes, link: link, now: instant)
+                    _ = try? engine.send(bytes, link: link, now: instant)
                 }
             }
         case 5:
