@@ -1,6 +1,7 @@
 import GenTCP
 import GenTCPCore
 import GenTCPPOSIX
+import GenTCPSim
 import ModemSimulator
 import Testing
 
@@ -147,6 +148,29 @@ struct UDPESPTests {
             // AT+CIPCLOSE discards them.
             #expect(try await m.say("AT+CIPCLOSE=0", until: "OK\r\n").hasSuffix("0,CLOSED\r\n\r\nOK\r\n"))
             #expect(m.modem.bufferedBytes(link: 0) == 0)
+        }
+    }
+
+    @Test("ESP-U1, U3, U4 on the simulated network (driver sim): a named remote, a fixed local port, both directions")
+    func espOnSimNetwork() async throws {
+        try await senderSession(.espAT(), payload: []) { m, tape, net in
+            let server = try await UDPSocket.open(port: 5000, options: [.binary, .active(.passive)],
+                                                  driver: try SimDriver.sim(net, host: try #require(net.host(named: "server"))))
+            _ = tape.take()
+            _ = await say(m, tape, net, "ATE0\r\n")
+            _ = await say(m, tape, net, "AT+CIPMUX=1\r\n")
+            _ = await say(m, tape, net, "AT+CIPDINFO=1\r\n")
+            #expect(await say(m, tape, net, "AT+CIPSTART=0,\"UDP\",\"server\",5000,4000,0\r\n") == "0,CONNECT\r\n\r\nOK\r\n")
+            #expect(await say(m, tape, net, "AT+CIPSEND=0,4\r\n") == "\r\nOK\r\n\r\n>")
+            #expect(await say(m, tape, net, "ping") == "\r\nRecv 4 bytes\r\n\r\nSEND OK\r\n")
+            let got = try await server.recv(timeout: .milliseconds(5000))
+            #expect(got.payload.bytes == Array("ping".utf8))
+            #expect(got.source.port == 4000)
+            try await server.send(Array("pong".utf8), to: got.source)
+            await net.sleep(for: .milliseconds(50))
+            #expect(tape.take() == "\r\n+IPD,0,4,\"10.0.0.1\",5000:pong")
+            #expect(await say(m, tape, net, "AT+CIPCLOSE=0\r\n") == "0,CLOSED\r\n\r\nOK\r\n")
+            server.close()
         }
     }
 }
