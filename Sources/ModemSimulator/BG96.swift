@@ -67,12 +67,23 @@ extension SimState {
         case .peerClosed, .closing: state = 4
         }
         let r = l.remote
-        return "+QISTATE: \(id),\"TCP\",\"\(r.map { "\($0.address)" } ?? "")\",\(r?.port ?? 0),\(l.local?.port ?? 0),"
+        let type: String
+        var address = r.map { "\($0.address)" } ?? ""
+        switch l.kind {
+        case .tcp: type = "TCP"
+        case .udp: type = "UDP"
+        case .udpService:
+            // BG-U1 (BG95 §2.3.6): the address field is the local IP; the state is 2 (unverified).
+            type = "UDP SERVICE"
+            address = configuration.localAddress
+        }
+        return "+QISTATE: \(id),\"\(type)\",\"\(address)\",\(l.kind == .udpService ? 0 : r?.port ?? 0),\(l.local?.port ?? 0),"
             + "\(state),1,\(id),\(l.accessMode),\"uart1\""
     }
 
     /// `AT+QIOPEN=<ctx>,<id>,"TCP",<host>,<port>[,<local port>[,<access mode>]]`.
     mutating func bgOpen(_ c: ATCommandLine) {
+        if let type = c.quoted(2), type == "UDP" || type == "UDP SERVICE" { return bgOpenUDP(c, service: type == "UDP SERVICE") }
         guard c.arguments.count >= 5, let ctx = c.int(0), (1...16).contains(ctx), let id = linkIndex(c.int(1)),
               c.quoted(2) == "TCP", let host = c.quoted(3), !host.isEmpty,
               let port = c.int(4), (1...65535).contains(port) else { return error() }
@@ -95,6 +106,15 @@ extension SimState {
             emit("\r\n+QISEND: \(sent),\(sent),0\r\n\r\nOK\r\n")
             return
         }
+        if links[id].isUDP {
+            // BG-U2, BG-U3: "UDP" sends to its remote, "UDP SERVICE" only with a destination.
+            guard let count = c.int(1), (1...1460).contains(count), links[id].phase == .open,
+                  let destination = bgDestination(c, id) else { return error() }
+            sendDestination = destination
+            emit("\r\n> ")
+            mode = .payload(link: id, count: count)
+            return
+        }
         guard c.arguments.count == 2, let count = c.int(1), (1...1460).contains(count),
               links[id].phase == .open else { return error() }
         emit("\r\n> ")
@@ -105,9 +125,10 @@ extension SimState {
         guard let id = linkIndex(c.int(0)), links[id].readable, links[id].accessMode == 0 else { return error() }
         if c.arguments.count == 2, c.int(1) == 0 {
             let l = links[id]
-            emit("\r\n+QIRD: \(l.bytesReceived),\(l.bytesRead),\(l.buffer.count)\r\n\r\nOK\r\n")
+            emit("\r\n+QIRD: \(l.bytesReceived),\(l.bytesRead),\(l.held)\r\n\r\nOK\r\n")
             return
         }
+        if links[id].isUDP { return bgReadUDP(c, id) }
         let maximum = c.arguments.count >= 2 ? c.int(1) : 1500
         guard let maximum, (1...1500).contains(maximum) else { return error() }
         let data = take(id, maximum)

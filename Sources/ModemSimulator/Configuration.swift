@@ -159,6 +159,9 @@ public struct ModemSimulatorConfiguration: Sendable {
     public var seed: UInt64
     /// What the module does wrong on purpose (fragmented output, noise, resets, silence).
     public var faults: ModemFaults
+    /// The most datagrams a UDP link's receive queue holds (its bytes are bounded by
+    /// ``linkBufferSize``); further datagrams are dropped whole and counted.
+    public var maxQueuedDatagrams = 64
 
     /// A module of `dialect`; nil firmware, buffer size and address take the dialect's defaults
     /// (ESP-AT 2.2.0.0 with 5760-byte link buffers, SIM800 and BG96 with 4096).
@@ -235,6 +238,18 @@ public struct ModemSimulatorStatistics: Sendable, Hashable {
     public var linksOpened = 0
     /// Noise lines inserted before messages (the `noiseProbability` fault).
     public var noiseInserted = 0
+    /// Datagrams that reached a UDP link's socket.
+    public var datagramsReceived = 0
+    /// Datagrams a UDP link sent.
+    public var datagramsSent = 0
+    /// Whole datagrams dropped: receive queue full (bytes or count), UART backlog full in push
+    /// mode, larger than the dialect receives, or (ESP-AT passive) empty.
+    public var datagramsDropped = 0
+    /// Datagrams a connected UDP link (SIM800 normal mode, BG96 `"UDP"`) dropped because they
+    /// came from someone other than its remote.
+    public var datagramsFiltered = 0
+    /// Datagrams that lost their tail to a read shorter than they were.
+    public var datagramsTruncated = 0
     /// Every counter at zero.
     public init() {}
 }

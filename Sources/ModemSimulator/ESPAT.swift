@@ -54,7 +54,7 @@ extension SimState {
             let id: Int
             let m: Int?
             // ESP-4: [<id>,]<mode>[,<data_len_report_mode>]; for TCP both report modes give the
-            // total buffered, so the last one is checked and otherwise ignored.
+            // total buffered; on UDP links 1 reports the next datagram (ESP-U5).
             let base = multiplexed ? 1 : 0
             guard c.arguments.count == base + 1 || c.arguments.count == base + 2 else { return error() }
             if multiplexed {
@@ -64,14 +64,16 @@ extension SimState {
                 id = 0
             }
             m = c.int(base)
+            var report = 0
             if c.arguments.count == base + 2 {
                 guard let r = c.int(base + 1), r == 0 || r == 1 else { return error() }
+                report = r
             }
             guard let m, m == 0 || m == 1 else { return error() }
-            if id == 5 {
-                for i in espPassive.indices { espPassive[i] = m == 1 }
-            } else {
-                espPassive[id] = m == 1
+            let ids = id == 5 ? Array(espPassive.indices) : [id]
+            for i in ids {
+                espPassive[i] = m == 1
+                espReportNext[i] = report == 1
             }
             ok()
         case ("+CIPRECVTYPE", .query) where espHasReceiveType:
@@ -91,7 +93,7 @@ extension SimState {
         case ("+CIPRECVLEN", .query):
             let closed = espVersion < FirmwareVersion("3.0") ? "-1" : ""
             let ids = multiplexed ? Array(links.indices) : [0]
-            let fields = ids.map { links[$0].readable ? "\(links[$0].buffer.count)" : closed }
+            let fields = ids.map { links[$0].readable ? "\(espReportedLength($0))" : closed }
             emit("+CIPRECVLEN:\(fields.joined(separator: ","))\r\n\r\nOK\r\n")
         case ("+CIPCLOSE", .execute):
             guard !multiplexed else { return error() }
@@ -126,7 +128,7 @@ extension SimState {
             var text = ""
             for i in links.indices where links[i].readable {
                 let r = links[i].remote
-                text += "+CIPSTATE:\(i),\"TCP\",\"\(r.map { "\($0.address)" } ?? "0.0.0.0")\",\(r?.port ?? 0),"
+                text += "+CIPSTATE:\(i),\"\(links[i].isUDP ? "UDP" : "TCP")\",\"\(r.map { "\($0.address)" } ?? "0.0.0.0")\",\(r?.port ?? 0),"
                     + "\(links[i].local?.port ?? 0),0\r\n"
             }
             emit(text + "\r\nOK\r\n")
@@ -150,6 +152,7 @@ extension SimState {
         }
         guard args.count >= 3, case .quoted(let type) = args[0], case .quoted(let host) = args[1],
               let port = args[2].int else { return error() }
+        if type == "UDP" { return espOpenUDP(link: link, args: args) }
         guard type == "TCP" || type == "TCPv6" else { return error() }
         guard !host.isEmpty, host.utf8.count <= 64, (1...65535).contains(port) else { return error() }
         if links[link].inUse {
@@ -178,8 +181,11 @@ extension SimState {
     mutating func espSend(_ c: ATCommandLine) {
         let link: Int
         let count: Int?
+        // [<id>,]<len>[,"<host>",<port>]: the destination is for UDP links only (ESP-U3).
+        let base = multiplexed ? 2 : 1
+        guard c.arguments.count == base || c.arguments.count == base + 2 else { return error() }
         if multiplexed {
-            guard c.arguments.count == 2, let id = c.int(0) else { return error() }
+            guard let id = c.int(0) else { return error() }
             guard (0..<links.count).contains(id), links[id].readable, links[id].phase != .closing else {
                 emit("link is not valid\r\n\r\nERROR\r\n")
                 return
@@ -187,7 +193,6 @@ extension SimState {
             link = id
             count = c.int(1)
         } else {
-            guard c.arguments.count == 1 else { return error() }
             guard links[0].readable else {
                 emit("link is not valid\r\n\r\nERROR\r\n")
                 return
@@ -196,6 +201,12 @@ extension SimState {
             count = c.int(0)
         }
         guard let count, (1...8192).contains(count) else { return error() }
+        if links[link].isUDP {
+            guard let destination = espDestination(c, link: link, base: base) else { return error() }
+            sendDestination = destination
+        } else if c.arguments.count != base {
+            return error()  // a destination on a TCP link: unverified (ESP-U3)
+        }
         emit("\r\nOK\r\n\r\n>")
         mode = .payload(link: link, count: count)
     }
@@ -206,8 +217,10 @@ extension SimState {
         // [<id>,]<len>[,<keep_datagram_integrity>] (the flag matters for UDP only).
         let base = multiplexed ? 1 : 0
         guard c.arguments.count == base + 1 || c.arguments.count == base + 2 else { return error() }
+        var keepDatagrams = false
         if c.arguments.count == base + 2 {
             guard let k = c.int(base + 1), k == 0 || k == 1 else { return error() }
+            keepDatagrams = k == 1
         }
         if multiplexed {
             guard let id = linkIndex(c.int(0)) else { return error() }
@@ -219,15 +232,21 @@ extension SimState {
         }
         // ESP-7, ESP-8: any length up to 0x7fffffff; ERROR in active mode or with nothing to read.
         guard let maximum, (1...0x7fff_ffff).contains(maximum), isPassive(link), links[link].readable,
-              !links[link].buffer.isEmpty else { return error() }
+              links[link].hasData else { return error() }
+        if links[link].isUDP { return espReadUDP(link, maximum, keepDatagrams: keepDatagrams) }
         let data = take(link, maximum)
+        espReadAnswer(link, data, from: links[link].remote)
+    }
+
+    /// `+CIPRECVDATA:<len>,["<ip>",<port>,]<data>` (ESP-7), then `OK`.
+    mutating func espReadAnswer(_ link: Int, _ data: [UInt8], from source: SocketAddress?) {
         var header: String
         let n = lengthField(data.count)
         if espVersion < FirmwareVersion("2.0") {
             header = "+CIPRECVDATA,\(n):"
         } else {
             header = "+CIPRECVDATA:\(n),"
-            if remoteInfo, let r = links[link].remote { header += "\"\(r.address)\",\(r.port)," }
+            if remoteInfo, let r = source { header += "\"\(r.address)\",\(r.port)," }
         }
         emit(Array(header.utf8) + data + Array("\r\nOK\r\n".utf8))
         afterDrain(link)

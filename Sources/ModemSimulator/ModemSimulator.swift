@@ -17,7 +17,8 @@ import Synchronization
 /// modem.input(Array("AT+CIPMUX=1\r\n".utf8))
 /// ```
 ///
-/// Each link the host opens is a GenTCP process owning one socket. In passive receive the
+/// Each link the host opens is a GenTCP process owning one socket: a ``Socket`` for TCP, a
+/// ``UDPSocket`` bound to loopback for UDP (the driver must be a ``DatagramDriver``). In passive receive the
 /// process reads only while the module's per-link buffer has room, so a host that does not
 /// read backpressures the far peer through TCP.
 public final class ModemSimulator: Sendable {
@@ -110,9 +111,10 @@ public final class ModemSimulator: Sendable {
     /// What the module counted so far.
     public var statistics: ModemSimulatorStatistics { state.withLock { $0.stats } }
 
-    /// Bytes the module holds for `link` (passive receive), for backpressure checks.
+    /// Bytes the module holds for `link` (passive receive; on a UDP link the queued datagrams),
+    /// for backpressure checks.
     public func bufferedBytes(link: Int) -> Int {
-        state.withLock { s in link >= 0 && link < s.links.count ? s.links[link].buffer.count : 0 }
+        state.withLock { s in link >= 0 && link < s.links.count ? s.links[link].held : 0 }
     }
 
     /// Whether `link` is in use (connecting, open, or closed by the peer but not yet released).
@@ -212,7 +214,11 @@ public final class ModemSimulator: Sendable {
     private func spawnLink(_ request: ConnectRequest) {
         let driver = self.driver
         Process.spawn(runtime: driver.runtime) { [self] in
-            await runLink(request, driver: driver)
+            if let udp = request.udp {
+                await runUDPLink(request, udp)
+            } else {
+                await runLink(request, driver: driver)
+            }
         }
     }
 
@@ -277,6 +283,8 @@ public final class ModemSimulator: Sendable {
                     var ok = true
                     do { try await socket.send(bytes) } catch { ok = false }
                     update { $0.sendFinished(link: link, generation: generation, ok: ok) }
+                case .datagram:
+                    update { $0.sendFinished(link: link, generation: generation, ok: false) }
                 case .close(let abortive):
                     if abortive { try? socket.setopts(.linger(0)) }
                     socket.close()

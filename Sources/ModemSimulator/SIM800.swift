@@ -10,7 +10,7 @@ extension SimState {
         case ("+GMR", .execute):
             emit("\r\nRevision:\(configuration.firmware)\r\n\r\nOK\r\n")
         case ("+CMEE", .set), ("+IFC", .set), ("+CREG", .set), ("+CGATT", .set), ("+CIPSPRT", .set),
-             ("+CIPSRIP", .set), ("+CDNSCFG", .set), ("+CIPCCFG", .set), ("&W", .execute):
+             ("+CDNSCFG", .set), ("+CIPCCFG", .set), ("&W", .execute):
             ok()
         case ("+IPR", .set):
             guard let rate = c.int(0), rate >= 0 else { return error() }
@@ -57,6 +57,23 @@ extension SimState {
             ok()
         case ("+CIPMUX", .query):
             emit("\r\n+CIPMUX: \(multiplexed ? 1 : 0)\r\n\r\nOK\r\n")
+        case ("+CIPSRIP", .set):
+            guard let m = c.int(0), m == 0 || m == 1, c.arguments.count == 1 else { return error() }
+            simShowRemote = m == 1
+            ok()
+        case ("+CIPSRIP", .query):
+            emit("\r\n+CIPSRIP: \(simShowRemote ? 1 : 0)\r\n\r\nOK\r\n")
+        case ("+CLPORT", .set):
+            simLocalPortSet(c)
+        case ("+CLPORT", .query):
+            let text = multiplexed
+                ? links.indices.map { "+CLPORT: \($0),0,\(simLocalPort[$0])" }.joined(separator: "\r\n")
+                : "+CLPORT: 0,\(simLocalPort[0])"
+            emit("\r\n\(text)\r\n\r\nOK\r\n")
+        case ("+CIPUDPMODE", .set):
+            simUDPModeSet(c)
+        case ("+CIPUDPMODE", .query):
+            simUDPModeQuery()
         case ("+CIPHEAD", .set):
             guard let m = c.int(0), m == 0 || m == 1 else { return error() }
             ipHead = m == 1
@@ -104,8 +121,10 @@ extension SimState {
             link = id
             args.removeFirst()
         }
-        guard args.count == 3, args[0].string == "TCP", case .quoted(let host) = args[1],
+        guard args.count == 3, args[0].string == "TCP" || args[0].string == "UDP", case .quoted(let host) = args[1],
               let port = args[2].int, !host.isEmpty, (1...65535).contains(port) else { return error() }
+        let udp = args[0].string == "UDP"
+
         if links[link].inUse {
             emit("\r\n\(simPrefix(link))ALREADY CONNECT\r\n")
             return
@@ -125,8 +144,16 @@ extension SimState {
                 simBearer = .status
             }
         }
+        // SIM-U2: a local port another link holds: ERROR (unverified).
+        if udp, localPortTaken(simLocalPort[link], except: link) { return error() }
         ok()
-        startConnect(link: link, host: host, port: port)
+        if udp {
+            // SIM-U1: connected; normal mode drops other senders (unverified), SIM-U4 mode 1 not.
+            startUDP(link: link, kind: .udp, host: host, port: port, localPort: simLocalPort[link])
+            links[link].filtersOthers = simUDPMode[link] == 0
+        } else {
+            startConnect(link: link, host: host, port: port)
+        }
     }
 
     mutating func simSend(_ c: ATCommandLine) {
@@ -142,6 +169,11 @@ extension SimState {
         }
         // SIM-16: only on an established connection.
         guard let count, (1...1460).contains(count), links[link].phase == .open else { return error() }
+        if links[link].isUDP {
+            // SIM-U3: to the link's remote (or the SIM-U4 mode-2 destination).
+            guard let r = links[link].remote else { return error() }
+            sendDestination = ("\(r.address)", r.port)
+        }
         emit("\r\n> ")
         mode = .payload(link: link, count: count)
     }
@@ -167,12 +199,24 @@ extension SimState {
                 length = c.int(1)
             }
             guard let length, (1...1460).contains(length), links[link].readable else { return error() }
-            let data = take(link, length)
-            let left = links[link].buffer.count
+            let data: [UInt8]
+            var sender: SocketAddress?
+            if links[link].isUDP {
+                // At most one datagram per read; a shorter read loses its rest (unverified, SIM-U6).
+                let d = takeDatagram(link, length)
+                data = d?.bytes ?? []
+                sender = d?.source
+            } else {
+                data = take(link, length)
+                sender = links[link].remote
+            }
+            let left = links[link].held
             // TinyGSM: the first number is what was delivered, the second what is left.
             let n = lengthField(data.count)
-            let header = multiplexed ? "\r\n+CIPRXGET: 2,\(link),\(n),\(left)\r\n"
-                : "\r\n+CIPRXGET: 2,\(n),\(left)\r\n"
+            // SIM-U6: with AT+CIPSRIP=1 the sender follows.
+            let from = simShowRemote ? sender.map { ",\($0.address):\($0.port)" } ?? "" : ""
+            let header = multiplexed ? "\r\n+CIPRXGET: 2,\(link),\(n),\(left)\(from)\r\n"
+                : "\r\n+CIPRXGET: 2,\(n),\(left)\(from)\r\n"
             emit(Array(header.utf8) + data + Array("\r\nOK\r\n".utf8))
             afterDrain(link)
         case 4:
@@ -183,7 +227,7 @@ extension SimState {
                 link = id
             }
             guard links[link].readable else { return error() }
-            let count = links[link].buffer.count
+            let count = links[link].held
             emit(multiplexed ? "\r\n+CIPRXGET: 4,\(link),\(count)\r\n\r\nOK\r\n" : "\r\n+CIPRXGET: 4,\(count)\r\n\r\nOK\r\n")
         default:
             error()  // mode 3 (hex) is not simulated
@@ -216,14 +260,14 @@ extension SimState {
                 }
                 let address = l.remote.map { "\($0.address)" } ?? ""
                 let port = l.remote.map { "\($0.port)" } ?? ""
-                let kind = l.phase == .free ? "" : "TCP"
+                let kind = l.phase == .free ? "" : l.isUDP ? "UDP" : "TCP"
                 text += "\r\nC: \(i),0,\"\(kind)\",\"\(address)\",\"\(port)\",\"\(state)\"\r\n"
             }
         } else {
             switch links[0].phase {
-            case .connecting: text += "TCP CONNECTING"
+            case .connecting: text += links[0].isUDP ? "UDP CONNECTING" : "TCP CONNECTING"
             case .open: text += "CONNECT OK"
-            case .peerClosed, .closing: text += "TCP CLOSED"
+            case .peerClosed, .closing: text += links[0].isUDP ? "UDP CLOSED" : "TCP CLOSED"
             case .free: text += simSingleClosed ?? bearer
             }
             text += "\r\n"

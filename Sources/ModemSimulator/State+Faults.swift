@@ -93,7 +93,7 @@ extension SimState {
 
     /// After a host read: the next notice, the held-back close, more reading.
     mutating func afterDrain(_ link: Int) {
-        if links[link].buffer.isEmpty {
+        if !links[link].hasData {
             links[link].notified = false
             if links[link].phase == .peerClosed {
                 switch dialect {
@@ -120,7 +120,18 @@ extension SimState {
             return
         }
         links[link].bytesSent += data.count
-        effects.messages.append((process, .send(data)))
+        if links[link].isUDP {
+            // One AT+CIPSEND / AT+QISEND is one datagram (ESP-U3, SIM-U3, BG-U2).
+            guard let destination = sendDestination else {
+                sendFinished(link: link, generation: links[link].generation, ok: false)
+                return
+            }
+            sendDestination = nil
+            stats.datagramsSent += 1
+            effects.messages.append((process, .datagram(data, host: destination.host, port: destination.port)))
+        } else {
+            effects.messages.append((process, .send(data)))
+        }
         if dialect == .sim800, quickSend {
             emit("\r\nDATA ACCEPT:\(link),\(data.count)\r\n")
             return

@@ -40,7 +40,8 @@ extension SimState {
     /// Asks the link's process for more data when the module has room for it.
     mutating func maybeArm(_ link: Int) {
         let l = links[link]
-        guard l.phase == .open, !l.armed, let process = l.process else { return }
+        // UDP links read in active mode and drop what does not fit (ESP-U6).
+        guard l.phase == .open, !l.armed, !l.isUDP, let process = l.process else { return }
         let room: Int
         if isPassive(link) {
             room = configuration.linkBufferSize - l.buffer.count
@@ -77,8 +78,13 @@ extension SimState {
 
     mutating func linkConnectFailed(link: Int, generation: UInt64, reason: SocketError.Reason) {
         guard links[link].generation == generation, links[link].phase == .connecting else { return }
+        let wasUDP = links[link].isUDP
         links[link] = LinkState()
         switch dialect {
+        case .espAT where wasUDP:
+            // ESP-U1: a failed UDP open answers ERROR (no CLOSED: nothing was connected).
+            emit("\r\nERROR\r\n")
+            busy = nil
         case .espAT: espConnectFailed(link)
         case .sim800:
             if multiplexed {
@@ -89,6 +95,7 @@ extension SimState {
         case .bg96:
             let code: Int
             switch reason {
+            case .addressInUse: code = 556  // socket bind failed (BG-U1: unverified)
             case .nonExistentDomain: code = 565
             case .timeout, .connectionTimedOut: code = 569
             default: code = 566
@@ -119,12 +126,17 @@ extension SimState {
 
     /// The passive-mode "data waiting" URC.
     mutating func dataNotice(_ link: Int) {
-        let total = links[link].buffer.count
         switch dialect {
         case .espAT:
-            let n = lengthField(total)
+            let n = lengthField(espReportedLength(link))
             emit(multiplexed ? "\r\n+IPD,\(link),\(n)\r\n" : "\r\n+IPD,\(n)\r\n")
-        case .sim800: emit(multiplexed ? "\r\n+CIPRXGET: 1,\(link)\r\n" : "\r\n+CIPRXGET: 1\r\n")
+        case .sim800:
+            // SIM-U6: with AT+CIPSRIP=1 the notice names the sender (of the next datagram on UDP).
+            var sender = ""
+            if simShowRemote, let s = links[link].isUDP ? links[link].datagrams.first?.source : links[link].remote {
+                sender = ",\(s.address):\(s.port)"
+            }
+            emit(multiplexed ? "\r\n+CIPRXGET: 1,\(link)\(sender)\r\n" : "\r\n+CIPRXGET: 1\(sender)\r\n")
         case .bg96: emit("\r\n+QIURC: \"recv\",\(link)\r\n")
         }
     }
@@ -144,11 +156,7 @@ extension SimState {
                 if remoteInfo, let r = links[link].remote { header += ",\"\(r.address)\",\(r.port)" }
                 header += ":"
             case .sim800:
-                if multiplexed {
-                    header = "\r\n+RECEIVE,\(link),\(n):\r\n"
-                } else {
-                    header = ipHead ? "\r\n+IPD,\(n):" : ""
-                }
+                header = simPushHeader(link, length: n, from: links[link].remote)
             case .bg96:
                 header = "\r\n+QIURC: \"recv\",\(link),\(n)\r\n"
             }
@@ -190,6 +198,10 @@ extension SimState {
         // The settings are gone, so the queries say so too.
         for i in espPassive.indices { espPassive[i] = false }
         manualReceive = false
+        for i in links.indices where links[i].isUDP && links[i].hasData {
+            flushDatagrams(i)
+            afterDrain(i)
+        }
         for i in links.indices where !links[i].buffer.isEmpty {
             let data = links[i].buffer
             links[i].buffer = []

@@ -7,7 +7,17 @@ enum LinkCommand: Sendable {
     /// Read once, at most this many bytes (`{active, once}` with `buffer` set).
     case arm(Int)
     case send([UInt8])
+    /// UDP links: one datagram to `host` (an address or a name) and `port`.
+    case datagram([UInt8], host: String, port: Int)
     case close(abortive: Bool)
+}
+
+/// How a UDP link's socket is opened.
+struct UDPOpen: Sendable {
+    /// 0: any free port.
+    var localPort: Int
+    /// Whether the request's host and port name a remote to resolve (else the link has none).
+    var hasRemote: Bool
 }
 
 struct ConnectRequest: Sendable {
@@ -16,6 +26,8 @@ struct ConnectRequest: Sendable {
     var host: String
     var port: Int
     var timeoutMilliseconds: Int
+    /// Set for UDP links.
+    var udp: UDPOpen? = nil
 }
 
 struct ResolveRequest: Sendable {
@@ -42,7 +54,17 @@ struct Effects {
     }
 }
 
+/// A datagram waiting in a UDP link's receive queue.
+struct QueuedDatagram {
+    var source: SocketAddress
+    var bytes: [UInt8]
+}
+
 struct LinkState {
+    /// TCP, a UDP link with a remote (ESP-AT, SIM800, BG96 `"UDP"`), BG96 `"UDP SERVICE"`.
+    enum Kind: Equatable {
+        case tcp, udp, udpService
+    }
     enum Phase: Equatable {
         case free
         case connecting
@@ -65,7 +87,23 @@ struct LinkState {
     var bytesReceived = 0
     var bytesRead = 0
     var bytesSent = 0
+    var kind = Kind.tcp
+    /// UDP: the receive queue (passive modes), whole datagrams, bounded in bytes and count.
+    var datagrams: [QueuedDatagram] = []
+    var datagramBytes = 0
+    /// UDP: the local port asked for (0 any), known before the socket is open.
+    var requestedLocalPort = 0
+    /// ESP-AT UDP `<mode>` (ESP-U2): 0 keep the remote, 1 replace it once, 2 every datagram.
+    var remoteMode = 0
+    var remoteReplaced = false
+    /// SIM800 and BG96 `"UDP"` in normal mode: datagrams from anyone but the remote are dropped.
+    var filtersOthers = false
 
+    var isUDP: Bool { kind != .tcp }
+    /// Bytes the module holds for the host.
+    var held: Int { kind == .tcp ? buffer.count : datagramBytes }
+    /// Whether anything waits for the host (a 0-byte datagram counts).
+    var hasData: Bool { kind == .tcp ? !buffer.isEmpty : !datagrams.isEmpty }
     var inUse: Bool { phase != .free }
     var readable: Bool { phase == .open || phase == .peerClosed || phase == .closing }
 }
@@ -120,6 +158,16 @@ struct SimState {
     var echo = true
     var multiplexed = false
     var espPassive: [Bool]
+    /// ESP-AT `AT+CIPRECVTYPE=<id>,<mode>,1`: notices and `AT+CIPRECVLEN?` give the next datagram.
+    var espReportNext: [Bool]
+    /// SIM800 `AT+CIPSRIP=1`: the sender goes with notices, reads and pushed data.
+    var simShowRemote = false
+    /// SIM800 `AT+CLPORT=<n>,"UDP",<port>` per link (SIM-U2).
+    var simLocalPort: [Int]
+    /// SIM800 `AT+CIPUDPMODE` per link (SIM-U4): 0 normal, 1 extended.
+    var simUDPMode: [Int]
+    /// Where the datagram of the `AT+CIPSEND` / `AT+QISEND` under way goes.
+    var sendDestination: (host: String, port: Int)?
     var remoteInfo = false
     var manualReceive = false  // SIM800 AT+CIPRXGET=1
     var ipHead = false  // SIM800 AT+CIPHEAD=1
@@ -158,6 +206,9 @@ struct SimState {
         baudRate = configuration.faults.baudRate
         links = Array(repeating: LinkState(), count: configuration.linkCount)
         espPassive = Array(repeating: false, count: configuration.linkCount)
+        espReportNext = Array(repeating: false, count: configuration.linkCount)
+        simLocalPort = Array(repeating: 0, count: configuration.linkCount)
+        simUDPMode = Array(repeating: 0, count: configuration.linkCount)
     }
 
     var dialect: ATDialect { configuration.dialect }
@@ -317,6 +368,11 @@ struct SimState {
         echo = true
         multiplexed = false
         for i in espPassive.indices { espPassive[i] = false }
+        for i in espReportNext.indices { espReportNext[i] = false }
+        for i in simLocalPort.indices { simLocalPort[i] = 0 }
+        for i in simUDPMode.indices { simUDPMode[i] = 0 }
+        simShowRemote = false
+        sendDestination = nil
         remoteInfo = false
         manualReceive = false
         ipHead = false
