@@ -204,4 +204,28 @@ struct UDPCellularTests {
             #expect(m.modem.statistics.resets == 1)
         }
     }
+
+    @Test("Faults: passiveRevertsAfterBytes pushes a UDP link's queued datagrams, then every new one, in order")
+    func passiveRevertUDP() async throws {
+        try await Process.run {
+            let m = UDPModem(.espAT(firmware: "3.3.0.0", faults: ModemFaults(passiveRevertsAfterBytes: 5)))
+            try await m.boot()
+            defer { m.powerOff() }
+            try await m.sayOK("AT+CIPMUX=1")
+            try await m.sayOK("AT+CIPDINFO=1")
+            let peer = try await udpPeer()
+            defer { peer.close() }
+            let pp = try peer.port()
+            let lp = try await freeUDPPort()
+            let module = SocketAddress(.loopbackV4, port: lp)
+            _ = try await m.say("AT+CIPSTART=0,\"UDP\",\"0.0.0.0\",0,\(lp),2", until: "OK\r\n")
+            try await m.sayOK("AT+CIPRECVTYPE=0,1")
+            try await peer.send(Array("abc".utf8), to: module)
+            #expect(try await m.tape.next("+IPD,0,3\r\n") == "\r\n+IPD,0,3\r\n")
+            try await peer.send(Array("defgh".utf8), to: module)
+            #expect(try await m.tape.next("defgh")
+                    == "\r\n+IPD,0,3,\"127.0.0.1\",\(pp):abc\r\n+IPD,0,5,\"127.0.0.1\",\(pp):defgh")
+            #expect(m.modem.bufferedBytes(link: 0) == 0)
+        }
+    }
 }
