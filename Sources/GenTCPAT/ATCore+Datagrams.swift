@@ -161,9 +161,12 @@ extension ATCore {
         switch step {
         case .enableRemoteInfo: remoteInfoOn = true
         case .close(let link):
+            // A reconnect (SIM800) opens the same link again next: it stays the socket's.
             e.linkOpen = false
-            if case .datagram(let current) = slots[link], current === e { slots[link] = .free }
-            e.link = nil
+            if e.steps.isEmpty {
+                if case .datagram(let current) = slots[link], current === e { slots[link] = .free }
+                e.link = nil
+            }
         default: break
         }
         if e.steps.isEmpty, let done = e.stepDone {
@@ -258,7 +261,8 @@ extension ATCore {
 
     /// The module closed a UDP link on its own (bearer loss): the socket is dead.
     func datagramLinkClosed(_ e: ATDatagram, link: Int) {
-        let expected = e.userClosed || e.steps.contains { if case .close = $0 { true } else { false } }
+        // Our own close (of a closed socket, or before a reconnect) took the link down already.
+        let expected = !e.linkOpen || e.userClosed || e.steps.contains { if case .close = $0 { true } else { false } }
         e.linkOpen = false
         if expected { return }
         failDatagram(e, .connectionAborted)

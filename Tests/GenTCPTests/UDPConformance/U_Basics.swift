@@ -201,17 +201,24 @@ extension UDPConformance {
                 let (c, p) = try await ctx.udpPair(peer: [.binary, .active(.passive), .buffer(10)])
                 let to = try ctx.address(of: p)
                 try await c.send(bytes("12345"), to: to)
-                try await c.send([], to: to)
+                // A modem cannot send an empty datagram (enotsup, counting nothing): one byte there.
+                let extra: UInt64 = ctx.backend.hasPrefix("at-") ? 1 : 0
+                if extra == 1 {
+                    await #expect(throws: SocketError(.notSupported)) { try await c.send([], to: to) }
+                    try await c.send(bytes("x"), to: to)
+                } else {
+                    try await c.send([], to: to)
+                }
                 try await c.send([UInt8](repeating: 7, count: 30), to: to)
                 for _ in 0..<3 { _ = try await p.recv(timeout: 5000) }
                 let r = try p.getstat()
                 #expect(r.recvCnt == 3)
-                #expect(r.recvOct == 15)
+                #expect(r.recvOct == 15 + extra)
                 #expect(r.recvMax == 10)
                 #expect(r.recvTruncated == 1)
                 let s = try c.getstat()
                 #expect(s.sendCnt == 3)
-                #expect(s.sendOct == 35)
+                #expect(s.sendOct == 35 + extra)
                 #expect(s.sendMax == 30)
                 #expect(s.sendPend == 0)
                 c.close()
