@@ -78,8 +78,8 @@ extension ATCore {
     func openSteps(_ e: ATDatagram, link: Int) -> [ModemCommand] {
         switch configuration.dialect {
         case .espAT:
-            var steps: [ModemCommand] = []
-            if !remoteInfoOn { steps.append(.enableRemoteInfo) }
+            // `AT+CIPDINFO=1` is skipped when already on (it is asked again after a restart).
+            var steps: [ModemCommand] = [.enableRemoteInfo]
             steps.append(.openDatagram(link: link, host: "0.0.0.0", port: 0, localPort: e.localPort))
             steps.append(.setReceiveMode(link: link, passive: false))
             return steps
@@ -138,6 +138,7 @@ extension ATCore {
             let step = e.steps[0]
             return { [self] in
                 datagramStepOwner = e
+                e.stepsStarted = true
                 if case .enableRemoteInfo = step, remoteInfoOn {
                     datagramStepOwner = nil
                     datagramStepSucceeded(e)
@@ -169,14 +170,18 @@ extension ATCore {
             }
         default: break
         }
-        if e.steps.isEmpty, let done = e.stepDone {
-            e.stepDone = nil
-            done(.success(()))
+        if e.steps.isEmpty {
+            e.stepsStarted = false
+            if let done = e.stepDone {
+                e.stepDone = nil
+                done(.success(()))
+            }
         }
     }
 
     func datagramStepFailed(_ e: ATDatagram, _ error: SocketError) {
         e.steps.removeAll()
+        e.stepsStarted = false
         if let done = e.stepDone {
             e.stepDone = nil
             done(.failure(error))
@@ -323,7 +328,7 @@ extension ATCore {
             slots[free] = .datagram(e)
         }
         if let peer, let link {
-            if !remoteInfoOn { steps.append(.enableRemoteInfo) }
+            steps.append(.enableRemoteInfo)
             steps.append(.bindLocalPort(link: link, port: e.localPort))
             steps.append(.openDatagram(link: link, host: peer.address.description, port: peer.port, localPort: e.localPort))
         }

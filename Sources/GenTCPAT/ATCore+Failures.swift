@@ -100,7 +100,10 @@ extension ATCore {
                 // Queued connects wait for the next initialisation, within their own timeouts.
                 if !dead, let request, !request.submitted { continue }
                 if let request { finishConnect(request, .failure(SocketError(reason, lostDetail))) }
-            case .free, .datagram:
+            case .datagram(let e):
+                // A UDP socket still waiting for its setup waits for the next initialisation.
+                if !dead, !e.linkOpen, !e.stepsStarted { continue }
+            case .free:
                 break
             }
             slots[link] = .free
@@ -176,11 +179,13 @@ extension ATCore {
     }
 
     /// The module lost its links (restart, silence) or the line is gone: UDP sockets that had a
-    /// link (or were setting one up) are dead with `reason`; with `all`, every one is.
+    /// link open (or had begun setting one up) are dead with `reason`; with `all`, every one is.
+    /// Sockets whose setup has not started wait for the next initialisation (the boot banner
+    /// at power-on is a restart too).
     func failDatagrams(_ reason: SocketError.Reason, all: Bool) {
         datagramStepOwner = nil
         remoteInfoOn = false
-        for e in datagramEndpoints where all || e.link != nil || !e.steps.isEmpty {
+        for e in datagramEndpoints where all || e.linkOpen || e.stepsStarted {
             if let link = e.link, case .datagram(let current) = slots[link], current === e { slots[link] = .free }
             e.link = nil
             e.linkOpen = false
@@ -188,8 +193,10 @@ extension ATCore {
             e.readInFlight = false
             failDatagram(e, reason)
         }
-        for link in 0..<slots.count {
-            if case .datagram = slots[link] { slots[link] = .free }
+        if all {
+            for link in 0..<slots.count {
+                if case .datagram = slots[link] { slots[link] = .free }
+            }
         }
     }
 

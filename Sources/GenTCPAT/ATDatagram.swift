@@ -36,6 +36,8 @@ final class ATDatagram: DatagramEndpoint, @unchecked Sendable {
     var steps: [ModemCommand] = []
     /// Called (under the lock) when the steps ran or one failed.
     var stepDone: ((Result<Void, SocketError>) -> Void)?
+    /// A step was sent to the module: a restart now breaks the setup (before that it waits).
+    var stepsStarted = false
     /// Local ports tried so far for this open (a taken port is retried with another).
     var portAttempts = 0
     /// Pull dialects: the module said it holds datagrams for the link.
