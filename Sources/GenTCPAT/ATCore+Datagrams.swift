@@ -99,7 +99,13 @@ extension ATCore {
     }
 
     /// An unused port from the dynamic range (RFC 6335), different for each socket of this driver.
+    /// The first is drawn from the clock (a run on the virtual clock repeats it), so a new run
+    /// does not pick the port a previous run left bound in the module.
     func chooseLocalPort() -> Int {
+        if !ephemeralSeeded {
+            ephemeralSeeded = true
+            nextEphemeralPort = 49_152 + Int((runtime.now / 1_000) % 16_383)
+        }
         for _ in 0..<16_384 {
             nextEphemeralPort = nextEphemeralPort >= 65_535 ? 49_152 : nextEphemeralPort + 1
             let candidate = nextEphemeralPort

@@ -133,6 +133,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     var remoteInfoOn = false
     /// The last local port picked for a socket that asked for port 0.
     var nextEphemeralPort = 49_152
+    var ephemeralSeeded = false
     var stats = ATStatistics()
     /// What last went wrong on the line, as one sentence (``SerialLinkIncidents``).
     var incident: String?

@@ -251,7 +251,11 @@ public struct SIM800Dialect: ModemDialect {
         }
     }
 
-    public mutating func learn(_ information: ModemInformation) {}
+    public mutating func learn(_ information: ModemInformation) {
+        // A module found with multi-link mode already on (`+CIPMUX: 1`, after a run that left
+        // it set up) takes the multi-link command forms from now on.
+        if case .status(.multiplexing(let on)) = information { multiplexed = on }
+    }
 
     public mutating func moduleDidReset() {
         multiplexed = false

@@ -48,6 +48,14 @@ struct SIM800TranscriptTests {
             ],
             written: "AT+CPIN?\rAT+CGATT?\rAT+CIPMUX?\rAT+CIPSTATUS\rAT+CIPSTATUS\rAT+CIPSTATUS\rAT+CIPSTATUS\r"),
         Transcript(
+            name: "a module found in multi-link mode (+CIPMUX: 1) gets the multi-link forms without AT+CIPMUX=1",
+            steps: [
+                .submit(.queryStatus(.multiplexing)), .modem("\r\n+CIPMUX: 1\r\n\r\nOK\r\n"),
+                .submit(.connect(link: 2, host: "10.0.0.1", port: 80)), .modem("\r\nOK\r\n\r\n2, CONNECT OK\r\n"),
+            ],
+            events: [.status(.multiplexing(true)), .ok(.queryStatus), .ok(.connect, 2), .connected(2)],
+            written: "AT+CIPMUX?\rAT+CIPSTART=2,\"TCP\",\"10.0.0.1\",\"80\"\r"),
+        Transcript(
             name: "bearer: CSTT, CIICR, CIFSR answering a bare address with no OK",
             steps: [
                 .submit(.configureBearer(apn: "internet", user: "", password: "")), .modem("\r\nOK\r\n"),

@@ -120,3 +120,28 @@ extension UDPCLITests {
         }
     }
 }
+
+extension UDPCLITests {
+    @Test("udp --board sim-esp-at / sim-sim800 / sim-bg96: UDP echo through each simulated modem on a pty",
+          arguments: ["sim-esp-at", "sim-sim800", "sim-bg96"])
+    func throughModem(_ name: String) async throws {
+        try await SimulateCLITests.withBoard(name) { board in
+            try await Process.run {
+                let (port, done) = try await UDPCLITests.echo(count: 2)
+                let out = try await CLITests.run(
+                    ["udp", "--board", name, "--boards", SimulateCLITests.boards, "--serial", board.path, "-q", "15", "-v",
+                     "127.0.0.1", "\(port)"],
+                    stdin: bytes("over\nthe modem\n"))
+                #expect(out.status == 0, "\(out.stderr)")
+                #expect(String(decoding: out.stdout, as: UTF8.self) == "127.0.0.1:\(port)\tover\n127.0.0.1:\(port)\tthe modem\n")
+                _ = await done.waitForExit()
+                let empty = try await CLITests.run(
+                    ["udp", "--board", name, "--boards", SimulateCLITests.boards, "--serial", board.path, "-q", "1",
+                     "127.0.0.1", "\(port)"],
+                    stdin: bytes("\n"))
+                #expect(empty.status == 1, "an empty datagram cannot go through a modem: \(empty.stderr)")
+                #expect(empty.errorLines.last?.hasPrefix("gentcp: enotsup:") == true, "\(empty.stderr)")
+            }
+        }
+    }
+}

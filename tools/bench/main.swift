@@ -23,7 +23,8 @@ let usage = """
       --diagnose       afterwards, count system calls per delivery and try the spin experiment
       --list           list the cases and exit
       --serial         instead: goodput of the serial drivers on simulated lines (1 MiB each way,
-                       or --bytes), as a fraction of the line's limit; also printed after a full run
+                       or --bytes), as a fraction of the line's limit; also printed after a full run;
+                       then gen_udp over slip and through the three modems (256 KiB each way)
       --side SIDE      run only one side, gentcp or raw (for profilers: perf, strace); no ratios
       --udp            instead: gen_udp on posix against raw UDP sockets (ping-pong 64 B and 1400 B,
                        passive and active; one way 64 B and 1400 B, one datagram per call and
@@ -124,6 +125,9 @@ if quick {
 
 if serialOnly {
     try await SerialGoodput.run(size: bytesGiven ? bytes : 1 << 20)
+    say()
+    try await UDPGoodput.run(size: bytesGiven ? bytes : 1 << 20)
+    try await UDPGoodput.runModems(size: bytesGiven ? min(bytes, 1 << 20) : 256 << 10)
     exit(0)
 }
 var cases = udpOnly ? udpCases(datagrams: datagrams, roundTrips: roundTrips) : standardCases(bytes: bytes, roundTrips: roundTrips)

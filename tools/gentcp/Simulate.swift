@@ -82,7 +82,10 @@ struct Simulate: AsyncParsableCommand {
             faultSettings.maxFragmentDelay = .milliseconds(5)
             faultSettings.noiseProbability = 0.1
         }
-        let configuration = ModemSimulatorConfiguration(dialect: dialect, seed: seed, faults: faultSettings)
+        // An ESP32 runs current ESP-AT (v3.3 and later: per-link receive modes, which gen_udp
+        // needs to keep datagram boundaries, ESP-U5); the cellular modules have one firmware each.
+        let firmware: String? = dialect == .espAT ? "3.3.0.0" : nil
+        let configuration = ModemSimulatorConfiguration(dialect: dialect, firmware: firmware, seed: seed, faults: faultSettings)
         printError("gentcp: simulating \(profile.name) (\(dialect.description)) on \(pair.slavePath) at \(profile.serial.baudRate) baud, seed \(seed)")
         // The module on the master end; the slave end stays open here, so programs can come and
         // go on its path without the master seeing a hang-up.
