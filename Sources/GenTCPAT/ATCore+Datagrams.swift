@@ -382,7 +382,7 @@ extension ATCore {
                 e.wantRead = true
             }
         } else {
-            if e.tx.count < e.txLimit.datagrams || e.failure != nil {
+            if e.txHasRoom || e.failure != nil {
                 e.wantWrite = false
                 postDatagram(e, read: false)
             } else {
@@ -396,7 +396,7 @@ extension ATCore {
             guard e.wantRead, !e.rx.isEmpty || e.failure != nil else { return }
             e.wantRead = false
         } else {
-            guard e.wantWrite, e.tx.count < e.txLimit.datagrams || e.failure != nil else { return }
+            guard e.wantWrite, e.txHasRoom || e.failure != nil else { return }
             e.wantWrite = false
         }
         postDatagram(e, read: read)
@@ -523,7 +523,7 @@ extension ATCore {
             to = ModemEndpoint(address: .ipv4(v4), port: target.port)
         }
         guard e.linkOpen || !e.steps.isEmpty else { return .failed(.notConnected) }
-        guard e.tx.count < e.txLimit.datagrams, e.txBytes + total <= e.txLimit.bytes else { return .wouldBlock }
+        guard e.txHasRoom else { return .wouldBlock }
         var bytes = [UInt8]()
         bytes.reserveCapacity(total)
         for c in chunks { bytes.append(contentsOf: c) }

@@ -83,8 +83,15 @@ final class ATDatagram: DatagramEndpoint, @unchecked Sendable {
     func sendPermit() -> Int {
         core.locked { _ in
             if failure != nil || userClosed { return 1 }  // the send will say why
-            return max(0, txLimit.datagrams - tx.count)
+            // Datagrams of the largest size that fit: any smaller one fits too.
+            return max(0, min(txLimit.datagrams - tx.count, (txLimit.bytes - txBytes) / ATDatagram.largest))
         }
+    }
+
+    /// Whether a datagram of any allowed size would be accepted now (the writable condition:
+    /// it must match what `send` takes, or a writer is woken to be refused again).
+    var txHasRoom: Bool {
+        tx.count < txLimit.datagrams && txBytes + ATDatagram.largest <= txLimit.bytes
     }
 
     func armReceive() { core.locked { core in core.armDatagram(self, read: true) } }
