@@ -414,7 +414,10 @@ extension ATCore {
     /// The module holds data for a UDP link (a pull dialect's notice, or a read's `<left>`).
     func datagramAvailable(_ e: ATDatagram, length: Int?) {
         if e.readInFlight {
-            e.pendingTotal = length
+            // A read's own `<left>` comes with a total; a notice without one (`+CIPRXGET: 1`,
+            // `+QIURC: "recv"`) means more came during the read, and the module will not say it
+            // again: read on afterwards, whatever the read's answer said.
+            if let length { e.pendingTotal = length } else { e.noticeDuringRead = true }
         } else {
             e.moduleHasData = (length ?? 1) > 0
         }
@@ -470,6 +473,7 @@ extension ATCore {
     func startDatagramRead(_ e: ATDatagram) {
         guard let link = e.link else { return }
         e.readInFlight = true
+        e.noticeDuringRead = false
         e.readDelivered = false
         e.leftAfterRead = nil
         e.pendingTotal = nil
@@ -481,6 +485,9 @@ extension ATCore {
 
     func datagramReadCompleted(_ e: ATDatagram, _ failure: (ModemFailure, ModemReason)?) {
         e.readInFlight = false
+        let noticed = e.noticeDuringRead
+        e.noticeDuringRead = false
+        defer { if noticed { e.moduleHasData = true } }
         let complete = e.assembling && e.assembly.count == e.assemblyLength
         e.assembling = false
         guard failure == nil else {

@@ -46,6 +46,8 @@ final class ATDatagram: DatagramEndpoint, @unchecked Sendable {
     /// SIMCom: the bytes the module holds after the datagram being read (`<left>`).
     var leftAfterRead: Int?
     var pendingTotal: Int?
+    /// A data notice came while a read was in flight.
+    var noticeDuringRead = false
     var readDelivered = false
     /// The datagram being assembled from `+IPD` / read pieces.
     var assembly: [UInt8] = []

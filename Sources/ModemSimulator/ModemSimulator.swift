@@ -17,8 +17,8 @@ import Synchronization
 /// modem.input(Array("AT+CIPMUX=1\r\n".utf8))
 /// ```
 ///
-/// Each link the host opens is a GenTCP process owning one socket: a ``Socket`` for TCP, a
-/// ``UDPSocket`` bound to loopback for UDP (the driver must be a ``DatagramDriver``). In passive receive the
+/// Each link the host opens is a GenTCP process owning one socket: a `Socket` for TCP, a
+/// `UDPSocket` bound to loopback for UDP (the driver must be a `DatagramDriver`). In passive receive the
 /// process reads only while the module's per-link buffer has room, so a host that does not
 /// read backpressures the far peer through TCP.
 public final class ModemSimulator: Sendable {

@@ -97,12 +97,14 @@ enum UDPGoodput {
     static let atGoal = 0.85
 
     /// One modem row: 1460-byte datagrams through the modem simulator on a `baud` line, to a
-    /// socket on the simulated network (`upload`) or from it. Downloads are paced by credits (the
-    /// modem's socket answers every 4th datagram; at most 8 are in flight), since a module in
-    /// pushed receive has no room for what its UART cannot carry (ESP-U6). The limit is the raw
-    /// line, baud/10 bytes a second.
+    /// socket on the simulated network (`upload`) or from it. Downloads are paced by credits,
+    /// since a module has no room for what its UART cannot carry (ESP-U6): ESP-AT pushes each
+    /// datagram as it comes (8 in flight, a credit every 4); SIM800 and BG96 keep them in a
+    /// buffer of a few KiB until read (2 in flight, a credit for each, so the module never
+    /// drops one for want of room). The limit is the raw line, baud/10 bytes a second.
     static func at(dialect: ATDialect, simulator: ModemSimulatorConfiguration, baud: Int, size: Int,
                    upload: Bool) async throws -> Row {
+        let (window, creditEvery) = dialect == .espAT ? (8, 4) : (2, 1)
         let net = try SimNetwork(seed: 1)
         let server = try net.addHost("server")
         let modemHost = try net.addHost("modem", addresses: [IPAddress(simulator.localAddress) ?? IPAddress(192, 168, 4, 2)])
@@ -134,18 +136,18 @@ enum UDPGoodput {
                     if d.payload.bytes != datagram(received, size: payload) { intact = false }
                     received += 1
                     last = net.now
-                    if !upload, received % 4 == 0 { _ = try? await receiver.send([1]) }
+                    if !upload, received % creditEvery == 0 { _ = try? await receiver.send([1]) }
                 }
                 let final = (received: received, intact: intact, last: last)
                 outcome.withLock { $0 = final }
             }
             try receiver.controllingProcess(receiving)
             let t0 = net.now
-            var credits = upload ? Int.max : 8
+            var credits = upload ? Int.max : window
             for i in 0..<count {
                 while credits == 0 {
                     guard (try? await sender.recv(timeout: 10_000)) != nil else { break }
-                    credits += 4
+                    credits += creditEvery
                 }
                 try await sender.send(datagram(i, size: payload))
                 if !upload { credits -= 1 }
