@@ -186,7 +186,7 @@ extension UDPSocket {
     func pumpActive(_ s: inout DatagramPortState, _ e: inout DatagramEffects) {
         var budget = s.options.readPackets
         while !s.closed, s.recvWaiter == nil, s.options.active.delivers, s.failure == nil {
-            let room = s.options.queueLimit.datagrams - s.unreadMessages
+            let room = s.options.queueLimit.datagrams - unreadMessages.load(ordering: .acquiring)
             if room <= 0 {
                 // The owner is behind: leave the rest in the driver's bounded queue, which drops
                 // and counts what does not fit. `messageTaken` resumes delivery.
@@ -215,7 +215,7 @@ extension UDPSocket {
             budget -= max(1, got.count)
             for d in got {
                 let datagram = record(&s, d)
-                s.unreadMessages += 1
+                unreadMessages.add(1, ordering: .acquiringAndReleasing)
                 post(.udp(self, datagram), &s, &e)
                 let change = s.options.active.afterDelivery()
                 s.options.active = change.mode

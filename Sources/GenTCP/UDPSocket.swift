@@ -25,6 +25,10 @@ public final class UDPSocket: Sendable, Hashable, CustomStringConvertible {
     public let driver: any DatagramDriver
     let runtime: any Runtime
     let state: Mutex<DatagramPortState>
+    /// `.udp` messages of this socket posted and not yet received by any process. Atomic, so
+    /// taking a message costs no socket lock unless the socket may have stopped at its limit
+    /// (posting happens under the lock).
+    let unreadMessages = Atomic<Int>(0)
 
     init(driver: any DatagramDriver, options: DatagramOptions, owner: Process) {
         self.id = Socket.counter.add(1, ordering: .relaxed).newValue
@@ -74,8 +78,6 @@ struct DatagramPortState {
     var readArmed = false
     var writeArmed = false
     var stats = Statistics()
-    /// `.udp` messages of this socket posted and not yet received by any process.
-    var unreadMessages = 0
     var nextWaiterID: UInt64 = 1
 
     init(options: DatagramOptions, owner: Process) {
@@ -175,10 +177,18 @@ extension UDPSocket: OwnedByProcess {
 
     /// A `.udp` message of this socket was taken from a mailbox: one more may be posted.
     func messageTaken() {
+        let before = unreadMessages.subtract(1, ordering: .acquiringAndReleasing).oldValue
+        if before <= 0 {
+            unreadMessages.add(1, ordering: .acquiringAndReleasing)  // never below zero
+            return
+        }
+        // Every limit is at least 16 (`DatagramOptions.queueLimit`): below that the socket cannot
+        // have stopped, and nothing needs the lock. At or above, look under the lock: a pump that
+        // saw the old count and stopped is resumed here (the count fell before the lock was taken).
+        guard before >= DatagramOptions.minimumQueueDatagrams else { return }
         var effects = DatagramEffects()
         state.withLock { s in
-            let wasFull = s.unreadMessages >= s.options.queueLimit.datagrams
-            if s.unreadMessages > 0 { s.unreadMessages -= 1 }
+            let wasFull = before >= s.options.queueLimit.datagrams
             if wasFull && !s.closed && s.recvWaiter == nil { pumpActive(&s, &effects) }
         }
         effects.run(on: runtime)

@@ -101,12 +101,15 @@ public struct DatagramOptions: Hashable, Sendable {
         SocketAddress(localAddress ?? (isIPv6 ? .anyV6 : .anyV4), port: localPort)
     }
 
+    /// The fewest datagrams a receive queue's limit allows (``queueLimit``), whatever `recbuf` says.
+    public static let minimumQueueDatagrams = 16
+
     /// The receive queue bound of the in-process drivers: `recbuf` bytes (default 64 KiB) and
     /// `max(16, bytes / 256)` datagrams. In `{active, true}` the port also stops reading while
     /// that many of the socket's messages wait unread in the owner's mailbox.
     public var queueLimit: (bytes: Int, datagrams: Int) {
         let bytes = recbuf ?? DatagramOptions.defaultQueueBytes
-        return (bytes, max(16, bytes / 256))
+        return (bytes, max(DatagramOptions.minimumQueueDatagrams, bytes / 256))
     }
 
     /// Applies an option list atomically (`setopts`): if any option is bad, none is applied.
