@@ -241,6 +241,7 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         let interval = configuration.livenessInterval.nanoseconds ?? 0
         let watched = phase == .ready && interval > 0 && slots.contains { slot in
             if case .open(let c) = slot { return !c.ended && !c.userClosed }
+            if case .datagram(let e) = slot { return e.linkOpen && !e.userClosed && e.failure == nil }
             return false
         }
         guard watched else {
@@ -267,6 +268,17 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             if case .open(let c) = slots[link], !c.ended, !c.userClosed, !c.readInFlight, c.available == 0,
                !availabilityQueue.contains(link) {
                 availabilityQueue.append(link)
+            }
+            // A UDP link of a module that is read (SIM800, BG96) is simply read: a lost notice
+            // (the module says `+QIURC: "recv"` once until the buffer is read empty, BG-U4) is
+            // found, and an empty buffer answers `+QIRD: 0` / `+CIPRXGET: 2,<n>,0,0`.
+            if case .datagram(let e) = slots[link], e.linkOpen, !e.userClosed, e.failure == nil {
+                if configuration.dialect == .espAT {
+                    // Pushed receive has nothing to ask: an `AT` shows the module still answers.
+                    needProbe = true
+                } else if !e.readInFlight {
+                    e.moduleHasData = true
+                }
             }
         }
         // The queries are input too: the next check is an interval after their answers.

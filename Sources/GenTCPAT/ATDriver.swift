@@ -42,8 +42,9 @@ public struct ATConfiguration: Sendable {
     public var resolveTimeout: Timeout
     /// Upper bound on a connect without a caller timeout, queueing included (`.infinity`: none).
     public var connectTimeout: Timeout
-    /// While connections are open and the module has sent nothing for this long, it is asked
-    /// how much it holds for each (`AT+CIPRECVLEN?`, `AT+CIPRXGET=4`, `AT+QIRD=<id>,0`): a lost
+    /// While connections or UDP sockets are open and the module has sent nothing for this long,
+    /// it is asked how much it holds for each (`AT+CIPRECVLEN?`, `AT+CIPRXGET=4`,
+    /// `AT+QIRD=<id>,0`; a UDP link is read, `AT` probes an ESP-AT with only UDP links): a lost
     /// data notice is found, and a module that stopped answering is found within this plus a
     /// command timeout and a probe, even on an idle connection. 0 or `.infinity` turns it off.
     public var livenessInterval: Timeout = .seconds(10)

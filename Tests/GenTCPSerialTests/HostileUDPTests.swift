@@ -74,6 +74,37 @@ struct HostileUDPTests {
         }
     }
 
+    @Test("BG96: a datagram whose \"recv\" notice never comes is read anyway, within the liveness interval",
+          arguments: HostileLine.allCases)
+    func bg96LostNotice(line: HostileLine) async throws {
+        let model = ModuleModel(.bg96)
+        var script = model.script()
+        script.answerInit(model)
+        script.expect("AT+QIOPEN=1,0,\"UDP SERVICE\",\"127.0.0.1\",0,") { _ in
+            [.send(Array("\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n".utf8))]
+        }
+        // The datagram is in the module, but the module never says so (no +QIURC: "recv").
+        script.expectExact("AT+QIRD=0", within: 30_000) { _ in
+            [.send(Array("\r\n+QIRD: 4,\"10.0.0.1\",7000\r\nlate\r\n\r\nOK\r\n".utf8))]
+        }
+        script.respond("reads of the empty buffer and the close, whenever they come") { line in
+            switch line {
+            case "AT+QIRD=0": [.send(Array("\r\n+QIRD: 0\r\n\r\nOK\r\n".utf8))]
+            case "AT+QICLOSE=0": [.send(Array("\r\nOK\r\n".utf8))]
+            default: model.standingAnswer(line)
+            }
+        }
+        try await withScriptedModule(line, script: script, driver: hostileConfiguration(.bg96)) { b in
+            let u = try await UDPSocket.open(options: passive, driver: b.at)
+            let start = b.now
+            let d = try await u.recv(timeout: 30_000)
+            #expect(d.payload.bytes == Array("late".utf8) && d.source == HostileUDPTests.far)
+            // Found by the liveness read (10 s by default), not by chance.
+            #expect(b.seconds(since: start) < 25)
+            u.close()
+        }
+    }
+
     @Test("BG96: a UDP SERVICE read with an impossible length or a bad sender is refused; later reads deliver",
           arguments: HostileLine.allCases)
     func bg96LyingReads(line: HostileLine) async throws {
