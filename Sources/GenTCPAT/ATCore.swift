@@ -215,6 +215,28 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         link.close()
     }
 
+    /// Whether the module holds nothing of ours: every link free and closed in the engine, no
+    /// close pending, no command in flight.
+    var holdsNoLinks: Bool {
+        guard engine.isIdle, orphanCloses.isEmpty else { return false }
+        for link in 0..<slots.count {
+            if case .free = slots[link], engine.linkState(link) == .closed { continue }
+            return false
+        }
+        return true
+    }
+
+    /// Lets the closes of closed sockets reach the module (up to `timeoutNanoseconds`), then stops.
+    func finish(timeoutNanoseconds: UInt64) async {
+        let deadline = runtime.now &+ timeoutNanoseconds
+        while !locked({ $0.phase == .dead || $0.phase != .ready || $0.holdsNoLinks }), runtime.now < deadline {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                _ = runtime.schedule(afterNanoseconds: 10_000_000) { continuation.resume() }
+            }
+        }
+        stop()
+    }
+
     // MARK: The scheduler
 
     /// Fires due engine timers, starts the next piece of work when the engine is idle, writes

@@ -139,6 +139,14 @@ public final class ATDriver: Driver, @unchecked Sendable {
     /// contract). Buffered bytes stay readable before the error. The driver is unusable after.
     public func stop() { core.stop() }
 
+    /// Stops the driver once the module has been told to close what closed sockets left open
+    /// (`AT+CIPCLOSE`, `AT+QICLOSE`), or after `timeout`: a module that outlives this program
+    /// (real hardware, `gentcp simulate`) is then not left holding links (and, for UDP, local
+    /// ports) nobody will close. Close the sockets first. ``stop()`` stops at once.
+    public func finish(timeout: Duration = .seconds(2)) async {
+        await core.finish(timeoutNanoseconds: timeout.clampedNanoseconds)
+    }
+
     /// Whether the module is initialised and taking work.
     public var isReady: Bool { core.isReady }
 

@@ -94,10 +94,26 @@ struct ConnectSession: Sendable {
 
     init(_ settings: Settings) { self.settings = settings }
 
+    /// What a run opened, closed after it whatever its outcome.
+    final class Held: @unchecked Sendable {
+        var socket: Socket?
+        var at: ATDriver?
+    }
+
     /// Returns the exit status: ``Status/ok`` only when the stream ended with the peer's end of
     /// stream (`closed` from `recv`), or, on a driver that cannot half-close, when the `-q` wait
     /// after the end of stdin ran out; every other end is one line on stderr and a failure.
     func run() async -> Int32 {
+        let held = Held()
+        let status = await transfer(held)
+        held.socket?.close()
+        // A module outlives this program: let the close reach it (`AT+CIPCLOSE`) before stopping,
+        // so the next run does not find the link still held.
+        await held.at?.finish()
+        return status
+    }
+
+    private func transfer(_ held: Held) async -> Int32 {
         let options: [Option] = [
             .binary, .active(.passive), .buffer(ConnectSession.chunkSize),
             // Keep the socket writable after the peer's FIN, and the peer readable after ours.
@@ -142,6 +158,7 @@ struct ConnectSession: Sendable {
                     return Status.failed
                 }
                 let driver = ConnectSession.makeATDriver(modem, link: link)
+                held.at = driver
                 incidents = driver
                 driver.start()
                 // A modem connection cannot half-close: at stdin's end the copy keeps receiving.
@@ -153,6 +170,7 @@ struct ConnectSession: Sendable {
             printError(connectFailureLine(error, incident: ConnectSession.linkIncident(incidents, for: error)))
             return Status.failed
         }
+        held.socket = socket
         if settings.verbose {
             let peer = (try? socket.peername())?.description ?? "?"
             let local = (try? socket.sockname())?.description ?? "?"

@@ -145,8 +145,25 @@ struct UDPSession: Sendable {
     let settings: Settings
     init(_ settings: Settings) { self.settings = settings }
 
+    /// What a run opened, closed after it whatever its outcome.
+    final class Held: @unchecked Sendable {
+        var socket: UDPSocket?
+        var slip: SLIPDriver?
+        var at: ATDriver?
+    }
+
     /// Exit status: ok after stdin ended and the quiet wait ran out; failed for any error.
     func run() async -> Int32 {
+        let held = Held()
+        let status = await transfer(held)
+        held.socket?.close()
+        held.slip?.close()
+        // The module outlives this program: let the socket's close reach it before stopping.
+        await held.at?.finish()
+        return status
+    }
+
+    private func transfer(_ held: Held) async -> Int32 {
         var options: [GenTCPCore.Option] = [.binary, .active(.passive), .buffer(65_536)]
         // A big kernel queue on posix; the in-process stack and the modem driver allocate their
         // queues: 64 KiB there.
@@ -156,12 +173,6 @@ struct UDPSession: Sendable {
         // Two threads: a read blocked on stdin must not hold up a write to stdout.
         let input = BlockingThread()
         let io = BlockingThread()
-        var slip: SLIPDriver?
-        var at: ATDriver?
-        defer {
-            slip?.close()
-            at?.stop()
-        }
         do throws(SocketError) {
             let driver: any DatagramDriver
             if let line = settings.line {
@@ -173,7 +184,7 @@ struct UDPSession: Sendable {
                     return Status.failed
                 }
                 let d = try SLIPDriver(link: link, configuration: SLIPConfiguration(local: line.local, peer: line.peer, mtu: line.mtu))
-                slip = d
+                held.slip = d
                 driver = d
             } else if let modem = settings.modem {
                 let link: any SerialLink
@@ -185,13 +196,13 @@ struct UDPSession: Sendable {
                 }
                 let d = ConnectSession.makeATDriver(modem, link: link)
                 d.start()
-                at = d
+                held.at = d
                 driver = d
             } else {
                 driver = POSIXDriver.shared
             }
             let socket = try await UDPSocket.open(port: settings.listenPort ?? 0, options: options, driver: driver)
-            defer { socket.close() }
+            held.socket = socket
             note("bound \(try socket.sockname())")
             if let (host, port) = settings.target {
                 try await socket.connect(host, port: port)
