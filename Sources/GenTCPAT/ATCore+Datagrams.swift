@@ -404,8 +404,7 @@ extension ATCore {
 
     /// Tells the port from the runtime's context, never from inside one of its calls.
     func postDatagram(_ e: ATDatagram, read: Bool) {
-        _ = runtime.schedule(afterNanoseconds: 0) { [weak e] in
-            guard let e else { return }
+        later(e) { e in
             let delegate: (any DatagramDelegate)? = e.core.locked { _ in e.userClosed ? nil : e.delegate }
             if read { delegate?.datagramReadable() } else { delegate?.datagramWritable() }
         }
@@ -576,18 +575,8 @@ extension ATCore {
             popDatagram(e)
             return
         }
-        if failure.1 == .tryAgain, e.sendRetries < ATCore.maxSendRetries {
-            // Quectel's SEND FAIL: its buffer is full; the datagram goes again after a pause.
-            e.sendRetries += 1
-            e.sendHeld = true
-            _ = runtime.schedule(afterNanoseconds: ATCore.sendRetryDelay) { [weak self, weak e] in
-                guard let self, let e else { return }
-                self.locked { core in
-                    e.sendHeld = false
-                    core.pump()
-                }
-            }
-            return
+        if failure.1 == .tryAgain, retrySendLater(e) {
+            return  // Quectel's SEND FAIL: the datagram goes again after a pause.
         }
         // The module refused it or never confirmed it: UDP may lose a datagram; count it.
         stats.datagramSendFailures += 1

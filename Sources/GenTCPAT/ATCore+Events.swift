@@ -222,18 +222,8 @@ extension ATCore {
                     silence = "the modem did not confirm \(lastCommandText) in time"
                     c.awaitingVerdict = true
                     c.tx.removeAll()
-                } else if failure.1 == .tryAgain, c.sendRetries < ATCore.maxSendRetries {
-                    // Quectel's SEND FAIL: its send buffer is full; the bytes stay ours, and go
-                    // again after a pause (TCP/IP AT Commands Manual, AT+QISEND).
-                    c.sendRetries += 1
-                    c.sendHeld = true
-                    _ = runtime.schedule(afterNanoseconds: ATCore.sendRetryDelay) { [weak self, weak c] in
-                        guard let self, let c else { return }
-                        self.locked { core in
-                            c.sendHeld = false
-                            core.pump()
-                        }
-                    }
+                } else if failure.1 == .tryAgain, retrySendLater(c) {
+                    // Quectel's SEND FAIL: the bytes stay ours and go again after a pause.
                 } else {
                     // SEND FAIL or ERROR: the bytes did not go. Writes fail from now on (bytes
                     // already accepted are lost, as behind a reset TCP connection); reads go on

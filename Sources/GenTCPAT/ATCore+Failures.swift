@@ -271,10 +271,45 @@ extension ATCore {
 
     /// Tells the port from the runtime's context, never from inside one of its calls.
     func post(_ c: ATConnection, read: Bool) {
-        _ = runtime.schedule(afterNanoseconds: 0) { [weak c] in
-            guard let c else { return }
+        later(c) { c in
             let delegate: (any ConnectionDelegate)? = c.core.locked { _ in c.userClosed ? nil : c.delegate }
             if read { delegate?.connectionReadable() } else { delegate?.connectionWritable() }
         }
     }
+
+    /// Runs `body` on the runtime's context after `nanoseconds` (0: as soon as it can), unless
+    /// `object` is gone by then; never from inside the caller's lock.
+    func later<T: AnyObject & Sendable>(_ object: T, after nanoseconds: UInt64 = 0, _ body: @escaping @Sendable (T) -> Void) {
+        _ = runtime.schedule(afterNanoseconds: nanoseconds) { [weak object] in
+            if let object { body(object) }
+        }
+    }
+
+    /// Quectel's `SEND FAIL`: the module's send buffer is full, so what `sender` is sending stays
+    /// ours and goes again after a pause (TCP/IP AT Commands Manual, AT+QISEND). False once it
+    /// was retried ``maxSendRetries`` times in a row.
+    func retrySendLater(_ sender: some ATSender) -> Bool {
+        guard sender.sendRetries < ATCore.maxSendRetries else { return false }
+        sender.sendRetries += 1
+        sender.sendHeld = true
+        later(sender, after: ATCore.sendRetryDelay) { [weak self] sender in
+            self?.locked { core in
+                sender.sendHeld = false
+                core.pump()
+            }
+        }
+        return true
+    }
+}
+
+/// A connection or UDP socket whose sends a module may refuse for a while (``ATCore/retrySendLater(_:)``).
+protocol ATSender: AnyObject, Sendable {
+    var sendRetries: Int { get set }
+    var sendHeld: Bool { get set }
+}
+
+extension ATConnection: ATSender {}
+extension ATDatagram: ATSender {}
+
+extension ATCore {
 }

@@ -20,6 +20,25 @@ struct HostileUDPTests {
         script.expectExact("AT+CIPRECVTYPE=0,0") { _ in [.send(Array("\r\nOK\r\n".utf8))] }
     }
 
+    /// BG96: the UDP SERVICE socket's open, answered as BG-U1 says.
+    static func bg96Open(_ script: inout ModuleScript) {
+        script.expect("AT+QIOPEN=1,0,\"UDP SERVICE\",\"127.0.0.1\",0,") { _ in
+            [.send(Array("\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n".utf8))]
+        }
+    }
+
+    /// BG96: reads of an empty buffer (`+QIRD: 0`), the close, and the usual queries, whenever
+    /// they come (the script's last step).
+    static func bg96Tail(_ script: inout ModuleScript, _ model: ModuleModel) {
+        script.respond("reads of the empty buffer and the close, whenever they come") { line in
+            switch line {
+            case "AT+QIRD=0": [.send(Array("\r\n+QIRD: 0\r\n\r\nOK\r\n".utf8))]
+            case "AT+QICLOSE=0": [.send(Array("\r\nOK\r\n".utf8))]
+            default: model.standingAnswer(line)
+            }
+        }
+    }
+
     @Test("ESP-AT: +IPD with a sender that is no address, or an impossible length, is dropped; the socket lives on",
           arguments: HostileLine.allCases)
     func espLyingHeaders(line: HostileLine) async throws {
@@ -80,20 +99,12 @@ struct HostileUDPTests {
         let model = ModuleModel(.bg96)
         var script = model.script()
         script.answerInit(model)
-        script.expect("AT+QIOPEN=1,0,\"UDP SERVICE\",\"127.0.0.1\",0,") { _ in
-            [.send(Array("\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n".utf8))]
-        }
+        HostileUDPTests.bg96Open(&script)
         // The datagram is in the module, but the module never says so (no +QIURC: "recv").
         script.expectExact("AT+QIRD=0", within: 30_000) { _ in
             [.send(Array("\r\n+QIRD: 4,\"10.0.0.1\",7000\r\nlate\r\n\r\nOK\r\n".utf8))]
         }
-        script.respond("reads of the empty buffer and the close, whenever they come") { line in
-            switch line {
-            case "AT+QIRD=0": [.send(Array("\r\n+QIRD: 0\r\n\r\nOK\r\n".utf8))]
-            case "AT+QICLOSE=0": [.send(Array("\r\nOK\r\n".utf8))]
-            default: model.standingAnswer(line)
-            }
-        }
+        HostileUDPTests.bg96Tail(&script, model)
         try await withScriptedModule(line, script: script, driver: hostileConfiguration(.bg96)) { b in
             let u = try await UDPSocket.open(options: passive, driver: b.at)
             let start = b.now
@@ -111,9 +122,7 @@ struct HostileUDPTests {
         let model = ModuleModel(.bg96)
         var script = model.script()
         script.answerInit(model)
-        script.expect("AT+QIOPEN=1,0,\"UDP SERVICE\",\"127.0.0.1\",0,") { _ in
-            [.send(Array("\r\nOK\r\n\r\n+QIOPEN: 0,0\r\n".utf8))]
-        }
+        HostileUDPTests.bg96Open(&script)
         script.pause(50)
         script.sendLine("+QIURC: \"recv\",0")
         script.expectExact("AT+QIRD=0") { _ in [.send(Array("\r\n+QIRD: 5,\"10.0.0.1\",99999\r\nhello\r\n\r\nOK\r\n".utf8))] }
@@ -123,13 +132,7 @@ struct HostileUDPTests {
         script.pause(50)
         script.sendLine("+QIURC: \"recv\",0")
         script.expectExact("AT+QIRD=0") { _ in [.send(Array("\r\n+QIRD: 4,\"10.0.0.1\",7000\r\ngood\r\n\r\nOK\r\n".utf8))] }
-        script.respond("reads of the empty buffer and the close, whenever they come") { line in
-            switch line {
-            case "AT+QIRD=0": [.send(Array("\r\n+QIRD: 0\r\n\r\nOK\r\n".utf8))]
-            case "AT+QICLOSE=0": [.send(Array("\r\nOK\r\n".utf8))]
-            default: model.standingAnswer(line)
-            }
-        }
+        HostileUDPTests.bg96Tail(&script, model)
         try await withScriptedModule(line, script: script, driver: hostileConfiguration(.bg96)) { b in
             let u = try await UDPSocket.open(options: passive, driver: b.at)
             let d = try await u.recv(timeout: 30_000)
