@@ -50,18 +50,19 @@ extension ATCore {
         e.delegate = delegate
         datagramEndpoints.append(e)
         if configuration.dialect == .sim800 {
-            // Nothing to open before connect (SIM-U1).
-            deferred.append { continuation.resume(returning: .success(e)) }
-            return
+            // No link before connect (SIM-U1); the open waits for the module's bring-up (so
+            // `sockname` has its address) and has it name senders from now on (SIM-U6).
+            e.steps = [.enableRemoteInfo]
+        } else {
+            guard let link = freeLink() else {
+                forget(e)
+                deferred.append { continuation.resume(returning: .failure(SocketError(.systemLimit, "every modem link is in use"))) }
+                return
+            }
+            e.link = link
+            slots[link] = .datagram(e)
+            e.steps = openSteps(e, link: link)
         }
-        guard let link = freeLink() else {
-            forget(e)
-            deferred.append { continuation.resume(returning: .failure(SocketError(.systemLimit, "every modem link is in use"))) }
-            return
-        }
-        e.link = link
-        slots[link] = .datagram(e)
-        e.steps = openSteps(e, link: link)
         waitForSteps(e) { [weak self] result in
             guard let self else { return }
             switch result {
