@@ -12,19 +12,19 @@ import Darwin
 /// The caller owns the transport (any byte stream: a GenTCP socket on any driver, a POSIX socket,
 /// another engine in memory) and pumps it:
 ///
-/// 1. bytes read from the transport go in with ``receiveCiphertext(_:)``; the transport's end
+/// 1. bytes read from the transport go in with ``receiveCiphertext(_:)-(UnsafeRawBufferPointer)``; the transport's end
 ///    with ``receiveEndOfStream()``;
 /// 2. ``handshake()`` drives the handshake until ``state`` is ``TLSState/established``;
-/// 3. application data goes in with ``writePlaintext(_:)`` and comes out of
+/// 3. application data goes in with ``writePlaintext(_:)-(UnsafeRawBufferPointer)`` and comes out of
 ///    ``readPlaintext(into:)``;
 /// 4. whatever ``takeCiphertext(maximumCount:)`` returns is written to the transport, after
 ///    every call above;
 /// 5. ``close()`` queues a close_notify alert.
 ///
 /// Memory is bounded: at most ``TLSBufferLimits/inboundCiphertext`` bytes wait to be decrypted
-/// (``receiveCiphertext(_:)`` takes fewer bytes when full, like a short write) and plaintext is
+/// (``receiveCiphertext(_:)-(UnsafeRawBufferPointer)`` takes fewer bytes when full, like a short write) and plaintext is
 /// only encrypted while fewer than ``TLSBufferLimits/outboundCiphertext`` bytes wait for the
-/// transport (``writePlaintext(_:)`` returns 0 otherwise). OpenSSL itself holds at most one record
+/// transport (``writePlaintext(_:)-(UnsafeRawBufferPointer)`` returns 0 otherwise). OpenSSL itself holds at most one record
 /// of decrypted plaintext. Nothing grows with what the peer sends.
 ///
 /// An engine is not thread-safe: one thread (or one process of the port layer) at a time.
@@ -155,7 +155,7 @@ public final class TLSEngine {
 
     // MARK: Ciphertext from the transport
 
-    /// How many more ciphertext bytes ``receiveCiphertext(_:)`` takes now.
+    /// How many more ciphertext bytes ``receiveCiphertext(_:)-(UnsafeRawBufferPointer)`` takes now.
     public var inboundCapacity: Int {
         transportEnded ? 0 : max(0, limits.inboundCiphertext - Int(BIO_ctrl_pending(inbound)))
     }
@@ -175,7 +175,7 @@ public final class TLSEngine {
         return max(0, Int(written))
     }
 
-    /// Hands bytes read from the transport to the engine; see ``receiveCiphertext(_:)``.
+    /// Hands bytes read from the transport to the engine; see ``receiveCiphertext(_:)-(UnsafeRawBufferPointer)``.
     /// - Parameter bytes: ciphertext as it came from the peer.
     /// - Returns: how many bytes were taken.
     @discardableResult
@@ -283,10 +283,10 @@ public final class TLSEngine {
         }
     }
 
-    /// Encrypts application data; see ``writePlaintext(_:)``.
+    /// Encrypts application data; see ``writePlaintext(_:)-(UnsafeRawBufferPointer)``.
     /// - Parameter bytes: the plaintext.
     /// - Returns: how many bytes were taken.
-    /// - Throws: as ``writePlaintext(_:)``.
+    /// - Throws: as ``writePlaintext(_:)-(UnsafeRawBufferPointer)``.
     public func writePlaintext(_ bytes: some Collection<UInt8>) throws(TLSError) -> Int {
         let array = Array(bytes)
         let result = array.withUnsafeBytes { raw in Result { () throws(TLSError) -> Int in try writePlaintext(raw) } }
@@ -492,7 +492,7 @@ public struct TLSBufferLimits: Hashable, Sendable {
     /// Ciphertext received and not yet decrypted, in bytes. At least one largest record.
     public let inboundCiphertext: Int
     /// Ciphertext produced and not yet taken for the transport, above which
-    /// ``TLSEngine/writePlaintext(_:)`` takes nothing more.
+    /// ``TLSEngine/writePlaintext(_:)-(UnsafeRawBufferPointer)`` takes nothing more.
     public let outboundCiphertext: Int
 
     /// Limits of two largest records per direction unless told otherwise.
