@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "GenTCPSerial", targets: ["GenTCPSerial", "GenTCPSLIP", "GenTCPAT"]),
         // The modem simulator, for tests and simulation runs against the at driver.
         .library(name: "ModemSimulator", targets: ["ModemSimulator"]),
+        // TLS over any byte stream (OpenSSL 3, Debian's libssl-dev). Host only.
+        .library(name: "GenTCPTLS", targets: ["GenTCPTLS"]),
         // The embedded-safe cores alone (standard library only), for firmware.
         .library(name: "GenTCPEmbedded", targets: ["GenTCPCore", "GenTCPWire", "GenTCPStack", "GenTCPModem"]),
         .executable(name: "gentcp", targets: ["gentcp"]),
@@ -38,6 +40,11 @@ let package = Package(
         .systemLibrary(
             name: "CSerialPort", pkgConfig: "libserialport",
             providers: [.apt(["libserialport-dev"]), .brew(["libserialport"])]),
+        // OpenSSL 3, from Debian's libssl-dev (tools/bootstrap.sh installs it), with inline
+        // wrappers for the macros Swift cannot call.
+        .systemLibrary(
+            name: "COpenSSL", pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]),
         // C shims for what Glibc's Swift module leaves out (epoll, eventfd).
         .target(name: "CGenTCPShims"),
         // Host runtime: processes, mailboxes, timers, the port layer and the driver contract.
@@ -75,6 +82,9 @@ let package = Package(
             name: "ModemSimulator",
             dependencies: ["GenTCP", "GenTCPCore", "GenTCPModem", "GenTCPSerial"],
             swiftSettings: strict),
+        // The TLS engine: a sans-I/O byte-stream transformer over OpenSSL's memory BIOs. Host only,
+        // never a dependency of the embedded-safe cores.
+        .target(name: "GenTCPTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .executableTarget(
             name: "gentcp",
             dependencies: [
@@ -96,6 +106,7 @@ let package = Package(
             name: "ModemSimulatorTests",
             dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire", "GenTCPSerial", "GenTCPAT"],
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
+        .testTarget(name: "GenTCPTLSTests", dependencies: ["GenTCPTLS"], swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire", "GenTCPCore"], swiftSettings: strict),
         .testTarget(
             name: "GenTCPSerialTests",
