@@ -3,9 +3,10 @@
 # Needs: the Swift toolchain on PATH (6.2 or later). Installs Debian packages only where missing.
 set -euo pipefail
 
-# What building and testing needs: libserialport for the serial links, pkg-config to find it.
-# More packages can be named on the command line (CI adds the test peers).
-packages=(libserialport-dev pkg-config "$@")
+# What building and testing needs: libserialport for the serial links, OpenSSL 3 for the TLS
+# engine (libssl-dev; the openssl CLI makes the TLS tests' certificates), pkg-config to find
+# them. More packages can be named on the command line (CI adds the test peers).
+packages=(libserialport-dev libssl-dev openssl pkg-config "$@")
 need=()
 have() { dpkg -s "$1" >/dev/null 2>&1; }
 for pkg in "${packages[@]}"; do have "$pkg" || need+=("$pkg"); done
