@@ -262,6 +262,35 @@ struct EngineTests {
         #expect(pair.server.receiveCiphertext(Array(repeating: 0, count: 10)) == 0)
     }
 
+    @Test("a ClientHello announcing a 16 MiB handshake message: a typed alert, memory bounded")
+    func oversizedHandshake() throws {
+        let pki = try TestPKI.get()
+        let server = try TLSEngine(configuration: .testServer(pki))
+        // Handshake records (type 22, TLS 1.0 record version), the first carrying a ClientHello
+        // header whose 24-bit length says 16 MiB - 1; then filler records, as a hostile client
+        // would keep sending.
+        func record(_ body: [UInt8]) -> [UInt8] {
+            [22, 3, 1, UInt8(body.count >> 8), UInt8(body.count & 0xFF)] + body
+        }
+        var input = record([1, 0xFF, 0xFF, 0xFF] + Array(repeating: 0x41, count: 16_000))
+        for _ in 0..<300 { input += record(Array(repeating: 0x41, count: 16_000)) }
+        var offered = 0
+        var error: TLSError?
+        while offered < input.count && error == nil {
+            let taken = server.receiveCiphertext(input[offered...])
+            #expect(server.inboundCapacity <= TLSBufferLimits().inboundCiphertext)
+            offered += taken
+            do { _ = try server.handshake() } catch let failure { error = failure }
+            _ = server.takeCiphertext()
+            if taken == 0 && error == nil { break }
+        }
+        guard case .alert(_, .generated) = error else {
+            Issue.record("expected a generated alert, got \(String(describing: error)) after \(offered) of \(input.count) bytes")
+            return
+        }
+        #expect(offered < input.count, "the engine refused the message before taking all of it")
+    }
+
     @Test("a corrupted record: bad_record_mac generated, and received by the sender")
     func corruptedRecord() throws {
         let pki = try TestPKI.get()
