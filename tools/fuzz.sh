@@ -11,6 +11,9 @@
 #                                (blank lines and lines starting with # are ignored)
 #   tools/fuzz/NAME/corpus/      committed seed inputs (read, never written)
 #   tools/fuzz/NAME/dict         optional libFuzzer dictionary
+#   tools/fuzz/NAME/flags        optional extra swiftc flags for the modules and the harness
+#                                (# comments; @ROOT@ is the repository), e.g. a system library's
+#                                module map and -l options
 #
 # Each module is compiled from Sources/<Module>/*.swift with plain swiftc (never SwiftPM, so the
 # sanitizer flags stay out of .build/debug) as its own module with -sanitize=fuzzer,address, then
@@ -37,6 +40,9 @@ OUT="$ROOT/.build/fuzz/$NAME"
 [ -f "$HARNESS/modules" ] || { echo "fuzz: no module list at tools/fuzz/$NAME/modules" >&2; exit 2; }
 MODULES=$(sed -e 's/#.*//' -e 's/[[:space:]]//g' "$HARNESS/modules" | grep -v '^$' || true)
 FLAGS="-swift-version 6 -warnings-as-errors -sanitize=fuzzer,address -parse-as-library -g -O -wmo"
+if [ -f "$HARNESS/flags" ]; then
+    FLAGS="$FLAGS $(sed -e 's/#.*//' -e "s|@ROOT@|$ROOT|g" "$HARNESS/flags" | tr '\n' ' ')"
+fi
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 mkdir -p "$OUT/modules" "$OUT/corpus" "$OUT/artifacts"
@@ -50,6 +56,7 @@ if [ -x "$OUT/fuzzer" ]; then
         [ -z "$(find "$ROOT/Sources/$m" -name '*.swift' -newer "$OUT/fuzzer")" ] || stale=yes
     done
     [ -z "$(find "$HARNESS/main.swift" "$HARNESS/modules" "$0" -newer "$OUT/fuzzer")" ] || stale=yes
+    [ ! -f "$HARNESS/flags" ] || [ -z "$(find "$HARNESS/flags" -newer "$OUT/fuzzer")" ] || stale=yes
 fi
 if [ "$stale" = yes ]; then
     objects=""
