@@ -310,6 +310,3 @@ protocol ATSender: AnyObject, Sendable {
 
 extension ATConnection: ATSender {}
 extension ATDatagram: ATSender {}
-
-extension ATCore {
-}

@@ -229,7 +229,8 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     /// Lets the closes of closed sockets reach the module (up to `timeoutNanoseconds`), then stops.
     func finish(timeoutNanoseconds: UInt64) async {
         let deadline = runtime.now &+ timeoutNanoseconds
-        while !locked({ $0.phase == .dead || $0.phase != .ready || $0.holdsNoLinks }), runtime.now < deadline {
+        // A module that is not ready (restarting, never brought up, gone) holds nothing to close.
+        while !locked({ $0.phase != .ready || $0.holdsNoLinks }), runtime.now < deadline {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
                 _ = runtime.schedule(afterNanoseconds: 10_000_000) { continuation.resume() }
             }

@@ -120,6 +120,45 @@ struct ATUDPTests {
         }
     }
 
+    @Test("TCP and UDP on one module: once a UDP socket made the module name senders (CIPDINFO, CIPSRIP), TCP reads still arrive byte-exact",
+          arguments: [ATDialect.espAT, .sim800])
+    func tcpBesideUDP(_ dialect: ATDialect) async throws {
+        let simulator = ModemSimulatorConfiguration(dialect: dialect, firmware: dialect == .espAT ? "3.3.0.0" : nil,
+                                                    localAddress: "10.0.0.2", seed: 5)
+        let data = (0..<20_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 7) }
+        let received = try await ATBench.run(seed: 5, simulator: simulator,
+                                             driver: ATConfiguration(dialect: dialect, apn: "internet")) { b in
+            let server = try SimDriver(network: b.net, host: b.server)
+            let far = try await UDPSocket.open(port: 9, options: [.binary, .active(.passive)], driver: server)
+            defer { far.close() }
+            // The UDP socket (and, on SIM800, its connect) turns remote info on in the module.
+            let near = try await UDPSocket.open(options: [.binary, .active(.passive)], driver: b.at)
+            defer { near.close() }
+            try await near.connect(.address(b.server.addresses[0]), port: 9)
+            try await near.send([1, 2, 3])
+            #expect(try await far.recv(timeout: 30_000).payload.bytes == [1, 2, 3])
+            // Then a TCP transfer from the server through the module, read in passive mode.
+            let listener = try ListenSocket.listen(port: 7000, options: [.binary, .active(.passive)], driver: server)
+            defer { listener.close() }
+            let sending = b.net.spawn {
+                let s = try await listener.accept(timeout: 30_000)
+                try await s.send(data)
+                s.close()
+            }
+            let tcp = try await Socket.connect(.address(b.server.addresses[0]), port: 7000,
+                                               options: [.binary, .active(.passive)], timeout: 30_000, driver: b.at)
+            var got: [UInt8] = []
+            while got.count < data.count {
+                guard let chunk = try? await tcp.recv(0, timeout: 30_000) else { break }
+                got += chunk.bytes
+            }
+            tcp.close()
+            _ = await sending.waitForExit()
+            return got
+        }
+        #expect(received == data, "\(received.count) of \(data.count) bytes")
+    }
+
     @Test("1460-byte datagrams sent as fast as send returns: send waits for room in the module's queue, all arrive whole",
           arguments: [ATDialect.espAT, .bg96])
     func outrunTheModule(_ dialect: ATDialect) async throws {

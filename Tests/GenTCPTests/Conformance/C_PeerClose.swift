@@ -17,9 +17,9 @@ extension Conformance {
                 let (c, p) = try await ctx.pair(client: [.active(.passive)])
                 try await p.send("12345")
                 p.close()
-                #expect(try await c.recv(0, timeout: 2000) == list("12345"))
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
-                await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 2000) }
+                #expect(try await c.recv(0, timeout: 30_000) == list("12345"))
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 30_000) }
+                await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 30_000) }
                 await #expect(throws: SocketError.notConnected) { _ = try await c.recv(3, timeout: 0) }
                 // The socket is not closed in passive mode: getopts still works.
                 #expect(try c.getopt(.active) == .active(.passive))
@@ -47,10 +47,10 @@ extension Conformance {
                 let (c, p) = try await ctx.pair(client: options)
                 if end == .reset || end == .resetShown { try reset(p) } else { p.close() }
                 await #expect(throws: end == .resetShown ? SocketError(.connectionReset) : .closed) {
-                    _ = try await c.recv(0, timeout: 2000)
+                    _ = try await c.recv(0, timeout: 30_000)
                 }
                 if end == .finTwice {
-                    await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 2000) }
+                    await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 30_000) }
                 }
                 try c.setopts(.active(.once))
                 #expect(await next() == .tcpClosed(c))
@@ -127,8 +127,8 @@ extension Conformance {
                 let (c, p) = try await ctx.pair()
                 try await p.send("Hej Client")
                 try p.shutdown(how)
-                #expect(try await c.recv(0, timeout: 2000) == bin("Hej Client"))
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
+                #expect(try await c.recv(0, timeout: 30_000) == bin("Hej Client"))
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 30_000) }
                 c.close()
                 p.close()
             }
@@ -154,7 +154,7 @@ extension Conformance {
                 let c = try await ctx.connect(port: try l.port(), [.active(.passive)])
                 await ctx.sleep(20)
                 l.close()
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 30_000) }
                 c.close()
             }
         }
@@ -165,9 +165,9 @@ extension Conformance {
                 let (c, p) = try await ctx.pair()
                 try await p.send("pre")
                 try reset(p)
-                #expect(try await c.recv(0, timeout: 2000) == bin("pre"))
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
-                await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 2000) }
+                #expect(try await c.recv(0, timeout: 30_000) == bin("pre"))
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 30_000) }
+                await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 30_000) }
                 c.close()
             }
         }
@@ -177,8 +177,8 @@ extension Conformance {
             try await backend.run { ctx in
                 let (c, p) = try await ctx.pair(client: [.binary, .active(.passive), .showEconnreset(true)])
                 try reset(p)
-                await #expect(throws: SocketError(.connectionReset)) { _ = try await c.recv(0, timeout: 2000) }
-                await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError(.connectionReset)) { _ = try await c.recv(0, timeout: 30_000) }
+                await #expect(throws: SocketError.notConnected) { _ = try await c.recv(0, timeout: 30_000) }
                 #expect(try c.getopt(.active) == .active(.passive))
                 c.close()
             }
@@ -193,7 +193,7 @@ extension Conformance {
                     try reset(p)
                 }
                 await #expect(throws: show ? SocketError(.connectionReset) : .closed) {
-                    _ = try await c.recv(0, timeout: 2000)
+                    _ = try await c.recv(0, timeout: 30_000)
                 }
                 try await resetter.value()
                 c.close()
@@ -220,7 +220,7 @@ extension Conformance {
             try await backend.run { ctx in
                 let l = try ctx.listen([.binary, .active(.active), .showEconnreset(true)])
                 let c = try await ctx.connect(port: try l.port(), [.binary, .active(.passive)])
-                let a = try await l.accept(timeout: 2000)
+                let a = try await l.accept(timeout: 30_000)
                 l.close()
                 #expect(try a.getopts([.showEconnreset, .active, .mode]) == [
                     .showEconnreset(true), .active(.active), .mode(.binary),
@@ -272,11 +272,11 @@ extension Conformance {
                 #expect(await next() == .tcp(c, bin("bye")))
                 #expect(await next() == .tcpClosed(c))
                 try await c.send("late")
-                #expect(try await p.recv(4, timeout: 2000) == bin("late"))
+                #expect(try await p.recv(4, timeout: 30_000) == bin("late"))
                 #expect(try c.getopt(.active) == .active(.active))
                 #expect(await next(50) == .none)
                 c.close()
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 p.close()
             }
         }

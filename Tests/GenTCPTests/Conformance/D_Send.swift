@@ -47,13 +47,13 @@ extension Conformance {
                 let (c, p) = try await ctx.pair()
                 try await c.send(chunks: [bytes("ab"), bytes("cd"), [0x65], []])
                 try await c.send("fgh")
-                #expect(try await p.recv(5, timeout: 2000) == bin("abcde"))
-                #expect(try await p.recv(3, timeout: 2000) == bin("fgh"))
+                #expect(try await p.recv(5, timeout: 30_000) == bin("abcde"))
+                #expect(try await p.recv(3, timeout: 30_000) == bin("fgh"))
                 // Many chunks (more than one gather write takes) keep their order.
                 let pieces = (0..<200).map { i in [UInt8](repeating: UInt8(i), count: i % 7) }
                 try await c.send(chunks: pieces)
                 let all = Array(pieces.joined())
-                #expect(try await p.recv(all.count, timeout: 2000).bytes == all)
+                #expect(try await p.recv(all.count, timeout: 30_000).bytes == all)
                 #expect(try c.getstat().sendCnt == 3)
                 c.close()
                 p.close()
@@ -103,7 +103,7 @@ extension Conformance {
                     #expect(i + 1 < results.count && results[i + 1] == .notConnected, "\(results)")
                 }
                 // The failed send marks the socket closed for recv too.
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 30_000) }
                 c.close()
             }
         }
@@ -174,7 +174,7 @@ extension Conformance {
                 var received = 0
                 while true {
                     do throws(SocketError) {
-                        received += try await p.recv(0, timeout: 2000).count
+                        received += try await p.recv(0, timeout: 30_000).count
                     } catch {
                         #expect(error.reason == .closed)
                         break
@@ -240,7 +240,7 @@ extension Conformance {
                     var runs = Runs()
                     while true {
                         do throws(SocketError) {
-                            runs.add(try await p.recv(0, timeout: 2000).bytes)
+                            runs.add(try await p.recv(0, timeout: 30_000).bytes)
                         } catch {
                             #expect(error.reason == .closed)
                             return runs
@@ -306,7 +306,7 @@ extension Conformance {
                 var runs = Runs()
                 var total = 0
                 while total < 3 * size {
-                    let got = try await p.recv(0, timeout: 2000).bytes
+                    let got = try await p.recv(0, timeout: 30_000).bytes
                     total += got.count
                     runs.add(got)
                 }
@@ -345,7 +345,7 @@ extension Conformance {
                 var got: [UInt8] = []
                 while true {
                     do throws(SocketError) {
-                        got += try await p.recv(0, timeout: 2000).bytes
+                        got += try await p.recv(0, timeout: 30_000).bytes
                     } catch {
                         #expect(error.reason == .closed)
                         break
@@ -366,7 +366,7 @@ extension Conformance {
                     var digest = Digest()
                     while true {
                         do throws(SocketError) {
-                            digest.update(try await p.recv(0, timeout: 2000).bytes)
+                            digest.update(try await p.recv(0, timeout: 30_000).bytes)
                         } catch {
                             #expect(error.reason == .closed)
                             return digest

@@ -11,12 +11,12 @@ extension Conformance {
                 let (c, p) = try await ctx.pair(server: [.binary, .active(.passive), .exitOnClose(false)])
                 try await c.send("req")
                 try c.shutdown(.write)
-                #expect(try await p.recv(3, timeout: 2000) == bin("req"))
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                #expect(try await p.recv(3, timeout: 30_000) == bin("req"))
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 try await p.send("reply")
                 p.close()
-                #expect(try await c.recv(0, timeout: 2000) == bin("reply"))
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
+                #expect(try await c.recv(0, timeout: 30_000) == bin("reply"))
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 30_000) }
                 c.close()
             }
         }
@@ -27,12 +27,12 @@ extension Conformance {
                 let (c, p) = try await ctx.pair()
                 try await c.send("req")
                 try c.shutdown(.write)
-                #expect(try await p.recv(3, timeout: 2000) == bin("req"))
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                #expect(try await p.recv(3, timeout: 30_000) == bin("req"))
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 // OTP 25 (checked with erl): with exit_on_close=true, P's descriptor is closed as
                 // soon as its recv reports the end of stream, so C sees the end of the stream at
                 // once, without P calling close, and P cannot reply.
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 30_000) }
                 await #expect(throws: SocketError.closed) { try await p.send("reply") }
                 await #expect(throws: SocketError.notConnected) { _ = try await p.recv(0, timeout: 200) }
                 #expect(try p.getopt(.active) == .active(.passive))
@@ -58,7 +58,7 @@ extension Conformance {
                 }
                 #expect(pending > 0, "the writer never blocked")
                 try c.shutdown(.write)
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 #expect(try await writer.value() == .closed)
                 c.close()
                 p.close()
@@ -72,8 +72,8 @@ extension Conformance {
                                                 server: [.binary, .active(.passive), .exitOnClose(false)])
                 try await c.send("req")
                 try c.shutdown(.write)
-                #expect(try await p.recv(3, timeout: 2000) == bin("req"))
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                #expect(try await p.recv(3, timeout: 30_000) == bin("req"))
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 try await p.send("reply")
                 p.close()
                 #expect(await next() == .tcp(c, bin("reply")))
@@ -90,11 +90,11 @@ extension Conformance {
                 // still say closed after C's failed send (semantics §8, §9).
                 let (c, p) = try await ctx.pair(server: [.binary, .active(.passive), .exitOnClose(false)])
                 try c.shutdown(.write)
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 try await p.send("in flight")
                 await #expect(throws: SocketError.closed) { try await c.send("x") }
                 await #expect(throws: SocketError.notConnected) { try await c.send("y") }
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 30_000) }
                 c.close()
                 p.close()
             }
@@ -119,9 +119,9 @@ extension Conformance {
             try await backend.run { ctx in
                 let (c, p) = try await ctx.pair()
                 try c.shutdown(.readWrite)
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 await #expect(throws: SocketError.closed) { try await c.send("x") }
-                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 30_000) }
                 c.close()
                 p.close()
             }
@@ -133,7 +133,7 @@ extension Conformance {
                 let (c, p) = try await ctx.pair()
                 let waiter = ctx.spawn { () async throws -> SocketError? in
                     do throws(SocketError) {
-                        _ = try await c.recv(0, timeout: 2000)
+                        _ = try await c.recv(0, timeout: 30_000)
                         return nil
                     } catch { return error }
                 }
@@ -167,12 +167,12 @@ extension Conformance {
                 await ctx.sleep(20)
                 try c.shutdown(.read)
                 try await c.send("still")
-                #expect(try await p.recv(5, timeout: 2000) == bin("still"))
+                #expect(try await p.recv(5, timeout: 30_000) == bin("still"))
                 // Data already in flight may still be returned first (Linux); then closed.
                 var outcome: SocketError?
                 for _ in 0..<4 where outcome == nil {
                     do throws(SocketError) {
-                        let got = try await c.recv(0, timeout: 2000)
+                        let got = try await c.recv(0, timeout: 30_000)
                         #expect(bytes("early").starts(with: got.bytes), "unexpected data \(got)")
                     } catch {
                         outcome = error
@@ -208,7 +208,7 @@ extension Conformance {
                 var digest = Digest()
                 while true {
                     do throws(SocketError) {
-                        digest.update(try await p.recv(0, timeout: 2000).bytes)
+                        digest.update(try await p.recv(0, timeout: 30_000).bytes)
                     } catch {
                         #expect(error.reason == .closed)
                         break

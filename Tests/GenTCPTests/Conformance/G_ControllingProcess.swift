@@ -55,7 +55,7 @@ extension Conformance {
                 #expect(try c.getopt(.active) == .active(.passive))
                 try await p.send("kept")
                 #expect(await next(50) == .none)
-                #expect(try await c.recv(4, timeout: 2000) == bin("kept"))
+                #expect(try await c.recv(4, timeout: 30_000) == bin("kept"))
                 c.close()
                 p.close()
             }
@@ -77,7 +77,7 @@ extension Conformance {
                 #expect(try await newOwner.value() == [.tcp(c, bin("x")), .tcp(c, bin("y"))])
                 #expect(await next(50) == .none)
                 // The new owner has exited: the socket closed with it.
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 p.close()
             }
         }
@@ -157,20 +157,20 @@ extension Conformance {
                     _ = await nextUser(String.self, 5000)
                     if crash { throw Crash() }
                 }
-                let p = try await l.accept(timeout: 2000)
+                let p = try await l.accept(timeout: 30_000)
                 l.close()
                 let c = try #require(await nextUser(Socket.self))
                 #expect(c.controllingProcess == owner.process)
                 // A third process waits in recv on the socket.
                 let reader = ctx.spawn { () async -> SocketError? in
-                    do throws(SocketError) { _ = try await c.recv(0, timeout: 2000); return nil } catch { return error }
+                    do throws(SocketError) { _ = try await c.recv(0, timeout: 30_000); return nil } catch { return error }
                 }
                 await ctx.sleep(20)
                 owner.process.send("exit")
                 let reason = await ctx.waitForExit(owner.process)
                 #expect(reason == (crash ? .error("\(Crash())") : .normal))
                 #expect(try await reader.value() == .closed)
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 await #expect(throws: SocketError.closed) { try await c.send("x") }
                 await #expect(throws: SocketError.closed) { _ = try await c.recv(0, timeout: 100) }
                 c.close()
@@ -199,15 +199,15 @@ extension Conformance {
                     try c.controllingProcess(newOwner.process)
                     newOwner.process.send(c)
                 }
-                let p = try await l.accept(timeout: 2000)
+                let p = try await l.accept(timeout: 30_000)
                 l.close()
                 _ = try await oldOwner.value()
                 newOwner.process.send("go")
                 #expect(await nextUser(String.self) == "sent")
-                #expect(try await p.recv(14, timeout: 2000) == bin("from new owner"))
+                #expect(try await p.recv(14, timeout: 30_000) == bin("from new owner"))
                 newOwner.process.send(0)
                 _ = try await newOwner.value()
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 p.close()
             }
         }
@@ -217,7 +217,7 @@ extension Conformance {
             try await backend.run { ctx in
                 let (c, p) = try await ctx.pair(client: [.binary, .active(.active)])
                 try await ctx.spawn { c.close() }.value()
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 // The owner gets no message for a local close.
                 #expect(await next(100) == .none)
                 await #expect(throws: SocketError.closed) { try await c.send("x") }
@@ -232,7 +232,7 @@ extension Conformance {
                 let (c, p) = try await ctx.pair()
                 let reader = ctx.spawn { () async -> SocketError? in
                     do throws(SocketError) {
-                        _ = try await c.recv(0, timeout: 2000)
+                        _ = try await c.recv(0, timeout: 30_000)
                         return nil
                     } catch { return error }
                 }

@@ -93,13 +93,13 @@ extension Conformance {
                 #expect(s.sendPend == 0)
                 #expect([s.recvOct, s.recvCnt, s.recvMax] == [0, 0, 0])
                 try await p.send("abcdefgh")
-                _ = try await c.recv(4, timeout: 2000)
-                _ = try await c.recv(4, timeout: 2000)
+                _ = try await c.recv(4, timeout: 30_000)
+                _ = try await c.recv(4, timeout: 30_000)
                 s = try c.getstat()
                 #expect([s.recvOct, s.recvCnt, s.recvMax] == [8, 2, 4])
                 try await p.send("ijklmnop")
                 await ctx.sleep(50)
-                #expect(try await c.recv(0, timeout: 2000).count == 8)
+                #expect(try await c.recv(0, timeout: 30_000).count == 8)
                 s = try c.getstat()
                 #expect([s.recvOct, s.recvCnt, s.recvMax] == [16, 3, 8])
                 try await c.send("")
@@ -184,9 +184,9 @@ extension Conformance {
                     do throws(SocketError) { _ = try await l.accept(timeout: 100); return nil } catch { return error }
                 }
                 let long = ctx.spawn { () async throws -> Bool in
-                    let s = try await l.accept(timeout: 2000)
+                    let s = try await l.accept(timeout: 30_000)
                     let mine = s.controllingProcess == Process.current
-                    let got = try await s.recv(5, timeout: 2000)
+                    let got = try await s.recv(5, timeout: 30_000)
                     return mine && got == bin("hello")
                 }
                 #expect(try await short.value(within: 30_000) == .timeout)
@@ -235,13 +235,13 @@ extension Conformance {
                                        .showEconnreset(true), .sendTimeout(700), .sendTimeoutClose(true)]
                 let l = try ctx.listen(given)
                 let c = try await ctx.connect(port: try l.port(), [.binary, .active(.passive)])
-                let a = try await l.accept(timeout: 2000)
+                let a = try await l.accept(timeout: 30_000)
                 #expect(try a.getopts([.mode, .active, .buffer, .nodelay, .exitOnClose, .showEconnreset,
                                        .sendTimeout, .sendTimeoutClose]) == given)
                 // setopts on the listener changes what later accepts inherit.
                 try l.setopts([.binary, .buffer(64)])
                 let c2 = try await ctx.connect(port: try l.port(), [.binary, .active(.passive)])
-                let a2 = try await l.accept(timeout: 2000)
+                let a2 = try await l.accept(timeout: 30_000)
                 #expect(try a2.getopts([.mode, .buffer]) == [.mode(.binary), .buffer(64)])
                 #expect(throws: SocketError.invalidArgument) { try l.setopts([.buffer(0)]) }
                 for s in [c, a, c2, a2] { s.close() }

@@ -44,7 +44,7 @@ struct MatrixCell: Sendable, CustomTestStringConvertible {
 func receiveExactly(_ s: Socket, _ count: Int, active: ActiveMode) async throws -> [Payload] {
     switch active {
     case .passive:
-        return [try await s.recv(count, timeout: 2000)]
+        return [try await s.recv(count, timeout: 30_000)]
     default:
         var got: [Payload] = []
         var total = 0
@@ -89,7 +89,7 @@ extension Conformance {
                 case .upload, .downloadPassive:
                     while true {
                         do throws(SocketError) {
-                            let got = try await receiver.recv(0, timeout: 2000)
+                            let got = try await receiver.recv(0, timeout: 30_000)
                             largest = max(largest, got.count)
                             digest.update(got.bytes)
                         } catch {
@@ -133,7 +133,7 @@ extension Conformance {
                 var echoed = 0
                 while true {
                     do throws(SocketError) {
-                        let got = try await p.recv(0, timeout: 2000)
+                        let got = try await p.recv(0, timeout: 30_000)
                         try await p.send(got.bytes)
                         echoed += got.count
                     } catch {
@@ -172,7 +172,7 @@ extension Conformance {
                     var echoed = 0
                     while true {
                         do throws(SocketError) {
-                            for b in try await p.recv(0, timeout: 2000).bytes {
+                            for b in try await p.recv(0, timeout: 30_000).bytes {
                                 try await p.send([b])
                                 echoed += 1
                                 await ctx.sleep(1)
@@ -186,7 +186,7 @@ extension Conformance {
                 for size in [1, 2, 3, 4, 7, 64] {
                     let message = Pattern.bytes(count: size, seed: UInt64(size) + 7)
                     try await c.send(message)
-                    #expect(try await c.recv(size, timeout: 2000).bytes == message, "size \(size)")
+                    #expect(try await c.recv(size, timeout: 30_000).bytes == message, "size \(size)")
                 }
                 c.close()
                 #expect(try await server.value() == 81)
@@ -202,7 +202,7 @@ extension Conformance {
                 let port = try l.port()
                 let server = ctx.spawn { () async throws -> [String] in
                     var problems: [String] = []
-                    let s = try await l.accept(timeout: 2000)
+                    let s = try await l.accept(timeout: 30_000)
                     for i in 1...10 {
                         let n = "message \(i)".utf8.count
                         let got = try await receiveExactly(s, n, active: serverActive)
@@ -214,7 +214,7 @@ extension Conformance {
                         if m != .tcpClosed(s) { problems.append("server expected tcp_closed, got \(m)") }
                     } else {
                         do throws(SocketError) {
-                            let extra = try await s.recv(0, timeout: 2000)
+                            let extra = try await s.recv(0, timeout: 30_000)
                             problems.append("server expected closed, got \(extra)")
                         } catch {
                             if error.reason != .closed { problems.append("server expected closed, got \(error)") }

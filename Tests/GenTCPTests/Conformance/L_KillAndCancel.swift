@@ -77,10 +77,10 @@ extension Conformance {
                 #expect(ctx.elapsedMilliseconds(since: start) < 1000)
                 // The slot is free (OTP would say ealready here), and nothing was lost.
                 try await p.send("defgh")
-                #expect(try await c.recv(8, timeout: 2000) == bin("abcdefgh"))
+                #expect(try await c.recv(8, timeout: 30_000) == bin("abcdefgh"))
                 // The killed process did not own C: it still works both ways.
                 try await c.send("ok")
-                #expect(try await p.recv(2, timeout: 2000) == bin("ok"))
+                #expect(try await p.recv(2, timeout: 30_000) == bin("ok"))
                 c.close()
                 p.close()
             }
@@ -103,11 +103,11 @@ extension Conformance {
                     }
                     // The dead process's code runs on, but may not wait for anything again.
                     await report("accept after death", to: me) { () async throws(SocketError) -> [UInt8] in
-                        _ = try await l.accept(timeout: 2000)
+                        _ = try await l.accept(timeout: 30_000)
                         return []
                     }
                 }
-                let p = try await l.accept(timeout: 2000)
+                let p = try await l.accept(timeout: 30_000)
                 let c = try #require(await nextUser(Socket.self))
                 let l2 = try #require(await nextUser(ListenSocket.self))
                 #expect(await eventually(ctx) { owner.mailbox.hasReceiver }, "the owner never waited")
@@ -122,7 +122,7 @@ extension Conformance {
                 let after = try #require(await nextUser(CallEnded.self))
                 #expect(after.tag == "accept after death" && after.error == .cancelled)
                 #expect(try await reader.value() == .closed)
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 await #expect(throws: SocketError.closed) { try await c.send("x") }
                 await #expect(throws: SocketError.closed) { _ = try await l2.accept(timeout: 100) }
                 // A message to a dead process is dropped.
@@ -206,9 +206,9 @@ extension Conformance {
                 #expect(ended.tag == "second" && ended.error == nil && ended.bytes == bytes("x"))
                 // The cancelling process lives on and accepts as before.
                 let c2 = try await ctx.connect(port: port, [.binary, .active(.passive)])
-                let p2 = try await l.accept(timeout: 2000)
+                let p2 = try await l.accept(timeout: 30_000)
                 try await c2.send("y")
-                #expect(try await p2.recv(1, timeout: 2000) == bin("y"))
+                #expect(try await p2.recv(1, timeout: 30_000) == bin("y"))
                 for s in [c, c2, p2] { s.close() }
                 l.close()
             }
@@ -226,7 +226,7 @@ extension Conformance {
                 #expect(throws: SocketError.cancelled) { try outcome.result.get() }
                 #expect(outcome.milliseconds < 1000)
                 try await p.send("def")
-                #expect(try await c.recv(6, timeout: 2000) == bin("abcdef"))
+                #expect(try await c.recv(6, timeout: 30_000) == bin("abcdef"))
                 // A task cancelled before it calls: bytes already there are returned (here kept
                 // by a timed-out exact recv), an empty socket is not waited on.
                 try await p.send("g")
@@ -372,13 +372,13 @@ extension Conformance {
                 #expect(c.controllingProcess == target)
                 Process.exit(target, reason: .error("shutdown"))
                 #expect(await ctx.waitForExit(target) == .error("shutdown"))
-                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 2000) }
+                await #expect(throws: SocketError.closed) { _ = try await p.recv(0, timeout: 30_000) }
                 // A process may end itself with normal: its sockets close, its waits end.
                 let l = try ctx.listen()
                 let selfExit = Process.spawn(runtime: ctx.runtime) {
                     Process.exit(Process.current, reason: .normal)
                     await report("after self-exit", to: me) { () async throws(SocketError) -> [UInt8] in
-                        _ = try await l.accept(timeout: 2000)
+                        _ = try await l.accept(timeout: 30_000)
                         return []
                     }
                 }
@@ -411,7 +411,7 @@ extension Conformance {
                 #expect(outcome.parked)
                 #expect(throws: SocketError.cancelled) { try outcome.result.get() }
                 try await p.send("z")
-                #expect(try await c.recv(1, timeout: 2000) == bin("z"))
+                #expect(try await c.recv(1, timeout: 30_000) == bin("z"))
                 c.close()
                 p.close()
             }
