@@ -84,7 +84,7 @@ let package = Package(
             swiftSettings: strict),
         // The TLS engine: a sans-I/O byte-stream transformer over OpenSSL's memory BIOs. Host only,
         // never a dependency of the embedded-safe cores.
-        .target(name: "GenTCPTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "GenTCPTLS", dependencies: ["GenTCP", "GenTCPCore", "COpenSSL"], swiftSettings: strict),
         .executableTarget(
             name: "gentcp",
             dependencies: [
@@ -106,7 +106,11 @@ let package = Package(
             name: "ModemSimulatorTests",
             dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire", "GenTCPSerial", "GenTCPAT"],
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
-        .testTarget(name: "GenTCPTLSTests", dependencies: ["GenTCPTLS"], swiftSettings: strict),
+        // A throw-away test PKI made with the openssl CLI, shared by the TLS tests.
+        .target(name: "TLSTestSupport", path: "Tests/TLSTestSupport", swiftSettings: strict),
+        .testTarget(
+            name: "GenTCPTLSTests", dependencies: ["GenTCPTLS", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "TLSTestSupport"],
+            swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire", "GenTCPCore"], swiftSettings: strict),
         .testTarget(
             name: "GenTCPSerialTests",
@@ -118,7 +122,9 @@ let package = Package(
         .testTarget(
             name: "GenTCPTests",
             // `gentcp` for the tool's pure formatters (`@testable import gentcp`).
-            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "ModemSimulator", "gentcp"],
+            dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "ModemSimulator", "gentcp",
+                "GenTCPTLS", "TLSTestSupport",
+            ],
             swiftSettings: strict),
     ]
 )

@@ -8,7 +8,7 @@ import Synchronization
 /// and the call's task is cancelled too (for drivers that honour it). A result that still comes
 /// afterwards is handed to `orphan`, which releases it: a connection nobody will use is closed,
 /// so nothing is left open behind a cancelled `connect`. Drivers need not know about any of it.
-final class DetachedCall<T: Sendable>: Sendable {
+package final class DetachedCall<T: Sendable>: Sendable {
     private enum State {
         /// The call runs; the caller is not waiting yet.
         case running
@@ -28,7 +28,7 @@ final class DetachedCall<T: Sendable>: Sendable {
     /// result unless the calling task is cancelled or `caller` exits first.
     ///
     /// - Throws: what `operation` throws; `cancelled` when the caller stopped waiting.
-    static func run(
+    package static func run(
         as caller: Process, executor: (any TaskExecutor)?,
         orphan: @escaping @Sendable (T) -> Void,
         _ operation: @escaping @Sendable () async throws(SocketError) -> T

@@ -84,11 +84,16 @@ public protocol Connection: AnyObject, Sendable {
     /// program can wait until everything it sent has left the host. Drivers that hand writes
     /// straight to the kernel or their own stack keep the default, 0.
     var unsentByteCount: Int { get }
+    /// The whole error behind a ``IOResult/failed(_:)`` this connection returned, for connections
+    /// whose failures say more than a reason: a TLS connection names the alert and the side that
+    /// raised it. The default is `SocketError(reason)`.
+    func error(for reason: SocketError.Reason) -> SocketError
 }
 
 extension Connection {
     public func waitBriefly(forReadUpTo limit: Duration?) -> Bool { false }
     public var unsentByteCount: Int { 0 }
+    public func error(for reason: SocketError.Reason) -> SocketError { SocketError(reason) }
 }
 
 /// A listening endpoint, as a driver exposes it.

@@ -23,6 +23,9 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
         var owner: Process
         var continuation: UnsafeContinuation<Result<Socket, SocketError>, Never>
         var timer: TimerID?
+        /// The socket starts passive whatever the listener's options (a TLS accept runs its
+        /// handshake before anything is delivered).
+        var passive = false
     }
 
     struct State {
@@ -77,9 +80,14 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
     ///   descriptors run out; `cancelled` when the task is cancelled or the process exits while
     ///   it waits.
     public func accept(timeout: Timeout = .infinity) async throws(SocketError) -> Socket {
+        try await accept(timeout: timeout, passive: false)
+    }
+
+    /// `accept`, optionally with the new socket passive whatever this listener's options say.
+    package func accept(timeout: Timeout, passive: Bool) async throws(SocketError) -> Socket {
         let limit = try timeout.validated().nanoseconds
         let caller = try Process.liveCaller()
-        if let first = tryAccept(for: caller, polling: limit == 0) { return try first.get() }
+        if let first = tryAccept(for: caller, polling: limit == 0, passive: passive) { return try first.get() }
         let id = state.withLock { s in
             defer { s.nextID += 1 }
             return s.nextID
@@ -90,7 +98,7 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
             let failed: SocketError? = state.withLock { s in
                 guard s.listener != nil else { return .closed }
                 if caller.mustNotWait { return caller.cancellation }
-                var a = Acceptor(id: id, owner: caller, continuation: continuation, timer: nil)
+                var a = Acceptor(id: id, owner: caller, continuation: continuation, timer: nil, passive: passive)
                 if let limit {
                     a.timer = runtime.schedule(afterNanoseconds: limit) { [weak self] in
                         self?.endAccept(id, with: .timeout)
@@ -106,12 +114,12 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Tries one accept now for a caller that is not queued. nil: must wait.
-    private func tryAccept(for caller: Process, polling: Bool) -> Result<Socket, SocketError>? {
+    private func tryAccept(for caller: Process, polling: Bool, passive: Bool) -> Result<Socket, SocketError>? {
         let made: Result<(Socket, any Connection), SocketError>? = state.withLock { (s: inout State) -> Result<(Socket, any Connection), SocketError>? in
             guard let listener = s.listener else { return .failure(.closed) }
             // Waiting acceptors are served first.
             guard s.acceptors.isEmpty else { return polling ? .failure(.timeout) : nil }
-            let socket = Socket(driver: driver, options: inherited(s.options), owner: caller)
+            let socket = Socket(driver: driver, options: inherited(s.options, passive: passive), owner: caller)
             do throws(SocketError) {
                 guard let c = try listener.accept(delegate: socket) else {
                     return polling ? .failure(.timeout) : nil
@@ -130,11 +138,17 @@ public final class ListenSocket: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    private func inherited(_ options: SocketOptions) -> SocketOptions {
+    private func inherited(_ options: SocketOptions, passive: Bool) -> SocketOptions {
         var o = options
         o.localPort = 0
         o.localAddress = nil
+        if passive { o.active = .passive }
         return o
+    }
+
+    /// The options an accepted socket inherits.
+    package var inheritedOptions: SocketOptions {
+        state.withLock { inherited($0.options, passive: false) }
     }
 
     private func arm(_ s: inout State) {
@@ -225,7 +239,7 @@ extension ListenSocket: ListenerDelegate {
                 // interrupt may not have run yet): the connection would die with it.
                 while let head = s.acceptors.first, !head.owner.isAlive { dead.append(s.acceptors.removeFirst()) }
                 guard let listener = s.listener, let head = s.acceptors.first else { return nil }
-                let socket = Socket(driver: driver, options: inherited(s.options), owner: head.owner)
+                let socket = Socket(driver: driver, options: inherited(s.options, passive: head.passive), owner: head.owner)
                 do throws(SocketError) {
                     guard let c = try listener.accept(delegate: socket) else {
                         arm(&s)

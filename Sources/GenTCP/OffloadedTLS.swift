@@ -69,3 +69,45 @@ public protocol TLSOffloadingDriver: Driver {
         delegate: any ConnectionDelegate
     ) async throws(SocketError) -> any Connection
 }
+
+extension Socket {
+    /// Connects to `host:port` over TLS that the driver's transport runs itself (a modem's TLS
+    /// stack, see ``OffloadedTLS``): OTP's `ssl:connect/4` with the engine in the module.
+    ///
+    /// The socket is secure (``security`` is ``SocketSecurity/offloaded``) and delivers `.ssl`
+    /// messages; every gen_tcp rule applies as on any socket. The host goes to the module as
+    /// given, names included (the module resolves them, and sends the name as SNI unless
+    /// ``OffloadedTLS/serverName`` says otherwise).
+    ///
+    /// - Parameter timeout: the whole connect and handshake. Default 60 s: a handshake of a few
+    ///   kilobytes crosses a slow serial line and the module's network (OTP's `infinity` leaves a
+    ///   silent peer hanging for ever).
+    /// - Throws: `badarg` for a port outside 1...65535, an empty host or a bad option; `enotsup`
+    ///   when the module cannot do what `tls` asks; the driver's reasons otherwise; `cancelled`.
+    public static func connect(
+        _ host: Host, port: Int, options: [Option] = [], offloadedTLS tls: OffloadedTLS,
+        timeout: Timeout = .seconds(60), driver: some TLSOffloadingDriver
+    ) async throws(SocketError) -> Socket {
+        guard (1...65535).contains(port) else { throw SocketError(.badArgument, "port must be 1...65535") }
+        let name = host.description
+        guard !name.isEmpty, name.utf8.count <= 253 else { throw SocketError(.badArgument, "host name must be 1...253 bytes") }
+        let opts = try SocketOptions(connect: options)
+        let limit = try timeout.validated().duration
+        let caller = try Process.liveCaller()
+        let socket = Socket(driver: driver, options: opts, owner: caller, security: .offloaded)
+        let connection = try await DetachedCall.run(as: caller, executor: driver.runtime.executor, orphan: { late in
+            late.close(abortive: false)
+        }) { () async throws(SocketError) -> any Connection in
+            try await driver.connectOffloaded(
+                host: name, port: port, tls: tls, options: opts, timeout: limit, delegate: socket)
+        }
+        socket.attach(connection)
+        if Socket.sendsPassiveAtOpen(options) {
+            let wakeup = socket.state.withLock { s in
+                s.closed ? nil : s.owner.mailbox.enqueue(socket.passiveMessage)
+            }
+            wakeup?.resume()
+        }
+        return socket
+    }
+}

@@ -303,7 +303,7 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     /// The calling process, for a call that may block.
     /// - Throws: `cancelled` when the calling process has exited (a killed process's code runs on,
     ///   but may not wait for anything again).
-    static func liveCaller() throws(SocketError) -> Process {
+    package static func liveCaller() throws(SocketError) -> Process {
         let process = current
         guard process.isAlive else { throw SocketError(.cancelled, "the process has exited") }
         return process
@@ -311,14 +311,14 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
 
     /// The error of a call made as this process that stopped waiting: `cancelled`, with a detail
     /// saying whether the process exited or only the task was cancelled.
-    var cancellation: SocketError {
+    package var cancellation: SocketError {
         isAlive ? SocketError(.cancelled, "the task was cancelled") : SocketError(.cancelled, "the process has exited")
     }
 
     /// True when a call made as this process must not start waiting: its task is cancelled, or
     /// the process has exited. A blocking call checks it under the lock that records its waiter,
     /// just before recording it, so that an interrupt that comes later finds the waiter.
-    var mustNotWait: Bool { Task.isCancelled || !isAlive }
+    package var mustNotWait: Bool { Task.isCancelled || !isAlive }
 
     /// Runs `body`, a wait made as this process, so that `interrupt` ends it when the calling task
     /// is cancelled or this process exits.

@@ -76,10 +76,11 @@ extension Socket {
     /// One `{tcp, S, Data}` to the owner, then the active-state step (and `tcp_passive`).
     private func deliverData(_ bytes: [UInt8], _ s: inout PortState, _ e: inout Effects) {
         s.stats.delivered(bytes.count)
-        post(.tcp(self, Payload(bytes, mode: s.options.mode)), &s, &e)
+        let payload = Payload(bytes, mode: s.options.mode)
+        post(security == .plain ? .tcp(self, payload) : .ssl(self, payload), &s, &e)
         let change = s.options.active.afterDelivery()
         s.options.active = change.mode
-        if change.sendsPassive { post(.tcpPassive(self), &s, &e) }
+        if change.sendsPassive { post(passiveMessage, &s, &e) }
     }
 
     /// Queues a message for the owner under the socket lock (so a socket's messages keep their
@@ -88,13 +89,38 @@ extension Socket {
         if let w = s.owner.mailbox.enqueue(message) { e.wakeups.append(w) }
     }
 
-    /// The end of the stream in an active mode: `tcp_error` (when shown) then `tcp_closed`; with
-    /// `exitOnClose` the socket is then dead.
+    /// The message an `{active, N}` counter reaching 0 sends: `tcp_passive` or `ssl_passive`.
+    package var passiveMessage: Message { security == .plain ? .tcpPassive(self) : .sslPassive(self) }
+
+    /// Whether `message` is this socket's `tcp_closed` or `ssl_closed`.
+    func isClosedMessage(_ message: Message) -> Bool {
+        switch message {
+        case .tcpClosed(let sock), .sslClosed(let sock): return sock === self
+        default: return false
+        }
+    }
+
+    /// Whether a failure is hidden behind a plain close: `econnreset` without `showEconnreset`
+    /// on a plain socket. A TLS socket shows every failure, since a reset cuts the stream short
+    /// without close_notify (a departure from OTP's ssl, which reports `closed`).
+    func hidesFailure(_ reason: SocketError.Reason, _ s: PortState) -> Bool {
+        reason == .connectionReset && !s.options.showEconnreset && security == .plain
+    }
+
+    /// The end of the stream in an active mode: `tcp_error` (when shown) then `tcp_closed`; on a
+    /// TLS socket `ssl_closed` for close_notify, or `ssl_error` alone for a failure (as OTP's ssl).
+    /// With `exitOnClose` the socket is then dead.
     private func deliverEnd(_ reason: SocketError.Reason?, _ s: inout PortState, _ e: inout Effects) {
         var shown = reason
-        if reason == .connectionReset && !s.options.showEconnreset { shown = nil }
-        if let shown { post(.tcpError(self, shown), &s, &e) }
-        post(.tcpClosed(self), &s, &e)
+        if let r = reason, hidesFailure(r, s) { shown = nil }
+        if security == .plain {
+            if let shown { post(.tcpError(self, shown), &s, &e) }
+            post(.tcpClosed(self), &s, &e)
+        } else if let shown {
+            post(.sslError(self, s.connection?.error(for: shown) ?? SocketError(shown)), &s, &e)
+        } else {
+            post(.sslClosed(self), &s, &e)
+        }
         s.readEnd = .dead
         if s.options.exitOnClose {
             markClosed(&s, &e, abortive: reason != nil)

@@ -16,10 +16,7 @@ extension Socket {
         var effects = Effects()
         state.withLock { s in markClosed(&s, &effects, abortive: false) }
         effects.run(on: runtime)
-        caller?.mailbox.removeFirst { m in
-            if case .tcpClosed(let sock) = m { return sock === self }
-            return false
-        }
+        caller?.mailbox.removeFirst { m in isClosedMessage(m) }
     }
 
     /// Shuts down one or both directions; Erlang's `gen_tcp:shutdown/2`.
@@ -79,7 +76,8 @@ extension Socket {
                 active: &s.options.active,
                 moves: { m in
                     switch m {
-                    case .tcp(let sock, _), .tcpClosed(let sock): return sock === self
+                    case .tcp(let sock, _), .tcpClosed(let sock), .ssl(let sock, _), .sslClosed(let sock):
+                        return sock === self
                     default: return false
                     }
                 })
@@ -113,7 +111,7 @@ extension Socket {
                 }
             }
             s.options = updated
-            if sendsPassive { post(.tcpPassive(self), &s, &effects) }
+            if sendsPassive { post(passiveMessage, &s, &effects) }
             pumpActive(&s, &effects)
             return nil
         }

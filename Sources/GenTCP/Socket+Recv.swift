@@ -171,8 +171,8 @@ extension Socket {
         }
         switch reason {
         case nil: return .failure(.closed)
-        case .connectionReset?: return .failure(s.options.showEconnreset ? SocketError(.connectionReset) : .closed)
-        case let r?: return .failure(SocketError(r))
+        case let r? where hidesFailure(r, s): return .failure(.closed)
+        case let r?: return .failure(s.connection?.error(for: r) ?? SocketError(r))
         }
     }
 

@@ -157,9 +157,9 @@ extension Socket {
         }
         switch reason {
         case .connectionReset, .brokenPipe:
-            return s.options.showEconnreset ? SocketError(.connectionReset) : .closed
+            return s.options.showEconnreset || security != .plain ? SocketError(.connectionReset) : .closed
         default:
-            return SocketError(reason)
+            return s.connection?.error(for: reason) ?? SocketError(reason)
         }
     }
 

@@ -2,6 +2,16 @@ import DequeModule
 import GenTCPCore
 import Synchronization
 
+/// What protects a socket's bytes on the wire.
+public enum SocketSecurity: Sendable, Hashable {
+    /// Plain TCP: `gen_tcp`.
+    case plain
+    /// TLS run by GenTCP (OpenSSL, in GenTCPTLS) over the driver's connection: OTP's `ssl`.
+    case tls
+    /// TLS run by the driver's transport (a modem's own TLS stack, see ``OffloadedTLS``).
+    case offloaded
+}
+
 /// Something a process controls and that closes when the process exits.
 protocol OwnedByProcess: AnyObject, Sendable {
     func ownerExited(_ process: Process)
@@ -21,17 +31,24 @@ public final class Socket: Sendable, Hashable, CustomStringConvertible {
     public let id: UInt64
     /// The driver this socket runs on.
     public let driver: any Driver
+    /// Plain TCP, TLS run by GenTCP, or TLS run by the driver's transport. It decides the
+    /// messages: `.tcp...` for a plain socket, `.ssl...` for a secure one.
+    public let security: SocketSecurity
     let runtime: any Runtime
     let state: Mutex<PortState>
 
     static let counter = Atomic<UInt64>(0)
 
-    init(driver: any Driver, options: SocketOptions, owner: Process) {
+    package init(driver: any Driver, options: SocketOptions, owner: Process, security: SocketSecurity = .plain) {
         self.id = Socket.counter.add(1, ordering: .relaxed).newValue
         self.driver = driver
+        self.security = security
         self.runtime = driver.runtime
         self.state = Mutex(PortState(options: options, owner: owner))
     }
+
+    /// True for a TLS socket (``SocketSecurity/tls`` or ``SocketSecurity/offloaded``).
+    public var isSecure: Bool { security != .plain }
 
     /// `#Port<0.N>`.
     public var description: String { "#Port<0.\(id)>" }
@@ -107,6 +124,9 @@ struct PortState {
     var writeArmed = false
     var stats = Statistics()
     var nextWaiterID: UInt64 = 1
+    /// After an upgrade to TLS: the driver still calls this socket, which passes readiness on to
+    /// the TLS layer that now reads and writes the connection.
+    var forward: (any ConnectionDelegate)?
 
     init(options: SocketOptions, owner: Process) {
         self.options = options
@@ -160,6 +180,24 @@ extension Socket {
         _ host: Host, port: Int, options: [Option] = [], timeout: Timeout = .infinity,
         driver: some Driver
     ) async throws(SocketError) -> Socket {
+        try await connect(host, port: port, options: options, timeout: timeout, driver: driver, security: .plain) {
+            address, options, remaining, socket async throws(SocketError) -> any Connection in
+            try await driver.connect(to: address, options: options, timeout: remaining, delegate: socket)
+        }
+    }
+
+    /// One connection to the driver, made by ``connect(_:port:options:timeout:driver:security:establish:)``
+    /// for one address: the driver's connection (with `socket` as its delegate), or a layer over it.
+    package typealias Establish = @Sendable (
+        _ address: SocketAddress, _ options: SocketOptions, _ remaining: Duration?, _ socket: Socket
+    ) async throws(SocketError) -> any Connection
+
+    /// `connect` with the connection step given: the TLS layer wraps the driver's connection and
+    /// runs its handshake inside `establish`, within the same overall `timeout`.
+    package static func connect(
+        _ host: Host, port: Int, options: [Option], timeout: Timeout, driver: some Driver,
+        security: SocketSecurity, establish: @escaping Establish
+    ) async throws(SocketError) -> Socket {
         guard (0...65535).contains(port) else { throw SocketError(.badArgument, "port must be 0...65535") }
         let opts = try SocketOptions(connect: options)
         let limit = try timeout.validated().nanoseconds
@@ -189,10 +227,11 @@ extension Socket {
             if caller.mustNotWait { throw caller.cancellation }
             do {
                 let socket = try await open(to: SocketAddress(address, port: port), options: opts,
-                                            timeout: remaining, driver: driver, as: caller)
+                                            timeout: remaining, driver: driver, as: caller,
+                                            security: security, establish: establish)
                 if Socket.sendsPassiveAtOpen(options) {
                     let wakeup = socket.state.withLock { s in
-                        s.closed ? nil : s.owner.mailbox.enqueue(.tcpPassive(socket))
+                        s.closed ? nil : s.owner.mailbox.enqueue(socket.passiveMessage)
                     }
                     wakeup?.resume()
                 }
@@ -208,7 +247,7 @@ extension Socket {
     /// True when OTP would send `{tcp_passive, S}` right after connect: it applies the options to
     /// the new port one by one, and an `{active, N}` that brings the counter to 0 or below sends it
     /// (`connect(..., [{active,0}])` delivers `tcp_passive` at once in OTP 25).
-    static func sendsPassiveAtOpen(_ options: [Option]) -> Bool {
+    package static func sendsPassiveAtOpen(_ options: [Option]) -> Bool {
         var mode = ActiveMode.active
         var sends = false
         for case .active(let requested) in options {
@@ -230,16 +269,15 @@ extension Socket {
 
     private static func open(
         to address: SocketAddress, options: SocketOptions, timeout: Duration?,
-        driver: some Driver, as owner: Process
+        driver: some Driver, as owner: Process, security: SocketSecurity, establish: @escaping Establish
     ) async throws(SocketError) -> Socket {
-        let socket = Socket(driver: driver, options: options, owner: owner)
+        let socket = Socket(driver: driver, options: options, owner: owner, security: security)
         // Drivers' connects cannot be interrupted: the port stops waiting instead, and closes a
         // connection that comes too late (see DetachedCall).
         let connection = try await DetachedCall.run(as: owner, executor: driver.runtime.executor, orphan: { late in
             late.close(abortive: false)
         }) { () async throws(SocketError) -> any Connection in
-            try await driver.connect(
-                to: address, options: options, timeout: timeout, delegate: socket)
+            try await establish(address, options, timeout, socket)
         }
         socket.attach(connection)
         return socket
@@ -247,7 +285,7 @@ extension Socket {
 
     /// Binds a connection to this socket: applies transport options, registers the owner, starts
     /// active delivery. Used by connect and accept.
-    func attach(_ connection: any Connection) {
+    package func attach(_ connection: any Connection) {
         let owner: Process = state.withLock { s in
             s.connection = connection
             for name in [OptionName.nodelay, .keepalive, .linger] {
@@ -271,26 +309,30 @@ extension Socket {
 extension Socket: ConnectionDelegate {
     public func connectionReadable() {
         var effects = Effects()
-        state.withLock { s in
+        let forward: (any ConnectionDelegate)? = state.withLock { s in
             s.readArmed = false
-            guard !s.closed else { return }
+            guard !s.closed else { return s.forward }
             if s.recvWaiter != nil {
                 continueRecv(&s, &effects)
             } else {
                 pumpActive(&s, &effects)
             }
+            return nil
         }
         effects.run(on: runtime)
+        forward?.connectionReadable()
     }
 
     public func connectionWritable() {
         var effects = Effects()
-        state.withLock { s in
+        let forward: (any ConnectionDelegate)? = state.withLock { s in
             s.writeArmed = false
-            guard !s.closed else { return }
+            guard !s.closed else { return s.forward }
             flushSenders(&s, &effects)
+            return nil
         }
         effects.run(on: runtime)
+        forward?.connectionWritable()
     }
 }
 

@@ -174,6 +174,24 @@ extension SocketError {
         /// the process that made it was killed or exited (GenTCP's `Process`). GenTCP's own
         /// reason: Erlang has no task cancellation, and a killed Erlang process returns from nothing.
         case cancelled
+        /// `tls_alert`: a TLS handshake or record failed with an alert; the error's
+        /// ``SocketError/alert`` names it and the side that raised it (OTP's
+        /// `{tls_alert, {unknown_ca, "... generated ..."}}`).
+        case tlsAlert
+        /// `truncated`: the peer ended the TCP stream of a TLS connection without its
+        /// close_notify, so the data may have been cut short. GenTCP's own reason: OTP's ssl
+        /// reports this as `closed`.
+        case truncated
+        /// `protocol_not_negotiated`: no ALPN protocol was agreed (OTP's
+        /// `ssl:negotiated_protocol/1`).
+        case protocolNotNegotiated
+        /// `no_peercert`: the peer sent no certificate (OTP's `ssl:peercert/1`).
+        case noPeerCertificate
+        /// `not_secure`: a TLS call on a plain TCP socket (`ThousandIsland.Transport`'s atom).
+        case notSecure
+        /// `unsupported_upgrade`: this socket cannot be upgraded to TLS (a link whose TLS the
+        /// module runs; `ThousandIsland.Transport`'s atom).
+        case unsupportedUpgrade
 
         /// The Erlang atom for this reason, e.g. `econnrefused`.
         public var atom: StaticString {
@@ -260,6 +278,12 @@ extension SocketError {
             case .textFileBusy: "etxtbsy"
             case .crossDeviceLink: "exdev"
             case .cancelled: "cancelled"
+            case .tlsAlert: "tls_alert"
+            case .truncated: "truncated"
+            case .protocolNotNegotiated: "protocol_not_negotiated"
+            case .noPeerCertificate: "no_peercert"
+            case .notSecure: "not_secure"
+            case .unsupportedUpgrade: "unsupported_upgrade"
             }
         }
 
@@ -348,6 +372,12 @@ extension SocketError {
             case .textFileBusy: "text file busy"
             case .crossDeviceLink: "cross-device link"
             case .cancelled: "the waiting task was cancelled, or its process exited"
+            case .tlsAlert: "TLS alert"
+            case .truncated: "the peer ended the TLS stream without close_notify"
+            case .protocolNotNegotiated: "no ALPN protocol was negotiated"
+            case .noPeerCertificate: "the peer sent no certificate"
+            case .notSecure: "not a TLS socket"
+            case .unsupportedUpgrade: "this socket cannot be upgraded to TLS"
             }
         }
     }

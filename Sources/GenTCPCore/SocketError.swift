@@ -8,6 +8,10 @@ public struct SocketError: Error, Hashable, Sendable, CustomStringConvertible {
     public var reason: Reason
     /// A short static note on what exactly was wrong (e.g. `"buffer must be 1...16777216"`), or empty.
     public var detail: StaticString
+    /// For ``Reason/tlsAlert``: the alert and whether this side generated it or received it.
+    public var alert: TLSAlert?
+    /// For ``Reason/tlsAlert``: `generated` (this side refused the peer) or `received`.
+    public var alertOrigin: TLSAlertOrigin?
 
     /// An error with a reason and, for bad arguments, a note saying what was wrong.
     public init(_ reason: Reason, _ detail: StaticString = "") {
@@ -15,9 +19,23 @@ public struct SocketError: Error, Hashable, Sendable, CustomStringConvertible {
         self.detail = detail
     }
 
-    /// `atom: summary`, and the detail when there is one: e.g. `econnrefused: connection refused`.
+    /// A TLS alert (`tls_alert`), naming the alert and the side that raised it.
+    public init(alert: TLSAlert, origin: TLSAlertOrigin, _ detail: StaticString = "") {
+        self.reason = .tlsAlert
+        self.detail = detail
+        self.alert = alert
+        self.alertOrigin = origin
+    }
+
+    /// `atom: summary`, and the detail when there is one: e.g. `econnrefused: connection refused`;
+    /// a TLS alert as OTP prints it, with the side: `tls_alert: unknown_ca, generated`.
     public var description: String {
-        var text = "\(reason.atom): \(reason.summary)"
+        var text: String
+        if reason == .tlsAlert, let alert, let alertOrigin {
+            text = "\(reason.atom): \(alert.name), \(alertOrigin)"
+        } else {
+            text = "\(reason.atom): \(reason.summary)"
+        }
         if detail.utf8CodeUnitCount > 0 { text += " (\(detail))" }
         return text
     }

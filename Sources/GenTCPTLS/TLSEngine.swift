@@ -194,6 +194,14 @@ public final class TLSEngine {
         transportEnded = true
     }
 
+    /// Whether the engine holds input it has not turned into plaintext yet: decrypted bytes not
+    /// read, or received ciphertext not processed. A reader that stopped before draining it must
+    /// read again before waiting on the transport.
+    public var hasPendingInput: Bool {
+        // SSL_has_pending would also count a partial record, which only more input completes.
+        SSL_pending(ssl) > 0 || BIO_ctrl_pending(inbound) > 0
+    }
+
     // MARK: Ciphertext to the transport
 
     /// How many ciphertext bytes wait to be written to the transport.

@@ -21,7 +21,7 @@ public enum TLSError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The reason as OTP would print it: `{tls_alert,{unknown_ca,generated}}`, `closed`, ...
     public var description: String {
         switch self {
-        case .alert(let alert, let origin): "{tls_alert,{\(alert.name),\(origin.rawValue)}}"
+        case .alert(let alert, let origin): "{tls_alert,{\(alert.name),\(origin)}}"
         case .closed: "closed"
         case .truncated: "truncated"
         case .configuration(let error): "{options,\(error)}"

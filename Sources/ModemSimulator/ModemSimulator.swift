@@ -272,7 +272,7 @@ public final class ModemSimulator: Sendable {
                     readOpen = false
                     update { $0.linkEnded(link: link, generation: generation) }
                 }
-            case .tcpPassive, .udp, .udpPassive, .udpError:
+            case .tcpPassive, .udp, .udpPassive, .udpError, .ssl, .sslClosed, .sslError, .sslPassive:
                 break
             case .user(let value):
                 guard let command = value as? LinkCommand else { continue }

@@ -114,7 +114,7 @@ func collectActive(timeout: Timeout) async -> (bytes: [UInt8], ends: [String]) {
             ends.append("tcp_closed")
             return (got, ends)
         case .tcpPassive: ends.append("tcp_passive")
-        case .udp, .udpPassive, .udpError, .user: break
+        case .udp, .udpPassive, .udpError, .ssl, .sslClosed, .sslError, .sslPassive, .user: break
         }
     }
     ends.append("(nothing within the limit)")

@@ -1,4 +1,5 @@
 import GenTCPTLS
+import TLSTestSupport
 
 /// Two engines joined in memory: whatever one writes for the transport, the other receives.
 struct EnginePair {

@@ -1,5 +1,6 @@
 import GenTCPTLS
 import Testing
+import TLSTestSupport
 
 @Suite("TLS engine to engine, in memory", .enabled(if: skipReason == nil, "\(skipReason ?? "")"))
 struct EngineTests {

@@ -1,5 +1,6 @@
 import Foundation
 import GenTCPTLS
+import TLSTestSupport
 
 #if canImport(Glibc)
 import Glibc

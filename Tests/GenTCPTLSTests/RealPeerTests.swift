@@ -1,6 +1,7 @@
 import Foundation
 import GenTCPTLS
 import Testing
+import TLSTestSupport
 
 @Suite("TLS engine against openssl s_server and s_client on 127.0.0.1", .enabled(if: skipReason == nil, "\(skipReason ?? "")"))
 struct RealPeerTests {

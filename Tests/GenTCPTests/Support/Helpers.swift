@@ -12,6 +12,11 @@ enum Msg: Equatable, Sendable, CustomStringConvertible {
     case tcpClosed(Socket)
     case tcpError(Socket, SocketError.Reason)
     case tcpPassive(Socket)
+    case ssl(Socket, Payload)
+    case sslClosed(Socket)
+    /// The error's reason and, for a TLS alert, the alert's name and side (`unknown_ca generated`).
+    case sslError(Socket, SocketError.Reason, String?)
+    case sslPassive(Socket)
     case udp(UDPSocket, Datagram)
     case udpPassive(UDPSocket)
     case udpError(UDPSocket, SocketError.Reason)
@@ -28,6 +33,11 @@ enum Msg: Equatable, Sendable, CustomStringConvertible {
         case .tcpClosed(let s)?: self = .tcpClosed(s)
         case .tcpError(let s, let r)?: self = .tcpError(s, r)
         case .tcpPassive(let s)?: self = .tcpPassive(s)
+        case .ssl(let s, let p)?: self = .ssl(s, p)
+        case .sslClosed(let s)?: self = .sslClosed(s)
+        case .sslError(let s, let e)?:
+            self = .sslError(s, e.reason, e.alert.map { "\($0.name) \(e.alertOrigin.map { "\($0)" } ?? "?")" })
+        case .sslPassive(let s)?: self = .sslPassive(s)
         case .udp(let s, let d)?: self = .udp(s, d)
         case .udpPassive(let s)?: self = .udpPassive(s)
         case .udpError(let s, let r)?: self = .udpError(s, r)
@@ -41,6 +51,10 @@ enum Msg: Equatable, Sendable, CustomStringConvertible {
         case .tcpClosed(let s): return "{tcp_closed, \(s)}"
         case .tcpError(let s, let r): return "{tcp_error, \(s), \(r.atom)}"
         case .tcpPassive(let s): return "{tcp_passive, \(s)}"
+        case .ssl(let s, let p): return "{ssl, \(s), \(p)}"
+        case .sslClosed(let s): return "{ssl_closed, \(s)}"
+        case .sslError(let s, let r, let alert): return "{ssl_error, \(s), \(alert.map { "tls_alert \($0)" } ?? "\(r.atom)")}"
+        case .sslPassive(let s): return "{ssl_passive, \(s)}"
         case .udp(let s, let d): return "{udp, \(s), \(d.source), \(d.payload)}"
         case .udpPassive(let s): return "{udp_passive, \(s)}"
         case .udpError(let s, let r): return "{udp_error, \(s), \(r.atom)}"

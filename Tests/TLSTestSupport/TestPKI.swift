@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 
 /// The `openssl` command, or `nil` when it is not installed (the real-peer tests then skip).
-let opensslPath: String? = {
+public let opensslPath: String? = {
     for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
         let candidate = "\(directory)/openssl"
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
@@ -11,17 +11,17 @@ let opensslPath: String? = {
 }()
 
 /// Why the TLS tests cannot run here, or `nil` when they can.
-let skipReason: String? = opensslPath == nil ? "the openssl command is not installed (Debian: apt-get install openssl)" : nil
+public let skipReason: String? = opensslPath == nil ? "the openssl command is not installed (Debian: apt-get install openssl)" : nil
 
 /// A throw-away test PKI made once per test run with the openssl CLI, in a temporary directory
 /// removed at exit: a CA, a `localhost` server certificate (SAN DNS:localhost, IP:127.0.0.1), an
 /// expired one, a self-signed leaf, one for `wrong.example`, a client certificate from the CA, and
 /// a CA and client certificate unrelated to it. ECDSA P-256, as the reference's PKI.
-struct TestPKI: Sendable {
-    let directory: String
+public struct TestPKI: Sendable {
+    public let directory: String
 
-    func pem(_ name: String) -> String { "\(directory)/\(name).pem" }
-    func key(_ name: String) -> String { "\(directory)/\(name).key" }
+    public func pem(_ name: String) -> String { "\(directory)/\(name).pem" }
+    public func key(_ name: String) -> String { "\(directory)/\(name).key" }
 
     static let shared: Result<TestPKI, PKIError> = {
         guard let openssl = opensslPath else { return .failure(PKIError(text: "no openssl")) }
@@ -52,7 +52,7 @@ struct TestPKI: Sendable {
         return .success(TestPKI(directory: directory))
     }()
 
-    static func get() throws -> TestPKI { try shared.get() }
+    public static func get() throws -> TestPKI { try shared.get() }
 
     private static func removeAtExit() {
         if let directory = pkiDirectoryForCleanup.withLock({ $0 }) {
@@ -107,9 +107,9 @@ struct TestPKI: Sendable {
         """#
 }
 
-struct PKIError: Error, CustomStringConvertible {
-    let text: String
-    var description: String { text }
+public struct PKIError: Error, CustomStringConvertible {
+    public let text: String
+    public var description: String { text }
 }
 
 let pkiDirectoryForCleanup = Mutex<String?>(nil)
