@@ -89,7 +89,7 @@ let package = Package(
             name: "gentcp",
             dependencies: [
                 "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "GenTCPModem", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "ModemSimulator",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "GenTCPTLS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/gentcp", swiftSettings: strict),
         .executableTarget(

@@ -4,6 +4,7 @@ import GenTCPCore
 import GenTCPModem
 import GenTCPSerial
 import GenTCPAT
+import GenTCPTLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -26,10 +27,22 @@ struct Connect: AsyncParsableCommand {
             and text, >> to the board and << from it. When stderr is a terminal and stdout is \
             not, a progress line shows the bytes sent and received (--progress, --no-progress).
 
+            With --tls the connection runs TLS (GenTCP's OpenSSL over any driver; --tls module \
+            on --driver at lets the modem run it): the server's certificate is checked against \
+            the system's CA store (--cacert FILE for your own CA) and against HOST (--sni NAME \
+            for another name) unless --insecure says not to. A refused handshake is one line \
+            naming the TLS alert (gentcp: tls_alert: unknown_ca, generated). At the end of \
+            stdin a close_notify goes out before the half-close; a peer that ends the stream \
+            without its close_notify is reported as truncated, exit 1. With -v the version, \
+            cipher suite and ALPN protocol are printed once connected.
+
             Example: printf 'GET / HTTP/1.0\\r\\n\\r\\n' | gentcp connect localhost 8080
+            Example: gentcp connect --tls --alpn http/1.1 --cacert ca.pem localhost 8443
             """)
 
     @OptionGroup var drivers: DriverOptions
+
+    @OptionGroup var tlsOptions: TLSOptions
 
     // A string, so that -1 and bad values get gentcp's own handling and one-line error.
     @ArgumentParser.Option(
@@ -40,7 +53,7 @@ struct Connect: AsyncParsableCommand {
     // A string, so that a negative or malformed value gets gentcp's own one-line error.
     @ArgumentParser.Option(
         name: .long, parsing: .unconditional,
-        help: ArgumentHelp("Give up connecting after MS milliseconds, or never with `infinity` (default: the system's own limit).", valueName: "MS"))
+        help: ArgumentHelp("Give up connecting after MS milliseconds, or never with `infinity` (default: the system's own limit; with --tls 30000 for the connect and the handshake together, 60000 with --tls module).", valueName: "MS"))
     var timeout: String?
 
     @Flag(help: "Address family for a host name.")
@@ -82,6 +95,9 @@ struct Connect: AsyncParsableCommand {
             return bad("port must be a number in 1...65535, got \"\(port)\"")
         }
         var limit = Timeout.infinity
+        if tlsOptions.tls == .host { limit = TLSDefaults.handshakeTimeout }
+        if tlsOptions.tls == .module { limit = .seconds(60) }
+        if timeout == "infinity" { limit = .infinity }
         if let timeout, timeout != "infinity" {
             guard let ms = Int(timeout), ms >= 0 else {
                 return bad("--timeout must be milliseconds >= 0 or infinity, got \"\(timeout)\"")
@@ -112,12 +128,17 @@ struct Connect: AsyncParsableCommand {
         case .success(let c): choice = c
         case .failure(let failure): return .failure(failure)
         }
+        let tls: TLSOptions.Choice
+        switch tlsOptions.choice(driver: choice.driver) {
+        case .success(let t): tls = t
+        case .failure(let failure): return .failure(failure)
+        }
         return .success(ConnectSession.Settings(
             driver: choice.driver, host: target, port: number,
             timeout: limit,
             preference: preference, verbose: verbose,
             progress: progress ?? (isatty(2) == 1 && isatty(1) == 0), modem: choice.modem, line: choice.line,
-            quitAfter: quit))
+            quitAfter: quit, tls: tls))
     }
 
     /// What is wrong with a string that goes into an AT command (GenTCPModem's own check:

@@ -5,6 +5,7 @@ import GenTCPPOSIX
 import GenTCPSerial
 import GenTCPAT
 import GenTCPSLIP
+import GenTCPTLS
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -72,6 +73,14 @@ struct ConnectSession: Sendable {
         /// At the end of stdin on a driver that cannot half-close (at): close after this many
         /// seconds without data once the module took every byte; nil waits for the peer's close.
         var quitAfter: Double? = 5
+        /// TLS: none, GenTCP's own over the driver, or the module's.
+        var tls: TLSOptions.Choice = .none
+
+        /// True with `--tls`.
+        var usesTLS: Bool {
+            if case .none = tls { return false }
+            return true
+        }
 
         /// The serial device and its speed, for drivers on a serial line.
         var serialLine: (path: String, baud: Int)? {
@@ -131,8 +140,7 @@ struct ConnectSession: Sendable {
         do throws(SocketError) {
             switch settings.driver {
             case .posix:
-                socket = try await Socket.connect(settings.host, port: settings.port, options: options,
-                                                  timeout: settings.timeout, driver: .posix)
+                socket = try await open(options: options, driver: .posix)
             case .slip:
                 guard let line = settings.line else { throw SocketError(.badArgument, "no line") }
                 let link: any SerialLink
@@ -146,8 +154,7 @@ struct ConnectSession: Sendable {
                 configuration.capturePath = line.capture
                 let driver = try SLIPDriver(link: link, configuration: configuration)
                 incidents = driver
-                socket = try await Socket.connect(settings.host, port: settings.port, options: options,
-                                                  timeout: settings.timeout, driver: driver)
+                socket = try await open(options: options, driver: driver)
             case .at:
                 guard let modem = settings.modem else { throw SocketError(.badArgument, "no modem") }
                 let link: any SerialLink
@@ -162,9 +169,7 @@ struct ConnectSession: Sendable {
                 incidents = driver
                 driver.start()
                 // A modem connection cannot half-close: at stdin's end the copy keeps receiving.
-                socket = try await Socket.connect(settings.host, port: settings.port,
-                                                  options: options.filter { $0.name != .nodelay },
-                                                  timeout: settings.timeout, driver: driver)
+                socket = try await open(options: options.filter { $0.name != .nodelay }, driver: driver)
             }
         } catch {
             printError(connectFailureLine(error, incident: ConnectSession.linkIncident(incidents, for: error)))
@@ -175,6 +180,7 @@ struct ConnectSession: Sendable {
             let peer = (try? socket.peername())?.description ?? "?"
             let local = (try? socket.sockname())?.description ?? "?"
             note("connected to \(peer) from \(local)")
+            if let info = try? socket.connectionInformation() { note(ConnectSession.describe(info)) }
         }
 
         let stdin = BlockingThread()
@@ -234,6 +240,32 @@ struct ConnectSession: Sendable {
             }
             progress?.add(received: bytes.count)
         }
+    }
+
+    /// Connects as the settings say: plain, TLS over the driver, or the module's TLS.
+    private func open(options: [Option], driver: some Driver) async throws(SocketError) -> Socket {
+        switch settings.tls {
+        case .none:
+            return try await Socket.connect(settings.host, port: settings.port, options: options,
+                                            timeout: settings.timeout, driver: driver)
+        case .host(let context):
+            return try await Socket.connect(settings.host, port: settings.port, options: options, tls: context,
+                                            timeout: settings.timeout, driver: driver)
+        case .module(let tls):
+            guard let offloading = driver as? any TLSOffloadingDriver else {
+                throw SocketError(.notSupported, "this driver cannot run TLS in the module")
+            }
+            return try await Socket.connect(settings.host, port: settings.port, options: options, offloadedTLS: tls,
+                                            timeout: settings.timeout, driver: offloading)
+        }
+    }
+
+    /// `TLS 1.3, TLS_AES_256_GCM_SHA384, ALPN h2`: what -v says of a TLS connection.
+    static func describe(_ info: TLSConnectionInformation) -> String {
+        if info.offloaded { return "TLS run by the module (it reports no version, cipher or ALPN)" }
+        var parts = [info.protocolVersion.map { "TLS \($0 == .v1_3 ? "1.3" : "1.2")" } ?? "TLS", info.cipherSuite ?? "?"]
+        parts.append(info.negotiatedProtocol.map { "ALPN \($0)" } ?? "no ALPN protocol")
+        return parts.joined(separator: ", ")
     }
 
     /// Copies stdin to the socket, then shuts down the sending side. On a driver that cannot
@@ -360,6 +392,8 @@ struct ConnectSession: Sendable {
         case .connectionReset: return "the peer reset the connection"
         case .connectionAborted: return "the connection was aborted on this host"
         case .protocolError: return "the peer broke the protocol"
+        case .tlsAlert: return error.alert?.connectHint
+        case .closed where settings.usesTLS: return "the peer closed the connection during the TLS handshake (does it speak TLS on this port?)"
         default: return nil
         }
     }
@@ -376,6 +410,8 @@ struct ConnectSession: Sendable {
         case .connectionAborted: return "the connection was aborted on this host; what reached stdout is incomplete"
         case .connectionTimedOut: return "\(settings.target) stopped answering; what reached stdout is incomplete"
         case .protocolError: return "the peer broke the protocol; what reached stdout is incomplete"
+        case .truncated: return "the peer ended the TLS stream without close_notify; what reached stdout may be cut short"
+        case .tlsAlert: return "the TLS connection failed; what reached stdout is incomplete"
         default: return "what reached stdout is incomplete"
         }
     }

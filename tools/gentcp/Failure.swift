@@ -23,8 +23,17 @@ func failureLine(atom: String, summary: String, notes: [String]) -> String {
 
 /// The failure line for a socket error, with the error's detail and an optional hint.
 func failureLine(_ error: SocketError, hint: String? = nil) -> String {
-    failureLine(atom: "\(error.reason.atom)", summary: "\(error.reason.summary)",
+    failureLine(atom: "\(error.reason.atom)", summary: reasonSummary(error),
                 notes: ["\(error.detail)", hint ?? ""])
+}
+
+/// The reason's summary, or for a TLS alert the alert and the side that raised it
+/// (`unknown_ca, generated`): what OTP's `{tls_alert, ...}` names.
+func reasonSummary(_ error: SocketError) -> String {
+    if error.reason == .tlsAlert, let alert = error.alert, let origin = error.alertOrigin {
+        return "\(alert.name), \(origin)"
+    }
+    return "\(error.reason.summary)"
 }
 
 /// The failure line for a serial link that would not open, with a hint for the usual causes:
@@ -80,7 +89,7 @@ func transferFailureLine(_ error: SocketError, incident: String?, received: Int,
     if let incident, !incident.isEmpty {
         summary = incident
     } else {
-        summary = "\(error.reason.summary)"
+        summary = reasonSummary(error)
         let detail = "\(error.detail)"
         if !detail.isEmpty { summary += " (\(detail))" }
     }

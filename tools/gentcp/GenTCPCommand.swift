@@ -27,7 +27,8 @@ struct GenTCPCommand: AsyncParsableCommand {
     static func main() async {
         let closed = StandardStreams.reopenClosed()
         do {
-            var command = try parseAsRoot()
+            // `--tls` takes an optional value, which the parser cannot: spell it as it can.
+            var command = try parseAsRoot(TLSOptions.normalizedArguments(Array(CommandLine.arguments.dropFirst())))
             if closed.stdout {
                 // Whatever the command prints would be lost (and the descriptor is /dev/null now).
                 printError(failureLine(atom: "ebadf", summary: "stdout is closed",
