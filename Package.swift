@@ -16,7 +16,7 @@ let package = Package(
         // The modem simulator, for tests and simulation runs against the at driver.
         .library(name: "ModemSimulator", targets: ["ModemSimulator"]),
         // TLS over any byte stream (OpenSSL 3, Debian's libssl-dev). Host only.
-        .library(name: "GenTCPTLS", targets: ["GenTCPTLS"]),
+        .library(name: "GenTCPTLS", targets: ["GenTCPTLSEngine", "GenTCPTLS"]),
         // The embedded-safe cores alone (standard library only), for firmware.
         .library(name: "GenTCPEmbedded", targets: ["GenTCPCore", "GenTCPWire", "GenTCPStack", "GenTCPModem"]),
         .executable(name: "gentcp", targets: ["gentcp"]),
@@ -83,8 +83,11 @@ let package = Package(
             dependencies: ["GenTCP", "GenTCPCore", "GenTCPModem", "GenTCPSerial"],
             swiftSettings: strict),
         // The TLS engine: a sans-I/O byte-stream transformer over OpenSSL's memory BIOs. Host only,
-        // never a dependency of the embedded-safe cores.
-        .target(name: "GenTCPTLS", dependencies: ["GenTCP", "GenTCPCore", "COpenSSL"], swiftSettings: strict),
+        // never a dependency of the embedded-safe cores; GenTCPCore only for the alert vocabulary.
+        .target(name: "GenTCPTLSEngine", dependencies: ["GenTCPCore", "COpenSSL"], swiftSettings: strict),
+        // TLS sockets: the engine between the port layer and any driver's connection
+        // (`Socket.connect(tls:)`, `upgrade`, `ListenSocket.accept(tls:)`, `.ssl` messages).
+        .target(name: "GenTCPTLS", dependencies: ["GenTCPTLSEngine", "GenTCP", "GenTCPCore"], swiftSettings: strict),
         .executableTarget(
             name: "gentcp",
             dependencies: [

@@ -1,3 +1,5 @@
-// Importing GenTCPTLS brings the port layer (Socket, ListenSocket) and its vocabulary with it.
+// Importing GenTCPTLS brings the engine's configuration types, the port layer (Socket,
+// ListenSocket) and its vocabulary with it.
 @_exported import GenTCP
 @_exported import GenTCPCore
+@_exported import GenTCPTLSEngine

@@ -17,7 +17,8 @@
 //   prefix of what the client wrote.
 
 #if canImport(GenTCPTLS)
-import GenTCPTLS
+import GenTCPCore
+import GenTCPTLSEngine
 #endif
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import COpenSSL
+import GenTCPCore
 
 #if canImport(Glibc)
 import Glibc
