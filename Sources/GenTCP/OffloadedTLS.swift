@@ -79,9 +79,15 @@ extension Socket {
     /// given, names included (the module resolves them, and sends the name as SNI unless
     /// ``OffloadedTLS/serverName`` says otherwise).
     ///
-    /// - Parameter timeout: the whole connect and handshake. Default 60 s: a handshake of a few
-    ///   kilobytes crosses a slow serial line and the module's network (OTP's `infinity` leaves a
-    ///   silent peer hanging for ever).
+    /// - Parameters:
+    ///   - host: the server, passed to the module as given.
+    ///   - port: the server's port, 1...65535.
+    ///   - options: socket options, as for a plain connect.
+    ///   - tls: what the module checks and offers.
+    ///   - timeout: the whole connect and handshake. Default 60 s: a handshake of a few kilobytes
+    ///     crosses a slow serial line and the module's network (OTP's `infinity` leaves a silent
+    ///     peer hanging for ever).
+    ///   - driver: a driver whose transport runs TLS (the at driver).
     /// - Throws: `badarg` for a port outside 1...65535, an empty host or a bad option; `enotsup`
     ///   when the module cannot do what `tls` asks; the driver's reasons otherwise; `cancelled`.
     public static func connect(

@@ -10,7 +10,7 @@ public struct TLSConnectionInformation: Sendable, Hashable {
     public var negotiatedProtocol: String?
     /// Server side: the name the client asked for with SNI, or nil (OTP's `sni_hostname`).
     public var serverName: String?
-    /// Whether the driver's transport runs this socket's TLS (see ``OffloadedTLS``).
+    /// Whether the driver's transport runs this socket's TLS (see `OffloadedTLS`).
     public var offloaded: Bool
 }
 
