@@ -16,7 +16,7 @@ extension Socket {
             }
             budget -= 1
             if !s.stash.isEmpty {
-                let n = min(s.options.buffer, s.stash.count)
+                let n = min(readCapacity(s), s.stash.count)
                 let chunk = Array(s.stash[0..<n])
                 s.stash.removeFirst(n)
                 deliverData(chunk, &s, &e)
@@ -29,7 +29,7 @@ extension Socket {
                 return
             }
             guard s.readEnd == .open, let connection = s.connection else { return }
-            let capacity = s.options.buffer
+            let capacity = readCapacity(s)
             var result = IOResult.wouldBlock
             let data = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
                 result = connection.read(into: UnsafeMutableRawBufferPointer(buffer))
@@ -88,6 +88,16 @@ extension Socket {
     func post(_ message: Message, _ s: inout PortState, _ e: inout Effects) {
         if let w = s.owner.mailbox.enqueue(message) { e.wakeups.append(w) }
     }
+
+    /// How much one read of a message or a `recv(0)` asks for: `buffer`, or on a TLS socket at
+    /// least a whole record (16,384 bytes), since OTP's ssl delivers records whole whatever
+    /// `buffer` says (the engine hands out at most one record per read).
+    func readCapacity(_ s: PortState) -> Int {
+        security == .tls ? max(s.options.buffer, Socket.tlsRecordPlaintext) : s.options.buffer
+    }
+
+    /// The most plaintext one TLS record carries.
+    static let tlsRecordPlaintext = 16_384
 
     /// The message an `{active, N}` counter reaching 0 sends: `tcp_passive` or `ssl_passive`.
     package var passiveMessage: Message { security == .plain ? .tcpPassive(self) : .sslPassive(self) }

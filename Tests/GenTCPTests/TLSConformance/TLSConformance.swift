@@ -148,3 +148,23 @@ extension TLSConformance {
         }
     }
 }
+
+extension TLSConformance {
+    @Suite("T Records")
+    struct Records {
+        @Test("T5a a record arrives whole whatever buffer says: {buffer,16} and a 100-byte record", arguments: Backend.all)
+        func recordWholeDespiteBuffer(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.tlsPair(client: [.binary, .active(.passive), .buffer(16)])
+                let record = [UInt8](repeating: 0x61, count: 100)
+                try await p.send(record)
+                #expect(try await c.recv(0, timeout: 30_000) == .binary(record))
+                try c.setopts([.active(.once)])
+                try await p.send(record)
+                #expect(await next(30_000) == .ssl(c, .binary(record)))
+                c.close()
+                p.close()
+            }
+        }
+    }
+}
