@@ -132,7 +132,7 @@ final class TLSConnection: Connection, ConnectionDelegate {
         waiter?.resume()
     }
 
-    private func handshakeStep(_ s: inout State) -> Step {
+    func handshakeStep(_ s: inout State) -> Step {
         if let end = s.handshakeEnd { return .failed(end) }
         guard let inner = s.inner else { return .failed(.closed) }
         while true {
