@@ -1,8 +1,8 @@
-// Fuzz harness for GenTCPTLS: a client and a server engine joined in memory, driven by the
+// Fuzz harness for GenTCPTLSEngine: a client and a server engine joined in memory, driven by the
 // input's script, with the client's records to the server tampered with or replaced by the
 // input's bytes, and raw bytes thrown at either side at any moment.
 //
-// Run with `tools/fuzz.sh tls SECONDS` (it builds GenTCPTLS with OpenSSL's module map and
+// Run with `tools/fuzz.sh tls SECONDS` (it builds GenTCPTLSEngine with OpenSSL's module map and
 // libraries, from `flags`). The server's certificate is a throw-away self-signed one in this
 // folder; the client does not verify it (verification is the engine tests' subject).
 //
@@ -16,7 +16,7 @@
 // * while nothing on the client-to-server path was tampered with, what the server reads is a
 //   prefix of what the client wrote.
 
-#if canImport(GenTCPTLS)
+#if canImport(GenTCPTLSEngine)
 import GenTCPCore
 import GenTCPTLSEngine
 #endif
