@@ -85,17 +85,23 @@ extension Socket {
         Ownership.finish(transfer, self) { closeSocket(removingClosedFrom: nil) }
     }
 
+    /// What `setopts`/`getopts` answer on a closed socket: gen_tcp's `einval`, OTP ssl's `closed`.
+    private var closedOptionsError: SocketError {
+        security == .plain ? SocketError(.invalidArgument, "socket is closed") : .closed
+    }
+
     /// The controlling process.
     public var controllingProcess: Process { state.withLock { $0.owner } }
 
     /// Sets options; Erlang's `inet:setopts/2`. The list is applied in order and atomically: one
     /// bad value rejects it all with `einval`. Turning the socket active delivers what is waiting.
     ///
-    /// - Throws: `einval` for a bad value or a closed socket.
+    /// - Throws: `einval` for a bad value or a closed socket (`closed` on a TLS socket, as OTP's
+    ///   ssl answers).
     public func setopts(_ options: [Option]) throws(SocketError) {
         var effects = Effects()
         let outcome: SocketError? = state.withLock { s in
-            guard !s.closed else { return SocketError(.invalidArgument, "socket is closed") }
+            guard !s.closed else { return closedOptionsError }
             var updated = s.options
             let sendsPassive: Bool
             do throws(SocketError) {
@@ -123,10 +129,11 @@ extension Socket {
     public func setopts(_ option: Option) throws(SocketError) { try setopts([option]) }
 
     /// Reads options in the order asked; Erlang's `inet:getopts/2`.
-    /// - Throws: `einval` on a closed socket, or for a gen_udp-only name.
+    /// - Throws: `einval` on a closed socket (`closed` on a TLS socket, as OTP's ssl answers), or
+    ///   for a gen_udp-only name.
     public func getopts(_ names: [OptionName]) throws(SocketError) -> [Option] {
         try state.withLock { s throws(SocketError) in
-            guard !s.closed else { throw SocketError(.invalidArgument, "socket is closed") }
+            guard !s.closed else { throw closedOptionsError }
             if names.contains(where: \.isDatagramOnly) {
                 throw SocketError(.invalidArgument, "a gen_udp option on a gen_tcp socket")
             }

@@ -102,7 +102,7 @@ extension Socket {
             s.readEnd = .dead
             return .closed
         case .dead:
-            return s.stash.isEmpty ? .notConnected : nil
+            return s.stash.isEmpty ? endedError : nil
         }
     }
 

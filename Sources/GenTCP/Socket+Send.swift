@@ -73,6 +73,10 @@ extension Socket {
         try result.get()
     }
 
+    /// What a call on an ended stream gets after the first `closed`: gen_tcp's `enotconn`; OTP's
+    /// ssl keeps answering `closed` (tls-semantics.md §6), and so do TLS sockets.
+    var endedError: SocketError { security == .plain ? .notConnected : .closed }
+
     private func sendRefusal(_ s: inout PortState) -> SocketError? {
         if s.closed { return .closed }
         switch s.writeEnd {
@@ -83,7 +87,7 @@ extension Socket {
             // next recv reports `closed` even if data was in flight (OTP; acceptance E51).
             if s.readEnd == .open { s.readEnd = .closedPending }
             return .closed
-        case .dead: return .notConnected
+        case .dead: return endedError
         }
     }
 
