@@ -553,3 +553,54 @@ extension OTPPeerTests {
         await otp.quit()
     }
 }
+
+// MARK: STARTTLS
+
+extension OTPPeerTests {
+    @Test("STARTTLS with OTP's server: a plain exchange, then our upgrade meets ssl:handshake(TcpSocket); the plain handle is used up",
+          arguments: versions)
+    func upgradeToOTPServer(version: TLSVersion) async throws {
+        let pki = try TestPKI.get()
+        let otp = try OTPPeer.server(pki, ["starttls": "true", "versions": Self.otpName(version), "alpn": "h2"])
+        try await GenTCP.Process.run {
+            let port = try await otp.port()
+            let plain = try await Socket.connect("127.0.0.1", port: port, options: Self.passive, timeout: 120_000, driver: .posix)
+            try await plain.send("STARTTLS\r\n")
+            #expect(try await plain.recv(4, timeout: 120_000).bytes == Array("OK\r\n".utf8))
+            let s = try await plain.upgrade(tls: try Self.client(pki, alpn: ["h2"]), serverName: "localhost", timeout: 120_000)
+            defer { s.close() }
+            #expect(try await otp.handshake() == .ok(version: Self.otpName(version), alpn: "h2", peerCertificate: false,
+                                                      serverName: "localhost"))
+            #expect(try s.connectionInformation().protocolVersion == version)
+            await #expect(throws: SocketError.closed) { try await plain.send("cleartext") }
+            try await s.send("secret")
+            #expect(try await otp.command("recv 6 120000") == "data " + hexString("secret".utf8))
+            #expect(try await otp.command("send reply") == "ok")
+            #expect(try await s.recv(5, timeout: 120_000).bytes == Array("reply".utf8))
+        }
+        await otp.quit()
+    }
+
+    @Test("STARTTLS with OTP's client: a plain exchange, then ssl:connect(TcpSocket) meets our server-side upgrade", arguments: versions)
+    func upgradeFromOTPClient(version: TLSVersion) async throws {
+        let pki = try TestPKI.get()
+        try await GenTCP.Process.run {
+            let l = try Self.listen()
+            defer { l.close() }
+            let otp = try OTPPeer.client(pki, port: try l.port(), ["starttls": "true", "versions": Self.otpName(version)])
+            let plain = try await l.accept(timeout: 120_000)
+            #expect(try await plain.recv(10, timeout: 120_000).bytes == Array("STARTTLS\r\n".utf8))
+            try await plain.send("OK\r\n")
+            let s = try await plain.upgrade(tls: try Self.server(pki), timeout: 120_000)
+            defer { s.close() }
+            #expect(try await otp.handshake() == .ok(version: Self.otpName(version), alpn: "protocol_not_negotiated",
+                                                      peerCertificate: true, serverName: nil))
+            #expect(try s.connectionInformation().serverName == "localhost")
+            #expect(try await otp.command("send over tls") == "ok")
+            #expect(try await s.recv(8, timeout: 120_000).bytes == Array("over tls".utf8))
+            s.close()
+            #expect(try await otp.command("recv 0 120000") == "error closed")
+            await otp.quit()
+        }
+    }
+}

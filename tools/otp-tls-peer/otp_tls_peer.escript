@@ -11,6 +11,8 @@
 %%   verify=verify_peer|verify_none     fail_if_no_peer_cert=true|false (server)
 %%   sni=NAME|disable  client: server_name_indication
 %%   active=false|true|once|N           the socket's active mode after the handshake (default false)
+%%   starttls=true     STARTTLS: plain gen_tcp first (the client sends `STARTTLS\r\n`, the server
+%%                     answers `OK\r\n`), then ssl:handshake(TcpSocket, ...) / ssl:connect(TcpSocket, ...)
 %%
 %% Output lines (stdout): `listening PORT`, then `handshake ok VERSION ALPN PEERCERT SNI`,
 %% `handshake ok_then_error REASON` (connect returned {ok, S} but the connection was already gone)
@@ -88,6 +90,15 @@ parse_active("true") -> true;
 parse_active("once") -> once;
 parse_active(N) -> list_to_integer(N).
 
+server(#{"starttls" := "true"} = Opts) ->
+    Port = list_to_integer(maps:get("port", Opts, "0")),
+    {ok, L} = gen_tcp:listen(Port, [binary, {active, false}, {ip, {127, 0, 0, 1}}, {reuseaddr, true}]),
+    {ok, Actual} = inet:port(L),
+    say("listening ~w", [Actual]),
+    {ok, T} = gen_tcp:accept(L, 120000),
+    {ok, <<"STARTTLS\r\n">>} = gen_tcp:recv(T, 10, 120000),
+    ok = gen_tcp:send(T, "OK\r\n"),
+    after_handshake(ssl:handshake(T, upgrade_opts(Opts, server), 120000), Opts);
 server(Opts) ->
     Port = list_to_integer(maps:get("port", Opts, "0")),
     {ok, L} = ssl:listen(Port, [{ip, {127, 0, 0, 1}}, {reuseaddr, true} | tls_opts(Opts, server)]),
@@ -104,6 +115,12 @@ server(Opts) ->
             commands(none)
     end.
 
+client(#{"starttls" := "true"} = Opts) ->
+    Port = list_to_integer(maps:get("port", Opts)),
+    {ok, T} = gen_tcp:connect({127, 0, 0, 1}, Port, [binary, {active, false}], 120000),
+    ok = gen_tcp:send(T, "STARTTLS\r\n"),
+    {ok, <<"OK\r\n">>} = gen_tcp:recv(T, 4, 120000),
+    after_handshake(ssl:connect(T, upgrade_opts(Opts, client), 120000), Opts);
 client(Opts) ->
     Port = list_to_integer(maps:get("port", Opts)),
     Host = case maps:get("host", Opts, "127.0.0.1") of
@@ -119,6 +136,19 @@ client(Opts) ->
             say("handshake error ~s", [reason(R)]),
             commands(none)
     end.
+
+%% STARTTLS: the TLS options alone (the gen_tcp socket is binary and passive already, and the
+%% TLS socket inherits that).
+upgrade_opts(Opts, Role) ->
+    [O || O <- tls_opts(Opts, Role), O =/= binary, O =/= {active, false}].
+
+after_handshake({ok, S}, Opts) ->
+    report_handshake(S),
+    _ = ssl:setopts(S, [{active, active_value(Opts)}]),
+    commands(S);
+after_handshake({error, R}, _) ->
+    say("handshake error ~s", [reason(R)]),
+    commands(none).
 
 report_handshake(S) ->
     case ssl:connection_information(S, [protocol, sni_hostname]) of
