@@ -104,4 +104,51 @@ struct SLIPLinuxTLSTests {
             try await server.process.line(containing: logged)
         }
     }
+
+    @Test("OTP's ssl in the namespace: 256 KiB echoed through slip byte-exact; after our shutdown(write) OTP ends closed or truncated, nothing else")
+    func otpEcho() async throws {
+        if let reason = OTPPeer.unavailable {
+            print("skipping OTP's ssl through slip: \(reason)")
+            return
+        }
+        guard let peer = try await Self.board() else { return }
+        defer { peer.stop() }
+        let pki = try TestPKI.get()
+        let driver = peer.driver
+        let otp = try OTPPeer.server(pki, ["ip": "10.0.0.2", "alpn": "h2"], prefix: ["ip", "netns", "exec", peer.namespace])
+        defer { otp.process.kill() }
+        let data = tlsPattern(256 << 10)
+        try await Process.run {
+            let port = try await otp.port()
+            let s = try await Socket.connect("10.0.0.2", port: port, options: [.binary, .active(.passive)],
+                                             tls: try Self.client(pki), timeout: 120_000, driver: driver)
+            defer { s.close() }
+            #expect(try await otp.handshake() == .ok(version: "tlsv1.3", alpn: "h2", peerCertificate: false,
+                                                      serverName: "localhost"))
+            otp.process.type("echo 120000\n")
+            // Sent by a second process while this one reads: OTP echoes as it reads.
+            let sender = Process.spawn {
+                var offset = 0
+                while offset < data.count {
+                    let end = min(data.count, offset + 16_384)
+                    try? await s.send(data[offset..<end])
+                    offset = end
+                }
+            }
+            var echoed: [UInt8] = []
+            while echoed.count < data.count {
+                echoed += try await s.recv(0, timeout: 120_000).bytes
+            }
+            _ = await sender.waitForExit()
+            #expect(echoed == data)
+            try s.shutdown(.write)
+            #expect(try await otp.process.nextLine() == "echoed \(data.count) closed")
+            let (rest, end) = await readToEnd(s)
+            #expect(rest.isEmpty)
+            // OTP 25 answers our close_notify with its own only when that goes out before our
+            // FIN arrives (see ourShutdownWrite in OTPPeerTests); through slip the FIN comes a
+            // segment later, and captures show both endings (4 of 10 runs `closed`).
+            #expect(end.reason == .truncated || end.reason == .closed, "got \(end)")
+        }
+    }
 }

@@ -331,11 +331,15 @@ extension OTPPeerTests {
 // MARK: Half-close (shutdown write): what really happens
 
 extension OTPPeerTests {
-    /// Our shutdown(write) sends close_notify, then FIN. OTP reads the data, then `closed`; it
-    /// sends no close_notify back (§6: receiving one, OTP just closes), so our read ends
-    /// `truncated`, not `closed`: over TLS with an OTP peer there is no half-close, and
-    /// GenTCP reports OTP's bare FIN as what it is.
-    @Test("our shutdown(write) to an OTP server: OTP reads the data then closed, its send fails; we read truncated",
+    /// Our shutdown(write) sends close_notify, then FIN. OTP reads the data, then `closed`, and
+    /// its send fails: over TLS with an OTP peer there is no half-close. What reaches us is
+    /// timing: OTP 25 answers a close_notify by closing, and tries to send its own close_notify
+    /// on the way out, which goes only if our FIN has not arrived yet. On loopback, where the FIN
+    /// follows the alert at once, we read `truncated` (the earlier finding; every run so far,
+    /// TLS 1.2 and 1.3); a capture through slip, where the FIN comes a segment later, showed
+    /// OTP's close_notify before its FIN in 4 of 10 runs, and then we read `closed`. Both are
+    /// accepted; anything else (data, another error) is not.
+    @Test("our shutdown(write) to an OTP server: OTP reads the data then closed, its send fails; we read truncated (or closed when OTP's close_notify beats our FIN)",
           arguments: versions)
     func ourShutdownWrite(version: TLSVersion) async throws {
         let pki = try TestPKI.get()
@@ -348,7 +352,9 @@ extension OTPPeerTests {
             #expect(try await otp.command("recv 10 120000") == "data " + hexString("last words".utf8))
             #expect(try await otp.command("recv 0 120000") == "error closed")
             #expect(try await otp.command("send too late") == "error closed")
-            await #expect(throws: SocketError(.truncated)) { _ = try await s.recv(0, timeout: 120_000) }
+            let (rest, end) = await readToEnd(s)
+            #expect(rest.isEmpty)
+            #expect(end.reason == .truncated || end.reason == .closed, "got \(end)")
             s.close()
         }
         await otp.quit()

@@ -31,19 +31,22 @@ public struct OTPPeer: Sendable {
     /// The peer program.
     public let process: PeerProcess
 
-    /// Starts the script in `mode` (`server` or `client`) with `options` (`port`, `certfile`,
-    /// `keyfile`, `cacertfile`, `versions`, `alpn`, `verify`, `fail_if_no_peer_cert`, `sni`,
-    /// `host`, `active`).
-    public init(_ mode: String, _ options: [String: String]) throws {
+    /// Starts the script in `mode` (`server` or `client`) with `options` (`port`, `ip`,
+    /// `certfile`, `keyfile`, `cacertfile`, `versions`, `alpn`, `verify`, `fail_if_no_peer_cert`,
+    /// `sni`, `host`, `active`, `starttls`). `prefix` runs it elsewhere: `["ip", "netns", "exec",
+    /// NS]` puts it in a network namespace.
+    public init(_ mode: String, _ options: [String: String], prefix: [String] = []) throws {
         let arguments = options.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        process = try PeerProcess(["escript", Self.script, mode] + arguments, name: "OTP ssl \(mode)")
+        process = try PeerProcess(prefix + ["escript", Self.script, mode] + arguments, name: "OTP ssl \(mode)")
     }
 
-    /// An OTP ssl server on 127.0.0.1 with `certificate` from `pki` (and the PKI's CA as
-    /// `cacertfile`, for client certificates); `options` add to or replace those.
-    public static func server(_ pki: TestPKI, certificate: String = "localhost", _ options: [String: String] = [:]) throws -> OTPPeer {
+    /// An OTP ssl server (on 127.0.0.1 unless `options` has an `ip`) with `certificate` from `pki`
+    /// (and the PKI's CA as `cacertfile`, for client certificates); `options` add to or replace those.
+    public static func server(
+        _ pki: TestPKI, certificate: String = "localhost", _ options: [String: String] = [:], prefix: [String] = []
+    ) throws -> OTPPeer {
         let base = ["port": "0", "certfile": pki.pem(certificate), "keyfile": pki.key(certificate), "cacertfile": pki.pem("ca")]
-        return try OTPPeer("server", base.merging(options) { $1 })
+        return try OTPPeer("server", base.merging(options) { $1 }, prefix: prefix)
     }
 
     /// An OTP ssl client of 127.0.0.1:`port` that verifies the server against the PKI's CA

@@ -4,6 +4,7 @@
 %%
 %% Usage: otp_tls_peer.escript server|client Key=Value...
 %%   port=N            server: the port to listen on (0: any; the port is printed); client: to connect to
+%%   ip=A.B.C.D        server: the address to listen on (default 127.0.0.1)
 %%   host=H            client: the host to connect to (default 127.0.0.1; a name is sent as SNI)
 %%   certfile=F keyfile=F cacertfile=F   PEM files (any may be left out)
 %%   versions=tlsv1.3,tlsv1.2           (default: OTP's)
@@ -101,7 +102,8 @@ server(#{"starttls" := "true"} = Opts) ->
     after_handshake(ssl:handshake(T, upgrade_opts(Opts, server), 120000), Opts);
 server(Opts) ->
     Port = list_to_integer(maps:get("port", Opts, "0")),
-    {ok, L} = ssl:listen(Port, [{ip, {127, 0, 0, 1}}, {reuseaddr, true} | tls_opts(Opts, server)]),
+    {ok, Ip} = inet:parse_ipv4_address(maps:get("ip", Opts, "127.0.0.1")),
+    {ok, L} = ssl:listen(Port, [{ip, Ip}, {reuseaddr, true} | tls_opts(Opts, server)]),
     {ok, {_, Actual}} = ssl:sockname(L),
     say("listening ~w", [Actual]),
     {ok, T} = ssl:transport_accept(L, 120000),
