@@ -10,8 +10,11 @@ import Testing
 /// an OTP client to our server, TLS 1.2 and 1.3. Each case asserts what both sides report, so a
 /// difference from OTP shows up as the side that differs. `tls-semantics.md` §3 and §6 are the
 /// reference; where OTP's real behaviour matters to a GenTCP user, the case says so.
+///
+/// Serialized: each case starts an Erlang VM, and a few dozen at once would crowd a small CI
+/// machine for no gain (the suite takes about a minute one at a time).
 @Suite("TLS sockets against Erlang/OTP ssl on 127.0.0.1", .enabled(if: OTPPeer.unavailable == nil, "\(OTPPeer.unavailable ?? "")"),
-       .timeLimit(.minutes(5)))
+       .serialized, .timeLimit(.minutes(5)))
 struct OTPPeerTests {
     static let versions: [TLSVersion] = [.v1_3, .v1_2]
 

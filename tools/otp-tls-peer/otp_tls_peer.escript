@@ -1,5 +1,5 @@
 #!/usr/bin/env escript
-%%! -noshell
+%%! -noshell +S 1:1 +sbwt none +sbwtdcpu none +sbwtdio none
 %% An Erlang/OTP ssl peer for GenTCP's TLS tests, driven line by line over stdin/stdout.
 %%
 %% Usage: otp_tls_peer.escript server|client Key=Value...
@@ -33,6 +33,8 @@
 %%   close                                                                      -> ok
 %%   quit                   prints `bye` and exits
 %% Names only what the tests' loopback addresses give it; never resolves anything else.
+%% One scheduler that sleeps when idle (the %%! line): a test peer needs no more, and the tests
+%% run on small shared machines.
 
 main([Mode | Args]) ->
     process_flag(trap_exit, false),
