@@ -613,3 +613,64 @@ extension OTPPeerTests {
         }
     }
 }
+
+// MARK: Post-handshake messages from OTP
+
+extension OTPPeerTests {
+    /// GenTCP never renegotiates: OpenSSL answers OTP's HelloRequest with a no_renegotiation
+    /// warning. OTP 25 takes that as `{error, renegotiation_rejected}` and keeps the connection;
+    /// so does GenTCP (s_server, by contrast, drops it: PostHandshakeTests).
+    @Test("TLS 1.2: ssl:renegotiate from OTP's server is refused (OTP: renegotiation_rejected) and the connection goes on both ways")
+    func renegotiationRefused() async throws {
+        let pki = try TestPKI.get()
+        let otp = try OTPPeer.server(pki, ["versions": "tlsv1.2"])
+        try await GenTCP.Process.run {
+            let s = try await Self.connect(otp, try Self.client(pki))
+            defer { s.close() }
+            _ = try await otp.handshake()
+            // A reader waits in recv, so the HelloRequest is read (and answered) whenever it comes.
+            let me = GenTCP.Process.current
+            GenTCP.Process.spawn {
+                let text: String
+                do throws(SocketError) {
+                    text = String(decoding: try await s.recv(0, timeout: 120_000).bytes, as: UTF8.self)
+                } catch {
+                    text = "error \(error)"
+                }
+                me.send(text)
+            }
+            #expect(try await otp.command("renegotiate") == "error renegotiation_rejected")
+            #expect(try await otp.command("send still here") == "ok")
+            let read = try await GenTCP.Process.receive(timeout: 120_000)
+            guard case .user(let value)? = read else {
+                Issue.record("expected the reader's result, got \(String(describing: read))")
+                return
+            }
+            #expect(value as? String == "still here")
+            try await s.send("so am I")
+            #expect(try await otp.command("recv 7 120000") == "data " + hexString("so am I".utf8))
+        }
+        await otp.quit()
+    }
+
+    @Test("TLS 1.3: ssl:update_keys(S, read_write) from OTP is answered; data flows both ways under the new keys")
+    func keyUpdate() async throws {
+        let pki = try TestPKI.get()
+        let otp = try OTPPeer.server(pki, ["versions": "tlsv1.3"])
+        try await GenTCP.Process.run {
+            let s = try await Self.connect(otp, try Self.client(pki))
+            defer { s.close() }
+            _ = try await otp.handshake()
+            #expect(try await otp.command("update_keys read_write") == "ok")
+            #expect(try await otp.command("send after the update") == "ok")
+            #expect(try await s.recv(16, timeout: 120_000).bytes == Array("after the update".utf8))
+            // OTP reads this only with our new keys, which we sent answering its request.
+            try await s.send("answered")
+            #expect(try await otp.command("recv 8 120000") == "data " + hexString("answered".utf8))
+            #expect(try await otp.command("update_keys write") == "ok")
+            #expect(try await otp.command("send again") == "ok")
+            #expect(try await s.recv(5, timeout: 120_000).bytes == Array("again".utf8))
+        }
+        await otp.quit()
+    }
+}

@@ -31,6 +31,8 @@
 %%   setopts active false|true|once|N                                           -> ok | error R
 %%   shutdown write|read|read_write                                             -> ok | error R
 %%   close                                                                      -> ok
+%%   renegotiate            ssl:renegotiate(S) (TLS 1.2)                        -> ok | error R
+%%   update_keys write|read_write   ssl:update_keys(S, Type) (TLS 1.3)          -> ok | error R
 %%   quit                   prints `bye` and exits
 %% Names only what the tests' loopback addresses give it; never resolves anything else.
 %% One scheduler that sleeps when idle (the %%! line): a test peer needs no more, and the tests
@@ -211,6 +213,8 @@ run(["messages", Args], S) ->
 run(["setopts", "active " ++ A], S) -> result(ssl:setopts(S, [{active, parse_active(A)}]));
 run(["shutdown", How], S) -> result(ssl:shutdown(S, list_to_atom(How)));
 run(["close"], S) -> result(ssl:close(S));
+run(["renegotiate"], S) -> result(ssl:renegotiate(S));
+run(["update_keys", Type], S) -> result(ssl:update_keys(S, list_to_atom(Type)));
 run(Other, _) -> say("error unknown_command ~0p", [Other]).
 
 sink(_, N, _, Count, Hash) when Count >= N -> {Count, Hash, "ok"};
