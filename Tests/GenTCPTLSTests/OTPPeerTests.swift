@@ -391,7 +391,7 @@ extension OTPPeerTests {
 // MARK: Large transfers and active modes
 
 extension OTPPeerTests {
-    @Test("1 MiB each way at once through OTP's echo, byte-exact; then 1 MiB from OTP to its close", arguments: versions)
+    @Test("1 MiB each way at once through OTP's echo, byte-exact; our shutdown(write) ends OTP's echo loop with closed", arguments: versions)
     func mebibyteEcho(version: TLSVersion) async throws {
         let pki = try TestPKI.get()
         let otp = try OTPPeer.server(pki, ["versions": Self.otpName(version)])
@@ -672,5 +672,79 @@ extension OTPPeerTests {
             #expect(try await s.recv(5, timeout: 120_000).bytes == Array("again".utf8))
         }
         await otp.quit()
+    }
+}
+
+// MARK: Reading OTP's records in every mode
+
+extension OTPPeerTests {
+    @Test("1 MiB from OTP read as active messages ({active, true}, then {active, 100} re-armed on ssl_passive): byte-exact, no message over 16384 bytes",
+          arguments: [ActiveMode.active, .count(100)])
+    func mebibyteActive(mode: ActiveMode) async throws {
+        let pki = try TestPKI.get()
+        let otp = try OTPPeer.server(pki)
+        let data = tlsPattern(1 << 20)
+        try await GenTCP.Process.run {
+            let s = try await Self.connect(otp, try Self.client(pki), options: [.binary, .active(mode)])
+            defer { s.close() }
+            _ = try await otp.handshake()
+            otp.process.type("sendpattern \(data.count)\nclose\n")
+            var received: [UInt8] = []
+            var largest = 0
+            var ended = false
+            while !ended {
+                switch try await GenTCP.Process.receive(timeout: 120_000) {
+                case .ssl(_, let payload)?:
+                    received += payload.bytes
+                    largest = max(largest, payload.count)
+                case .sslPassive?:
+                    try s.setopts([.active(.count(100))])
+                case .sslClosed?:
+                    ended = true
+                case let other:
+                    Issue.record("unexpected \(String(describing: other))")
+                    ended = true
+                }
+            }
+            #expect(received.count == data.count)
+            #expect(received == data)
+            #expect(largest <= 16_384)
+            #expect(try await otp.process.nextLine() == "ok")
+            #expect(try await otp.process.nextLine() == "ok")
+        }
+        await otp.quit()
+    }
+
+    @Test("an exact recv across OTP's records: recv(40000) of a 40000-byte send, then recv(5) of the next")
+    func exactRecvAcrossRecords() async throws {
+        let pki = try TestPKI.get()
+        let otp = try OTPPeer.server(pki)
+        try await GenTCP.Process.run {
+            let s = try await Self.connect(otp, try Self.client(pki))
+            defer { s.close() }
+            _ = try await otp.handshake()
+            #expect(try await otp.command("sendpattern 40000") == "ok")
+            #expect(try await otp.command("send tail!") == "ok")
+            #expect(try await s.recv(40_000, timeout: 120_000).bytes == tlsPattern(40_000))
+            #expect(try await s.recv(5, timeout: 120_000).bytes == Array("tail!".utf8))
+        }
+        await otp.quit()
+    }
+
+    @Test("an OTP client that sends right after its handshake, to our listener in {active, once}: the accepted socket's first message is that data")
+    func dataRightAfterHandshake() async throws {
+        let pki = try TestPKI.get()
+        try await GenTCP.Process.run {
+            let l = try Self.listen([.binary, .active(.once)])
+            defer { l.close() }
+            let otp = try OTPPeer.client(pki, port: try l.port())
+            otp.process.type("send early bird\n")
+            let s = try await l.accept(tls: try Self.server(pki), timeout: 120_000, handshakeTimeout: 120_000)
+            defer { s.close() }
+            #expect(await Self.message() == "ssl early bird")
+            #expect(try await otp.handshake().error == nil)
+            #expect(try await otp.process.nextLine() == "ok")
+            await otp.quit()
+        }
     }
 }

@@ -38,6 +38,9 @@
 %% One scheduler that sleeps when idle (the %%! line): a test peer needs no more, and the tests
 %% run on small shared machines.
 
+%% Compiled, not interpreted: building a 1 MiB pattern in erl_eval takes seconds.
+-mode(compile).
+
 main([Mode | Args]) ->
     process_flag(trap_exit, false),
     {ok, _} = application:ensure_all_started(ssl),
