@@ -51,7 +51,9 @@ public final class PeerProcess: @unchecked Sendable {
         process.standardError = output
         try process.run()
         let handle = output.fileHandleForReading
-        let thread = Thread { [self] in
+        // Holds the peer weakly: a test that drops it (a failure skipped its cleanup) kills the
+        // program (deinit), which ends this thread's read.
+        let thread = Thread { [weak self] in
             var partial = Data()
             while true {
                 let chunk = handle.availableData
@@ -62,9 +64,10 @@ public final class PeerProcess: @unchecked Sendable {
                     complete.append(String(decoding: partial[partial.startIndex..<newline], as: UTF8.self))
                     partial.removeSubrange(partial.startIndex...newline)
                 }
-                if !complete.isEmpty { self.append(complete, end: false) }
+                guard let peer = self else { return }
+                if !complete.isEmpty { peer.append(complete, end: false) }
             }
-            self.append(partial.isEmpty ? [] : [String(decoding: partial, as: UTF8.self)], end: true)
+            self?.append(partial.isEmpty ? [] : [String(decoding: partial, as: UTF8.self)], end: true)
         }
         thread.start()
     }
