@@ -185,20 +185,3 @@ public func executableOnPath(_ name: String) -> String? {
 /// The package root (Tests/TLSTestSupport/<this file> → the root).
 public let packageRoot: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().path
-
-/// `count` bytes of the tests' pattern: byte i is i mod 251 (a prime, so records of 16384 bytes
-/// or any power of two never line up with it). The OTP peer's `sendpattern` sends the same.
-public func tlsPattern(_ count: Int) -> [UInt8] {
-    (0..<count).map { UInt8($0 % 251) }
-}
-
-/// Lower-case hex, two digits a byte, as the OTP peer prints data and digests.
-public func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef")
-    var text = ""
-    for byte in bytes {
-        text.append(digits[Int(byte >> 4)])
-        text.append(digits[Int(byte & 15)])
-    }
-    return text
-}

@@ -1,31 +1,6 @@
-import Foundation
 import GenTCPTLS
 
-/// `openssl s_server` as a test peer, started through ``PeerProcess`` (so waiting for its lines
-/// never blocks the cooperative pool), serving one connection (`-naccept 1`) with a certificate
-/// of the test PKI. `prefix` runs it elsewhere: `["ip", "netns", "exec", NS]` puts it in a
-/// network namespace.
-public struct OpenSSLServer: Sendable {
-    public let process: PeerProcess
-    /// The port from its `ACCEPT ADDRESS:PORT` line.
-    public let port: Int
-
-    public static func start(
-        _ pki: TestPKI, certificate: String = "localhost", address: String = "127.0.0.1", prefix: [String] = [],
-        _ arguments: [String]
-    ) async throws -> OpenSSLServer {
-        guard let openssl = opensslPath else { throw PeerProcessError("the openssl command is not installed") }
-        let process = try PeerProcess(prefix + [
-            openssl, "s_server", "-accept", "\(address):0", "-naccept", "1", "-cert", pki.pem(certificate),
-            "-key", pki.key(certificate),
-        ] + arguments, name: "openssl s_server")
-        let line = try await process.line(containing: "ACCEPT")
-        guard let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }) else {
-            throw PeerProcessError("s_server printed no port: \(line)")
-        }
-        return OpenSSLServer(process: process, port: port)
-    }
-}
+// What the real-peer TLS tests exchange and how they read it.
 
 /// Reads `socket` (passive) until the peer ends the stream; returns the bytes and the error
 /// that ended it (`closed` after a close_notify, `truncated` after a bare FIN, an alert...).
@@ -40,7 +15,19 @@ public func readToEnd(_ socket: Socket, timeout: Timeout = 120_000) async -> (by
     }
 }
 
-/// Reads exactly `count` bytes, whatever sizes the records come in.
-public func readExactly(_ socket: Socket, _ count: Int, timeout: Timeout = 120_000) async throws(SocketError) -> [UInt8] {
-    try await socket.recv(count, timeout: timeout).bytes
+/// `count` bytes of the tests' pattern: byte i is i mod 251 (a prime, so records of 16384 bytes
+/// or any power of two never line up with it). The OTP peer's `sendpattern` sends the same.
+public func tlsPattern(_ count: Int) -> [UInt8] {
+    (0..<count).map { UInt8($0 % 251) }
+}
+
+/// Lower-case hex, two digits a byte, as the OTP peer prints data and digests.
+public func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef")
+    var text = ""
+    for byte in bytes {
+        text.append(digits[Int(byte >> 4)])
+        text.append(digits[Int(byte & 15)])
+    }
+    return text
 }
