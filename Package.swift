@@ -110,16 +110,18 @@ let package = Package(
             dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire", "GenTCPSerial", "GenTCPAT"],
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
         // A throw-away test PKI made with the openssl CLI, shared by the TLS tests.
-        .target(name: "TLSTestSupport", path: "Tests/TLSTestSupport", swiftSettings: strict),
+        // Also the peers the TLS tests run (openssl s_server, OTP's ssl through
+        // tools/otp-tls-peer) and the helpers to drive them, shared by every test target.
+        .target(name: "TLSTestSupport", dependencies: ["GenTCPTLS"], path: "Tests/TLSTestSupport", swiftSettings: strict),
         .testTarget(
-            name: "GenTCPTLSTests", dependencies: ["GenTCPTLS", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "TLSTestSupport"],
+            name: "GenTCPTLSTests", dependencies: ["GenTCPTLS", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "TLSTestSupport"],
             swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire", "GenTCPCore"], swiftSettings: strict),
         .testTarget(
             name: "GenTCPSerialTests",
             dependencies: [
                 "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "GenTCP", "GenTCPSim", "GenTCPStack", "GenTCPWire", "GenTCPModem", "CGenTCPShims",
-                "ModemSimulator",
+                "ModemSimulator", "GenTCPTLS", "TLSTestSupport",
             ],
             swiftSettings: strict),
         .testTarget(
