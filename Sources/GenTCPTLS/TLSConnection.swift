@@ -32,9 +32,12 @@ final class TLSConnection: Connection, ConnectionDelegate {
         var engine: TLSEngine
         var inner: (any Connection)?
         var outer: (any ConnectionDelegate)?
-        /// Ciphertext taken from the engine that the driver has not taken yet.
+        /// Ciphertext taken from the engine that the driver has not taken yet: the bytes
+        /// `pendingOffset..<pendingCount` of a buffer of ``outboundChunk`` bytes allocated once per
+        /// connection (on its first write).
         var pendingOut: [UInt8] = []
         var pendingOffset = 0
+        var pendingCount = 0
         /// Cleartext a plain socket had read before its upgrade, given to the engine first.
         var carried: [UInt8] = []
         var scratch: [UInt8] = []
@@ -59,7 +62,7 @@ final class TLSConnection: Connection, ConnectionDelegate {
         var released = false
         var lingerTimer: TimerID?
 
-        var hasPendingOut: Bool { pendingOffset < pendingOut.count }
+        var hasPendingOut: Bool { pendingOffset < pendingCount }
     }
 
     let state: Mutex<State>
@@ -222,13 +225,13 @@ final class TLSConnection: Connection, ConnectionDelegate {
                 let taken = s.pendingOut.withUnsafeMutableBytes { raw in
                     s.engine.takeCiphertext(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]))
                 }
-                s.pendingOut.removeSubrange(taken...)
+                s.pendingCount = taken
                 s.pendingOffset = 0
                 if taken == 0 { return true }
             }
-            let offset = s.pendingOffset
+            let (offset, end) = (s.pendingOffset, s.pendingCount)
             let result = s.pendingOut.withUnsafeBytes { raw in
-                inner.write([UnsafeRawBufferPointer(rebasing: raw[offset...])])
+                inner.write([UnsafeRawBufferPointer(rebasing: raw[offset..<end])])
             }
             switch result {
             case .bytes(let n):
@@ -240,6 +243,7 @@ final class TLSConnection: Connection, ConnectionDelegate {
                 if s.innerFailure == nil { s.innerFailure = r }
                 s.pendingOut = []
                 s.pendingOffset = 0
+                s.pendingCount = 0
                 return false
             }
         }
@@ -465,7 +469,7 @@ final class TLSConnection: Connection, ConnectionDelegate {
 
     var unsentByteCount: Int {
         state.withLock { s in
-            (s.inner?.unsentByteCount ?? 0) + s.engine.pendingCiphertextCount + (s.pendingOut.count - s.pendingOffset)
+            (s.inner?.unsentByteCount ?? 0) + s.engine.pendingCiphertextCount + (s.pendingCount - s.pendingOffset)
         }
     }
 

@@ -262,8 +262,11 @@ public final class TLSEngine {
 
     // MARK: Application data
 
-    /// Encrypts application data (`SSL_write_ex`); the records are then ready for
-    /// ``takeCiphertext(maximumCount:)``.
+    /// The most plaintext one record carries.
+    static let recordPlaintext = 16_384
+
+    /// Encrypts application data (`SSL_write_ex`) in records of up to 16 KiB; the records are
+    /// then ready for ``takeCiphertext(maximumCount:)``.
     /// - Parameter bytes: the plaintext.
     /// - Returns: how many bytes were taken: fewer than given (possibly 0) while the handshake is
     ///   not complete or while ciphertext waiting for the transport would pass
@@ -280,7 +283,10 @@ public final class TLSEngine {
         }
         if sentCloseNotify { throw .closed }
         let room = limits.outboundCiphertext - pendingCiphertextCount
-        let count = min(bytes.count, room)
+        var count = min(bytes.count, room)
+        // Whole records when there is room for one: a cut at the room's edge would make a short
+        // record on every call (more records, more per-record work on both ends).
+        if count >= Self.recordPlaintext { count -= count % Self.recordPlaintext }
         guard count > 0, let base = bytes.baseAddress else { return 0 }
         ERR_clear_error()
         var written = 0
