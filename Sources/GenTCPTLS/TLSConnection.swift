@@ -362,7 +362,9 @@ final class TLSConnection: Connection, ConnectionDelegate {
         let now = state.withLock { s -> Bool in
             guard s.outer != nil else { return false }
             if s.failure != nil || s.innerFailure != nil { return true }
-            if s.engine.pendingCiphertextCount < s.engine.limits.outboundCiphertext {
+            // Room for a whole record, as the engine wants for a large write (a smaller room
+            // would make the socket retry in a loop while the driver drains).
+            if s.engine.acceptsWholeRecord {
                 return true
             }
             s.outerWantsWrite = true

@@ -336,14 +336,22 @@ public final class TLSEngine {
     // MARK: Application data
 
     /// The most plaintext one record carries.
-    static let recordPlaintext = 16_384
+    package static let recordPlaintext = 16_384
+
+    /// Plaintext ``writePlaintext(_:)-(UnsafeRawBufferPointer)`` takes now: what the outbound
+    /// bound leaves (whole records of it for 16 KiB or more).
+    package var writeRoom: Int { max(0, limits.outboundCiphertext - pendingCiphertextCount) }
+
+    /// Whether ``writePlaintext(_:)-(UnsafeRawBufferPointer)`` takes a whole record now.
+    package var acceptsWholeRecord: Bool { writeRoom >= Self.recordPlaintext }
 
     /// Encrypts application data (`SSL_write_ex`) in records of up to 16 KiB; the records are
     /// then ready for ``takeCiphertext(maximumCount:)``.
     /// - Parameter bytes: the plaintext.
     /// - Returns: how many bytes were taken: fewer than given (possibly 0) while the handshake is
     ///   not complete or while ciphertext waiting for the transport would pass
-    ///   ``TLSBufferLimits/outboundCiphertext``. Offer the rest again after draining.
+    ///   ``TLSBufferLimits/outboundCiphertext``; of 16 KiB or more, a multiple of 16 KiB (whole
+    ///   records), 0 while there is no room for one. Offer the rest again after draining.
     /// - Throws: ``TLSError/closed`` after ``close()`` or the peer's close_notify,
     ///   ``TLSError/truncated`` after a truncation, the failure after a failure.
     public func writePlaintext(_ bytes: UnsafeRawBufferPointer) throws(TLSError) -> Int {
@@ -355,11 +363,14 @@ public final class TLSEngine {
         case .failed(let error): throw error
         }
         if sentCloseNotify { throw .closed }
-        let room = limits.outboundCiphertext - pendingCiphertextCount
+        let room = writeRoom
         var count = min(bytes.count, room)
-        // Whole records when there is room for one: a cut at the room's edge would make a short
-        // record on every call (more records, more per-record work on both ends).
-        if count >= Self.recordPlaintext { count -= count % Self.recordPlaintext }
+        if bytes.count >= Self.recordPlaintext {
+            // Whole records only: a cut at the room's edge would make a short record on every
+            // call (more records, more per-record work on both ends). Without room for a whole
+            // one, nothing until the transport took some.
+            count -= count % Self.recordPlaintext
+        }
         guard count > 0, let base = bytes.baseAddress else { return 0 }
         ERR_clear_error()
         var written = 0
