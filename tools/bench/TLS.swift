@@ -223,10 +223,11 @@ enum OpenSSLReference {
         }
         let start = Snapshot.now()
         var byte: UInt8 = 0
-        for _ in 0..<count {
+        for i in 0..<count {
             let fd = Raw.connect(port: port)
             let ssl = open(fd, server: false)
             check(readSome(ssl, &byte, 1) == 1, "reading the server's byte")
+            if i == 0 { TLSBench.note(suite: cipherSuite(ssl), side: "reference") }
             finish(ssl, fd)
         }
         var sample = Snapshot.now() - start
@@ -403,10 +404,11 @@ enum TLSBench {
                 }
             }
             let start = Snapshot.now()
-            for _ in 0..<count {
+            for i in 0..<count {
                 let s = try await Socket.connect(
                     "127.0.0.1", port: port, options: [.binary, .active(.passive)], tls: clientContext, driver: driver)
                 _ = try await s.recv(1)
+                if i == 0 { note(s) }
                 s.close()
             }
             var sample = Snapshot.now() - start
