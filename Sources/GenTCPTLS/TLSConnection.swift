@@ -14,7 +14,7 @@ import Synchronization
 /// writes from the outbound one, with no buffer of the pump's own in between.
 final class TLSConnection: Connection, ConnectionDelegate {
     /// Ciphertext read from the driver in one go (the engine takes less when it is full).
-    static let inboundChunk = 16 * 1024 + 512
+    static let inboundChunk = 2 * TLSBufferLimits.largestRecord
     /// How long a graceful close waits for the driver to take the close_notify before it resets.
     static let closeLinger: Duration = .seconds(10)
 
