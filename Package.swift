@@ -99,6 +99,7 @@ let package = Package(
             name: "gentcp-bench",
             dependencies: [
                 "GenTCP", "GenTCPPOSIX", "CGenTCPShims", "GenTCPSim", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "GenTCPWire", "ModemSimulator",
+                "GenTCPTLS", "GenTCPTLSEngine", "COpenSSL",
             ],
             path: "tools/bench", swiftSettings: strict),
         .testTarget(name: "GenTCPCoreTests", dependencies: ["GenTCPCore"], swiftSettings: strict),

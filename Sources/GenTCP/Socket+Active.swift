@@ -29,7 +29,7 @@ extension Socket {
                 return
             }
             guard s.readEnd == .open, let connection = s.connection else { return }
-            let capacity = readCapacity(s)
+            let capacity = readAllocation(s)
             var result = IOResult.wouldBlock
             let data = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
                 result = connection.read(into: UnsafeMutableRawBufferPointer(buffer))
@@ -94,6 +94,13 @@ extension Socket {
     /// `buffer` says (the engine hands out at most one record per read).
     func readCapacity(_ s: PortState) -> Int {
         security == .tls ? max(s.options.buffer, Socket.tlsRecordPlaintext) : s.options.buffer
+    }
+
+    /// The buffer one read of a `recv(0)` or an active delivery takes: a TLS read returns one
+    /// record's plaintext at most, so a TLS socket never needs more than a record's room (a
+    /// 64 KiB `buffer` would otherwise make every 16 KiB message hold a 64 KiB allocation).
+    func readAllocation(_ s: PortState) -> Int {
+        security == .tls ? Socket.tlsRecordPlaintext : s.options.buffer
     }
 
     /// The most plaintext one TLS record carries.

@@ -111,7 +111,7 @@ extension Socket {
     func attemptRecv(
         _ s: inout PortState, length: Int, data: inout [UInt8], filled: inout Int
     ) -> Result<Payload, SocketError>? {
-        let want = length == 0 ? readCapacity(s) : length
+        let want = length != 0 ? length : s.stash.isEmpty && filled == 0 ? readAllocation(s) : readCapacity(s)
         if data.count != want {
             // Bytes are only ever read from `data[0..<filled]`, so the rest need not be zeroed
             // (a 64 KiB memset per recv(0) was measurable on bulk transfers).

@@ -9,14 +9,12 @@ import Synchronization
 /// ``TLSEngine`` between them. It is the driver connection's delegate: readiness from the driver
 /// drives the handshake, then is passed on to the socket.
 ///
-/// Memory is bounded: the engine holds at most its ``TLSBufferLimits``, and ciphertext taken
-/// from the engine for a driver that could not take it yet waits in one buffer of at most
-/// ``outboundChunk`` bytes; nothing is taken from the engine while it is not empty.
+/// Memory is bounded: the engine holds at most its ``TLSBufferLimits``. Ciphertext moves between
+/// the driver and the engine's fixed rings in place: the driver reads into the inbound ring and
+/// writes from the outbound one, with no buffer of the pump's own in between.
 final class TLSConnection: Connection, ConnectionDelegate {
-    /// Ciphertext moved from the engine to the driver in one go.
-    static let outboundChunk = 16 * 1024 + 512
     /// Ciphertext read from the driver in one go (the engine takes less when it is full).
-    static let inboundChunk = 16 * 1024 + 512
+    static let inboundChunk = 2 * TLSBufferLimits.largestRecord
     /// How long a graceful close waits for the driver to take the close_notify before it resets.
     static let closeLinger: Duration = .seconds(10)
 
@@ -32,12 +30,8 @@ final class TLSConnection: Connection, ConnectionDelegate {
         var engine: TLSEngine
         var inner: (any Connection)?
         var outer: (any ConnectionDelegate)?
-        /// Ciphertext taken from the engine that the driver has not taken yet.
-        var pendingOut: [UInt8] = []
-        var pendingOffset = 0
         /// Cleartext a plain socket had read before its upgrade, given to the engine first.
         var carried: [UInt8] = []
-        var scratch: [UInt8] = []
         /// The driver reported its end of stream (the peer's FIN).
         var innerEnded = false
         /// The driver failed: a reset, a timeout, a lost line.
@@ -58,8 +52,6 @@ final class TLSConnection: Connection, ConnectionDelegate {
         var shutdownWhenFlushed = false
         var released = false
         var lingerTimer: TimerID?
-
-        var hasPendingOut: Bool { pendingOffset < pendingOut.count }
     }
 
     let state: Mutex<State>
@@ -148,11 +140,16 @@ final class TLSConnection: Connection, ConnectionDelegate {
                 flush(&s)
                 return .failed(Self.socketError(error))
             }
-            flush(&s)
+            let flushed = flush(&s)
             if let r = s.innerFailure { return .failed(SocketError(r)) }
             if done {
                 s.established = true
                 return .done
+            }
+            if s.engine.isBlockedOnOutput {
+                // A flight larger than the outbound ring: go on once the driver took some.
+                if flushed { continue }
+                return .wait
             }
             guard s.carried.isEmpty else { continue }
             let endedBefore = s.innerEnded
@@ -177,21 +174,18 @@ final class TLSConnection: Connection, ConnectionDelegate {
     private func readInner(_ s: inout State, _ inner: any Connection) -> IOResult {
         if s.innerEnded { return .endOfStream }
         if let r = s.innerFailure { return .failed(r) }
-        let room = min(s.engine.inboundCapacity, Self.inboundChunk)
-        // The engine is full but made nothing of it: a record larger than TLS allows is held
-        // back by the engine's bound; the engine reports it on its next call.
-        guard room > 0 else { return .wouldBlock }
-        if s.scratch.count < Self.inboundChunk {
-            s.scratch = [UInt8](repeating: 0, count: Self.inboundChunk)
+        // Straight into the engine's inbound ring. None there: the engine is full but made
+        // nothing of it (a record larger than TLS allows is held back by the engine's bound; the
+        // engine reports it on its next call).
+        let outcome = s.engine.receiveCiphertext(upTo: Self.inboundChunk) { space -> (count: Int, result: IOResult) in
+            let result = inner.read(into: space)
+            if case .bytes(let n) = result { return (n, result) }
+            return (0, result)
         }
-        let result = s.scratch.withUnsafeMutableBytes { raw in
-            inner.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<room]))
-        }
+        guard let result = outcome else { return .wouldBlock }
         switch result {
-        case .bytes(let n):
-            s.scratch.withUnsafeBytes { raw in
-                _ = s.engine.receiveCiphertext(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
-            }
+        case .bytes:
+            break
         case .endOfStream:
             s.innerEnded = true
             s.engine.receiveEndOfStream()
@@ -204,42 +198,32 @@ final class TLSConnection: Connection, ConnectionDelegate {
         return result
     }
 
-    /// Moves the engine's ciphertext to the driver while it takes it. Arms the driver's write
-    /// when some is left. Returns true when nothing is left.
+    /// Moves the engine's ciphertext to the driver (straight from the engine's outbound ring)
+    /// while it takes it. Arms the driver's write when some is left. Returns true when nothing is
+    /// left.
     @discardableResult
     private func flush(_ s: inout State) -> Bool {
-        guard let inner = s.inner else { return !s.hasPendingOut }
+        guard let inner = s.inner else { return true }
         while true {
-            if !s.hasPendingOut {
-                let count = min(s.engine.pendingCiphertextCount, Self.outboundChunk)
-                if count == 0 {
-                    finishClosingIfFlushed(&s)
-                    return true
-                }
-                if s.pendingOut.count < Self.outboundChunk {
-                    s.pendingOut = [UInt8](repeating: 0, count: Self.outboundChunk)
-                }
-                let taken = s.pendingOut.withUnsafeMutableBytes { raw in
-                    s.engine.takeCiphertext(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<count]))
-                }
-                s.pendingOut.removeSubrange(taken...)
-                s.pendingOffset = 0
-                if taken == 0 { return true }
+            let outcome = s.engine.sendCiphertext { bytes -> (count: Int, result: IOResult) in
+                let result = inner.write([bytes])
+                if case .bytes(let n) = result { return (n, result) }
+                return (0, result)
             }
-            let offset = s.pendingOffset
-            let result = s.pendingOut.withUnsafeBytes { raw in
-                inner.write([UnsafeRawBufferPointer(rebasing: raw[offset...])])
+            guard let result = outcome else {
+                finishClosingIfFlushed(&s)
+                return true
             }
             switch result {
-            case .bytes(let n):
-                s.pendingOffset += n
+            case .bytes:
+                continue
             case .wouldBlock, .endOfStream:
                 armInnerWrite(&s)
                 return false
             case .failed(let r):
+                // Nothing will ever reach this driver: what waited for it is dropped.
                 if s.innerFailure == nil { s.innerFailure = r }
-                s.pendingOut = []
-                s.pendingOffset = 0
+                s.engine.discardCiphertext()
                 return false
             }
         }
@@ -260,7 +244,7 @@ final class TLSConnection: Connection, ConnectionDelegate {
     /// After a close or shutdown(write): once the close_notify has left, the driver's connection
     /// closes (or shuts its write side).
     private func finishClosingIfFlushed(_ s: inout State) {
-        guard s.closing, s.engine.pendingCiphertextCount == 0, !s.hasPendingOut, let inner = s.inner else { return }
+        guard s.closing, s.engine.pendingCiphertextCount == 0, let inner = s.inner else { return }
         if s.shutdownWhenFlushed {
             s.shutdownWhenFlushed = false
             s.closing = false
@@ -378,7 +362,9 @@ final class TLSConnection: Connection, ConnectionDelegate {
         let now = state.withLock { s -> Bool in
             guard s.outer != nil else { return false }
             if s.failure != nil || s.innerFailure != nil { return true }
-            if !s.hasPendingOut && s.engine.pendingCiphertextCount < s.engine.limits.outboundCiphertext {
+            // Room for a whole record, as the engine wants for a large write (a smaller room
+            // would make the socket retry in a loop while the driver drains).
+            if s.engine.acceptsWholeRecord {
                 return true
             }
             s.outerWantsWrite = true
@@ -419,7 +405,7 @@ final class TLSConnection: Connection, ConnectionDelegate {
             s.outerWantsRead = false
             s.outerWantsWrite = false
             guard let inner = s.inner else { return }
-            if abortive || s.failure != nil && s.engine.pendingCiphertextCount == 0 && !s.hasPendingOut {
+            if abortive || s.failure != nil && s.engine.pendingCiphertextCount == 0 {
                 s.inner = nil
                 inner.close(abortive: abortive)
                 return
@@ -465,7 +451,7 @@ final class TLSConnection: Connection, ConnectionDelegate {
 
     var unsentByteCount: Int {
         state.withLock { s in
-            (s.inner?.unsentByteCount ?? 0) + s.engine.pendingCiphertextCount + (s.pendingOut.count - s.pendingOffset)
+            (s.inner?.unsentByteCount ?? 0) + s.engine.pendingCiphertextCount
         }
     }
 

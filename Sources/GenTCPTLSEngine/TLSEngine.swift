@@ -22,6 +22,9 @@ import Darwin
 ///    every call above;
 /// 5. ``close()`` queues a close_notify alert.
 ///
+/// The transport side is one end of an OpenSSL BIO pair: two fixed ring buffers, allocated with the
+/// engine, whose bytes the pump reads into and writes from in place (no copy through a memory BIO).
+///
 /// Memory is bounded: at most ``TLSBufferLimits/inboundCiphertext`` bytes wait to be decrypted
 /// (``receiveCiphertext(_:)-(UnsafeRawBufferPointer)`` takes fewer bytes when full, like a short write) and plaintext is
 /// only encrypted while fewer than ``TLSBufferLimits/outboundCiphertext`` bytes wait for the
@@ -36,8 +39,12 @@ public final class TLSEngine {
     public let limits: TLSBufferLimits
     private let ssl: OpaquePointer
     var sslHandle: OpaquePointer { ssl }
-    private let inbound: OpaquePointer
-    private let outbound: OpaquePointer
+    /// The BIO pair: `internalBIO` is the SSL object's (it reads the inbound ring, writes the
+    /// outbound one), `network` the pump's.
+    private let internalBIO: OpaquePointer
+    private let network: OpaquePointer
+    /// The last OpenSSL call stopped because the outbound ring was full.
+    private var outputBlocked = false
     private var phase: TLSState = .handshaking
     private var transportEnded = false
     private var sentCloseNotify = false
@@ -83,12 +90,21 @@ public final class TLSEngine {
         }
         ERR_clear_error()
         guard let ssl = SSL_new(context.context) else { throw .engine(TLSContext.openSSLErrorText()) }
-        guard let inbound = BIO_new(BIO_s_mem()), let outbound = BIO_new(BIO_s_mem()) else {
+        var internalBIO: OpaquePointer?
+        var network: OpaquePointer?
+        // Inbound: what the pump writes into `network`, at most the inbound bound. Outbound: what
+        // SSL writes; writePlaintext keeps it under the outbound bound, and the margin leaves room
+        // for the records' expansion, handshake flights, alerts and TLS 1.3 key updates.
+        guard BIO_new_bio_pair(&internalBIO, limits.outboundCiphertext + Self.outboundMargin,
+                               &network, limits.inboundCiphertext) == 1,
+            let internalBIO, let network
+        else {
             SSL_free(ssl)
             throw .engine(TLSContext.openSSLErrorText())
         }
-        // The SSL object owns both BIOs from here on: SSL_free frees them.
-        SSL_set_bio(ssl, inbound, outbound)
+        // The SSL object owns the internal end from here on (SSL_free frees it); deinit frees
+        // the network end.
+        SSL_set_bio(ssl, internalBIO, internalBIO)
         if configuration.role == .client {
             SSL_set_connect_state(ssl)
             var ok = true
@@ -111,16 +127,19 @@ public final class TLSEngine {
             if !ok {
                 let reason = TLSContext.openSSLErrorText()
                 SSL_free(ssl)
+                BIO_free(network)
                 throw .configuration(.rejected(option: "server_name_indication", reason: reason))
             }
         } else {
             SSL_set_accept_state(ssl)
         }
+        // A write cut short by a full ring is retried from wherever the caller's bytes are now.
+        _ = SSL_ctrl(ssl, SSL_CTRL_MODE, Int(SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), nil)
         self.context = context
         self.limits = limits
         self.ssl = ssl
-        self.inbound = inbound
-        self.outbound = outbound
+        self.internalBIO = internalBIO
+        self.network = network
         SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
         SSL_set_info_callback(ssl, tlsInfoCallback)
     }
@@ -140,7 +159,11 @@ public final class TLSEngine {
 
     deinit {
         SSL_free(ssl)
+        BIO_free(network)
     }
+
+    /// Room in the outbound ring beyond ``TLSBufferLimits/outboundCiphertext``.
+    static let outboundMargin = 2 * TLSBufferLimits.largestRecord
 
     // MARK: State
 
@@ -158,7 +181,7 @@ public final class TLSEngine {
 
     /// How many more ciphertext bytes ``receiveCiphertext(_:)-(UnsafeRawBufferPointer)`` takes now.
     public var inboundCapacity: Int {
-        transportEnded ? 0 : max(0, limits.inboundCiphertext - Int(BIO_ctrl_pending(inbound)))
+        transportEnded ? 0 : Int(BIO_ctrl_get_write_guarantee(network))
     }
 
     /// Hands bytes read from the transport to the engine (`BIO_write` on the read BIO). Takes at
@@ -172,8 +195,27 @@ public final class TLSEngine {
         if case .failed = phase { return 0 }
         let count = min(bytes.count, inboundCapacity)
         guard count > 0, let base = bytes.baseAddress else { return 0 }
-        let written = BIO_write(inbound, base, Int32(count))
+        let written = BIO_write(network, base, Int32(count))
         return max(0, Int(written))
+    }
+
+    /// Lets `fill` read ciphertext from the transport straight into the engine's inbound ring:
+    /// `fill` gets the free space (at most `maximumCount` bytes, possibly less than
+    /// ``inboundCapacity`` where the ring wraps) and returns how many bytes it put there, with a
+    /// result of its own. Bytes given after the connection failed are dropped, as
+    /// ``receiveCiphertext(_:)-(UnsafeRawBufferPointer)`` drops them.
+    /// - Returns: `fill`'s result, or nil (without calling it) when the engine takes nothing now.
+    package func receiveCiphertext<R>(
+        upTo maximumCount: Int, _ fill: (UnsafeMutableRawBufferPointer) -> (count: Int, result: R)
+    ) -> R? {
+        guard !transportEnded, maximumCount > 0 else { return nil }
+        var space: UnsafeMutablePointer<CChar>?
+        let contiguous = BIO_nwrite0(network, &space)
+        guard contiguous > 0, let start = space else { return nil }
+        let (count, result) = fill(UnsafeMutableRawBufferPointer(start: start, count: min(Int(contiguous), maximumCount)))
+        if case .failed = phase { return result }
+        if count > 0 { _ = BIO_nwrite(network, &space, Int32(count)) }
+        return result
     }
 
     /// Hands bytes read from the transport to the engine; see ``receiveCiphertext(_:)-(UnsafeRawBufferPointer)``.
@@ -200,20 +242,47 @@ public final class TLSEngine {
     /// read again before waiting on the transport.
     public var hasPendingInput: Bool {
         // SSL_has_pending would also count a partial record, which only more input completes.
-        SSL_pending(ssl) > 0 || BIO_ctrl_pending(inbound) > 0
+        SSL_pending(ssl) > 0 || BIO_ctrl_pending(internalBIO) > 0
     }
 
     // MARK: Ciphertext to the transport
 
     /// How many ciphertext bytes wait to be written to the transport.
-    public var pendingCiphertextCount: Int { Int(BIO_ctrl_pending(outbound)) }
+    public var pendingCiphertextCount: Int { Int(BIO_ctrl_pending(network)) }
+
+    /// Whether the last OpenSSL call stopped for want of room in the outbound ring: the
+    /// ciphertext must go to the transport before the call can go on.
+    package var isBlockedOnOutput: Bool { outputBlocked }
+
+    /// Lets `drain` write ciphertext from the engine's outbound ring straight to the transport:
+    /// `drain` gets the bytes waiting (the contiguous part of the ring: call again for the rest)
+    /// and returns how many it wrote, with a result of its own.
+    /// - Returns: `drain`'s result, or nil (without calling it) when nothing waits.
+    package func sendCiphertext<R>(_ drain: (UnsafeRawBufferPointer) -> (count: Int, result: R)) -> R? {
+        var bytes: UnsafeMutablePointer<CChar>?
+        let contiguous = BIO_nread0(network, &bytes)
+        guard contiguous > 0, let start = bytes else { return nil }
+        let (count, result) = drain(UnsafeRawBufferPointer(start: start, count: Int(contiguous)))
+        if count > 0 { _ = BIO_nread(network, &bytes, Int32(count)) }
+        return result
+    }
+
+    /// Drops every byte of ciphertext waiting for a transport that failed.
+    package func discardCiphertext() {
+        while true {
+            var bytes: UnsafeMutablePointer<CChar>?
+            let contiguous = BIO_nread0(network, &bytes)
+            guard contiguous > 0 else { return }
+            _ = BIO_nread(network, &bytes, contiguous)
+        }
+    }
 
     /// Moves ciphertext waiting for the transport into `buffer` (`BIO_read` on the write BIO).
     /// - Parameter buffer: where to copy the bytes.
     /// - Returns: how many bytes were copied (0 when nothing waits).
     public func takeCiphertext(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0, pendingCiphertextCount > 0 else { return 0 }
-        let read = BIO_read(outbound, base, Int32(min(buffer.count, Int(Int32.max))))
+        let read = BIO_read(network, base, Int32(min(buffer.count, Int(Int32.max))))
         return max(0, Int(read))
     }
 
@@ -247,13 +316,17 @@ public final class TLSEngine {
         if sentCloseNotify { throw .closed }
         ERR_clear_error()
         let result = SSL_do_handshake(ssl)
+        outputBlocked = false
         if result == 1 {
             phase = .established
             return true
         }
         switch SSL_get_error(ssl, result) {
-        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
-            if transportEnded, BIO_ctrl_pending(inbound) == 0 { throw fail(.closed) }
+        case SSL_ERROR_WANT_WRITE:
+            outputBlocked = true
+            return false
+        case SSL_ERROR_WANT_READ:
+            if transportEnded, BIO_ctrl_pending(internalBIO) == 0 { throw fail(.closed) }
             return false
         default:
             throw fail(classifyFailure())
@@ -262,12 +335,23 @@ public final class TLSEngine {
 
     // MARK: Application data
 
-    /// Encrypts application data (`SSL_write_ex`); the records are then ready for
-    /// ``takeCiphertext(maximumCount:)``.
+    /// The most plaintext one record carries.
+    package static let recordPlaintext = 16_384
+
+    /// Plaintext ``writePlaintext(_:)-(UnsafeRawBufferPointer)`` takes now: what the outbound
+    /// bound leaves (whole records of it for 16 KiB or more).
+    package var writeRoom: Int { max(0, limits.outboundCiphertext - pendingCiphertextCount) }
+
+    /// Whether ``writePlaintext(_:)-(UnsafeRawBufferPointer)`` takes a whole record now.
+    package var acceptsWholeRecord: Bool { writeRoom >= Self.recordPlaintext }
+
+    /// Encrypts application data (`SSL_write_ex`) in records of up to 16 KiB; the records are
+    /// then ready for ``takeCiphertext(maximumCount:)``.
     /// - Parameter bytes: the plaintext.
     /// - Returns: how many bytes were taken: fewer than given (possibly 0) while the handshake is
     ///   not complete or while ciphertext waiting for the transport would pass
-    ///   ``TLSBufferLimits/outboundCiphertext``. Offer the rest again after draining.
+    ///   ``TLSBufferLimits/outboundCiphertext``; of 16 KiB or more, a multiple of 16 KiB (whole
+    ///   records), 0 while there is no room for one. Offer the rest again after draining.
     /// - Throws: ``TLSError/closed`` after ``close()`` or the peer's close_notify,
     ///   ``TLSError/truncated`` after a truncation, the failure after a failure.
     public func writePlaintext(_ bytes: UnsafeRawBufferPointer) throws(TLSError) -> Int {
@@ -279,15 +363,25 @@ public final class TLSEngine {
         case .failed(let error): throw error
         }
         if sentCloseNotify { throw .closed }
-        let room = limits.outboundCiphertext - pendingCiphertextCount
-        let count = min(bytes.count, room)
+        let room = writeRoom
+        var count = min(bytes.count, room)
+        if bytes.count >= Self.recordPlaintext {
+            // Whole records only: a cut at the room's edge would make a short record on every
+            // call (more records, more per-record work on both ends). Without room for a whole
+            // one, nothing until the transport took some.
+            count -= count % Self.recordPlaintext
+        }
         guard count > 0, let base = bytes.baseAddress else { return 0 }
         ERR_clear_error()
         var written = 0
         let result = SSL_write_ex(ssl, base, count, &written)
+        outputBlocked = false
         if result == 1 { return written }
         switch SSL_get_error(ssl, result) {
-        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE: return 0
+        case SSL_ERROR_WANT_WRITE:
+            outputBlocked = true
+            return 0
+        case SSL_ERROR_WANT_READ: return 0
         default: throw fail(classifyFailure())
         }
     }
@@ -326,13 +420,17 @@ public final class TLSEngine {
         ERR_clear_error()
         var read = 0
         let result = SSL_read_ex(ssl, base, buffer.count, &read)
+        outputBlocked = false
         if result == 1 { return .bytes(read) }
         switch SSL_get_error(ssl, result) {
         case SSL_ERROR_ZERO_RETURN:
             phase = .closed
             return .closed
-        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
-            if transportEnded, BIO_ctrl_pending(inbound) == 0 {
+        case SSL_ERROR_WANT_WRITE:
+            outputBlocked = true
+            return .wouldBlock
+        case SSL_ERROR_WANT_READ:
+            if transportEnded, BIO_ctrl_pending(internalBIO) == 0 {
                 phase = .truncated
                 return .truncated
             }

@@ -411,8 +411,27 @@ struct CLITests {
         let outcome = try await CLITests.run(["bench", "--list"])
         #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
         let text = String(decoding: outcome.stdout, as: UTF8.self)
-        for name in ["bulk-passive-64k", "bulk-active-64k", "pingpong-passive", "pingpong-once"] {
+        for name in ["bulk-passive-64k", "bulk-active-64k", "pingpong-passive", "pingpong-once", "tls-passive-64k", "tls-handshakes"] {
             #expect(text.contains(name), "output: \(text)")
         }
+    }
+
+    @Test("bench --tls: a tiny transfer per case against the OpenSSL reference, ratios printed, slip rows byte-exact (no timing asserted)")
+    func benchTLS() async throws {
+        let outcome = try await CLITests.run(["bench", "--tls", "--bytes", "256k", "--repeat", "1", "--handshakes", "3"], limit: 240)
+        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        let text = String(decoding: outcome.stdout, as: UTF8.self)
+        let lines = text.split(separator: "\n").map(String.init)
+        // One ratio per pair, a number, for every case.
+        for name in ["tls-passive-64k", "tls-active-64k", "tls-send-64k", "tls-both-64k", "tls-handshakes"] {
+            let row = lines.first { $0.hasPrefix("  \(name) ") }
+            let ratio = row.map { $0.split(separator: " ").last.map(String.init) ?? "" } ?? ""
+            #expect(Double(ratio) != nil, "no ratio for \(name) in: \(text)")
+        }
+        // Both sides agreed on one TLS 1.3 suite, and the slip transfers arrived intact.
+        #expect(text.contains("Cipher suite: TLS_") && !text.contains("MISMATCH"), "output: \(text)")
+        #expect(lines.contains { $0.hasPrefix("plain TCP") && $0.contains("match") }, "output: \(text)")
+        #expect(lines.contains { $0.hasPrefix("TLS ") && $0.contains("match") }, "output: \(text)")
+        #expect(text.contains("TLS / plain goodput"), "output: \(text)")
     }
 }

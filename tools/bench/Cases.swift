@@ -9,6 +9,8 @@ struct Case: Sendable {
         case roundTrips(Int)
         /// Datagrams sent one way; the rate counts those received.
         case datagrams(Int)
+        /// Full TLS handshakes, one after the other.
+        case handshakes(Int)
     }
 
     /// A short name for `--only`.
@@ -28,6 +30,7 @@ struct Case: Sendable {
         switch work {
         case .bytes(let n): return Double(n) / s.seconds
         case .roundTrips(let n): return Double(n) / s.seconds
+        case .handshakes(let n): return Double(n) / s.seconds
         case .datagrams: return Double(s.deliveries) / s.seconds
         }
     }
@@ -36,6 +39,7 @@ struct Case: Sendable {
         switch work {
         case .bytes: return formatRate(bytesPerSecond: rate)
         case .roundTrips: return formatRoundTrips(perSecond: rate)
+        case .handshakes: return format(rate, 0) + " hs/s"
         case .datagrams: return formatDatagrams(perSecond: rate)
         }
     }

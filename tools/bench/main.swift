@@ -33,6 +33,13 @@ let usage = """
       --datagrams N    datagrams per one-way UDP run; default 500k (100k with --quick)
       --brief-wait US  with --udp: the posix driver's brief wait before parking, in µs (default 50;
                        0 turns it off), to see what it does to the UDP figures
+      --tls            instead: TLS on the posix driver against a reference written directly on OpenSSL
+                       (blocking sockets, SSL_read_ex/SSL_write_ex loops on threads, same certificate
+                       and cipher suite): bulk received passive and active, sent, and GenTCP at both
+                       ends; full handshakes; then TLS goodput over slip at 115200 baud next to plain
+                       TCP on the same simulated line (256 KiB each way, or --bytes)
+      --handshakes N   full TLS handshakes per run; default 500 (100 with --quick). Alone (without
+                       --tls): only the handshake case
       --perf           instead of timing, count syscalls/switches/faults per unit with `perf stat`
                        (runs this binary once per case and side; default 256M, 50000 round trips)
 
@@ -59,6 +66,9 @@ var datagrams = 500_000
 var datagramsGiven = false
 var briefWaitMicroseconds: Int? = nil
 var bytesGiven = false, roundTripsGiven = false, repeatsGiven = false
+var tlsOnly = false
+var handshakeCount = 500
+var handshakesGiven = false
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 func fail(_ text: String) -> Never {
@@ -101,6 +111,12 @@ while !arguments.isEmpty {
     case "--list": listOnly = true
     case "--serial": serialOnly = true
     case "--udp": udpOnly = true
+    case "--tls": tlsOnly = true
+    case "--handshakes":
+        let v = value()
+        guard let n = parseSize(v) else { fail("bad --handshakes \(v)") }
+        handshakeCount = n
+        handshakesGiven = true
     case "--brief-wait":
         let v = value()
         guard let n = Int(v), n >= 0 else { fail("bad --brief-wait \(v)") }
@@ -121,7 +137,9 @@ if quick {
     if !roundTripsGiven { roundTrips = 20_000 }
     if !repeatsGiven { repeats = 5 }
     if !datagramsGiven { datagrams = 100_000 }
+    if !handshakesGiven { handshakeCount = 100 }
 }
+if handshakesGiven && !tlsOnly && only == nil { only = ["tls-handshakes"] }
 
 if serialOnly {
     try await SerialGoodput.run(size: bytesGiven ? bytes : 1 << 20)
@@ -130,10 +148,11 @@ if serialOnly {
     try await UDPGoodput.runModems(size: bytesGiven ? min(bytes, 1 << 20) : 256 << 10)
     exit(0)
 }
-var cases = udpOnly ? udpCases(datagrams: datagrams, roundTrips: roundTrips) : standardCases(bytes: bytes, roundTrips: roundTrips)
-/// Every case `--only` may name: the default table, the experiments and the UDP cases.
+var cases = udpOnly ? udpCases(datagrams: datagrams, roundTrips: roundTrips)
+    : tlsOnly ? tlsCases(bytes: bytes, handshakes: handshakeCount) : standardCases(bytes: bytes, roundTrips: roundTrips)
+/// Every case `--only` may name: the default table, the experiments, the UDP and the TLS cases.
 let allCases = standardCases(bytes: bytes, roundTrips: roundTrips) + experimentCases(roundTrips: roundTrips)
-    + udpCases(datagrams: datagrams, roundTrips: roundTrips)
+    + udpCases(datagrams: datagrams, roundTrips: roundTrips) + tlsCases(bytes: bytes, handshakes: handshakeCount)
 if listOnly {
     var listed = Set<String>()
     for c in allCases where listed.insert(c.name).inserted {
@@ -156,6 +175,7 @@ if perfCounts {
         switch c.work {
         case .bytes: return Double(bytes + warmBytes) / 65536
         case .roundTrips: return Double(roundTrips + warmTrips)
+        case .handshakes(let n): return Double(n + min(n, 50))
         case .datagrams: return Double(datagrams + min(datagrams, 20_000))
         }
     }
@@ -274,6 +294,7 @@ func printBreakdown(_ results: [Result]) {
         var size = "64"
         if case .bytes(let n) = r.c.work { size = format(Double(n) / dlv, 0) }
         if case .datagrams = r.c.work { size = "-" }
+        if case .handshakes = r.c.work { size = "-" }
         // (GenTCP - raw) wall time, spread over GenTCP's deliveries.
         let extra = median(zip(r.genTCP, r.raw).map { ($0.seconds - $1.seconds) / Double(max($0.deliveries, 1)) * 1e6 })
         row([r.c.name, format(dlv, 0), size, format(cpuRatio, 2),
@@ -344,6 +365,31 @@ if udpOnly || cases.contains(where: { $0.name.hasPrefix("udp-") }) {
         say()
         try await UDPGoodput.run(size: bytesGiven ? bytes : 1 << 20)
         try await UDPGoodput.runModems(size: bytesGiven ? min(bytes, 1 << 20) : 256 << 10)
+    }
+    exit(0)
+}
+
+if tlsOnly || cases.contains(where: { $0.name.hasPrefix("tls-") }) {
+    say("gentcp-bench --tls: GenTCP TLS sockets on the posix driver vs OpenSSL on blocking sockets, 127.0.0.1")
+    say("bulk \(formatSize(bytes)) one way in 64 KiB writes (16 KiB records); \(handshakeCount) full handshakes per run;")
+    say("\(repeats) GenTCP/reference pair(s) per case, interleaved. Reference: OpenSSL at both ends (SSL_write_ex writer")
+    say("thread, SSL_read_ex(64 KiB) reader, blocking sockets). GenTCP receiving: GenTCP client, OpenSSL writer thread;")
+    say("GenTCP sending: GenTCP server, OpenSSL reader thread (timed there). ECDSA P-256 certificate, no verification.")
+    say("\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")
+    say()
+    let tlsResults = try await measure(
+        cases, warmUp: tlsCases(bytes: min(bytes, 8 << 20), handshakes: min(handshakeCount, 20)),
+        repeats: repeats, side: side, driver: .posix)
+    printTable(tlsResults)
+    say("load average \(loadAverage()) at the end. Cipher suite: \(TLSBench.suiteSummary()).")
+    say("Ratios of every pair:")
+    for r in tlsResults {
+        say("  \(pad(r.c.name, 18)) " + r.ratios.map { format($0, 2) }.joined(separator: " "))
+    }
+    printBreakdown(tlsResults)
+    if only == nil && side == nil {
+        say()
+        try await TLSSerial.report(size: bytesGiven ? min(bytes, 1 << 20) : 256 << 10)
     }
     exit(0)
 }

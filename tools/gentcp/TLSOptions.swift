@@ -115,6 +115,8 @@ struct TLSOptions: ParsableArguments {
     /// anything but `host`/`module`) becomes `--tls=host`, `--tls module` becomes `--tls=module`.
     /// Pure, for tests.
     static func normalizedArguments(_ arguments: [String]) -> [String] {
+        // `gentcp bench` passes its arguments to gentcp-bench untouched (its own `--tls`).
+        if arguments.first == "bench" { return arguments }
         var out: [String] = []
         var i = 0
         while i < arguments.count {
