@@ -44,6 +44,16 @@ public protocol ModemDialect {
 
     /// Forgets everything the module forgot when it restarted.
     mutating func moduleDidReset()
+
+    /// The setting commands a TLS link on `link` to `host` needs before
+    /// ``ModemCommand/connectSecure(link:host:port:)``, in order. Throws
+    /// ``ModemReason/notSupported`` when the module cannot do what `settings` asks (no TLS, no
+    /// CA choice, no ALPN...) and ``ModemReason/invalidArgument`` for strings that could inject AT.
+    func tlsSteps(link: Int, host: String, settings: ModemTLSSettings) throws(ModemError) -> [ModemTLSStep]
+
+    /// The setting commands a plain connect on `link` needs first (SIMCom turns `AT+CIPSSL` off
+    /// after a TLS link); usually none.
+    func plainConnectSteps(link: Int) -> [ModemTLSStep]
 }
 
 /// Sizes and timing facts of a dialect.

@@ -329,6 +329,7 @@ extension ModemEngine {
             if case .echoOff = command { echoDisabled = true }
             switch command {
             case .connect(let link, _, _) where links[link] == .connecting,
+                 .connectSecure(let link, _, _) where links[link] == .connecting,
                  .openDatagram(let link, _, _, _) where links[link] == .connecting:
                 if dialect.connectsAsynchronously {
                     connectDeadlines[link] = now.advanced(by: dialect.limits.asyncConnectTimeout).milliseconds

@@ -202,7 +202,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
         switch command {
         case .send, .sendDatagram:
             throw ModemError(.invalidArgument, "use send(_:link:now:timeout:) to send data")
-        case .connect(let link, _, let port):
+        case .connect(let link, _, let port), .connectSecure(let link, _, let port):
             try checkLink(link)
             guard port >= 1 && port <= 65_535 else { throw ModemError(.invalidArgument, "port must be 1...65535") }
             guard links[link] == .closed else { throw ModemError(.alreadyConnected, "link is in use; close it first") }
@@ -223,7 +223,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
             guard maximum >= 1 && maximum <= dialect.limits.maxReadLength else {
                 throw ModemError(.invalidArgument, "read length outside 1...the dialect's maximum")
             }
-        case .queryAvailable(let link), .close(let link):
+        case .queryAvailable(let link), .close(let link), .configureTLS(let link, _):
             try checkLink(link)
         case .setBaudRate(let rate, _):
             guard rate >= 300 && rate <= 10_000_000 else { throw ModemError(.invalidArgument, "baud rate out of range") }
@@ -248,7 +248,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
         output.writeCommand(writer, terminator: dialect.commandTerminator)
         inFlight = InFlight(command: command, phase: .response, deadline: now.advanced(by: limit), timeout: limit)
         switch command {
-        case .connect(let link, _, _), .openDatagram(let link, _, _, _):
+        case .connect(let link, _, _), .connectSecure(let link, _, _), .openDatagram(let link, _, _, _):
             links[link] = .connecting
             datagramLinks[link] = command.kind == .openDatagram
             connectDeadlines[link] = ModemEngine.noDeadline

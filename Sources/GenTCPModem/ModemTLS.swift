@@ -1,0 +1,84 @@
+/// Where a module finds the CA certificates it checks a TLS server against.
+public enum ModemTLSTrust: Sendable, Equatable {
+    /// No check: the module takes any certificate.
+    case none
+    /// A CA slot in the module's flash (ESP-AT's `ca_number` of `AT+CIPSSLCCONF`).
+    case slot(Int)
+    /// A file in the module's storage (Quectel's `"UFS:cacert.pem"`).
+    case file(String)
+}
+
+/// What a module-run TLS link checks and offers: the engine-side form of GenTCP's
+/// `OffloadedTLS`, turned into commands by ``ModemDialect/tlsSteps(link:host:settings:)``.
+public struct ModemTLSSettings: Sendable, Equatable {
+    /// How the module checks the server.
+    public var trust: ModemTLSTrust
+    /// The SNI name; nil: the host the link opens to, when it is a name.
+    public var serverName: String?
+    /// ALPN protocols offered, in order; empty: none.
+    public var applicationProtocols: [String]
+    /// The module's client certificate slot (ESP-AT `pki_number`), nil: none.
+    public var clientCertificateSlot: Int?
+
+    /// Settings with every field as named.
+    public init(trust: ModemTLSTrust, serverName: String? = nil, applicationProtocols: [String] = [],
+                clientCertificateSlot: Int? = nil) {
+        self.trust = trust
+        self.serverName = serverName
+        self.applicationProtocols = applicationProtocols
+        self.clientCertificateSlot = clientCertificateSlot
+    }
+}
+
+/// One TLS setting command, written before a secure link opens
+/// (``ModemCommand/configureTLS(link:step:)``). Each dialect builds only its own steps and throws
+/// ``ModemReason/notSupported`` for the others.
+public enum ModemTLSStep: Sendable, Equatable {
+    /// ESP-AT `AT+CIPSSLCCONF=<link>,<auth_mode>,<pki_number>,<ca_number>`: auth mode 0 (no
+    /// check), 1 (client certificate), 2 (check the server against CA slot `ca`), 3 (both).
+    case espConfigure(authMode: Int, pki: Int, ca: Int)
+    /// ESP-AT `AT+CIPSSLCSNI=<link>,"<name>"`.
+    case espServerName(String)
+    /// ESP-AT `AT+CIPSSLCALPN=<link>,<count>,"<p1>"[,"<p2>"[,"<p3>"]]` (at most three).
+    case espApplicationProtocols([String])
+    /// Quectel `AT+QSSLCFG="sslversion",<ctx>,4`: any TLS version the module has.
+    case quectelAnyVersion
+    /// Quectel `AT+QSSLCFG="seclevel",<ctx>,<n>`: 0 no check, 1 check the server, 2 mutual.
+    case quectelSecurityLevel(Int)
+    /// Quectel `AT+QSSLCFG="cacert",<ctx>,"<path>"`.
+    case quectelCACertificate(String)
+    /// Quectel `AT+QSSLCFG="sni",<ctx>,<0|1>`: send the open's host as SNI (newer firmware).
+    case quectelServerName(Bool)
+    /// SIMCom `AT+CIPSSL=<0|1>`: the next `AT+CIPSTART` opens a TLS (1) or plain (0) link. A
+    /// module-wide switch, so a plain connect after a TLS one turns it off first.
+    case simcomSSL(Bool)
+}
+
+extension ModemDialect {
+    /// Default: the dialect has no TLS (``ModemReason/notSupported``).
+    public func tlsSteps(link: Int, host: String, settings: ModemTLSSettings) throws(ModemError) -> [ModemTLSStep] {
+        throw ModemError(.notSupported, "this module runs no TLS")
+    }
+
+    /// Default: a plain connect needs nothing first.
+    public func plainConnectSteps(link: Int) -> [ModemTLSStep] { [] }
+}
+
+extension ModemTLSSettings {
+    /// Whether `host` is an IPv4 or IPv6 literal (no SNI is sent for an address, RFC 6066 §3).
+    static func isAddressLiteral(_ host: String) -> Bool {
+        var sawColon = false
+        var onlyDigitsAndDots = true
+        for b in host.utf8 {
+            if b == UInt8(ascii: ":") { sawColon = true }
+            if !(b == UInt8(ascii: ".") || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))) { onlyDigitsAndDots = false }
+        }
+        return sawColon || onlyDigitsAndDots
+    }
+
+    /// The SNI name to send for `host`: ``serverName``, else `host` when it is a name.
+    public func sniName(host: String) -> String? {
+        if let serverName { return serverName }
+        return ModemTLSSettings.isAddressLiteral(host) ? nil : host
+    }
+}
