@@ -15,7 +15,7 @@ extension ATDriver: TLSOffloadingDriver {
     /// The socket then follows every gen_tcp rule as a plain at socket: passive receive through
     /// the module (`+QSSLURC: "recv"` and `AT+QSSLRECV` on BG96), the same send buffer and
     /// chunks, the same close. A module reports only "closed": a cut TLS stream cannot be told
-    /// from a clean close (see ``OffloadedTLS``).
+    /// from a clean close (see `OffloadedTLS` in GenTCP).
     ///
     /// Errors:
     ///
