@@ -401,7 +401,7 @@ extension BG96Dialect {
         }
         if let name = settings.serverName {
             try ModemValidation.check(name, maxLength: limits.maxHostLength)
-            guard name.utf8.elementsEqual(host.utf8) else {
+            guard sameBytes(name, host) else {
                 throw ModemError(.notSupported, "BG96 sends the host it opens as SNI, no other name")
             }
         }

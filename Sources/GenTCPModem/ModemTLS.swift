@@ -1,5 +1,5 @@
 /// Where a module finds the CA certificates it checks a TLS server against.
-public enum ModemTLSTrust: Sendable, Equatable {
+public enum ModemTLSTrust: Sendable {
     /// No check: the module takes any certificate.
     case none
     /// A CA slot in the module's flash (ESP-AT's `ca_number` of `AT+CIPSSLCCONF`).
@@ -10,7 +10,7 @@ public enum ModemTLSTrust: Sendable, Equatable {
 
 /// What a module-run TLS link checks and offers: the engine-side form of GenTCP's
 /// `OffloadedTLS`, turned into commands by ``ModemDialect/tlsSteps(link:host:settings:)``.
-public struct ModemTLSSettings: Sendable, Equatable {
+public struct ModemTLSSettings: Sendable {
     /// How the module checks the server.
     public var trust: ModemTLSTrust
     /// The SNI name; nil: the host the link opens to, when it is a name.
@@ -33,7 +33,7 @@ public struct ModemTLSSettings: Sendable, Equatable {
 /// One TLS setting command, written before a secure link opens
 /// (``ModemCommand/configureTLS(link:step:)``). Each dialect builds only its own steps and throws
 /// ``ModemReason/notSupported`` for the others.
-public enum ModemTLSStep: Sendable, Equatable {
+public enum ModemTLSStep: Sendable {
     /// ESP-AT `AT+CIPSSLCCONF=<link>,<auth_mode>,<pki_number>,<ca_number>`: auth mode 0 (no
     /// check), 1 (client certificate), 2 (check the server against CA slot `ca`), 3 (both).
     case espConfigure(authMode: Int, pki: Int, ca: Int)
@@ -80,5 +80,66 @@ extension ModemTLSSettings {
     public func sniName(host: String) -> String? {
         if let serverName { return serverName }
         return ModemTLSSettings.isAddressLiteral(host) ? nil : host
+    }
+}
+
+// Equality by bytes, written out: the synthesised one compares `String`s with `==`, which is
+// Unicode canonical equivalence and links the stdlib's normalisation tables (some 30 KB in an
+// Embedded build). Wire strings are equal when their bytes are.
+
+/// Whether two strings have the same UTF-8 bytes.
+@inline(__always)
+func sameBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+
+/// Whether two optional strings are both nil or have the same bytes.
+func sameBytes(_ a: String?, _ b: String?) -> Bool {
+    switch (a, b) {
+    case (nil, nil): true
+    case (let x?, let y?): sameBytes(x, y)
+    default: false
+    }
+}
+
+/// Whether two lists of strings have the same bytes, in order.
+func sameBytes(_ a: [String], _ b: [String]) -> Bool {
+    guard a.count == b.count else { return false }
+    for i in 0..<a.count where !sameBytes(a[i], b[i]) { return false }
+    return true
+}
+
+extension ModemTLSTrust: Equatable {
+    /// Same case, same slot, same file name bytes.
+    public static func == (l: ModemTLSTrust, r: ModemTLSTrust) -> Bool {
+        switch (l, r) {
+        case (.none, .none): true
+        case (.slot(let a), .slot(let b)): a == b
+        case (.file(let a), .file(let b)): sameBytes(a, b)
+        default: false
+        }
+    }
+}
+
+extension ModemTLSSettings: Equatable {
+    /// Every field equal, strings by their bytes.
+    public static func == (l: ModemTLSSettings, r: ModemTLSSettings) -> Bool {
+        l.trust == r.trust && sameBytes(l.serverName, r.serverName)
+            && sameBytes(l.applicationProtocols, r.applicationProtocols) && l.clientCertificateSlot == r.clientCertificateSlot
+    }
+}
+
+extension ModemTLSStep: Equatable {
+    /// Same case, same values, strings by their bytes.
+    public static func == (l: ModemTLSStep, r: ModemTLSStep) -> Bool {
+        switch (l, r) {
+        case (.espConfigure(let a, let b, let c), .espConfigure(let x, let y, let z)): a == x && b == y && c == z
+        case (.espServerName(let a), .espServerName(let b)): sameBytes(a, b)
+        case (.espApplicationProtocols(let a), .espApplicationProtocols(let b)): sameBytes(a, b)
+        case (.quectelAnyVersion, .quectelAnyVersion): true
+        case (.quectelSecurityLevel(let a), .quectelSecurityLevel(let b)): a == b
+        case (.quectelCACertificate(let a), .quectelCACertificate(let b)): sameBytes(a, b)
+        case (.quectelServerName(let a), .quectelServerName(let b)): a == b
+        case (.simcomSSL(let a), .simcomSSL(let b)): a == b
+        default: false
+        }
     }
 }
