@@ -67,13 +67,16 @@ extension ModemDialect {
 extension ModemTLSSettings {
     /// Whether `host` is an IPv4 or IPv6 literal (no SNI is sent for an address, RFC 6066 §3).
     static func isAddressLiteral(_ host: String) -> Bool {
-        var sawColon = false
-        var onlyDigitsAndDots = true
-        for b in host.utf8 {
-            if b == UInt8(ascii: ":") { sawColon = true }
-            if !(b == UInt8(ascii: ".") || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))) { onlyDigitsAndDots = false }
+        // Over the contiguous bytes (ModemValidation.withUTF8): iterating `String.utf8` itself
+        // drags String index machinery into an Embedded build.
+        ModemValidation.withUTF8(host) { bytes in
+            var onlyDigitsAndDots = true
+            for b in bytes {
+                if b == UInt8(ascii: ":") { return true }
+                if !(b == UInt8(ascii: ".") || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))) { onlyDigitsAndDots = false }
+            }
+            return onlyDigitsAndDots
         }
-        return sawColon || onlyDigitsAndDots
     }
 
     /// The SNI name to send for `host`: ``serverName``, else `host` when it is a name.
@@ -88,8 +91,15 @@ extension ModemTLSSettings {
 // Embedded build). Wire strings are equal when their bytes are.
 
 /// Whether two strings have the same UTF-8 bytes.
-@inline(__always)
-func sameBytes(_ a: String, _ b: String) -> Bool { a.utf8.elementsEqual(b.utf8) }
+func sameBytes(_ a: String, _ b: String) -> Bool {
+    ModemValidation.withUTF8(a) { x in
+        ModemValidation.withUTF8(b) { y in
+            guard x.count == y.count else { return false }
+            for i in 0..<x.count where x[i] != y[i] { return false }
+            return true
+        }
+    }
+}
 
 /// Whether two optional strings are both nil or have the same bytes.
 func sameBytes(_ a: String?, _ b: String?) -> Bool {
