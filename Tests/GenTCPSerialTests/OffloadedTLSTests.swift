@@ -361,4 +361,42 @@ struct OffloadedTLSTests {
             s.close()
         }
     }
+
+    @Test("SIM800: AT+CIPSSL is module-wide, so a plain connect after a TLS one turns it off first: the plain link carries cleartext (SIM-T1)")
+    func sim800PlainAfterTLS() async throws {
+        let pki = try TestPKI.get()
+        let server = try SServer(pki, ["-rev"])
+        let port = try await server.port()
+        try await withOffloadModule(.sim800, store: offloadStore(pki)) { at in
+            let secure = try await Socket.connect("127.0.0.1", port: port, options: [.binary, .active(.passive)],
+                                                  offloadedTLS: offloadTrust(.sim800), timeout: 60_000, driver: at)
+            try await secure.send(Array("tls\n".utf8))
+            #expect(try await recvExactly(secure, 4) == Array("slt\n".utf8))
+            // A plain echo peer on the kernel: it must see cleartext, not a ClientHello.
+            let l = try ListenSocket.listen(port: 0, options: [.binary, .active(.passive), .localAddress(.loopbackV4)],
+                                            driver: POSIXDriver.shared)
+            defer { l.close() }
+            let seen = Mutex<[UInt8]>([])
+            let peer = GenTCP.Process.spawn {
+                let p = try await l.accept(timeout: 30_000)
+                let got = try await p.recv(5, timeout: 30_000)
+                seen.withLock { $0 = got.bytes }
+                try await p.send(got.bytes)
+                p.close()
+            }
+            let plain = try await Socket.connect("127.0.0.1", port: try l.port(), options: [.binary, .active(.passive)],
+                                                 timeout: 30_000, driver: at)
+            #expect(plain.security == .plain)
+            try await plain.send(Array("plain".utf8))
+            #expect(try await recvExactly(plain, 5) == Array("plain".utf8))
+            _ = await peer.waitForExit()
+            #expect(seen.withLock { $0 } == Array("plain".utf8))
+            plain.close()
+            // The TLS link is still TLS.
+            try await secure.send(Array("CLOSE\n".utf8))
+            await #expect(throws: SocketError.closed) { _ = try await secure.recv(0, timeout: 30_000) }
+            secure.close()
+        }
+        server.kill()
+    }
 }
