@@ -399,4 +399,49 @@ struct OffloadedTLSTests {
         }
         server.kill()
     }
+
+    @Test("active true and active N on an offloaded socket: .ssl messages in order, .sslPassive after N, .sslClosed at the end",
+          arguments: [ATDialect.espAT, .bg96])
+    func activeModes(_ dialect: ATDialect) async throws {
+        let pki = try TestPKI.get()
+        let serverContext = try TLSContext(.server(certificateChainFile: pki.pem("localhost"), privateKeyFile: pki.key("localhost")))
+        try await withOffloadModule(dialect, store: offloadStore(pki)) { at in
+            let l = try ListenSocket.listen(port: 0, options: [.binary, .active(.passive), .localAddress(.loopbackV4)],
+                                            driver: POSIXDriver.shared)
+            defer { l.close() }
+            let port = try l.port()
+            let data = (0..<9_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 3) }
+            GenTCP.Process.spawn {
+                let p = try await l.accept(tls: serverContext, timeout: 60_000, handshakeTimeout: 60_000)
+                _ = try await p.recv(1, timeout: 60_000)  // the client's go
+                try await p.send(data)
+                p.close()
+            }
+            let s = try await Socket.connect("localhost", port: port, options: [.binary, .active(.count(2))],
+                                             offloadedTLS: offloadTrust(dialect), timeout: 60_000, driver: at)
+            try await s.send([1])
+            var got: [UInt8] = []
+            var events: [String] = []
+            while events.last != "ssl_closed" {
+                guard let m = try? await GenTCP.Process.receive(timeout: 30_000) else {
+                    events.append("(nothing within 30 s)")
+                    break
+                }
+                switch m {
+                case .ssl(_, let p): got += p.bytes
+                case .sslPassive:
+                    events.append("ssl_passive")
+                    try s.setopts(.active(.active))
+                case .sslClosed: events.append("ssl_closed")
+                case .sslError(_, let e): events.append("ssl_error \(e.reason.atom)")
+                case .tcp, .tcpClosed, .tcpError, .tcpPassive: events.append("a tcp message on a secure socket")
+                default: break
+                }
+            }
+            let exact = got == data
+            #expect(exact, "got \(got.count) of \(data.count) bytes")
+            #expect(events == ["ssl_passive", "ssl_closed"], "events: \(events)")
+            s.close()
+        }
+    }
 }
