@@ -64,6 +64,7 @@ struct ModuleTLSCLITests {
                 #expect(outcome.status == 1, "stderr: \(outcome.stderr)")
                 #expect(outcome.stdout.isEmpty)
                 #expect(outcome.stderr.contains(case_.atom), "stderr: \(outcome.stderr)")
+                #expect(outcome.stderr.contains("handshake"), "no hint about the module's handshake: \(outcome.stderr)")
                 serving.kill()
             }
         }
@@ -79,6 +80,7 @@ struct ModuleTLSCLITests {
                 stdin: [], limit: 90)
             #expect(outcome.status == 1, "stderr: \(outcome.stderr)")
             #expect(outcome.stderr.contains("enotsup"), "stderr: \(outcome.stderr)")
+            #expect(outcome.stderr.contains("SIM800: --insecure only"), "stderr: \(outcome.stderr)")
         }
     }
 }
