@@ -14,7 +14,8 @@ extension ATDriver: TLSOffloadingDriver {
     ///
     /// The socket then follows every gen_tcp rule as a plain at socket: passive receive through
     /// the module (`+QSSLURC: "recv"` and `AT+QSSLRECV` on BG96), the same send buffer and
-    /// chunks, the same close. A module reports only "closed": a cut TLS stream cannot be told
+    /// chunks, the same close. `peername` is the address when `host` is one, and `enotconn` for
+    /// a name (the module resolved it and does not say to what). A module reports only "closed": a cut TLS stream cannot be told
     /// from a clean close (see `OffloadedTLS` in GenTCP).
     ///
     /// Errors:
