@@ -257,7 +257,8 @@ extension ATCore {
                 break
             }
             request.stepInFlight = false
-            if let failure {
+            let optional = request.steps.map { request.nextStep < $0.count && $0[request.nextStep].isOptional } ?? false
+            if let failure, !(optional && failure.0 != .timeout && failure.0 != .moduleReset) {
                 // A module that refuses a TLS setting cannot do what was asked (its firmware
                 // has no such command, or no TLS at all): enotsup, timeouts as timeouts.
                 slots[link] = .free

@@ -455,6 +455,21 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             }
             if let steps = request.steps, request.nextStep < steps.count {
                 let step = steps[request.nextStep]
+                if case .quectelUpload(let name, let pem) = step {
+                    return { [self] in
+                        request.stepInFlight = true
+                        let at = now
+                        let result: Result<Void, ModemError> = pem.withUnsafeBytes { bytes in
+                            do throws(ModemError) {
+                                try engine.upload(bytes, link: link, name: name, now: at)
+                                return .success(())
+                            } catch {
+                                return .failure(error)
+                            }
+                        }
+                        if case .failure(let error) = result { failedToSubmit(.configureTLS(link: link, step: step), error) }
+                    }
+                }
                 return { [self] in
                     request.stepInFlight = true
                     submit(.configureTLS(link: link, step: step))

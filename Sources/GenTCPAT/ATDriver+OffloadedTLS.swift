@@ -9,7 +9,7 @@ extension ATDriver: TLSOffloadingDriver {
     /// | dialect | settings written before the open | open |
     /// | --- | --- | --- |
     /// | ESP-AT | `AT+CIPSSLCCONF=<id>,<auth>,<pki>,<ca>`, `AT+CIPSSLCSNI` for a name, `AT+CIPSSLCALPN` when asked | `AT+CIPSTART=<id>,"SSL",...` |
-    /// | BG96 | `AT+QSSLCFG="sslversion"`, `"cacert"` and `"seclevel"`, `"sni"` for a name | `AT+QSSLOPEN=...` then `+QSSLOPEN: <id>,<err>` |
+    /// | BG96 | for an upload `AT+QFDEL` and `AT+QFUPL` (`CONNECT`, the PEM, `+QFUPL`), then `AT+QSSLCFG="sslversion"`, `"cacert"` and `"seclevel"`, `"sni"` for a name | `AT+QSSLOPEN=...` then `+QSSLOPEN: <id>,<err>` |
     /// | SIM800 | `AT+CIPSSL=1` (module-wide: the next plain connect writes `AT+CIPSSL=0` first) | `AT+CIPSTART` |
     ///
     /// The socket then follows every gen_tcp rule as a plain at socket: passive receive through
@@ -22,7 +22,8 @@ extension ATDriver: TLSOffloadingDriver {
     ///
     /// | what happened | reason |
     /// | --- | --- |
-    /// | the module cannot do what `tls` asks: a CA file on ESP-AT, a CA slot or ALPN or another SNI name on BG96, any CA choice, SNI name or ALPN on SIM800, an upload (no dialect uploads yet) | `enotsup` |
+    /// | the module cannot do what `tls` asks: a CA file or upload on ESP-AT, a CA slot or ALPN or another SNI name on BG96, any CA choice, SNI name or ALPN on SIM800 | `enotsup` |
+    /// | BG96: an upload of more than 1460 bytes (one `AT+QFUPL`) | `emsgsize` |
     /// | the module answers `ERROR` to a TLS setting (its firmware has no TLS) | `enotsup` |
     /// | a host, SNI name or ALPN protocol with a quote, comma, backslash or control byte, or too long | `einval` |
     /// | ESP-AT: `ERROR` to the SSL `AT+CIPSTART` (refused, or the handshake or certificate check failed: the module does not say which) | `econnrefused` |
@@ -43,8 +44,7 @@ extension ATDriver: TLSOffloadingDriver {
         case .none: trust = .none
         case .peer(.slot(let n)): trust = .slot(n)
         case .peer(.file(let name)): trust = .file(name)
-        case .peer(.upload):
-            throw SocketError(.notSupported, "the at driver does not upload CA certificates to modules yet")
+        case .peer(.upload(let pem, let name)): trust = .upload(name: name, pem: pem)
         }
         let settings = ModemTLSSettings(trust: trust, serverName: tls.serverName,
                                         applicationProtocols: tls.applicationProtocols,

@@ -88,6 +88,13 @@ public struct BG96Dialect: ModemDialect {
             try w.append(",0")
         case .configureTLS(let link, let step):
             try buildTLS(step, link: link, into: &w)
+        case .uploadFile(_, let name, let count):
+            // BG-T8: AT+QFUPL="<name>",<size>,<timeout s>; CONNECT, the bytes, +QFUPL, OK.
+            try w.append("AT+QFUPL=")
+            try w.append(quoted: name, maxLength: 80)
+            try w.append(",")
+            try w.append(decimal: count)
+            try w.append(",60")
         case .openDatagram(let link, let host, let port, let localPort):
             // BG-U1: "UDP SERVICE" takes anyone's datagrams and a destination per send; "UDP"
             // is bound to one remote. Buffer access mode, as for TCP.
@@ -234,6 +241,10 @@ public struct BG96Dialect: ModemDialect {
             }
             return .unrecognised
         }
+        if context.phase == .awaitingPrompt, context.command == .configureTLS, line.equals("CONNECT") {
+            return .prompt  // BG-T8: AT+QFUPL's data prompt
+        }
+        if line.hasPrefix("+QFUPL:") { return context.phase == .idle ? .ignored : .information(.text) }
         if line.hasPrefix("+QSSLSTATE:") { return context.phase == .idle ? .ignored : .information(.text) }
         if var fields = line.fields(afterPrefix: "+QIRD:") {
             // AT+QIRD=<id>,0 answers "+QIRD: <total>,<read>,<unread>".
@@ -382,6 +393,11 @@ extension BG96Dialect {
             try w.append(decimal: context)
             try w.append(",")
             try w.append(quoted: path, maxLength: 80)
+        case .quectelDeleteFile(let name):
+            try w.append("AT+QFDEL=")
+            try w.append(quoted: name, maxLength: 80)
+        case .quectelUpload:
+            throw ModemError(.invalidArgument, "an upload goes through ModemEngine.upload")
         case .quectelServerName(let on):
             try w.append("AT+QSSLCFG=\"sni\",")
             try w.append(decimal: context)
@@ -412,6 +428,16 @@ extension BG96Dialect {
         case .file(let path):
             try ModemValidation.check(path, maxLength: 80)
             steps.append(.quectelCACertificate(path))
+            steps.append(.quectelSecurityLevel(1))
+        case .upload(let name, let pem):
+            // BG-T8: replace the file (a missing one is fine), write it, then use it.
+            try ModemValidation.check(name, maxLength: 80)
+            guard !pem.isEmpty, pem.count <= limits.maxSendLength else {
+                throw ModemError(.messageTooLong, "the CA file must be 1...1460 bytes (one upload)")
+            }
+            steps.append(.quectelDeleteFile(name))
+            steps.append(.quectelUpload(name: name, pem: pem))
+            steps.append(.quectelCACertificate(name))
             steps.append(.quectelSecurityLevel(1))
         case .slot:
             throw ModemError(.notSupported, "BG96 keeps CAs in files, not slots")

@@ -85,6 +85,8 @@ public struct ESPATDialect: ModemDialect {
             try w.append(quoted: host, maxLength: limits.maxHostLength)
             try w.append(",")
             try w.append(decimal: port)
+        case .uploadFile:
+            throw ModemError(.notSupported, "this module takes no file uploads")
         case .configureTLS(let link, let step):
             try buildTLS(step, link: link, into: &w)
         case .openDatagram(let link, let host, let port, let localPort):
@@ -343,7 +345,7 @@ extension ESPATDialect {
             guard n >= 0 else { throw ModemError(.invalidArgument, "CA slot must be 0 or more") }
             mode = 2
             ca = n
-        case .file:
+        case .file, .upload:
             throw ModemError(.notSupported, "ESP-AT keeps CAs in flash slots, not files")
         }
         var pki = 0

@@ -39,6 +39,10 @@ public enum ModemCommand: Sendable {
     case connectSecure(link: Int, host: String, port: Int)
     /// One TLS setting for the next secure link on `link` (see ``ModemTLSStep``).
     case configureTLS(link: Int, step: ModemTLSStep)
+    /// Write `count` bytes to the module's file `name` (Quectel `AT+QFUPL`, `CONNECT`, the bytes,
+    /// `+QFUPL: <size>,<checksum>`), for a TLS link on `link`. Built by
+    /// ``ModemEngine/upload(_:link:name:now:)`` only; its kind is ``ModemCommandKind/configureTLS``.
+    case uploadFile(link: Int, name: String, count: Int)
     /// Open a UDP link bound to `localPort` (1–65535). With `port` 0 the link takes datagrams
     /// from anyone and every send names its destination: ESP-AT
     /// `AT+CIPSTART=<id>,"UDP","0.0.0.0",0,<local>,2`, Quectel `"UDP SERVICE"`. With a remote
@@ -96,7 +100,7 @@ public enum ModemCommand: Sendable {
         case .localAddress: .localAddress
         case .resolve: .resolve
         case .connect, .connectSecure: .connect
-        case .configureTLS: .configureTLS
+        case .configureTLS, .uploadFile: .configureTLS
         case .openDatagram: .openDatagram
         case .bindLocalPort: .bindLocalPort
         case .enableRemoteInfo: .enableRemoteInfo
@@ -114,7 +118,7 @@ public enum ModemCommand: Sendable {
     /// The link the command is about, if any.
     public var link: Int? {
         switch self {
-        case .connect(let link, _, _), .connectSecure(let link, _, _), .configureTLS(let link, _),
+        case .connect(let link, _, _), .connectSecure(let link, _, _), .configureTLS(let link, _), .uploadFile(let link, _, _),
              .send(let link, _), .read(let link, _),
              .queryAvailable(let link), .close(let link), .openDatagram(let link, _, _, _),
              .bindLocalPort(let link, _), .setReceiveMode(let link, _), .sendDatagram(let link, _, _):

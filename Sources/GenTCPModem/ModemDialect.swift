@@ -131,6 +131,9 @@ public enum ModemLineMeaning: Equatable, Sendable {
     case informationAndSuccess(ModemInformation)
     /// An unsolicited result code, whatever is in flight.
     case unsolicited(ModemUnsolicited)
+    /// A data prompt given as a line (Quectel's `CONNECT` after `AT+QFUPL`): the staged payload
+    /// goes out now, as after `>`.
+    case prompt
     /// `busy p...`: the command was ignored; retry after a back-off.
     case busy
     /// The module restarted (`ready`, `RDY`).

@@ -183,6 +183,16 @@ extension ModemEngine {
         case .unsolicited(let urc):
             statistics.unsolicited &+= 1
             handleUnsolicited(urc)
+        case .prompt:
+            if var flight = inFlight, flight.phase == .awaitingPrompt, flight.backoffUntil == nil {
+                output.releasePayload()
+                flight.phase = .awaitingSendResult
+                flight.deadline = now.advanced(by: flight.sendTimeout)
+                inFlight = flight
+                lexer.expectsPrompt = false
+            } else {
+                statistics.strays &+= 1
+            }
         case .ignored:
             break
         case .unrecognised:

@@ -6,6 +6,9 @@ public enum ModemTLSTrust: Sendable {
     case slot(Int)
     /// A file in the module's storage (Quectel's `"UFS:cacert.pem"`).
     case file(String)
+    /// PEM bytes written to the module's file `name` before the link opens (Quectel
+    /// `AT+QFUPL`), then used as ``file(_:)``.
+    case upload(name: String, pem: [UInt8])
 }
 
 /// What a module-run TLS link checks and offers: the engine-side form of GenTCP's
@@ -49,9 +52,24 @@ public enum ModemTLSStep: Sendable {
     case quectelCACertificate(String)
     /// Quectel `AT+QSSLCFG="sni",<ctx>,<0|1>`: send the open's host as SNI (newer firmware).
     case quectelServerName(Bool)
+    /// Quectel `AT+QFDEL="<name>"`: removes a file before an upload replaces it. Optional: a
+    /// module that has no such file answers an error, and the upload goes on.
+    case quectelDeleteFile(String)
+    /// Quectel `AT+QFUPL="<name>",<size>`: writes `pem` to the module's file `name` (run through
+    /// ``ModemEngine/upload(_:link:name:now:)``, not as a plain command).
+    case quectelUpload(name: String, pem: [UInt8])
     /// SIMCom `AT+CIPSSL=<0|1>`: the next `AT+CIPSTART` opens a TLS (1) or plain (0) link. A
     /// module-wide switch, so a plain connect after a TLS one turns it off first.
     case simcomSSL(Bool)
+}
+
+extension ModemTLSStep {
+    /// Whether the connect goes on when the module refuses this step (a delete of a file that
+    /// is not there).
+    public var isOptional: Bool {
+        if case .quectelDeleteFile = self { return true }
+        return false
+    }
 }
 
 extension ModemDialect {
@@ -124,6 +142,7 @@ extension ModemTLSTrust: Equatable {
         case (.none, .none): true
         case (.slot(let a), .slot(let b)): a == b
         case (.file(let a), .file(let b)): sameBytes(a, b)
+        case (.upload(let a, let p), .upload(let b, let q)): sameBytes(a, b) && p == q
         default: false
         }
     }
@@ -148,6 +167,8 @@ extension ModemTLSStep: Equatable {
         case (.quectelSecurityLevel(let a), .quectelSecurityLevel(let b)): a == b
         case (.quectelCACertificate(let a), .quectelCACertificate(let b)): sameBytes(a, b)
         case (.quectelServerName(let a), .quectelServerName(let b)): a == b
+        case (.quectelDeleteFile(let a), .quectelDeleteFile(let b)): sameBytes(a, b)
+        case (.quectelUpload(let a, let p), .quectelUpload(let b, let q)): sameBytes(a, b) && p == q
         case (.simcomSSL(let a), .simcomSSL(let b)): a == b
         default: false
         }

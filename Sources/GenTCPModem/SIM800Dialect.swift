@@ -77,6 +77,8 @@ public struct SIM800Dialect: ModemDialect {
             try w.append(",\"")
             try w.append(decimal: port)
             try w.append("\"")
+        case .uploadFile:
+            throw ModemError(.notSupported, "this module takes no file uploads")
         case .configureTLS(_, let step):
             guard case .simcomSSL(let on) = step else { throw ModemError(.notSupported, "not a SIMCom TLS setting") }
             try w.append(on ? "AT+CIPSSL=1" : "AT+CIPSSL=0")

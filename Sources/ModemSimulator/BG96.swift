@@ -3,7 +3,7 @@ import GenTCPCore
 /// Quectel BG96 TCP/IP commands (BG96 TCP/IP AT Commands Manual, TCP/IP Application Note).
 extension SimState {
     mutating func bgExecute(_ c: ATCommandLine) {
-        if basicExecute(c) || cellularExecute(c) || bgTLSExecute(c) { return }
+        if basicExecute(c) || cellularExecute(c) || bgTLSExecute(c) || bgFileExecute(c) { return }
         switch (c.name, c.kind) {
         case ("I", .execute):
             emit("\r\nQuectel\r\nBG96\r\nRevision: \(configuration.firmware)\r\n\r\nOK\r\n")

@@ -117,6 +117,8 @@ struct SimState {
     enum InputMode {
         case line
         case payload(link: Int, count: Int)
+        /// BG96 `AT+QFUPL`: the file's bytes follow `CONNECT` (BG-T8).
+        case upload(name: String, count: Int)
     }
     enum Busy: Equatable {
         case connecting(Int)
@@ -181,6 +183,9 @@ struct SimState {
     var espTLS: [Int: SimTLSSettings] = [:]
     /// BG96 SSL contexts 0–5 (`AT+QSSLCFG`: BG-T1).
     var bgSSLContexts: [Int: SimTLSSettings] = [:]
+    /// BG96 files written with `AT+QFUPL` (name → a temporary file on the host); kept across
+    /// restarts, as the module's flash keeps them (BG-T8).
+    var uploadedFiles: [String: String] = [:]
     /// BG96 `"cacert"` file name per SSL context.
     var bgCACertName: [Int: String] = [:]
     /// SIM800 `AT+CIPSSL=1` in force (SIM-T1).

@@ -2,6 +2,9 @@ import GenTCP
 import GenTCPCore
 import GenTCPTLS
 import GenTCPTLSEngine
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A client certificate and its key in the simulated module's store (PEM files on the host).
 public struct ModemClientCertificate: Sendable, Hashable {
@@ -225,6 +228,74 @@ extension SimState {
         return true
     }
 
+    // MARK: BG96 files (BG-T8)
+
+    /// `AT+QFDEL="<name>"` and `AT+QFUPL="<name>",<size>[,<timeout>]`; false for other commands.
+    mutating func bgFileExecute(_ c: ATCommandLine) -> Bool {
+        switch (c.name, c.kind) {
+        case ("+QFDEL", .set):
+            guard let name = c.quoted(0), !name.isEmpty else { return tlsError() }
+            guard let path = uploadedFiles.removeValue(forKey: name) else {
+                emit("\r\n+CME ERROR: 405\r\n")  // file not found (unverified code)
+                return true
+            }
+            _ = unlink(path)
+            ok()
+        case ("+QFUPL", .set):
+            // CONNECT, then exactly <size> bytes, then +QFUPL: <size>,<checksum> and OK.
+            guard let name = c.quoted(0), !name.isEmpty, let size = c.int(1), (1...65_536).contains(size) else {
+                return tlsError()
+            }
+            if uploadedFiles[name] != nil {
+                emit("\r\n+CME ERROR: 407\r\n")  // file already exists (unverified code)
+                return true
+            }
+            emit("\r\nCONNECT\r\n")
+            payload = []
+            mode = .upload(name: name, count: size)
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// The bytes of an `AT+QFUPL` arrived: kept as a file on the host, then the result.
+    mutating func uploadComplete(name: String, data: [UInt8]) {
+        guard let path = SimState.writeTemporaryFile(data) else {
+            emit("\r\n+CME ERROR: 409\r\n")  // fail to write the file (unverified code)
+            return
+        }
+        uploadedFiles[name] = path
+        // The checksum: the XOR of the bytes taken two at a time (unverified).
+        var sum: UInt16 = 0
+        var i = 0
+        while i < data.count {
+            sum ^= UInt16(data[i]) << 8 | (i + 1 < data.count ? UInt16(data[i + 1]) : 0)
+            i += 2
+        }
+        emit("\r\n+QFUPL: \(data.count),\(String(sum, radix: 16))\r\n\r\nOK\r\n")
+    }
+
+    /// Writes `bytes` to a new file under /tmp; its path, or nil.
+    static func writeTemporaryFile(_ bytes: [UInt8]) -> String? {
+        var template = Array("/tmp/gentcp-modem-XXXXXX.pem".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 4) }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { return nil }
+            offset += n
+        }
+        return String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The host file behind the module's file `name`: an upload, else the store's.
+    func moduleFile(_ name: String) -> String? {
+        uploadedFiles[name] ?? configuration.tlsStore.files[name]
+    }
+
     /// `AT+QSSLCFG="<name>",<ctx>,<value>` (BG-T1): the settings the simulator acts on are
     /// `"seclevel"`, `"cacert"` and `"sni"`; `"sslversion"`, `"ciphersuite"`,
     /// `"ignorelocaltime"` and `"negotiatetime"` are accepted and kept nowhere.
@@ -246,14 +317,14 @@ extension SimState {
             } else {
                 // BG-T1: the CA named by "cacert" (checked when the link opens).
                 let file = bgCACertName[ctx] ?? "UFS:cacert.pem"
-                settings.caFile = configuration.tlsStore.files[file]
+                settings.caFile = moduleFile(file)
                 settings.missingTrust = settings.caFile == nil
             }
         case "cacert":
             guard let file = c.quoted(2), !file.isEmpty else { return error() }
             bgCACertName[ctx] = file
             if settings.caFile != nil || settings.missingTrust {
-                settings.caFile = configuration.tlsStore.files[file]
+                settings.caFile = moduleFile(file)
                 settings.missingTrust = settings.caFile == nil
             }
         case "sni":

@@ -110,6 +110,15 @@ struct TLSTranscriptTests {
             events: bgOpenedEvents + [.ok(.close, 2), .closed(2), .ok(.connect, 2), .connected(2), .ok(.read, 2)],
             written: bgOpenedWritten + "AT+QSSLCLOSE=2\rAT+QIOPEN=1,2,\"TCP\",\"example.com\",80,0,0\rAT+QIRD=2,100\r"),
         Transcript(
+            name: "BG-T8: QFDEL (no such file is fine for the driver), QFUPL, CONNECT, the bytes, +QFUPL: <size>,<checksum>, OK",
+            steps: [
+                .submit(.configureTLS(link: 3, step: .quectelDeleteFile("UFS:up.pem"))), .modem("\r\n+CME ERROR: 405\r\n"),
+                .upload("-----PEM\r\nOK\r\n", name: "UFS:up.pem", link: 3),
+                .modem("\r\nCONNECT\r\n"), .modem("\r\n+QFUPL: 14,3a2b\r\n\r\nOK\r\n"),
+            ],
+            events: [.failed(.configureTLS, 3, .cmeError(405), .invalidArgument), .ok(.configureTLS, 3)],
+            written: "AT+QFDEL=\"UFS:up.pem\"\rAT+QFUPL=\"UFS:up.pem\",14,60\r-----PEM\r\nOK\r\n"),
+        Transcript(
             name: "a malformed +QSSLRECV header is a framing error, never data",
             steps: bgOpened + [.submit(.read(link: 2, maximum: 10)), .modem("\r\n+QSSLRECV: 5,junk\r\n")],
             events: bgOpenedEvents + [.framing(.malformedHeader)],
@@ -134,6 +143,14 @@ struct TLSTranscriptTests {
             #expect(reason { try d.tlsSteps(link: 0, host: "example.com", settings: bad) } == .notSupported)
         }
         #expect(reason { try d.tlsSteps(link: 0, host: "x", settings: ModemTLSSettings(trust: .file("a\",\"b"))) } == .invalidArgument)
+        let pem: [UInt8] = Array("-----BEGIN CERTIFICATE-----\n".utf8)
+        #expect(try d.tlsSteps(link: 1, host: "10.0.0.1", settings: ModemTLSSettings(trust: .upload(name: "UFS:up.pem", pem: pem)))
+            == [.quectelAnyVersion, .quectelDeleteFile("UFS:up.pem"), .quectelUpload(name: "UFS:up.pem", pem: pem),
+                .quectelCACertificate("UFS:up.pem"), .quectelSecurityLevel(1)])
+        #expect(reason { try d.tlsSteps(link: 0, host: "x", settings: ModemTLSSettings(trust: .upload(name: "UFS:big.pem", pem: [UInt8](repeating: 65, count: 1461)))) }
+            == .messageTooLong)
+        #expect(reason { try ESPATDialect().tlsSteps(link: 0, host: "x", settings: ModemTLSSettings(trust: .upload(name: "a", pem: pem))) }
+            == .notSupported)
     }
 
     // MARK: SIM800

@@ -250,14 +250,15 @@ struct OffloadedTLSTests {
         server.kill()
     }
 
-    @Test("what the module cannot do is enotsup before any link opens: SIM800 ALPN, CA or SNI; BG96 ALPN or a CA slot; ESP-AT a CA file; an upload anywhere",
+    @Test("what the module cannot do is enotsup before any link opens: SIM800 ALPN, CA or SNI; BG96 ALPN or a CA slot; ESP-AT a CA file or an upload; SIM800 an upload",
           arguments: [(ATDialect.sim800, OffloadedTLS(verification: .none, applicationProtocols: ["h2"])),
                       (.sim800, OffloadedTLS(verification: .peer(.slot(0)))),
                       (.sim800, OffloadedTLS(verification: .none, serverName: "localhost")),
                       (.bg96, OffloadedTLS(verification: .none, applicationProtocols: ["h2"])),
                       (.bg96, OffloadedTLS(verification: .peer(.slot(0)))),
                       (.espAT, OffloadedTLS(verification: .peer(.file("UFS:ca.pem")))),
-                      (.espAT, OffloadedTLS(verification: .peer(.upload(pem: [1, 2, 3], name: "ca.pem"))))])
+                      (.espAT, OffloadedTLS(verification: .peer(.upload(pem: [1, 2, 3], name: "ca.pem")))),
+                      (.sim800, OffloadedTLS(verification: .peer(.upload(pem: [1, 2, 3], name: "ca.pem"))))])
     func notSupported(_ dialect: ATDialect, _ tls: OffloadedTLS) async throws {
         let pki = try TestPKI.get()
         try await withOffloadModule(dialect, store: offloadStore(pki)) { at in
@@ -448,6 +449,38 @@ struct OffloadedTLSTests {
             #expect(exact, "got \(got.count) of \(data.count) bytes")
             #expect(events == ["ssl_passive", "ssl_closed"], "events: \(events)")
             s.close()
+        }
+    }
+
+    @Test("BG96 uploads the CA (AT+QFDEL, AT+QFUPL, BG-T8) and checks s_server against it; twice on one module (the file is replaced); a rogue CA upload is eproto")
+    func bg96Upload() async throws {
+        let pki = try TestPKI.get()
+        let ca = Array(try String(contentsOfFile: pki.pem("ca"), encoding: .utf8).utf8)
+        let rogue = Array(try String(contentsOfFile: pki.pem("rogue-ca"), encoding: .utf8).utf8)
+        // An empty store: the module trusts only what the driver uploads.
+        try await withOffloadModule(.bg96, store: ModemTLSStore()) { at in
+            for round in 0..<2 {
+                let server = try SServer(pki, ["-rev"])
+                let port = try await server.port()
+                let tls = OffloadedTLS(verification: .peer(.upload(pem: ca, name: "UFS:uploaded.pem")))
+                let s = try await Socket.connect("localhost", port: port, options: [.binary, .active(.passive)],
+                                                 offloadedTLS: tls, timeout: 60_000, driver: at)
+                try await s.send(Array("upload \(round)\n".utf8))
+                #expect(try await recvExactly(s, 9) == Array("\(round) daolpu\n".utf8))
+                try await s.send(Array("CLOSE\n".utf8))
+                await #expect(throws: SocketError.closed) { _ = try await s.recv(0, timeout: 30_000) }
+                s.close()
+                server.kill()
+            }
+            let server = try SServer(pki, ["-rev"])
+            let port = try await server.port()
+            let reason = await failureReason { () async throws(SocketError) in
+                _ = try await Socket.connect("localhost", port: port,
+                                             offloadedTLS: OffloadedTLS(verification: .peer(.upload(pem: rogue, name: "UFS:uploaded.pem"))),
+                                             timeout: 60_000, driver: at)
+            }
+            #expect(reason == .protocolError)
+            server.kill()
         }
     }
 }
