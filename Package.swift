@@ -80,7 +80,9 @@ let package = Package(
         // GenTCP sockets (loopback or the simulated network): the at driver's test peer.
         .target(
             name: "ModemSimulator",
-            dependencies: ["GenTCP", "GenTCPCore", "GenTCPModem", "GenTCPSerial"],
+            // GenTCPTLS (and its engine, GenTCPTLSEngine): the module's TLS links run a real
+            // client engine over a loopback socket.
+            dependencies: ["GenTCP", "GenTCPCore", "GenTCPModem", "GenTCPSerial", "GenTCPTLS", "GenTCPTLSEngine"],
             swiftSettings: strict),
         // The TLS engine: a sans-I/O byte-stream transformer over OpenSSL's memory BIOs. Host only,
         // never a dependency of the embedded-safe cores; GenTCPCore only for the alert vocabulary.
@@ -108,7 +110,8 @@ let package = Package(
         .testTarget(name: "GenTCPSimTests", dependencies: ["GenTCP", "GenTCPSim"], swiftSettings: strict),
         .testTarget(
             name: "ModemSimulatorTests",
-            dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire", "GenTCPSerial", "GenTCPAT"],
+            dependencies: ["ModemSimulator", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPModem", "GenTCPWire", "GenTCPSerial", "GenTCPAT",
+                           "GenTCPTLS", "TLSTestSupport"],
             path: "Tests/ModemSimulatorTests", swiftSettings: strict),
         // A throw-away test PKI made with the openssl CLI, shared by the TLS tests.
         // Also the peers the TLS tests run (openssl s_server, OTP's ssl through
@@ -122,7 +125,7 @@ let package = Package(
             name: "GenTCPSerialTests",
             dependencies: [
                 "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "GenTCP", "GenTCPSim", "GenTCPStack", "GenTCPWire", "GenTCPModem", "CGenTCPShims",
-                "ModemSimulator", "GenTCPTLS", "TLSTestSupport",
+                "ModemSimulator", "GenTCPTLS", "GenTCPPOSIX", "TLSTestSupport",
             ],
             swiftSettings: strict),
         .testTarget(

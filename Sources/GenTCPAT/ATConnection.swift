@@ -93,7 +93,8 @@ struct ATRing {
 final class ATConnection: Connection, @unchecked Sendable {
     unowned let core: ATCore
     let link: Int
-    let remote: SocketAddress
+    /// Nil for an offloaded TLS link opened by name (the module resolved it and does not say).
+    let remote: SocketAddress?
     let local: SocketAddress?
 
     // Guarded by core.lock.
@@ -131,7 +132,7 @@ final class ATConnection: Connection, @unchecked Sendable {
     var wantRead = false
     var wantWrite = false
 
-    init(core: ATCore, link: Int, remote: SocketAddress, local: SocketAddress?, delegate: any ConnectionDelegate,
+    init(core: ATCore, link: Int, remote: SocketAddress?, local: SocketAddress?, delegate: any ConnectionDelegate,
          receiveBuffer: Int, sendBuffer: Int) {
         self.core = core
         self.link = link

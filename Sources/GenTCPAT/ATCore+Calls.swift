@@ -109,7 +109,8 @@ extension ATCore {
             deferred.append { continuation.resume(returning: .failure(SocketError(.systemLimit, "every modem link is in use"))) }
             return
         }
-        let request = ConnectRequest(address: address, options: options, delegate: delegate,
+        let request = ConnectRequest(address: address, host: address.address.description, port: address.port,
+                                     tls: nil, options: options, delegate: delegate,
                                      callerTimeout: timeoutNanoseconds != nil, continuation: continuation)
         slots[link] = .connecting(request)
         connectQueue.append(link)
@@ -205,4 +206,57 @@ extension ATCore {
 final class UncheckedAction: @unchecked Sendable {
     let action: (ATCore) -> Void
     init(_ action: @escaping (ATCore) -> Void) { self.action = action }
+}
+
+// MARK: Offloaded TLS
+
+extension ATCore {
+    func connectOffloaded(host: String, port: Int, tls: ModemTLSSettings, options: SocketOptions,
+                          timeoutNanoseconds: UInt64?, delegate: any ConnectionDelegate) async throws(SocketError) -> any Connection {
+        let result: Result<any Connection, SocketError> = await withUnsafeContinuation { continuation in
+            locked { core in
+                core.startOffloadedConnect(host, port, tls, options, timeoutNanoseconds, delegate, continuation)
+            }
+        }
+        return try result.get()
+    }
+
+    func startOffloadedConnect(_ host: String, _ port: Int, _ tls: ModemTLSSettings, _ options: SocketOptions,
+                               _ timeoutNanoseconds: UInt64?, _ delegate: any ConnectionDelegate,
+                               _ continuation: UnsafeContinuation<Result<any Connection, SocketError>, Never>) {
+        beginIfIdle()
+        guard phase != .dead else {
+            deferred.append { [stopped] in continuation.resume(returning: .failure(ATCore.deadError(stopped: stopped))) }
+            return
+        }
+        // Strings that could inject AT are refused before anything is queued (the dialect checks
+        // them again, with its own limits, when it builds the commands).
+        do throws(ModemError) {
+            try ModemValidation.check(host, maxLength: engine.dialect.limits.maxHostLength)
+            if let name = tls.serverName { try ModemValidation.check(name, maxLength: engine.dialect.limits.maxHostLength) }
+            for p in tls.applicationProtocols { try ModemValidation.check(p, maxLength: 255) }
+        } catch {
+            deferred.append { continuation.resume(returning: .failure(SocketError(.init(error.reason), error.detail))) }
+            return
+        }
+        guard let link = (0..<slots.count).first(where: { l in
+            if case .free = slots[l], engine.linkState(l) == .closed, !orphanCloses.contains(l) { return true }
+            return false
+        }) else {
+            deferred.append { continuation.resume(returning: .failure(SocketError(.systemLimit, "every modem link is in use"))) }
+            return
+        }
+        let address = IPAddress(host).map { SocketAddress($0, port: port) }
+        let request = ConnectRequest(address: address, host: host, port: port, tls: tls, options: options,
+                                     delegate: delegate, callerTimeout: timeoutNanoseconds != nil, continuation: continuation)
+        slots[link] = .connecting(request)
+        connectQueue.append(link)
+        if let limit = timeoutNanoseconds ?? configuration.connectTimeout.nanoseconds {
+            request.timer = runtime.schedule(afterNanoseconds: limit) { [weak self, weak request] in
+                guard let self, let request else { return }
+                self.locked { core in core.connectTimedOut(link, request) }
+            }
+        }
+        pump()
+    }
 }

@@ -246,6 +246,30 @@ extension ATCore {
                 c.moduleOpen = false
                 slots[link] = .free
             }
+        case .configureTLS:
+            guard let link = completion.link, case .connecting(let request) = slots[link] else { break }
+            guard let request, request.stepInFlight else {
+                if request == nil {
+                    // The caller gave up before the link was opened: nothing to close.
+                    slots[link] = .free
+                    connectQueue.removeAll { $0 == link }
+                }
+                break
+            }
+            request.stepInFlight = false
+            let optional = request.steps.map { request.nextStep < $0.count && $0[request.nextStep].isOptional } ?? false
+            if let failure, !(optional && failure.0 != .timeout && failure.0 != .moduleReset) {
+                // A module that refuses a TLS setting cannot do what was asked (its firmware
+                // has no such command, or no TLS at all): enotsup, timeouts as timeouts.
+                slots[link] = .free
+                connectQueue.removeAll { $0 == link }
+                let reason: SocketError.Reason = failure.0 == .timeout ? (request.callerTimeout ? .timeout : .connectionTimedOut)
+                    : failure.0 == .moduleReset ? .closed : .notSupported
+                incident = "the modem refused a TLS setting: \(describe(failure.0))"
+                finishConnect(request, .failure(SocketError(reason, "the modem refused a TLS setting")))
+            } else {
+                request.nextStep += 1
+            }
         case .resolve:
             guard let r = resolveActive else { break }
             if let failure {

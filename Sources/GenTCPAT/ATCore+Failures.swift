@@ -58,6 +58,10 @@ extension ATCore {
         for link in 0..<slots.count {
             if case .connecting(let request) = slots[link] {
                 if let request, !request.submitted {
+                    // Its settings (TLS, SIMCom's AT+CIPSSL) died with the module: again from the first.
+                    request.steps = nil
+                    request.nextStep = 0
+                    request.stepInFlight = false
                     continue
                 }
                 slots[link] = .free

@@ -43,17 +43,33 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
     }
 
     final class ConnectRequest: @unchecked Sendable {
-        let address: SocketAddress
+        /// The peer's address: nil for an offloaded TLS connect by name.
+        let address: SocketAddress?
+        /// What goes to the module: the address as text, or the name as given.
+        let host: String
+        let port: Int
+        /// Offloaded TLS: what the module checks and offers; nil for a plain connect.
+        let tls: ModemTLSSettings?
         let options: SocketOptions
         let delegate: any ConnectionDelegate
         let callerTimeout: Bool
         var continuation: UnsafeContinuation<Result<any Connection, SocketError>, Never>?
         var submitted = false
         var timer: TimerID?
+        /// The setting commands before the connect (TLS settings, SIMCom's `AT+CIPSSL`), worked
+        /// out when the request reaches the head of the queue; the next one's index.
+        var steps: [ModemTLSStep]?
+        var nextStep = 0
+        /// A setting command of this request is with the module.
+        var stepInFlight = false
 
-        init(address: SocketAddress, options: SocketOptions, delegate: any ConnectionDelegate, callerTimeout: Bool,
+        init(address: SocketAddress?, host: String, port: Int, tls: ModemTLSSettings?, options: SocketOptions,
+             delegate: any ConnectionDelegate, callerTimeout: Bool,
              continuation: UnsafeContinuation<Result<any Connection, SocketError>, Never>) {
             self.address = address
+            self.host = host
+            self.port = port
+            self.tls = tls
             self.options = options
             self.delegate = delegate
             self.callerTimeout = callerTimeout
@@ -425,11 +441,48 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
         }
         if let step = nextDatagramStep() { return step }
         if let link = connectQueue.first, case .connecting(let request?) = slots[link] {
+            if request.steps == nil {
+                do throws(ModemError) {
+                    request.steps = try request.tls.map { settings throws(ModemError) in
+                        try engine.dialect.tlsSteps(link: link, host: request.host, settings: settings)
+                    } ?? engine.dialect.plainConnectSteps(link: link)
+                } catch {
+                    connectQueue.removeFirst()
+                    slots[link] = .free
+                    finishConnect(request, .failure(SocketError(.init(error.reason), error.detail)))
+                    return { }
+                }
+            }
+            if let steps = request.steps, request.nextStep < steps.count {
+                let step = steps[request.nextStep]
+                if case .quectelUpload(let name, let pem) = step {
+                    return { [self] in
+                        request.stepInFlight = true
+                        let at = now
+                        let result: Result<Void, ModemError> = pem.withUnsafeBytes { bytes in
+                            do throws(ModemError) {
+                                try engine.upload(bytes, link: link, name: name, now: at)
+                                return .success(())
+                            } catch {
+                                return .failure(error)
+                            }
+                        }
+                        if case .failure(let error) = result { failedToSubmit(.configureTLS(link: link, step: step), error) }
+                    }
+                }
+                return { [self] in
+                    request.stepInFlight = true
+                    submit(.configureTLS(link: link, step: step))
+                }
+            }
             connectQueue.removeFirst()
             return { [self] in
                 request.submitted = true
-                let host = request.address.address.description
-                submit(.connect(link: link, host: host, port: request.address.port))
+                if request.tls != nil {
+                    submit(.connectSecure(link: link, host: request.host, port: request.port))
+                } else {
+                    submit(.connect(link: link, host: request.host, port: request.port))
+                }
             }
         } else if !connectQueue.isEmpty {
             connectQueue.removeFirst()
@@ -499,7 +552,14 @@ final class ATCore: SerialLinkDelegate, @unchecked Sendable {
             return
         }
         switch command {
-        case .connect(let link, _, _):
+        case .configureTLS(let link, _):
+            // A setting the dialect could not build: the connect it was for fails.
+            if case .connecting(let request) = slots[link] {
+                slots[link] = .free
+                connectQueue.removeAll { $0 == link }
+                if let request { finishConnect(request, .failure(SocketError(.init(error.reason), error.detail))) }
+            }
+        case .connect(let link, _, _), .connectSecure(let link, _, _):
             if case .connecting(let request) = slots[link] {
                 slots[link] = .free
                 if let request { finishConnect(request, .failure(SocketError(.init(error.reason)))) }

@@ -21,6 +21,9 @@ public struct ATFraming: OptionSet, Sendable {
     /// SIMCom's pushed form in multi-link mode, `+RECEIVE,<link>,<len>:\r\n<data>`: what a
     /// module sends when manual receive (`AT+CIPRXGET=1`) is not (or no longer) in force.
     public static let receive = ATFraming(rawValue: 1 << 5)
+    /// Quectel's TLS read answer `+QSSLRECV: <len>\r\n<data>` (a single number), reported as a
+    /// ``ATPayloadHeader/Kind/qird`` payload of the read in flight.
+    public static let qsslRecv = ATFraming(rawValue: 1 << 6)
 }
 
 /// A parsed payload header: what follows is exactly ``length`` raw bytes.

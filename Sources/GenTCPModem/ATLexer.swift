@@ -419,6 +419,15 @@ public struct ATLexer {
             return nil
         }
         let framing = configuration.framing
+        if framing.contains(.qsslRecv), bufferHasPrefix("+QSSLRECV:") {
+            // BG-T4: "+QSSLRECV: <len>" announces data; anything else there is malformed.
+            let length = withHeaderFields(from: 10, to: end) { fields -> Int?? in
+                let length = fields.nextInteger()
+                return fields.isAtEnd ? length : nil
+            }
+            guard let length else { return reject(.malformedHeader, lineEnded: true) }
+            return beginPayload(kind: .qird, link: nil, length: length, left: nil, remote: nil, lineEnded: true)
+        }
         if framing.contains(.qird), bufferHasPrefix("+QIRD:") {
             // "+QIRD: <len>" announces data, and so does a "UDP SERVICE" read's
             // "+QIRD: <len>,"<ip>",<port>"; "+QIRD: <total>,<read>,<unread>" does not.

@@ -11,6 +11,9 @@ public struct BG96Dialect: ModemDialect {
     public let contextID: Int
     /// Links opened as `"UDP SERVICE"` (bit per id): their reads take no length (BG-U4).
     public private(set) var serviceLinks: UInt32 = 0
+    /// Links opened with `AT+QSSLOPEN` (bit per id): their data, reads and close use the
+    /// `AT+QSSL*` commands (BG-T3..BG-T6).
+    public private(set) var secureLinks: UInt32 = 0
 
     /// The dialect for PDP context `contextID`, clamped to 1–16.
     public init(contextID: Int = 1) {
@@ -22,7 +25,7 @@ public struct BG96Dialect: ModemDialect {
                     maxHostLength: 128, maxCredentialLength: 64,
                     asyncConnectTimeout: 150_000, asyncResolveTimeout: 60_000)
     }
-    public var framing: ATFraming { [.qird] }
+    public var framing: ATFraming { [.qird, .qsslRecv] }
     public var commandTerminator: StaticString { "\r" }
     public var connectsAsynchronously: Bool { true }
     public var resolvesAsynchronously: Bool { true }
@@ -70,6 +73,28 @@ public struct BG96Dialect: ModemDialect {
             try w.append(",")
             try w.append(decimal: port)
             try w.append(",0,0")  // any local port, buffer access mode
+        case .connectSecure(let link, let host, let port):
+            // BG-T2: SSL context = link % 6, configured just before (BG-T1); buffer access mode.
+            try w.append("AT+QSSLOPEN=")
+            try w.append(decimal: contextID)
+            try w.append(",")
+            try w.append(decimal: BG96Dialect.sslContext(link))
+            try w.append(",")
+            try w.append(decimal: link)
+            try w.append(",")
+            try w.append(quoted: host, maxLength: limits.maxHostLength)
+            try w.append(",")
+            try w.append(decimal: port)
+            try w.append(",0")
+        case .configureTLS(let link, let step):
+            try buildTLS(step, link: link, into: &w)
+        case .uploadFile(_, let name, let count):
+            // BG-T8: AT+QFUPL="<name>",<size>,<timeout s>; CONNECT, the bytes, +QFUPL, OK.
+            try w.append("AT+QFUPL=")
+            try w.append(quoted: name, maxLength: 80)
+            try w.append(",")
+            try w.append(decimal: count)
+            try w.append(",60")
         case .openDatagram(let link, let host, let port, let localPort):
             // BG-U1: "UDP SERVICE" takes anyone's datagrams and a destination per send; "UDP"
             // is bound to one remote. Buffer access mode, as for TCP.
@@ -90,6 +115,23 @@ public struct BG96Dialect: ModemDialect {
             try w.append(",0")
         case .bindLocalPort, .enableRemoteInfo, .setReceiveMode:
             return false
+        case .send(let link, let count) where isSecureLink(link):
+            try w.append("AT+QSSLSEND=")
+            try w.append(decimal: link)
+            try w.append(",")
+            try w.append(decimal: count)
+        case .read(let link, let maximum) where isSecureLink(link):
+            try w.append("AT+QSSLRECV=")
+            try w.append(decimal: link)
+            try w.append(",")
+            try w.append(decimal: maximum)
+        case .queryAvailable(let link) where isSecureLink(link):
+            // BG-T4: no length query for SSL links; the state query proves the module alive.
+            try w.append("AT+QSSLSTATE=")
+            try w.append(decimal: link)
+        case .close(let link) where isSecureLink(link):
+            try w.append("AT+QSSLCLOSE=")
+            try w.append(decimal: link)
         case .send(let link, let count):
             try w.append("AT+QISEND=")
             try w.append(decimal: link)
@@ -177,6 +219,33 @@ public struct BG96Dialect: ModemDialect {
             }
             return .unrecognised
         }
+        if var fields = line.fields(afterPrefix: "+QSSLOPEN:") {
+            // BG-T2: "+QSSLOPEN: <id>,<err>"; 0 is success, -1 a failed handshake (BG-T7).
+            guard let link = fields.nextInteger(), link >= 0, let error = fields.nextInteger() else {
+                return .unrecognised
+            }
+            if error == 0 { return .unsolicited(.connected(link: link)) }
+            return .unsolicited(.connectFailed(link: link, reason: BG96Dialect.sslReason(error)))
+        }
+        if var fields = line.fields(afterPrefix: "+QSSLURC:") {
+            // BG-T5: "recv",<id> and "closed",<id>.
+            let name = fields.nextString()
+            if name.equals("closed") {
+                if let link = fields.nextInteger(), link >= 0 { return .unsolicited(.closed(link: link)) }
+            } else if name.equals("recv") {
+                if let link = fields.nextInteger(), link >= 0 {
+                    return .unsolicited(.dataAvailable(link: link, length: fields.nextInteger()))
+                }
+            } else {
+                return .ignored
+            }
+            return .unrecognised
+        }
+        if context.phase == .awaitingPrompt, context.command == .configureTLS, line.equals("CONNECT") {
+            return .prompt  // BG-T8: AT+QFUPL's data prompt
+        }
+        if line.hasPrefix("+QFUPL:") { return context.phase == .idle ? .ignored : .information(.text) }
+        if line.hasPrefix("+QSSLSTATE:") { return context.phase == .idle ? .ignored : .information(.text) }
         if var fields = line.fields(afterPrefix: "+QIRD:") {
             // AT+QIRD=<id>,0 answers "+QIRD: <total>,<read>,<unread>".
             _ = fields.nextInteger()
@@ -251,6 +320,7 @@ public struct BG96Dialect: ModemDialect {
         case .activateBearer: 150_000
         case .deactivateBearer: 40_000
         case .connect: 10_000
+        case .connectSecure: 10_000  // OK at once; the +QSSLOPEN wait is the async limit
         case .resolve: 10_000
         case .close: 11_000
         case .send: 5_000
@@ -267,14 +337,112 @@ public struct BG96Dialect: ModemDialect {
     public mutating func commandSucceeded(_ command: ModemCommand) {
         switch command {
         case .openDatagram(let link, _, let port, _) where link >= 0 && link < 32:
+            secureLinks &= ~(1 << UInt32(link))
             if port == 0 { serviceLinks |= 1 << UInt32(link) } else { serviceLinks &= ~(1 << UInt32(link)) }
         case .connect(let link, _, _) where link >= 0 && link < 32:
             serviceLinks &= ~(1 << UInt32(link))
+            secureLinks &= ~(1 << UInt32(link))
+        case .connectSecure(let link, _, _) where link >= 0 && link < 32:
+            serviceLinks &= ~(1 << UInt32(link))
+            secureLinks |= 1 << UInt32(link)
         default:
             break
         }
     }
 
     public mutating func learn(_ information: ModemInformation) {}
-    public mutating func moduleDidReset() { serviceLinks = 0 }
+    public mutating func moduleDidReset() {
+        serviceLinks = 0
+        secureLinks = 0
+    }
+}
+
+// MARK: TLS (docs/modem-behaviour.md, BG-T1..BG-T7)
+
+extension BG96Dialect {
+    /// The SSL context (0–5) a link's TLS settings go in: one per link id, modulo the six the
+    /// module has (settings are written just before each open, which reads them).
+    public static func sslContext(_ link: Int) -> Int { link % 6 }
+
+    /// Whether `link` was opened with `AT+QSSLOPEN`.
+    public func isSecureLink(_ link: Int) -> Bool {
+        link >= 0 && link < 32 && secureLinks & (1 << UInt32(link)) != 0
+    }
+
+    /// `+QSSLOPEN: <id>,<err>` codes as gen_tcp reasons: -1 (the handshake failed: certificate,
+    /// version or cipher) is `eproto`; the 5xx socket codes as for `AT+QIOPEN`.
+    public static func sslReason(_ code: Int) -> ModemReason {
+        code < 0 ? .protocolError : socketReason(code)
+    }
+
+    func buildTLS(_ step: ModemTLSStep, link: Int, into w: inout CommandWriter) throws(ModemError) {
+        let context = BG96Dialect.sslContext(link)
+        switch step {
+        case .quectelAnyVersion:
+            try w.append("AT+QSSLCFG=\"sslversion\",")
+            try w.append(decimal: context)
+            try w.append(",4")
+        case .quectelSecurityLevel(let level):
+            guard (0...2).contains(level) else { throw ModemError(.invalidArgument, "seclevel is 0...2") }
+            try w.append("AT+QSSLCFG=\"seclevel\",")
+            try w.append(decimal: context)
+            try w.append(",")
+            try w.append(decimal: level)
+        case .quectelCACertificate(let path):
+            try w.append("AT+QSSLCFG=\"cacert\",")
+            try w.append(decimal: context)
+            try w.append(",")
+            try w.append(quoted: path, maxLength: 80)
+        case .quectelDeleteFile(let name):
+            try w.append("AT+QFDEL=")
+            try w.append(quoted: name, maxLength: 80)
+        case .quectelUpload:
+            throw ModemError(.invalidArgument, "an upload goes through ModemEngine.upload")
+        case .quectelServerName(let on):
+            try w.append("AT+QSSLCFG=\"sni\",")
+            try w.append(decimal: context)
+            try w.append(on ? ",1" : ",0")
+        default:
+            throw ModemError(.notSupported, "not a Quectel TLS setting")
+        }
+    }
+
+    /// BG-T1: version, then the CA file and level 1 (or level 0), then SNI for a name. The
+    /// module sends the open's host as SNI: another name, ALPN or a client certificate slot is
+    /// `enotsup`.
+    public func tlsSteps(link: Int, host: String, settings: ModemTLSSettings) throws(ModemError) -> [ModemTLSStep] {
+        guard settings.applicationProtocols.isEmpty else { throw ModemError(.notSupported, "BG96 offers no ALPN") }
+        guard settings.clientCertificateSlot == nil else {
+            throw ModemError(.notSupported, "BG96 takes client certificates as files, not slots")
+        }
+        if let name = settings.serverName {
+            try ModemValidation.check(name, maxLength: limits.maxHostLength)
+            guard sameBytes(name, host) else {
+                throw ModemError(.notSupported, "BG96 sends the host it opens as SNI, no other name")
+            }
+        }
+        var steps: [ModemTLSStep] = [.quectelAnyVersion]
+        switch settings.trust {
+        case .none:
+            steps.append(.quectelSecurityLevel(0))
+        case .file(let path):
+            try ModemValidation.check(path, maxLength: 80)
+            steps.append(.quectelCACertificate(path))
+            steps.append(.quectelSecurityLevel(1))
+        case .upload(let name, let pem):
+            // BG-T8: replace the file (a missing one is fine), write it, then use it.
+            try ModemValidation.check(name, maxLength: 80)
+            guard !pem.isEmpty, pem.count <= limits.maxSendLength else {
+                throw ModemError(.messageTooLong, "the CA file must be 1...1460 bytes (one upload)")
+            }
+            steps.append(.quectelDeleteFile(name))
+            steps.append(.quectelUpload(name: name, pem: pem))
+            steps.append(.quectelCACertificate(name))
+            steps.append(.quectelSecurityLevel(1))
+        case .slot:
+            throw ModemError(.notSupported, "BG96 keeps CAs in files, not slots")
+        }
+        if settings.sniName(host: host) != nil { steps.append(.quectelServerName(true)) }
+        return steps
+    }
 }

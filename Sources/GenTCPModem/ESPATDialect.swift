@@ -77,6 +77,18 @@ public struct ESPATDialect: ModemDialect {
             try w.append(quoted: host, maxLength: limits.maxHostLength)
             try w.append(",")
             try w.append(decimal: port)
+        case .connectSecure(let link, let host, let port):
+            // ESP-T4: the same command with type "SSL"; the settings of ESP-T1..T3 apply.
+            try w.append("AT+CIPSTART=")
+            try linkPrefix(link, &w)
+            try w.append("\"SSL\",")
+            try w.append(quoted: host, maxLength: limits.maxHostLength)
+            try w.append(",")
+            try w.append(decimal: port)
+        case .uploadFile:
+            throw ModemError(.notSupported, "this module takes no file uploads")
+        case .configureTLS(let link, let step):
+            try buildTLS(step, link: link, into: &w)
         case .openDatagram(let link, let host, let port, let localPort):
             // Remote mode 2 (ESP-U2): the stored remote follows each sender; every send names
             // its destination, so the stored one is never used.
@@ -253,6 +265,7 @@ public struct ESPATDialect: ModemDialect {
         case .restart: 5_000
         case .joinNetwork: 20_000
         case .connect: 30_000
+        case .connectSecure: 60_000  // a handshake on top of the connect
         case .openDatagram: 5_000
         case .resolve: 20_000
         case .close: 5_000
@@ -279,5 +292,80 @@ public struct ESPATDialect: ModemDialect {
         multiplexed = false
         passiveReceive = false
         remoteInfo = initialRemoteInfo
+    }
+}
+
+// MARK: TLS (docs/modem-behaviour.md, ESP-T1..ESP-T6)
+
+extension ESPATDialect {
+    /// The longest SNI name `AT+CIPSSLCSNI` takes (ESP-T2).
+    public static let maxServerNameLength = 64
+    /// The most ALPN protocols `AT+CIPSSLCALPN` takes (ESP-T3).
+    public static let maxApplicationProtocols = 3
+
+    func buildTLS(_ step: ModemTLSStep, link: Int, into w: inout CommandWriter) throws(ModemError) {
+        switch step {
+        case .espConfigure(let mode, let pki, let ca):
+            guard (0...3).contains(mode), pki >= 0, ca >= 0 else { throw ModemError(.invalidArgument, "bad SSL auth settings") }
+            try w.append("AT+CIPSSLCCONF=")
+            try linkPrefix(link, &w)
+            try w.append(decimal: mode)
+            try w.append(",")
+            try w.append(decimal: pki)
+            try w.append(",")
+            try w.append(decimal: ca)
+        case .espServerName(let name):
+            try w.append("AT+CIPSSLCSNI=")
+            try linkPrefix(link, &w)
+            try w.append(quoted: name, maxLength: ESPATDialect.maxServerNameLength)
+        case .espApplicationProtocols(let protocols):
+            guard !protocols.isEmpty, protocols.count <= ESPATDialect.maxApplicationProtocols else {
+                throw ModemError(.notSupported, "ESP-AT offers 1 to 3 ALPN protocols")
+            }
+            try w.append("AT+CIPSSLCALPN=")
+            try linkPrefix(link, &w)
+            try w.append(decimal: protocols.count)
+            for p in protocols {
+                try w.append(",")
+                try w.append(quoted: p, maxLength: 32)
+            }
+        default:
+            throw ModemError(.notSupported, "not an ESP-AT TLS setting")
+        }
+    }
+
+    /// ESP-T1..T3: `AT+CIPSSLCCONF` always (a link keeps the last settings it had), then SNI
+    /// for a name, then ALPN when asked. A CA *file* is not something ESP-AT has.
+    public func tlsSteps(link: Int, host: String, settings: ModemTLSSettings) throws(ModemError) -> [ModemTLSStep] {
+        var mode = 0
+        var ca = 0
+        switch settings.trust {
+        case .none: break
+        case .slot(let n):
+            guard n >= 0 else { throw ModemError(.invalidArgument, "CA slot must be 0 or more") }
+            mode = 2
+            ca = n
+        case .file, .upload:
+            throw ModemError(.notSupported, "ESP-AT keeps CAs in flash slots, not files")
+        }
+        var pki = 0
+        if let slot = settings.clientCertificateSlot {
+            guard slot >= 0 else { throw ModemError(.invalidArgument, "PKI slot must be 0 or more") }
+            mode |= 1
+            pki = slot
+        }
+        var steps: [ModemTLSStep] = [.espConfigure(authMode: mode, pki: pki, ca: ca)]
+        if let name = settings.sniName(host: host) {
+            try ModemValidation.check(name, maxLength: ESPATDialect.maxServerNameLength)
+            steps.append(.espServerName(name))
+        }
+        if !settings.applicationProtocols.isEmpty {
+            guard settings.applicationProtocols.count <= ESPATDialect.maxApplicationProtocols else {
+                throw ModemError(.notSupported, "ESP-AT offers at most 3 ALPN protocols")
+            }
+            for p in settings.applicationProtocols { try ModemValidation.check(p, maxLength: 32) }
+            steps.append(.espApplicationProtocols(settings.applicationProtocols))
+        }
+        return steps
     }
 }

@@ -32,6 +32,17 @@ public enum ModemCommand: Sendable {
     case resolve(host: String)
     /// Open a TCP link to `host:port` (`AT+CIPSTART`, `AT+QIOPEN`).
     case connect(link: Int, host: String, port: Int)
+    /// Open a TLS link run by the module to `host:port` (ESP-AT `AT+CIPSTART=<id>,"SSL",...`,
+    /// Quectel `AT+QSSLOPEN`, SIMCom `AT+CIPSTART` after `AT+CIPSSL=1`), after the dialect's
+    /// ``ModemDialect/tlsSteps(link:host:settings:)``. Its kind is ``ModemCommandKind/connect``:
+    /// it is reported like a connect.
+    case connectSecure(link: Int, host: String, port: Int)
+    /// One TLS setting for the next secure link on `link` (see ``ModemTLSStep``).
+    case configureTLS(link: Int, step: ModemTLSStep)
+    /// Write `count` bytes to the module's file `name` (Quectel `AT+QFUPL`, `CONNECT`, the bytes,
+    /// `+QFUPL: <size>,<checksum>`), for a TLS link on `link`. Built by
+    /// ``ModemEngine/upload(_:link:name:now:)`` only; its kind is ``ModemCommandKind/configureTLS``.
+    case uploadFile(link: Int, name: String, count: Int)
     /// Open a UDP link bound to `localPort` (1–65535). With `port` 0 the link takes datagrams
     /// from anyone and every send names its destination: ESP-AT
     /// `AT+CIPSTART=<id>,"UDP","0.0.0.0",0,<local>,2`, Quectel `"UDP SERVICE"`. With a remote
@@ -88,7 +99,8 @@ public enum ModemCommand: Sendable {
         case .deactivateBearer: .deactivateBearer
         case .localAddress: .localAddress
         case .resolve: .resolve
-        case .connect: .connect
+        case .connect, .connectSecure: .connect
+        case .configureTLS, .uploadFile: .configureTLS
         case .openDatagram: .openDatagram
         case .bindLocalPort: .bindLocalPort
         case .enableRemoteInfo: .enableRemoteInfo
@@ -106,7 +118,8 @@ public enum ModemCommand: Sendable {
     /// The link the command is about, if any.
     public var link: Int? {
         switch self {
-        case .connect(let link, _, _), .send(let link, _), .read(let link, _),
+        case .connect(let link, _, _), .connectSecure(let link, _, _), .configureTLS(let link, _), .uploadFile(let link, _, _),
+             .send(let link, _), .read(let link, _),
              .queryAvailable(let link), .close(let link), .openDatagram(let link, _, _, _),
              .bindLocalPort(let link, _), .setReceiveMode(let link, _), .sendDatagram(let link, _, _):
             link
@@ -117,7 +130,7 @@ public enum ModemCommand: Sendable {
     /// The link a connect or a UDP open is about to open, if this is one.
     public var opensLink: Int? {
         switch self {
-        case .connect(let link, _, _), .openDatagram(let link, _, _, _): link
+        case .connect(let link, _, _), .connectSecure(let link, _, _), .openDatagram(let link, _, _, _): link
         default: nil
         }
     }
@@ -139,6 +152,8 @@ public enum ModemCommandKind: UInt8, Sendable, Hashable, CaseIterable {
     /// UDP, one case per ``ModemCommand`` case of the same name: `openDatagram`,
     /// `bindLocalPort`, `enableRemoteInfo`, `setReceiveMode`.
     case openDatagram, bindLocalPort, enableRemoteInfo, setReceiveMode
+    /// ``ModemCommand/configureTLS(link:step:)``.
+    case configureTLS
 }
 
 /// What ``ModemCommand/queryStatus(_:)`` asks.

@@ -44,6 +44,16 @@ public protocol ModemDialect {
 
     /// Forgets everything the module forgot when it restarted.
     mutating func moduleDidReset()
+
+    /// The setting commands a TLS link on `link` to `host` needs before
+    /// ``ModemCommand/connectSecure(link:host:port:)``, in order. Throws
+    /// ``ModemReason/notSupported`` when the module cannot do what `settings` asks (no TLS, no
+    /// CA choice, no ALPN...) and ``ModemReason/invalidArgument`` for strings that could inject AT.
+    func tlsSteps(link: Int, host: String, settings: ModemTLSSettings) throws(ModemError) -> [ModemTLSStep]
+
+    /// The setting commands a plain connect on `link` needs first (SIMCom turns `AT+CIPSSL` off
+    /// after a TLS link); usually none.
+    func plainConnectSteps(link: Int) -> [ModemTLSStep]
 }
 
 /// Sizes and timing facts of a dialect.
@@ -121,6 +131,9 @@ public enum ModemLineMeaning: Equatable, Sendable {
     case informationAndSuccess(ModemInformation)
     /// An unsolicited result code, whatever is in flight.
     case unsolicited(ModemUnsolicited)
+    /// A data prompt given as a line (Quectel's `CONNECT` after `AT+QFUPL`): the staged payload
+    /// goes out now, as after `>`.
+    case prompt
     /// `busy p...`: the command was ignored; retry after a back-off.
     case busy
     /// The module restarted (`ready`, `RDY`).

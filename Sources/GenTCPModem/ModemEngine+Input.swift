@@ -183,6 +183,16 @@ extension ModemEngine {
         case .unsolicited(let urc):
             statistics.unsolicited &+= 1
             handleUnsolicited(urc)
+        case .prompt:
+            if var flight = inFlight, flight.phase == .awaitingPrompt, flight.backoffUntil == nil {
+                output.releasePayload()
+                flight.phase = .awaitingSendResult
+                flight.deadline = now.advanced(by: flight.sendTimeout)
+                inFlight = flight
+                lexer.expectsPrompt = false
+            } else {
+                statistics.strays &+= 1
+            }
         case .ignored:
             break
         case .unrecognised:
@@ -329,6 +339,7 @@ extension ModemEngine {
             if case .echoOff = command { echoDisabled = true }
             switch command {
             case .connect(let link, _, _) where links[link] == .connecting,
+                 .connectSecure(let link, _, _) where links[link] == .connecting,
                  .openDatagram(let link, _, _, _) where links[link] == .connecting:
                 if dialect.connectsAsynchronously {
                     connectDeadlines[link] = now.advanced(by: dialect.limits.asyncConnectTimeout).milliseconds

@@ -202,7 +202,9 @@ public struct ModemEngine<Dialect: ModemDialect> {
         switch command {
         case .send, .sendDatagram:
             throw ModemError(.invalidArgument, "use send(_:link:now:timeout:) to send data")
-        case .connect(let link, _, let port):
+        case .uploadFile:
+            throw ModemError(.invalidArgument, "use upload(_:link:name:now:) to upload a file")
+        case .connect(let link, _, let port), .connectSecure(let link, _, let port):
             try checkLink(link)
             guard port >= 1 && port <= 65_535 else { throw ModemError(.invalidArgument, "port must be 1...65535") }
             guard links[link] == .closed else { throw ModemError(.alreadyConnected, "link is in use; close it first") }
@@ -223,7 +225,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
             guard maximum >= 1 && maximum <= dialect.limits.maxReadLength else {
                 throw ModemError(.invalidArgument, "read length outside 1...the dialect's maximum")
             }
-        case .queryAvailable(let link), .close(let link):
+        case .queryAvailable(let link), .close(let link), .configureTLS(let link, _):
             try checkLink(link)
         case .setBaudRate(let rate, _):
             guard rate >= 300 && rate <= 10_000_000 else { throw ModemError(.invalidArgument, "baud rate out of range") }
@@ -248,7 +250,7 @@ public struct ModemEngine<Dialect: ModemDialect> {
         output.writeCommand(writer, terminator: dialect.commandTerminator)
         inFlight = InFlight(command: command, phase: .response, deadline: now.advanced(by: limit), timeout: limit)
         switch command {
-        case .connect(let link, _, _), .openDatagram(let link, _, _, _):
+        case .connect(let link, _, _), .connectSecure(let link, _, _), .openDatagram(let link, _, _, _):
             links[link] = .connecting
             datagramLinks[link] = command.kind == .openDatagram
             connectDeadlines[link] = ModemEngine.noDeadline
@@ -315,6 +317,28 @@ public struct ModemEngine<Dialect: ModemDialect> {
             ?? .send(link: link, count: payload.count)
         _ = try build(command)
         stage(command, payload: payload, now: now, timeout: timeout)
+    }
+
+    /// Uploads `payload` to the module's file `name` (Quectel `AT+QFUPL`) for a TLS link on
+    /// `link`: the command now, the bytes when the module's `CONNECT` prompt comes. The whole
+    /// file or nothing: more than ``maxSendChunk`` bytes is ``ModemReason/messageTooLong``, an
+    /// empty one ``ModemReason/invalidArgument``; dialects without uploads throw
+    /// ``ModemReason/notSupported``. Completes as a ``ModemCommandKind/configureTLS`` command.
+    /// - Parameters:
+    ///   - payload: the file's bytes.
+    ///   - link: the link the TLS settings are for.
+    ///   - name: the module's file name (`UFS:ca.pem`).
+    ///   - now: the driver's clock, in milliseconds.
+    /// - Throws: ``ModemError`` as above, and as ``submit(_:now:timeout:)``.
+    public mutating func upload(_ payload: UnsafeRawBufferPointer, link: Int, name: String,
+                                now: MillisecondInstant) throws(ModemError) {
+        try checkReady()
+        try checkLink(link)
+        guard payload.count > 0 else { throw ModemError(.invalidArgument, "an empty file") }
+        guard payload.count <= sendChunk else { throw ModemError(.messageTooLong, "file larger than one send") }
+        let command = ModemCommand.uploadFile(link: link, name: name, count: payload.count)
+        _ = try build(command)
+        stage(command, payload: payload, now: now, timeout: nil)
     }
 
     /// Writes `command` (already built) and stages `payload` until the prompt.

@@ -11,6 +11,8 @@ public struct SIM800Dialect: ModemDialect {
     public private(set) var multiplexed = false
     /// Whether manual receive (`AT+CIPRXGET=1`) was turned on.
     public private(set) var passiveReceive = false
+    /// Whether `AT+CIPSSL=1` is in force: the next `AT+CIPSTART` opens a TLS link (SIM-T1).
+    public private(set) var sslEnabled = false
 
     /// The dialect of a module that has not been set up yet.
     public init() {}
@@ -65,6 +67,21 @@ public struct SIM800Dialect: ModemDialect {
             try w.append(",\"")
             try w.append(decimal: port)
             try w.append("\"")
+        case .connectSecure(let link, let host, let port):
+            // SIM-T2: a plain CIPSTART; AT+CIPSSL=1 (SIM-T1) makes it TLS.
+            guard sslEnabled else { throw ModemError(.invalidArgument, "AT+CIPSSL=1 must come first") }
+            try w.append("AT+CIPSTART=")
+            try linkPrefix(link, &w)
+            try w.append("\"TCP\",")
+            try w.append(quoted: host, maxLength: limits.maxHostLength)
+            try w.append(",\"")
+            try w.append(decimal: port)
+            try w.append("\"")
+        case .uploadFile:
+            throw ModemError(.notSupported, "this module takes no file uploads")
+        case .configureTLS(_, let step):
+            guard case .simcomSSL(let on) = step else { throw ModemError(.notSupported, "not a SIMCom TLS setting") }
+            try w.append(on ? "AT+CIPSSL=1" : "AT+CIPSSL=0")
         case .openDatagram(let link, let host, let port, _):
             // SIM-U1: a UDP link is connected to one remote; its local port was set by
             // AT+CLPORT just before (SIM-U2).
@@ -235,6 +252,7 @@ public struct SIM800Dialect: ModemDialect {
         case .activateBearer: 85_000
         case .deactivateBearer: 65_000
         case .connect: 10_000
+        case .connectSecure: 10_000
         case .resolve: 10_000
         case .close: 10_000
         case .send: 5_000
@@ -247,6 +265,7 @@ public struct SIM800Dialect: ModemDialect {
         switch command {
         case .enableMultiplexing: multiplexed = true
         case .enablePassiveReceive: passiveReceive = true
+        case .configureTLS(_, .simcomSSL(let on)): sslEnabled = on
         default: break
         }
     }
@@ -260,5 +279,25 @@ public struct SIM800Dialect: ModemDialect {
     public mutating func moduleDidReset() {
         multiplexed = false
         passiveReceive = false
+        sslEnabled = false
+    }
+
+    /// SIM-T1..T3: `AT+CIPSSL=1` and nothing more. This firmware chooses no CA, sends no
+    /// other SNI name and has no ALPN or client certificate slot: asking for any is `enotsup`.
+    public func tlsSteps(link: Int, host: String, settings: ModemTLSSettings) throws(ModemError) -> [ModemTLSStep] {
+        guard case .none = settings.trust else {
+            throw ModemError(.notSupported, "SIM800 cannot be told which CA to trust")
+        }
+        guard settings.applicationProtocols.isEmpty else { throw ModemError(.notSupported, "SIM800 offers no ALPN") }
+        guard settings.serverName == nil else { throw ModemError(.notSupported, "SIM800 cannot be given an SNI name") }
+        guard settings.clientCertificateSlot == nil else {
+            throw ModemError(.notSupported, "SIM800 has no client certificate slot")
+        }
+        return [.simcomSSL(true)]
+    }
+
+    /// `AT+CIPSSL=0` while TLS is switched on (it is module-wide: SIM-T1).
+    public func plainConnectSteps(link: Int) -> [ModemTLSStep] {
+        sslEnabled ? [.simcomSSL(false)] : []
     }
 }

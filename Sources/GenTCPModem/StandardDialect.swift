@@ -124,4 +124,20 @@ public enum StandardDialect: ModemDialect {
             self = .bg96(d)
         }
     }
+
+    public func tlsSteps(link: Int, host: String, settings: ModemTLSSettings) throws(ModemError) -> [ModemTLSStep] {
+        switch self {
+        case .espAT(let d): try d.tlsSteps(link: link, host: host, settings: settings)
+        case .sim800(let d): try d.tlsSteps(link: link, host: host, settings: settings)
+        case .bg96(let d): try d.tlsSteps(link: link, host: host, settings: settings)
+        }
+    }
+
+    public func plainConnectSteps(link: Int) -> [ModemTLSStep] {
+        switch self {
+        case .espAT(let d): d.plainConnectSteps(link: link)
+        case .sim800(let d): d.plainConnectSteps(link: link)
+        case .bg96(let d): d.plainConnectSteps(link: link)
+        }
+    }
 }

@@ -3,7 +3,7 @@ import GenTCPCore
 /// Quectel BG96 TCP/IP commands (BG96 TCP/IP AT Commands Manual, TCP/IP Application Note).
 extension SimState {
     mutating func bgExecute(_ c: ATCommandLine) {
-        if basicExecute(c) || cellularExecute(c) { return }
+        if basicExecute(c) || cellularExecute(c) || bgTLSExecute(c) || bgFileExecute(c) { return }
         switch (c.name, c.kind) {
         case ("I", .execute):
             emit("\r\nQuectel\r\nBG96\r\nRevision: \(configuration.firmware)\r\n\r\nOK\r\n")
@@ -38,7 +38,7 @@ extension SimState {
         case ("+QIRD", .set):
             bgRead(c)
         case ("+QICLOSE", .set):
-            guard let id = linkIndex(c.int(0)) else { return error() }
+            guard let id = linkIndex(c.int(0)), !links[id].secure else { return error() }
             dropLink(id, abortive: false)
             ok()
         case ("+QISTATE", .set):
@@ -99,7 +99,7 @@ extension SimState {
     }
 
     mutating func bgSend(_ c: ATCommandLine) {
-        guard let id = linkIndex(c.int(0)) else { return error() }
+        guard let id = linkIndex(c.int(0)), !links[id].secure else { return error() }
         if c.arguments.count == 2, c.int(1) == 0 {
             // Sent, acknowledged, unacknowledged: what left the module counts as acknowledged.
             let sent = links[id].bytesSent
@@ -122,7 +122,9 @@ extension SimState {
     }
 
     mutating func bgRead(_ c: ATCommandLine) {
-        guard let id = linkIndex(c.int(0)), links[id].readable, links[id].accessMode == 0 else { return error() }
+        guard let id = linkIndex(c.int(0)), links[id].readable, links[id].accessMode == 0, !links[id].secure else {
+            return error()
+        }
         if c.arguments.count == 2, c.int(1) == 0 {
             let l = links[id]
             emit("\r\n+QIRD: \(l.bytesReceived),\(l.bytesRead),\(l.held)\r\n\r\nOK\r\n")

@@ -162,6 +162,10 @@ public struct ModemSimulatorConfiguration: Sendable {
     /// The most datagrams a UDP link's receive queue holds (its bytes are bounded by
     /// ``linkBufferSize``); further datagrams are dropped whole and counted.
     public var maxQueuedDatagrams = 64
+    /// The module's TLS store: CA slots (ESP-AT), files (BG96), client certificates, and
+    /// whether the firmware has TLS at all. Empty with TLS on by default: a TLS link that asks
+    /// for verification fails its handshake until the store holds the CA it names.
+    public var tlsStore = ModemTLSStore()
 
     /// A module of `dialect`; nil firmware, buffer size and address take the dialect's defaults
     /// (ESP-AT 2.2.0.0 with 5760-byte link buffers, SIM800 and BG96 with 4096).

@@ -8,7 +8,7 @@ extension SimState {
     func espPrefix(_ link: Int) -> String { multiplexed ? "\(link)," : "" }
 
     mutating func espExecute(_ c: ATCommandLine) {
-        if basicExecute(c) { return }
+        if basicExecute(c) || espTLSExecute(c) { return }
         switch (c.name, c.kind) {
         case ("+GMR", .execute):
             let v = configuration.firmware
@@ -153,7 +153,10 @@ extension SimState {
         guard args.count >= 3, case .quoted(let type) = args[0], case .quoted(let host) = args[1],
               let port = args[2].int else { return error() }
         if type == "UDP" { return espOpenUDP(link: link, args: args) }
-        guard type == "TCP" || type == "TCPv6" else { return error() }
+        guard type == "TCP" || type == "TCPv6" || type == "SSL" || type == "SSLv6" else { return error() }
+        // ESP-T4: an "SSL" link runs the settings of ESP-T1..T3 (none given: no verification).
+        let secure = type.hasPrefix("SSL")
+        if secure, !configuration.tlsStore.supported { return error() }
         guard !host.isEmpty, host.utf8.count <= 64, (1...65535).contains(port) else { return error() }
         if links[link].inUse {
             emit("ALREADY CONNECTED\r\n\r\nERROR\r\n")
@@ -164,7 +167,8 @@ extension SimState {
         var timeout: Int?
         if args.count >= 6, let t = args[5].int, (0...60000).contains(t), t > 0 { timeout = t }
         busy = .connecting(link)
-        startConnect(link: link, host: host, port: port, timeoutMilliseconds: timeout)
+        startConnect(link: link, host: host, port: port, timeoutMilliseconds: timeout,
+                     tls: secure ? (espTLS[link] ?? SimTLSSettings()) : nil)
     }
 
     mutating func espConnected(_ link: Int) {

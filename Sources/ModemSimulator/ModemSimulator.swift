@@ -1,5 +1,6 @@
 import GenTCP
 import GenTCPCore
+import GenTCPTLS
 import Synchronization
 
 /// A serial AT-command modem, simulated: ESP-AT, SIMCom SIM800 or Quectel BG96, answering as
@@ -240,9 +241,19 @@ public final class ModemSimulator: Sendable {
             if case .address(let address) = host, ModemSimulator.reachable([address], driver: driver).isEmpty {
                 throw SocketError(.hostUnreachable, "the simulator reaches loopback only")
             }
-            socket = try await Socket.connect(
-                host, port: request.port, options: [.binary, .active(.passive)],
-                timeout: .milliseconds(request.timeoutMilliseconds), driver: driver)
+            if let tls = request.tls {
+                // ESP-T5, BG-T7: verification asked for with nothing in the slot or file named
+                // fails like a refused certificate (unverified).
+                if tls.missingTrust { throw SocketError(.tlsAlert, "no CA in the module's store") }
+                socket = try await Socket.connect(
+                    host, port: request.port, options: [.binary, .active(.passive)],
+                    tls: ModemSimulator.clientContext(tls),
+                    timeout: .milliseconds(request.timeoutMilliseconds), driver: driver)
+            } else {
+                socket = try await Socket.connect(
+                    host, port: request.port, options: [.binary, .active(.passive)],
+                    timeout: .milliseconds(request.timeoutMilliseconds), driver: driver)
+            }
         } catch let error as SocketError {
             update { $0.linkConnectFailed(link: link, generation: generation, reason: error.reason) }
             return
@@ -264,15 +275,17 @@ public final class ModemSimulator: Sendable {
             // Nil never comes without a timeout; an error means the process was killed or cancelled.
             guard let message = try? await Process.receive() else { return }
             switch message {
-            case .tcp(_, let payload):
+            case .tcp(_, let payload), .ssl(_, let payload):
                 let bytes = payload.bytes
                 update { $0.linkData(link: link, generation: generation, bytes: bytes) }
-            case .tcpClosed, .tcpError:
+            case .tcpClosed, .tcpError, .sslClosed, .sslError:
+                // A module reports only "closed": a TLS stream cut without close_notify looks
+                // like a clean end to the host (ESP-T6, BG-T5, SIM-T3).
                 if readOpen {
                     readOpen = false
                     update { $0.linkEnded(link: link, generation: generation) }
                 }
-            case .tcpPassive, .udp, .udpPassive, .udpError, .ssl, .sslClosed, .sslError, .sslPassive:
+            case .tcpPassive, .udp, .udpPassive, .udpError, .sslPassive:
                 break
             case .user(let value):
                 guard let command = value as? LinkCommand else { continue }

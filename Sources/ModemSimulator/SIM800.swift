@@ -3,7 +3,7 @@ import GenTCPCore
 /// SIMCom SIM800 TCP/IP commands (SIM800 Series AT Command Manual §8, TCPIP application note).
 extension SimState {
     mutating func simExecute(_ c: ATCommandLine) {
-        if basicExecute(c) || cellularExecute(c) { return }
+        if basicExecute(c) || cellularExecute(c) || simTLSExecute(c) { return }
         switch (c.name, c.kind) {
         case ("I", .execute):
             emit("\r\nSIM800 R14.18\r\n\r\nOK\r\n")
@@ -152,7 +152,8 @@ extension SimState {
             startUDP(link: link, kind: .udp, host: host, port: port, localPort: simLocalPort[link])
             links[link].filtersOthers = simUDPMode[link] == 0
         } else {
-            startConnect(link: link, host: host, port: port)
+            // SIM-T2: under AT+CIPSSL=1 the link runs TLS.
+            startConnect(link: link, host: host, port: port, tls: simTLSSettings)
         }
     }
 

@@ -39,6 +39,16 @@ extension SimState {
                     payload = []
                     payloadComplete(link: link, data: data)
                 }
+            case .upload(let name, let count):
+                let take = min(count - payload.count, bytes.endIndex - i)
+                payload.append(contentsOf: bytes[i..<i + take])
+                i += take
+                if payload.count == count {
+                    mode = .line
+                    let data = payload
+                    payload = []
+                    uploadComplete(name: name, data: data)
+                }
             case .line:
                 let b = bytes[i]
                 i += 1

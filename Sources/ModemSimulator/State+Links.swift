@@ -18,15 +18,17 @@ extension SimState {
         }
     }
 
-    mutating func startConnect(link: Int, host: String, port: Int, timeoutMilliseconds: Int? = nil) {
+    mutating func startConnect(link: Int, host: String, port: Int, timeoutMilliseconds: Int? = nil,
+                               tls: SimTLSSettings? = nil) {
         let generation = nextGeneration
         nextGeneration += 1
         links[link] = LinkState()
         links[link].phase = .connecting
         links[link].generation = generation
         let timeout = timeoutMilliseconds ?? Int(configuration.connectTimeout.nanosecondsClamped / 1_000_000)
+        links[link].secure = tls != nil
         effects.connects.append(ConnectRequest(link: link, generation: generation, host: host, port: port,
-                                               timeoutMilliseconds: timeout))
+                                               timeoutMilliseconds: timeout, tls: tls))
     }
 
     /// Forgets a link and closes its socket.
@@ -65,7 +67,7 @@ extension SimState {
         switch dialect {
         case .espAT: espConnected(link)
         case .sim800: emit("\r\n\(simPrefix(link))CONNECT OK\r\n")
-        case .bg96: emit("\r\n+QIOPEN: \(link),0\r\n")
+        case .bg96: emit(links[link].secure ? "\r\n+QSSLOPEN: \(link),0\r\n" : "\r\n+QIOPEN: \(link),0\r\n")
         }
         if configuration.faults.silentAfterConnect, !silentAfterConnectFired {
             silentAfterConnectFired = true
@@ -79,7 +81,13 @@ extension SimState {
     mutating func linkConnectFailed(link: Int, generation: UInt64, reason: SocketError.Reason) {
         guard links[link].generation == generation, links[link].phase == .connecting else { return }
         let wasUDP = links[link].isUDP
+        let wasSecure = links[link].secure
         links[link] = LinkState()
+        if wasSecure, dialect == .bg96 {
+            // BG-T7: a failed handshake is -1 (unverified); a failed connect the 5xx codes.
+            emit("\r\n+QSSLOPEN: \(link),\(SimState.handshakeFailed(reason) ? -1 : SimState.bgCode(reason))\r\n")
+            return
+        }
         switch dialect {
         case .espAT where wasUDP:
             // ESP-U1: a failed UDP open answers ERROR (no CLOSED: nothing was connected).
@@ -137,7 +145,7 @@ extension SimState {
                 sender = ",\(s.address):\(s.port)"
             }
             emit(multiplexed ? "\r\n+CIPRXGET: 1,\(link)\(sender)\r\n" : "\r\n+CIPRXGET: 1\(sender)\r\n")
-        case .bg96: emit("\r\n+QIURC: \"recv\",\(link)\r\n")
+        case .bg96: emit(links[link].secure ? "\r\n+QSSLURC: \"recv\",\(link)\r\n" : "\r\n+QIURC: \"recv\",\(link)\r\n")
         }
     }
 
@@ -185,7 +193,7 @@ extension SimState {
             // Readable with AT+CIPRXGET=2 until drained, then released (SIM-12).
             if links[link].buffer.isEmpty { dropLink(link, abortive: false) }
         case .bg96:
-            emit("\r\n+QIURC: \"closed\",\(link)\r\n")
+            emit(links[link].secure ? "\r\n+QSSLURC: \"closed\",\(link)\r\n" : "\r\n+QIURC: \"closed\",\(link)\r\n")
             links[link].phase = .closing
         }
     }

@@ -28,6 +28,8 @@ struct ConnectRequest: Sendable {
     var timeoutMilliseconds: Int
     /// Set for UDP links.
     var udp: UDPOpen? = nil
+    /// Set for TLS links run by the module (docs/modem-behaviour.md, ESP-T, BG-T, SIM-T).
+    var tls: SimTLSSettings? = nil
 }
 
 struct ResolveRequest: Sendable {
@@ -98,6 +100,8 @@ struct LinkState {
     var remoteReplaced = false
     /// SIM800 and BG96 `"UDP"` in normal mode: datagrams from anyone but the remote are dropped.
     var filtersOthers = false
+    /// A TLS link run by the module (BG96: opened with `AT+QSSLOPEN`, read with `AT+QSSLRECV`).
+    var secure = false
 
     var isUDP: Bool { kind != .tcp }
     /// Bytes the module holds for the host.
@@ -113,6 +117,8 @@ struct SimState {
     enum InputMode {
         case line
         case payload(link: Int, count: Int)
+        /// BG96 `AT+QFUPL`: the file's bytes follow `CONNECT` (BG-T8).
+        case upload(name: String, count: Int)
     }
     enum Busy: Equatable {
         case connecting(Int)
@@ -173,6 +179,17 @@ struct SimState {
     var ipHead = false  // SIM800 AT+CIPHEAD=1
     var quickSend = false  // SIM800 AT+CIPQSEND=1
     var bearerUp = false  // BG96 AT+QIACT
+    /// ESP-AT per-link TLS settings (`AT+CIPSSLCCONF`, `AT+CIPSSLCSNI`, `AT+CIPSSLCALPN`: ESP-T1..T3).
+    var espTLS: [Int: SimTLSSettings] = [:]
+    /// BG96 SSL contexts 0–5 (`AT+QSSLCFG`: BG-T1).
+    var bgSSLContexts: [Int: SimTLSSettings] = [:]
+    /// BG96 files written with `AT+QFUPL` (name → a temporary file on the host); kept across
+    /// restarts, as the module's flash keeps them (BG-T8).
+    var uploadedFiles: [String: String] = [:]
+    /// BG96 `"cacert"` file name per SSL context.
+    var bgCACertName: [Int: String] = [:]
+    /// SIM800 `AT+CIPSSL=1` in force (SIM-T1).
+    var simSSL = false
     var simBearer = SIMBearer.initial
     /// SIM800 single-link state after a link ended (`IP CLOSE`, `TCP CLOSED`).
     var simSingleClosed: String?
@@ -378,6 +395,10 @@ struct SimState {
         ipHead = false
         quickSend = false
         bearerUp = false
+        espTLS.removeAll()
+        bgSSLContexts.removeAll()
+        bgCACertName.removeAll()
+        simSSL = false
         simBearer = .initial
         simSingleClosed = nil
         passiveReverted = false

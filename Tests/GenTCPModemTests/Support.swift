@@ -100,6 +100,8 @@ enum Step {
     case send(String, link: Int)
     /// The driver sends one datagram (to the link's remote when `to` is nil).
     case sendDatagram(String, link: Int, to: ModemEndpoint?)
+    /// The driver uploads a file (Quectel `AT+QFUPL`).
+    case upload(String, name: String, link: Int)
     /// The module sends these bytes.
     case modem(String)
     /// The module sends these raw bytes.
@@ -191,6 +193,15 @@ func run<D: ModemDialect>(_ dialect: D, _ steps: [Step], chunking: Chunking = .w
             drain([])
         case .send(let payload, let link):
             do throws(ModemError) { try engine.send(b(payload), link: link, now: at(now)) } catch { session.errors.append(error) }
+            flush()
+        case .upload(let payload, let name, let link):
+            var failure: ModemError?
+            b(payload).withUnsafeBytes { raw in
+                do throws(ModemError) {
+                    try engine.upload(raw, link: link, name: name, now: at(now))
+                } catch { failure = error }
+            }
+            if let failure { session.errors.append(failure) }
             flush()
         case .sendDatagram(let payload, let link, let to):
             var failure: ModemError?

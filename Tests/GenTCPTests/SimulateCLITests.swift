@@ -28,10 +28,10 @@ struct SimulateCLITests {
         let path: String
 
         /// Starts `gentcp simulate board` and reads the pty's path, the first line on stdout.
-        static func start(_ board: String) async throws -> Running {
+        static func start(_ board: String, extra: [String] = []) async throws -> Running {
             let child = Foundation.Process()
             child.executableURL = GentcpBinary.url!
-            child.arguments = ["simulate", board, "--boards", SimulateCLITests.boards, "--no-pacing"]
+            child.arguments = ["simulate", board, "--boards", SimulateCLITests.boards, "--no-pacing"] + extra
             let input = Pipe(), output = Pipe()
             child.standardInput = input
             child.standardOutput = output
@@ -77,8 +77,8 @@ struct SimulateCLITests {
 
     /// Runs `body` with a started `gentcp simulate board`, then stops the board and waits for
     /// it to exit, also when `body` throws (an async `defer`).
-    static func withBoard<T>(_ board: String, _ body: (Running) async throws -> T) async throws -> T {
-        let running = try await Running.start(board)
+    static func withBoard<T>(_ board: String, extra: [String] = [], _ body: (Running) async throws -> T) async throws -> T {
+        let running = try await Running.start(board, extra: extra)
         do {
             let value = try await body(running)
             await running.stop()

@@ -369,6 +369,19 @@ struct ConnectSession: Sendable {
 
     /// A short hint for the failures people meet most, while connecting.
     func hint(for error: SocketError) -> String? {
+        if case .module = settings.tls {
+            // The module reports no TLS alert: say what its answer can mean (before the serial
+            // line's hints, which would blame the line for a refused handshake).
+            switch error.reason {
+            case .connectionRefused:
+                return "the module refused the link or its TLS handshake (it does not say which): is anything listening on \(settings.target), with a certificate the module's CA signed?"
+            case .protocolError:
+                return "the module's TLS handshake failed: a server certificate its CA did not sign, or no TLS version both support"
+            case .notSupported:
+                return "the module cannot do what --tls module asks (ESP-AT: CA slots, SNI, up to 3 ALPN names; BG96: CA files, no ALPN; SIM800: --insecure only)"
+            default: break
+            }
+        }
         if let serial = settings.serialLine, let hint = ConnectSession.serialHint(for: error.reason, path: serial.path,
                                                                                  baud: serial.baud, connecting: true,
                                                                                  target: settings.target) {

@@ -46,6 +46,16 @@ struct Simulate: AsyncParsableCommand {
     @Flag(name: .shortAndLong, help: "Trace the board's serial traffic on stderr in hex and text (>> host to board, << back).")
     var verbose = false
 
+    @ArgumentParser.Option(name: .customLong("module-ca-slot"), help: ArgumentHelp(
+        "ESP-AT: put the CA certificates of a PEM file in the module's CA slot N, for TLS links that check the server (AT+CIPSSLCCONF). Repeatable.",
+        valueName: "N=PEM"))
+    var moduleCASlots: [String] = []
+
+    @ArgumentParser.Option(name: .customLong("module-file"), help: ArgumentHelp(
+        "BG96: put a PEM file in the module's storage under NAME (UFS:cacert.pem), for AT+QSSLCFG=\"cacert\". Repeatable.",
+        valueName: "NAME=PEM"))
+    var moduleFiles: [String] = []
+
     mutating func run() async throws {
         let profile: BoardProfile
         do {
@@ -85,7 +95,13 @@ struct Simulate: AsyncParsableCommand {
         // An ESP32 runs current ESP-AT (v3.3 and later: per-link receive modes, which gen_udp
         // needs to keep datagram boundaries, ESP-U5); the cellular modules have one firmware each.
         let firmware: String? = dialect == .espAT ? "3.3.0.0" : nil
-        let configuration = ModemSimulatorConfiguration(dialect: dialect, firmware: firmware, seed: seed, faults: faultSettings)
+        var configuration = ModemSimulatorConfiguration(dialect: dialect, firmware: firmware, seed: seed, faults: faultSettings)
+        switch Simulate.tlsStore(slots: moduleCASlots, files: moduleFiles) {
+        case .success(let store): configuration.tlsStore = store
+        case .failure(let note):
+            printError(failureLine(atom: "badarg", summary: "bad argument", notes: [note.text]))
+            throw ExitCode(Status.usage)
+        }
         printError("gentcp: simulating \(profile.name) (\(dialect.description)) on \(pair.slavePath) at \(profile.serial.baudRate) baud, seed \(seed)")
         // The module on the master end; the slave end stays open here, so programs can come and
         // go on its path without the master seeing a hang-up.
@@ -189,5 +205,30 @@ struct Simulate: AsyncParsableCommand {
     static func waitForStdinToClose() {
         var byte: UInt8 = 0
         while read(0, &byte, 1) > 0 {}
+    }
+}
+
+extension Simulate {
+    /// Why a `--module-ca-slot` or `--module-file` value was refused.
+    struct StoreNote: Error {
+        let text: String
+    }
+
+    /// The simulated module's TLS store from `N=PEM` slots and `NAME=PEM` files.
+    static func tlsStore(slots: [String], files: [String]) -> Result<ModemTLSStore, StoreNote> {
+        var store = ModemTLSStore()
+        for entry in slots {
+            guard let eq = entry.firstIndex(of: "="), let n = Int(entry[..<eq]), n >= 0, eq < entry.index(before: entry.endIndex) else {
+                return .failure(StoreNote(text: "--module-ca-slot takes N=PEM (a slot number and a file), got \"\(entry)\""))
+            }
+            store.caSlots[n] = String(entry[entry.index(after: eq)...])
+        }
+        for entry in files {
+            guard let eq = entry.firstIndex(of: "="), eq > entry.startIndex, eq < entry.index(before: entry.endIndex) else {
+                return .failure(StoreNote(text: "--module-file takes NAME=PEM, got \"\(entry)\""))
+            }
+            store.files[String(entry[..<eq])] = String(entry[entry.index(after: eq)...])
+        }
+        return .success(store)
     }
 }
