@@ -64,10 +64,12 @@ struct HostileOffloadTests {
         try await withScriptedModule(line, script: script, driver: hostileConfiguration(.bg96)) { b in
             let since = b.now
             let first = await failureReason { () async throws(SocketError) in
-                _ = try await Socket.connect(hostileServer, port: 443, offloadedTLS: Self.insecure, timeout: 20_000, driver: b.at)
+                _ = try await Socket.connect(hostileServer, port: 443, offloadedTLS: Self.insecure, timeout: 60_000, driver: b.at)
             }
             #expect(first == expected, "got \(first.map { "\($0.atom)" } ?? "success")")
-            #expect(b.seconds(since: since) < 5)
+            // The answer ended the connect, not the clock: well inside the 60 s limit (a real
+            // clock on a pty: the margin is for a loaded machine).
+            #expect(b.seconds(since: since) < 30)
             let second = await failureReason { () async throws(SocketError) in
                 _ = try await Socket.connect(hostileServer, port: 443, offloadedTLS: Self.insecure, timeout: 20_000, driver: b.at)
             }
@@ -91,7 +93,9 @@ struct HostileOffloadTests {
             }
             #expect(reason == .timeout, "got \(reason.map { "\($0.atom)" } ?? "success")")
             let took = b.seconds(since: since)
-            #expect(took >= 2.9 && took < 6, "the connect gave up after \(took) s")
+            // Not before the caller's limit; the upper bound only says "no hang" (a real clock on
+            // a pty, so it leaves room for a loaded machine).
+            #expect(took >= 2.9 && took < 30, "the connect gave up after \(took) s")
         }
     }
 
@@ -186,7 +190,8 @@ struct HostileOffloadTests {
                 #expect(replacesAnswer, "the open failed with \(atom(error)) although +QSSLOPEN: 0,0 followed the long line")
                 #expect(error.reason == .timeout, "got \(atom(error))")
             }
-            #expect(b.seconds(since: since) < 8)
+            // No hang: the 4 s connect limit ends it (the bound leaves room for a loaded machine).
+            #expect(b.seconds(since: since) < 30)
         }
     }
 }

@@ -10,7 +10,7 @@ import Testing
 
 /// One-way and echo transfers of 1 MiB through the slip driver on a paced line, byte-exact by
 /// SHA-256, with goodput on the virtual clock.
-@Suite("slip driver bulk transfers", .timeLimit(.minutes(5)))
+@Suite("slip driver bulk transfers", .timeLimit(.minutes(10)))
 struct SLIPBulkTests {
     static let size = 1 << 20
 

@@ -3,7 +3,7 @@ import Testing
 /// Every suite of this target, run one test at a time: many cases are about timing (a timeout,
 /// data that must have arrived after 20 ms), and on a small shared machine parallel tests that
 /// checksum megabytes starve each other's processes of the two cooperative threads.
-@Suite("GenTCP", .serialized, .timeLimit(.minutes(1)))
+@Suite("GenTCP", .serialized, .timeLimit(.minutes(3)))
 struct GenTCPSuite {
     /// The one conformance suite every driver must pass: the acceptance cases of
     /// `gen-tcp-acceptance.md` (cited by number in each test's name) and the rules of
