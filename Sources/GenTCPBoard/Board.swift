@@ -27,4 +27,13 @@ public protocol Board {
     /// Nothing is due before `deadline` (nil: no timer armed): sleep until line input arrives
     /// or the deadline passes. Returning early is always allowed.
     mutating func idle(until deadline: MillisecondInstant?)
+
+    /// A line for the board's debug console (see the default in the extension).
+    mutating func log(_ line: StaticString)
+}
+
+extension Board {
+    /// A line for the board's debug console, never the network line: the run loop reports
+    /// start-up, connections opening and closing, and failures here. By default it is dropped.
+    public mutating func log(_ line: StaticString) {}
 }
