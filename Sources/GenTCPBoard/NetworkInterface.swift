@@ -122,4 +122,12 @@ public protocol NetworkInterface: ~Copyable {
     func peer(_ connection: InterfaceConnection) -> (address: IPAddress, port: UInt16)?
     /// The local address and port.
     func local(_ connection: InterfaceConnection) -> (address: IPAddress, port: UInt16)?
+    /// True once the peer's end (FIN, or a module's close) was received, whatever is still
+    /// buffered: an exact `recv` that cannot be completed any more fails at once.
+    func peerFinished(_ connection: InterfaceConnection) -> Bool
+}
+
+extension NetworkInterface where Self: ~Copyable {
+    /// Default: unknown until ``recv(_:into:now:)`` answers ``InterfaceRead/end``.
+    public func peerFinished(_ connection: InterfaceConnection) -> Bool { false }
 }
