@@ -19,6 +19,10 @@ TRIPLES="armv7em-none-none-eabi riscv32-none-none-eabi"
 # Symbols a board's C runtime (libc, compiler-rt) must provide; anything else is an error.
 ALLOWED='^(memcpy|memmove|memset|memcmp|posix_memalign|free|putchar|arc4random_buf|__aeabi_[a-z0-9]+|__stack_chk_(fail|guard)|__[a-z]+[sdt]i[234])$'
 
+# Mangled names of the standard library's variadic `min`/`max` (`min(_:_:_:_:)`, A...), as
+# emitted by Embedded ($e) or regular ($s) Swift, specialised or not.
+VARIADIC_MINMAX='^_?\$[es]s3(min|max)yxx_xxxdtSLRzlF'
+
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT="$ROOT/.build/embedded-check"
@@ -61,6 +65,27 @@ closure_of() {
     for m in $MODULES; do
         case " $done_ " in *" $m "*) echo "$m" ;; esac
     done
+}
+
+# Source check too: an inlined variadic call leaves no symbol behind. Flags `min(`/`max(` calls
+# with three or more top-level arguments on one line (the modules' style keeps them on one).
+variadic_calls() {
+    awk '{
+        line = $0; n = length(line)
+        for (i = 1; i <= n - 3; i++) {
+            w = substr(line, i, 4)
+            if ((w == "min(" || w == "max(") && (i == 1 || substr(line, i - 1, 1) !~ /[A-Za-z0-9_.]/)) {
+                depth = 1; commas = 0
+                for (j = i + 4; j <= n && depth > 0; j++) {
+                    c = substr(line, j, 1)
+                    if (c == "(" || c == "[") depth++
+                    else if (c == ")" || c == "]") depth--
+                    else if (c == "," && depth == 1) commas++
+                }
+                if (commas >= 2) { print FILENAME ":" FNR ": " line; break }
+            }
+        }
+    }' "$@"
 }
 
 # "text data bss" of an object file, as llvm-size's Berkeley format counts them.
@@ -142,6 +167,20 @@ for triple in $TRIPLES; do
         if [ -n "$bad" ]; then
             echo "check-embedded: FAILED: $module on $triple needs symbols outside the allow-list:" >&2
             echo "$bad" | sed 's/^/    /' >&2
+            status=1
+        fi
+        # The standard library's variadic min/max (3 or more arguments) heap-allocates its rest
+        # array on every call in Embedded Swift: nest two-argument calls instead. Any copy of it
+        # (a specialisation, `$es3minyxx_xxxdtSLRzlF...`, or a reference) fails the check.
+        if "$NM" -j "$dir/$module.o" | grep -E "$VARIADIC_MINMAX" > "$dir/$module.variadic"; then
+            echo "check-embedded: FAILED: $module on $triple uses the variadic min/max (nest 2-argument calls):" >&2
+            sed 's/^/    /' "$dir/$module.variadic" >&2
+            status=1
+        fi
+        variadic=$(variadic_calls $sources)
+        if [ -n "$variadic" ]; then
+            echo "check-embedded: FAILED: $module calls min/max with 3 or more arguments (variadic: allocates):" >&2
+            echo "$variadic" | sed 's/^/    /' >&2
             status=1
         fi
         runtime=$(tr '\n' ' ' < "$dir/$module.runtime")

@@ -110,7 +110,9 @@ extension Connection {
         // The peer's window bounds everything outstanding; the congestion window bounds what is
         // still in the network (RFC 6675 pipe: SACKed and lost segments have left it).
         let usable = min(Int(sndWnd) - flightSize, cwnd - scoreboard.pipe)
-        var length = min(available, sendMSS, room, max(usable, 0))
+        // Two-argument `min`s only: the variadic one allocates its rest array on every call in
+        // Embedded Swift (tools/check-embedded.sh rejects it).
+        var length = min(min(available, sendMSS), min(room, max(usable, 0)))
         if available > 0 {
             guard length > 0 else { return nil }
             // Nagle (RFC 9293 §3.7.4) with sender-side SWS avoidance (§3.8.6.2.1): send a full
