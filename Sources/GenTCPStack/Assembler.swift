@@ -7,10 +7,23 @@ struct Assembler {
     private var starts: [Int]
     private var ends: [Int]
     private(set) var count = 0
+    /// Runs the table holds, at most its storage's (see ``reuse(capacity:)``).
+    private(set) var capacity: Int
 
     init(capacity: Int) {
         starts = [Int](repeating: 0, count: max(capacity, 0))
         ends = [Int](repeating: 0, count: max(capacity, 0))
+        self.capacity = max(capacity, 0)
+    }
+
+    /// Runs of storage held.
+    var storageSize: Int { starts.count }
+
+    /// Empties the table and makes it hold `capacity` runs (at most ``storageSize``), on the
+    /// same storage.
+    mutating func reuse(capacity: Int) {
+        count = 0
+        self.capacity = min(max(capacity, 0), starts.count)
     }
 
     var isEmpty: Bool { count == 0 }
@@ -33,7 +46,7 @@ struct Assembler {
         }
         let merged = j - i
         if merged == 0 {
-            guard count < starts.count else { return false }
+            guard count < capacity else { return false }
             var k = count
             while k > i {
                 starts[k] = starts[k - 1]

@@ -80,7 +80,7 @@ struct Connection {
 
     // MARK: loss detection (RFC 2018 SACK, RFC 6675, RFC 8985 RACK)
     /// The segments in flight, with send times and what SACK blocks covered.
-    var scoreboard = SendScoreboard(capacity: 1)
+    var scoreboard = SendScoreboard(capacity: 0)
     /// Both ends offered SACK-permitted in their SYNs.
     var sackEnabled = false
     /// Transmission counter: every (re)transmission takes the next value.
@@ -150,14 +150,41 @@ struct Connection {
 
     init() {}
 
-    /// Allocates the buffers and sets up a fresh connection in `state`.
+    /// Sets up a fresh connection in `state` with buffers sized by `options`: on the slot's
+    /// own storage when `preallocated` (the stack checked that `options` fit it), else newly
+    /// allocated.
     mutating func open(
         state: TCPState, options: ConnectionOptions, localPort: UInt16, remote: IPv4Address,
-        remotePort: UInt16, iss: SequenceNumber, mtu: Int, now: Int64, congestionFree: Bool = false
+        remotePort: UInt16, iss: SequenceNumber, mtu: Int, now: Int64, congestionFree: Bool = false,
+        preallocated: Bool = false
     ) {
         let generation = self.generation
+        var sendBuffer = ByteRing(capacity: 0)
+        var receiveBuffer = ByteRing(capacity: 0)
+        var assembler = Assembler(capacity: 0)
+        var scoreboard = SendScoreboard(capacity: 0)
+        if preallocated {
+            // Take the storage out first, so that each buffer is uniquely held when reused.
+            swap(&sendBuffer, &self.sendBuffer)
+            swap(&receiveBuffer, &self.receiveBuffer)
+            swap(&assembler, &self.assembler)
+            swap(&scoreboard, &self.scoreboard)
+            sendBuffer.reuse(capacity: options.sendBufferSize)
+            receiveBuffer.reuse(capacity: options.receiveBufferSize)
+            assembler.reuse(capacity: options.outOfOrderRuns)
+            scoreboard.reuse(capacity: Connection.scoreboardCapacity(options))
+        } else {
+            sendBuffer = ByteRing(capacity: options.sendBufferSize)
+            receiveBuffer = ByteRing(capacity: options.receiveBufferSize)
+            assembler = Assembler(capacity: options.outOfOrderRuns)
+            scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(options))
+        }
         self = Connection()
         self.generation = generation
+        self.sendBuffer = sendBuffer
+        self.receiveBuffer = receiveBuffer
+        self.assembler = assembler
+        self.scoreboard = scoreboard
         self.inUse = true
         self.state = state
         self.options = options
@@ -175,10 +202,6 @@ struct Connection {
         // a peer send segments the line cannot carry (dropped as too big, the transfer stalls).
         self.receiveMSS = max(mtu - 40, 1)
         self.sendMSS = min(536, receiveMSS)
-        self.sendBuffer = ByteRing(capacity: options.sendBufferSize)
-        self.receiveBuffer = ByteRing(capacity: options.receiveBufferSize)
-        self.assembler = Assembler(capacity: options.outOfOrderRuns)
-        self.scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(options))
         self.rto = clampRTO(options.initialRTO.value)
         self.lastReceiveAt = now
         self.congestionFree = congestionFree

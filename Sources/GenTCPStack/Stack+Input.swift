@@ -103,8 +103,12 @@ extension Stack {
         let options = listeners[li].options
         connections[index].open(
             state: .synReceived, options: options, localPort: header.destinationPort, remote: source,
-            remotePort: header.sourcePort, iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now,
-            congestionFree: configuration.dedicatedLink && source == configuration.peerAddress)
+            remotePort: header.sourcePort,
+            iss: initialSequenceNumber(localPort: header.destinationPort, remote: source,
+                                       remotePort: header.sourcePort, now: now),
+            mtu: configuration.mtu, now: now,
+            congestionFree: configuration.dedicatedLink && source == configuration.peerAddress,
+            preallocated: preallocated)
         connections[index].listener = li
         connections[index].acceptOrder = acceptCounter
         acceptCounter &+= 1

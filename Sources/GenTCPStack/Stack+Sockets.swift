@@ -40,8 +40,10 @@ extension Stack {
         guard let index = freeConnectionSlot() else { throw .noFreeSlot }
         connections[index].open(
             state: .synSent, options: options, localPort: chosen, remote: remote, remotePort: port,
-            iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now,
-            congestionFree: configuration.dedicatedLink && remote == configuration.peerAddress)
+            iss: initialSequenceNumber(localPort: chosen, remote: remote, remotePort: port, now: now),
+            mtu: configuration.mtu, now: now,
+            congestionFree: configuration.dedicatedLink && remote == configuration.peerAddress,
+            preallocated: preallocated)
         connections[index].owned = true
         connections[index].connectDeadline = now + options.connectTimeout.value
         return handle(index)

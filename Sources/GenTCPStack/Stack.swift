@@ -35,6 +35,8 @@ public struct Stack {
     var control: ControlQueue
     var events: EventQueue
     var random: StackRandom
+    /// The keyed ISN generator (RFC 6528), re-keyed by ``reseed(_:)``.
+    var sequenceNumbers: InitialSequenceNumbers
     var ipIdentification: UInt16
     var cursor = 0
     var acceptCounter: UInt32 = 0
@@ -54,12 +56,22 @@ public struct Stack {
     public init(configuration: StackConfiguration) {
         self.configuration = configuration
         connections = [Connection](repeating: Connection(), count: max(configuration.maximumConnections, 1))
+        if let sizes = configuration.preallocate {
+            // One set of buffers per slot (not shared: each is allocated here).
+            for index in connections.indices {
+                connections[index].sendBuffer = ByteRing(capacity: sizes.sendBufferSize)
+                connections[index].receiveBuffer = ByteRing(capacity: sizes.receiveBufferSize)
+                connections[index].assembler = Assembler(capacity: sizes.outOfOrderRuns)
+                connections[index].scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(sizes))
+            }
+        }
         listeners = [Listener](repeating: Listener(), count: max(configuration.maximumListeners, 0))
         control = ControlQueue(slots: max(configuration.controlQueueCapacity, 1), slotSize: configuration.mtu)
         events = EventQueue(capacity: configuration.eventQueueCapacity)
         datagrams = [DatagramSocket](repeating: DatagramSocket(), count: max(configuration.maximumDatagramSockets, 0))
         datagramOutput = ControlQueue(slots: max(configuration.datagramSendQueueCapacity, 1), slotSize: configuration.mtu)
         random = StackRandom(seed: configuration.seed)
+        sequenceNumbers = InitialSequenceNumbers(seed: configuration.seed)
         ipIdentification = UInt16(truncatingIfNeeded: random.next())
     }
 
@@ -183,6 +195,26 @@ public struct Stack {
         return nil
     }
 
+    /// Re-keys the initial sequence numbers and the stack's other random choices (ephemeral
+    /// ports) with fresh entropy: call it from a board's callback when its entropy source has
+    /// more to give (a hardware RNG, ADC noise, the time of the first received frame), or on a
+    /// schedule. Open connections are not affected.
+    ///
+    /// RFC 6528 §3 notes that a new secret may make a new connection's ISN fall inside the
+    /// sequence space of a connection to the same peer and ports still in TIME-WAIT at the peer;
+    /// re-keying rarely (minutes apart, not per connection) keeps that risk negligible.
+    public mutating func reseed(_ seed: UInt64) {
+        sequenceNumbers = InitialSequenceNumbers(seed: seed)
+        random = StackRandom(seed: seed ^ random.next())
+    }
+
+    /// The initial sequence number of a new connection (RFC 6528: clock plus keyed hash).
+    func initialSequenceNumber(
+        localPort: UInt16, remote: IPv4Address, remotePort: UInt16, now: Int64
+    ) -> SequenceNumber {
+        sequenceNumbers.next(local: local, localPort: localPort, remote: remote, remotePort: remotePort, now: now)
+    }
+
     /// The oldest pending event, or nil.
     public mutating func nextEvent() -> StackEvent? {
         events.pop()
@@ -232,7 +264,16 @@ public struct Stack {
         guard options.sendBufferSize > 0, options.receiveBufferSize > 0, options.outOfOrderRuns >= 0,
               options.minimumRTO.value > 0, options.maximumRTO.value >= options.minimumRTO.value
         else { throw .invalidArgument }
+        if let sizes = configuration.preallocate {
+            // Refused rather than allocated: see ``StackConfiguration/preallocate``.
+            guard options.sendBufferSize <= sizes.sendBufferSize, options.receiveBufferSize <= sizes.receiveBufferSize,
+                  options.outOfOrderRuns <= sizes.outOfOrderRuns
+            else { throw .invalidArgument }
+        }
     }
+
+    /// Every slot holds its buffers for good (``StackConfiguration/preallocate``).
+    var preallocated: Bool { configuration.preallocate != nil }
 
     func freeConnectionSlot() -> Int? {
         connections.firstIndex { !$0.inUse }
@@ -292,10 +333,13 @@ public struct Stack {
             connections[index].inUse = false
             connections[index].listener = -1
             connections[index].generation &+= 1
-            // Give the buffers back.
-            connections[index].sendBuffer = ByteRing(capacity: 0)
-            connections[index].receiveBuffer = ByteRing(capacity: 0)
-            connections[index].assembler = Assembler(capacity: 0)
+            // Give the buffers back, unless the slot keeps them for its next connection.
+            if !preallocated {
+                connections[index].sendBuffer = ByteRing(capacity: 0)
+                connections[index].receiveBuffer = ByteRing(capacity: 0)
+                connections[index].assembler = Assembler(capacity: 0)
+                connections[index].scoreboard = SendScoreboard(capacity: 0)
+            }
         }
     }
 
