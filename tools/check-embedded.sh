@@ -5,11 +5,15 @@
 # Embedded Swift object (-wmo -Osize), check its undefined symbols against ALLOWED (plus symbols
 # defined by the modules it imports, and the toolchain's Unicode data tables), and print a size
 # table. Then build tools/embedded-smoke/main.swift in Embedded mode for the host, link it with
-# the modules it imports, and run it.
+# the modules it imports, and run it; then build tools/embedded-alloc (the same, with counted
+# posix_memalign/malloc/free) and check that the stack allocates nothing once a socket is open,
+# and nothing after init when preallocated. Every module is also checked for the standard
+# library's variadic min/max, which allocates on every call in Embedded Swift.
 #
 # Usage: tools/check-embedded.sh        (from anywhere; works in the package root)
 # Env:   SIZE_TOOL=objdump forces the llvm-objdump fallback for sizes.
-# Exit:  non-zero on a compile error, an unexpected symbol, or a failing smoke test.
+# Exit:  non-zero on a compile error, an unexpected symbol, a variadic min/max, a failing smoke
+#        test or an allocation where none may be.
 set -eu
 
 # Embedded-safe modules, in dependency order: a module must come after every module it imports.
@@ -27,6 +31,7 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT="$ROOT/.build/embedded-check"
 SMOKE="$ROOT/tools/embedded-smoke/main.swift"
+ALLOC="$ROOT/tools/embedded-alloc/main.swift"
 SWIFTC=$(command -v swiftc)
 TOOLBIN=$(dirname "$(readlink -f "$SWIFTC")")
 NM="$TOOLBIN/llvm-nm"          # the toolchain's copy: Debian's llvm may be older, or absent
@@ -214,4 +219,32 @@ done
 swiftc -target "$host" $FLAGS -module-name EmbeddedSmoke -I "$hostdir" "$SMOKE" $objects -o "$hostdir/smoke" ||
     fail "smoke build failed"
 "$hostdir/smoke" || fail "smoke test failed (exit $?)"
-echo "check-embedded: smoke test passed ($(elapsed "$step")); total $(elapsed "$start")"
+echo "check-embedded: smoke test passed ($(elapsed "$step"))"
+
+# Allocation count: two Embedded-mode stacks back to back, a 1 MiB echo and preallocated
+# close/reopen cycles must allocate nothing (tools/embedded-alloc/main.swift says what is
+# checked). counting.c counts posix_memalign/malloc/free through the linker's --wrap.
+step=$(now)
+objects=""
+for module in $(closure_of "$ALLOC"); do
+    if [ ! -f "$hostdir/$module.o" ]; then
+        # shellcheck disable=SC2086
+        swiftc -target "$host" $FLAGS -module-name "$module" -I "$hostdir" \
+            -emit-module -emit-module-path "$hostdir/$module.swiftmodule" \
+            -c $(ls "$ROOT"/Sources/"$module"/*.swift) -o "$hostdir/$module.o" || fail "host build of $module failed"
+    fi
+    objects="$objects $hostdir/$module.o"
+done
+CC_TOOL="$TOOLBIN/clang"
+[ -x "$CC_TOOL" ] || CC_TOOL=cc
+"$CC_TOOL" -O2 -c "$ROOT/tools/embedded-alloc/counting.c" -o "$hostdir/counting.o" || fail "counting.c failed to compile"
+# shellcheck disable=SC2086
+swiftc -target "$host" $FLAGS -module-name EmbeddedAlloc -I "$hostdir" "$ALLOC" $objects "$hostdir/counting.o" \
+    -Xlinker --wrap=posix_memalign -Xlinker --wrap=malloc -Xlinker --wrap=free -o "$hostdir/alloc" ||
+    fail "allocation test build failed"
+if "$hostdir/alloc"; then
+    echo "check-embedded: PASS: no allocation after a socket opens; none at all on a preallocated stack ($(elapsed "$step"))"
+else
+    fail "FAIL: allocation test (exit $?): the stack allocated where it must not"
+fi
+echo "check-embedded: total $(elapsed "$start")"
