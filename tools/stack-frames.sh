@@ -6,10 +6,14 @@
 #
 #   1. the largest frames (bytes, function);
 #   2. the deepest call chain under each of the echo path's entry points, Stack.receive (a segment
-#      arrives: receiveTCP, Connection.process...) and Stack.transmit (emit, emitData...),
+#      arrives: receiveTCP, Connection.process...), Stack.transmit (emit, emitData...) and
+#      Stack.poll (timers), and under Connection.process alone,
 #      following the calls inside these three modules (calls through relocations: with
 #      -function-sections every call between functions is one). Frames of libc/runtime
 #      functions are not counted; recursion, if any, is cut at the first repeat.
+#
+# The driver calls receive, transmit and poll one after the other, so the stack a firmware needs
+# for the stack is the deepest of these chains (plus its own frames above them).
 #
 # Usage: tools/stack-frames.sh [count]   (count: how many of the largest frames, default 25)
 # Env:   TRIPLE (default armv7em-none-none-eabi; the frame reader knows Thumb-2 only)
@@ -111,17 +115,21 @@ def deepest(sym, stack=()):
 
 status = 0
 print()
-for label, pattern in (('receive', r'GenTCPStack5StackV7receive_3now'), ('transmit', r'GenTCPStack5StackV8transmit4into3now')):
+roots = (('Stack.receive', r'GenTCPStack5StackV7receive_3now'),
+         ('Stack.transmit', r'GenTCPStack5StackV8transmit4into3now'),
+         ('Stack.poll', r'GenTCPStack5StackV4poll3now'),
+         ('Connection.process (part of Stack.receive)', r'GenTCPStack10ConnectionV7process_'))
+for label, pattern in roots:
     roots = [s for s in frames if re.search(pattern, s)]
     for root in roots:
         depth, chain = deepest(root)
-        print('deepest chain under Stack.%s: %d bytes (budget %d)' % (label, depth, budget))
+        print('deepest chain under %s: %d bytes (budget %d)' % (label, depth, budget))
         for sym in chain:
             print('%6d  %s' % (frames[sym], short(sym)))
         if depth > budget:
             status = 1
     if not roots:
-        print('no Stack.%s found' % label)
+        print('no %s found' % label)
         status = 1
 sys.exit(status)
 EOF

@@ -1,3 +1,5 @@
+import GenTCPWire
+
 /// Out-of-order bookkeeping for one receive ring: up to `capacity` disjoint runs of bytes that
 /// arrived ahead of RCV.NXT, as offsets from RCV.NXT. The bytes themselves sit in the ring's
 /// free part at those offsets; nothing is copied when a hole fills.
@@ -96,5 +98,24 @@ struct Assembler {
     /// The runs, as (start, end) offsets from RCV.NXT, for SACK blocks or tests.
     func run(_ index: Int) -> (start: Int, end: Int) {
         (starts[index], ends[index])
+    }
+
+    /// The runs as SACK blocks on sequence numbers from `base` (RCV.NXT): the run holding
+    /// offset `latest` (the most recent out-of-order segment) first, then the others from the
+    /// lowest (RFC 2018 §4); as many as the option can carry, at most `limit`.
+    func sackBlocks(base: SequenceNumber, latest: Int, limit: Int) -> TCPSACKBlocks {
+        var blocks = TCPSACKBlocks()
+        guard limit > 0 else { return blocks }
+        var first = -1
+        for i in 0..<count where starts[i] <= latest && latest < ends[i] { first = i }
+        if first >= 0 {
+            blocks.append(TCPSACKBlock(left: base.advanced(by: starts[first]), right: base.advanced(by: ends[first])))
+        }
+        for i in 0..<count where i != first {
+            guard blocks.count < limit,
+                  blocks.append(TCPSACKBlock(left: base.advanced(by: starts[i]), right: base.advanced(by: ends[i])))
+            else { break }
+        }
+        return blocks
     }
 }

@@ -153,6 +153,10 @@ struct Connection {
     /// Sets up a fresh connection in `state` with buffers sized by `options`: on the slot's
     /// own storage when `preallocated` (the stack checked that `options` fit it), else newly
     /// allocated.
+    ///
+    /// Never inlined: the fresh `Connection()` it starts from is a temporary of the whole
+    /// struct, which would otherwise sit in the frames of `connect` and `receiveOnListener`.
+    @inline(never)
     mutating func open(
         state: TCPState, options: ConnectionOptions, localPort: UInt16, remote: IPv4Address,
         remotePort: UInt16, iss: SequenceNumber, mtu: Int, now: Int64, congestionFree: Bool = false,
@@ -213,11 +217,16 @@ struct Connection {
         max(16, options.sendBufferSize / 128 + 4)
     }
 
+    @inline(__always)
     func clampRTO(_ value: Int64) -> Int64 {
         min(max(value, options.minimumRTO.value), options.maximumRTO.value)
     }
 
     // MARK: derived values
+    //
+    // The getters below that are not trivially inlined are `@inline(__always)`: a call to a
+    // non-mutating getter from a mutating method passes `self` by value, and for this ~590-byte
+    // struct that is a copy in the caller's frame (tools/stack-frames.sh shows it).
 
     /// Made by a listener for a SYN and still waiting for the handshake's last ACK.
     var isHalfOpen: Bool { listener >= 0 && state == .synReceived }
@@ -235,6 +244,7 @@ struct Connection {
     /// window), which a sender without SACK needs three of to fast-retransmit. Growing the window
     /// because the application read in between would make the sender ignore them and wait for
     /// its RTO.
+    @inline(__always)
     var windowToAdvertise: UInt32 {
         let free = UInt32(min(receiveBuffer.free, 0xFFFF))
         let promised = UInt32(max(0, Int(rcvNxt.distance(to: rcvAdvertisedEdge))))
@@ -247,6 +257,7 @@ struct Connection {
     /// The window last advertised had shrunk below half the buffer and can now grow by at least
     /// min(buffer / 2, MSS): worth a window update of its own (RFC 9293 §3.8.6.2.2). Not while
     /// out-of-order data is held (the window stays put then, see ``windowToAdvertise``).
+    @inline(__always)
     var windowUpdateWorthwhile: Bool {
         guard assembler.isEmpty || rcvNxt != lastAcknowledged else { return false }
         let capacity = min(receiveBuffer.capacity, 0xFFFF)
@@ -268,6 +279,7 @@ struct Connection {
     }
 
     var isReadable: Bool { receiveBuffer.count > 0 || finReceived || error != nil }
+    @inline(__always)
     var isWritable: Bool {
         (state == .established || state == .closeWait) && !finQueued && sendBuffer.free > 0
     }

@@ -35,6 +35,8 @@ public struct Stack {
     var control: ControlQueue
     var events: EventQueue
     var random: StackRandom
+    /// Every slot holds its buffers for good (``StackConfiguration/preallocate``).
+    let preallocated: Bool
     /// The keyed ISN generator (RFC 6528), re-keyed by ``reseed(_:)``.
     var sequenceNumbers: InitialSequenceNumbers
     var ipIdentification: UInt16
@@ -55,6 +57,7 @@ public struct Stack {
     /// A stack with every slot and queue allocated.
     public init(configuration: StackConfiguration) {
         self.configuration = configuration
+        preallocated = configuration.preallocate != nil
         connections = [Connection](repeating: Connection(), count: max(configuration.maximumConnections, 1))
         if let sizes = configuration.preallocate {
             // One set of buffers per slot (not shared: each is allocated here).
@@ -125,14 +128,20 @@ public struct Stack {
     /// Call ``transmit(into:now:)`` afterwards: a timer may have made a segment ready.
     public mutating func poll(now: MillisecondInstant) -> MillisecondInstant? {
         runTimers(now: now.milliseconds)
-        return nextDeadline
+        return earliestDeadline
     }
 
     /// The earliest armed timer of any connection, without firing anything.
-    public var nextDeadline: MillisecondInstant? {
+    public var nextDeadline: MillisecondInstant? { earliestDeadline }
+
+    /// ``nextDeadline``, inlined into ``poll(now:)``: calling a non-mutating member from a
+    /// mutating one passes the whole `Stack` by value, a copy in the caller's frame.
+    @inline(__always)
+    var earliestDeadline: MillisecondInstant? {
         var earliest: Int64?
-        for connection in connections where connection.inUse {
-            if let deadline = connection.nextDeadline, earliest.map({ deadline < $0 }) ?? true {
+        // By index, not `for connection in connections`: that copies each ~590-byte slot.
+        for index in connections.indices where connections[index].inUse {
+            if let deadline = connections[index].nextDeadline, earliest.map({ deadline < $0 }) ?? true {
                 earliest = deadline
             }
         }
@@ -209,6 +218,7 @@ public struct Stack {
     }
 
     /// The initial sequence number of a new connection (RFC 6528: clock plus keyed hash).
+    @inline(__always)
     func initialSequenceNumber(
         localPort: UInt16, remote: IPv4Address, remotePort: UInt16, now: Int64
     ) -> SequenceNumber {
@@ -241,10 +251,12 @@ public struct Stack {
 
     // MARK: - Internals
 
+    @inline(__always)
     func handle(_ index: Int) -> ConnectionHandle {
         ConnectionHandle(index: UInt16(index), generation: connections[index].generation)
     }
 
+    @inline(__always)
     func slot(_ handle: ConnectionHandle) throws(TCPError) -> Int {
         let index = Int(handle.index)
         guard index < connections.count, connections[index].inUse, connections[index].owned,
@@ -253,6 +265,7 @@ public struct Stack {
         return index
     }
 
+    @inline(__always)
     func listenerIndex(_ handle: ListenerHandle) throws(TCPError) -> Int {
         let index = Int(handle.index)
         guard index < listeners.count, listeners[index].inUse, listeners[index].generation == handle.generation
@@ -260,6 +273,7 @@ public struct Stack {
         return index
     }
 
+    @inline(__always)
     func validate(_ options: ConnectionOptions) throws(TCPError) {
         guard options.sendBufferSize > 0, options.receiveBufferSize > 0, options.outOfOrderRuns >= 0,
               options.minimumRTO.value > 0, options.maximumRTO.value >= options.minimumRTO.value
@@ -272,20 +286,25 @@ public struct Stack {
         }
     }
 
-    /// Every slot holds its buffers for good (``StackConfiguration/preallocate``).
-    var preallocated: Bool { configuration.preallocate != nil }
 
+    @inline(__always)
     func freeConnectionSlot() -> Int? {
-        connections.firstIndex { !$0.inUse }
+        for index in connections.indices where !connections[index].inUse { return index }
+        return nil
     }
 
+    @inline(__always)
     func connectionIndex(localPort: UInt16, remote: IPv4Address, remotePort: UInt16) -> Int? {
-        connections.firstIndex {
-            $0.inUse && $0.state != .closed && $0.localPort == localPort && $0.remotePort == remotePort
-                && $0.remoteAddress == remote
+        for index in connections.indices
+        where connections[index].inUse && connections[index].state != .closed
+            && connections[index].localPort == localPort && connections[index].remotePort == remotePort
+            && connections[index].remoteAddress == remote {
+            return index
         }
+        return nil
     }
 
+    @inline(__always)
     func portInUse(_ port: UInt16, remote: IPv4Address, remotePort: UInt16) -> Bool {
         if listeners.contains(where: { $0.inUse && $0.port == port }) { return true }
         return connectionIndex(localPort: port, remote: remote, remotePort: remotePort) != nil
