@@ -7,7 +7,8 @@
 # table. Then build tools/embedded-smoke/main.swift in Embedded mode for the host, link it with
 # the modules it imports, and run it; then build tools/embedded-alloc (the same, with counted
 # posix_memalign/malloc/free) and check that the stack allocates nothing once a socket is open,
-# and nothing after init when preallocated. Every module is also checked for the standard
+# and nothing after init when preallocated; then hold GenTCPStack's deepest call chains on armv7em
+# to a 2 KiB stack budget (tools/stack-frames.sh). Every module is also checked for the standard
 # library's variadic min/max, which allocates on every call in Embedded Swift.
 #
 # Usage: tools/check-embedded.sh        (from anywhere; works in the package root)
@@ -246,5 +247,16 @@ if "$hostdir/alloc"; then
     echo "check-embedded: PASS: no allocation after a socket opens; none at all on a preallocated stack ($(elapsed "$step"))"
 else
     fail "FAIL: allocation test (exit $?): the stack allocated where it must not"
+fi
+
+# Stack budget: the deepest armv7em call chain under Stack.receive, Stack.transmit and
+# Stack.poll (the echo path a firmware runs) must stay within 2 KiB (tools/stack-frames.sh).
+step=$(now)
+if BUDGET=2048 "$ROOT/tools/stack-frames.sh" 10 > "$OUT/stack-frames.txt" 2>&1; then
+    grep '^deepest chain' "$OUT/stack-frames.txt" | sed 's/^/check-embedded: /'
+    echo "check-embedded: PASS: stack frames within budget ($(elapsed "$step"))"
+else
+    cat "$OUT/stack-frames.txt" >&2
+    fail "FAIL: a call chain of GenTCPStack is deeper than its 2 KiB stack budget (tools/stack-frames.sh)"
 fi
 echo "check-embedded: total $(elapsed "$start")"

@@ -13,7 +13,9 @@ struct Listener {
 /// GenTCP's IPv4/TCP stack for one point-to-point interface (a SLIP line): a sans-I/O state
 /// machine in the manner of smoltcp.
 ///
-/// It never reads a clock, never blocks and allocates only when a socket opens. The driver:
+/// It never reads a clock, never blocks and allocates only when a socket opens (nothing while
+/// data flows); with ``StackConfiguration/preallocate`` every buffer is allocated by `init` and
+/// nothing after. The driver:
 ///
 /// 1. feeds every received datagram to ``receive(_:now:)``;
 /// 2. calls ``transmit(into:now:)`` until it returns nil, sending each packet it writes (so it
