@@ -118,6 +118,7 @@ print()
 roots = (('Stack.receive', r'GenTCPStack5StackV7receive_3now'),
          ('Stack.transmit', r'GenTCPStack5StackV8transmit4into3now'),
          ('Stack.poll', r'GenTCPStack5StackV4poll3now'),
+         ('Stack.init (once, at boot)', r'GenTCPStack5StackV13configurationAcA0C13ConfigurationV_tcfC'),
          ('Connection.process (part of Stack.receive)', r'GenTCPStack10ConnectionV7process_'))
 for label, pattern in roots:
     roots = [s for s in frames if re.search(pattern, s)]

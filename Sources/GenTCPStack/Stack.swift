@@ -59,17 +59,10 @@ public struct Stack {
     /// A stack with every slot and queue allocated.
     public init(configuration: StackConfiguration) {
         self.configuration = configuration
-        preallocated = configuration.preallocate != nil
-        connections = [Connection](repeating: Connection(), count: max(configuration.maximumConnections, 1))
-        if let sizes = configuration.preallocate {
-            // One set of buffers per slot (not shared: each is allocated here).
-            for index in connections.indices {
-                connections[index].sendBuffer = ByteRing(capacity: sizes.sendBufferSize)
-                connections[index].receiveBuffer = ByteRing(capacity: sizes.receiveBufferSize)
-                connections[index].assembler = Assembler(capacity: sizes.outOfOrderRuns)
-                connections[index].scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(sizes))
-            }
-        }
+        // A pattern, not `!= nil`: that picks Optional's `==` and compares whole options.
+        if case .some = configuration.preallocate { preallocated = true } else { preallocated = false }
+        connections = Stack.makeConnections(count: max(configuration.maximumConnections, 1),
+                                            preallocate: configuration.preallocate)
         listeners = [Listener](repeating: Listener(), count: max(configuration.maximumListeners, 0))
         control = ControlQueue(slots: max(configuration.controlQueueCapacity, 1), slotSize: configuration.mtu)
         events = EventQueue(capacity: configuration.eventQueueCapacity)
@@ -78,6 +71,27 @@ public struct Stack {
         random = StackRandom(seed: configuration.seed)
         sequenceNumbers = InitialSequenceNumbers(seed: configuration.seed)
         ipIdentification = UInt16(truncatingIfNeeded: random.next())
+    }
+
+    /// The connection slots, each with its own buffers when `preallocate` gives their sizes.
+    /// Out of line, so that its temporaries (whole `Connection`s) stay out of `init`'s frame.
+    @inline(never)
+    static func makeConnections(count: Int, preallocate: ConnectionOptions?) -> [Connection] {
+        // Each slot initialised in place: `Array(repeating:count:)` would copy a template.
+        var connections = [Connection](unsafeUninitializedCapacity: count) { slots, initialized in
+            for index in 0..<count { (slots.baseAddress! + index).initialize(to: Connection()) }
+            initialized = count
+        }
+        if let sizes = preallocate {
+            // One set of buffers per slot (not shared: each is allocated here).
+            for index in connections.indices {
+                connections[index].sendBuffer = ByteRing(capacity: sizes.sendBufferSize)
+                connections[index].receiveBuffer = ByteRing(capacity: sizes.receiveBufferSize)
+                connections[index].assembler = Assembler(capacity: sizes.outOfOrderRuns)
+                connections[index].scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(sizes))
+            }
+        }
+        return connections
     }
 
     var local: IPv4Address { configuration.localAddress }
