@@ -64,3 +64,4 @@ struct SLIPEchoSimulationTests {
         run.boardHost.stop()
     }
 }
+
