@@ -96,6 +96,8 @@ public struct SLIPInterface: NetworkInterface, ~Copyable {
 
     public var isUp: Bool { true }
 
+    public var isQuiescent: Bool { frameLength == 0 && stack.isQuiescent }
+
     public mutating func input(_ bytes: UnsafeRawBufferPointer, now: MillisecondInstant) {
         let storage = stackStorage
         decoder.decode(bytes) { datagram in storage.pointee.receive(datagram, now: now) }

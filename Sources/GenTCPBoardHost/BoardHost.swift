@@ -185,11 +185,11 @@ public final class BoardHost<Interface: NetworkInterface & ~Copyable & SendableM
             guard !s.stopped else { return (nil, nil) }
             var turns = 0
             var turn = s.loop.step()
-            while turn.busy, s.loop.stopStatus == nil, s.loop.board.failure == nil, turns < 64 {
+            while turn.busy, !s.loop.isFinished, s.loop.board.failure == nil, turns < 64 {
                 turns += 1
                 turn = s.loop.step()
             }
-            if let status = s.loop.stopStatus {
+            if s.loop.isFinished, let status = s.loop.stopStatus {
                 s.stopped = true
                 if let timer = s.timer { runtime.cancel(timer) }
                 return (status, nil)
