@@ -147,6 +147,7 @@ extension ModemInterface {
         // closes) follow and are ignored: nothing of the old module is trusted.
         work = .none
         needProbe = false
+        restartPending = false
         let wasUp = phase == .up
         failAll(SocketError(.connectionAborted, "the modem restarted"))
         if wasUp {
@@ -156,6 +157,26 @@ extension ModemInterface {
         }
         // It just booted: bring it up again now.
         beginBringUp()
+    }
+
+    /// The board's UART to the module is gone (a hang-up, a USB adapter pulled): every
+    /// connection fails with `eio`, ``InterfaceEvent/down(_:)`` follows, and the interface
+    /// stays down until ``start(now:)`` is called again (on a fresh line). For the run loop,
+    /// when its line reports a hang-up; nothing else calls it.
+    public mutating func lineLost() {
+        let reason = SocketError(.ioError, "the modem's line is gone")
+        work = .none
+        needProbe = false
+        failAll(reason)
+        lastDownReason = reason
+        if phase == .up || !downPosted { post(.down(reason)) }
+        downPosted = true
+        phase = .idle
+        retryAt = nil
+        // Whatever the old engine had in flight or half-read is void.
+        var dialect = engine.dialect
+        dialect.moduleDidReset()
+        engine = ModemEngine(dialect: dialect, configuration: configuration.engine)
     }
 
     mutating func networkLost() {
@@ -196,6 +217,9 @@ extension ModemInterface {
             } else if failure == .timeout {
                 moduleSilent()
             }
+        case .restart:
+            // Without an OK the module is still not itself: start over from the probe.
+            if failure != nil { beginBringUp() }
         case .connect:
             break  // `connected` or `connectFailed` follows
         case .send(let link):
@@ -260,6 +284,7 @@ extension ModemInterface {
     mutating func moduleSilent() {
         let reason = SocketError(.connectionTimedOut, "the modem stopped answering")
         failAll(reason)
+        restartPending = true
         if phase == .up {
             lastDownReason = reason
             post(.down(reason))

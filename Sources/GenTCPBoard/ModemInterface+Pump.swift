@@ -29,10 +29,15 @@ extension ModemInterface {
 
     static var bringUpSteps: Int { 9 }
 
+    /// How long a restart may take to print its banner before the bring-up goes on without it.
+    static var restartTimeout: Int64 { 15_000 }
+
     mutating func beginBringUp() {
         phase = .bringingUp(step: 0)
         probesFailed = 0
         retryAt = nil
+        restartSent = false
+        localAddress = .anyV4
     }
 
     /// The gen_tcp reason a failed step gives (as the host's at driver names them).
@@ -68,7 +73,16 @@ extension ModemInterface {
             bringUpFailed(bringUpReason(command.kind, failure, reason), now: now)
             return
         }
-        if command.kind == .probe { probesFailed = 0 }
+        if command.kind == .probe {
+            probesFailed = 0
+            if restartPending {
+                // Back after a silence: its old links (and settings) are unknown; start clean.
+                restartPending = false
+                phase = .restarting
+                retryAt = now.advanced(byMilliseconds: Self.restartTimeout)
+                return
+            }
+        }
         if command.kind == .localAddress && localAddress == .anyV4 {
             // ESP-AT prints 0.0.0.0 while the station has no network: a connect would fail
             // with a bare ERROR, read as a refused host.
@@ -108,6 +122,15 @@ extension ModemInterface {
         guard work == .none, engine.isIdle else { return }
         switch phase {
         case .idle, .waiting:
+            return
+        case .restarting:
+            guard !restartSent else { return }
+            restartSent = true
+            if submit(.restart, now: now) {
+                work = .restart
+            } else {
+                beginBringUp()
+            }
             return
         case .bringingUp(let step):
             if let at = retryAt {

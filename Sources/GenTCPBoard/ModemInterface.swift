@@ -35,6 +35,9 @@ public struct ModemInterface<Dialect: ModemDialect> {
         case up
         /// The bring-up failed or the network was lost: starting over at `retryAt`.
         case waiting
+        /// The module came back after a silence: `AT+RST`, then the bring-up after its banner
+        /// (or at `retryAt` without one). Its old links would refuse `AT+CIPMUX`.
+        case restarting
     }
 
     /// What the interface has in flight on the engine.
@@ -42,6 +45,7 @@ public struct ModemInterface<Dialect: ModemDialect> {
         case none
         case bringUp(step: Int)
         case probe
+        case restart
         case connect(link: Int)
         case send(link: Int)
         case read(link: Int)
@@ -70,6 +74,9 @@ public struct ModemInterface<Dialect: ModemDialect> {
     var probesFailed = 0
     /// A read or send went unanswered: an `AT` decides between silence and a restart.
     var needProbe = false
+    /// The module went silent: restart it once it answers again.
+    var restartPending = false
+    var restartSent = false
     /// `down` was posted since the last `up` (not posted again for each failed retry).
     var downPosted = false
     /// Reads and sends take turns.
@@ -138,13 +145,16 @@ extension ModemInterface: NetworkInterface {
         return engine.drainOutput(into: buffer)
     }
 
-    /// Fires the engine's timeouts and the bring-up's retries; returns the next deadline.
+    /// Fires the engine's timeouts and the bring-up's retries; returns the next deadline: `now`
+    /// when a command waits for ``output(into:now:)`` or an event waits for ``nextEvent()``.
     public mutating func poll(now: MillisecondInstant) -> MillisecondInstant? {
         while let event = engine.nextEvent(now: now) { handle(event, now: now) }
-        if phase == .waiting, let at = retryAt, now >= at {
+        if phase == .waiting || phase == .restarting, let at = retryAt, now >= at {
             beginBringUp()
         }
         pump(now: now)
+        // Bytes for the line or events for the program: the loop must turn again before it idles.
+        if engine.pendingOutputCount > 0 || hasEvents { return now }
         var next = engine.nextDeadline
         if let at = retryAt, next.map({ at < $0 }) ?? true { next = at }
         return next
@@ -173,6 +183,13 @@ extension ModemInterface: NetworkInterface {
             }
         }
         return nil
+    }
+
+    /// Whether ``nextEvent()`` has something.
+    var hasEvents: Bool {
+        if eventCount > 0 { return true }
+        for slot in slots where slot.isHeld && (slot.readablePending || slot.writablePending) { return true }
+        return false
     }
 
     /// True from ``InterfaceEvent/up`` until the module restarts or loses its network.

@@ -18,7 +18,7 @@ extension ModemRig {
     /// Sends `upload` and reads until `expect` bytes came, the stream ended or failed, or
     /// `seconds` passed. `whenReceived` runs once after `trigger` bytes were read.
     func transfer(_ c: InterfaceConnection, upload: [UInt8], expect: Int, seconds: Double = 120,
-                  trigger: Int = Int.max, whenReceived: (ModemRig) -> Void = { _ in }) -> Transfer {
+                  trigger: Int = Int.max, whenReceived: (ModemRig<D>) -> Void = { _ in }) -> Transfer {
         var t = Transfer()
         var buffer = [UInt8](repeating: 0, count: 700)
         var triggered = false
@@ -76,14 +76,17 @@ extension ModemRig {
 
 @Suite("ModemInterface on the simulated ESP-AT module", .serialized, .timeLimit(.minutes(5)))
 struct ModemInterfaceTests {
-    @Test("bring-up: AT, ATE0, version, CIPMUX, passive receive, Wi-Fi join, address; then up")
-    func bringUp() async throws {
-        let result: (up: Bool, events: [InterfaceEvent], local: IPAddress) = await offPool {
-            guard let rig = try? ModemRig() else { return (false, [], .anyV4) }
+    @Test("bring-up: AT, ATE0, version, CIPMUX, passive receive, Wi-Fi join, address; then up",
+          arguments: ["2.2.0.0", "3.3.0.0"])
+    func bringUp(firmware: String) async throws {
+        let result: (up: Bool, events: [InterfaceEvent], local: IPAddress, passive: Bool) = await offPool {
+            guard let rig = try? ESPRig(simulator: .espAT(firmware: firmware, seed: 5)) else { return (false, [], .anyV4, false) }
             let up = rig.bootAndWaitUp()
-            return (up, rig.events, rig.interface.localAddress)
+            let dialect = rig.interface.engine.dialect
+            return (up, rig.events, rig.interface.localAddress, dialect.passiveReceive && dialect.multiplexed)
         }
         #expect(result.up)
+        #expect(result.passive)
         #expect(result.events.contains(.up))
         #expect(!result.events.contains { if case .down = $0 { true } else { false } })
         #expect(result.local == IPAddress(192, 168, 4, 2))
@@ -111,7 +114,7 @@ struct ModemInterfaceTests {
         let server = LoopbackServer(.echo)
         let port = server.port
         let result: (Transfer, SocketError?, Bool) = await offPool {
-            guard let rig = try? ModemRig() else { return (Transfer(problem: "no rig"), nil, false) }
+            guard let rig = try? ESPRig() else { return (Transfer(problem: "no rig"), nil, false) }
             guard rig.bootAndWaitUp() else { return (Transfer(problem: "not up"), nil, false) }
             guard case .success(let c) = rig.connect(port: port) else { return (Transfer(problem: "connect failed"), nil, false) }
             let t = rig.transfer(c, upload: upload, expect: upload.count)
@@ -141,7 +144,7 @@ struct ModemInterfaceTests {
         let server = LoopbackServer(.sendThenClose(download))
         let port = server.port
         let t: Transfer = await offPool {
-            guard let rig = try? ModemRig() else { return Transfer(problem: "no rig") }
+            guard let rig = try? ESPRig() else { return Transfer(problem: "no rig") }
             guard rig.bootAndWaitUp() else { return Transfer(problem: "not up") }
             guard case .success(let c) = rig.connect(port: port) else { return Transfer(problem: "connect failed") }
             var t = rig.transfer(c, upload: [], expect: Int.max)
@@ -169,7 +172,7 @@ struct ModemInterfaceTests {
         let server = LoopbackServer(.sendThenClose(Array("after".utf8)))
         let serverPort = server.port
         let result: (SocketError?, Transfer) = await offPool {
-            guard let rig = try? ModemRig(configuration: ModemInterfaceConfiguration(wifiSSID: "sim-net", links: 1)) else {
+            guard let rig = try? ESPRig(configuration: ModemInterfaceConfiguration(wifiSSID: "sim-net", links: 1)) else {
                 return (nil, Transfer(problem: "no rig"))
             }
             guard rig.bootAndWaitUp() else { return (nil, Transfer(problem: "not up")) }
@@ -194,7 +197,7 @@ struct ModemInterfaceTests {
         let after = LoopbackServer(.sendThenClose(Array("again".utf8)))
         let afterPort = after.port
         let result: (Transfer, Transfer) = await offPool {
-            guard let rig = try? ModemRig() else { return (Transfer(problem: "no rig"), Transfer()) }
+            guard let rig = try? ESPRig() else { return (Transfer(problem: "no rig"), Transfer()) }
             guard rig.bootAndWaitUp() else { return (Transfer(problem: "not up"), Transfer()) }
             guard case .success(let c) = rig.connect(port: port) else { return (Transfer(problem: "connect failed"), Transfer()) }
             let t = rig.transfer(c, upload: upload, expect: upload.count, trigger: 8 * 1024) { rig in rig.bridge.modem.reset() }

@@ -135,26 +135,30 @@ final class LoopbackServer: @unchecked Sendable {
     }
 }
 
-/// A simulated ESP-AT module on a fast memory line, and a ``ModemInterface`` driven the way a
-/// board's run loop drives it: line bytes in, line bytes out, polls on a real millisecond clock.
-/// Used on one thread only.
-final class ModemRig {
+/// A rig with the ESP-AT dialect.
+typealias ESPRig = ModemRig<ESPATDialect>
+
+/// A simulated module on a fast memory line, and a ``ModemInterface`` driven the way a board's
+/// run loop drives it: line bytes in, line bytes out, polls on a real millisecond clock. Used on
+/// one thread only.
+final class ModemRig<D: ModemDialect> {
     let bridge: ModemLinkBridge
     let host: MemoryLink
-    var interface: ModemInterface<ESPATDialect>
+    var interface: ModemInterface<D>
     /// Every event the interface handed out, in order.
     var events: [InterfaceEvent] = []
     private let origin = ContinuousClock.now
     private var input = [UInt8](repeating: 0, count: 512)
     private var output = [UInt8](repeating: 0, count: 512)
     private var pending: ArraySlice<UInt8> = []
+    /// The line hung up (and the interface was told).
+    private(set) var lineGone = false
 
-    init(simulator: ModemSimulatorConfiguration = .espAT(firmware: "3.3.0.0", seed: 5),
-         configuration: ModemInterfaceConfiguration = ModemInterfaceConfiguration(wifiSSID: "sim-net", wifiPassword: "secret", links: 2)) throws {
+    init(dialect: D, simulator: ModemSimulatorConfiguration, configuration: ModemInterfaceConfiguration) throws {
         let (host, module) = try MemoryLink.pair(configuration: SerialConfiguration(baudRate: 4_000_000), bufferSize: 16_384)
         self.host = host
         bridge = ModemLinkBridge(link: module, configuration: simulator, driver: POSIXDriver.shared)
-        interface = ModemInterface(dialect: ESPATDialect(), configuration: configuration)
+        interface = ModemInterface(dialect: dialect, configuration: configuration)
     }
 
     deinit { bridge.close() }
@@ -175,6 +179,10 @@ final class ModemRig {
     func turn() -> Bool {
         var moved = false
         let result = input.withUnsafeMutableBytes { host.read(into: $0) }
+        if result == .hangUp && !lineGone {
+            lineGone = true
+            interface.lineLost()
+        }
         if case .bytes(let n) = result, n > 0 {
             let t = now
             input.withUnsafeBytes { interface.input(UnsafeRawBufferPointer(rebasing: $0[0..<n]), now: t) }
@@ -197,8 +205,11 @@ final class ModemRig {
         return moved
     }
 
+    /// Whether the interface handed out `event`.
+    func saw(_ event: InterfaceEvent) -> Bool { events.contains(event) }
+
     /// Turns the loop until `done` holds or `seconds` pass; true when it held.
-    func run(seconds: Double = 60, until done: (ModemRig) -> Bool) -> Bool {
+    func run(seconds: Double = 60, until done: (ModemRig<D>) -> Bool) -> Bool {
         let limit = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while !done(self) {
             if ContinuousClock.now > limit { return false }
@@ -235,5 +246,15 @@ final class ModemRig {
             return outcome != nil
         }
         return outcome ?? .failure(SocketError(.timeout, "no connect result within 40 s"))
+    }
+}
+
+extension ModemRig where D == ESPATDialect {
+    /// An ESP-AT module (firmware 3.3 unless given) and an interface with two links that joins
+    /// the simulator's Wi-Fi.
+    convenience init(simulator: ModemSimulatorConfiguration = .espAT(firmware: "3.3.0.0", seed: 5),
+                     configuration: ModemInterfaceConfiguration = ModemInterfaceConfiguration(
+                         wifiSSID: "sim-net", wifiPassword: "secret", links: 2)) throws {
+        try self.init(dialect: ESPATDialect(), simulator: simulator, configuration: configuration)
     }
 }
