@@ -318,6 +318,13 @@ extension ModemInterface: NetworkInterface {
         return (slots[link].address, slots[link].port)
     }
 
+    /// True once the module reported the link closed (ESP-AT: after every buffered byte was
+    /// read; SIMCom, Quectel: bytes it still holds are read before the end).
+    public func peerFinished(_ connection: InterfaceConnection) -> Bool {
+        guard let link = link(of: connection) else { return false }
+        return slots[link].peerClosed || slots[link].ended
+    }
+
     /// The module's address and port 0 (the module does not say which port it chose).
     public func local(_ connection: InterfaceConnection) -> (address: IPAddress, port: UInt16)? {
         guard link(of: connection) != nil else { return nil }
