@@ -97,7 +97,9 @@ extension ModemInterface {
         guard slots[link].state == .open, slots[link].failure == nil, !slots[link].ended else { return }
         if engine.isReceivingPushedPayload {
             // Pushed (`+IPD,<id>,<len>:`) although passive receive was asked: keep the bytes in
-            // order while they fit; a stream that loses bytes is broken.
+            // order while they fit; a stream that loses bytes is broken. Passive receive is
+            // asked for again.
+            needPassiveRestore = true
             let taken = slots[link].rx.append(bytes, hide: false, into: &receiveStorage)
             if taken < bytes.count {
                 fail(link, SocketError(.protocolError, "the modem pushed more data than the buffer holds"))
@@ -147,6 +149,7 @@ extension ModemInterface {
         // closes) follow and are ignored: nothing of the old module is trusted.
         work = .none
         needProbe = false
+        needPassiveRestore = false
         restartPending = false
         let wasUp = phase == .up
         failAll(SocketError(.connectionAborted, "the modem restarted"))
@@ -217,6 +220,8 @@ extension ModemInterface {
             } else if failure == .timeout {
                 moduleSilent()
             }
+        case .restorePassive:
+            break
         case .restart:
             // Without an OK the module is still not itself: start over from the probe.
             if failure != nil { beginBringUp() }

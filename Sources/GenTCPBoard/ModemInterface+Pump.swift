@@ -155,6 +155,13 @@ extension ModemInterface {
                 return
             }
         }
+        if needPassiveRestore {
+            needPassiveRestore = false
+            if submit(.enablePassiveReceive, now: now) {
+                work = .restorePassive
+                return
+            }
+        }
         if settleClosing(now: now) { return }
         if startConnect(now: now) { return }
         let sendFirst = preferSend

@@ -46,6 +46,7 @@ public struct ModemInterface<Dialect: ModemDialect> {
         case bringUp(step: Int)
         case probe
         case restart
+        case restorePassive
         case connect(link: Int)
         case send(link: Int)
         case read(link: Int)
@@ -74,6 +75,8 @@ public struct ModemInterface<Dialect: ModemDialect> {
     var probesFailed = 0
     /// A read or send went unanswered: an `AT` decides between silence and a restart.
     var needProbe = false
+    /// The module pushed data although passive receive was asked: ask again.
+    var needPassiveRestore = false
     /// The module went silent: restart it once it answers again.
     var restartPending = false
     var restartSent = false

@@ -134,3 +134,108 @@ struct ModemInterfaceFaultTests {
         #expect(down.received == upload)
     }
 }
+
+/// Module faults that must not change a byte of the stream.
+enum StreamFault: String, CaseIterable, Sendable {
+    /// Output cut into 1...7-byte pieces with harmless URCs between messages.
+    case noisy
+    /// The module forgets passive receive after 8 KiB and pushes `+IPD,<id>,<len>:<data>`.
+    case passiveReverts
+
+    var faults: ModemFaults {
+        switch self {
+        case .noisy: ModemFaults(maxFragmentLength: 7, noiseProbability: 0.1)
+        case .passiveReverts: ModemFaults(passiveRevertsAfterBytes: 8 * 1024)
+        }
+    }
+}
+
+@Suite("ModemInterface: streams under module faults, flow control, BG96", .serialized, .timeLimit(.minutes(5)))
+struct ModemInterfaceStreamTests {
+    @Test("64 KiB echo and a 64 KiB download ending in the peer's close, byte-exact under module faults",
+          arguments: StreamFault.allCases)
+    func faultyStreams(_ fault: StreamFault) async throws {
+        let upload = trickyBytes(64 * 1024, seed: 9)
+        let download = trickyBytes(64 * 1024, seed: 10)
+        let echo = LoopbackServer(.echo)
+        let closing = LoopbackServer(.sendThenClose(download))
+        let (echoPort, closingPort) = (echo.port, closing.port)
+        let result: (Transfer, Transfer) = await offPool {
+            let simulator = ModemSimulatorConfiguration.espAT(firmware: "3.3.0.0", seed: 11, faults: fault.faults)
+            // Buffers as large as the module's pushes (2920 bytes) when it may push.
+            let configuration = ModemInterfaceConfiguration(wifiSSID: "sim-net", links: 2, receiveBufferSize: 8192)
+            guard let rig = try? ESPRig(simulator: simulator, configuration: configuration) else { return (Transfer(problem: "no rig"), Transfer()) }
+            guard rig.bootAndWaitUp() else { return (Transfer(problem: "not up"), Transfer()) }
+            guard case .success(let c) = rig.connect(port: closingPort) else { return (Transfer(problem: "connect failed"), Transfer()) }
+            let down = rig.transfer(c, upload: [], expect: Int.max)
+            rig.interface.close(c, now: rig.now)
+            guard case .success(let c2) = rig.connect(port: echoPort) else { return (down, Transfer(problem: "second connect failed")) }
+            let t = rig.transfer(c2, upload: upload, expect: upload.count)
+            rig.interface.close(c2, now: rig.now)
+            return (down, t)
+        }
+        let (down, t) = result
+        #expect(down.problem == nil)
+        #expect(down.error == nil)
+        #expect(down.end)
+        #expect(down.received == download)
+        #expect(t.problem == nil)
+        #expect(t.error == nil)
+        #expect(t.received == upload)
+    }
+
+    @Test("a program that does not read: the module keeps the data, the buffer never holds more than its size")
+    func flowControl() async throws {
+        let download = trickyBytes(64 * 1024, seed: 12)
+        let server = LoopbackServer(.sendThenClose(download))
+        let port = server.port
+        let result: (Transfer, Int) = await offPool {
+            guard let rig = try? ESPRig() else { return (Transfer(problem: "no rig"), 0) }
+            guard rig.bootAndWaitUp() else { return (Transfer(problem: "not up"), 0) }
+            guard case .success(let c) = rig.connect(port: port) else { return (Transfer(problem: "connect failed"), 0) }
+            // A second of turns without reading: the ring fills, the module holds the rest.
+            var most = 0
+            _ = rig.run(seconds: 1) { rig in
+                most = max(most, rig.interface.readableCount(c))
+                return false
+            }
+            var t = rig.transfer(c, upload: [], expect: Int.max)
+            if rig.bridge.modem.statistics.bytesOut < 64 * 1024 { t.problem = "the module sent less than the stream" }
+            return (t, most)
+        }
+        let (t, most) = result
+        #expect(most > 0)
+        #expect(most <= 1460)
+        #expect(t.problem == nil)
+        #expect(t.end)
+        #expect(t.received == download)
+    }
+
+    @Test("BG96 with an APN: bring-up, 16 KiB echo, peer close")
+    func bg96() async throws {
+        let upload = trickyBytes(16 * 1024, seed: 13)
+        let echo = LoopbackServer(.echo)
+        let closing = LoopbackServer(.sendThenClose(upload))
+        let (echoPort, closingPort) = (echo.port, closing.port)
+        let result: (Transfer, Transfer) = await offPool {
+            let configuration = ModemInterfaceConfiguration(apn: "internet", links: 2)
+            guard let rig = try? ModemRig(dialect: BG96Dialect(), simulator: .bg96(seed: 5), configuration: configuration) else {
+                return (Transfer(problem: "no rig"), Transfer())
+            }
+            guard rig.bootAndWaitUp() else { return (Transfer(problem: "not up: \(String(describing: rig.interface.lastDownReason))"), Transfer()) }
+            guard case .success(let c) = rig.connect(port: echoPort) else { return (Transfer(problem: "connect failed"), Transfer()) }
+            let t = rig.transfer(c, upload: upload, expect: upload.count, seconds: 60)
+            rig.interface.close(c, now: rig.now)
+            guard case .success(let c2) = rig.connect(port: closingPort) else { return (t, Transfer(problem: "second connect failed")) }
+            return (t, rig.transfer(c2, upload: [], expect: Int.max, seconds: 60))
+        }
+        let (t, down) = result
+        #expect(t.problem == nil)
+        #expect(t.error == nil)
+        #expect(t.received == upload)
+        #expect(down.problem == nil)
+        #expect(down.error == nil)
+        #expect(down.end)
+        #expect(down.received == upload)
+    }
+}
