@@ -62,6 +62,10 @@ extension ModemInterface {
             if slots[link].state == .connecting && slots[link].failure == nil {
                 slots[link].state = .open
                 post(.connected(handle(for: link)))
+            } else if slots[link].state == .free {
+                // A connect that timed out here and succeeded in the module after all: close it.
+                slots[link].state = .closing
+                slots[link].graceful = false
             }
         case .connectFailed(let link, let reason):
             guard link < slots.count else { return }
