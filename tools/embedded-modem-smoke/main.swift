@@ -16,6 +16,21 @@ func check(_ condition: Bool, _ what: StaticString) {
     }
 }
 
+/// Heap allocations so far: the Embedded runtime allocates through `posix_memalign`, which this
+/// program defines (forwarding to C's `aligned_alloc`), so every allocation is counted.
+nonisolated(unsafe) var allocations = 0
+
+@_silgen_name("aligned_alloc")
+func cAlignedAlloc(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer?
+
+@_cdecl("posix_memalign")
+func countingPosixMemalign(_ pointer: UnsafeMutablePointer<UnsafeMutableRawPointer?>, _ alignment: Int, _ size: Int) -> Int32 {
+    allocations += 1
+    let align = max(alignment, 16)
+    pointer.pointee = cAlignedAlloc(align, (max(size, 1) + align - 1) / align * align)
+    return pointer.pointee == nil ? 12 : 0
+}
+
 /// Whether `line` starts with `prefix`.
 func starts(_ line: [UInt8], _ prefix: StaticString) -> Bool {
     let n = prefix.utf8CodeUnitCount
@@ -115,23 +130,39 @@ func runSmoke() {
     var payload: [UInt8] = []
     for i in 0..<4096 { payload.append(UInt8(truncatingIfNeeded: i &* 7 &+ i >> 8)) }
     var echoed: [UInt8] = []
+    echoed.reserveCapacity(payload.count)
     var connection: InterfaceConnection?
     var connected = false
     var sent = 0
     var now = MillisecondInstant(milliseconds: 0)
     interface.start(now: now)
+    // Allocations inside the interface's calls once the connection is open (the connect's
+    // host string is allowed before that): none expected.
+    var transferAllocations = 0
+    var before = 0
+    var moduleAllocations = 0
+    var counting = false
     for _ in 0..<200_000 {
         now = now.advanced(byMilliseconds: 1)
+        // The last turn's allocations outside the scripted module, if the connection was open.
+        if counting { transferAllocations += allocations - before - moduleAllocations }
+        before = allocations
+        moduleAllocations = 0
+        counting = false
         // The interface's bytes to the module, the module's back in 64-byte UART chunks.
         while true {
             let n = interface.output(into: line, now: now)
             if n == 0 { break }
+            let inModule = allocations
             module.feed(UnsafeRawBufferPointer(rebasing: line[0..<n]))
+            moduleAllocations += allocations - inModule
         }
         if !module.output.isEmpty {
             let n = min(64, module.output.count)
+            let inModule = allocations
             for i in 0..<n { line[i] = module.output[i] }
             module.output.removeFirst(n)
+            moduleAllocations += allocations - inModule
             interface.input(UnsafeRawBufferPointer(rebasing: line[0..<n]), now: now)
         }
         _ = interface.poll(now: now)
@@ -151,12 +182,15 @@ func runSmoke() {
         }
         if module.closed && connection == nil {
             check(interface.isUp && echoed.count == payload.count, "closed before the echo came back")
-            print("embedded modem smoke: ok (4096 bytes echoed through the scripted ESP-AT module)")
+            check(transferAllocations == 0, "ModemInterface allocated while the connection was open")
+            check(allocations > 0, "allocations are not counted")
+            print("embedded modem smoke: ok (4096 bytes echoed through the scripted ESP-AT module, no allocation in transfer)")
             line.deallocate()
             app.deallocate()
             return
         }
         guard let c = connection, connected else { continue }
+        counting = true
         if sent < payload.count {
             let taken: Result<Int, SocketError> = payload.withUnsafeBytes { raw in
                 do throws(SocketError) {
