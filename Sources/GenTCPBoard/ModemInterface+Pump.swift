@@ -67,8 +67,7 @@ extension ModemInterface {
                     return
                 }
             }
-            // The version is optional; the address only on ESP-AT without a configured
-            // network (a module that joined on its own says so with a non-zero address).
+            // Only the version is optional (ESP-AT then uses AT+CIPRECVMODE).
             if command.kind == .version { return advance(after: step) }
             bringUpFailed(bringUpReason(command.kind, failure, reason), now: now)
             return
@@ -220,7 +219,7 @@ extension ModemInterface {
     mutating func startRead(now: MillisecondInstant) -> Bool {
         let limit = engine.dialect.limits.maxReadLength
         for i in 0..<slots.count {
-            let link = (nextLink + i) % slots.count
+            let link = (serviceCursor + i) % slots.count
             let slot = slots[link]
             guard slot.state == .open, slot.failure == nil, !slot.ended, !slot.readInFlight, slot.available > 0 else { continue }
             let room = slot.receiveRoom
@@ -228,6 +227,7 @@ extension ModemInterface {
             guard room > 0, room >= Swift.min(slot.available, Swift.max(1, slot.receiveLimit / 4)) else { continue }
             let want = Swift.min(Swift.min(room, slot.available), limit)
             if submit(.read(link: link, maximum: want), now: now) {
+                serviceCursor = (link + 1) % slots.count
                 slots[link].readInFlight = true
                 slots[link].readAsked = want
                 slots[link].readGot = 0
@@ -241,8 +241,9 @@ extension ModemInterface {
 
     mutating func startSend(now: MillisecondInstant) -> Bool {
         for i in 0..<slots.count {
-            let link = (nextLink + i) % slots.count
+            let link = (serviceCursor + i) % slots.count
             guard slots[link].state == .open, startSend(link: link, now: now) else { continue }
+            serviceCursor = (link + 1) % slots.count
             return true
         }
         return false

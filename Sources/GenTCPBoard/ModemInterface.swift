@@ -82,8 +82,10 @@ public struct ModemInterface<Dialect: ModemDialect> {
     var restartSent = false
     /// `down` was posted since the last `up` (not posted again for each failed retry).
     var downPosted = false
-    /// Reads and sends take turns.
+    /// Reads and sends take turns, and links take turns for each.
     var preferSend = false
+    var serviceCursor = 0
+    /// Where ``nextEvent()`` looks first for coalesced readable/writable news.
     var nextLink = 0
 
     /// An interface over a module that speaks `dialect`, idle until ``start(now:)``, with every

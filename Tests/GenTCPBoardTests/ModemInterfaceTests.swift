@@ -224,3 +224,39 @@ struct ModemInterfaceTests {
         #expect(second.received == Array("again".utf8))
     }
 }
+
+@Suite("ModemInterface: two links at once", .timeLimit(.minutes(5)))
+struct ModemInterfaceTwoLinkTests {
+    @Test("two connections echo 32 KiB each at the same time, byte-exact")
+    func twoAtOnce() async throws {
+        let uploads = [trickyBytes(32 * 1024, seed: 20), trickyBytes(32 * 1024, seed: 21)]
+        let servers = [LoopbackServer(.echo), LoopbackServer(.echo)]
+        let ports = servers.map(\.port)
+        let result: [[UInt8]]? = await offPool {
+            guard let rig = try? ESPRig(), rig.bootAndWaitUp() else { return nil }
+            var connections: [InterfaceConnection] = []
+            for port in ports {
+                guard case .success(let c) = rig.connect(port: port) else { return nil }
+                connections.append(c)
+            }
+            var sent = [0, 0]
+            var received: [[UInt8]] = [[], []]
+            var buffer = [UInt8](repeating: 0, count: 500)
+            let done = rig.run(seconds: 120) { rig in
+                for i in 0..<2 {
+                    let c = connections[i]
+                    if sent[i] < uploads[i].count {
+                        let n = uploads[i][sent[i]...].withUnsafeBytes { raw in (try? rig.interface.send(c, raw, now: rig.now)) ?? 0 }
+                        sent[i] += n
+                    }
+                    let read = buffer.withUnsafeMutableBytes { raw in try? rig.interface.recv(c, into: raw, now: rig.now) }
+                    if case .data(let n)? = read { received[i] += buffer[0..<n] }
+                }
+                return received[0].count >= uploads[0].count && received[1].count >= uploads[1].count
+            }
+            return done ? received : nil
+        }
+        #expect(result?[0] == uploads[0])
+        #expect(result?[1] == uploads[1])
+    }
+}
