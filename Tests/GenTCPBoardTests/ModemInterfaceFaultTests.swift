@@ -141,11 +141,14 @@ enum StreamFault: String, CaseIterable, Sendable {
     case noisy
     /// The module forgets passive receive after 8 KiB and pushes `+IPD,<id>,<len>:<data>`.
     case passiveReverts
+    /// The module answers 5% of commands `busy p...` (ignoring them): the engine retries.
+    case busy
 
     var faults: ModemFaults {
         switch self {
         case .noisy: ModemFaults(maxFragmentLength: 7, noiseProbability: 0.1)
         case .passiveReverts: ModemFaults(passiveRevertsAfterBytes: 8 * 1024)
+        case .busy: ModemFaults(spuriousBusyProbability: 0.05)
         }
     }
 }
