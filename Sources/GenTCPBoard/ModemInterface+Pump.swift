@@ -11,23 +11,28 @@ extension ModemInterface {
         case 0: return .probe
         case 1: return .echoOff
         case 2: return .version
-        case 3: return .enableMultiplexing
-        case 4: return .enablePassiveReceive
-        case 5:
+        case 3:
+            // Cellular: from whatever state the bearer is in (a lost context stays deactivated
+            // until this, SIMCom's AT+CIPSHUT) back to the start, where AT+CIPMUX is accepted.
+            guard configuration.apn != nil else { return nil }
+            return .deactivateBearer
+        case 4: return .enableMultiplexing
+        case 5: return .enablePassiveReceive
+        case 6:
             guard let ssid = configuration.wifiSSID else { return nil }
             return .joinNetwork(ssid: ssid, password: configuration.wifiPassword)
-        case 6:
+        case 7:
             guard let apn = configuration.apn else { return nil }
             return .configureBearer(apn: apn, user: configuration.apnUser, password: configuration.apnPassword)
-        case 7:
+        case 8:
             guard configuration.apn != nil else { return nil }
             return .activateBearer
-        case 8: return .localAddress
+        case 9: return .localAddress
         default: return nil
         }
     }
 
-    static var bringUpSteps: Int { 9 }
+    static var bringUpSteps: Int { 10 }
 
     /// How long a restart may take to print its banner before the bring-up goes on without it.
     static var restartTimeout: Int64 { 15_000 }
@@ -67,8 +72,9 @@ extension ModemInterface {
                     return
                 }
             }
-            // Only the version is optional (ESP-AT then uses AT+CIPRECVMODE).
-            if command.kind == .version { return advance(after: step) }
+            // The version is optional (ESP-AT then uses AT+CIPRECVMODE); so is the bearer's
+            // shutdown (nothing to shut).
+            if command.kind == .version || command.kind == .deactivateBearer { return advance(after: step) }
             bringUpFailed(bringUpReason(command.kind, failure, reason), now: now)
             return
         }

@@ -5,7 +5,8 @@ import GenTCPModem
 /// board's line is the module's UART, and ``ModemEngine`` speaks the dialect.
 ///
 /// ``start(now:)`` brings the module up: `AT` (a few times, until it answers), `ATE0`, the firmware
-/// version (ESP-AT picks its passive-receive command from it), `AT+CIPMUX=1`, passive receive
+/// version (ESP-AT picks its passive-receive command from it), for a cellular module the bearer
+/// shut down to its initial state (`AT+CIPSHUT`, `AT+QIDEACT`), `AT+CIPMUX=1`, passive receive
 /// (`AT+CIPRECVMODE=1` or `AT+CIPRECVTYPE`, SIMCom `AT+CIPRXGET=1`), the Wi-Fi join or the
 /// cellular bearer from ``ModemInterfaceConfiguration``, and the module's address; then
 /// ``InterfaceEvent/up``. A failed bring-up posts ``InterfaceEvent/down(_:)`` (`etimedout` for a

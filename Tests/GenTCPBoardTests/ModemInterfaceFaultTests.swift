@@ -242,3 +242,40 @@ struct ModemInterfaceStreamTests {
         #expect(down.received == upload)
     }
 }
+
+@Suite("ModemInterface: a cellular bearer lost mid-transfer", .timeLimit(.minutes(5)))
+struct ModemInterfaceBearerTests {
+    @Test("SIM800 loses its bearer (+PDP: DEACT) mid-transfer: enetdown (not an end), down, up again, a new connection works")
+    func sim800BearerLost() async throws {
+        let upload = trickyBytes(64 * 1024, seed: 30)
+        let echo = LoopbackServer(.echo)
+        let after = LoopbackServer(.sendThenClose(Array("again".utf8)))
+        let (echoPort, afterPort) = (echo.port, after.port)
+        let result: (Transfer, Transfer) = await offPool {
+            let configuration = ModemInterfaceConfiguration(apn: "internet", links: 2)
+            guard let rig = try? ModemRig(dialect: SIM800Dialect(), simulator: .sim800(seed: 5), configuration: configuration),
+                  rig.bootAndWaitUp() else { return (Transfer(problem: "not up"), Transfer()) }
+            guard case .success(let c) = rig.connect(port: echoPort) else { return (Transfer(problem: "connect failed"), Transfer()) }
+            let t = rig.transfer(c, upload: upload, expect: upload.count, seconds: 60, trigger: 8 * 1024) { rig in
+                rig.bridge.modem.dropBearer()
+            }
+            rig.interface.close(c, now: rig.now)
+            let upAgain = rig.run(seconds: 60) { rig in
+                rig.interface.isUp && rig.events.lastIndex(of: .up)! > (rig.events.firstIndex { if case .down = $0 { true } else { false } } ?? Int.max)
+            }
+            guard upAgain, case .success(let c2) = rig.connect(port: afterPort) else {
+                return (t, Transfer(problem: "no second connection: \(String(describing: rig.interface.lastDownReason))"))
+            }
+            return (t, rig.transfer(c2, upload: [], expect: Int.max, seconds: 30))
+        }
+        let (t, second) = result
+        #expect(t.problem == nil)
+        #expect(!t.end)
+        #expect(t.error == SocketError(.networkDown))
+        #expect(t.received == Array(upload[0..<t.received.count]))
+        #expect(t.events.contains(.down(SocketError(.networkDown))))
+        #expect(second.problem == nil)
+        #expect(second.end)
+        #expect(second.received == Array("again".utf8))
+    }
+}
