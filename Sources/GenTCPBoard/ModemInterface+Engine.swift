@@ -88,9 +88,18 @@ extension ModemInterface {
         case .moduleReset:
             moduleReset()
         case .framingError:
-            // A read's answer that did not parse: that stream has a hole.
-            if let link = engine.readInFlightLink, link < slots.count, slots[link].state == .open {
-                fail(link, SocketError(.protocolError, "the modem broke its framing"))
+            if let link = engine.readInFlightLink {
+                // A read's answer that did not parse: that stream has a hole.
+                if link < slots.count, slots[link].state == .open {
+                    fail(link, SocketError(.protocolError, "the modem broke its framing"))
+                }
+            } else {
+                // A line that did not fit may have been a data notice (`+IPD,<id>,<len>`), and
+                // ESP-AT sends the next one only after a read: try a read on every link (one
+                // with nothing answers ERROR, which sets it back to nothing).
+                for link in 0..<slots.count where slots[link].state == .open && !slots[link].peerClosed {
+                    slots[link].available = Int.max
+                }
             }
         case .datagram, .resolved, .resolveFailed, .version, .status, .unrecognisedLine:
             break
