@@ -143,12 +143,15 @@ enum StreamFault: String, CaseIterable, Sendable {
     case passiveReverts
     /// The module answers 5% of commands `busy p...` (ignoring them): the engine retries.
     case busy
+    /// The first data notice (`+IPD,0,000…0n`) is longer than a line may be: lost.
+    case overlongNotice
 
     var faults: ModemFaults {
         switch self {
         case .noisy: ModemFaults(maxFragmentLength: 7, noiseProbability: 0.1)
         case .passiveReverts: ModemFaults(passiveRevertsAfterBytes: 8 * 1024)
         case .busy: ModemFaults(spuriousBusyProbability: 0.05)
+        case .overlongNotice: ModemFaults(overlongHeaders: ModemHeaderPadding(fill: .zeros, count: 400, headers: 1))
         }
     }
 }
