@@ -142,7 +142,8 @@ let package = Package(
         .testTarget(
             name: "GenTCPBoardTests",
             dependencies: ["GenTCPBoard", "GenTCPBoardHost", "GenTCPBoardPrograms", "BoardTestSupport", "GenTCP",
-                           "GenTCPCore", "GenTCPSerial", "GenTCPSim", "GenTCPSLIP", "GenTCPWire", "GenTCPStack"],
+                           "GenTCPCore", "GenTCPSerial", "GenTCPSim", "GenTCPSLIP", "GenTCPWire", "GenTCPStack",
+                           "GenTCPModem", "GenTCPPOSIX", "ModemSimulator"],
             swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire", "GenTCPCore"], swiftSettings: strict),
         .testTarget(
