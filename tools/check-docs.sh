@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
-MODULES=(GenTCPCore GenTCPWire GenTCPStack GenTCPModem GenTCP GenTCPPOSIX GenTCPSim GenTCPSerial GenTCPSLIP GenTCPAT ModemSimulator GenTCPTLSEngine GenTCPTLS)
+MODULES=(GenTCPCore GenTCPWire GenTCPStack GenTCPModem GenTCPBoard GenTCPBoardPrograms GenTCPBoardHost GenTCP GenTCPPOSIX GenTCPSim GenTCPSerial GenTCPSLIP GenTCPAT ModemSimulator GenTCPTLSEngine GenTCPTLS)
 OUT=.build/docs
 
 preview=""

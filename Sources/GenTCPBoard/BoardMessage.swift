@@ -55,7 +55,7 @@ public enum BoardMessage {
     case received(BoardSocket, UnsafeRawBufferPointer)
     /// A recv failed: `closed` at the end, `timeout` (nothing is lost), or the connection's reason.
     case recvFailed(BoardSocket, SocketError)
-    /// A short ``Net/send(_:_:)`` left bytes behind, and the socket can take more now.
+    /// A short `Net.send` left bytes behind, and the socket can take more now.
     case sendable(BoardSocket)
     /// A timer of ``Net/sendAfter(_:tag:)`` fired.
     case timer(UInt32)

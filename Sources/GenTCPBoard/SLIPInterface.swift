@@ -47,7 +47,7 @@ public struct SLIPInterfaceConfiguration: Sendable {
     }
 }
 
-/// GenTCP's own IPv4/TCP stack (``Stack``) on a SLIP line: the board's side of
+/// GenTCP's own IPv4/TCP stack (`Stack`) on a SLIP line: the board's side of
 /// `gentcp connect --driver slip`. ICMP echo is answered by the stack itself.
 public struct SLIPInterface: NetworkInterface, ~Copyable {
     /// The settings it was made with.

@@ -4,7 +4,7 @@ import GenTCPCore
 import GenTCPSerial
 import Synchronization
 
-/// A ``Board`` made of a host serial link and a GenTCP runtime's clock: a board program's line
+/// A `Board` made of a host serial link and a GenTCP runtime's clock: a board program's line
 /// is a `MemoryLink` (a simulation run, on the virtual clock) or a pty (`gentcp simulate`, on
 /// the real clock). ``BoardHost`` drives it; `idle` is never called.
 public struct LinkBoard: Board {
@@ -118,7 +118,7 @@ public final class BoardHost<Interface: NetworkInterface & ~Copyable & SendableM
         schedulePump()
     }
 
-    /// Waits until the program stops (``Net/stop(status:)``) and returns its status.
+    /// Waits until the program stops (`Net.stop(status:)`) and returns its status.
     /// - Throws: the link's loss reason (`eio` for a hang-up) if the line went away first.
     public func wait() async throws -> Int32 {
         try await withCheckedThrowingContinuation { continuation in
@@ -151,7 +151,7 @@ public final class BoardHost<Interface: NetworkInterface & ~Copyable & SendableM
         finish(status: nil, failure: .closed)
     }
 
-    /// The link may call this from inside ``SerialLink/armRead()``, which a turn calls with the
+    /// The link may call this from inside `SerialLink.armRead()`, which a turn calls with the
     /// lock held: take the lock only later, on the runtime.
     public func linkIsReadable(_ link: any SerialLink) {
         _ = runtime.schedule(afterNanoseconds: 0) { [self] in
