@@ -45,7 +45,9 @@ let package = Package(
             swiftSettings: strict),
         // Embedded-safe example board programs (SLIP echo server, telemetry client), the same
         // source for simulation, pty and firmware runs.
-        .target(name: "GenTCPBoardPrograms", dependencies: ["GenTCPBoard"], swiftSettings: strict),
+        .target(
+            name: "GenTCPBoardPrograms", dependencies: ["GenTCPBoard", "GenTCPCore", "GenTCPWire", "GenTCPModem"],
+            swiftSettings: strict),
         // libserialport, from Debian's libserialport-dev (tools/bootstrap.sh installs it).
         .systemLibrary(
             name: "CSerialPort", pkgConfig: "libserialport",
@@ -157,6 +159,7 @@ let package = Package(
             name: "GenTCPTests",
             // `gentcp` for the tool's pure formatters (`@testable import gentcp`).
             dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "ModemSimulator", "gentcp",
+                "BoardTestSupport",
                 "GenTCPTLS", "TLSTestSupport",
             ],
             swiftSettings: strict),

@@ -1,5 +1,6 @@
 import GenTCPBoard
 import GenTCPCore
+import GenTCPModem
 
 /// What the telemetry client sends, where, and how often.
 public struct TelemetrySettings: Sendable {
@@ -168,4 +169,27 @@ public struct TelemetryClient: BoardProgram, ~Copyable {
             for i in stride(from: count - 1, through: 0, by: -1) { bytes.append(raw[i]) }
         }
     }
+}
+
+/// The ESP-AT telemetry firmware's entry point (`esp-at-client`).
+public enum TelemetryFirmware {
+    /// Brings the ESP-AT module on `board`'s line up (joining `ssid` when given), runs the
+    /// telemetry client, and returns its exit status once its close reached the module.
+    public static func run<B: Board>(board: consuming B, settings: TelemetrySettings, ssid: String? = nil,
+                                     password: String = "") -> Int32 {
+        var board = board
+        board.log("gentcp: esp-at-client starting")
+        var runtime = BoardRuntime(
+            board: board, interface: ModemInterface(dialect: ESPATDialect(), configuration: modem(ssid: ssid, password: password)),
+            program: TelemetryClient(settings: settings), limits: limits)
+        return runtime.run()
+    }
+
+    /// The module's settings: one link, 1,460-byte rings, the reduced engine.
+    public static func modem(ssid: String?, password: String) -> ModemInterfaceConfiguration {
+        ModemInterfaceConfiguration(wifiSSID: ssid, wifiPassword: password, links: 1)
+    }
+
+    /// One socket, three timers, 256-byte messages.
+    public static let limits = NetLimits(sockets: 1, listeners: 0, timers: 3, largestBuffer: 256, notices: 8)
 }

@@ -123,3 +123,37 @@ public enum BoardChecks {
         guard count == 1 << 20 else { throw BoardCheckFailure("source: \(count) bytes before the close, not 1 MiB") }
     }
 }
+
+extension BoardChecks {
+    /// The telemetry client's collector: accepts one connection on `listener`, answers every
+    /// `t <sequence> <uptime>` line with `ack <sequence>`, and returns the lines once the board
+    /// closed (an end of stream, never a reset). Checks sequence numbers count from 0 and
+    /// uptimes never go back.
+    public static func collect(_ listener: ListenSocket, count: Int, timeout: Int = 300_000) async throws -> [String] {
+        let socket = try await listener.accept(timeout: .milliseconds(timeout))
+        defer { socket.close() }
+        var lines: [String] = []
+        var pending: [UInt8] = []
+        var lastUptime = -1
+        do {
+            while true {
+                let chunk = try await socket.recv(0, timeout: .milliseconds(timeout))
+                pending += chunk.bytes
+                while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: pending[..<newline], as: UTF8.self)
+                    pending.removeSubrange(...newline)
+                    let fields = line.split(separator: " ")
+                    guard fields.count == 3, fields[0] == "t", let sequence = Int(fields[1]), let uptime = Int(fields[2]),
+                          sequence == lines.count, uptime >= lastUptime
+                    else { throw BoardCheckFailure("collector: unexpected line \"\(line)\" after \(lines.count) lines") }
+                    lastUptime = uptime
+                    lines.append(line)
+                    try await socket.send(Array("ack \(sequence)\n".utf8))
+                }
+            }
+        } catch let error as SocketError where error.reason == .closed {}
+        guard pending.isEmpty else { throw BoardCheckFailure("collector: \(pending.count) bytes of a cut line at the end") }
+        guard lines.count == count else { throw BoardCheckFailure("collector: \(lines.count) readings, not \(count)") }
+        return lines
+    }
+}

@@ -57,9 +57,24 @@ struct Simulate: AsyncParsableCommand {
     var moduleFiles: [String] = []
 
     @ArgumentParser.Option(help: ArgumentHelp(
-        "Run a board program's firmware source instead of the built-in services: slip-echo (echo 7, discard 9, source 19 on a SLIP board's pty).",
+        "Run a board program's firmware source: slip-echo (echo 7, discard 9, source 19 on a new pty, for a SLIP board) or esp-at-client (the telemetry client, its line --line to an ESP-AT module, e.g. another gentcp simulate sim-esp-at).",
         valueName: "PROGRAM"))
     var program: String?
+
+    @ArgumentParser.Option(help: ArgumentHelp("esp-at-client: the serial device of its ESP-AT module.", valueName: "PATH"))
+    var line: String?
+
+    @ArgumentParser.Option(help: ArgumentHelp("esp-at-client: the collector's IPv4 address and port.", valueName: "ADDRESS:PORT"))
+    var collector: String?
+
+    @ArgumentParser.Option(help: "esp-at-client: readings to send.")
+    var count: Int = 8
+
+    @ArgumentParser.Option(help: "esp-at-client: the Wi-Fi network the module joins (none: it stays on its own).")
+    var ssid: String?
+
+    @ArgumentParser.Option(help: "esp-at-client: the Wi-Fi password.")
+    var password: String = ""
 
     mutating func run() async throws {
         let profile: BoardProfile

@@ -1,0 +1,48 @@
+import BoardTestSupport
+import GenTCP
+import GenTCPBoard
+import GenTCPBoardHost
+import GenTCPBoardPrograms
+import GenTCPCore
+import GenTCPModem
+import GenTCPSerial
+import GenTCPSim
+import ModemSimulator
+import Testing
+
+/// The ESP-AT telemetry firmware's source, run on the host in a simulation: its line a
+/// MemoryLink on the virtual clock to GenTCP's modem simulator (ESP-AT), whose sockets reach a
+/// simulated collector. Flash-free and deterministic.
+@Suite("board program: telemetry through ESP-AT in a simulation run", .timeLimit(.minutes(3)))
+struct TelemetrySimulationTests {
+    @Test("readings reach the collector, every one acknowledged, then the board closes and exits 0")
+    func readings() async throws {
+        let net = try SimNetwork(seed: 3)
+        let collector = try net.addHost("collector")
+        let modemHost = try net.addHost("modem")
+        let (boardLink, moduleLink) = try MemoryLink.pair(
+            configuration: SerialConfiguration(baudRate: 115_200), runtime: net.runtime,
+            names: ("memory:board", "memory:module"))
+        let bridge = ModemLinkBridge(link: moduleLink, configuration: .espAT(firmware: "2.2.0.0", seed: 3),
+                                     driver: try SimDriver(network: net, host: modemHost))
+        let settings = TelemetrySettings(collector: collector.addresses[0], port: 7007, count: 8, interval: 250)
+        let board = BoardHost(
+            link: boardLink, runtime: net.runtime, seed: 42, limits: TelemetryFirmware.limits,
+            interface: ModemInterface(dialect: ESPATDialect(), configuration: TelemetryFirmware.modem(ssid: "lab", password: "secret")),
+            program: TelemetryClient(settings: settings))
+        let listener = try ListenSocket.listen(port: 7007, options: [.binary, .active(.passive)],
+                                               driver: try SimDriver(network: net, host: collector))
+        let (lines, status) = try await net.run {
+            bridge.modem.powerOn()
+            board.start()
+            async let lines = BoardChecks.collect(listener, count: 8)
+            let status = try await board.wait()
+            return (try await lines, status)
+        }
+        #expect(status == 0)
+        #expect(lines.count == 8)
+        #expect(lines.first?.hasPrefix("t 0 ") == true)
+        listener.close()
+        bridge.close()
+    }
+}
