@@ -73,7 +73,7 @@ public struct SLIPInterface: NetworkInterface, ~Copyable {
         stackStorage.initialize(to: Stack(configuration: StackConfiguration(
             localAddress: configuration.localAddress, peerAddress: configuration.peerAddress, mtu: configuration.mtu,
             maximumConnections: configuration.maximumConnections, maximumListeners: configuration.maximumListeners,
-            controlQueueCapacity: 2, eventQueueCapacity: 16, seed: seed, dedicatedLink: true,
+            controlQueueCapacity: 1, eventQueueCapacity: 16, seed: seed, dedicatedLink: true,
             maximumDatagramSockets: 0, datagramSendQueueCapacity: 1, preallocate: configuration.connectionOptions)))
         decoder = SLIPDecoder(maximumFrameSize: configuration.mtu)
         frame = UnsafeMutableRawBufferPointer.allocate(byteCount: configuration.mtu, alignment: 8)

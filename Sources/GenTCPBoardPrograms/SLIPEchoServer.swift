@@ -39,41 +39,43 @@ public struct SLIPEchoSettings: Sendable {
 /// Echo (RFC 862, TCP 7), discard (RFC 863, TCP 9) and source (TCP 19: 1 MiB of a fixed
 /// xorshift32 sequence, then close) over gen_tcp, as the simulated SLIP boards serve them.
 ///
-/// Echo reads `{active, once}` and re-arms only after everything it read went out, so a peer
-/// that sends faster than it reads fills the board's window instead of its memory; it closes
-/// after the peer's FIN once every echoed byte was queued.
+/// It holds no bytes of its own: echo reads `{active, once}` and re-arms only while the
+/// connection's send buffer has room for a whole message (`buffer` bytes), so every send takes
+/// all it is given, and a peer that sends faster than it reads fills the board's window instead
+/// of its memory. Source sends a chunk only when it fits. Where the room is not there yet, a
+/// 10 ms timer looks again. Echo closes after the peer's FIN once every byte was queued.
 public struct SLIPEchoServer: BoardProgram, ~Copyable {
     enum Service: Equatable { case none, echo, discard, source }
 
     struct Session {
         var socket: BoardSocket?
         var service = Service.none
-        /// Echo: bytes read and not yet taken by `send`. Source: bytes still to send.
-        var pendingStart = 0
-        var pendingEnd = 0
-        var peerClosed = false
         var sourceLeft = 0
         var sourceState: UInt32 = 0x1234_5678
+        var waiting = false
     }
 
     let settings: SLIPEchoSettings
     var listeners: [BoardListener?] = [nil, nil, nil]
     var sessions: [Session]
-    let pending: UnsafeMutableRawBufferPointer
     /// Bytes the source service sends, in total.
     public static let sourceLength = 1 << 20
+    /// The source's chunk, generated on the stack.
+    static let chunk = 256
 
-    /// A server with the given settings; two sessions at once.
+    /// A server with the given settings; two sessions at once. `window` must hold at least
+    /// one `buffer` (the echo waits for that much room before it reads again).
     public init(settings: SLIPEchoSettings) {
         self.settings = settings
         sessions = [Session](repeating: Session(), count: 2)
-        pending = UnsafeMutableRawBufferPointer.allocate(byteCount: 2 * settings.buffer, alignment: 8)
     }
-
-    deinit { pending.deallocate() }
 
     public mutating func start<I: NetworkInterface & ~Copyable>(_ net: inout Net<I>) {
         let ports: [UInt16] = [7, 9, 19]
+        guard settings.window >= settings.buffer else {
+            net.stop(status: 2)
+            return
+        }
         for i in 0..<3 {
             do throws(SocketError) {
                 let listener = try net.listen(port: ports[i], options: [.binary, .active(.once), .buffer(settings.buffer),
@@ -105,26 +107,28 @@ public struct SLIPEchoServer: BoardProgram, ~Copyable {
                 sessions[s].service = .source
                 sessions[s].sourceLeft = SLIPEchoServer.sourceLength
                 try? net.setopts(socket, [.active(.active)])
-                pump(s, &net)
+                pumpSource(s, &net)
             }
         case .acceptFailed(let listener, _):
             try? net.accept(listener)
         case .tcp(let socket, let bytes):
-            guard let s = session(socket) else { return }
-            if sessions[s].service == .echo {
-                let base = s * settings.buffer
-                UnsafeMutableRawBufferPointer(rebasing: pending[base..<(base + bytes.count)]).copyMemory(from: bytes)
-                sessions[s].pendingStart = 0
-                sessions[s].pendingEnd = bytes.count
-                pump(s, &net)
+            guard let s = session(socket), sessions[s].service == .echo else { return }
+            do throws(SocketError) {
+                // Room for `buffer` bytes was there when the socket was armed: all is taken.
+                guard try net.send(socket, bytes) == bytes.count else { return finish(s, &net) }
+            } catch {
+                return finish(s, &net)
             }
-        case .sendable(let socket):
-            guard let s = session(socket) else { return }
-            pump(s, &net)
+            rearm(s, &net)
+        case .timer(let tag):
+            let s = Int(tag)
+            guard s < sessions.count, sessions[s].waiting else { return }
+            sessions[s].waiting = false
+            if sessions[s].service == .echo { rearm(s, &net) } else { pumpSource(s, &net) }
         case .tcpClosed(let socket), .tcpError(let socket, _):
+            // Everything read was queued already: the close follows it out (FIN after the data).
             guard let s = session(socket) else { return }
-            sessions[s].peerClosed = true
-            if sessions[s].service != .echo || sessions[s].pendingStart == sessions[s].pendingEnd { finish(s, &net) }
+            finish(s, &net)
         default:
             break
         }
@@ -132,60 +136,53 @@ public struct SLIPEchoServer: BoardProgram, ~Copyable {
 
     func session(_ socket: BoardSocket) -> Int? { sessions.firstIndex { $0.socket == socket } }
 
-    /// Moves a session's bytes into the socket as far as it takes them.
-    mutating func pump<I: NetworkInterface & ~Copyable>(_ s: Int, _ net: inout Net<I>) {
+    /// Reads the next message once the send buffer can take all of it.
+    mutating func rearm<I: NetworkInterface & ~Copyable>(_ s: Int, _ net: inout Net<I>) {
         guard let socket = sessions[s].socket else { return }
-        let base = s * settings.buffer
-        if sessions[s].service == .source {
-            while sessions[s].sourceLeft > 0 {
-                if sessions[s].pendingStart == sessions[s].pendingEnd {
-                    let count = min(settings.buffer, sessions[s].sourceLeft)
-                    for i in 0..<count {
-                        var x = sessions[s].sourceState
-                        x ^= x << 13
-                        x ^= x >> 17
-                        x ^= x << 5
-                        sessions[s].sourceState = x
-                        pending[base + i] = UInt8(truncatingIfNeeded: x)
-                    }
-                    sessions[s].pendingStart = 0
-                    sessions[s].pendingEnd = count
-                }
-                guard sendPending(s, base, socket, &net) else { return }
-                if sessions[s].pendingStart < sessions[s].pendingEnd { return }
-                sessions[s].sourceLeft -= sessions[s].pendingEnd
-                sessions[s].pendingStart = 0
-                sessions[s].pendingEnd = 0
-            }
-            finish(s, &net)
-            return
-        }
-        guard sendPending(s, base, socket, &net) else { return }
-        if sessions[s].pendingStart < sessions[s].pendingEnd { return }  // `sendable` follows
-        if sessions[s].peerClosed {
-            finish(s, &net)
-        } else {
+        if net.unsent(socket) + settings.buffer <= settings.window {
             try? net.setopts(socket, [.active(.once)])
+        } else {
+            wait(s, &net)
         }
     }
 
-    /// False when the socket failed (the session is finished then).
-    mutating func sendPending<I: NetworkInterface & ~Copyable>(_ s: Int, _ base: Int, _ socket: BoardSocket,
-                                                               _ net: inout Net<I>) -> Bool {
-        let start = sessions[s].pendingStart
-        let end = sessions[s].pendingEnd
-        guard start < end else { return true }
-        do throws(SocketError) {
-            sessions[s].pendingStart += try net.send(socket, UnsafeRawBufferPointer(rebasing: pending[(base + start)..<(base + end)]))
-            return true
-        } catch {
-            finish(s, &net)
-            return false
+    mutating func wait<I: NetworkInterface & ~Copyable>(_ s: Int, _ net: inout Net<I>) {
+        sessions[s].waiting = true
+        do throws(SocketError) { try net.sendAfter(10, tag: UInt32(s)) } catch { finish(s, &net) }
+    }
+
+    /// Sends source chunks while they fit; closes after the last.
+    mutating func pumpSource<I: NetworkInterface & ~Copyable>(_ s: Int, _ net: inout Net<I>) {
+        guard let socket = sessions[s].socket else { return }
+        var chunk: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        while sessions[s].sourceLeft > 0 {
+            let room = settings.window - net.unsent(socket)
+            let count = min(min(SLIPEchoServer.chunk, sessions[s].sourceLeft), room)
+            guard count > 0 else { return wait(s, &net) }
+            var state = sessions[s].sourceState
+            let sent: Int? = withUnsafeMutableBytes(of: &chunk) { raw in
+                for i in 0..<count {
+                    state ^= state << 13
+                    state ^= state >> 17
+                    state ^= state << 5
+                    raw[i] = UInt8(truncatingIfNeeded: state)
+                }
+                return try? net.send(socket, UnsafeRawBufferPointer(rebasing: raw[0..<count]))
+            }
+            guard sent == count else { return finish(s, &net) }
+            sessions[s].sourceState = state
+            sessions[s].sourceLeft -= count
         }
+        finish(s, &net)
     }
 
     mutating func finish<I: NetworkInterface & ~Copyable>(_ s: Int, _ net: inout Net<I>) {
         if let socket = sessions[s].socket { net.close(socket) }
+        if sessions[s].waiting { net.cancelTimer(tag: UInt32(s)) }
         sessions[s] = Session()
     }
 }
@@ -206,6 +203,6 @@ public enum SLIPEchoFirmware {
 
     /// The socket table the server needs: two sessions, three listeners, `buffer`-sized messages.
     public static func limits(_ settings: SLIPEchoSettings) -> NetLimits {
-        NetLimits(sockets: 2, listeners: 3, timers: 1, largestBuffer: settings.buffer, notices: 16)
+        NetLimits(sockets: 2, listeners: 3, timers: 2, largestBuffer: settings.buffer, notices: 16)
     }
 }

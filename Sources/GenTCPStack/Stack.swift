@@ -67,7 +67,10 @@ public struct Stack {
         control = ControlQueue(slots: max(configuration.controlQueueCapacity, 1), slotSize: configuration.mtu)
         events = EventQueue(capacity: configuration.eventQueueCapacity)
         datagrams = [DatagramSocket](repeating: DatagramSocket(), count: max(configuration.maximumDatagramSockets, 0))
-        datagramOutput = ControlQueue(slots: max(configuration.datagramSendQueueCapacity, 1), slotSize: configuration.mtu)
+        // No UDP sockets, no UDP send queue: a firmware without UDP saves the MTU-sized slot.
+        datagramOutput = ControlQueue(
+            slots: configuration.maximumDatagramSockets == 0 ? 0 : max(configuration.datagramSendQueueCapacity, 1),
+            slotSize: configuration.mtu)
         random = StackRandom(seed: configuration.seed)
         sequenceNumbers = InitialSequenceNumbers(seed: configuration.seed)
         ipIdentification = UInt16(truncatingIfNeeded: random.next())
