@@ -1,0 +1,50 @@
+// The QEMU boards' `Board`: the C board support (board.h, module CBoard) behind GenTCPBoard's
+// protocol. Compiled into every Swift firmware program, for either board.
+import CBoard
+import GenTCPBoard
+import GenTCPCore
+
+struct QEMUBoard: Board {
+    init() {}
+
+    mutating func readLine(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        return board_line_read(base.assumingMemoryBound(to: UInt8.self), buffer.count)
+    }
+
+    mutating func writeLine(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return 0 }
+        return board_line_write(base.assumingMemoryBound(to: UInt8.self), bytes.count)
+    }
+
+    func now() -> MillisecondInstant { MillisecondInstant(milliseconds: Int64(board_millis())) }
+
+    mutating func entropy() -> UInt64 {
+        let value = board_entropy()
+        board_console_str("entropy ")
+        board_console_hex(value)
+        board_console_str("\n")
+        return value
+    }
+
+    mutating func idle(until deadline: MillisecondInstant?) { board_idle(deadline?.milliseconds ?? -1) }
+
+    mutating func log(_ line: StaticString) {
+        QEMUBoard.console(line)
+        board_console_str("\n")
+    }
+
+    /// Writes `text` to the debug console (no newline).
+    static func console(_ text: StaticString) {
+        UnsafeRawPointer(text.utf8Start).withMemoryRebound(to: CChar.self, capacity: text.utf8CodeUnitCount) {
+            board_console_write($0, text.utf8CodeUnitCount)
+        }
+    }
+
+    /// The heap and stack figures as one console line ("stats LABEL heap-in-use=... ...").
+    static func report(_ label: StaticString) {
+        UnsafeRawPointer(label.utf8Start).withMemoryRebound(to: CChar.self, capacity: label.utf8CodeUnitCount + 1) {
+            board_report($0)
+        }
+    }
+}
