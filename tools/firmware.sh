@@ -195,7 +195,7 @@ build_one() {
         objects+=("$work/Firmware.o")
     fi
     local extra=()
-    [ "$board" = mps2-an386 ] && extra+=(-Wl,--no-enum-size-warning)
+    [ "$board" = mps2-an386 ] && extra+=(-Wl,--no-enum-size-warning -Wl,--no-warn-execstack)
     "$cc" "${cflags[@]}" -nostartfiles -T "$FW/$board/link.ld" -Wl,--gc-sections -Wl,-Map="$dir/$program.map" \
         "${extra[@]}" "${objects[@]}" -lc -lgcc -o "$dir/$program.elf" || die "$program failed to link for $board"
     echo "firmware: $dir/$program.elf"

@@ -119,15 +119,18 @@ void board_idle(int64_t deadline_ms) {
 
 /* ---- entropy ---- */
 
-/* Under QEMU (no -icount) SysTick's current value follows the host's clock at 40 ns: sampled
- * after spins whose length depends on the previous sample, its low bits differ every boot. */
+/* Under QEMU (no -icount) the guest runs as fast as the host lets it while SysTick follows the
+ * host's clock: how many loop turns fit in each millisecond tick varies from boot to boot (host
+ * load, translation, scheduling), and so do the low bits of SysTick's current value sampled at
+ * the end of each count. 16 ticks are counted (16 ms of boot time). */
 uint64_t board_entropy(void) {
     uint64_t state = 0x6A09E667F3BCC908ull;
-    for (int round = 0; round < 64; round++) {
-        uint32_t spins = 200u + (SYST_CVR & 0x3FFu);
-        for (volatile uint32_t i = 0; i < spins; i++) {}
-        uint32_t sample = SYST_CVR ^ (ticks_low << 16);
-        state = board_mix64(state, sample);
+    for (int round = 0; round < 16; round++) {
+        uint32_t start = ticks_low;
+        uint32_t turns = 0;
+        while (ticks_low == start) turns++;
+        for (uint32_t i = 0; i < (turns & 0xFFu); i++) __asm volatile("" ::: "memory");
+        state = board_mix64(state, ((uint64_t)SYST_CVR << 32) | turns);
     }
     return state;
 }

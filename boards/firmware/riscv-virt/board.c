@@ -101,14 +101,17 @@ void board_idle(int64_t deadline_ms) {
     if (claimed != 0) PLIC_CLAIM0 = claimed;
 }
 
-/* mtime follows the host's clock at 100 ns under QEMU: sampled after spins whose length
- * depends on the previous sample, its low bits differ every boot. */
+/* Under QEMU (no -icount) the guest runs as fast as the host lets it while mtime follows the
+ * host's clock: how many loop turns fit in each 100 µs step of mtime varies from boot to boot
+ * (host load, translation, scheduling), and so do mtime's low bits at the end of each count.
+ * 32 steps are counted (3.2 ms of boot time). */
 uint64_t board_entropy(void) {
     uint64_t state = 0xBB67AE8584CAA73Bull;
-    for (int round = 0; round < 64; round++) {
-        uint32_t spins = 200u + (MTIME_LO & 0x3FFu);
-        for (volatile uint32_t i = 0; i < spins; i++) {}
-        state = board_mix64(state, mtime());
+    for (int round = 0; round < 32; round++) {
+        uint32_t start = MTIME_LO / 1000u;
+        uint32_t turns = 0;
+        while (MTIME_LO / 1000u == start) turns++;
+        state = board_mix64(state, ((uint64_t)MTIME_LO << 32) | turns);
     }
     return state;
 }

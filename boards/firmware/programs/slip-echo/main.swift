@@ -12,7 +12,8 @@ func serve() -> Never {
     var stack = Stack(configuration: StackConfiguration(
         localAddress: IPv4Address(10, 13, 0, 2), peerAddress: IPv4Address(10, 13, 0, 1), mtu: mtu,
         maximumConnections: 2, maximumListeners: 1, controlQueueCapacity: 2, eventQueueCapacity: 8,
-        seed: board.entropy(), dedicatedLink: true, maximumHalfOpenConnections: 1))
+        seed: board.entropy(), dedicatedLink: true, maximumHalfOpenConnections: 1,
+        maximumDatagramSockets: 0, datagramSendQueueCapacity: 1))
     let options = ConnectionOptions(
         sendBufferSize: bufferSize, receiveBufferSize: bufferSize, ackDelay: 10, minimumRTO: 350, maximumRTO: 30_000)
     var decoder = SLIPDecoder(maximumFrameSize: mtu)
