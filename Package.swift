@@ -18,7 +18,9 @@ let package = Package(
         // TLS over any byte stream (OpenSSL 3, Debian's libssl-dev). Host only.
         .library(name: "GenTCPTLS", targets: ["GenTCPTLSEngine", "GenTCPTLS"]),
         // The embedded-safe cores alone (standard library only), for firmware.
-        .library(name: "GenTCPEmbedded", targets: ["GenTCPCore", "GenTCPWire", "GenTCPStack", "GenTCPModem"]),
+        .library(
+            name: "GenTCPEmbedded",
+            targets: ["GenTCPCore", "GenTCPWire", "GenTCPStack", "GenTCPModem", "GenTCPBoard", "GenTCPBoardPrograms"]),
         .executable(name: "gentcp", targets: ["gentcp"]),
         .executable(name: "gentcp-bench", targets: ["gentcp-bench"]),
     ],
@@ -36,6 +38,14 @@ let package = Package(
         .target(name: "GenTCPModem", dependencies: ["GenTCPCore"], swiftSettings: strict),
         // Embedded-safe TCP/IP stack: IPv4 interface, ICMP echo, TCP connections (RFC 9293, 6298).
         .target(name: "GenTCPStack", dependencies: ["GenTCPWire", "GenTCPCore"], swiftSettings: strict),
+        // Embedded-safe board API: gen_tcp for firmware (a run loop over a board's UART and clock,
+        // sockets and messages on the SLIP stack or an AT modem).
+        .target(
+            name: "GenTCPBoard", dependencies: ["GenTCPCore", "GenTCPWire", "GenTCPStack", "GenTCPModem"],
+            swiftSettings: strict),
+        // Embedded-safe example board programs (SLIP echo server, telemetry client), the same
+        // source for simulation, pty and firmware runs.
+        .target(name: "GenTCPBoardPrograms", dependencies: ["GenTCPBoard"], swiftSettings: strict),
         // libserialport, from Debian's libserialport-dev (tools/bootstrap.sh installs it).
         .systemLibrary(
             name: "CSerialPort", pkgConfig: "libserialport",

@@ -13,7 +13,7 @@
 set -eu
 
 # Embedded-safe modules, in dependency order: a module must come after every module it imports.
-MODULES="GenTCPCore GenTCPWire GenTCPStack GenTCPModem"
+MODULES="GenTCPCore GenTCPWire GenTCPStack GenTCPModem GenTCPBoard GenTCPBoardPrograms"
 # Microcontroller triples to compile for.
 TRIPLES="armv7em-none-none-eabi riscv32-none-none-eabi"
 # Symbols a board's C runtime (libc, compiler-rt) must provide; anything else is an error.
