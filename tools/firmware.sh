@@ -12,7 +12,8 @@
 #                                                     goodput of slip-echo against the C-only
 #                                                     uart-echo, interleaved pairs, and the ratio
 # Boards: mps2-an386 (Cortex-M4), riscv-virt (RV32IMAC). Programs: slip-echo, esp-at-client,
-# uart-echo. With no names, build does all of them.
+# uart-echo (C only: the UART's ceiling), slip-echo-4k (slip-echo with 4 KiB windows). With no
+# names, build does all of them.
 # Env: FIRMWARE_OUT (default .build/firmware), GENTCP (the gentcp binary for bench).
 set -euo pipefail
 
@@ -21,7 +22,7 @@ ROOT=$(pwd)
 OUT=${FIRMWARE_OUT:-$ROOT/.build/firmware}
 FW=$ROOT/boards/firmware
 ALL_BOARDS="mps2-an386 riscv-virt"
-ALL_PROGRAMS="slip-echo esp-at-client uart-echo"
+ALL_PROGRAMS="slip-echo esp-at-client uart-echo slip-echo-4k"
 # Embedded-safe modules GenTCP firmware may link; the ones that exist are built, in import order.
 MODULES="GenTCPCore GenTCPWire GenTCPStack GenTCPModem GenTCPBoard GenTCPBoardPrograms"
 SWIFT_FLAGS=(-swift-version 6 -enable-experimental-feature Embedded -wmo -Osize
@@ -166,6 +167,12 @@ build_one() {
     read -r -a cflags <<< "$(board_cflags "$board")"
     dir=$OUT/$board
     pdir=$FW/programs/$program
+    local defines=()
+    # slip-echo-4k: slip-echo's sources with 4 KiB windows (the goodput benchmark's firmware).
+    if [ "$program" = slip-echo-4k ]; then
+        pdir=$FW/programs/slip-echo
+        defines=(-D ECHO_WINDOW_4K)
+    fi
     [ -d "$pdir" ] || die "unknown program $program (programs: $ALL_PROGRAMS)"
     local work=$dir/$program.build
     rm -rf "$work"
@@ -189,7 +196,7 @@ build_one() {
             build_module "$triple" "$m"
             objects+=("$OUT/modules/$triple/$m.o")
         done
-        swiftc -target "$triple" "${SWIFT_FLAGS[@]}" -warnings-as-errors -module-name Firmware \
+        swiftc -target "$triple" "${SWIFT_FLAGS[@]}" -warnings-as-errors -module-name Firmware "${defines[@]}" \
             -I "$OUT/modules/$triple" -I "$FW/common" -c "${swift_files[@]}" -o "$work/Firmware.o" \
             > "$work/Firmware.log" 2>&1 || { cat "$work/Firmware.log" >&2; die "$program failed to compile for $board"; }
         objects+=("$work/Firmware.o")

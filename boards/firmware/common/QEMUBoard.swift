@@ -1,10 +1,19 @@
 // The QEMU boards' `Board`: the C board support (board.h, module CBoard) behind GenTCPBoard's
 // protocol. Compiled into every Swift firmware program, for either board.
+//
+// Besides the protocol, it reports memory on the debug console: a "stats" line (heap in use,
+// peak, live blocks, allocations, stack high-water) whenever the number of live heap blocks
+// changed (a connection opened or closed), and at most once a second when the peaks grew.
 import CBoard
 import GenTCPBoard
 import GenTCPCore
 
 struct QEMUBoard: Board {
+    private var reportedLive = -1
+    private var reportedPeak = 0
+    private var reportedAt: UInt64 = 0
+    private var reportedStack = 0
+
     init() {}
 
     mutating func readLine(into buffer: UnsafeMutableRawBufferPointer) -> Int {
@@ -27,11 +36,29 @@ struct QEMUBoard: Board {
         return value
     }
 
-    mutating func idle(until deadline: MillisecondInstant?) { board_idle(deadline?.milliseconds ?? -1) }
+    mutating func idle(until deadline: MillisecondInstant?) {
+        reportMemory()
+        board_idle(deadline?.milliseconds ?? -1)
+    }
 
     mutating func log(_ line: StaticString) {
         QEMUBoard.console(line)
         board_console_str("\n")
+    }
+
+    /// Prints a stats line when live blocks changed, or (once a second at most) the peaks grew.
+    mutating func reportMemory() {
+        let live = board_heap_live()
+        let millis = board_millis()
+        if live == reportedLive && millis &- reportedAt < 1000 { return }
+        let peak = board_heap_peak()
+        let stack = board_stack_high_water()
+        if live == reportedLive && peak == reportedPeak && stack == reportedStack { return }
+        reportedLive = live
+        reportedPeak = peak
+        reportedStack = stack
+        reportedAt = millis
+        QEMUBoard.report("idle")
     }
 
     /// Writes `text` to the debug console (no newline).

@@ -178,6 +178,7 @@ __attribute__((noreturn)) void Reset_Handler(void) {
     for (uint32_t *dst = __data_start; dst < __data_end;) *dst++ = *src++;
     for (uint32_t *dst = __bss_start; dst < __bss_end;) *dst++ = 0;
     board_init();
+    board_console_str("board: ready\n");
     int status = main(0, 0);
     board_exit(status);
 }

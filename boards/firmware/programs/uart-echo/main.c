@@ -5,7 +5,7 @@
 int main(int argc, char **argv) {
     (void)argc;
     (void)argv;
-    board_console_str("uart-echo: ready\n");
+    board_console_str("uart-echo: echoing\n");
     uint8_t chunk[256];
     for (;;) {
         size_t n = board_line_read(chunk, sizeof chunk);
