@@ -290,8 +290,107 @@ cmd_boot() {
     exec $(qemu_command "$board" "$program" "$elf" "$line" "$console") 2>&1
 }
 
+# Boots BOARD PROGRAM in the background for the bench: sets BENCH_PID, BENCH_PTY, BENCH_CONSOLE;
+# holds the pty open on descriptor 3 (QEMU delays the line while nobody holds it) and returns
+# once the board printed "board: ready".
+bench_boot() {
+    local board=$1 program=$2 out=$OUT/bench
+    mkdir -p "$out"
+    BENCH_CONSOLE=$out/$board-$program.console.log
+    : > "$out/$board-$program.qemu.log"
+    "$0" boot "$board" "$program" --console "$BENCH_CONSOLE" > "$out/$board-$program.qemu.log" 2>&1 &
+    BENCH_PID=$!
+    BENCH_PTY=""
+    local waited=0
+    while [ -z "$BENCH_PTY" ]; do
+        BENCH_PTY=$(grep -o '/dev/pts/[0-9]*' "$out/$board-$program.qemu.log" | head -n 1 || true)
+        [ -n "$BENCH_PTY" ] && break
+        kill -0 "$BENCH_PID" 2>/dev/null || die "QEMU for $board $program exited: $(cat "$out/$board-$program.qemu.log")"
+        waited=$((waited + 1)); [ $waited -lt 600 ] || die "QEMU for $board $program printed no pty in 60 s"
+        sleep 0.1
+    done
+    exec 3<>"$BENCH_PTY"
+    waited=0
+    until grep -q 'board: ready' "$BENCH_CONSOLE" 2>/dev/null; do
+        waited=$((waited + 1)); [ $waited -lt 600 ] || die "$board $program never printed 'board: ready'"
+        sleep 0.1
+    done
+}
+
+bench_stop() {
+    exec 3>&-
+    kill "$BENCH_PID" 2>/dev/null || true
+    wait "$BENCH_PID" 2>/dev/null || true
+}
+
+# kB/s (1000 bytes) for COUNT bytes in SECONDS.
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f", n / s / 1000 }'; }
+
 cmd_bench() {
-    exec python3 "$ROOT/tools/firmware-bench.py" "$@"
+    local pairs=3 count=131072 boards="" a
+    while [ $# -gt 0 ]; do
+        case $1 in
+            -n) pairs=$2; shift 2 ;;
+            -s) count=$2; shift 2 ;;
+            *) board_triple "$1" >/dev/null; boards="$boards $1"; shift ;;
+        esac
+    done
+    [ -n "$boards" ] || boards=$ALL_BOARDS
+    local gentcp=${GENTCP:-}
+    if [ -z "$gentcp" ]; then
+        for a in "$ROOT"/.build/debug/gentcp "$ROOT"/.build/release/gentcp "$ROOT"/.build/*/debug/gentcp; do
+            [ -x "$a" ] && { gentcp=$a; break; }
+        done
+    fi
+    [ -n "$gentcp" ] && [ -x "$gentcp" ] || die "no gentcp binary: swift build --product gentcp (or set GENTCP)"
+    mkdir -p "$OUT/bench"
+    local helper=$OUT/bench/ptyecho
+    cc -O2 -Wall -Wextra -Werror -o "$helper" "$FW/host/ptyecho.c" || die "cannot build $FW/host/ptyecho.c"
+    local input=$OUT/bench/input.bin output=$OUT/bench/output.bin
+    head -c "$count" /dev/urandom > "$input"
+    local board
+    for board in $boards; do
+        for a in uart-echo slip-echo-4k; do
+            [ -f "$OUT/$board/$a.elf" ] || cmd_build "$board" "$a" >/dev/null
+        done
+    done
+    echo "bench: $count bytes echoed per run, $pairs interleaved pairs per board; goodput per direction in kB/s"
+    printf '%-12s %4s %14s %16s %6s
+' board pair uart-echo slip-echo-4k ratio
+    local status=0
+    for board in $boards; do
+        local ratios="" i
+        for i in $(seq 1 "$pairs"); do
+            bench_boot "$board" uart-echo
+            local line
+            line=$("$helper" "$BENCH_PTY" "$count" 600) || { bench_stop; die "uart-echo on $board failed"; }
+            bench_stop
+            local c_rate
+            c_rate=$(rate $line)
+
+            bench_boot "$board" slip-echo-4k
+            # Warm-up: one byte echoed, so the timed run starts on a line QEMU has noticed.
+            printf x | "$gentcp" connect --board "qemu-$board" --boards "$ROOT/boards" --serial "$BENCH_PTY" 10.13.0.2 7 \
+                > /dev/null 2>&1 || { bench_stop; die "slip-echo-4k on $board: the warm-up connect failed"; }
+            local t0 t1
+            t0=$(now)
+            "$gentcp" connect --board "qemu-$board" --boards "$ROOT/boards" --serial "$BENCH_PTY" 10.13.0.2 7 \
+                < "$input" > "$output" 2> "$OUT/bench/gentcp.log" || { bench_stop; die "slip-echo-4k on $board: gentcp connect failed: $(cat "$OUT/bench/gentcp.log")"; }
+            t1=$(now)
+            bench_stop
+            cmp -s "$input" "$output" || die "slip-echo-4k on $board: the echo differs"
+            local s_rate ratio
+            s_rate=$(rate "$count" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
+            ratio=$(awk -v s="$s_rate" -v c="$c_rate" 'BEGIN { printf "%.2f", s / c }')
+            ratios="$ratios $ratio"
+            printf '%-12s %4s %14s %16s %6s
+' "$board" "$i" "$c_rate" "$s_rate" "$ratio"
+        done
+        local median
+        median=$(echo "$ratios" | xargs -n1 | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+        echo "bench: $board median ratio $median (goal 0.8)"
+    done
+    return $status
 }
 
 [ $# -ge 1 ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }

@@ -93,7 +93,8 @@ final class QEMUBoot: @unchecked Sendable {
     private let output: Pipe
 
     /// Boots `program`; `line` is QEMU's chardev for the line UART (`pty`, or a device path such
-    /// as a simulator's pty). Returns once the firmware printed "ready" on its console.
+    /// as a simulator's pty). Returns once the board printed "board: ready" on its console (its
+    /// UARTs are set up: nothing sent to the line from then on is lost).
     static func boot(_ board: FirmwareBoard, _ program: String, line: String = "pty") async throws -> QEMUBoot {
         let directory = NSTemporaryDirectory() + "gentcp-qemu-\(getpid())-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -134,7 +135,7 @@ final class QEMUBoot: @unchecked Sendable {
         let run = QEMUBoot(board: board, program: program, child: child, directory: directory, consolePath: consolePath,
                            ptyPath: ptyPath, holder: holder, output: output)
         do {
-            _ = try await run.waitForConsole("ready")
+            _ = try await run.waitForConsole("board: ready")
         } catch {
             await run.stop()
             throw error
@@ -180,15 +181,33 @@ final class QEMUBoot: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// The last "stats LABEL key=value ..." line of the console as a dictionary.
-    func stats(_ label: String) -> [String: Int]? {
-        guard let line = console.split(separator: "\n").last(where: { $0.hasPrefix("stats \(label) ") }) else { return nil }
-        var result: [String: Int] = [:]
-        for field in line.split(separator: " ") {
-            let parts = field.split(separator: "=")
-            if parts.count == 2, let value = Int(parts[1]) { result[String(parts[0])] = value }
+    /// Every "stats LABEL key=value ..." line of the console (QEMUBoard prints one whenever the
+    /// number of live heap blocks changes), as dictionaries.
+    var stats: [[String: Int]] {
+        console.split(separator: "\n").filter { $0.hasPrefix("stats ") }.map { line in
+            var result: [String: Int] = [:]
+            for field in line.split(separator: " ") {
+                let parts = field.split(separator: "=")
+                if parts.count == 2, let value = Int(parts[1]) { result[String(parts[0])] = value }
+            }
+            return result
         }
-        return result
+    }
+
+    /// Waits until the console's last stats line shows fewer live heap blocks than the most seen
+    /// (a connection's memory was given back) and returns it.
+    func statsAfterClose(limit: Double = 120) async throws -> [String: Int] {
+        let deadline = ContinuousClock.now + .seconds(limit)
+        while ContinuousClock.now < deadline {
+            let lines = stats
+            if let last = lines.last, let live = last["heap-live"], let most = lines.compactMap({ $0["heap-live"] }).max(),
+               live < most {
+                return last
+            }
+            if child.hasExited { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw FirmwareFailure("\(board) \(program) did not report a closed connection's memory; console:\n\(console)")
     }
 }
 
@@ -257,8 +276,7 @@ struct QEMUFirmwareTests {
             }
             driver.flushCapture()
             isn1 = firstSYNACKSequence(pcap: capture1)
-            let console = try await first.waitForConsole("stats closed")
-            let stats = try #require(first.stats("closed"), "no stats line; console:\n\(console)")
+            let stats = try await first.statsAfterClose()
             let heap = try #require(stats["heap-peak"]), stack = try #require(stats["stack-high-water"])
             print("firmware \(board) slip-echo: heap peak \(heap) B, stack high-water \(stack) B, RAM \(heap + stack) B")
             #expect(heap + stack <= Self.ramBudget,

@@ -61,22 +61,25 @@ uint64_t board_millis(void) {
 
 /* ---- line UART: RX interrupt into a ring ---- */
 
+/* The interrupt moves received bytes into the ring. When the ring is full it leaves the byte in
+ * the UART and masks its RX interrupt until the loop has read from the ring: the UART then
+ * holds its line (QEMU stops taking bytes from the pty) and nothing is ever dropped. */
 #define RING 2048u
 static volatile uint8_t ring[RING];
 static volatile uint32_t ring_head, ring_tail; /* head: written by the interrupt */
-static volatile uint32_t ring_overruns;
+static volatile uint32_t ring_stalls;          /* times the ring filled up */
 
 static void line_rx_handler(void) {
     UART_INTCLEAR(LINE_UART) = INT_RX;
     while (UART_STATE(LINE_UART) & STATE_RX_FULL) {
-        uint8_t byte = (uint8_t)UART_DATA(LINE_UART);
         uint32_t head = ring_head;
-        if (head - ring_tail < RING) {
-            ring[head % RING] = byte;
-            ring_head = head + 1;
-        } else {
-            ring_overruns += 1;
+        if (head - ring_tail >= RING) {
+            UART_CTRL(LINE_UART) &= ~CTRL_RX_INT;
+            ring_stalls += 1;
+            return;
         }
+        ring[head % RING] = (uint8_t)UART_DATA(LINE_UART);
+        ring_head = head + 1;
     }
 }
 
@@ -89,6 +92,13 @@ size_t board_line_read(uint8_t *buf, size_t cap) {
     size_t n = available < cap ? available : cap;
     for (size_t i = 0; i < n; i++) buf[i] = ring[(tail + i) % RING];
     ring_tail = tail + (uint32_t)n;
+    if (n > 0 && !(UART_CTRL(LINE_UART) & CTRL_RX_INT)) {
+        /* Room again: take input by interrupt (a byte waiting in the UART raises it at once). */
+        __asm volatile("cpsid i" ::: "memory");
+        UART_CTRL(LINE_UART) |= CTRL_RX_INT;
+        line_rx_handler();
+        __asm volatile("cpsie i" ::: "memory");
+    }
     return n;
 }
 
@@ -113,7 +123,7 @@ void board_idle(int64_t deadline_ms) {
     /* SysTick wakes us every millisecond, so the deadline needs no timer of its own. */
     if (deadline_ms >= 0 && (int64_t)board_millis() >= deadline_ms) return;
     __asm volatile("cpsid i" ::: "memory");
-    if (ring_head == ring_tail) __asm volatile("wfi" ::: "memory");
+    if (ring_head == ring_tail && (UART_CTRL(LINE_UART) & CTRL_RX_INT)) __asm volatile("wfi" ::: "memory");
     __asm volatile("cpsie i" ::: "memory");
 }
 
