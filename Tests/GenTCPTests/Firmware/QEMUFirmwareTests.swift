@@ -100,8 +100,8 @@ final class QEMUBoot: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let consolePath = directory + "/console.log"
         let p = Foundation.Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = [FirmwareBoard.packageRoot + "/tools/firmware.sh", "boot", board.rawValue, program,
+        p.executableURL = URL(fileURLWithPath: FirmwareBoard.packageRoot + "/tools/firmware.sh")
+        p.arguments = ["boot", board.rawValue, program,
                        "--line", line, "--console", consolePath]
         let output = Pipe()
         p.standardOutput = output
@@ -172,10 +172,11 @@ final class QEMUBoot: @unchecked Sendable {
         throw FirmwareFailure("no \"\(marker)\" on \(board) \(program)'s console within \(limit) s; console:\n\(console)")
     }
 
-    /// Stops QEMU (SIGTERM, then SIGKILL) and removes the directory.
+    /// Stops QEMU (SIGKILL: the console file is written as it goes; a SIGTERM from the test
+    /// process was not acted on) and removes the directory.
     func stop() async {
-        child.signal(SIGTERM)
-        _ = await child.wait(limit: 30)
+        child.signal(SIGKILL)
+        _ = await child.wait(limit: 60)
         if holder >= 0 { close(holder) }
         try? output.fileHandleForReading.close()
         try? FileManager.default.removeItem(atPath: directory)
