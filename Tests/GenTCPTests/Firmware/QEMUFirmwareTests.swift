@@ -316,6 +316,61 @@ struct QEMUFirmwareTests {
         await second.stop()
     }
 
+    /// The line the esp-at-client firmware sends and expects back (programs/esp-at-client).
+    static let clientLine = Array("gentcp esp-at-client: hello from the board\n".utf8)
+
+    @Test("esp-at-client: through gentcp simulate sim-esp-at to a loopback collector, the line echoed, exit status 0",
+          arguments: FirmwareBoard.allCases)
+    func espATClient(board: FirmwareBoard) async throws {
+        if let reason = board.unavailable {
+            print("skipping the \(board) firmware: \(reason)")
+            return
+        }
+        guard GentcpBinary.url != nil else {
+            print("skipping esp-at-client on \(board): gentcp is not built (gentcp simulate plays the module)")
+            return
+        }
+        try await FirmwareTools.ensureBuilt(board, ["esp-at-client"])
+        try await SimulateCLITests.withBoard("sim-esp-at") { modem in
+            try #require(modem.fd >= 0, "cannot open \(modem.path)")
+            try await Process.run {
+                let listener = try ListenSocket.listen(
+                    port: 7007, options: [.binary, .active(.passive), .reuseaddr(true), .localAddress(.loopbackV4)],
+                    driver: .posix)
+                defer { listener.close() }
+                let collected = Mutex<[UInt8]>([])
+                let collector = Process.spawn {
+                    let s = try await listener.accept(timeout: 300_000)
+                    defer { s.close() }
+                    while true {
+                        do throws(SocketError) {
+                            let bytes = try await s.recv(0, timeout: 300_000).bytes
+                            collected.withLock { $0 += bytes }
+                            try await s.send(bytes)
+                        } catch {
+                            if error.reason == .closed { return }
+                            throw error
+                        }
+                    }
+                }
+                // QEMU opens the simulator's pty as the module's UART; the test holds it too
+                // (modem.fd), so that the simulator never sees the line hang up.
+                let run = try await QEMUBoot.boot(board, "esp-at-client", line: modem.path)
+                let status = await run.child.wait(limit: 300)
+                let console = run.console
+                let stats = run.stats.last
+                await run.stop()
+                #expect(status == 0, "esp-at-client on \(board) exited \(status); console:\n\(console)")
+                #expect(console.contains("echo matched"), "console:\n\(console)")
+                #expect(await collector.waitForExit() == .normal)
+                #expect(collected.withLock { $0 } == Self.clientLine, "what the collector got from \(board)")
+                if let stats, let heap = stats["heap-peak"], let stack = stats["stack-high-water"] {
+                    print("firmware \(board) esp-at-client: heap peak \(heap) B, stack high-water \(stack) B")
+                }
+            }
+        }
+    }
+
     /// Sends `data` to port 7 from a second process while this one reads it back; half-closes
     /// after the last byte and returns what came back before the board closed.
     static func echo(_ data: [UInt8], driver: SLIPDriver) async throws -> [UInt8] {
