@@ -14,7 +14,9 @@
 # Boards: mps2-an386 (Cortex-M4), riscv-virt (RV32IMAC). Programs: slip-echo, esp-at-client,
 # uart-echo (C only: the UART's ceiling), slip-echo-4k (slip-echo with 4 KiB windows). With no
 # names, build does all of them.
-# Env: FIRMWARE_OUT (default .build/firmware), GENTCP (the gentcp binary for bench).
+# Env: FIRMWARE_OUT (default .build/firmware), GENTCP (the gentcp binary for bench),
+#      FIRMWARE_CFLAGS (extra flags for the board's C, e.g. -DHEAP_TRACE: every allocation and
+#      free on the console).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -179,6 +181,8 @@ build_one() {
     mkdir -p "$work"
     local common=(-Os -g -ffunction-sections -fdata-sections -ffreestanding -fno-common -Wall -Wextra -Werror
         -I "$FW/common" -DLINE_UART="$(program_line_uart "$program")")
+    # shellcheck disable=SC2206
+    [ -n "${FIRMWARE_CFLAGS:-}" ] && common+=(${FIRMWARE_CFLAGS})
     local objects=() c
     for c in "$FW"/common/*.c "$FW/$board"/*.c "$FW/$board"/*.S "$pdir"/*.c; do
         [ -f "$c" ] || continue

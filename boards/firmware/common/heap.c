@@ -69,6 +69,15 @@ static void *allocate(size_t alignment, size_t size) {
         if (in_use > peak) peak = in_use;
         live += 1;
         allocations += 1;
+#ifdef HEAP_TRACE
+        board_console_str("heap: +");
+        board_console_dec(size);
+        board_console_str(" align ");
+        board_console_dec(alignment);
+        board_console_str(" in-use ");
+        board_console_dec(in_use);
+        board_console_str("\n");
+#endif
         return (void *)user;
     }
     return NULL;
@@ -103,6 +112,13 @@ void free(void *p) {
     }
     b->tag = 0;
     in_use -= b->size;
+#ifdef HEAP_TRACE
+    board_console_str("heap: -");
+    board_console_dec(b->size - HEADER);
+    board_console_str(" in-use ");
+    board_console_dec(in_use);
+    board_console_str("\n");
+#endif
     live -= 1;
     /* Insert in address order, merging with the neighbours. */
     block *prev = NULL, *cur = free_list;
