@@ -280,6 +280,7 @@ struct QEMUFirmwareTests {
             let stats = try await first.statsAfterClose()
             let heap = try #require(stats["heap-peak"]), stack = try #require(stats["stack-high-water"])
             print("firmware \(board) slip-echo: heap peak \(heap) B, stack high-water \(stack) B, RAM \(heap + stack) B")
+            #expect(stack < 8192 - 64, "\(board): the stack high-water \(stack) reaches the end of the 8 KiB stack")
             #expect(heap + stack <= Self.ramBudget,
                     "\(board): heap peak \(heap) + stack high-water \(stack) over \(Self.ramBudget) for one connection")
         } catch {
