@@ -72,6 +72,11 @@ let package = Package(
             name: "GenTCPSerial",
             dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPModem", "CGenTCPShims", "CSerialPort"],
             swiftSettings: strict),
+        // Board programs on the host: their line on a serial link (a MemoryLink in a simulation
+        // run, a pty for `gentcp simulate`), their clock the runtime's.
+        .target(
+            name: "GenTCPBoardHost", dependencies: ["GenTCPBoard", "GenTCPSerial", "GenTCP", "GenTCPCore"],
+            swiftSettings: strict),
         // The slip driver: IPv4 over SLIP on a serial link, through GenTCPStack.
         .target(
             name: "GenTCPSLIP",
@@ -129,6 +134,14 @@ let package = Package(
         .target(name: "TLSTestSupport", dependencies: ["GenTCPTLS"], path: "Tests/TLSTestSupport", swiftSettings: strict),
         .testTarget(
             name: "GenTCPTLSTests", dependencies: ["GenTCPTLS", "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "TLSTestSupport"],
+            swiftSettings: strict),
+        .target(
+            name: "BoardTestSupport", dependencies: ["GenTCP", "GenTCPCore", "GenTCPSLIP", "GenTCPWire"],
+            path: "Tests/BoardTestSupport", swiftSettings: strict),
+        .testTarget(
+            name: "GenTCPBoardTests",
+            dependencies: ["GenTCPBoard", "GenTCPBoardHost", "GenTCPBoardPrograms", "BoardTestSupport", "GenTCP",
+                           "GenTCPCore", "GenTCPSerial", "GenTCPSim", "GenTCPSLIP", "GenTCPWire", "GenTCPStack"],
             swiftSettings: strict),
         .testTarget(name: "GenTCPStackTests", dependencies: ["GenTCPStack", "GenTCPWire", "GenTCPCore"], swiftSettings: strict),
         .testTarget(

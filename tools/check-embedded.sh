@@ -5,14 +5,19 @@
 # Embedded Swift object (-wmo -Osize), check its undefined symbols against ALLOWED (plus symbols
 # defined by the modules it imports, and the toolchain's Unicode data tables), and print a size
 # table. Then build tools/embedded-smoke/main.swift in Embedded mode for the host, link it with
-# the modules it imports, and run it.
+# the modules it imports, and run it; then build tools/embedded-alloc (the same, with counted
+# posix_memalign/malloc/free) and check that the stack allocates nothing once a socket is open,
+# and nothing after init when preallocated; then hold GenTCPStack's deepest call chains on armv7em
+# to a 2 KiB stack budget (tools/stack-frames.sh). Every module is also checked for the standard
+# library's variadic min/max, which allocates on every call in Embedded Swift.
 #
 # Then, when the cross toolchains are installed, builds the QEMU firmware (tools/firmware.sh) and
 # prints its linked sizes, which are what a board's flash holds.
 #
 # Usage: tools/check-embedded.sh        (from anywhere; works in the package root)
 # Env:   SIZE_TOOL=objdump forces the llvm-objdump fallback for sizes.
-# Exit:  non-zero on a compile error, an unexpected symbol, or a failing smoke test.
+# Exit:  non-zero on a compile error, an unexpected symbol, a variadic min/max, a failing smoke
+#        test or an allocation where none may be.
 set -eu
 
 # Embedded-safe modules, in dependency order: a module must come after every module it imports.
@@ -22,10 +27,15 @@ TRIPLES="armv7em-none-none-eabi riscv32-none-none-eabi"
 # Symbols a board's C runtime (libc, compiler-rt) must provide; anything else is an error.
 ALLOWED='^(memcpy|memmove|memset|memcmp|posix_memalign|free|putchar|arc4random_buf|__aeabi_[a-z0-9]+|__stack_chk_(fail|guard)|__[a-z]+[sdt]i[234])$'
 
+# Mangled names of the standard library's variadic `min`/`max` (`min(_:_:_:_:)`, A...), as
+# emitted by Embedded ($e) or regular ($s) Swift, specialised or not.
+VARIADIC_MINMAX='^_?\$[es]s3(min|max)yxx_xxxdtSLRzlF'
+
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 OUT="$ROOT/.build/embedded-check"
 SMOKE="$ROOT/tools/embedded-smoke/main.swift"
+ALLOC="$ROOT/tools/embedded-alloc/main.swift"
 SWIFTC=$(command -v swiftc)
 TOOLBIN=$(dirname "$(readlink -f "$SWIFTC")")
 NM="$TOOLBIN/llvm-nm"          # the toolchain's copy: Debian's llvm may be older, or absent
@@ -64,6 +74,27 @@ closure_of() {
     for m in $MODULES; do
         case " $done_ " in *" $m "*) echo "$m" ;; esac
     done
+}
+
+# Source check too: an inlined variadic call leaves no symbol behind. Flags `min(`/`max(` calls
+# with three or more top-level arguments on one line (the modules' style keeps them on one).
+variadic_calls() {
+    awk '{
+        line = $0; n = length(line)
+        for (i = 1; i <= n - 3; i++) {
+            w = substr(line, i, 4)
+            if ((w == "min(" || w == "max(") && (i == 1 || substr(line, i - 1, 1) !~ /[A-Za-z0-9_.]/)) {
+                depth = 1; commas = 0
+                for (j = i + 4; j <= n && depth > 0; j++) {
+                    c = substr(line, j, 1)
+                    if (c == "(" || c == "[") depth++
+                    else if (c == ")" || c == "]") depth--
+                    else if (c == "," && depth == 1) commas++
+                }
+                if (commas >= 2) { print FILENAME ":" FNR ": " line; break }
+            }
+        }
+    }' "$@"
 }
 
 # "text data bss" of an object file, as llvm-size's Berkeley format counts them.
@@ -147,6 +178,20 @@ for triple in $TRIPLES; do
             echo "$bad" | sed 's/^/    /' >&2
             status=1
         fi
+        # The standard library's variadic min/max (3 or more arguments) heap-allocates its rest
+        # array on every call in Embedded Swift: nest two-argument calls instead. Any copy of it
+        # (a specialisation, `$es3minyxx_xxxdtSLRzlF...`, or a reference) fails the check.
+        if "$NM" -j "$dir/$module.o" | grep -E "$VARIADIC_MINMAX" > "$dir/$module.variadic"; then
+            echo "check-embedded: FAILED: $module on $triple uses the variadic min/max (nest 2-argument calls):" >&2
+            sed 's/^/    /' "$dir/$module.variadic" >&2
+            status=1
+        fi
+        variadic=$(variadic_calls $sources)
+        if [ -n "$variadic" ]; then
+            echo "check-embedded: FAILED: $module calls min/max with 3 or more arguments (variadic: allocates):" >&2
+            echo "$variadic" | sed 's/^/    /' >&2
+            status=1
+        fi
         runtime=$(tr '\n' ' ' < "$dir/$module.runtime")
         set -- $(sizes_of "$dir/$module.o")
         printf '%-12s %-24s %7s %6s %6s %8s  %-7s %s\n' "$module" "$triple" "$1" "$2" "$3" "$(( $1 + $2 ))" \
@@ -179,6 +224,44 @@ swiftc -target "$host" $FLAGS -module-name EmbeddedSmoke -I "$hostdir" "$SMOKE" 
     fail "smoke build failed"
 "$hostdir/smoke" || fail "smoke test failed (exit $?)"
 echo "check-embedded: smoke test passed ($(elapsed "$step"))"
+
+# Allocation count: two Embedded-mode stacks back to back, a 1 MiB echo and preallocated
+# close/reopen cycles must allocate nothing (tools/embedded-alloc/main.swift says what is
+# checked). counting.c counts posix_memalign/malloc/free through the linker's --wrap.
+step=$(now)
+objects=""
+for module in $(closure_of "$ALLOC"); do
+    if [ ! -f "$hostdir/$module.o" ]; then
+        # shellcheck disable=SC2086
+        swiftc -target "$host" $FLAGS -module-name "$module" -I "$hostdir" \
+            -emit-module -emit-module-path "$hostdir/$module.swiftmodule" \
+            -c $(ls "$ROOT"/Sources/"$module"/*.swift) -o "$hostdir/$module.o" || fail "host build of $module failed"
+    fi
+    objects="$objects $hostdir/$module.o"
+done
+CC_TOOL="$TOOLBIN/clang"
+[ -x "$CC_TOOL" ] || CC_TOOL=cc
+"$CC_TOOL" -O2 -c "$ROOT/tools/embedded-alloc/counting.c" -o "$hostdir/counting.o" || fail "counting.c failed to compile"
+# shellcheck disable=SC2086
+swiftc -target "$host" $FLAGS -module-name EmbeddedAlloc -I "$hostdir" "$ALLOC" $objects "$hostdir/counting.o" \
+    -Xlinker --wrap=posix_memalign -Xlinker --wrap=malloc -Xlinker --wrap=free -o "$hostdir/alloc" ||
+    fail "allocation test build failed"
+if "$hostdir/alloc"; then
+    echo "check-embedded: PASS: no allocation after a socket opens; none at all on a preallocated stack ($(elapsed "$step"))"
+else
+    fail "FAIL: allocation test (exit $?): the stack allocated where it must not"
+fi
+
+# Stack budget: the deepest armv7em call chain under Stack.receive, Stack.transmit and
+# Stack.poll (the echo path a firmware runs) must stay within 2 KiB (tools/stack-frames.sh).
+step=$(now)
+if BUDGET=2048 "$ROOT/tools/stack-frames.sh" 10 > "$OUT/stack-frames.txt" 2>&1; then
+    grep '^deepest chain' "$OUT/stack-frames.txt" | sed 's/^/check-embedded: /'
+    echo "check-embedded: PASS: stack frames within budget ($(elapsed "$step"))"
+else
+    cat "$OUT/stack-frames.txt" >&2
+    fail "FAIL: a call chain of GenTCPStack is deeper than its 2 KiB stack budget (tools/stack-frames.sh)"
+fi
 
 # Linked sizes: the object sizes above overstate firmware about 3x; the linked ELFs of
 # tools/firmware.sh (board support, --gc-sections) are the figures that count. Reported here;

@@ -199,8 +199,12 @@ public enum SLIPEchoFirmware {
         let seed = board.entropy()
         var runtime = BoardRuntime(
             board: board, interface: SLIPInterface(configuration: settings.interface, seed: seed),
-            program: SLIPEchoServer(settings: settings),
-            limits: NetLimits(sockets: 2, listeners: 3, timers: 1, largestBuffer: settings.buffer, notices: 16))
+            program: SLIPEchoServer(settings: settings), limits: limits(settings))
         return runtime.run()
+    }
+
+    /// The socket table the server needs: two sessions, three listeners, `buffer`-sized messages.
+    public static func limits(_ settings: SLIPEchoSettings) -> NetLimits {
+        NetLimits(sockets: 2, listeners: 3, timers: 1, largestBuffer: settings.buffer, notices: 16)
     }
 }

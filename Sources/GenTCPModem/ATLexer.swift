@@ -167,7 +167,7 @@ public struct ATLexer {
                 return .payloadEnd
             }
             guard cursor < input.count else { return nil }
-            let n = min(remaining, input.count - cursor, configuration.maxPieceLength)
+            let n = min(min(remaining, input.count - cursor), configuration.maxPieceLength)
             let piece = UnsafeRawBufferPointer(rebasing: input[cursor..<(cursor + n)])
             cursor += n
             remaining -= n

@@ -83,7 +83,8 @@ public struct SLIPConfiguration: Sendable {
 
     /// 16 KiB send and receive buffers (enough to keep a 3 Mbaud line busy), 4 out-of-order runs,
     /// 10 ms delayed ACK, RTO 1 s initial, 30 s ceiling, 20 ms floor (the driver raises the floor
-    /// to four frame times of the line: 350 ms at 115200 baud, 44 ms at 921600). A point-to-point
+    /// to four frame times of the line, 348 ms at 115200 baud and 40 ms at 921600, and the buffers
+    /// to at least four segments: `ConnectionOptions.tunedForSerialLine(baud:mtu:)`). A point-to-point
     /// line has no congestion and a steady round trip, so a loss is best repaired quickly.
     public static let defaultTCP = ConnectionOptions(
         sendBufferSize: 16384, receiveBufferSize: 16384, ackDelay: 10, minimumRTO: 20, maximumRTO: 30_000)

@@ -202,15 +202,10 @@ public final class SLIPDriver: Driver, Sendable {
 
     /// The stack options of a new connection: the configured tuning plus the socket's options.
     func connectionOptions(_ options: SocketOptions) -> ConnectionOptions {
-        var tcp = configuration.tcp
-        // A full frame takes mtu × 10 / baud on the line; with a frame queued ahead of it in each
-        // direction the round trip easily spans several: keep the RTO floor above four frame
-        // times so that a slow line's queueing never looks like a loss (ELKS raised its floor for
-        // SLIP for the same reason).
-        let frameMilliseconds = Int64((configuration.mtu + 2) * 10 * 1000 / max(1, link.configuration.baudRate))
-        tcp.minimumRTO = max(tcp.minimumRTO, Milliseconds(4 * frameMilliseconds))
-        tcp.maximumRTO = max(tcp.maximumRTO, tcp.minimumRTO)
-        tcp.initialRTO = max(tcp.initialRTO, tcp.minimumRTO)
+        // The stack's serial-line rule (shared with firmware): an RTO floor of four frame times,
+        // so that a slow line's queueing never looks like a loss (ELKS raised its floor for SLIP
+        // for the same reason), and buffers of at least four segments; larger settings stay.
+        var tcp = configuration.tcp.tunedForSerialLine(baud: link.configuration.baudRate, mtu: configuration.mtu)
         tcp.receiveBufferSize = max(tcp.receiveBufferSize, options.buffer)
         tcp.noDelay = options.nodelay
         tcp.keepalive = options.keepalive

@@ -1,3 +1,5 @@
+import GenTCPWire
+
 /// Out-of-order bookkeeping for one receive ring: up to `capacity` disjoint runs of bytes that
 /// arrived ahead of RCV.NXT, as offsets from RCV.NXT. The bytes themselves sit in the ring's
 /// free part at those offsets; nothing is copied when a hole fills.
@@ -7,10 +9,23 @@ struct Assembler {
     private var starts: [Int]
     private var ends: [Int]
     private(set) var count = 0
+    /// Runs the table holds, at most its storage's (see ``reuse(capacity:)``).
+    private(set) var capacity: Int
 
     init(capacity: Int) {
         starts = [Int](repeating: 0, count: max(capacity, 0))
         ends = [Int](repeating: 0, count: max(capacity, 0))
+        self.capacity = max(capacity, 0)
+    }
+
+    /// Runs of storage held.
+    var storageSize: Int { starts.count }
+
+    /// Empties the table and makes it hold `capacity` runs (at most ``storageSize``), on the
+    /// same storage.
+    mutating func reuse(capacity: Int) {
+        count = 0
+        self.capacity = min(max(capacity, 0), starts.count)
     }
 
     var isEmpty: Bool { count == 0 }
@@ -33,7 +48,7 @@ struct Assembler {
         }
         let merged = j - i
         if merged == 0 {
-            guard count < starts.count else { return false }
+            guard count < capacity else { return false }
             var k = count
             while k > i {
                 starts[k] = starts[k - 1]
@@ -83,5 +98,24 @@ struct Assembler {
     /// The runs, as (start, end) offsets from RCV.NXT, for SACK blocks or tests.
     func run(_ index: Int) -> (start: Int, end: Int) {
         (starts[index], ends[index])
+    }
+
+    /// The runs as SACK blocks on sequence numbers from `base` (RCV.NXT): the run holding
+    /// offset `latest` (the most recent out-of-order segment) first, then the others from the
+    /// lowest (RFC 2018 §4); as many as the option can carry, at most `limit`.
+    func sackBlocks(base: SequenceNumber, latest: Int, limit: Int) -> TCPSACKBlocks {
+        var blocks = TCPSACKBlocks()
+        guard limit > 0 else { return blocks }
+        var first = -1
+        for i in 0..<count where starts[i] <= latest && latest < ends[i] { first = i }
+        if first >= 0 {
+            blocks.append(TCPSACKBlock(left: base.advanced(by: starts[first]), right: base.advanced(by: ends[first])))
+        }
+        for i in 0..<count where i != first {
+            guard blocks.count < limit,
+                  blocks.append(TCPSACKBlock(left: base.advanced(by: starts[i]), right: base.advanced(by: ends[i])))
+            else { break }
+        }
+        return blocks
     }
 }

@@ -1,17 +1,33 @@
 /// A byte ring of fixed capacity, allocated once. Holds the queued bytes (``count``) at its
 /// front; the free part after them can be written at an offset (out-of-order data) before it is
 /// committed.
+///
+/// The storage may be larger than the ring in use (``reuse(capacity:)``): a slot preallocated
+/// by ``StackConfiguration/preallocate`` keeps its storage across connections.
 struct ByteRing {
     private var storage: [UInt8]
     private var head = 0
     private(set) var count = 0
+    /// The ring's size in use, at most the storage's.
+    private(set) var capacity: Int
 
     init(capacity: Int) {
         storage = [UInt8](repeating: 0, count: max(capacity, 0))
+        self.capacity = max(capacity, 0)
     }
 
-    var capacity: Int { storage.count }
-    var free: Int { storage.count - count }
+    /// Bytes of storage held (what a later ``reuse(capacity:)`` may use).
+    var storageSize: Int { storage.count }
+
+    /// Empties the ring and makes it `capacity` bytes (at most ``storageSize``) on the same
+    /// storage: nothing is allocated.
+    mutating func reuse(capacity: Int) {
+        head = 0
+        count = 0
+        self.capacity = min(max(capacity, 0), storage.count)
+    }
+
+    var free: Int { capacity - count }
 
     /// Appends as much of `bytes` as fits; returns how many.
     mutating func append(_ bytes: UnsafeRawBufferPointer) -> Int {
@@ -25,7 +41,7 @@ struct ByteRing {
     /// Writes `bytes` into the free part, `offset` bytes after the queued data, without queueing
     /// them. The caller guarantees `offset + bytes.count <= free`.
     mutating func write(at offset: Int, _ bytes: UnsafeRawBufferPointer) {
-        let cap = storage.count
+        let cap = capacity
         guard cap > 0, !bytes.isEmpty else { return }
         var start = (head + count + offset) % cap
         storage.withUnsafeMutableBytes { dst in
@@ -47,7 +63,7 @@ struct ByteRing {
 
     /// Copies `into.count` queued bytes starting `offset` bytes from the front.
     func copy(from offset: Int, into dst: UnsafeMutableRawBufferPointer) {
-        let cap = storage.count
+        let cap = capacity
         guard cap > 0, !dst.isEmpty else { return }
         var start = (head + offset) % cap
         storage.withUnsafeBytes { src in
@@ -66,7 +82,7 @@ struct ByteRing {
     mutating func discard(_ n: Int) {
         let n = min(n, count)
         guard n > 0 else { return }
-        head = (head + n) % storage.count
+        head = (head + n) % capacity
         count -= n
         // `head` must not be reset when the ring empties: out-of-order bytes may sit in the free
         // part at offsets from `head + count`.

@@ -268,6 +268,7 @@ extension Connection {
     /// How long a retransmission may go unacknowledged before it is deemed lost again: two
     /// smoothed round trips plus a quarter of the smallest (RFC 8985 §7.2's PTO with RACK's
     /// allowance). Nil before the first RTT sample.
+    @inline(__always)
     var retransmissionProbeInterval: Int64? {
         guard hasRTTSample else { return nil }
         return max(2 * (srtt8 / 8), 2) + reorderingAllowance

@@ -80,6 +80,7 @@ extension Connection {
     /// The sequence number of a bare ACK: SND.MAX (after a go-back-N rewind SND.NXT lies behind
     /// what the peer already has, and it would drop the ACK as unacceptable), kept inside the
     /// peer's window.
+    @inline(__always)
     private var pureAckSequence: SequenceNumber {
         let windowEnd = sndUna.advanced(by: Int(sndWnd))
         let candidate = sndMax <= windowEnd ? sndMax : windowEnd
@@ -110,7 +111,9 @@ extension Connection {
         // The peer's window bounds everything outstanding; the congestion window bounds what is
         // still in the network (RFC 6675 pipe: SACKed and lost segments have left it).
         let usable = min(Int(sndWnd) - flightSize, cwnd - scoreboard.pipe)
-        var length = min(available, sendMSS, room, max(usable, 0))
+        // Two-argument `min`s only: the variadic one allocates its rest array on every call in
+        // Embedded Swift (tools/check-embedded.sh rejects it).
+        var length = min(min(available, sendMSS), min(room, max(usable, 0)))
         if available > 0 {
             guard length > 0 else { return nil }
             // Nagle (RFC 9293 §3.7.4) with sender-side SWS avoidance (§3.8.6.2.1): send a full
@@ -196,6 +199,11 @@ extension Connection {
 
     /// Writes the header (and copies the payload from the send buffer) into `buffer`; every
     /// segment but a SYN carries our ACK and window, which also settles any pending ACK.
+    ///
+    /// Never inlined: its header and temporaries then take stack space once, in its own frame,
+    /// rather than once per call site in ``emit(now:into:local:)`` and its helpers (frame sizes:
+    /// tools/stack-frames.sh).
+    @inline(never)
     private mutating func write(
         sequence: SequenceNumber, flags: TCPFlags, payloadOffset: Int, payloadLength: Int, withMSS: Bool,
         into buffer: UnsafeMutableRawBufferPointer, local: IPv4Address
@@ -235,27 +243,10 @@ extension Connection {
         }
     }
 
-    /// The runs held out of order, as SACK blocks: the one holding the latest segment first,
-    /// then the others from the lowest (RFC 2018 §4); as many as the option can carry, at most
-    /// `limit`.
+    /// The runs held out of order, as SACK blocks (see ``Assembler/sackBlocks(base:latest:limit:)``).
+    @inline(__always)
     private func sackBlocks(limit: Int) -> TCPSACKBlocks {
-        var blocks = TCPSACKBlocks()
-        guard limit > 0 else { return blocks }
-        let latest = Int(rcvNxt.distance(to: lastOutOfOrder))
-        var first = -1
-        for i in 0..<assembler.count {
-            let run = assembler.run(i)
-            if run.start <= latest, latest < run.end { first = i }
-        }
-        func block(_ i: Int) -> TCPSACKBlock {
-            let run = assembler.run(i)
-            return TCPSACKBlock(left: rcvNxt.advanced(by: run.start), right: rcvNxt.advanced(by: run.end))
-        }
-        if first >= 0 { blocks.append(block(first)) }
-        for i in 0..<assembler.count where i != first {
-            guard blocks.count < limit, blocks.append(block(i)) else { break }
-        }
-        return blocks
+        assembler.sackBlocks(base: rcvNxt, latest: Int(rcvNxt.distance(to: lastOutOfOrder)), limit: limit)
     }
 
     /// A bare RST <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK> is built by the stack from a
@@ -368,6 +359,7 @@ extension Connection {
     }
 
     /// When the next keepalive probe is due, if keepalive applies now.
+    @inline(__always)
     private var keepaliveDue: Int64? {
         guard options.keepalive, state == .established || state == .closeWait, sndUna == sndMax,
               !keepalivePending
@@ -396,6 +388,7 @@ extension Connection {
     }
 
     /// The earliest time anything here must happen.
+    @inline(__always)
     var nextDeadline: Int64? {
         guard state != .closed else { return nil }
         var earliest: Int64?

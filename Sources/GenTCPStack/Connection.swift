@@ -80,7 +80,7 @@ struct Connection {
 
     // MARK: loss detection (RFC 2018 SACK, RFC 6675, RFC 8985 RACK)
     /// The segments in flight, with send times and what SACK blocks covered.
-    var scoreboard = SendScoreboard(capacity: 1)
+    var scoreboard = SendScoreboard(capacity: 0)
     /// Both ends offered SACK-permitted in their SYNs.
     var sackEnabled = false
     /// Transmission counter: every (re)transmission takes the next value.
@@ -150,14 +150,45 @@ struct Connection {
 
     init() {}
 
-    /// Allocates the buffers and sets up a fresh connection in `state`.
+    /// Sets up a fresh connection in `state` with buffers sized by `options`: on the slot's
+    /// own storage when `preallocated` (the stack checked that `options` fit it), else newly
+    /// allocated.
+    ///
+    /// Never inlined: the fresh `Connection()` it starts from is a temporary of the whole
+    /// struct, which would otherwise sit in the frames of `connect` and `receiveOnListener`.
+    @inline(never)
     mutating func open(
         state: TCPState, options: ConnectionOptions, localPort: UInt16, remote: IPv4Address,
-        remotePort: UInt16, iss: SequenceNumber, mtu: Int, now: Int64, congestionFree: Bool = false
+        remotePort: UInt16, iss: SequenceNumber, mtu: Int, now: Int64, congestionFree: Bool = false,
+        preallocated: Bool = false
     ) {
         let generation = self.generation
+        var sendBuffer = ByteRing(capacity: 0)
+        var receiveBuffer = ByteRing(capacity: 0)
+        var assembler = Assembler(capacity: 0)
+        var scoreboard = SendScoreboard(capacity: 0)
+        if preallocated {
+            // Take the storage out first, so that each buffer is uniquely held when reused.
+            swap(&sendBuffer, &self.sendBuffer)
+            swap(&receiveBuffer, &self.receiveBuffer)
+            swap(&assembler, &self.assembler)
+            swap(&scoreboard, &self.scoreboard)
+            sendBuffer.reuse(capacity: options.sendBufferSize)
+            receiveBuffer.reuse(capacity: options.receiveBufferSize)
+            assembler.reuse(capacity: options.outOfOrderRuns)
+            scoreboard.reuse(capacity: Connection.scoreboardCapacity(options))
+        } else {
+            sendBuffer = ByteRing(capacity: options.sendBufferSize)
+            receiveBuffer = ByteRing(capacity: options.receiveBufferSize)
+            assembler = Assembler(capacity: options.outOfOrderRuns)
+            scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(options))
+        }
         self = Connection()
         self.generation = generation
+        self.sendBuffer = sendBuffer
+        self.receiveBuffer = receiveBuffer
+        self.assembler = assembler
+        self.scoreboard = scoreboard
         self.inUse = true
         self.state = state
         self.options = options
@@ -175,10 +206,6 @@ struct Connection {
         // a peer send segments the line cannot carry (dropped as too big, the transfer stalls).
         self.receiveMSS = max(mtu - 40, 1)
         self.sendMSS = min(536, receiveMSS)
-        self.sendBuffer = ByteRing(capacity: options.sendBufferSize)
-        self.receiveBuffer = ByteRing(capacity: options.receiveBufferSize)
-        self.assembler = Assembler(capacity: options.outOfOrderRuns)
-        self.scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(options))
         self.rto = clampRTO(options.initialRTO.value)
         self.lastReceiveAt = now
         self.congestionFree = congestionFree
@@ -190,11 +217,16 @@ struct Connection {
         max(16, options.sendBufferSize / 128 + 4)
     }
 
+    @inline(__always)
     func clampRTO(_ value: Int64) -> Int64 {
         min(max(value, options.minimumRTO.value), options.maximumRTO.value)
     }
 
     // MARK: derived values
+    //
+    // The getters below that are not trivially inlined are `@inline(__always)`: a call to a
+    // non-mutating getter from a mutating method passes `self` by value, and for this ~590-byte
+    // struct that is a copy in the caller's frame (tools/stack-frames.sh shows it).
 
     /// Made by a listener for a SYN and still waiting for the handshake's last ACK.
     var isHalfOpen: Bool { listener >= 0 && state == .synReceived }
@@ -212,6 +244,7 @@ struct Connection {
     /// window), which a sender without SACK needs three of to fast-retransmit. Growing the window
     /// because the application read in between would make the sender ignore them and wait for
     /// its RTO.
+    @inline(__always)
     var windowToAdvertise: UInt32 {
         let free = UInt32(min(receiveBuffer.free, 0xFFFF))
         let promised = UInt32(max(0, Int(rcvNxt.distance(to: rcvAdvertisedEdge))))
@@ -224,6 +257,7 @@ struct Connection {
     /// The window last advertised had shrunk below half the buffer and can now grow by at least
     /// min(buffer / 2, MSS): worth a window update of its own (RFC 9293 §3.8.6.2.2). Not while
     /// out-of-order data is held (the window stays put then, see ``windowToAdvertise``).
+    @inline(__always)
     var windowUpdateWorthwhile: Bool {
         guard assembler.isEmpty || rcvNxt != lastAcknowledged else { return false }
         let capacity = min(receiveBuffer.capacity, 0xFFFF)
@@ -245,6 +279,7 @@ struct Connection {
     }
 
     var isReadable: Bool { receiveBuffer.count > 0 || finReceived || error != nil }
+    @inline(__always)
     var isWritable: Bool {
         (state == .established || state == .closeWait) && !finQueued && sendBuffer.free > 0
     }

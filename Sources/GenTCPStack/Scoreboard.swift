@@ -34,26 +34,42 @@ struct SendScoreboard {
     private var slots: [SentSegment]
     private var head = 0
     private(set) var count = 0
+    /// Segments the ring holds, at most its storage's (see ``reuse(capacity:)``). 0 for the
+    /// empty scoreboard of a free slot, which holds no storage (and is always full).
+    private(set) var capacity: Int
 
     init(capacity: Int) {
-        slots = [SentSegment](
-            repeating: SentSegment(start: SequenceNumber(0), length: 0, sentAt: 0, order: 0), count: max(capacity, 1))
+        let capacity = max(capacity, 0)
+        slots = capacity == 0 ? []
+            : [SentSegment](
+                repeating: SentSegment(start: SequenceNumber(0), length: 0, sentAt: 0, order: 0), count: capacity)
+        self.capacity = capacity
     }
 
-    var capacity: Int { slots.count }
+    /// Segments of storage held.
+    var storageSize: Int { slots.count }
+
+    /// Empties the ring and makes it hold `capacity` segments (at most ``storageSize``), on the
+    /// same storage.
+    mutating func reuse(capacity: Int) {
+        head = 0
+        count = 0
+        self.capacity = min(max(capacity, 0), slots.count)
+    }
+
     var isEmpty: Bool { count == 0 }
-    var isFull: Bool { count == slots.count }
+    var isFull: Bool { count == capacity }
 
     subscript(index: Int) -> SentSegment {
-        get { slots[(head + index) % slots.count] }
-        set { slots[(head + index) % slots.count] = newValue }
+        get { slots[(head + index) % capacity] }
+        set { slots[(head + index) % capacity] = newValue }
     }
 
     /// Records a segment sent at the right edge. False when the ring is full.
     @discardableResult
     mutating func append(_ segment: SentSegment) -> Bool {
-        guard count < slots.count else { return false }
-        slots[(head + count) % slots.count] = segment
+        guard count < capacity else { return false }
+        slots[(head + count) % capacity] = segment
         count += 1
         return true
     }
@@ -61,7 +77,7 @@ struct SendScoreboard {
     /// Removes the front segment.
     mutating func removeFirst() {
         guard count > 0 else { return }
-        head = (head + 1) % slots.count
+        head = (head + 1) % capacity
         count -= 1
     }
 

@@ -212,6 +212,7 @@ extension Stack {
 
     // MARK: - Internals
 
+    @inline(__always)
     func datagramSlot(_ handle: DatagramHandle) throws(TCPError) -> Int {
         let index = Int(handle.index)
         guard index < datagrams.count, datagrams[index].inUse, datagrams[index].generation == handle.generation

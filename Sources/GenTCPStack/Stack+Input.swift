@@ -78,9 +78,9 @@ extension Stack {
         // completed the handshake (waiting for accept, or accepted) make a SYN wait.
         var waiting = 0
         var halfOpen = 0
-        for c in connections where c.inUse && !c.owned {
-            if c.listener == li { waiting += 1 }
-            if c.isHalfOpen { halfOpen += 1 }
+        for index in connections.indices where connections[index].inUse && !connections[index].owned {
+            if connections[index].listener == li { waiting += 1 }
+            if connections[index].isHalfOpen { halfOpen += 1 }
         }
         if waiting >= listeners[li].backlog {
             guard let victim = oldestHalfOpen(listener: li) else {
@@ -103,8 +103,12 @@ extension Stack {
         let options = listeners[li].options
         connections[index].open(
             state: .synReceived, options: options, localPort: header.destinationPort, remote: source,
-            remotePort: header.sourcePort, iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now,
-            congestionFree: configuration.dedicatedLink && source == configuration.peerAddress)
+            remotePort: header.sourcePort,
+            iss: initialSequenceNumber(localPort: header.destinationPort, remote: source,
+                                       remotePort: header.sourcePort, now: now),
+            mtu: configuration.mtu, now: now,
+            congestionFree: configuration.dedicatedLink && source == configuration.peerAddress,
+            preallocated: preallocated)
         connections[index].listener = li
         connections[index].acceptOrder = acceptCounter
         acceptCounter &+= 1
@@ -121,12 +125,15 @@ extension Stack {
 
     /// The half-open connection (SYN-RECEIVED, made by a listener) whose SYN came first, of
     /// listener `li` or of any listener.
+    @inline(__always)
     func oldestHalfOpen(listener li: Int?) -> Int? {
         var oldest: Int?
         for index in connections.indices {
-            let c = connections[index]
-            guard c.inUse, !c.owned, c.isHalfOpen, li.map({ c.listener == $0 }) ?? true else { continue }
-            if oldest.map({ c.acceptOrder &- connections[$0].acceptOrder > 0x8000_0000 }) ?? true { oldest = index }
+            guard connections[index].inUse, !connections[index].owned, connections[index].isHalfOpen,
+                  li.map({ connections[index].listener == $0 }) ?? true
+            else { continue }
+            let order = connections[index].acceptOrder
+            if oldest.map({ order &- connections[$0].acceptOrder > 0x8000_0000 }) ?? true { oldest = index }
         }
         return oldest
     }

@@ -40,8 +40,10 @@ extension Stack {
         guard let index = freeConnectionSlot() else { throw .noFreeSlot }
         connections[index].open(
             state: .synSent, options: options, localPort: chosen, remote: remote, remotePort: port,
-            iss: SequenceNumber(random.next32()), mtu: configuration.mtu, now: now,
-            congestionFree: configuration.dedicatedLink && remote == configuration.peerAddress)
+            iss: initialSequenceNumber(localPort: chosen, remote: remote, remotePort: port, now: now),
+            mtu: configuration.mtu, now: now,
+            congestionFree: configuration.dedicatedLink && remote == configuration.peerAddress,
+            preallocated: preallocated)
         connections[index].owned = true
         connections[index].connectDeadline = now + options.connectTimeout.value
         return handle(index)
@@ -72,10 +74,13 @@ extension Stack {
     public mutating func accept(_ listener: ListenerHandle) throws(TCPError) -> ConnectionHandle? {
         let li = try listenerIndex(listener)
         var best: Int?
+        // Field by field through the array: `let c = connections[index]` copies the whole slot.
         for index in connections.indices {
-            let c = connections[index]
-            guard c.inUse, !c.owned, c.listener == li, c.state != .synReceived, c.state != .closed else { continue }
-            if best.map({ c.acceptOrder &- connections[$0].acceptOrder > 0x8000_0000 }) ?? true { best = index }
+            guard connections[index].inUse, !connections[index].owned, connections[index].listener == li,
+                  connections[index].state != .synReceived, connections[index].state != .closed
+            else { continue }
+            let order = connections[index].acceptOrder
+            if best.map({ order &- connections[$0].acceptOrder > 0x8000_0000 }) ?? true { best = index }
         }
         guard let index = best else { return nil }
         connections[index].owned = true
@@ -228,7 +233,9 @@ extension Stack {
 
     /// Slots in use (connections in TIME-WAIT or closing after `close` included).
     public var connectionsInUse: Int {
-        connections.reduce(0) { $0 + ($1.inUse ? 1 : 0) }
+        var count = 0
+        for index in connections.indices where connections[index].inUse { count += 1 }
+        return count
     }
 
     /// The peer's address and port of a connection (useful after ``accept(_:)``).

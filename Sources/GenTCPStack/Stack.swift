@@ -13,7 +13,9 @@ struct Listener {
 /// GenTCP's IPv4/TCP stack for one point-to-point interface (a SLIP line): a sans-I/O state
 /// machine in the manner of smoltcp.
 ///
-/// It never reads a clock, never blocks and allocates only when a socket opens. The driver:
+/// It never reads a clock, never blocks and allocates only when a socket opens (nothing while
+/// data flows); with ``StackConfiguration/preallocate`` every buffer is allocated by `init` and
+/// nothing after. The driver:
 ///
 /// 1. feeds every received datagram to ``receive(_:now:)``;
 /// 2. calls ``transmit(into:now:)`` until it returns nil, sending each packet it writes (so it
@@ -35,6 +37,10 @@ public struct Stack {
     var control: ControlQueue
     var events: EventQueue
     var random: StackRandom
+    /// Every slot holds its buffers for good (``StackConfiguration/preallocate``).
+    let preallocated: Bool
+    /// The keyed ISN generator (RFC 6528), re-keyed by ``reseed(_:)``.
+    var sequenceNumbers: InitialSequenceNumbers
     var ipIdentification: UInt16
     var cursor = 0
     var acceptCounter: UInt32 = 0
@@ -53,14 +59,39 @@ public struct Stack {
     /// A stack with every slot and queue allocated.
     public init(configuration: StackConfiguration) {
         self.configuration = configuration
-        connections = [Connection](repeating: Connection(), count: max(configuration.maximumConnections, 1))
+        // A pattern, not `!= nil`: that picks Optional's `==` and compares whole options.
+        if case .some = configuration.preallocate { preallocated = true } else { preallocated = false }
+        connections = Stack.makeConnections(count: max(configuration.maximumConnections, 1),
+                                            preallocate: configuration.preallocate)
         listeners = [Listener](repeating: Listener(), count: max(configuration.maximumListeners, 0))
         control = ControlQueue(slots: max(configuration.controlQueueCapacity, 1), slotSize: configuration.mtu)
         events = EventQueue(capacity: configuration.eventQueueCapacity)
         datagrams = [DatagramSocket](repeating: DatagramSocket(), count: max(configuration.maximumDatagramSockets, 0))
         datagramOutput = ControlQueue(slots: max(configuration.datagramSendQueueCapacity, 1), slotSize: configuration.mtu)
         random = StackRandom(seed: configuration.seed)
+        sequenceNumbers = InitialSequenceNumbers(seed: configuration.seed)
         ipIdentification = UInt16(truncatingIfNeeded: random.next())
+    }
+
+    /// The connection slots, each with its own buffers when `preallocate` gives their sizes.
+    /// Out of line, so that its temporaries (whole `Connection`s) stay out of `init`'s frame.
+    @inline(never)
+    static func makeConnections(count: Int, preallocate: ConnectionOptions?) -> [Connection] {
+        // Each slot initialised in place: `Array(repeating:count:)` would copy a template.
+        var connections = [Connection](unsafeUninitializedCapacity: count) { slots, initialized in
+            for index in 0..<count { (slots.baseAddress! + index).initialize(to: Connection()) }
+            initialized = count
+        }
+        if let sizes = preallocate {
+            // One set of buffers per slot (not shared: each is allocated here).
+            for index in connections.indices {
+                connections[index].sendBuffer = ByteRing(capacity: sizes.sendBufferSize)
+                connections[index].receiveBuffer = ByteRing(capacity: sizes.receiveBufferSize)
+                connections[index].assembler = Assembler(capacity: sizes.outOfOrderRuns)
+                connections[index].scoreboard = SendScoreboard(capacity: Connection.scoreboardCapacity(sizes))
+            }
+        }
+        return connections
     }
 
     var local: IPv4Address { configuration.localAddress }
@@ -113,14 +144,20 @@ public struct Stack {
     /// Call ``transmit(into:now:)`` afterwards: a timer may have made a segment ready.
     public mutating func poll(now: MillisecondInstant) -> MillisecondInstant? {
         runTimers(now: now.milliseconds)
-        return nextDeadline
+        return earliestDeadline
     }
 
     /// The earliest armed timer of any connection, without firing anything.
-    public var nextDeadline: MillisecondInstant? {
+    public var nextDeadline: MillisecondInstant? { earliestDeadline }
+
+    /// ``nextDeadline``, inlined into ``poll(now:)``: calling a non-mutating member from a
+    /// mutating one passes the whole `Stack` by value, a copy in the caller's frame.
+    @inline(__always)
+    var earliestDeadline: MillisecondInstant? {
         var earliest: Int64?
-        for connection in connections where connection.inUse {
-            if let deadline = connection.nextDeadline, earliest.map({ deadline < $0 }) ?? true {
+        // By index, not `for connection in connections`: that copies each ~590-byte slot.
+        for index in connections.indices where connections[index].inUse {
+            if let deadline = connections[index].nextDeadline, earliest.map({ deadline < $0 }) ?? true {
                 earliest = deadline
             }
         }
@@ -183,6 +220,27 @@ public struct Stack {
         return nil
     }
 
+    /// Re-keys the initial sequence numbers and the stack's other random choices (ephemeral
+    /// ports) with fresh entropy: call it from a board's callback when its entropy source has
+    /// more to give (a hardware RNG, ADC noise, the time of the first received frame), or on a
+    /// schedule. Open connections are not affected.
+    ///
+    /// RFC 6528 §3 notes that a new secret may make a new connection's ISN fall inside the
+    /// sequence space of a connection to the same peer and ports still in TIME-WAIT at the peer;
+    /// re-keying rarely (minutes apart, not per connection) keeps that risk negligible.
+    public mutating func reseed(_ seed: UInt64) {
+        sequenceNumbers = InitialSequenceNumbers(seed: seed)
+        random = StackRandom(seed: seed ^ random.next())
+    }
+
+    /// The initial sequence number of a new connection (RFC 6528: clock plus keyed hash).
+    @inline(__always)
+    func initialSequenceNumber(
+        localPort: UInt16, remote: IPv4Address, remotePort: UInt16, now: Int64
+    ) -> SequenceNumber {
+        sequenceNumbers.next(local: local, localPort: localPort, remote: remote, remotePort: remotePort, now: now)
+    }
+
     /// The oldest pending event, or nil.
     public mutating func nextEvent() -> StackEvent? {
         events.pop()
@@ -209,10 +267,12 @@ public struct Stack {
 
     // MARK: - Internals
 
+    @inline(__always)
     func handle(_ index: Int) -> ConnectionHandle {
         ConnectionHandle(index: UInt16(index), generation: connections[index].generation)
     }
 
+    @inline(__always)
     func slot(_ handle: ConnectionHandle) throws(TCPError) -> Int {
         let index = Int(handle.index)
         guard index < connections.count, connections[index].inUse, connections[index].owned,
@@ -221,6 +281,7 @@ public struct Stack {
         return index
     }
 
+    @inline(__always)
     func listenerIndex(_ handle: ListenerHandle) throws(TCPError) -> Int {
         let index = Int(handle.index)
         guard index < listeners.count, listeners[index].inUse, listeners[index].generation == handle.generation
@@ -228,23 +289,38 @@ public struct Stack {
         return index
     }
 
+    @inline(__always)
     func validate(_ options: ConnectionOptions) throws(TCPError) {
         guard options.sendBufferSize > 0, options.receiveBufferSize > 0, options.outOfOrderRuns >= 0,
               options.minimumRTO.value > 0, options.maximumRTO.value >= options.minimumRTO.value
         else { throw .invalidArgument }
-    }
-
-    func freeConnectionSlot() -> Int? {
-        connections.firstIndex { !$0.inUse }
-    }
-
-    func connectionIndex(localPort: UInt16, remote: IPv4Address, remotePort: UInt16) -> Int? {
-        connections.firstIndex {
-            $0.inUse && $0.state != .closed && $0.localPort == localPort && $0.remotePort == remotePort
-                && $0.remoteAddress == remote
+        if let sizes = configuration.preallocate {
+            // Refused rather than allocated: see ``StackConfiguration/preallocate``.
+            guard options.sendBufferSize <= sizes.sendBufferSize, options.receiveBufferSize <= sizes.receiveBufferSize,
+                  options.outOfOrderRuns <= sizes.outOfOrderRuns
+            else { throw .invalidArgument }
         }
     }
 
+
+    @inline(__always)
+    func freeConnectionSlot() -> Int? {
+        for index in connections.indices where !connections[index].inUse { return index }
+        return nil
+    }
+
+    @inline(__always)
+    func connectionIndex(localPort: UInt16, remote: IPv4Address, remotePort: UInt16) -> Int? {
+        for index in connections.indices
+        where connections[index].inUse && connections[index].state != .closed
+            && connections[index].localPort == localPort && connections[index].remotePort == remotePort
+            && connections[index].remoteAddress == remote {
+            return index
+        }
+        return nil
+    }
+
+    @inline(__always)
     func portInUse(_ port: UInt16, remote: IPv4Address, remotePort: UInt16) -> Bool {
         if listeners.contains(where: { $0.inUse && $0.port == port }) { return true }
         return connectionIndex(localPort: port, remote: remote, remotePort: remotePort) != nil
@@ -292,10 +368,13 @@ public struct Stack {
             connections[index].inUse = false
             connections[index].listener = -1
             connections[index].generation &+= 1
-            // Give the buffers back.
-            connections[index].sendBuffer = ByteRing(capacity: 0)
-            connections[index].receiveBuffer = ByteRing(capacity: 0)
-            connections[index].assembler = Assembler(capacity: 0)
+            // Give the buffers back, unless the slot keeps them for its next connection.
+            if !preallocated {
+                connections[index].sendBuffer = ByteRing(capacity: 0)
+                connections[index].receiveBuffer = ByteRing(capacity: 0)
+                connections[index].assembler = Assembler(capacity: 0)
+                connections[index].scoreboard = SendScoreboard(capacity: 0)
+            }
         }
     }
 
