@@ -1,3 +1,4 @@
+import BoardTestSupport
 import Foundation
 import GenTCP
 import GenTCPCore
@@ -237,16 +238,17 @@ func firstSYNACKSequence(pcap path: String) -> UInt32? {
     return nil
 }
 
-/// The SLIP echo firmware (`boards/firmware/programs/slip-echo`) under QEMU on both boards:
-/// ping, 64 KiB echoed byte-exact through our slip driver and through the built `gentcp connect
-/// --board qemu-BOARD`, RAM (heap peak + stack high-water) within 16 KiB, and initial sequence
-/// numbers that differ from boot to boot.
+/// The firmware of `boards/firmware` under QEMU on both boards. slip-echo: the board programs'
+/// checks (`BoardChecks`, as in the simulation and pty runs) through our slip driver, 64 KiB
+/// echoed byte-exact through the built `gentcp connect --board qemu-BOARD`, RAM (heap peak +
+/// stack high-water) within 16 KiB, and initial sequence numbers that differ from boot to boot.
+/// esp-at-client: through `gentcp simulate sim-esp-at` to a loopback collector.
 @Suite("firmware under QEMU (tools/firmware.sh)", .serialized, .timeLimit(.minutes(15)))
 struct QEMUFirmwareTests {
     static let size = 64 << 10
     static let ramBudget = 16 << 10
 
-    @Test("slip-echo: 5 pings, 64 KiB echoed by the driver and by gentcp connect, RAM ≤ 16 KiB, ISNs differ per boot",
+    @Test("slip-echo: BoardChecks (5 pings, 64 KiB echo, discard, 1 MiB source), 64 KiB through gentcp connect, RAM ≤ 16 KiB, ISNs differ per boot",
           arguments: FirmwareBoard.allCases)
     func slipEcho(board: FirmwareBoard) async throws {
         if let reason = board.unavailable {
@@ -266,23 +268,29 @@ struct QEMUFirmwareTests {
                 local: FirmwareBoard.hostAddress, peer: FirmwareBoard.boardAddress, mtu: 1006, capturePath: capture1)
             let driver = try SLIPDriver(link: link, configuration: configuration)
             defer { driver.close() }
+            // The board programs' checks, the same as in the simulation and pty runs.
             try await Process.run {
-                for _ in 0..<5 { _ = try await driver.ping(timeout: .seconds(20)) }
+                try await BoardChecks.ping(driver, board: FirmwareBoard.boardAddress, count: 5, timeout: .seconds(20))
                 #expect(driver.statistics.stack.echoRepliesReceived == 5)
-                let start = ContinuousClock.now
-                let echoed = try await Self.echo(data, driver: driver)
-                let time = ContinuousClock.now - start
-                #expect(echoed == data, "64 KiB echoed byte-exact by \(board)")
-                print("firmware \(board) slip-echo: 64 KiB echoed through the slip driver in \(time)")
+                let seconds = try await BoardChecks.echo(driver, board: FirmwareBoard.boardAddress, size: Self.size,
+                                                         runtime: RealRuntime.shared)
+                print("firmware \(board) slip-echo: 64 KiB echoed through the slip driver in \(seconds) s")
             }
-            driver.flushCapture()
-            isn1 = firstSYNACKSequence(pcap: capture1)
+            // RAM for one connection: the peaks once the echo's connection gave its memory back.
             let stats = try await first.statsAfterClose()
             let heap = try #require(stats["heap-peak"]), stack = try #require(stats["stack-high-water"])
             print("firmware \(board) slip-echo: heap peak \(heap) B, stack high-water \(stack) B, RAM \(heap + stack) B")
             #expect(stack < 8192 - 64, "\(board): the stack high-water \(stack) reaches the end of the 8 KiB stack")
             #expect(heap + stack <= Self.ramBudget,
                     "\(board): heap peak \(heap) + stack high-water \(stack) over \(Self.ramBudget) for one connection")
+            try await Process.run {
+                try await BoardChecks.discard(driver, board: FirmwareBoard.boardAddress, size: Self.size)
+                let start = ContinuousClock.now
+                try await BoardChecks.source(driver, board: FirmwareBoard.boardAddress)
+                print("firmware \(board) slip-echo: 1 MiB from the source service in \(ContinuousClock.now - start)")
+            }
+            driver.flushCapture()
+            isn1 = firstSYNACKSequence(pcap: capture1)
         } catch {
             print("console of \(board) slip-echo:\n\(first.console)")
             await first.stop()
@@ -368,37 +376,6 @@ struct QEMUFirmwareTests {
                 if let stats, let heap = stats["heap-peak"], let stack = stats["stack-high-water"] {
                     print("firmware \(board) esp-at-client: heap peak \(heap) B, stack high-water \(stack) B")
                 }
-            }
-        }
-    }
-
-    /// Sends `data` to port 7 from a second process while this one reads it back; half-closes
-    /// after the last byte and returns what came back before the board closed.
-    static func echo(_ data: [UInt8], driver: SLIPDriver) async throws -> [UInt8] {
-        let options: [Option] = [.binary, .active(.passive), .buffer(16384), .sendTimeout(.seconds(120))]
-        let socket = try await Socket.connect(.address(FirmwareBoard.boardAddress), port: 7, options: options,
-                                              timeout: 60_000, driver: driver)
-        defer { socket.close() }
-        Process.spawn {
-            do throws(SocketError) {
-                var offset = 0
-                while offset < data.count {
-                    let end = min(data.count, offset + 4096)
-                    try await socket.send(data[offset..<end])
-                    offset = end
-                }
-                try socket.shutdown(.write)
-            } catch {
-                Issue.record("sending to the echo firmware: \(error)")
-            }
-        }
-        var received: [UInt8] = []
-        while true {
-            do throws(SocketError) {
-                received += try await socket.recv(0, timeout: 120_000).bytes
-            } catch {
-                if error.reason == .closed { return received }
-                throw error
             }
         }
     }
