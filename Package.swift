@@ -109,7 +109,8 @@ let package = Package(
             name: "gentcp",
             dependencies: [
                 "GenTCP", "GenTCPPOSIX", "GenTCPSim", "GenTCPWire", "GenTCPModem", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "ModemSimulator",
-                "GenTCPTLS", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "GenTCPTLS", "GenTCPBoard", "GenTCPBoardHost", "GenTCPBoardPrograms",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "tools/gentcp", swiftSettings: strict),
         .executableTarget(

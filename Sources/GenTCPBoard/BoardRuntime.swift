@@ -14,6 +14,10 @@ public struct BoardRuntime<B: Board, Interface: NetworkInterface & ~Copyable, Pr
     /// The program.
     public var program: Program
     var started = false
+    /// When a stopped program's run ends even if its closes have not finished.
+    var stopDeadline: MillisecondInstant?
+    /// How long a stopped program's closes and sends may take to reach the line, in ms.
+    public var linger: Int64 = 5_000
     let input: UnsafeMutableRawBufferPointer
     let output: UnsafeMutableRawBufferPointer
     var outputStart = 0
@@ -41,12 +45,20 @@ public struct BoardRuntime<B: Board, Interface: NetworkInterface & ~Copyable, Pr
     /// The status given to ``Net/stop(status:)``, once the program stopped.
     public var stopStatus: Int32? { net.stopStatus }
 
+    /// The program stopped and what it queued reached the line (closes finished, or
+    /// ``linger`` ran out): the run is over.
+    public var isFinished: Bool {
+        guard net.stopStatus != nil else { return false }
+        if !hasPendingOutput && net.interface.isQuiescent { return true }
+        return stopDeadline.map { board.now() >= $0 } ?? false
+    }
+
     /// Runs until the program stops; returns its status. Sleeps in ``Board/idle(until:)``
     /// whenever a turn found nothing to do.
     public mutating func run() -> Int32 {
         while true {
             let outcome = step()
-            if let status = net.stopStatus { return status }
+            if isFinished, let status = net.stopStatus { return status }
             if !outcome.busy { board.idle(until: outcome.deadline) }
         }
     }
@@ -87,6 +99,12 @@ public struct BoardRuntime<B: Board, Interface: NetworkInterface & ~Copyable, Pr
             delivered += 1
             busy = true
             if delivered >= 64 { break }  // let the line move between bursts
+        }
+        if net.stopStatus != nil {
+            // Stopped: no more messages, but the interface still finishes its closes.
+            net.absorbInterfaceEvents()
+            if stopDeadline == nil { stopDeadline = now.advanced(byMilliseconds: linger) }
+            deadline = earliest(deadline, stopDeadline)
         }
         // 3. The interface's output, as far as the line takes it.
         if flush() { busy = true }

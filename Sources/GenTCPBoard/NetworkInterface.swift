@@ -125,9 +125,14 @@ public protocol NetworkInterface: ~Copyable {
     /// True once the peer's end (FIN, or a module's close) was received, whatever is still
     /// buffered: an exact `recv` that cannot be completed any more fails at once.
     func peerFinished(_ connection: InterfaceConnection) -> Bool
+    /// True when nothing the program queued is still on its way: closes finished, sends
+    /// delivered. A stopping program's run loop keeps turning until then (or its linger ends).
+    var isQuiescent: Bool { get }
 }
 
 extension NetworkInterface where Self: ~Copyable {
     /// Default: unknown until ``recv(_:into:now:)`` answers ``InterfaceRead/end``.
     public func peerFinished(_ connection: InterfaceConnection) -> Bool { false }
+    /// Default: always (an interface that cannot tell).
+    public var isQuiescent: Bool { true }
 }

@@ -36,18 +36,13 @@ public struct SLIPInterfaceConfiguration: Sendable {
             baud: baud, mtu: mtu, sendBuffer: sendBuffer, receiveBuffer: receiveBuffer)
     }
 
-    /// Connection options for a serial line: the RTO floor is four frame times of one MTU at
-    /// the baud rate (8N1: 10 bits a byte), so the line's own queueing never looks like loss.
+    /// The stack's serial-line tuning (``ConnectionOptions/serialLine(baud:mtu:)``: the RTO floor
+    /// of four frame times) with the buffers asked for: below three segments a serial line idles
+    /// while each segment is turned around, at about half the goodput, for less RAM.
     static func lineOptions(baud: Int, mtu: Int, sendBuffer: Int, receiveBuffer: Int) -> ConnectionOptions {
-        var options = ConnectionOptions()
+        var options = ConnectionOptions.serialLine(baud: baud, mtu: mtu)
         options.sendBufferSize = sendBuffer
         options.receiveBufferSize = receiveBuffer
-        let frameMilliseconds = Int64(mtu) * 10 * 1000 / Int64(max(baud, 1))
-        let floor = max(Int64(200), 4 * frameMilliseconds)
-        options.minimumRTO = Milliseconds(floor)
-        if options.initialRTO.value < floor { options.initialRTO = Milliseconds(floor) }
-        if options.maximumRTO.value < floor { options.maximumRTO = Milliseconds(floor) }
-        options.ackDelay = 10
         return options
     }
 }
@@ -68,8 +63,10 @@ public struct SLIPInterface: NetworkInterface, ~Copyable {
     var encoder = SLIPEncoder()
     var events = InterfaceEventQueue(capacity: 16)
 
-    /// An interface with every slot allocated; `seed` must differ from boot to boot (the
-    /// board's ``Board/entropy()``).
+    /// An interface with every slot allocated, its buffers included (the stack's `preallocate`):
+    /// nothing is allocated afterwards, so a bump allocator is enough. `seed` keys the initial
+    /// sequence numbers (RFC 6528) and must differ from boot to boot (the board's
+    /// ``Board/entropy()``).
     public init(configuration: SLIPInterfaceConfiguration, seed: UInt64) {
         self.configuration = configuration
         stackStorage = UnsafeMutablePointer<Stack>.allocate(capacity: 1)
@@ -77,7 +74,7 @@ public struct SLIPInterface: NetworkInterface, ~Copyable {
             localAddress: configuration.localAddress, peerAddress: configuration.peerAddress, mtu: configuration.mtu,
             maximumConnections: configuration.maximumConnections, maximumListeners: configuration.maximumListeners,
             controlQueueCapacity: 2, eventQueueCapacity: 16, seed: seed, dedicatedLink: true,
-            maximumDatagramSockets: 0, datagramSendQueueCapacity: 1)))
+            maximumDatagramSockets: 0, datagramSendQueueCapacity: 1, preallocate: configuration.connectionOptions)))
         decoder = SLIPDecoder(maximumFrameSize: configuration.mtu)
         frame = UnsafeMutableRawBufferPointer.allocate(byteCount: configuration.mtu, alignment: 8)
     }
@@ -98,6 +95,8 @@ public struct SLIPInterface: NetworkInterface, ~Copyable {
     }
 
     public var isUp: Bool { true }
+
+    public var isQuiescent: Bool { frameLength == 0 && stack.isQuiescent }
 
     public mutating func input(_ bytes: UnsafeRawBufferPointer, now: MillisecondInstant) {
         let storage = stackStorage

@@ -151,14 +151,21 @@ public final class BoardHost<Interface: NetworkInterface & ~Copyable & SendableM
         finish(status: nil, failure: .closed)
     }
 
+    /// The link may call this from inside ``SerialLink/armRead()``, which a turn calls with the
+    /// lock held: take the lock only later, on the runtime.
     public func linkIsReadable(_ link: any SerialLink) {
-        withState { $0.readArmed = false }
-        schedulePump()
+        _ = runtime.schedule(afterNanoseconds: 0) { [self] in
+            withState { $0.readArmed = false }
+            schedulePump()
+        }
     }
 
+    /// As ``linkIsReadable(_:)``: never takes the lock on the caller's stack.
     public func linkIsWritable(_ link: any SerialLink) {
-        withState { $0.writeArmed = false }
-        schedulePump()
+        _ = runtime.schedule(afterNanoseconds: 0) { [self] in
+            withState { $0.writeArmed = false }
+            schedulePump()
+        }
     }
 
     func schedulePump() {
@@ -178,11 +185,11 @@ public final class BoardHost<Interface: NetworkInterface & ~Copyable & SendableM
             guard !s.stopped else { return (nil, nil) }
             var turns = 0
             var turn = s.loop.step()
-            while turn.busy, s.loop.stopStatus == nil, s.loop.board.failure == nil, turns < 64 {
+            while turn.busy, !s.loop.isFinished, s.loop.board.failure == nil, turns < 64 {
                 turns += 1
                 turn = s.loop.step()
             }
-            if let status = s.loop.stopStatus {
+            if s.loop.isFinished, let status = s.loop.stopStatus {
                 s.stopped = true
                 if let timer = s.timer { runtime.cancel(timer) }
                 return (status, nil)

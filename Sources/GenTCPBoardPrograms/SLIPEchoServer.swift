@@ -154,6 +154,7 @@ public struct SLIPEchoServer: BoardProgram, ~Copyable {
                 guard sendPending(s, base, socket, &net) else { return }
                 if sessions[s].pendingStart < sessions[s].pendingEnd { return }
                 sessions[s].sourceLeft -= sessions[s].pendingEnd
+                sessions[s].pendingStart = 0
                 sessions[s].pendingEnd = 0
             }
             finish(s, &net)

@@ -231,6 +231,15 @@ extension Stack {
         return connections[index].sendBuffer.count
     }
 
+    /// Nothing left to say on the line: every connection is closed or in TIME-WAIT (its FIN
+    /// exchange done), so a program that stops now loses nothing it queued.
+    public var isQuiescent: Bool {
+        for index in connections.indices where connections[index].inUse && connections[index].state != .timeWait {
+            return false
+        }
+        return true
+    }
+
     /// Slots in use (connections in TIME-WAIT or closing after `close` included).
     public var connectionsInUse: Int {
         var count = 0

@@ -49,7 +49,10 @@ public enum BoardChecks {
         let start = runtime.now
         let socket = try await Socket.connect(.address(board), port: 7, options: [.binary, .active(.passive)],
                                               timeout: .milliseconds(30_000), driver: driver)
-        let writer = Task {
+        // A child task, not `Task {}`: it keeps the caller's executor, so in a simulation the
+        // writer runs inside it on the virtual clock (an unstructured task would run on the
+        // global pool and let the clock race ahead).
+        async let written: Void = {
             var offset = 0
             while offset < data.count {
                 let end = min(offset + 4096, data.count)
@@ -57,7 +60,7 @@ public enum BoardChecks {
                 offset = end
             }
             try socket.shutdown(.write)
-        }
+        }()
         var back: [UInt8] = []
         back.reserveCapacity(size)
         do {
@@ -68,11 +71,11 @@ public enum BoardChecks {
         } catch where error.reason == .closed {
             // the board closed after our FIN: the end we expect
         } catch {
-            writer.cancel()
             socket.close()
+            try? await written
             throw BoardCheckFailure("echo of \(size) bytes: \(error) after \(back.count) bytes back")
         }
-        try await writer.value
+        try await written
         socket.close()
         guard back.count == data.count else {
             throw BoardCheckFailure("echo of \(size) bytes: \(back.count) came back before the close")

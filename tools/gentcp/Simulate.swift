@@ -56,6 +56,11 @@ struct Simulate: AsyncParsableCommand {
         valueName: "NAME=PEM"))
     var moduleFiles: [String] = []
 
+    @ArgumentParser.Option(help: ArgumentHelp(
+        "Run a board program's firmware source instead of the built-in services: slip-echo (echo 7, discard 9, source 19 on a SLIP board's pty).",
+        valueName: "PROGRAM"))
+    var program: String?
+
     mutating func run() async throws {
         let profile: BoardProfile
         do {
@@ -63,6 +68,10 @@ struct Simulate: AsyncParsableCommand {
         } catch {
             printError(failureLine(atom: "einval", summary: "bad board profile", notes: ["\(error)"]))
             throw ExitCode(Status.usage)
+        }
+        if let program {
+            try await runProgram(program, profile)
+            return
         }
         guard profile.simulated else {
             printError(failureLine(atom: "einval", summary: "not a simulated board",
