@@ -3,7 +3,8 @@
 //
 // Besides the protocol, it reports memory on the debug console: a "stats" line (heap in use,
 // peak, live blocks, allocations, stack high-water) whenever the number of live heap blocks
-// changed (a connection opened or closed), and at most once a second when the peaks grew.
+// changed (a connection opened or closed), at most once a second when the peaks grew, and
+// every 2 seconds regardless (with preallocated slots nothing else changes).
 import CBoard
 import GenTCPBoard
 import GenTCPCore
@@ -48,7 +49,7 @@ struct QEMUBoard: Board {
         if live == reportedLive && millis &- reportedAt < 1000 { return }
         let peak = board_heap_peak()
         let stack = board_stack_high_water()
-        if live == reportedLive && peak == reportedPeak && stack == reportedStack { return }
+        if live == reportedLive && peak == reportedPeak && stack == reportedStack && millis &- reportedAt < 2000 { return }
         reportedLive = live
         reportedPeak = peak
         reportedStack = stack
