@@ -157,10 +157,10 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GenTCPTests",
-            // `gentcp` for the tool's pure formatters (`@testable import gentcp`).
+            // `gentcp` for the tool's pure formatters (`@testable import gentcp`); BoardTestSupport for
+            // the board programs' checks, run against the firmware under QEMU (Firmware/).
             dependencies: ["GenTCP", "GenTCPPOSIX", "GenTCPSim", "CGenTCPShims", "GenTCPSerial", "GenTCPSLIP", "GenTCPAT", "ModemSimulator", "gentcp",
-                "BoardTestSupport",
-                "GenTCPTLS", "TLSTestSupport",
+                "GenTCPTLS", "TLSTestSupport", "BoardTestSupport",
             ],
             swiftSettings: strict),
     ]

@@ -25,7 +25,7 @@ struct BoardProfileTests {
             }
         }
         for required in ["esp32-esp-at", "esp8266-esp-at", "sim800l", "quectel-bg96", "lwip-slip",
-                         "sim-esp-at", "sim-sim800", "sim-bg96", "sim-slip"] {
+                         "sim-esp-at", "sim-sim800", "sim-bg96", "sim-slip", "qemu-mps2-an386", "qemu-riscv-virt"] {
             #expect(names.contains(required), "missing board \(required)")
         }
     }
