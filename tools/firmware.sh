@@ -4,7 +4,7 @@
 #
 # Usage:
 #   tools/firmware.sh build [BOARD...] [PROGRAM...]   .build/firmware/<board>/<program>.elf
-#   tools/firmware.sh size                            text/data/bss per ELF, checked against budgets
+#   tools/firmware.sh size                            text/data/bss per ELF, against goals and ceilings
 #   tools/firmware.sh boot BOARD PROGRAM [QEMU ARGS]  QEMU with the line UART on a pty; prints
 #                                                     "pty /dev/pts/N" and "console FILE", runs until
 #                                                     QEMU exits (or is killed)
@@ -29,11 +29,14 @@ ALL_PROGRAMS="slip-echo esp-at-client uart-echo slip-echo-4k"
 MODULES="GenTCPCore GenTCPWire GenTCPStack GenTCPModem GenTCPBoard GenTCPBoardPrograms"
 SWIFT_FLAGS=(-swift-version 6 -enable-experimental-feature Embedded -wmo -Osize
     -Xfrontend -function-sections -Xcc -fno-pic -Xcc -ffreestanding)
-# Linked text budgets in bytes: "<board> <program> <budget>".
-BUDGETS="mps2-an386 slip-echo 40960
-mps2-an386 esp-at-client 32768
-riscv-virt slip-echo 57344
-riscv-virt esp-at-client 45056"
+# Linked text in bytes: "<board> <program> <goal> <ceiling>". The goal is issue 13's budget
+# (the M4 figures; RV32's scaled by the 1.4x that RV32IMAC code measured against Thumb-2); none is
+# met yet (docs/ROADMAP.md). The ceiling is today's size plus about 4 KiB: a change that grows a
+# firmware past it fails `size` (and CI), so the gap can only shrink.
+BUDGETS="mps2-an386 slip-echo 40960 68000
+mps2-an386 esp-at-client 32768 92000
+riscv-virt slip-echo 57344 90000
+riscv-virt esp-at-client 45056 121000"
 
 die() { echo "firmware: $*" >&2; exit 1; }
 now() { date +%s.%N; }
@@ -230,26 +233,30 @@ cmd_build() {
 }
 
 cmd_size() {
-    local status=0 board program elf
-    printf '%-12s %-14s %8s %6s %6s %8s  %s\n' board program text data bss budget result
+    local status=0 missed=0 board program elf
+    printf '%-12s %-14s %8s %6s %6s %8s %8s  %s\n' board program text data bss goal ceiling result
     for board in $ALL_BOARDS; do
         for program in $ALL_PROGRAMS; do
             elf=$OUT/$board/$program.elf
             [ -f "$elf" ] || continue
-            local text data bss budget result
+            local text data bss goal ceiling result
             read -r text data bss _ < <("$(board_size_tool "$board")" "$elf" | awk 'NR == 2')
-            budget=$(echo "$BUDGETS" | awk -v b="$board" -v p="$program" '$1 == b && $2 == p { print $3 }')
-            if [ -z "$budget" ]; then
-                budget=-; result=-
-            elif [ "$text" -le "$budget" ]; then
+            goal=$(echo "$BUDGETS" | awk -v b="$board" -v p="$program" '$1 == b && $2 == p { print $3 }')
+            ceiling=$(echo "$BUDGETS" | awk -v b="$board" -v p="$program" '$1 == b && $2 == p { print $4 }')
+            if [ -z "$goal" ]; then
+                goal=-; ceiling=-; result=-
+            elif [ "$text" -gt "$ceiling" ]; then
+                result="OVER THE CEILING by $((text - ceiling))"; status=1
+            elif [ "$text" -le "$goal" ]; then
                 result=ok
             else
-                result="OVER by $((text - budget))"; status=1
+                result="goal missed by $((text - goal))"; missed=1
             fi
-            printf '%-12s %-14s %8s %6s %6s %8s  %s\n' "$board" "$program" "$text" "$data" "$bss" "$budget" "$result"
+            printf '%-12s %-14s %8s %6s %6s %8s %8s  %s\n' "$board" "$program" "$text" "$data" "$bss" "$goal" "$ceiling" "$result"
         done
     done
-    [ $status -eq 0 ] || echo "firmware: over budget" >&2
+    [ $missed -eq 0 ] || echo "firmware: text above issue 13's goals (open work, docs/ROADMAP.md)" >&2
+    [ $status -eq 0 ] || echo "firmware: a firmware grew past its ceiling" >&2
     return $status
 }
 
