@@ -2,7 +2,7 @@ import GenTCPCore
 import GenTCPModem
 
 /// A ``NetworkInterface`` over an AT-command modem's own TCP/IP stack ("socket offload"): the
-/// board's line is the module's UART, and ``ModemEngine`` speaks the dialect.
+/// board's line is the module's UART, and `ModemEngine` speaks the dialect.
 ///
 /// ``start(now:)`` brings the module up: `AT` (a few times, until it answers), `ATE0`, the firmware
 /// version (ESP-AT picks its passive-receive command from it), for a cellular module the bearer
