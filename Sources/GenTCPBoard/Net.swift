@@ -70,8 +70,15 @@ public struct NetLimits: Sendable {
 /// come from GenTCPCore, as on the host). Calls that block in Erlang return at once here and
 /// deliver their outcome as a ``BoardMessage``.
 public struct Net<Interface: NetworkInterface & ~Copyable>: ~Copyable {
-    /// The network under the sockets (its counters are public where it has them).
-    public var interface: Interface
+    /// The network under the sockets (its counters are public where it has them). It lives in
+    /// storage of its own, allocated once: an interface is hundreds of bytes (a modem engine's
+    /// state), and a firmware must not hold copies of it on its stack while the run loop is
+    /// built and moved into place.
+    public var interface: Interface {
+        _read { yield interfaceStorage.pointee }
+        nonmutating _modify { yield &interfaceStorage.pointee }
+    }
+    let interfaceStorage: UnsafeMutablePointer<Interface>
     /// The limits it was made with.
     public let limits: NetLimits
     var sockets: [SocketSlot]
@@ -88,7 +95,8 @@ public struct Net<Interface: NetworkInterface & ~Copyable>: ~Copyable {
 
     /// A socket table over `interface`.
     public init(interface: consuming Interface, limits: NetLimits = NetLimits(), now: MillisecondInstant) {
-        self.interface = interface
+        interfaceStorage = UnsafeMutablePointer<Interface>.allocate(capacity: 1)
+        interfaceStorage.initialize(to: interface)
         self.limits = limits
         sockets = [SocketSlot](repeating: SocketSlot(), count: max(limits.sockets, 1))
         listeners = [ListenerSlot](repeating: ListenerSlot(), count: max(limits.listeners, 0))
@@ -98,7 +106,11 @@ public struct Net<Interface: NetworkInterface & ~Copyable>: ~Copyable {
         self.now = now
     }
 
-    deinit { delivery.deallocate() }
+    deinit {
+        delivery.deallocate()
+        interfaceStorage.deinitialize(count: 1)
+        interfaceStorage.deallocate()
+    }
 
     // MARK: - Opening
 
