@@ -6,9 +6,7 @@ extension ModemInterface {
     // MARK: Events out
 
     mutating func post(_ event: InterfaceEvent) {
-        guard eventCount < events.count else { return }  // cannot happen: sized for the worst case
-        events[(eventStart + eventCount) % events.count] = event
-        eventCount += 1
+        _ = events.push(event)  // never full: sized for the worst case
     }
 
     mutating func markReadable(_ link: Int) {
@@ -70,7 +68,7 @@ extension ModemInterface {
         case .connectFailed(let link, let reason):
             guard link < slots.count else { return }
             if slots[link].state == .connecting {
-                fail(link, SocketError(SocketError.Reason(modem: reason)))
+                fail(link, SocketError(SocketError.Reason(reason)))
             }
         case .closed(let link):
             guard link < slots.count else { return }

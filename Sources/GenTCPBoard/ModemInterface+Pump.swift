@@ -56,7 +56,7 @@ extension ModemInterface {
         case .echoOff, .enableMultiplexing, .enablePassiveReceive:
             return SocketError(.protocolError, "the modem refused a bring-up setting")
         default:
-            return SocketError(SocketError.Reason(modem: reason), "modem bring-up failed")
+            return SocketError(SocketError.Reason(reason), "modem bring-up failed")
         }
     }
 

@@ -178,34 +178,3 @@ struct ModemLinkSlot {
     var sendRoom: Int { Swift.max(0, Swift.min(tx.room, sendLimit - tx.count)) }
 }
 
-extension SocketError.Reason {
-    /// The gen_tcp reason for a modem reason (the cases share their names).
-    init(modem reason: ModemReason) {
-        switch reason {
-        case .closed: self = .closed
-        case .timeout: self = .timeout
-        case .nonExistentDomain: self = .nonExistentDomain
-        case .connectionRefused: self = .connectionRefused
-        case .connectionReset: self = .connectionReset
-        case .connectionTimedOut: self = .connectionTimedOut
-        case .invalidArgument: self = .invalidArgument
-        case .alreadyConnected: self = .alreadyConnected
-        case .notConnected: self = .notConnected
-        case .alreadyInProgress: self = .alreadyInProgress
-        case .wouldBlock: self = .wouldBlock
-        case .tryAgain: self = .tryAgain
-        case .resourceBusy: self = .resourceBusy
-        case .networkDown: self = .networkDown
-        case .networkUnreachable: self = .networkUnreachable
-        case .hostUnreachable: self = .hostUnreachable
-        case .addressInUse: self = .addressInUse
-        case .messageTooLong: self = .messageTooLong
-        case .outOfMemory: self = .outOfMemory
-        case .notSupported: self = .notSupported
-        case .permissionDenied: self = .permissionDenied
-        case .protocolError: self = .protocolError
-        case .ioError: self = .ioError
-        case .systemLimit: self = .systemLimit
-        }
-    }
-}

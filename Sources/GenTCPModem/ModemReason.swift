@@ -1,9 +1,11 @@
+import GenTCPCore
+
 /// Why a modem operation failed, named as Erlang/OTP's `gen_tcp` and `inet` name it.
 ///
 /// This is the embedded-safe subset of `GenTCPCore`'s `SocketError.Reason`: the cases have the
-/// same Swift names, so a host driver maps one onto the other case by case, and each carries its
+/// same Swift names, so one maps onto the other case by case, and each carries its
 /// Erlang atom (``atom``), so `econnrefused` in gen_tcp documentation finds `.connectionRefused`.
-/// `GenTCPModem` does not import `GenTCPCore` so that it builds alone for microcontrollers.
+/// `SocketError.Reason(_:)`, defined in this module, is that mapping.
 public enum ModemReason: UInt8, Sendable, Hashable, CaseIterable {
     /// `closed`: the link is closed (remote close, module reset, or a send on a dead link).
     case closed
@@ -81,6 +83,39 @@ public enum ModemReason: UInt8, Sendable, Hashable, CaseIterable {
         case .protocolError: "eproto"
         case .ioError: "eio"
         case .systemLimit: "system_limit"
+        }
+    }
+}
+
+extension SocketError.Reason {
+    /// The gen_tcp reason for a modem reason (the cases share their names): the one mapping the
+    /// host's at driver and the board's modem interface both use.
+    public init(_ reason: ModemReason) {
+        switch reason {
+        case .closed: self = .closed
+        case .timeout: self = .timeout
+        case .nonExistentDomain: self = .nonExistentDomain
+        case .connectionRefused: self = .connectionRefused
+        case .connectionReset: self = .connectionReset
+        case .connectionTimedOut: self = .connectionTimedOut
+        case .invalidArgument: self = .invalidArgument
+        case .alreadyConnected: self = .alreadyConnected
+        case .notConnected: self = .notConnected
+        case .alreadyInProgress: self = .alreadyInProgress
+        case .wouldBlock: self = .wouldBlock
+        case .tryAgain: self = .tryAgain
+        case .resourceBusy: self = .resourceBusy
+        case .networkDown: self = .networkDown
+        case .networkUnreachable: self = .networkUnreachable
+        case .hostUnreachable: self = .hostUnreachable
+        case .addressInUse: self = .addressInUse
+        case .messageTooLong: self = .messageTooLong
+        case .outOfMemory: self = .outOfMemory
+        case .notSupported: self = .notSupported
+        case .permissionDenied: self = .permissionDenied
+        case .protocolError: self = .protocolError
+        case .ioError: self = .ioError
+        case .systemLimit: self = .systemLimit
         }
     }
 }
