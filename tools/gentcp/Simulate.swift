@@ -102,13 +102,7 @@ struct Simulate: AsyncParsableCommand {
             throw ExitCode(Status.usage)
         }
 
-        let pair: PTYLink.PTYPair
-        do throws(SerialLinkError) {
-            pair = try PTYLink.openPair(configuration: profile.serial)
-        } catch {
-            printError(failureLine(error))
-            throw ExitCode(Status.failed)
-        }
+        let pair = try openPTY(profile)
 
         var faultSettings = ModemFaults(baudRate: noPacing ? nil : profile.serial.baudRate)
         if faults {
@@ -137,11 +131,7 @@ struct Simulate: AsyncParsableCommand {
         print(pair.slavePath)
         fflush(nil)
 
-        if let seconds {
-            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-        } else {
-            await BlockingThread().run { Simulate.waitForStdinToClose() }
-        }
+        await Simulate.runUntilStopped(seconds: seconds)
         bridge.close()
         pair.slave.close()
     }
@@ -154,13 +144,7 @@ struct Simulate: AsyncParsableCommand {
             printError(failureLine(atom: "einval", summary: "bad board profile", notes: ["\(profile.source): no slip settings"]))
             throw ExitCode(Status.usage)
         }
-        let pair: PTYLink.PTYPair
-        do throws(SerialLinkError) {
-            pair = try PTYLink.openPair(configuration: profile.serial)
-        } catch {
-            printError(failureLine(error))
-            throw ExitCode(Status.failed)
-        }
+        let pair = try openPTY(profile)
         // The board's end: its address is the profile's peer address, its peer is the host.
         var configuration = SLIPConfiguration(local: slip.peerAddress, peer: slip.localAddress, mtu: slip.mtu)
         configuration.seed = seed
@@ -178,11 +162,7 @@ struct Simulate: AsyncParsableCommand {
             let udpEcho = try await UDPSocket.open(port: 7, options: [.binary, .active(.passive)], driver: board)
             let echoer = Process.spawn { await Simulate.echoDatagrams(udpEcho) }
             try udpEcho.controllingProcess(echoer)
-            if let seconds {
-                try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-            } else {
-                await BlockingThread().run { Simulate.waitForStdinToClose() }
-            }
+            await Simulate.runUntilStopped(seconds: seconds)
         }
         board.close()
         pair.slave.close()
@@ -226,6 +206,25 @@ struct Simulate: AsyncParsableCommand {
     }
 
     /// Reads stdin until it closes (the board's lifetime when no --seconds is given).
+    /// A new pty pair at the profile's line settings; a failure is printed and ends the command.
+    func openPTY(_ profile: BoardProfile) throws -> PTYLink.PTYPair {
+        do throws(SerialLinkError) {
+            return try PTYLink.openPair(configuration: profile.serial)
+        } catch {
+            printError(failureLine(error))
+            throw ExitCode(Status.failed)
+        }
+    }
+
+    /// How long a simulated board runs: `--seconds`, or until stdin closes.
+    static func runUntilStopped(seconds: Double?) async {
+        if let seconds {
+            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+        } else {
+            await BlockingThread().run { Simulate.waitForStdinToClose() }
+        }
+    }
+
     static func waitForStdinToClose() {
         var byte: UInt8 = 0
         while read(0, &byte, 1) > 0 {}

@@ -32,13 +32,7 @@ extension Simulate {
                                    notes: ["slip-echo runs on a SLIP board with IPv4 addresses; \(profile.name) is not one"]))
             throw ExitCode(Status.usage)
         }
-        let pair: PTYLink.PTYPair
-        do throws(SerialLinkError) {
-            pair = try PTYLink.openPair(configuration: profile.serial)
-        } catch {
-            printError(failureLine(error))
-            throw ExitCode(Status.failed)
-        }
+        let pair = try openPTY(profile)
         let settings = SLIPEchoSettings(local: IPv4Address(rawValue: board), peer: IPv4Address(rawValue: host),
                                         mtu: slip.mtu, baud: profile.serial.baudRate, buffer: 1460, window: 4096)
         let link: any SerialLink = verbose ? Trace.wrap(pair.master, boardSide: true, name: pair.slavePath) : pair.master
@@ -54,11 +48,7 @@ extension Simulate {
         runner.start()
         print(pair.slavePath)
         fflush(nil)
-        if let seconds {
-            try? await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-        } else {
-            await BlockingThread().run { Simulate.waitForStdinToClose() }
-        }
+        await Simulate.runUntilStopped(seconds: seconds)
         runner.stop()
         pair.master.close()
         pair.slave.close()
