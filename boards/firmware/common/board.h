@@ -9,8 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Clocks, UARTs, interrupts. Called once by the reset code before main. */
+/* Clocks, UARTs, interrupts. Called once by board_boot before main. */
 void board_init(void);
+
+/* The reset code's common part (common/support.c): paints the stack, copies .data, clears .bss,
+ * runs board_init, then main, and exits with main's status. */
+__attribute__((noreturn)) void board_boot(void);
 
 /* Milliseconds since boot, monotonic. */
 uint64_t board_millis(void);

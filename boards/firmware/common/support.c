@@ -1,11 +1,25 @@
-/* What every board shares besides the heap: stack painting and its scan, console number
- * formatting, the stats line, and the stack-protector symbols. */
+/* What every board shares besides the heap: the reset code's common part, stack painting and
+ * its scan, console number formatting, the stats line, and the stack-protector symbols. */
 #include "board.h"
 
 #define PAINT 0x5AFEC0DEu
 
 extern uint32_t __stack_limit[];  /* lowest address of the stack (linker script) */
 extern uint32_t __stack_top[];    /* initial stack pointer (linker script) */
+
+extern uint32_t __data_load[], __data_start[], __data_end[], __bss_start[], __bss_end[];
+extern int main(int argc, char **argv);
+
+__attribute__((noreturn)) void board_boot(void) {
+    board_stack_paint();
+    uint32_t *src = __data_load;
+    for (uint32_t *dst = __data_start; dst < __data_end;) *dst++ = *src++;
+    for (uint32_t *dst = __bss_start; dst < __bss_end;) *dst++ = 0;
+    board_init();
+    board_console_str("board: ready\n");
+    int status = main(0, 0);
+    board_exit(status);
+}
 
 /* Paints from the stack's limit up to a little below this function's own frame. Called first
  * thing by the reset code, so everything above is still unused. */

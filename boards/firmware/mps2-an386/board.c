@@ -35,9 +35,7 @@
 #define CORE_HZ 25000000u
 #define BAUD 115200u
 
-extern uint32_t __data_load[], __data_start[], __data_end[], __bss_start[], __bss_end[];
 extern uint32_t __heap_start[], __heap_end[], __stack_top[];
-extern int main(int argc, char **argv);
 extern uintptr_t __stack_chk_guard;
 
 /* ---- clock ---- */
@@ -183,14 +181,7 @@ void HardFault_Handler(void) { report_fault("hard fault"); }
 void Default_Handler(void) { report_fault("unexpected interrupt"); }
 
 __attribute__((noreturn)) void Reset_Handler(void) {
-    board_stack_paint();
-    uint32_t *src = __data_load;
-    for (uint32_t *dst = __data_start; dst < __data_end;) *dst++ = *src++;
-    for (uint32_t *dst = __bss_start; dst < __bss_end;) *dst++ = 0;
-    board_init();
-    board_console_str("board: ready\n");
-    int status = main(0, 0);
-    board_exit(status);
+    board_boot();
 }
 
 typedef void (*vector)(void);

@@ -35,10 +35,8 @@
 
 #define TEST_DEVICE REG32(0x00100000u)
 
-extern uint32_t __data_load[], __data_start[], __data_end[], __bss_start[], __bss_end[];
 extern uint32_t __heap_start[], __heap_end[];
 extern uintptr_t __stack_chk_guard;
-extern int main(int argc, char **argv);
 extern long board_semihost(long operation, const void *argument);
 
 static uint64_t mtime(void) {
@@ -151,12 +149,5 @@ void board_init(void) {
 }
 
 __attribute__((noreturn)) void board_start(void) {
-    board_stack_paint();
-    uint32_t *src = __data_load;
-    for (uint32_t *dst = __data_start; dst < __data_end;) *dst++ = *src++;
-    for (uint32_t *dst = __bss_start; dst < __bss_end;) *dst++ = 0;
-    board_init();
-    board_console_str("board: ready\n");
-    int status = main(0, 0);
-    board_exit(status);
+    board_boot();
 }
