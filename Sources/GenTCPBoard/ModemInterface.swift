@@ -68,9 +68,7 @@ public struct ModemInterface<Dialect: ModemDialect> {
     var slots: [ModemLinkSlot]
     var receiveStorage: [UInt8]
     var sendStorage: [UInt8]
-    var events: [InterfaceEvent]
-    var eventStart = 0
-    var eventCount = 0
+    var events: FixedQueue<InterfaceEvent>
     /// When a waiting bring-up step (a probe retry) or a whole new bring-up may start.
     var retryAt: MillisecondInstant?
     var probesFailed = 0
@@ -104,7 +102,7 @@ public struct ModemInterface<Dialect: ModemDialect> {
         for link in 0..<links { slots.append(ModemLinkSlot(link: link, receiveCapacity: rxSize, sendCapacity: txSize)) }
         self.slots = slots
         // Per link at most a connect result and a failure wait, plus up/down news.
-        events = [InterfaceEvent](repeating: .up, count: 2 * links + 4)
+        events = FixedQueue(capacity: 2 * links + 4)
     }
 
     /// The number of links the interface uses (connections open at once).
@@ -168,12 +166,7 @@ extension ModemInterface: NetworkInterface {
 
     /// The oldest event: up/down news and connect results first, then readable and writable.
     public mutating func nextEvent() -> InterfaceEvent? {
-        if eventCount > 0 {
-            let event = events[eventStart]
-            eventStart = (eventStart + 1) % events.count
-            eventCount -= 1
-            return event
-        }
+        if let event = events.pop() { return event }
         for i in 0..<slots.count {
             let link = (nextLink + i) % slots.count
             guard slots[link].isHeld else { continue }
@@ -193,7 +186,7 @@ extension ModemInterface: NetworkInterface {
 
     /// Whether ``nextEvent()`` has something.
     var hasEvents: Bool {
-        if eventCount > 0 { return true }
+        if !events.isEmpty { return true }
         for slot in slots where slot.isHeld && (slot.readablePending || slot.writablePending) { return true }
         return false
     }

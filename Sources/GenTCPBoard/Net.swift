@@ -84,7 +84,8 @@ public struct Net<Interface: NetworkInterface & ~Copyable>: ~Copyable {
     var sockets: [SocketSlot]
     var listeners: [ListenerSlot]
     var timers: [ProgramTimer]
-    var notices: NoticeQueue
+    /// Messages without bytes, waiting for the program.
+    var notices: FixedQueue<BoardMessage>
     let delivery: UnsafeMutableRawBufferPointer
     /// The run loop's clock at this turn.
     public internal(set) var now: MillisecondInstant
@@ -101,7 +102,7 @@ public struct Net<Interface: NetworkInterface & ~Copyable>: ~Copyable {
         sockets = [SocketSlot](repeating: SocketSlot(), count: max(limits.sockets, 1))
         listeners = [ListenerSlot](repeating: ListenerSlot(), count: max(limits.listeners, 0))
         timers = [ProgramTimer](repeating: ProgramTimer(), count: max(limits.timers, 0))
-        notices = NoticeQueue(capacity: limits.notices + limits.sockets * 2)
+        notices = FixedQueue<BoardMessage>(capacity: limits.notices + limits.sockets * 2)
         delivery = UnsafeMutableRawBufferPointer.allocate(byteCount: max(limits.largestBuffer, 1), alignment: 8)
         self.now = now
     }
@@ -447,45 +448,10 @@ public struct Net<Interface: NetworkInterface & ~Copyable>: ~Copyable {
     }
 }
 
-/// A fixed ring of messages without bytes, waiting for the program.
-struct NoticeQueue {
-    var slots: [BoardMessage?]
-    var head = 0
-    var count = 0
-
-    init(capacity: Int) { slots = [BoardMessage?](repeating: nil, count: max(capacity, 1)) }
-
-    var isEmpty: Bool { count == 0 }
-
-    mutating func push(_ message: BoardMessage) -> Bool {
-        guard count < slots.count else { return false }
-        slots[(head + count) % slots.count] = message
-        count += 1
-        return true
-    }
-
-    mutating func pop() -> BoardMessage? {
-        guard count > 0 else { return nil }
-        let message = slots[head]
-        slots[head] = nil
-        head = (head + 1) % slots.count
-        count -= 1
-        return message
-    }
-
+extension FixedQueue where Element == BoardMessage {
     /// Drops every message about `socket`, keeping the others in order.
     mutating func remove(_ socket: BoardSocket) {
-        var kept = 0
-        let total = count
-        for i in 0..<total {
-            let message = slots[(head + i) % slots.count]
-            slots[(head + i) % slots.count] = nil
-            if let message, !NoticeQueue.concerns(message, socket) {
-                slots[(head + kept) % slots.count] = message
-                kept += 1
-            }
-        }
-        count = kept
+        removeAll { Self.concerns($0, socket) }
     }
 
     static func concerns(_ message: BoardMessage, _ socket: BoardSocket) -> Bool {

@@ -61,7 +61,9 @@ public struct SLIPInterface: NetworkInterface, ~Copyable {
     let frame: UnsafeMutableRawBufferPointer
     var frameLength = 0
     var encoder = SLIPEncoder()
-    var events = InterfaceEventQueue(capacity: 16)
+    /// Full: the event is dropped (the run loop's scan of every socket recovers readable and
+    /// writable; failures are read again from the stack).
+    var events = FixedQueue<InterfaceEvent>(capacity: 16)
 
     /// An interface with every slot allocated, its buffers included (the stack's `preallocate`):
     /// nothing is allocated afterwards, so a bump allocator is enough. `seed` keys the initial
@@ -278,32 +280,5 @@ public struct SLIPInterface: NetworkInterface, ~Copyable {
         case .wouldBlock: return SocketError(.tryAgain)
         case .permissionDenied: return SocketError(.permissionDenied)
         }
-    }
-}
-
-/// A fixed ring of interface events (allocated once).
-struct InterfaceEventQueue {
-    var slots: [InterfaceEvent?]
-    var head = 0
-    var count = 0
-
-    init(capacity: Int) { slots = [InterfaceEvent?](repeating: nil, count: max(capacity, 1)) }
-
-    /// False when full: the event is dropped (the run loop's scan of every socket recovers
-    /// readable/writable; failures are read again from the interface).
-    mutating func push(_ event: InterfaceEvent) -> Bool {
-        guard count < slots.count else { return false }
-        slots[(head + count) % slots.count] = event
-        count += 1
-        return true
-    }
-
-    mutating func pop() -> InterfaceEvent? {
-        guard count > 0 else { return nil }
-        let event = slots[head]
-        slots[head] = nil
-        head = (head + 1) % slots.count
-        count -= 1
-        return event
     }
 }
