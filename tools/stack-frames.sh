@@ -42,7 +42,10 @@ for module in $MODULES; do
     swiftc -target "$TRIPLE" $FLAGS -module-name "$module" -I "$OUT" \
         -emit-module -emit-module-path "$OUT/$module.swiftmodule" \
         -c "$ROOT"/Sources/"$module"/*.swift -o "$OUT/$module.o"
-    "$OBJDUMP" -d -r --no-show-raw-insn "$OUT/$module.o" >> "$OUT/all.dis"
+    # The outliner's functions are local and numbered per object (every module has an
+    # OUTLINED_FUNCTION_36): name them after their module, or chains would cross objects.
+    "$OBJDUMP" -d -r --no-show-raw-insn "$OUT/$module.o" |
+        sed "s/\(OUTLINED_FUNCTION_[0-9]*\)/\1.$module/g" >> "$OUT/all.dis"
 done
 
 python3 - "$OUT/all.dis" "$DEMANGLE" "$COUNT" "$BUDGET" <<'EOF'

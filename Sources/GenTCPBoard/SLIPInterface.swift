@@ -87,9 +87,11 @@ public struct SLIPInterface: NetworkInterface, ~Copyable {
         stackStorage.deallocate()
     }
 
+    /// The stack in place (addressors: the `_read`/`_modify` coroutines cost 560 bytes of
+    /// text on the M4).
     var stack: Stack {
-        _read { yield stackStorage.pointee }
-        nonmutating _modify { yield &stackStorage.pointee }
+        unsafeAddress { UnsafePointer(stackStorage) }
+        nonmutating unsafeMutableAddress { stackStorage }
     }
 
     public mutating func start(now: MillisecondInstant) {

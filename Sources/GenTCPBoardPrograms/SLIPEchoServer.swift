@@ -17,21 +17,27 @@ public struct SLIPEchoSettings: Sendable {
     /// Each connection's send and receive ring in the stack. Three segments or more keep a
     /// serial line busy; 1,460 bytes is one segment at MTU 1006 (stop and wait).
     public var window: Int
+    /// Sessions at once (echo, discard and source together). Every one is a preallocated slot
+    /// in the stack: with 1,460-byte windows, 3.5 KB of heap each (two rings, reassembly and
+    /// the SACK scoreboard). A connection beyond them waits: the stack drops its SYN, as for a
+    /// full backlog, and the peer's retransmitted SYN gets in once a session ends.
+    public var connections: Int
 
     /// Settings for a board at `local` with the host at `peer`.
     public init(local: IPv4Address, peer: IPv4Address, mtu: Int = 1006, baud: Int = 115_200, buffer: Int = 1460,
-                window: Int = 4096) {
+                window: Int = 4096, connections: Int = 2) {
         self.local = local
         self.peer = peer
         self.mtu = mtu
         self.baud = baud
         self.buffer = buffer
         self.window = window
+        self.connections = max(connections, 1)
     }
 
     /// The interface these settings describe.
     public var interface: SLIPInterfaceConfiguration {
-        SLIPInterfaceConfiguration(local: local, peer: peer, mtu: mtu, baud: baud, maximumConnections: 2,
+        SLIPInterfaceConfiguration(local: local, peer: peer, mtu: mtu, baud: baud, maximumConnections: connections,
                                    maximumListeners: 3, sendBuffer: window, receiveBuffer: window)
     }
 }
@@ -63,11 +69,12 @@ public struct SLIPEchoServer: BoardProgram, ~Copyable {
     /// The source's chunk, generated on the stack.
     static let chunk = 256
 
-    /// A server with the given settings; two sessions at once. `window` must hold at least
-    /// one `buffer` (the echo waits for that much room before it reads again).
+    /// A server with the given settings (``SLIPEchoSettings/connections`` sessions at once).
+    /// `window` must hold at least one `buffer` (the echo waits for that much room before it
+    /// reads again).
     public init(settings: SLIPEchoSettings) {
         self.settings = settings
-        sessions = [Session](repeating: Session(), count: 2)
+        sessions = [Session](repeating: Session(), count: settings.connections)
     }
 
     public mutating func start<I: NetworkInterface & ~Copyable>(_ net: inout Net<I>) {
@@ -201,8 +208,9 @@ public enum SLIPEchoFirmware {
         return runtime.run()
     }
 
-    /// The socket table the server needs: two sessions, three listeners, `buffer`-sized messages.
+    /// The socket table the server needs: its sessions, three listeners, a look-again timer per
+    /// session, `buffer`-sized messages.
     public static func limits(_ settings: SLIPEchoSettings) -> NetLimits {
-        NetLimits(sockets: 2, listeners: 3, timers: 2, largestBuffer: settings.buffer, notices: 16)
+        NetLimits(sockets: settings.connections, listeners: 3, timers: settings.connections, largestBuffer: settings.buffer, notices: 16)
     }
 }

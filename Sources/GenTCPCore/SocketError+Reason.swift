@@ -287,7 +287,9 @@ extension SocketError {
             }
         }
 
-        /// A one-line human description of this reason.
+        #if !hasFeature(Embedded)
+        /// A one-line human description of this reason (host builds only: the table is 3 KB of flash,
+        /// and a firmware reports the ``atom``, as OTP does without `inet:format_error`).
         public var summary: StaticString {
             switch self {
             case .closed: "the socket is closed"
@@ -380,5 +382,6 @@ extension SocketError {
             case .unsupportedUpgrade: "this socket cannot be upgraded to TLS"
             }
         }
+        #endif
     }
 }

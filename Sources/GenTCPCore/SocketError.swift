@@ -3,7 +3,7 @@
 /// It wraps a ``Reason``, which names the failure as Erlang/OTP's `gen_tcp` and `inet` would
 /// (`{error, econnrefused}` becomes `SocketError(.connectionRefused)`), and carries an optional
 /// static detail for bad arguments, so that a wrong option says which one.
-public struct SocketError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct SocketError: Error, Hashable, Sendable {
     /// Why the operation failed.
     public var reason: Reason
     /// A short static note on what exactly was wrong (e.g. `"buffer must be 1...16777216"`), or empty.
@@ -25,19 +25,6 @@ public struct SocketError: Error, Hashable, Sendable, CustomStringConvertible {
         self.detail = detail
         self.alert = alert
         self.alertOrigin = origin
-    }
-
-    /// `atom: summary`, and the detail when there is one: e.g. `econnrefused: connection refused`;
-    /// a TLS alert as OTP prints it, with the side: `tls_alert: unknown_ca, generated`.
-    public var description: String {
-        var text: String
-        if reason == .tlsAlert, let alert, let alertOrigin {
-            text = "\(reason.atom): \(alert.name), \(alertOrigin)"
-        } else {
-            text = "\(reason.atom): \(reason.summary)"
-        }
-        if detail.utf8CodeUnitCount > 0 { text += " (\(detail))" }
-        return text
     }
 
     public static func == (lhs: SocketError, rhs: SocketError) -> Bool { lhs.reason == rhs.reason }
@@ -65,3 +52,20 @@ extension SocketError {
     /// `cancelled`, with no detail: the waiting task was cancelled, or its process exited.
     public static let cancelled = SocketError(.cancelled)
 }
+
+#if !hasFeature(Embedded)
+extension SocketError: CustomStringConvertible {
+    /// `atom: summary`, and the detail when there is one: e.g. `econnrefused: connection refused`;
+    /// a TLS alert as OTP prints it, with the side: `tls_alert: unknown_ca, generated`.
+    public var description: String {
+        var text: String
+        if reason == .tlsAlert, let alert, let alertOrigin {
+            text = "\(reason.atom): \(alert.name), \(alertOrigin)"
+        } else {
+            text = "\(reason.atom): \(reason.summary)"
+        }
+        if detail.utf8CodeUnitCount > 0 { text += " (\(detail))" }
+        return text
+    }
+}
+#endif

@@ -185,7 +185,7 @@ struct DataTests {
         let (connection, iss) = establishActive(&h, options: ConnectionOptions(sendBufferSize: 1000))
         #expect(h.send(connection, pattern(1500, seed: 1)) == 1000)
         #expect(h.send(connection, [1]) == 0)
-        #expect(!h.stack.isWritable(connection))
+        #expect(h.stack.isWritable(connection) == false)
         _ = h.drain()
         h.feed(peer(.ack, seq: 5001, ack: iss &+ 500, from: 80, to: 4000), at: 10)
         #expect(h.events() == [.writable(connection)])

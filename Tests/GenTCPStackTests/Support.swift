@@ -65,7 +65,7 @@ func peer(
 }
 
 /// A stack driven by hand: feed segments at given times, collect what it sends.
-struct Harness {
+struct Harness: ~Copyable {
     var stack: Stack
     var now: Int64 = 0
 

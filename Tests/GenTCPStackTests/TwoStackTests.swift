@@ -56,7 +56,7 @@ struct Line {
     var nextArrival: Int64? { queue.first?.arrival }
 }
 
-struct Transfer {
+struct Transfer: ~Copyable {
     var a: Stack
     var b: Stack
     var ab: Line

@@ -81,7 +81,7 @@ struct Wire {
 }
 
 /// Two stacks, the wires between them, the clock and the application buffers (allocated once).
-struct Bench {
+struct Bench: ~Copyable {
     var a: Stack
     var b: Stack
     var ab = Wire(slots: 64)
