@@ -24,6 +24,8 @@ struct Case: Sendable {
     var goal: Double?
     var genTCP: @Sendable (POSIXDriver) async throws -> Sample
     var raw: @Sendable () async throws -> Sample
+    /// The same work on OTP's gen_tcp (``OTPPeer``), where the case has an OTP form.
+    var otp: (@Sendable (OTPPeer) -> Sample)? = nil
 
     /// Work units per second for a sample: bytes/s or round trips/s.
     func rate(_ s: Sample) -> Double {
@@ -48,26 +50,35 @@ struct Case: Sendable {
 /// The cases of the table, in order.
 func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
     let big = 64 * 1024
-    let otp = SocketOptions.defaultBuffer
+    let small = SocketOptions.defaultBuffer
     func bulk(_ name: String, _ title: String, buffer: Int, active: Bool, goal: Double?) -> Case {
         Case(name: name, title: title, reference: "raw read(\(formatSize(buffer)))", work: .bytes(bytes), goal: goal,
              genTCP: { try await Bulk.genTCPReceiver(total: bytes, buffer: buffer, active: active, driver: $0) },
-             raw: { Bulk.rawReceiver(total: bytes, readSize: buffer) })
+             raw: { Bulk.rawReceiver(total: bytes, readSize: buffer) },
+             otp: { $0.bulk(total: bytes, buffer: buffer, active: active) })
     }
     func pingPong(_ name: String, _ title: String, _ client: PingPong.Client, goal: Double?) -> Case {
         Case(name: name, title: title, reference: "raw write+read", work: .roundTrips(roundTrips), goal: goal,
              genTCP: { try await PingPong.genTCP(client, roundTrips: roundTrips, driver: $0) },
-             raw: { PingPong.raw(roundTrips: roundTrips) })
+             raw: { PingPong.raw(roundTrips: roundTrips) },
+             otp: { peer in
+                 switch client {
+                 case .passive: peer.pingPong(roundTrips: roundTrips, once: false)
+                 case .activeOnce: peer.pingPong(roundTrips: roundTrips, once: true)
+                 case .passiveSpinning: fatalError("gentcp-bench: no OTP form of the spinning ping-pong")
+                 }
+             })
     }
     return [
         bulk("bulk-passive-64k", "bulk, passive recv(0), buffer 64 KiB", buffer: big, active: false, goal: 0.9),
         bulk("bulk-active-64k", "bulk, {active,true}, buffer 64 KiB", buffer: big, active: true, goal: 0.9),
-        bulk("bulk-passive-1460", "bulk, passive recv(0), buffer 1460", buffer: otp, active: false, goal: nil),
-        bulk("bulk-active-1460", "bulk, {active,true}, buffer 1460", buffer: otp, active: true, goal: nil),
+        bulk("bulk-passive-1460", "bulk, passive recv(0), buffer 1460", buffer: small, active: false, goal: nil),
+        bulk("bulk-active-1460", "bulk, {active,true}, buffer 1460", buffer: small, active: true, goal: nil),
         Case(name: "bulk-both-64k", title: "bulk, GenTCP both ends, 64 KiB", reference: "raw both ends",
              work: .bytes(bytes), goal: 0.9,
              genTCP: { try await Bulk.genTCPBothEnds(total: bytes, buffer: big, driver: $0) },
-             raw: { Bulk.rawReceiver(total: bytes, readSize: big) }),
+             raw: { Bulk.rawReceiver(total: bytes, readSize: big) },
+             otp: { $0.bothEnds(total: bytes, buffer: big) }),
         pingPong("pingpong-passive", "ping-pong 64 B, passive recv(64)", .passive, goal: 0.8),
         pingPong("pingpong-once", "ping-pong 64 B, {active,once}", .activeOnce, goal: 0.8),
     ]
@@ -82,6 +93,6 @@ func experimentCases(roundTrips: Int) -> [Case] {
              title: "  same, poll recv(64,0) \(spin / 1000) µs first",
              reference: "raw write+read", work: .roundTrips(roundTrips), goal: nil,
              genTCP: { try await PingPong.genTCP(.passiveSpinning(spinNanoseconds: UInt64(spin)), roundTrips: roundTrips, driver: $0) },
-             raw: { PingPong.raw(roundTrips: roundTrips) })
+             raw: { PingPong.raw(roundTrips: roundTrips) }, otp: nil)
     }
 }

@@ -13,7 +13,8 @@ let usage = """
     USAGE: gentcp-bench [--quick] [--bytes N] [--round-trips N] [--repeat N] [--only NAME,...] [--diagnose] [--list]
 
     Measures GenTCP's posix driver against plain blocking sockets (read/write on threads) over
-    127.0.0.1, interleaving the two, and prints throughput and the ratio GenTCP/raw.
+    127.0.0.1 and, when `escript` (erlang-base) is installed, against Erlang/OTP's gen_tcp doing
+    the same work; interleaves them, and prints throughput and the ratios GenTCP/raw and GenTCP/OTP.
 
       --quick          64 MiB bulk, 20000 round trips, 5 repeats (well under 30 s)
       --bytes N        bulk size (suffixes k, M, G); default 1G
@@ -22,6 +23,8 @@ let usage = """
       --only NAMES     run only these cases (comma-separated; see --list)
       --diagnose       afterwards, count system calls per delivery and try the spin experiment
       --list           list the cases and exit
+      --no-otp         leave out the OTP column (by default, when `escript` is installed, OTP's gen_tcp
+                       runs every case that has an OTP form, interleaved with GenTCP and raw)
       --serial         instead: goodput of the serial drivers on simulated lines (1 MiB each way,
                        or --bytes), as a fraction of the line's limit; also printed after a full run;
                        then gen_udp over slip and through the three modems (256 KiB each way)
@@ -69,6 +72,7 @@ var bytesGiven = false, roundTripsGiven = false, repeatsGiven = false
 var tlsOnly = false
 var handshakeCount = 500
 var handshakesGiven = false
+var otpWanted = true
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 func fail(_ text: String) -> Never {
@@ -112,6 +116,7 @@ while !arguments.isEmpty {
     case "--serial": serialOnly = true
     case "--udp": udpOnly = true
     case "--tls": tlsOnly = true
+    case "--no-otp": otpWanted = false
     case "--handshakes":
         let v = value()
         guard let n = parseSize(v) else { fail("bad --handshakes \(v)") }
@@ -190,6 +195,9 @@ struct Result {
     var raw: [Sample] = []
     /// raw time / GenTCP time of each adjacent pair: GenTCP's throughput as a fraction of raw.
     var ratios: [Double] = []
+    /// OTP's runs, when OTP runs (``OTPPeer``), and GenTCP's rate / OTP's in each round.
+    var otp: [Sample] = []
+    var otpRatios: [Double] = []
 }
 
 /// Progress on stderr, only when it is a terminal.
@@ -198,14 +206,17 @@ func progress(_ text: String) {
     _ = text.withCString { write(2, $0, strlen($0)) }
 }
 
-/// Runs every case `repeats` times as GenTCP/raw pairs, alternating which goes first.
-/// `warmUp` are the same cases with little work, run once untimed first (threads of the reactor,
-/// the timers and the pool; code; the allocator).
-func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, driver: POSIXDriver) async throws -> [Result] {
+/// Runs every case `repeats` times as GenTCP/raw pairs, alternating which goes first; with
+/// `otp`, as GenTCP/raw/OTP triples, each round starting one further along (G R O, R O G,
+/// O G R, ...). `warmUp` are the same cases with little work, run once untimed first (threads of
+/// the reactor, the timers and the pool; code; the allocator; the BEAM's).
+func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, driver: POSIXDriver,
+             otp: OTPPeer? = nil) async throws -> [Result] {
     var warmed = Set<String>()
     for c in warmUp where cases.contains(where: { $0.name == c.name }) && warmed.insert(c.name).inserted {
         if side != "raw" { _ = try await c.genTCP(driver) }
         if side != "gentcp" { _ = try await c.raw() }
+        if side == nil, let otp, let run = c.otp { _ = run(otp) }
     }
     var results = cases.map { Result(c: $0) }
     for round in 0..<repeats {
@@ -217,6 +228,19 @@ func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, drive
                 // Profiling one side: the other gets a copy so the table still prints.
                 g = side == "gentcp" ? try await c.genTCP(driver) : try await c.raw()
                 r = g
+            } else if let otp, let runOTP = c.otp {
+                var gs: Sample?, rs: Sample?, os: Sample?
+                for k in 0..<3 {
+                    switch (round + k) % 3 {
+                    case 0: gs = try await c.genTCP(driver)
+                    case 1: rs = try await c.raw()
+                    default: os = runOTP(otp)
+                    }
+                }
+                g = gs!
+                r = rs!
+                results[i].otp.append(os!)
+                results[i].otpRatios.append(c.rate(g) / c.rate(os!))
             } else if round % 2 == 0 {
                 g = try await c.genTCP(driver)
                 r = try await c.raw()
@@ -235,16 +259,20 @@ func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, drive
 }
 
 func printTable(_ results: [Result]) {
-    let widths = [38, 18, 12, 12, 6, 11, 11]
+    let withOTP = results.contains { !$0.otp.isEmpty }
+    let widths = [38, 18, 12, 12, 6, 11, 11, 12, 6, 11, 11]
     func row(_ cells: [String]) {
         var line = ""
         for (i, cell) in cells.enumerated() {
-            line += i >= 2 && i <= 5 ? pad(cell, widths[i], right: true) : pad(cell, widths[i])
+            let right = (i >= 2 && i <= 5) || (i >= 7 && i <= 9)
+            line += right ? pad(cell, widths[i], right: true) : pad(cell, widths[i])
             line += " "
         }
         say(line)
     }
-    row(["case", "reference", "GenTCP", "raw", "ratio", "pair range", "  goal"])
+    var header = ["case", "reference", "GenTCP", "raw", "ratio", "pair range", "  goal"]
+    if withOTP { header += ["OTP", "vs OTP", "range", "  goal"] }
+    row(header)
     for r in results {
         let g = median(r.genTCP.map { r.c.rate($0) })
         let w = median(r.raw.map { r.c.rate($0) })
@@ -254,7 +282,23 @@ func printTable(_ results: [Result]) {
         if let target = r.c.goal {
             goal = "  >=" + format(target, 2) + (ratio >= target ? " PASS" : " MISS")
         }
-        row([r.c.title, r.c.reference, r.c.formatted(g), r.c.formatted(w), format(ratio, 2), range, goal])
+        var cells = [r.c.title, r.c.reference, r.c.formatted(g), r.c.formatted(w), format(ratio, 2), range, goal]
+        if withOTP {
+            if r.otp.isEmpty {
+                cells += ["-", "-", "-", ""]
+            } else {
+                // Issue 14: GenTCP at least as fast as OTP's gen_tcp in every case.
+                let o = median(r.otp.map { r.c.rate($0) }), vs = median(r.otpRatios)
+                cells += [r.c.formatted(o), format(vs, 2),
+                          format(r.otpRatios.min()!, 2) + "-" + format(r.otpRatios.max()!, 2),
+                          "  >=1.00" + (vs >= 1 ? " PASS" : " MISS")]
+            }
+        }
+        row(cells)
+    }
+    if withOTP {
+        say("(vs OTP: GenTCP's rate / OTP gen_tcp's in the same round, median over rounds; OTP runs in one")
+        say(" escript BEAM with 2 schedulers against the same raw peers, timed inside the BEAM over the same span.)")
     }
 }
 
@@ -278,13 +322,16 @@ func printBreakdown(_ results: [Result]) {
     say()
     say("Where the time goes (medians; CPU = all threads of this process, both ends included;")
     say("csw = context switches, flt = minor page faults, per GenTCP delivery or per raw read/round trip):")
-    let widths = [20, 10, 7, 8, 8, 8, 8, 8, 10]
+    let widths = [20, 10, 7, 8, 8, 8, 8, 8, 10, 10, 8, 8]
     func row(_ cells: [String]) {
         var line = ""
         for (i, cell) in cells.enumerated() { line += (i == 0 ? pad(cell, widths[i]) : pad(cell, widths[i], right: true)) + " " }
         say(line)
     }
-    row(["case", "deliveries", "B/dlv", "CPU g/r", "csw gen", "csw raw", "flt gen", "flt raw", "extra µs"])
+    let withOTP = results.contains { !$0.otp.isEmpty }
+    var header = ["case", "deliveries", "B/dlv", "CPU g/r", "csw gen", "csw raw", "flt gen", "flt raw", "extra µs"]
+    if withOTP { header += ["dlv OTP", "CPU g/o", "csw OTP"] }
+    row(header)
     for r in results {
         func per(_ samples: [Sample], _ value: (Sample) -> Int) -> String {
             format(median(samples.map { Double(value($0)) / Double(max($0.deliveries, 1)) }), 2)
@@ -297,11 +344,25 @@ func printBreakdown(_ results: [Result]) {
         if case .handshakes = r.c.work { size = "-" }
         // (GenTCP - raw) wall time, spread over GenTCP's deliveries.
         let extra = median(zip(r.genTCP, r.raw).map { ($0.seconds - $1.seconds) / Double(max($0.deliveries, 1)) * 1e6 })
-        row([r.c.name, format(dlv, 0), size, format(cpuRatio, 2),
-             per(r.genTCP, \.switches), per(r.raw, \.switches), per(r.genTCP, \.faults), per(r.raw, \.faults),
-             format(extra, 2)])
+        var cells = [r.c.name, format(dlv, 0), size, format(cpuRatio, 2),
+                     per(r.genTCP, \.switches), per(r.raw, \.switches), per(r.genTCP, \.faults), per(r.raw, \.faults),
+                     format(extra, 2)]
+        if withOTP {
+            if r.otp.isEmpty {
+                cells += ["-", "-", "-"]
+            } else {
+                cells += [format(median(r.otp.map { Double($0.deliveries) }), 0),
+                          format(median(zip(r.genTCP, r.otp).map { $0.cpu / max($1.cpu, 1e-9) }), 2),
+                          per(r.otp, \.switches)]
+            }
+        }
+        row(cells)
     }
     say("(CPU g/r: CPU time of the GenTCP run / the raw run; extra µs: (GenTCP - raw) wall time per GenTCP delivery.)")
+    if withOTP {
+        say("(dlv OTP: recv results or messages OTP's receiver handled; CPU g/o: GenTCP's CPU / OTP's, the BEAM's")
+        say(" CPU from /proc plus this process's peer thread; csw OTP: the BEAM's switches and the peer's, per OTP delivery.)")
+    }
 }
 
 func printDiagnosis(_ cases: [Case]) async throws {
@@ -399,11 +460,26 @@ say("bulk \(formatSize(bytes)) one way; ping-pong \(roundTrips) round trips of \
 say("Ratio = GenTCP throughput / raw throughput of adjacent runs (median over pairs). Bulk sender: a raw blocking")
 say("writer thread (\(formatSize(Bulk.writeSize)) writes) for GenTCP and raw alike, so the ratio isolates the receive path,")
 say("except 'GenTCP both ends'. Ping-pong: raw blocking echo peer for both; TCP_NODELAY on both ends.")
+var otpPeer: OTPPeer?
+if !otpWanted {
+    say("OTP: left out (--no-otp).")
+} else if side != nil {
+    say("OTP: left out (--side profiles one side).")
+} else {
+    switch OTPPeer.start() {
+    case .success(let peer):
+        otpPeer = peer
+        say("OTP \(peer.release): gen_tcp in one escript BEAM (+S 2), the same peers and options; rounds rotate GenTCP/raw/OTP.")
+    case .failure(let why):
+        say("OTP: skipped (\(why.reason)).")
+    }
+}
 say("\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")
 say()
 let results = try await measure(
     cases, warmUp: standardCases(bytes: warmBytes, roundTrips: warmTrips) + experimentCases(roundTrips: warmTrips),
-    repeats: repeats, side: side, driver: .posix)
+    repeats: repeats, side: side, driver: .posix, otp: otpPeer)
+otpPeer?.stop()
 printTable(results)
 say("load average \(loadAverage()) at the end.")
 printBreakdown(results)
