@@ -29,6 +29,21 @@ extension Socket {
                 return
             }
             guard s.readEnd == .open, let connection = s.connection else { return }
+            // Small messages: one read for several of them (see `batchLimit`).
+            let batch = batchLimit(s, budget: budget + 1)
+            if batch > 1 {
+                switch readBatch(connection, messages: batch, &s, &e) {
+                case .delivered(let count):
+                    budget -= count - 1
+                    continue
+                case .wouldBlock:
+                    armRead(&s)
+                    return
+                case .ended(let reason):
+                    deliverEnd(reason, &s, &e)
+                    return
+                }
+            }
             let capacity = readAllocation(s)
             var result = IOResult.wouldBlock
             let data = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
@@ -47,6 +62,56 @@ extension Socket {
             case .failed(let reason):
                 deliverEnd(reason, &s, &e)
                 return
+            }
+        }
+    }
+
+    /// The most bytes one batched read takes (see ``batchLimit(_:budget:)``).
+    static let batchBytes = 64 * 1024
+
+    /// How many messages one read may fill: with a `buffer` much smaller than what the kernel
+    /// holds, a read per message is a system call per 1,460 bytes, where OTP's and raw readers
+    /// pay the same and a batch pays once. Only plain sockets (a TLS engine hands out a record
+    /// per read), only as many messages as the active mode still allows (`once`: 1, `{active,
+    /// N}`: N) and this wakeup's budget, and at most `batchBytes`. Every byte a batch reads
+    /// becomes a message in the same pump, so nothing is read ahead of the owner's mailbox.
+    func batchLimit(_ s: PortState, budget: Int) -> Int {
+        guard security == .plain, s.stash.isEmpty else { return 1 }
+        let allowed: Int
+        switch s.options.active {
+        case .passive, .once: return 1
+        case .active: allowed = budget
+        case .count(let n): allowed = min(n, budget)
+        }
+        return max(1, min(allowed, Socket.batchBytes / max(s.options.buffer, 1)))
+    }
+
+    enum BatchOutcome {
+        case delivered(Int)
+        case wouldBlock
+        case ended(SocketError.Reason?)
+    }
+
+    /// Reads up to `messages` × `buffer` bytes at once and delivers them as messages of
+    /// `buffer` bytes (the last one shorter).
+    private func readBatch(_ connection: any Connection, messages: Int, _ s: inout PortState,
+                           _ e: inout Effects) -> BatchOutcome {
+        let size = s.options.buffer
+        return withUnsafeTemporaryAllocation(byteCount: size * messages, alignment: 16) { scratch in
+            switch connection.read(into: scratch) {
+            case .bytes(let n):
+                var offset = 0
+                var count = 0
+                while offset < n {
+                    let chunk = min(size, n - offset)
+                    deliverData(Array(UnsafeRawBufferPointer(rebasing: scratch[offset..<(offset + chunk)])), &s, &e)
+                    offset += chunk
+                    count += 1
+                }
+                return .delivered(max(count, 1))
+            case .wouldBlock: return .wouldBlock
+            case .endOfStream: return .ended(nil)
+            case .failed(let reason): return .ended(reason)
             }
         }
     }

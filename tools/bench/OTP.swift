@@ -135,13 +135,19 @@ final class OTPPeer: @unchecked Sendable {
 
     /// Starts the escript, or returns why it cannot: `escript` is not installed, or the BEAM
     /// did not come up.
-    static func start() -> Swift.Result<OTPPeer, OTPUnavailable> {
+    /// `emulatorFlags` go after `+S 2` on the script's `%%!` line (e.g. `+sbwt none`, to see
+    /// what the schedulers' busy wait buys).
+    static func start(emulatorFlags: String = "") -> Swift.Result<OTPPeer, OTPUnavailable> {
         guard let escript = findInPath("escript") else { return .failure(OTPUnavailable(reason: "escript is not installed (apt install erlang-base)")) }
         var template = Array("/tmp/gentcp-bench-otp-XXXXXX".utf8CString)
         let fd = mkstemp(&template)
         guard fd >= 0 else { return .failure(OTPUnavailable(reason: "cannot write the escript to /tmp")) }
         let path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let text = Array(script.utf8)
+        var source = script
+        if !emulatorFlags.isEmpty {
+            source = source.replacingFirst("%%! +S 2\n", with: "%%! +S 2 \(emulatorFlags)\n")
+        }
+        let text = Array(source.utf8)
         let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         close(fd)
         guard written == text.count else { return .failure(OTPUnavailable(reason: "cannot write the escript to \(path)")) }
@@ -298,6 +304,19 @@ enum ProcessCounters {
             bytes += chunk[0..<n]
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension String {
+    /// `self` with the first `target` replaced (no Foundation here).
+    func replacingFirst(_ target: String, with replacement: String) -> String {
+        let bytes = Array(utf8), pattern = Array(target.utf8)
+        guard !pattern.isEmpty, bytes.count >= pattern.count else { return self }
+        for i in 0...(bytes.count - pattern.count) where Array(bytes[i..<(i + pattern.count)]) == pattern {
+            return String(decoding: bytes[..<i], as: UTF8.self) + replacement
+                + String(decoding: bytes[(i + pattern.count)...], as: UTF8.self)
+        }
+        return self
     }
 }
 

@@ -12,23 +12,28 @@ enum PerfCounts {
         ("syscalls:sys_enter_read", "read", 7), ("syscalls:sys_enter_sendto", "send", 6),
         ("syscalls:sys_enter_sendmsg", "sendmsg", 7), ("syscalls:sys_enter_epoll_wait", "epoll_wt", 8),
         ("syscalls:sys_enter_epoll_ctl", "epoll_ctl", 9), ("syscalls:sys_enter_futex", "futex", 7),
-        ("syscalls:sys_enter_madvise", "madvise", 7),
+        ("syscalls:sys_enter_madvise", "madvise", 7), ("syscalls:sys_enter_recvfrom", "recvfrom", 8),
+        ("syscalls:sys_enter_writev", "writev", 6), ("syscalls:sys_enter_sched_yield", "yield", 7),
     ]
 
     /// Runs every case once per side under `perf stat`; `units` is the work of one run plus its
     /// warm-up, in 64 KiB blocks (bulk) or round trips (ping-pong).
-    static func run(_ cases: [Case], bytesArgument: String, roundTripsArgument: String, units: (Case) -> Double) {
+    /// With `otp`, the cases with an OTP form also run on OTP's side (the BEAM is a child of the
+    /// counted process, so perf counts it; its start-up, about 0.1 s of CPU, is in the figures).
+    static func run(_ cases: [Case], bytesArgument: String, roundTripsArgument: String, otp: Bool = false,
+                    otpFlags: String = "", units: (Case) -> Double) {
         var header = pad("case", 20) + " " + pad("side", 6) + " " + pad("cpu ms", 8, right: true)
         for e in events { header += " " + pad(e.label, e.width, right: true) }
         say(header)
         let output = "/tmp/gentcp-bench-perf-\(getpid()).csv"
         defer { unlink(output) }
         for c in cases {
-            for side in ["raw", "gentcp"] {
+            for side in ["raw", "gentcp"] + (otp && c.otp != nil ? ["otp"] : []) {
                 let arguments = ["perf", "stat", "-x,", "-o", output,
                                  "-e", (["task-clock"] + events.map(\.name)).joined(separator: ","),
                                  "/proc/self/exe".resolvedSelf, "--only", c.name, "--repeat", "1",
                                  "--bytes", bytesArgument, "--round-trips", roundTripsArgument, "--side", side]
+                    + (side == "otp" && !otpFlags.isEmpty ? ["--otp-flags", otpFlags] : [])
                 guard spawnAndWait(arguments) == 0, let values = parse(output) else {
                     say("gentcp-bench: perf stat failed for \(c.name) (\(side)); is perf installed and allowed?")
                     return

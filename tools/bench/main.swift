@@ -25,10 +25,12 @@ let usage = """
       --list           list the cases and exit
       --no-otp         leave out the OTP column (by default, when `escript` is installed, OTP's gen_tcp
                        runs every case that has an OTP form, interleaved with GenTCP and raw)
+      --otp-flags F    extra emulator flags for the OTP side (e.g. "+sbwt none +sbwtdcpu none +sbwtdio none":
+                       schedulers that sleep at once instead of spinning first)
       --serial         instead: goodput of the serial drivers on simulated lines (1 MiB each way,
                        or --bytes), as a fraction of the line's limit; also printed after a full run;
                        then gen_udp over slip and through the three modems (256 KiB each way)
-      --side SIDE      run only one side, gentcp or raw (for profilers: perf, strace); no ratios
+      --side SIDE      run only one side, gentcp, raw or otp (for profilers: perf, strace); no ratios
       --udp            instead: gen_udp on posix against raw UDP sockets (ping-pong 64 B and 1400 B,
                        passive and active; one way 64 B and 1400 B, one datagram per call and
                        batches, credit-paced, with losses counted), then UDP goodput over slip on
@@ -73,6 +75,7 @@ var tlsOnly = false
 var handshakeCount = 500
 var handshakesGiven = false
 var otpWanted = true
+var otpFlags = ""
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 func fail(_ text: String) -> Never {
@@ -110,13 +113,14 @@ while !arguments.isEmpty {
     case "--perf": perfCounts = true
     case "--side":
         let v = value()
-        guard v == "gentcp" || v == "raw" else { fail("--side must be gentcp or raw") }
+        guard v == "gentcp" || v == "raw" || v == "otp" else { fail("--side must be gentcp, raw or otp") }
         side = v
     case "--list": listOnly = true
     case "--serial": serialOnly = true
     case "--udp": udpOnly = true
     case "--tls": tlsOnly = true
     case "--no-otp": otpWanted = false
+    case "--otp-flags": otpFlags = value()
     case "--handshakes":
         let v = value()
         guard let n = parseSize(v) else { fail("bad --handshakes \(v)") }
@@ -176,7 +180,10 @@ if perfCounts {
     if !bytesGiven { bytes = 256 << 20; bytesArgument = "256M" }
     if !roundTripsGiven { roundTrips = 50_000; roundTripsArgument = "50000" }
     let warmBytes = min(bytes, 8 << 20), warmTrips = min(roundTrips, 2000)
-    PerfCounts.run(cases, bytesArgument: bytesArgument, roundTripsArgument: roundTripsArgument) { c in
+    let otpCounted = otpWanted && findInPath("escript") != nil
+    if !otpCounted { say("OTP: \(otpWanted ? "skipped (escript is not installed)" : "left out (--no-otp)").") }
+    PerfCounts.run(cases, bytesArgument: bytesArgument, roundTripsArgument: roundTripsArgument, otp: otpCounted,
+                   otpFlags: otpFlags) { c in
         switch c.work {
         case .bytes: return Double(bytes + warmBytes) / 65536
         case .roundTrips: return Double(roundTrips + warmTrips)
@@ -214,9 +221,9 @@ func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, drive
              otp: OTPPeer? = nil) async throws -> [Result] {
     var warmed = Set<String>()
     for c in warmUp where cases.contains(where: { $0.name == c.name }) && warmed.insert(c.name).inserted {
-        if side != "raw" { _ = try await c.genTCP(driver) }
-        if side != "gentcp" { _ = try await c.raw() }
-        if side == nil, let otp, let run = c.otp { _ = run(otp) }
+        if side == nil || side == "gentcp" { _ = try await c.genTCP(driver) }
+        if side == nil || side == "raw" { _ = try await c.raw() }
+        if side == nil || side == "otp", let otp, let run = c.otp { _ = run(otp) }
     }
     var results = cases.map { Result(c: $0) }
     for round in 0..<repeats {
@@ -226,7 +233,13 @@ func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, drive
             let g: Sample, r: Sample
             if let side {
                 // Profiling one side: the other gets a copy so the table still prints.
-                g = side == "gentcp" ? try await c.genTCP(driver) : try await c.raw()
+                switch side {
+                case "gentcp": g = try await c.genTCP(driver)
+                case "otp":
+                    guard let otp, let runOTP = c.otp else { fail("--side otp: OTP is not running, or \(c.name) has no OTP form") }
+                    g = runOTP(otp)
+                default: g = try await c.raw()
+                }
                 r = g
             } else if let otp, let runOTP = c.otp {
                 var gs: Sample?, rs: Sample?, os: Sample?
@@ -463,13 +476,13 @@ say("except 'GenTCP both ends'. Ping-pong: raw blocking echo peer for both; TCP_
 var otpPeer: OTPPeer?
 if !otpWanted {
     say("OTP: left out (--no-otp).")
-} else if side != nil {
+} else if side != nil && side != "otp" {
     say("OTP: left out (--side profiles one side).")
 } else {
-    switch OTPPeer.start() {
+    switch OTPPeer.start(emulatorFlags: otpFlags) {
     case .success(let peer):
         otpPeer = peer
-        say("OTP \(peer.release): gen_tcp in one escript BEAM (+S 2), the same peers and options; rounds rotate GenTCP/raw/OTP.")
+        say("OTP \(peer.release): gen_tcp in one escript BEAM (+S 2\(otpFlags.isEmpty ? "" : " " + otpFlags)), the same peers and options; rounds rotate GenTCP/raw/OTP.")
     case .failure(let why):
         say("OTP: skipped (\(why.reason)).")
     }

@@ -154,6 +154,42 @@ extension Conformance {
             }
         }
 
+        @Test("F61 small buffer: a waiting burst becomes {active,N}'s N messages of at most buffer bytes, the rest stays unread, in order",
+              arguments: Backend.all)
+        func smallBufferBurst(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair(client: [.binary, .active(.passive), .buffer(100)])
+                let data = Pattern.bytes(count: 3000)
+                try await p.send(data)
+                await ctx.sleep(50)
+                try c.setopts(.active(.count(3)))
+                var got: [UInt8] = []
+                for _ in 0..<3 {
+                    guard case .tcp(let s, let payload) = await next(), s == c else {
+                        Issue.record("expected 3 data messages")
+                        return
+                    }
+                    #expect(payload.count >= 1 && payload.count <= 100)
+                    got += payload.bytes
+                }
+                #expect(await next() == .tcpPassive(c))
+                #expect(await next(50) == .none)
+                // What the three messages did not carry is still there, in order.
+                got += try await recvAll(c, count: data.count - got.count)
+                #expect(got == data)
+                // {active,true}: the same stream as messages of at most 100 bytes.
+                let more = Pattern.bytes(count: 20_000, seed: 61)
+                try c.setopts(.active(.active))
+                try await p.send(more)
+                let (streamed, sizes, stray) = await collectActive(c, count: more.count)
+                #expect(stray == nil)
+                #expect(streamed == more)
+                #expect(sizes.allSatisfy { $0 >= 1 && $0 <= 100 })
+                c.close()
+                p.close()
+            }
+        }
+
         @Test("F60 active to passive without losing data", arguments: Backend.all)
         func activeToPassive(_ backend: Backend) async throws {
             try await backend.run { ctx in
