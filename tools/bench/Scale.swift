@@ -78,6 +78,11 @@ enum Scale {
         /// Resident memory (this process, plus the BEAM for OTP): before connecting, connected and
         /// idle, right after the busy phase. Bytes; -1 when not measured.
         var before = -1, idle = -1, busy = -1
+        /// CPU seconds of the timed phase (``LoadSpec/cpu``) per round trip or per byte.
+        var cpuPerUnit = Double.nan
+        /// Echo: Jain's fairness index of the round trips per connection in the timed phase
+        /// ((sum x)^2 / (n sum x^2): 1 when every connection got as many, 1/n when one got all).
+        var fairness = Double.nan
         var failure: String?
 
         static func failed(_ why: String) -> RunResult {
@@ -95,6 +100,9 @@ enum Scale {
         var nanoseconds: UInt64
         var perConnection: Int
         var memory: @Sendable () -> Int
+        /// CPU seconds used so far by this process (the load generator; the server too for
+        /// GenTCP and raw), plus the BEAM's for OTP.
+        var cpu: @Sendable () -> Double
     }
 
     // MARK: - Memory and limits
@@ -108,6 +116,13 @@ enum Scale {
             if let kb = words.first.flatMap({ Int($0) }) { return kb * 1024 }
         }
         return 0
+    }
+
+    /// glibc's `malloc_trim(0)` (not in Swift's Glibc module; found with dlsym), when present.
+    static func trimHeap() {
+        typealias Trim = @convention(c) (Int) -> Int32
+        guard let symbol = dlsym(nil, "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
     }
 
     /// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns a line to print.
@@ -193,28 +208,38 @@ enum Scale {
         case .echo:
             // One round trip on every connection first: every connection is accepted and served.
             var unused = LatencyHistogram()
-            if case .failure(let f) = echo(fds, ep, until: 0, histogram: &unused) { return .failed("warm-up: \(f.text)") }
+            var counts = [Int](repeating: 0, count: fds.count)
+            if case .failure(let f) = echo(fds, ep, until: 0, histogram: &unused, counts: &counts) { return .failed("warm-up: \(f.text)") }
             result.idle = spec.memory()
             var histogram = LatencyHistogram()
+            let cpu0 = spec.cpu()
             let start = Snapshot.clock()
-            switch echo(fds, ep, until: start &+ spec.nanoseconds, histogram: &histogram) {
+            counts = [Int](repeating: 0, count: fds.count)
+            switch echo(fds, ep, until: start &+ spec.nanoseconds, histogram: &histogram, counts: &counts) {
             case .failure(let f): return .failed(f.text)
             case .success(let end):
+                result.cpuPerUnit = (spec.cpu() - cpu0) / Double(max(histogram.total, 1))
                 result.busy = spec.memory()
                 result.rate = Double(histogram.total) / (Double(end &- start) / 1e9)
                 result.p50 = histogram.percentile(0.5)
                 result.p99 = histogram.percentile(0.99)
                 result.max = histogram.percentile(1)
+                let sum = counts.reduce(0.0) { $0 + Double($1) }, squares = counts.reduce(0.0) { $0 + Double($1) * Double($1) }
+                result.fairness = squares > 0 ? sum * sum / (Double(counts.count) * squares) : .nan
                 if getenv("SCALE_DEBUG") != nil {
                     say("debug: \(spec.connections) conns: \(histogram.total) rt in \(format(Double(end &- start) / 1e6, 1)) ms; p50 \(histogram.percentile(0.5)) p99 \(histogram.percentile(0.99)) p99.9 \(histogram.percentile(0.999)) max \(histogram.percentile(1))")
                 }
             }
         case .bulk:
+            // Give the server a moment to accept every connection (no round trip proves it here).
+            usleep(50_000)
             result.idle = spec.memory()
+            let cpu0 = spec.cpu()
             let start = Snapshot.clock()
             switch bulk(fds, ep, perConnection: spec.perConnection) {
             case .failure(let f): return .failed(f.text)
             case .success(let end):
+                result.cpuPerUnit = (spec.cpu() - cpu0) / Double(spec.perConnection * spec.connections)
                 result.busy = spec.memory()
                 result.rate = Double(spec.perConnection * spec.connections) / (Double(end &- start) / 1e9)
             }
@@ -228,7 +253,7 @@ enum Scale {
     /// Request/response of `messageSize` bytes, one outstanding per connection, new requests
     /// until `until` (0: one each). Returns the time of the last response.
     private static func echo(_ fds: [Int32], _ ep: Int32, until: UInt64,
-                             histogram: inout LatencyHistogram) -> Swift.Result<UInt64, ScaleFailure> {
+                             histogram: inout LatencyHistogram, counts: inout [Int]) -> Swift.Result<UInt64, ScaleFailure> {
         let message = UnsafeMutableRawPointer.allocate(byteCount: 4096, alignment: 64)
         defer { message.deallocate() }
         memset(message, 0x42, 4096)
@@ -274,6 +299,7 @@ enum Scale {
                 got[i] = 0
                 let now = Snapshot.clock()
                 histogram.record(now &- sentAt[i])
+                counts[i] += 1
                 last = now
                 if now < until {
                     if let f = request(i) { return .failure(f) }
@@ -498,9 +524,19 @@ final class RawScaleServer: @unchecked Sendable {
             e.data.u64 = UInt64(fd)
             _ = epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e)
         }
+        /// Out of descriptors: the listener is left alone until a connection closes.
+        var listenerPaused = false
+        func listen(_ on: Bool) {
+            var e = epoll_event()
+            e.events = on ? UInt32(EPOLLIN.rawValue) : 0
+            e.data.u64 = listenerTag
+            _ = epoll_ctl(ep, EPOLL_CTL_MOD, listener, &e)
+            listenerPaused = !on
+        }
         func drop(_ fd: Int32) {
             connections[Int(fd)] = Connection()
             close(fd)
+            if listenerPaused { listen(true) }
         }
         /// Bulk: writes chunks until the socket is full or the connection's share is sent.
         func pump(_ fd: Int32) {
@@ -529,7 +565,11 @@ final class RawScaleServer: @unchecked Sendable {
                 if tag == listenerTag {
                     while true {
                         let fd = cgentcp_accept4(listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
-                        if fd < 0 { break }
+                        if fd < 0 {
+                            let e = cgentcp_errno()
+                            if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM { listen(false) }
+                            break
+                        }
                         var on: Int32 = 1
                         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
                         while connections.count <= Int(fd) { connections.append(Connection()) }
@@ -598,6 +638,9 @@ extension Scale {
         var bulkTotal: Int
         var rounds: Int
         var otpWanted: Bool
+        var driver: POSIXDriver = .posix
+        /// The brief wait given with --brief-wait, to print.
+        var briefWait: Int? = nil
     }
 
     /// Every run of one workload at one connection count: per server, one result per round.
@@ -634,14 +677,17 @@ extension Scale {
     static func runOne(_ server: Server, _ workload: Workload, count: Int, settings: Settings,
                        otp: OTPPeer?, nanoseconds: UInt64? = nil) async -> RunResult {
         let per = perConnection(settings, count)
-        func spec(_ port: Int, _ memory: @escaping @Sendable () -> Int) -> LoadSpec {
+        func spec(_ port: Int, _ memory: @escaping @Sendable () -> Int, beam: pid_t? = nil) -> LoadSpec {
             LoadSpec(port: port, connections: count, workload: workload, nanoseconds: nanoseconds ?? settings.nanoseconds,
-                     perConnection: per, memory: memory)
+                     perConnection: per, memory: memory,
+                     cpu: { Snapshot.now().cpu + (beam.map { ProcessCounters.read($0).cpu } ?? 0) })
         }
+        // Free heap pages from earlier runs would be reused by this one and hide its cost.
+        trimHeap()
         let ownMemory: @Sendable () -> Int = { residentBytes(nil) }
         switch server {
         case .genTCP:
-            switch GenTCPScaleServer.start(workload, perConnection: per, driver: .posix) {
+            switch GenTCPScaleServer.start(workload, perConnection: per, driver: settings.driver) {
             case .failure(let f): return .failed(f.text)
             case .success(let s):
                 var r = await generate(spec(s.port, ownMemory))
@@ -663,7 +709,7 @@ extension Scale {
             guard words.count == 2, words[0] == "port", let port = Int(words[1]) else {
                 return .failed("OTP '\(command)': \(reply)")
             }
-            let r = await generate(spec(port, { residentBytes(nil) + otp.residentBytes() }))
+            let r = await generate(spec(port, { residentBytes(nil) + otp.residentBytes() }, beam: otp.pid))
             guard let stopped = otp.request("stop-serve") else { return .failed("the BEAM exited") }
             if !stopped.hasPrefix("ok"), r.failure == nil { return .failed("OTP 'stop-serve': \(stopped)") }
             return r
@@ -681,6 +727,7 @@ extension Scale {
         say("bulk: \(formatSize(settings.bulkTotal)) split across the connections (at least 64 KiB each) in 64 KiB sends after a one-byte go.")
         say("\(settings.rounds) round(s) per connection count, servers rotating (G O R, O R G, R G O, ...); medians.")
         say(limitLine)
+        if let wait = settings.briefWait { say("The posix driver's brief wait: \(wait) µs (--brief-wait).") }
         var otp: OTPPeer?
         if !settings.otpWanted {
             say("OTP: left out (--no-otp).")
@@ -701,8 +748,9 @@ extension Scale {
         // Warm-up, untimed: threads, code, the allocator, the BEAM.
         for s in servers {
             _ = await runOne(s, .echo, count: 10, settings: settings, otp: otp, nanoseconds: 100_000_000)
-            _ = await runOne(s, .bulk, count: 1, settings: Settings(counts: [1], nanoseconds: 0, bulkTotal: 4 << 20,
-                                                                   rounds: 1, otpWanted: false), otp: otp)
+            var small = settings
+            small.bulkTotal = 4 << 20
+            _ = await runOne(s, .bulk, count: 1, settings: small, otp: otp)
         }
 
         var failures: [String] = []
@@ -774,7 +822,7 @@ extension Scale {
         var header: [(String, Int)] = [("conns", 6)]
         for s in servers {
             header.append((s.name, 12))
-            if echo { header += [("p50", 8), ("p99", 8), ("max", 8)] }
+            if echo { header += [("p50", 8), ("p99", 8), ("max", 8), ("fair", 5)] }
         }
         if hasOTP { header.append(("G/OTP", 6)) }
         header += [("G/raw", 6), ("  goals", 0)]
@@ -785,7 +833,7 @@ extension Scale {
                 cells.append((rateText(row.rate(s)), 12))
                 if echo {
                     cells += [(micro(row.latency(s, \.p50)), 8), (micro(row.latency(s, \.p99)), 8),
-                              (micro(row.latency(s, \.max)), 8)]
+                              (micro(row.latency(s, \.max)), 8), (row.latency(s, \.fairness).map { format($0, 2) } ?? "-", 5)]
                 }
             }
             var goals: [String] = []
@@ -798,11 +846,19 @@ extension Scale {
             cells.append((vr.map { format($0, 2) } ?? "-", 6))
             if echo, let g = row.latency(.genTCP, \.p99), let w = row.latency(.raw, \.p99) {
                 goals.append("p99<=2x raw " + (g <= 2 * w ? "PASS" : "MISS") + " (\(format(g / w, 2))x)")
+                // A p99 over round trips hides connections that got (almost) none.
+                if let f = row.latency(.genTCP, \.fairness), f < 0.5 {
+                    goals.append("but GenTCP starved connections (fair \(format(f, 2)))")
+                }
             }
             cells.append(("  " + goals.joined(separator: ", "), 0))
             line(cells)
         }
-        if echo { say("(p50, p99, max: medians over rounds of each run's percentiles; histogram buckets 6 % wide.)") }
+        if echo {
+            say("(p50, p99, max: medians over rounds of each run's percentiles over all round trips; histogram buckets")
+            say(" 6 % wide. fair: Jain's index of the round trips per connection, 1 = every connection served alike,")
+            say(" 1/C = one connection got them all.)")
+        }
         say("(G/OTP, G/raw: GenTCP's rate / the other's in the same round, median over rounds. Goals (issue):")
         say(" GenTCP ahead of OTP; GenTCP's echo p99 within 2x raw's. Report only.)")
 
@@ -821,8 +877,21 @@ extension Scale {
         if echo {
             say("(idle: after one round trip on every connection; busy: right after the timed phase.)")
         } else {
-            say("(idle: right after connecting, before the go; servers may not have accepted them all yet;")
-            say(" busy: right after the last byte arrived, connections still open.)")
+            say("(idle: 50 ms after connecting, before the go; busy: right after the last byte arrived, connections")
+            say(" still open.)")
+        }
+        say(echo ? "CPU per round trip, µs (all threads of this process: load generator and, for GenTCP and raw, the server;"
+                 : "CPU per MiB, ms (all threads of this process: load generator and, for GenTCP and raw, the server;")
+        say(" for OTP plus the BEAM's, from /proc):")
+        say(pad("conns", 6) + " " + servers.map { pad($0.name, 10, right: true) }.joined(separator: " "))
+        for row in rows {
+            let cells = servers.map { s -> String in
+                let g = row.good(s).map(\.cpuPerUnit).filter { $0.isFinite }
+                guard !g.isEmpty else { return pad("-", 10, right: true) }
+                let v = median(g)
+                return pad(echo ? format(v * 1e6, 1) : format(v * 1048576 * 1e3, 2), 10, right: true)
+            }
+            say(pad("\(row.count)", 6) + " " + cells.joined(separator: " "))
         }
 
         // How cost grows with the connection count.

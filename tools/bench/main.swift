@@ -52,6 +52,7 @@ let usage = """
                        per connection idle and busy; rounds rotate the servers (--repeat, default 3)
       --scale-connections LIST
                        connection counts for --scale, comma-separated; default 1,10,100,1000
+                       (--brief-wait US also applies to the GenTCP server of --scale)
       --perf           instead of timing, count syscalls/switches/faults per unit with `perf stat`
                        (runs this binary once per case and side; default 256M, 50000 round trips)
 
@@ -165,7 +166,9 @@ if quick {
 if scaleOnly {
     await Scale.run(Scale.Settings(
         counts: scaleConnections, nanoseconds: quick ? 500_000_000 : 2_000_000_000, bulkTotal: 64 << 20,
-        rounds: repeatsGiven ? repeats : 3, otpWanted: otpWanted))
+        rounds: repeatsGiven ? repeats : 3, otpWanted: otpWanted,
+        driver: briefWaitMicroseconds.map { POSIXDriver(briefWait: .microseconds($0)) } ?? .posix,
+        briefWait: briefWaitMicroseconds))
     exit(0)
 }
 if handshakesGiven && !tlsOnly && only == nil { only = ["tls-handshakes"] }
