@@ -859,7 +859,7 @@ extension Scale {
             say(" 6 % wide. fair: Jain's index of the round trips per connection, 1 = every connection served alike,")
             say(" 1/C = one connection got them all.)")
         }
-        say("(G/OTP, G/raw: GenTCP's rate / the other's in the same round, median over rounds. Goals (issue):")
+        say("(\(hasOTP ? "G/OTP, " : "")G/raw: GenTCP's rate / the other's in the same round, median over rounds. Goals (issue):")
         say(" GenTCP ahead of OTP; GenTCP's echo p99 within 2x raw's. Report only.)")
 
         say("Memory per connection, KiB (RSS of this process\(hasOTP ? ", plus the BEAM's for OTP" : ""); (idle - before)/C and (busy - before)/C):")
@@ -882,7 +882,7 @@ extension Scale {
         }
         say(echo ? "CPU per round trip, µs (all threads of this process: load generator and, for GenTCP and raw, the server;"
                  : "CPU per MiB, ms (all threads of this process: load generator and, for GenTCP and raw, the server;")
-        say(" for OTP plus the BEAM's, from /proc):")
+        say(hasOTP ? " for OTP plus the BEAM's, from /proc):" : " the same for both):")
         say(pad("conns", 6) + " " + servers.map { pad($0.name, 10, right: true) }.joined(separator: " "))
         for row in rows {
             let cells = servers.map { s -> String in
