@@ -226,9 +226,6 @@ enum Scale {
                 result.max = histogram.percentile(1)
                 let sum = counts.reduce(0.0) { $0 + Double($1) }, squares = counts.reduce(0.0) { $0 + Double($1) * Double($1) }
                 result.fairness = squares > 0 ? sum * sum / (Double(counts.count) * squares) : .nan
-                if getenv("SCALE_DEBUG") != nil {
-                    say("debug: \(spec.connections) conns: \(histogram.total) rt in \(format(Double(end &- start) / 1e6, 1)) ms; p50 \(histogram.percentile(0.5)) p99 \(histogram.percentile(0.99)) p99.9 \(histogram.percentile(0.999)) max \(histogram.percentile(1))")
-                }
             }
         case .bulk:
             // Give the server a moment to accept every connection (no round trip proves it here).
