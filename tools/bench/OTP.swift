@@ -30,6 +30,7 @@ final class OTPPeer: @unchecked Sendable {
                 Line ->
                     Words = string:lexemes(string:trim(Line), " "),
                     Reply = try run(Words) of
+                                {port, P} -> io_lib:format("port ~b", [P]);
                                 {Ns, N} -> io_lib:format("ok ~b ~b", [Ns, N])
                             catch
                                 Class:Reason -> io_lib:format("error ~p:~p", [Class, Reason])
@@ -84,7 +85,60 @@ final class OTPPeer: @unchecked Sendable {
             N = rounds(S, Msg, int(R), Mode, 0),
             T1 = erlang:monotonic_time(nanosecond),
             gen_tcp:close(S),
-            {T1 - T0, N}.
+            {T1 - T0, N};
+        %% serve-echo | serve-bulk PER: the --scale server. Listens on an ephemeral port, replies
+        %% `port N` at once; one acceptor process, one process per connection (passive, nodelay):
+        %% echo recv(S, 64)/send until the end of stream, or after a one-byte "go" PER bytes in
+        %% 64 KiB sends, then close. stop-serve closes the listener and ends the acceptor.
+        run([<<"serve-echo">>]) -> serve(echo, 0);
+        run([<<"serve-bulk">>, Per]) -> serve(bulk, int(Per));
+        run([<<"stop-serve">>]) -> stop_serve(), {0, 0}.
+
+        serve(Kind, Per) ->
+            stop_serve(),
+            {ok, L} = gen_tcp:listen(0, [binary, {active, false}, {nodelay, true}, {backlog, 1024},
+                                         {reuseaddr, true}, {ip, {127,0,0,1}}]),
+            {ok, Port} = inet:port(L),
+            Chunk = binary:copy(<<16#5A>>, 65536),
+            Acceptor = spawn(fun() -> accept_loop(L, Kind, Per, Chunk) end),
+            put(serving, {L, Acceptor}),
+            {port, Port}.
+
+        stop_serve() ->
+            case erase(serving) of
+                undefined -> ok;
+                {L, Acceptor} -> exit(Acceptor, kill), gen_tcp:close(L), ok
+            end.
+
+        accept_loop(L, Kind, Per, Chunk) ->
+            case gen_tcp:accept(L) of
+                {ok, S} ->
+                    Pid = spawn(fun() -> receive {go, S} -> serve_one(Kind, S, Per, Chunk) end end),
+                    case gen_tcp:controlling_process(S, Pid) of
+                        ok -> Pid ! {go, S};
+                        _ -> exit(Pid, kill), gen_tcp:close(S)
+                    end,
+                    accept_loop(L, Kind, Per, Chunk);
+                {error, _} -> ok
+            end.
+
+        serve_one(echo, S, _Per, _Chunk) -> echo(S);
+        serve_one(bulk, S, Per, Chunk) ->
+            case gen_tcp:recv(S, 1) of
+                {ok, _} -> catch send(S, Chunk, Per);
+                _ -> ok
+            end,
+            gen_tcp:close(S).
+
+        echo(S) ->
+            case gen_tcp:recv(S, 64) of
+                {ok, Data} ->
+                    case gen_tcp:send(S, Data) of
+                        ok -> echo(S);
+                        _ -> gen_tcp:close(S)
+                    end;
+                {error, _} -> gen_tcp:close(S)
+            end.
 
         passive(_S, Left, N) when Left =< 0 -> N;
         passive(S, Left, N) ->
@@ -214,6 +268,16 @@ final class OTPPeer: @unchecked Sendable {
                       faults: own.faults + (beamAfter.faults - beamBefore.faults), deliveries: n)
     }
 
+    /// Sends one command and returns the BEAM's reply line, or nil when the BEAM has gone
+    /// (never fatal: the --scale runs report it and go on).
+    func request(_ command: String) -> String? {
+        guard fputs(command + "\n", commands) >= 0, fflush(commands) == 0 else { return nil }
+        return readLine()
+    }
+
+    /// The BEAM's resident memory in bytes (VmRSS), 0 when unreadable.
+    func residentBytes() -> Int { Scale.residentBytes(pid) }
+
     /// Ends the BEAM (end of its stdin) and removes the script.
     func stop() {
         fclose(commands)
@@ -292,7 +356,7 @@ enum ProcessCounters {
         return r
     }
 
-    private static func contents(_ path: String) -> String? {
+    static func contents(_ path: String) -> String? {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -11,6 +11,7 @@ import Glibc
 
 let usage = """
     USAGE: gentcp-bench [--quick] [--bytes N] [--round-trips N] [--repeat N] [--only NAME,...] [--diagnose] [--list]
+           gentcp-bench --scale [--scale-connections 1,10,100,1000] [--quick] [--repeat N] [--no-otp]
 
     Measures GenTCP's posix driver against plain blocking sockets (read/write on threads) over
     127.0.0.1 and, when `escript` (erlang-base) is installed, against Erlang/OTP's gen_tcp doing
@@ -45,6 +46,15 @@ let usage = """
                        TCP on the same simulated line (256 KiB each way, or --bytes)
       --handshakes N   full TLS handshakes per run; default 500 (100 with --quick). Alone (without
                        --tls): only the handshake case
+      --scale          instead: a scale benchmark of three servers doing the same work for a load generator
+                       of C connections (one pthread, epoll): GenTCP (a process per connection), OTP's
+                       gen_tcp (an Erlang process per connection; skipped without escript) and a raw
+                       single-threaded epoll server. Echo of 64 B (round trips/s, p50, p99; 2 s per run,
+                       0.5 s with --quick) and bulk server-to-client (64 MiB over the connections); memory
+                       per connection idle and busy; rounds rotate the servers (--repeat, default 3)
+      --scale-connections LIST
+                       connection counts for --scale, comma-separated; default 1,10,100,1000
+                       (--brief-wait US also applies to the GenTCP server of --scale)
       --perf           instead of timing, count syscalls/switches/faults per unit with `perf stat`
                        (runs this binary once per case and side; default 256M, 50000 round trips)
 
@@ -76,6 +86,8 @@ var handshakeCount = 500
 var handshakesGiven = false
 var otpWanted = true
 var otpFlags = ""
+var scaleOnly = false
+var scaleConnections = [1, 10, 100, 1000]
 
 var arguments = Array(CommandLine.arguments.dropFirst())
 func fail(_ text: String) -> Never {
@@ -121,6 +133,13 @@ while !arguments.isEmpty {
     case "--tls": tlsOnly = true
     case "--no-otp": otpWanted = false
     case "--otp-flags": otpFlags = value()
+    case "--scale": scaleOnly = true
+    case "--scale-connections":
+        let v = value()
+        let counts = v.split(separator: ",").map { Int($0) }
+        guard !counts.isEmpty, counts.allSatisfy({ ($0 ?? 0) >= 1 }) else { fail("bad --scale-connections \(v)") }
+        scaleConnections = counts.map { $0! }
+        scaleOnly = true
     case "--handshakes":
         let v = value()
         guard let n = parseSize(v) else { fail("bad --handshakes \(v)") }
@@ -147,6 +166,14 @@ if quick {
     if !repeatsGiven { repeats = 5 }
     if !datagramsGiven { datagrams = 100_000 }
     if !handshakesGiven { handshakeCount = 100 }
+}
+if scaleOnly {
+    await Scale.run(Scale.Settings(
+        counts: scaleConnections, nanoseconds: quick ? 500_000_000 : 2_000_000_000, bulkTotal: 64 << 20,
+        rounds: repeatsGiven ? repeats : 3, otpWanted: otpWanted,
+        driver: briefWaitMicroseconds.map { POSIXDriver(briefWait: .microseconds($0)) } ?? .posix,
+        briefWait: briefWaitMicroseconds, otpFlags: otpFlags))
+    exit(0)
 }
 if handshakesGiven && !tlsOnly && only == nil { only = ["tls-handshakes"] }
 
