@@ -123,6 +123,8 @@ struct PortState {
     var readArmed = false
     var writeArmed = false
     var stats = Statistics()
+    /// `recv`s in a row that returned without suspending (see ``Socket/recvsBeforeYield``).
+    var recvsWithoutSuspending = 0
     var nextWaiterID: UInt64 = 1
     /// After an upgrade to TLS: the driver still calls this socket, which passes readiness on to
     /// the TLS layer that now reads and writes the connection.

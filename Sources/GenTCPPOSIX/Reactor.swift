@@ -27,6 +27,13 @@ package final class Reactor: Sendable {
 
     private let epfd: Int32
     private let table = Mutex<[UInt64: Registration]>([:])
+    /// When the reactor last handed a socket its readiness (monotonic ns): other sockets are
+    /// busy, so their owners are work waiting for the pool (see `POSIXConnection.waitBriefly`).
+    package let lastDispatch = Atomic<UInt64>(0)
+    /// The token of that socket (its own readiness says nothing about the others).
+    package let lastDispatchToken = Atomic<UInt64>(0)
+    /// Brief waits in progress on pool threads.
+    package let briefWaiters = Atomic<Int>(0)
     private let nextToken = Atomic<UInt64>(1)
     private let started = Atomic<Bool>(false)
 
@@ -144,7 +151,11 @@ package final class Reactor: Sendable {
                     if r.wantRead || r.wantWrite { rearm(r, token: token) }
                     return (fireRead || fireWrite) ? (r.handler, fireRead, fireWrite) : nil
                 }
-                if let (handler, r, w) = fire { handler.ready(readable: r, writable: w) }
+                if let (handler, r, w) = fire {
+                    lastDispatchToken.store(token, ordering: .relaxed)
+                    lastDispatch.store(cgentcp_monotonic_ns(), ordering: .relaxed)
+                    handler.ready(readable: r, writable: w)
+                }
             }
         }
     }
