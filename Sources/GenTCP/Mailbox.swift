@@ -30,6 +30,8 @@ final class Mailbox: Sendable {
         var queue = Deque<Message>()
         var waiter: Waiter?
         var open = true
+        /// Receives in a row that found their message queued (see ``Mailbox/takesBeforeYield``).
+        var takesWithoutWaiting = 0
     }
 
     private let state = Mutex(State())
@@ -89,23 +91,36 @@ final class Mailbox: Sendable {
     /// ``interrupt(_:)`` can name it.
     func reserveWaiterID() -> UInt64 { waiterIDs.add(1, ordering: .relaxed).newValue }
 
+    /// After this many receives in a row that found their message already queued, the next one
+    /// yields its thread first: a process whose messages keep coming (a busy `{active, true}`
+    /// socket, or an active socket caught by the driver's brief wait) would never suspend
+    /// otherwise, and tasks are not preempted (see `Socket.recvsBeforeYield`). Every 64th, so
+    /// that a stream of small messages pays about 1 %.
+    static let takesBeforeYield = 64
+
     /// Takes the first matching message, waiting up to `timeout` as `process` (which must own
     /// this mailbox). A message already queued is taken even when the task is cancelled; the
     /// receive is `interrupted` instead of waiting when ``Process/mustNotWait`` holds, and when
     /// ``interrupt(_:)`` names `id` while it waits.
     func receive(timeout: Timeout, where predicate: Predicate?, id: UInt64, as process: Process) async -> Received {
         // Fast path: a match is already queued.
-        enum Fast { case found(Message), timedOut, closed, wait }
+        enum Fast { case found(Message, yields: Bool), timedOut, closed, wait }
         let fast: Fast = state.withLock { s in
             if let index = Mailbox.firstIndex(in: s.queue, predicate) {
-                return .found(s.queue.remove(at: index))
+                s.takesWithoutWaiting += 1
+                let yields = s.takesWithoutWaiting >= Mailbox.takesBeforeYield
+                if yields { s.takesWithoutWaiting = 0 }
+                return .found(s.queue.remove(at: index), yields: yields)
             }
             if !s.open { return .closed }
             if timeout.nanoseconds == 0 { return .timedOut }
+            s.takesWithoutWaiting = 0
             return .wait
         }
         switch fast {
-        case .found(let m): return .message(m)
+        case .found(let m, let yields):
+            if yields { await Task.yield() }
+            return .message(m)
         case .timedOut: return .timedOut
         case .closed: return .interrupted
         case .wait: break

@@ -17,8 +17,11 @@ struct POSIXFairnessTests {
     static let clients = 6
     static let roundTrips = 5000
 
-    @Test("echo server processes whose clients answer at once: while one client makes 5,000 round trips, every other makes at least a 20th of that")
-    func echoServersShareThePool() async throws {
+    enum Serving: String, CaseIterable, Sendable { case passive, activeOnce }
+
+    @Test("echo server processes whose clients answer at once: while one client makes 5,000 round trips, every other makes at least a 20th of that",
+          arguments: Serving.allCases)
+    func echoServersShareThePool(serving: Serving) async throws {
         let counts = Counters(Self.clients)
         try await Process.run {
             let listener = try ListenSocket.listen(
@@ -32,8 +35,15 @@ struct POSIXFairnessTests {
                     defer { s.close() }
                     try s.setopts(.nodelay(true))
                     while true {
-                        let request = try await s.recv(64, timeout: 60_000)
-                        try await s.send(request.bytes)
+                        switch serving {
+                        case .passive:
+                            let request = try await s.recv(64, timeout: 60_000)
+                            try await s.send(request.bytes)
+                        case .activeOnce:
+                            try s.setopts(.active(.once))
+                            guard case .tcp(_, let request)? = try await Process.receive(timeout: 60_000) else { return }
+                            try await s.send(request.bytes)
+                        }
                     }
                 })
             }
