@@ -416,6 +416,58 @@ struct CLITests {
         }
     }
 
+    /// Whether `escript` (erlang-base) is on PATH: the bench's OTP side needs it.
+    static var haveEscript: Bool {
+        (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").contains {
+            FileManager.default.isExecutableFile(atPath: "\($0)/escript")
+        }
+    }
+
+    @Test("bench: OTP's gen_tcp as a third side in every case that has one (tiny runs, a GenTCP/OTP ratio per row, no timing asserted)")
+    func benchOTP() async throws {
+        let outcome = try await CLITests.run(
+            ["bench", "--only", "bulk-passive-1460,bulk-both-64k,pingpong-once", "--bytes", "2M", "--round-trips", "200",
+             "--repeat", "1"], limit: 240)
+        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        let text = String(decoding: outcome.stdout, as: UTF8.self)
+        guard Self.haveEscript else {
+            #expect(text.contains("OTP: skipped (escript is not installed"), "output: \(text)")
+            return
+        }
+        #expect(text.contains("OTP 2") && text.contains("vs OTP"), "output: \(text)")
+        let lines = text.split(separator: "\n").map(String.init)
+        for title in ["bulk, passive recv(0), buffer 1460", "bulk, GenTCP both ends", "ping-pong 64 B, {active,once}"] {
+            guard let row = lines.first(where: { $0.hasPrefix(title) }) else {
+                Issue.record("no row \(title) in: \(text)")
+                continue
+            }
+            // ... OTP rate, GenTCP/OTP ratio, range, goal: the ratio is a positive number.
+            let cells = row.split(separator: " ").map(String.init)
+            let goal = cells.lastIndex { $0.hasPrefix(">=1.00") } ?? 0
+            #expect(goal >= 2 && (Double(cells[goal - 2]) ?? 0) > 0, "row: \(row)")
+        }
+    }
+
+    @Test("bench --scale: GenTCP, OTP and raw epoll servers at 1 and 3 connections, every connection served (no timing asserted)")
+    func benchScale() async throws {
+        let outcome = try await CLITests.run(
+            ["bench", "--scale", "--quick", "--scale-connections", "1,3", "--repeat", "1"], limit: 240)
+        #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
+        let text = String(decoding: outcome.stdout, as: UTF8.self)
+        #expect(text.contains("Echo, 64 B request/response") && text.contains("Bulk, server to client"), "output: \(text)")
+        #expect(!text.contains("Failed runs"), "output: \(text)")
+        // The echo row at 3 connections: per server "rate rt/s p50 p99 max fair"; every server
+        // served every connection (Jain's index 1 when alike, 1/3 when one got them all).
+        let rows = text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("3 ") }
+        #expect(!rows.isEmpty, "output: \(text)")
+        if let echo = rows.first {
+            let cells = echo.split(separator: " ").map(String.init)
+            let fair = cells.indices.filter { cells[$0] == "rt/s" && $0 + 4 < cells.count }.compactMap { Double(cells[$0 + 4]) }
+            #expect(fair.count == (Self.haveEscript ? 3 : 2) && fair.allSatisfy { $0 >= 0.6 }, "row: \(echo)")
+        }
+        #expect(text.contains(Self.haveEscript ? "OTP 2" : "OTP: skipped"), "output: \(text)")
+    }
+
     @Test("bench --tls: a tiny transfer per case against the OpenSSL reference, ratios printed, slip rows byte-exact (no timing asserted)")
     func benchTLS() async throws {
         let outcome = try await CLITests.run(["bench", "--tls", "--bytes", "256k", "--repeat", "1", "--handshakes", "3"], limit: 240)
