@@ -22,16 +22,28 @@ extension UDPSocket {
         var id: UInt64 = 0
         while true {
             var briefWait: (any DatagramEndpoint)?
+            var yields = false
             let first: Result<Datagram, SocketError>? = state.withLock { s in
                 if waitedBriefly { s.readArmed = false }
                 if let refusal = recvRefusal(s) { return .failure(refusal) }
-                if let done = attemptRecv(&s) { return done }
+                if let done = attemptRecv(&s) {
+                    // As gen_tcp's recv: give up the thread now and then (Socket.recvsBeforeYield).
+                    s.recvsWithoutSuspending += 1
+                    if s.recvsWithoutSuspending >= Socket.recvsBeforeYield {
+                        s.recvsWithoutSuspending = 0
+                        yields = true
+                    }
+                    return done
+                }
                 if limit == 0 { return .failure(.timeout) }
                 if !waitedBriefly { briefWait = s.endpoint }
                 id = s.takeWaiterID()
                 return nil
             }
-            if let first { return try first.get() }
+            if let first {
+                if yields { await Task.yield() }
+                return try first.get()
+            }
             guard let endpoint = briefWait else { break }
             _ = endpoint.waitBriefly(forReadUpTo: timeout.duration)
             waitedBriefly = true
@@ -42,6 +54,7 @@ extension UDPSocket {
             self.endRecv(waiterID, with: caller.cancellation)
         }) { await withUnsafeContinuation { continuation in
             let immediate: Result<Datagram, SocketError>? = state.withLock { s in
+                s.recvsWithoutSuspending = 0
                 if let refusal = recvRefusal(s) { return .failure(refusal) }
                 if caller.mustNotWait { return .failure(caller.cancellation) }
                 var waiter = DatagramPortState.RecvWaiter(id: waiterID, continuation: continuation, timer: nil)

@@ -36,20 +36,10 @@ final class POSIXConnection: Connection, ReactorHandler {
             briefWaitSkips.store(skipping - 1, ordering: .relaxed)
             return false
         }
-        // Waiting pays only while the pool would otherwise idle: not while another brief wait
-        // holds a thread, nor while the reactor is handing other sockets their readiness (their
-        // owners are work for this thread). Measured at 10 and 100 echo connections
-        // (`gentcp-bench --scale`): brief waits on every socket halved the rate and put p99 at
-        // 30-40x raw's.
+        // Only while the driver is otherwise idle (see Reactor.beginBriefWait).
         let own = token.load(ordering: .acquiring)
-        if reactor.lastDispatchToken.load(ordering: .relaxed) != own,
-           cgentcp_monotonic_ns() &- reactor.lastDispatch.load(ordering: .relaxed) < POSIXConnection.busyWindow {
-            return false
-        }
-        guard reactor.briefWaiters.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged else {
-            return false
-        }
-        defer { reactor.briefWaiters.store(0, ordering: .releasing) }
+        guard reactor.beginBriefWait(for: own) else { return false }
+        defer { reactor.endBriefWait() }
         // Without this the reactor thread would wake for the same data (a second context switch).
         reactor.disarmRead(own)
         let hit = cgentcp_wait_readable(fd, budget) == 1
@@ -62,9 +52,6 @@ final class POSIXConnection: Connection, ReactorHandler {
         }
         return hit
     }
-
-    /// How recent a readiness dispatch to another socket must be to count as a busy driver.
-    static let busyWindow: UInt64 = 200_000
 
     private let briefWaitSkips = Atomic<Int>(0)
     private let briefWaitPenalty = Atomic<Int>(0)

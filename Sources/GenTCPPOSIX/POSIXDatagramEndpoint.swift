@@ -174,7 +174,11 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
             briefWaitSkips.store(skipping - 1, ordering: .relaxed)
             return false
         }
-        reactor.disarmRead(token.load(ordering: .acquiring))
+        // Only while the driver is otherwise idle (see Reactor.beginBriefWait).
+        let own = token.load(ordering: .acquiring)
+        guard reactor.beginBriefWait(for: own) else { return false }
+        defer { reactor.endBriefWait() }
+        reactor.disarmRead(own)
         let hit = cgentcp_wait_readable(fd, budget) == 1
         if hit {
             briefWaitPenalty.store(0, ordering: .relaxed)
