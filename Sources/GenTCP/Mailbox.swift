@@ -30,8 +30,9 @@ final class Mailbox: Sendable {
         var queue = Deque<Message>()
         var waiter: Waiter?
         var open = true
-        /// Receives in a row that found their message queued (see ``Mailbox/takesBeforeYield``).
-        var takesWithoutWaiting = 0
+        /// How long the owner has run through receives that found their message queued (see
+        /// ``Quantum``).
+        var quantum = Quantum()
     }
 
     private let state = Mutex(State())
@@ -91,13 +92,6 @@ final class Mailbox: Sendable {
     /// ``interrupt(_:)`` can name it.
     func reserveWaiterID() -> UInt64 { waiterIDs.add(1, ordering: .relaxed).newValue }
 
-    /// After this many receives in a row that found their message already queued, the next one
-    /// yields its thread first: a process whose messages keep coming (a busy `{active, true}`
-    /// socket, or an active socket caught by the driver's brief wait) would never suspend
-    /// otherwise, and tasks are not preempted (see `Socket.recvsBeforeYield`). Every 64th: on
-    /// 1,460-byte `{active, true}` bulk data its CPU cost was within `--perf`'s run-to-run spread.
-    static let takesBeforeYield = 64
-
     /// Takes the first matching message, waiting up to `timeout` as `process` (which must own
     /// this mailbox). A message already queued is taken even when the task is cancelled; the
     /// receive is `interrupted` instead of waiting when ``Process/mustNotWait`` holds, and when
@@ -107,14 +101,12 @@ final class Mailbox: Sendable {
         enum Fast { case found(Message, yields: Bool), timedOut, closed, wait }
         let fast: Fast = state.withLock { s in
             if let index = Mailbox.firstIndex(in: s.queue, predicate) {
-                s.takesWithoutWaiting += 1
-                let yields = s.takesWithoutWaiting >= Mailbox.takesBeforeYield
-                if yields { s.takesWithoutWaiting = 0 }
+                let yields = s.quantum.ranWithoutSuspending(now: runtime.now)
                 return .found(s.queue.remove(at: index), yields: yields)
             }
             if !s.open { return .closed }
             if timeout.nanoseconds == 0 { return .timedOut }
-            s.takesWithoutWaiting = 0
+            s.quantum.suspended()
             return .wait
         }
         switch fast {

@@ -37,14 +37,18 @@ extension Socket {
                 // A brief wait may have withdrawn the read arming (see Connection.waitBriefly).
                 if waitedBriefly { s.readArmed = false }
                 if let refusal = recvRefusal(&s) { return .failure(refusal) }
+                // The last read left the socket empty: a read now would most likely find nothing
+                // (an EAGAIN per recv, 1.2 extra reads per 64 KiB of bulk data). Let the brief
+                // wait look first; it returns at once when data is there.
+                if !waitedBriefly, s.drained, s.stash.isEmpty, s.readEnd == .open, length == 0 {
+                    s.drained = false
+                    briefWait = s.connection
+                    return nil
+                }
                 var data: [UInt8] = []
                 var filled = 0
                 if let done = attemptRecv(&s, length: length, data: &data, filled: &filled) {
-                    s.recvsWithoutSuspending += 1
-                    if s.recvsWithoutSuspending >= Socket.recvsBeforeYield {
-                        s.recvsWithoutSuspending = 0
-                        yields = true
-                    }
+                    yields = s.quantum.ranWithoutSuspending(now: runtime.now)
                     return done
                 }
                 keepPartial(&s, data, filled)
@@ -70,7 +74,7 @@ extension Socket {
         }) { await withUnsafeContinuation { continuation in
             let effects = Effects()
             let immediate: Result<Payload, SocketError>? = state.withLock { s in
-                s.recvsWithoutSuspending = 0
+                s.quantum.suspended()
                 if let refusal = recvRefusal(&s) { return .failure(refusal) }
                 var data: [UInt8] = []
                 var filled = 0
@@ -99,15 +103,6 @@ extension Socket {
         } }
         return try result.get()
     }
-
-    /// After this many `recv`s in a row that found their data at once (already read, or caught
-    /// by the driver's brief wait), the next one yields its thread before returning. A process
-    /// whose peer always answers within the brief wait never suspends otherwise, and Swift's
-    /// tasks are never preempted: with as many such processes as pool threads, every other
-    /// process starved (measured by `gentcp-bench --scale`: at 100 echo connections, 2 were
-    /// served and the rest waited the whole run). With nothing else to run a yield returns at
-    /// once; one per 16 round trips of 50 µs and more did not show in the ping-pong figures.
-    static let recvsBeforeYield = 16
 
     /// Why a `recv` cannot start now, if it cannot.
     private func recvRefusal(_ s: inout PortState) -> SocketError? {
@@ -162,6 +157,8 @@ extension Socket {
                 return endOfRecv(&s, reason: reason, exact: length != 0, filled: filled, data: &data)
             }
         }
+        // A recv(0) that got less than it asked for emptied the socket (see `recv`).
+        s.drained = length == 0 && filled < want
         if filled < want { data.removeSubrange(filled...) }
         s.stats.delivered(filled)
         return .success(Payload(data, mode: s.options.mode))

@@ -123,8 +123,10 @@ struct PortState {
     var readArmed = false
     var writeArmed = false
     var stats = Statistics()
-    /// `recv`s in a row that returned without suspending (see ``Socket/recvsBeforeYield``).
-    var recvsWithoutSuspending = 0
+    /// How long the owner has run through `recv`s that did not suspend (see ``Quantum``).
+    var quantum = Quantum()
+    /// The last `recv(0)` read less than it asked for: the socket was empty after it.
+    var drained = false
     var nextWaiterID: UInt64 = 1
     /// After an upgrade to TLS: the driver still calls this socket, which passes readiness on to
     /// the TLS layer that now reads and writes the connection.

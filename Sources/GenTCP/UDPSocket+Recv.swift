@@ -27,12 +27,7 @@ extension UDPSocket {
                 if waitedBriefly { s.readArmed = false }
                 if let refusal = recvRefusal(s) { return .failure(refusal) }
                 if let done = attemptRecv(&s) {
-                    // As gen_tcp's recv: give up the thread now and then (Socket.recvsBeforeYield).
-                    s.recvsWithoutSuspending += 1
-                    if s.recvsWithoutSuspending >= Socket.recvsBeforeYield {
-                        s.recvsWithoutSuspending = 0
-                        yields = true
-                    }
+                    yields = s.quantum.ranWithoutSuspending(now: runtime.now)
                     return done
                 }
                 if limit == 0 { return .failure(.timeout) }
@@ -54,7 +49,7 @@ extension UDPSocket {
             self.endRecv(waiterID, with: caller.cancellation)
         }) { await withUnsafeContinuation { continuation in
             let immediate: Result<Datagram, SocketError>? = state.withLock { s in
-                s.recvsWithoutSuspending = 0
+                s.quantum.suspended()
                 if let refusal = recvRefusal(s) { return .failure(refusal) }
                 if caller.mustNotWait { return .failure(caller.cancellation) }
                 var waiter = DatagramPortState.RecvWaiter(id: waiterID, continuation: continuation, timer: nil)

@@ -76,8 +76,8 @@ struct DatagramPortState {
     var recvWaiter: RecvWaiter?
     var senders = Deque<SendWaiter>()
     var readArmed = false
-    /// `recv`s in a row that returned without suspending (see `Socket.recvsBeforeYield`).
-    var recvsWithoutSuspending = 0
+    /// How long the owner has run through `recv`s that did not suspend (see ``Quantum``).
+    var quantum = Quantum()
     var writeArmed = false
     var stats = Statistics()
     var nextWaiterID: UInt64 = 1

@@ -10,8 +10,9 @@ import Glibc
 
 /// Processes share the cooperative pool. A process whose peer always answers at once (within the
 /// driver's brief wait) never suspends in `recv`, and Swift's tasks are never preempted: before
-/// `recv` yielded after 16 such calls in a row, as many of them as pool threads held the pool,
-/// and `gentcp-bench --scale` saw 2 of 100 echo connections served for a whole run.
+/// such a process yielded after a quantum of running (`Quantum`) and the brief wait ran only on
+/// an otherwise idle driver, as many of them as pool threads held the pool, and
+/// `gentcp-bench --scale` saw 2 of 100 echo connections served for a whole run.
 @Suite("posix: processes share the pool")
 struct POSIXFairnessTests {
     static let clients = 6
@@ -66,8 +67,8 @@ struct POSIXFairnessTests {
             for p in servers { p.kill() }
             #expect(done, "no client reached \(Self.roundTrips) round trips")
         }
-        // Each process gives up its thread after 16 round trips in a row, so the clients advance
-        // together; starved ones stood still at a few round trips while two ran on.
+        // Each process gives up its thread after a millisecond of round trips, so the clients
+        // advance together; starved ones stood still at a few round trips while two ran on.
         let seen = (0..<Self.clients).map { counts.value($0) }
         #expect(seen.allSatisfy { $0 >= Self.roundTrips / 20 }, "round trips per client: \(seen)")
     }
