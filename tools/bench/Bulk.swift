@@ -40,18 +40,7 @@ enum Bulk {
             let sender = Process.spawn {
                 let s = try await listener.accept(timeout: 10_000)
                 defer { s.close() }
-                _ = try await s.recv(1)
-                let chunk = [UInt8](repeating: 0x5A, count: writeSize)
-                var left = total
-                while left > 0 {
-                    if left >= chunk.count {
-                        try await s.send(chunk)
-                        left -= chunk.count
-                    } else {
-                        try await s.send(Array(chunk[0..<left]))
-                        left = 0
-                    }
-                }
+                try await sendAfterGo(total: total, on: s)
             }
             let socket = try await Socket.connect(
                 "127.0.0.1", port: port, options: [.binary, .active(.passive), .buffer(buffer)], driver: driver)
@@ -60,6 +49,23 @@ enum Bulk {
             let reason = await sender.waitForExit()
             precondition(reason == .normal, "gentcp-bench: the GenTCP sender failed: \(reason)")
             return sample
+        }
+    }
+
+    /// The GenTCP sender of every bulk case (plain, TLS, `--scale`): waits for the receiver's
+    /// one-byte "go", then sends `total` bytes in `writeSize` `send`s.
+    static func sendAfterGo(total: Int, on s: Socket) async throws(SocketError) {
+        _ = try await s.recv(1)
+        let chunk = [UInt8](repeating: 0x5A, count: writeSize)
+        var left = total
+        while left > 0 {
+            if left >= chunk.count {
+                try await s.send(chunk)
+                left -= chunk.count
+            } else {
+                try await s.send(chunk[0..<left])
+                left = 0
+            }
         }
     }
 

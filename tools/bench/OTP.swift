@@ -235,6 +235,19 @@ final class OTPPeer: @unchecked Sendable {
         return .success(peer)
     }
 
+    /// Starts the OTP side of a table and says so: `OTP <release>: gen_tcp in one escript BEAM
+    /// (+S 2 <flags>), <detail>`, or why it was skipped. nil when skipped.
+    static func startAndReport(emulatorFlags: String, detail: (OTPPeer) -> String) -> OTPPeer? {
+        switch start(emulatorFlags: emulatorFlags) {
+        case .success(let peer):
+            say("OTP \(peer.release): gen_tcp in one escript BEAM (+S 2\(emulatorFlags.isEmpty ? "" : " " + emulatorFlags)), \(detail(peer))")
+            return peer
+        case .failure(let why):
+            say("OTP: skipped (\(why.reason)).")
+            return nil
+        }
+    }
+
     private let scriptPath: String
 
     private init(pid: pid_t, commands: UnsafeMutablePointer<FILE>, replies: UnsafeMutablePointer<FILE>, path: String) {

@@ -267,27 +267,21 @@ enum Scale {
         }
         var outstanding = fds.count
         var last = Snapshot.clock()
-        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: 256)
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: eventCapacity)
         defer { events.deallocate() }
         while outstanding > 0 {
-            let n = epoll_wait(ep, events, 256, 100)
-            if n < 0 {
-                if cgentcp_errno() == EINTR { continue }
-                return .failure(ScaleFailure(errorText("epoll_wait")))
+            let n: Int
+            switch ready(ep, events, since: last, stalled: "no response for 10 s (\(outstanding) requests outstanding)") {
+            case .success(let count): n = count
+            case .failure(let f): return .failure(f)
             }
-            if n == 0 {
-                if Snapshot.clock() &- last > stallNanoseconds {
-                    return .failure(ScaleFailure("no response for 10 s (\(outstanding) requests outstanding)"))
-                }
-                continue
-            }
-            for k in 0..<Int(n) {
+            for k in 0..<n {
                 let i = Int(events[k].data.u64)
-                let r = read(fds[i], message, 4096)
-                if r < 0 {
-                    let e = cgentcp_errno()
-                    if e == EAGAIN || e == EINTR { continue }
-                    return .failure(ScaleFailure(errorText("read")))
+                let r: Int
+                switch readReady(fds[i], message, 4096) {
+                case .success(let count?): r = count
+                case .success(nil): continue
+                case .failure(let f): return .failure(f)
                 }
                 if r == 0 { return .failure(ScaleFailure("the server closed connection \(i + 1)")) }
                 got[i] += r
@@ -308,6 +302,30 @@ enum Scale {
         return .success(last)
     }
 
+    /// Events one `epoll_wait` takes (the load generator and the raw server).
+    static let eventCapacity = 256
+
+    /// The load generator's wait: epoll, 100 ms at a time. The number of ready events (0: none
+    /// yet), or a failure saying `stalled` once nothing came for `stallNanoseconds` since `last`.
+    private static func ready(_ ep: Int32, _ events: UnsafeMutablePointer<epoll_event>, since last: UInt64,
+                              stalled: @autoclosure () -> String) -> Swift.Result<Int, ScaleFailure> {
+        let n = epoll_wait(ep, events, Int32(eventCapacity), 100)
+        if n < 0 {
+            return cgentcp_errno() == EINTR ? .success(0) : .failure(ScaleFailure(errorText("epoll_wait")))
+        }
+        if n == 0 && Snapshot.clock() &- last > stallNanoseconds { return .failure(ScaleFailure(stalled())) }
+        return .success(Int(n))
+    }
+
+    /// One read of a connection epoll reported: its byte count (0 at the end), or nil when there
+    /// was nothing to read after all.
+    private static func readReady(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Swift.Result<Int?, ScaleFailure> {
+        let r = read(fd, buffer, count)
+        if r >= 0 { return .success(r) }
+        let e = cgentcp_errno()
+        return e == EAGAIN || e == EINTR ? .success(nil) : .failure(ScaleFailure(errorText("read")))
+    }
+
     /// A one-byte "go" on every connection, then `perConnection` bytes from the server on each.
     /// Returns the time the last byte arrived.
     private static func bulk(_ fds: [Int32], _ ep: Int32, perConnection: Int) -> Swift.Result<UInt64, ScaleFailure> {
@@ -320,27 +338,21 @@ enum Scale {
         var got = [Int](repeating: 0, count: fds.count)
         var left = fds.count
         var last = Snapshot.clock()
-        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: 256)
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: eventCapacity)
         defer { events.deallocate() }
         while left > 0 {
-            let n = epoll_wait(ep, events, 256, 100)
-            if n < 0 {
-                if cgentcp_errno() == EINTR { continue }
-                return .failure(ScaleFailure(errorText("epoll_wait")))
+            let n: Int
+            switch ready(ep, events, since: last, stalled: "no data for 10 s (\(left) connections unfinished)") {
+            case .success(let count): n = count
+            case .failure(let f): return .failure(f)
             }
-            if n == 0 {
-                if Snapshot.clock() &- last > stallNanoseconds {
-                    return .failure(ScaleFailure("no data for 10 s (\(left) connections unfinished)"))
-                }
-                continue
-            }
-            for k in 0..<Int(n) {
+            for k in 0..<n {
                 let i = Int(events[k].data.u64)
-                let r = read(fds[i], buffer, chunk)
-                if r < 0 {
-                    let e = cgentcp_errno()
-                    if e == EAGAIN || e == EINTR { continue }
-                    return .failure(ScaleFailure(errorText("read")))
+                let r: Int
+                switch readReady(fds[i], buffer, chunk) {
+                case .success(let count?): r = count
+                case .success(nil): continue
+                case .failure(let f): return .failure(f)
                 }
                 last = Snapshot.clock()
                 if r == 0 {
@@ -412,18 +424,7 @@ final class GenTCPScaleServer: Sendable {
                     try await socket.send(request.bytes)
                 }
             case .bulk:
-                _ = try await socket.recv(1)
-                let chunk = [UInt8](repeating: 0x5A, count: Scale.chunk)
-                var left = perConnection
-                while left > 0 {
-                    if left >= chunk.count {
-                        try await socket.send(chunk)
-                        left -= chunk.count
-                    } else {
-                        try await socket.send(chunk[0..<left])
-                        left = 0
-                    }
-                }
+                try await Bulk.sendAfterGo(total: perConnection, on: socket)
                 socket.close()
             }
         } catch {
@@ -508,7 +509,7 @@ final class RawScaleServer: @unchecked Sendable {
         var connections: [Connection] = []
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: Scale.chunk, alignment: 64)
         memset(buffer, 0x5A, Scale.chunk)
-        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: 256)
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: Scale.eventCapacity)
         defer {
             for (fd, c) in connections.enumerated() where c.open { close(Int32(fd)) }
             close(ep)
@@ -551,7 +552,7 @@ final class RawScaleServer: @unchecked Sendable {
             drop(fd)  // all sent: close, as the other servers do
         }
         while true {
-            let n = epoll_wait(ep, events, 256, -1)
+            let n = epoll_wait(ep, events, Int32(Scale.eventCapacity), -1)
             if n < 0 {
                 if cgentcp_errno() == EINTR { continue }
                 return
@@ -731,12 +732,8 @@ extension Scale {
         if !settings.otpWanted {
             say("OTP: left out (--no-otp).")
         } else {
-            switch OTPPeer.start(emulatorFlags: settings.otpFlags) {
-            case .success(let peer):
-                otp = peer
-                say("OTP \(peer.release): gen_tcp in one escript BEAM (+S 2\(settings.otpFlags.isEmpty ? "" : " " + settings.otpFlags)), BEAM pid \(peer.pid), RSS \(formatSize(((peer.residentBytes() + 1023) / 1024) * 1024)) at start.")
-            case .failure(let why):
-                say("OTP: skipped (\(why.reason)).")
+            otp = OTPPeer.startAndReport(emulatorFlags: settings.otpFlags) { peer in
+                "BEAM pid \(peer.pid), RSS \(formatSize(((peer.residentBytes() + 1023) / 1024) * 1024)) at start."
             }
         }
         say("\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")

@@ -313,7 +313,7 @@ enum TLSBench {
             let s = try await listener.accept(tls: serverContext, timeout: 10_000)
             defer { s.close() }
             note(s)
-            try await sendBulk(total: total, on: s)
+            try await Bulk.sendAfterGo(total: total, on: s)
             return reader
         }
         reader.join()
@@ -330,7 +330,7 @@ enum TLSBench {
             let sender = Process.spawn {
                 let s = try await listener.accept(tls: serverContext, timeout: 10_000)
                 defer { s.close() }
-                try await sendBulk(total: total, on: s)
+                try await Bulk.sendAfterGo(total: total, on: s)
             }
             let socket = try await Socket.connect(
                 "127.0.0.1", port: port, options: [.binary, .active(.passive), .buffer(buffer)],
@@ -341,22 +341,6 @@ enum TLSBench {
             let reason = await sender.waitForExit()
             precondition(reason == .normal, "gentcp-bench: the GenTCP TLS sender failed: \(reason)")
             return sample
-        }
-    }
-
-    /// Waits for the one-byte "go", then sends `total` bytes in 64 KiB `send`s.
-    private static func sendBulk(total: Int, on s: Socket) async throws {
-        _ = try await s.recv(1)
-        let chunk = [UInt8](repeating: 0x5A, count: Bulk.writeSize)
-        var left = total
-        while left > 0 {
-            if left >= chunk.count {
-                try await s.send(chunk)
-                left -= chunk.count
-            } else {
-                try await s.send(Array(chunk[0..<left]))
-                left = 0
-            }
         }
     }
 

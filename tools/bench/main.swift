@@ -506,12 +506,8 @@ if !otpWanted {
 } else if side != nil && side != "otp" {
     say("OTP: left out (--side profiles one side).")
 } else {
-    switch OTPPeer.start(emulatorFlags: otpFlags) {
-    case .success(let peer):
-        otpPeer = peer
-        say("OTP \(peer.release): gen_tcp in one escript BEAM (+S 2\(otpFlags.isEmpty ? "" : " " + otpFlags)), the same peers and options; rounds rotate GenTCP/raw/OTP.")
-    case .failure(let why):
-        say("OTP: skipped (\(why.reason)).")
+    otpPeer = OTPPeer.startAndReport(emulatorFlags: otpFlags) { _ in
+        "the same peers and options; rounds rotate GenTCP/raw/OTP."
     }
 }
 say("\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")
