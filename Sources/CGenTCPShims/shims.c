@@ -35,6 +35,38 @@ int cgentcp_wait_readable(int fd, unsigned long long nanoseconds) {
     return rc > 0 ? 1 : 0;
 }
 
+#include <sched.h>
+#include <errno.h>
+
+/* Polls fd for readability for up to spin_ns (yielding the CPU between polls), then sleeps in
+   ppoll for the rest of nanoseconds. A yield that gave the CPU away (it took over 10 us: another
+   thread was runnable here) ends the spin early: on a busy CPU spinning only delays the others,
+   and the thread is better off asleep. 2 when the spin found it readable, 1 when the sleep did,
+   0 when the time ran out, -1 on error. */
+int cgentcp_wait_readable_spinning(int fd, unsigned long long spin_ns, unsigned long long nanoseconds) {
+    if (spin_ns > nanoseconds) spin_ns = nanoseconds;
+    if (spin_ns > 0) {
+        unsigned long long start = cgentcp_monotonic_ns(), spent = 0;
+        struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0 };
+        for (;;) {
+            int rc = poll(&p, 1, 0);
+            if (rc > 0) return 2;
+            if (rc < 0 && errno != EINTR) return -1;
+            unsigned long long before = cgentcp_monotonic_ns();
+            spent = before - start;
+            if (spent >= spin_ns) break;
+            sched_yield();
+            if (cgentcp_monotonic_ns() - before > 10000ull) {
+                spent = cgentcp_monotonic_ns() - start;
+                break;
+            }
+        }
+        nanoseconds -= spent < nanoseconds ? spent : nanoseconds;
+        if (nanoseconds == 0) return 0;
+    }
+    return cgentcp_wait_readable(fd, nanoseconds);
+}
+
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -162,4 +194,23 @@ int cgentcp_wait_writable(int fd, unsigned long long nanoseconds) {
     int rc = ppoll(&p, 1, &ts, NULL);
     if (rc < 0) return -1;
     return (rc > 0 && (p.revents & POLLOUT)) ? 1 : 0;
+}
+
+/* Pins the calling thread to one CPU (tests that need two threads to share a CPU); -1: the lowest
+   CPU the thread may run on. The CPU pinned to, or -1 on failure. */
+int cgentcp_pin_thread(int cpu) {
+#ifdef __linux__
+    cpu_set_t set;
+    if (cpu < 0) {
+        if (pthread_getaffinity_np(pthread_self(), sizeof set, &set) != 0) return -1;
+        for (int i = 0; i < CPU_SETSIZE && cpu < 0; i++) if (CPU_ISSET(i, &set)) cpu = i;
+        if (cpu < 0) return -1;
+    }
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0 ? cpu : -1;
+#else
+    (void)cpu;
+    return -1;
+#endif
 }

@@ -15,46 +15,21 @@ final class POSIXConnection: Connection, ReactorHandler {
     private let delegate: Mutex<(any ConnectionDelegate)?>
     private let open = Atomic<Bool>(true)
 
-    /// How long `waitBriefly` may block the calling thread; 0 disables it.
-    private let briefWait: UInt64
+    /// The wait before a read parks (``BriefWait``).
+    private let briefWait: BriefWait
 
-    init(fd: Int32, syscalls: Syscalls, reactor: Reactor, delegate: any ConnectionDelegate, briefWait: UInt64) {
+    init(fd: Int32, syscalls: Syscalls, reactor: Reactor, delegate: any ConnectionDelegate, briefWait: BriefWaitSettings) {
         self.fd = fd
         self.syscalls = syscalls
         self.reactor = reactor
         self.delegate = Mutex(delegate)
-        self.briefWait = briefWait
+        self.briefWait = BriefWait(briefWait)
     }
 
     func waitBriefly(forReadUpTo limit: Duration?) -> Bool {
-        let budget = min(briefWait, limit.map(POSIXDriver.nanoseconds) ?? .max)
-        guard budget > 0, open.load(ordering: .acquiring) else { return false }
-        // A peer that does not answer promptly would cost a blocked pool thread per wait: after a
-        // miss, skip the next 1, 2, 4 ... 64 chances; a hit starts over.
-        let skipping = briefWaitSkips.load(ordering: .relaxed)
-        if skipping > 0 {
-            briefWaitSkips.store(skipping - 1, ordering: .relaxed)
-            return false
-        }
-        // Only while the driver is otherwise idle (see Reactor.beginBriefWait).
-        let own = token.load(ordering: .acquiring)
-        guard reactor.beginBriefWait(for: own) else { return false }
-        defer { reactor.endBriefWait() }
-        // Without this the reactor thread would wake for the same data (a second context switch).
-        reactor.disarmRead(own)
-        let hit = cgentcp_wait_readable(fd, budget) == 1
-        if hit {
-            briefWaitPenalty.store(0, ordering: .relaxed)
-        } else {
-            let penalty = min(64, max(1, briefWaitPenalty.load(ordering: .relaxed) * 2))
-            briefWaitPenalty.store(penalty, ordering: .relaxed)
-            briefWaitSkips.store(penalty, ordering: .relaxed)
-        }
-        return hit
+        guard open.load(ordering: .acquiring) else { return false }
+        return briefWait.wait(fd: fd, token: token.load(ordering: .acquiring), reactor: reactor, limit: limit)
     }
-
-    private let briefWaitSkips = Atomic<Int>(0)
-    private let briefWaitPenalty = Atomic<Int>(0)
 
     /// Registers with the reactor; call once, right after init.
     func start() {

@@ -27,23 +27,21 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
     /// Where the socket was bound (with the kernel's port): a disconnect re-binds it there when
     /// the kernel let go of an ephemeral port.
     private let boundAddress: Mutex<SocketAddress?>
-    /// How long `waitBriefly` may block the calling thread; 0 disables it.
-    private let briefWait: UInt64
-    private let briefWaitSkips = Atomic<Int>(0)
-    private let briefWaitPenalty = Atomic<Int>(0)
+    /// The wait before a read parks (``BriefWait``).
+    private let briefWait: BriefWait
     /// The block `recvmmsg(2)` fills, kept from one batch receive to the next: allocated per call,
     /// a block of 128 KiB or more (64 datagrams of a 2 KiB `buffer`) went to `mmap(2)` and
     /// page-faulted on every call. Used only inside ``receive(upTo:bufferSize:)``, which the port
     /// calls one at a time per endpoint under its lock; at most ``batchBytes``.
     nonisolated(unsafe) var receiveBlock: UnsafeMutableRawBufferPointer?
 
-    init(fd: Int32, isIPv6: Bool, syscalls: Syscalls, reactor: Reactor, delegate: any DatagramDelegate, briefWait: UInt64) {
+    init(fd: Int32, isIPv6: Bool, syscalls: Syscalls, reactor: Reactor, delegate: any DatagramDelegate, briefWait: BriefWaitSettings) {
         self.fd = fd
         self.isIPv6 = isIPv6
         self.syscalls = syscalls
         self.reactor = reactor
         self.delegate = Mutex(delegate)
-        self.briefWait = briefWait
+        self.briefWait = BriefWait(briefWait)
         self.boundAddress = Mutex(SocketAddress.of(fd: fd, peer: false))
     }
 
@@ -166,28 +164,8 @@ final class POSIXDatagramEndpoint: DatagramEndpoint, ReactorHandler {
     func armSend() { reactor.arm(token.load(ordering: .acquiring), read: false, write: true) }
 
     func waitBriefly(forReadUpTo limit: Duration?) -> Bool {
-        let budget = min(briefWait, limit.map(POSIXDriver.nanoseconds) ?? .max)
-        guard budget > 0, open.load(ordering: .acquiring) else { return false }
-        // As the TCP connection: after a miss skip the next 1, 2, 4 ... 64 chances.
-        let skipping = briefWaitSkips.load(ordering: .relaxed)
-        if skipping > 0 {
-            briefWaitSkips.store(skipping - 1, ordering: .relaxed)
-            return false
-        }
-        // Only while the driver is otherwise idle (see Reactor.beginBriefWait).
-        let own = token.load(ordering: .acquiring)
-        guard reactor.beginBriefWait(for: own) else { return false }
-        defer { reactor.endBriefWait() }
-        reactor.disarmRead(own)
-        let hit = cgentcp_wait_readable(fd, budget) == 1
-        if hit {
-            briefWaitPenalty.store(0, ordering: .relaxed)
-        } else {
-            let penalty = min(64, max(1, briefWaitPenalty.load(ordering: .relaxed) * 2))
-            briefWaitPenalty.store(penalty, ordering: .relaxed)
-            briefWaitSkips.store(penalty, ordering: .relaxed)
-        }
-        return hit
+        guard open.load(ordering: .acquiring) else { return false }
+        return briefWait.wait(fd: fd, token: token.load(ordering: .acquiring), reactor: reactor, limit: limit)
     }
 
     // MARK: Peer

@@ -18,7 +18,7 @@ extension POSIXDriver: DatagramDriver {
         let fd = try openDatagramSocket(on: address, options: options)
         let endpoint = POSIXDatagramEndpoint(
             fd: fd, isIPv6: address.address.isIPv6, syscalls: syscalls, reactor: reactor,
-            delegate: delegate, briefWait: Self.nanoseconds(briefWait))
+            delegate: delegate, briefWait: briefWaitSettings)
         endpoint.start()
         return endpoint
     }

@@ -21,6 +21,9 @@ public struct POSIXDriver: Driver {
     let reactor: Reactor
     /// How long a task about to park for a read first waits on the descriptor itself.
     public let briefWait: Duration
+    /// How much of ``briefWait`` is spent polling the descriptor (yielding the CPU between polls)
+    /// before sleeping for the rest.
+    public let briefSpin: Duration
     /// ``briefWait`` in nanoseconds.
     @available(*, deprecated, renamed: "briefWait")
     public var briefWaitNanoseconds: UInt64 { Self.nanoseconds(briefWait) }
@@ -34,23 +37,36 @@ public struct POSIXDriver: Driver {
     ///   - runtime: the clock for timeouts.
     ///   - syscalls: the system-call funnel (tests pass one that injects failures).
     ///   - briefWait: before a `recv` (or the owner of one active socket) parks, its thread
-    ///     first waits this long in `ppoll(2)` on the socket, so a prompt answer wakes it
-    ///     straight from the kernel instead of through the reactor thread (one context switch
-    ///     instead of two per round trip). It sleeps, it does not spin. Zero (or less) turns it
-    ///     off.
+    ///     first watches the socket for this long, so a prompt answer is read on the same thread
+    ///     instead of through the reactor thread. Only one socket at a time waits so, and only
+    ///     while the driver has nothing else to dispatch; after a miss a socket skips its next
+    ///     1, 2, 4 ... 64 chances. Zero (or less) turns it off.
+    ///   - briefSpin: the first part of ``briefWait``, spent polling the socket (`poll(2)` with no
+    ///     timeout, `sched_yield(2)` between polls) instead of sleeping in `ppoll(2)`: an answer
+    ///     that comes within it costs no wakeup at all. On this project's 2-core VM a wakeup
+    ///     from sleep is the largest cost of a round trip, and OTP's schedulers spin the same
+    ///     way before they sleep; 20 µs more than doubled ping-pong (README, Performance).
+    ///     Zero turns the spinning off (the wait then only sleeps).
     ///   - lookup: where host names are looked up: the system's resolver, or only a hosts file
     ///     (``HostLookup/hostsFile(path:)``, OTP's `inet_db:set_lookup([file])`).
     public init(runtime: any Runtime = RealRuntime.shared, syscalls: Syscalls = .system,
-                briefWait: Duration = .microseconds(50), lookup: HostLookup = .system) {
+                briefWait: Duration = .microseconds(50), briefSpin: Duration = .microseconds(20),
+                lookup: HostLookup = .system) {
         self.lookup = lookup
         self.runtime = runtime
         self.syscalls = syscalls
         self.reactor = Reactor.shared
         self.briefWait = briefWait
+        self.briefSpin = briefSpin
+    }
+
+    /// ``briefWait`` and ``briefSpin`` in nanoseconds, as the sockets take them.
+    var briefWaitSettings: BriefWaitSettings {
+        BriefWaitSettings(total: Self.nanoseconds(briefWait), spin: Self.nanoseconds(briefSpin))
     }
 
     /// The driver with a brief wait given in nanoseconds.
-    @available(*, deprecated, renamed: "init(runtime:syscalls:briefWait:lookup:)")
+    @available(*, deprecated, renamed: "init(runtime:syscalls:briefWait:briefSpin:lookup:)")
     public init(runtime: any Runtime = RealRuntime.shared, syscalls: Syscalls = .system, briefWaitNanoseconds: UInt64) {
         self.init(runtime: runtime, syscalls: syscalls,
                   briefWait: .nanoseconds(Int64(clamping: briefWaitNanoseconds)))
@@ -101,7 +117,7 @@ public struct POSIXDriver: Driver {
                 throw SocketError(SocketError.Reason(errno: soError))
             }
         }
-        let connection = POSIXConnection(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: Self.nanoseconds(briefWait))
+        let connection = POSIXConnection(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: briefWaitSettings)
         connection.start()
         return connection
     }
@@ -118,7 +134,7 @@ public struct POSIXDriver: Driver {
             _ = syscalls.close(fd)
             throw SocketError(SocketError.Reason(errno: e))
         }
-        let listener = POSIXListener(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: Self.nanoseconds(briefWait))
+        let listener = POSIXListener(fd: fd, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: briefWaitSettings)
         listener.start()
         return listener
     }
@@ -211,9 +227,10 @@ final class POSIXListener: Listener, ReactorHandler {
     private let delegate: Mutex<(any ListenerDelegate)?>
     private let open = Atomic<Bool>(true)
 
-    private let briefWait: UInt64
+    /// The brief wait of the connections it accepts.
+    private let briefWait: BriefWaitSettings
 
-    init(fd: Int32, syscalls: Syscalls, reactor: Reactor, delegate: any ListenerDelegate, briefWait: UInt64) {
+    init(fd: Int32, syscalls: Syscalls, reactor: Reactor, delegate: any ListenerDelegate, briefWait: BriefWaitSettings) {
         self.fd = fd
         self.syscalls = syscalls
         self.reactor = reactor

@@ -423,7 +423,7 @@ struct CLITests {
         }
     }
 
-    @Test("bench: OTP's gen_tcp as a third side in every case that has one (tiny runs, a GenTCP/OTP ratio per row, no timing asserted)")
+    @Test("bench: OTP's gen_tcp as a third side and a spinning raw receiver as a fourth, in every case that has them (tiny runs, a ratio per row, no timing asserted)")
     func benchOTP() async throws {
         let outcome = try await CLITests.run(
             ["bench", "--only", "bulk-passive-1460,bulk-both-64k,pingpong-once", "--bytes", "2M", "--round-trips", "200",
@@ -445,6 +445,19 @@ struct CLITests {
             let cells = row.split(separator: " ").map(String.init)
             let goal = cells.lastIndex { $0.hasPrefix(">=1.00") } ?? 0
             #expect(goal >= 2 && (Double(cells[goal - 2]) ?? 0) > 0, "row: \(row)")
+        }
+        // The spinning raw reference, in the same rounds: GenTCP / spin (and OTP / spin) per row.
+        guard let spinTable = lines.firstIndex(where: { $0.hasPrefix("Against raw spinning") }) else {
+            Issue.record("no spinning reference in: \(text)")
+            return
+        }
+        for title in ["bulk, passive recv(0), buffer 1460", "bulk, GenTCP both ends", "ping-pong 64 B, {active,once}"] {
+            guard let row = lines[spinTable...].first(where: { $0.hasPrefix(title) }) else {
+                Issue.record("no spinning row \(title) in: \(text)")
+                continue
+            }
+            let ratios = row.split(separator: " ").suffix(2).compactMap { Double($0) }
+            #expect(ratios.count == 2 && ratios.allSatisfy { $0 > 0 }, "row: \(row)")
         }
     }
 

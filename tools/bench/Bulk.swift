@@ -97,7 +97,8 @@ enum Bulk {
     }
 
     /// The reference: blocking `read(readSize)` on this thread, raw blocking writer thread.
-    static func rawReceiver(total: Int, readSize: Int) -> Sample {
+    /// `spinning`: non-blocking reads in a busy loop instead (``Raw/readSome(_:_:_:spinning:)``).
+    static func rawReceiver(total: Int, readSize: Int, spinning: Bool = false) -> Sample {
         let (listener, port) = Raw.listen()
         let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize)
         let fd = Raw.connect(port: port)
@@ -114,7 +115,7 @@ enum Bulk {
         var got = 0
         var reads = 0
         while got < total {
-            let n = Raw.readSome(fd, buffer, readSize)
+            let n = Raw.readSome(fd, buffer, readSize, spinning: spinning)
             check(n > 0, "bulk read (early end of stream after \(got) bytes)")
             got += n
             reads += 1

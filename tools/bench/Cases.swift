@@ -26,6 +26,9 @@ struct Case: Sendable {
     var raw: @Sendable () async throws -> Sample
     /// The same work on OTP's gen_tcp (``OTPPeer``), where the case has an OTP form.
     var otp: (@Sendable (OTPPeer) -> Sample)? = nil
+    /// The raw reference with a receiver that spins instead of sleeping (the machine's limit),
+    /// where the case has one.
+    var rawSpin: (@Sendable () -> Sample)? = nil
 
     /// Work units per second for a sample: bytes/s or round trips/s.
     func rate(_ s: Sample) -> Double {
@@ -55,7 +58,8 @@ func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
         Case(name: name, title: title, reference: "raw read(\(formatSize(buffer)))", work: .bytes(bytes), goal: goal,
              genTCP: { try await Bulk.genTCPReceiver(total: bytes, buffer: buffer, active: active, driver: $0) },
              raw: { Bulk.rawReceiver(total: bytes, readSize: buffer) },
-             otp: { $0.bulk(total: bytes, buffer: buffer, active: active) })
+             otp: { $0.bulk(total: bytes, buffer: buffer, active: active) },
+             rawSpin: { Bulk.rawReceiver(total: bytes, readSize: buffer, spinning: true) })
     }
     func pingPong(_ name: String, _ title: String, _ client: PingPong.Client, goal: Double?) -> Case {
         Case(name: name, title: title, reference: "raw write+read", work: .roundTrips(roundTrips), goal: goal,
@@ -67,7 +71,8 @@ func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
                  case .activeOnce: peer.pingPong(roundTrips: roundTrips, once: true)
                  case .passiveSpinning: fatalError("gentcp-bench: no OTP form of the spinning ping-pong")
                  }
-             })
+             },
+             rawSpin: { PingPong.raw(roundTrips: roundTrips, spinning: true) })
     }
     return [
         bulk("bulk-passive-64k", "bulk, passive recv(0), buffer 64 KiB", buffer: big, active: false, goal: 0.9),
@@ -78,7 +83,8 @@ func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
              work: .bytes(bytes), goal: 0.9,
              genTCP: { try await Bulk.genTCPBothEnds(total: bytes, buffer: big, driver: $0) },
              raw: { Bulk.rawReceiver(total: bytes, readSize: big) },
-             otp: { $0.bothEnds(total: bytes, buffer: big) }),
+             otp: { $0.bothEnds(total: bytes, buffer: big) },
+             rawSpin: { Bulk.rawReceiver(total: bytes, readSize: big, spinning: true) }),
         pingPong("pingpong-passive", "ping-pong 64 B, passive recv(64)", .passive, goal: 0.8),
         pingPong("pingpong-once", "ping-pong 64 B, {active,once}", .activeOnce, goal: 0.8),
     ]

@@ -257,7 +257,23 @@ final class OTPPeer: @unchecked Sendable {
         self.scriptPath = path
     }
 
+    /// How long one command may take before the BEAM is taken for hung: far beyond any run
+    /// here (the slowest, 1 GiB at 200 MB/s or 100k round trips at 6k/s, take seconds).
+    static let replyLimitSeconds: Int32 = 600
+
+    /// The BEAM's next reply line; nil when it exited, or when it sent nothing for
+    /// ``replyLimitSeconds`` (then it is killed, so that a hung BEAM cannot hang the bench).
+    /// Every command is answered by one line and one line is read per command, so `replies`
+    /// holds nothing buffered when this starts waiting.
     private func readLine() -> String? {
+        var ready = pollfd(fd: fileno(replies), events: Int16(POLLIN), revents: 0)
+        var waited: Int32
+        repeat { waited = poll(&ready, 1, Self.replyLimitSeconds * 1000) } while waited < 0 && errno == EINTR
+        if waited == 0 {
+            say("gentcp-bench: the OTP side sent nothing for \(Self.replyLimitSeconds) s; killing it")
+            kill(pid, SIGKILL)
+            return nil
+        }
         var buffer = [CChar](repeating: 0, count: 4096)
         guard fgets(&buffer, Int32(buffer.count), replies) != nil else { return nil }
         return String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -269,7 +285,7 @@ final class OTPPeer: @unchecked Sendable {
         let beamBefore = ProcessCounters.read(pid), selfBefore = Snapshot.now()
         fputs(command + "\n", commands)
         fflush(commands)
-        guard let reply = readLine() else { fatalError("gentcp-bench: the OTP side exited during '\(command)'") }
+        guard let reply = readLine() else { fatalError("gentcp-bench: the OTP side exited or hung during '\(command)'") }
         let selfAfter = Snapshot.now(), beamAfter = ProcessCounters.read(pid)
         let words = reply.split(separator: " ")
         guard words.count == 3, words[0] == "ok", let ns = Double(words[1]), let n = Int(words[2]) else {
@@ -281,8 +297,8 @@ final class OTPPeer: @unchecked Sendable {
                       faults: own.faults + (beamAfter.faults - beamBefore.faults), deliveries: n)
     }
 
-    /// Sends one command and returns the BEAM's reply line, or nil when the BEAM has gone
-    /// (never fatal: the --scale runs report it and go on).
+    /// Sends one command and returns the BEAM's reply line, or nil when the BEAM has gone or
+    /// hung (never fatal: the --scale runs report it and go on).
     func request(_ command: String) -> String? {
         guard fputs(command + "\n", commands) >= 0, fflush(commands) == 0 else { return nil }
         return readLine()

@@ -21,7 +21,7 @@ enum PerfCounts {
     /// With `otp`, the cases with an OTP form also run on OTP's side (the BEAM is a child of the
     /// counted process, so perf counts it; its start-up, about 0.1 s of CPU, is in the figures).
     static func run(_ cases: [Case], bytesArgument: String, roundTripsArgument: String, otp: Bool = false,
-                    otpFlags: String = "", units: (Case) -> Double) {
+                    otpFlags: String = "", driverArguments: [String] = [], units: (Case) -> Double) {
         var header = pad("case", 20) + " " + pad("side", 6) + " " + pad("cpu ms", 8, right: true)
         for e in events { header += " " + pad(e.label, e.width, right: true) }
         say(header)
@@ -34,6 +34,7 @@ enum PerfCounts {
                                  "/proc/self/exe".resolvedSelf, "--only", c.name, "--repeat", "1",
                                  "--bytes", bytesArgument, "--round-trips", roundTripsArgument, "--side", side]
                     + (side == "otp" && !otpFlags.isEmpty ? ["--otp-flags", otpFlags] : [])
+                    + (side == "gentcp" ? driverArguments : [])
                 guard spawnAndWait(arguments) == 0, let values = parse(output) else {
                     say("gentcp-bench: perf stat failed for \(c.name) (\(side)); is perf installed and allowed?")
                     return

@@ -78,8 +78,9 @@ enum PingPong {
         }
     }
 
-    /// The reference: blocking write then read on this thread.
-    static func raw(roundTrips: Int) -> Sample {
+    /// The reference: blocking write then read on this thread. `spinning`: the read polls a
+    /// non-blocking socket in a busy loop instead of sleeping.
+    static func raw(roundTrips: Int, spinning: Bool = false) -> Sample {
         let (listener, port) = Raw.listen()
         let peer = Raw.echoPeer(listener: listener, size: size)
         let fd = Raw.connect(port: port)
@@ -95,7 +96,7 @@ enum PingPong {
         let start = Snapshot.now()
         for _ in 0..<roundTrips {
             Raw.writeAll(fd, buffer, size)
-            check(Raw.readExactly(fd, buffer, size), "ping-pong read")
+            check(Raw.readExactly(fd, buffer, size, spinning: spinning), "ping-pong read")
         }
         var sample = Snapshot.now() - start
         sample.deliveries = roundTrips

@@ -89,22 +89,27 @@ enum Raw {
               "TCP_NODELAY")
     }
 
-    /// Reads up to `count` bytes; 0 at end of stream.
+    /// Reads up to `count` bytes; 0 at end of stream. `spinning`: never sleeps in the kernel,
+    /// but retries a non-blocking `recv` in a busy loop until data or the end comes (the
+    /// machine's limit: no wakeup ever).
     @inline(__always)
-    static func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Int {
+    static func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, spinning: Bool = false) -> Int {
         while true {
-            let n = read(fd, buffer, count)
+            let n = spinning ? recv(fd, buffer, count, Int32(MSG_DONTWAIT)) : read(fd, buffer, count)
             if n >= 0 { return n }
-            if cgentcp_errno() != EINTR { check(false, "read"); return 0 }
+            let e = cgentcp_errno()
+            if e == EINTR || (spinning && (e == EAGAIN || e == EWOULDBLOCK)) { continue }
+            check(false, "read")
+            return 0
         }
     }
 
     /// Reads exactly `count` bytes; false at end of stream.
     @inline(__always)
-    static func readExactly(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int) -> Bool {
+    static func readExactly(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, spinning: Bool = false) -> Bool {
         var got = 0
         while got < count {
-            let n = readSome(fd, buffer + got, count - got)
+            let n = readSome(fd, buffer + got, count - got, spinning: spinning)
             if n == 0 { return false }
             got += n
         }

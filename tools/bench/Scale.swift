@@ -637,8 +637,8 @@ extension Scale {
         var rounds: Int
         var otpWanted: Bool
         var driver: POSIXDriver = .posix
-        /// The brief wait given with --brief-wait, to print.
-        var briefWait: Int? = nil
+        /// A line naming a brief wait that is not the default, to print.
+        var driverNote: String? = nil
         /// Extra emulator flags for the BEAM (--otp-flags).
         var otpFlags = ""
     }
@@ -704,13 +704,13 @@ extension Scale {
         case .otp:
             guard let otp else { return .failed("OTP not running") }
             let command = workload == .echo ? "serve-echo" : "serve-bulk \(per)"
-            guard let reply = otp.request(command) else { return .failed("the BEAM exited") }
+            guard let reply = otp.request(command) else { return .failed("the BEAM exited or hung") }
             let words = reply.split(separator: " ")
             guard words.count == 2, words[0] == "port", let port = Int(words[1]) else {
                 return .failed("OTP '\(command)': \(reply)")
             }
             let r = await generate(spec(port, { residentBytes(nil) + otp.residentBytes() }, beam: otp.pid))
-            guard let stopped = otp.request("stop-serve") else { return .failed("the BEAM exited") }
+            guard let stopped = otp.request("stop-serve") else { return .failed("the BEAM exited or hung") }
             if !stopped.hasPrefix("ok"), r.failure == nil { return .failed("OTP 'stop-serve': \(stopped)") }
             return r
         }
@@ -727,7 +727,7 @@ extension Scale {
         say("bulk: \(formatSize(settings.bulkTotal)) split across the connections (at least 64 KiB each) in 64 KiB sends after a one-byte go.")
         say("\(settings.rounds) round(s) per connection count, servers rotating (G O R, O R G, R G O, ...); medians.")
         say(limitLine)
-        if let wait = settings.briefWait { say("The posix driver's brief wait: \(wait) µs (--brief-wait).") }
+        if let note = settings.driverNote { say(note) }
         var otp: OTPPeer?
         if !settings.otpWanted {
             say("OTP: left out (--no-otp).")

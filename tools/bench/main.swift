@@ -37,8 +37,10 @@ let usage = """
                        batches, credit-paced, with losses counted), then UDP goodput over slip on
                        simulated lines. Not part of the default run (it adds about a minute).
       --datagrams N    datagrams per one-way UDP run; default 500k (100k with --quick)
-      --brief-wait US  with --udp: the posix driver's brief wait before parking, in µs (default 50;
-                       0 turns it off), to see what it does to the UDP figures
+      --brief-wait US  the posix driver's brief wait before a read parks, in µs (default 50; 0 turns
+                       it off), for every table (TCP, --udp, --tls, --scale, --perf)
+      --brief-spin US  how much of the brief wait polls instead of sleeping, in µs (default 20; 0: the
+                       wait only sleeps, as before issue 14)
       --tls            instead: TLS on the posix driver against a reference written directly on OpenSSL
                        (blocking sockets, SSL_read_ex/SSL_write_ex loops on threads, same certificate
                        and cipher suite): bulk received passive and active, sent, and GenTCP at both
@@ -54,7 +56,6 @@ let usage = """
                        per connection idle and busy; rounds rotate the servers (--repeat, default 3)
       --scale-connections LIST
                        connection counts for --scale, comma-separated; default 1,10,100,1000
-                       (--brief-wait US also applies to the GenTCP server of --scale)
       --perf           instead of timing, count syscalls/switches/faults per unit with `perf stat`
                        (runs this binary once per case and side; default 256M, 50000 round trips)
 
@@ -80,6 +81,7 @@ var udpOnly = false
 var datagrams = 500_000
 var datagramsGiven = false
 var briefWaitMicroseconds: Int? = nil
+var briefSpinMicroseconds: Int? = nil
 var bytesGiven = false, roundTripsGiven = false, repeatsGiven = false
 var tlsOnly = false
 var handshakeCount = 500
@@ -149,6 +151,10 @@ while !arguments.isEmpty {
         let v = value()
         guard let n = Int(v), n >= 0 else { fail("bad --brief-wait \(v)") }
         briefWaitMicroseconds = n
+    case "--brief-spin":
+        let v = value()
+        guard let n = Int(v), n >= 0 else { fail("bad --brief-spin \(v)") }
+        briefSpinMicroseconds = n
     case "--datagrams":
         let v = value()
         guard let n = parseSize(v) else { fail("bad --datagrams \(v)") }
@@ -167,12 +173,25 @@ if quick {
     if !datagramsGiven { datagrams = 100_000 }
     if !handshakesGiven { handshakeCount = 100 }
 }
+/// The posix driver of every GenTCP run: the default, or the brief wait and spin given.
+let benchDriver = briefWaitMicroseconds == nil && briefSpinMicroseconds == nil ? POSIXDriver.posix
+    : POSIXDriver(briefWait: briefWaitMicroseconds.map { .microseconds($0) } ?? POSIXDriver.posix.briefWait,
+                  briefSpin: briefSpinMicroseconds.map { .microseconds($0) } ?? POSIXDriver.posix.briefSpin)
+/// Which brief wait the runs use, when it is not the default.
+let driverNote: String? = briefWaitMicroseconds == nil && briefSpinMicroseconds == nil ? nil
+    : "The posix driver's brief wait: \(benchDriver.briefWait), of which \(benchDriver.briefSpin) spinning (--brief-wait, --brief-spin)."
+func sayDriver() { if let driverNote { say(driverNote) } }
+/// The same options for a child run of this binary (`--perf`).
+var driverArguments: [String] {
+    (briefWaitMicroseconds.map { ["--brief-wait", String($0)] } ?? [])
+        + (briefSpinMicroseconds.map { ["--brief-spin", String($0)] } ?? [])
+}
+
 if scaleOnly {
     await Scale.run(Scale.Settings(
         counts: scaleConnections, nanoseconds: quick ? 500_000_000 : 2_000_000_000, bulkTotal: 64 << 20,
         rounds: repeatsGiven ? repeats : 3, otpWanted: otpWanted,
-        driver: briefWaitMicroseconds.map { POSIXDriver(briefWait: .microseconds($0)) } ?? .posix,
-        briefWait: briefWaitMicroseconds, otpFlags: otpFlags))
+        driver: benchDriver, driverNote: driverNote, otpFlags: otpFlags))
     exit(0)
 }
 if handshakesGiven && !tlsOnly && only == nil { only = ["tls-handshakes"] }
@@ -210,7 +229,7 @@ if perfCounts {
     let otpCounted = otpWanted && findInPath("escript") != nil
     if !otpCounted { say("OTP: \(otpWanted ? "skipped (escript is not installed)" : "left out (--no-otp)").") }
     PerfCounts.run(cases, bytesArgument: bytesArgument, roundTripsArgument: roundTripsArgument, otp: otpCounted,
-                   otpFlags: otpFlags) { c in
+                   otpFlags: otpFlags, driverArguments: driverArguments) { c in
         switch c.work {
         case .bytes: return Double(bytes + warmBytes) / 65536
         case .roundTrips: return Double(roundTrips + warmTrips)
@@ -232,6 +251,11 @@ struct Result {
     /// OTP's runs, when OTP runs (``OTPPeer``), and GenTCP's rate / OTP's in each round.
     var otp: [Sample] = []
     var otpRatios: [Double] = []
+    /// The spinning raw reference's runs (``Case/rawSpin``), and GenTCP's and OTP's rate / its
+    /// rate in each round.
+    var spin: [Sample] = []
+    var spinRatios: [Double] = []
+    var otpSpinRatios: [Double] = []
 }
 
 /// Progress on stderr, only when it is a terminal.
@@ -268,19 +292,32 @@ func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, drive
                 default: g = try await c.raw()
                 }
                 r = g
-            } else if let otp, let runOTP = c.otp {
-                var gs: Sample?, rs: Sample?, os: Sample?
-                for k in 0..<3 {
-                    switch (round + k) % 3 {
-                    case 0: gs = try await c.genTCP(driver)
-                    case 1: rs = try await c.raw()
-                    default: os = runOTP(otp)
+            } else if (otp != nil && c.otp != nil) || c.rawSpin != nil {
+                // G R [O] [S], each round starting one further along.
+                let runOTP = otp != nil ? c.otp : nil
+                var kinds = ["genTCP", "raw"]
+                if runOTP != nil { kinds.append("otp") }
+                if c.rawSpin != nil { kinds.append("spin") }
+                var gs: Sample?, rs: Sample?, os: Sample?, ss: Sample?
+                for k in kinds.indices {
+                    switch kinds[(round + k) % kinds.count] {
+                    case "genTCP": gs = try await c.genTCP(driver)
+                    case "raw": rs = try await c.raw()
+                    case "otp": os = runOTP!(otp!)
+                    default: ss = c.rawSpin!()
                     }
                 }
                 g = gs!
                 r = rs!
-                results[i].otp.append(os!)
-                results[i].otpRatios.append(c.rate(g) / c.rate(os!))
+                if let os {
+                    results[i].otp.append(os)
+                    results[i].otpRatios.append(c.rate(g) / c.rate(os))
+                }
+                if let ss {
+                    results[i].spin.append(ss)
+                    results[i].spinRatios.append(c.rate(g) / c.rate(ss))
+                    if let os { results[i].otpSpinRatios.append(c.rate(os) / c.rate(ss)) }
+                }
             } else if round % 2 == 0 {
                 g = try await c.genTCP(driver)
                 r = try await c.raw()
@@ -339,6 +376,28 @@ func printTable(_ results: [Result]) {
     if withOTP {
         say("(vs OTP: GenTCP's rate / OTP gen_tcp's in the same round, median over rounds; OTP runs in one")
         say(" escript BEAM with 2 schedulers against the same raw peers, timed inside the BEAM over the same span.)")
+    }
+}
+
+/// The cases against the spinning raw reference: how close each side comes to the machine's limit.
+func printSpinTable(_ results: [Result]) {
+    let spun = results.filter { !$0.spin.isEmpty }
+    guard !spun.isEmpty else { return }
+    let withOTP = spun.contains { !$0.otpSpinRatios.isEmpty }
+    say()
+    say("Against raw spinning (the machine's limit: the same raw receiver polling a non-blocking socket in a busy")
+    say("loop, never sleeping; it burns a core while it waits), in the same rounds:")
+    let widths = [38, 12, 12, 14, 12]
+    func row(_ cells: [String]) {
+        var line = ""
+        for (i, cell) in cells.enumerated() { line += (i == 0 ? pad(cell, widths[i]) : pad(cell, widths[i], right: true)) + " " }
+        say(line)
+    }
+    row(["case", "raw", "raw spinning", "GenTCP / spin", withOTP ? "OTP / spin" : ""])
+    for r in spun {
+        let w = median(r.raw.map { r.c.rate($0) }), s = median(r.spin.map { r.c.rate($0) })
+        row([r.c.title, r.c.formatted(w), r.c.formatted(s), format(median(r.spinRatios), 2),
+             r.otpSpinRatios.isEmpty ? "" : format(median(r.otpSpinRatios), 2)])
     }
 }
 
@@ -450,14 +509,14 @@ if udpOnly || cases.contains(where: { $0.name.hasPrefix("udp-") }) {
     say("ping-pong \(roundTrips) round trips (raw blocking echo thread for both); one way \(datagrams) datagrams,")
     say("GenTCP both ends (two processes) vs raw both ends (two threads), paced by credits (a window of")
     say("\(UDPBench.window) datagrams, a credit every \(UDPBench.creditEvery)); recbuf \(formatSize(UDPBench.recbuf)) both ends,")
-    if let briefWaitMicroseconds { say("The posix driver's brief wait: \(briefWaitMicroseconds) µs.") }
+    sayDriver()
     say("GenTCP buffer \(UDPBench.genTCPBuffer) B. One-way time runs to the last arrival; rate = datagrams received/s.")
     say("\(repeats) GenTCP/raw pair(s) per case, interleaved. \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")
     say()
     let udpResults = try await measure(
         cases, warmUp: udpCases(datagrams: min(datagrams, 20_000), roundTrips: warmTrips),
         repeats: repeats, side: side,
-        driver: briefWaitMicroseconds.map { POSIXDriver(briefWait: .microseconds($0)) } ?? .posix)
+        driver: benchDriver)
     printTable(udpResults)
     say("load average \(loadAverage()) at the end.")
     printLosses(udpResults)
@@ -472,6 +531,7 @@ if udpOnly || cases.contains(where: { $0.name.hasPrefix("udp-") }) {
 
 if tlsOnly || cases.contains(where: { $0.name.hasPrefix("tls-") }) {
     say("gentcp-bench --tls: GenTCP TLS sockets on the posix driver vs OpenSSL on blocking sockets, 127.0.0.1")
+    sayDriver()
     say("bulk \(formatSize(bytes)) one way in 64 KiB writes (16 KiB records); \(handshakeCount) full handshakes per run;")
     say("\(repeats) GenTCP/reference pair(s) per case, interleaved. Reference: OpenSSL at both ends (SSL_write_ex writer")
     say("thread, SSL_read_ex(64 KiB) reader, blocking sockets). GenTCP receiving: GenTCP client, OpenSSL writer thread;")
@@ -480,7 +540,7 @@ if tlsOnly || cases.contains(where: { $0.name.hasPrefix("tls-") }) {
     say()
     let tlsResults = try await measure(
         cases, warmUp: tlsCases(bytes: min(bytes, 8 << 20), handshakes: min(handshakeCount, 20)),
-        repeats: repeats, side: side, driver: .posix)
+        repeats: repeats, side: side, driver: benchDriver)
     printTable(tlsResults)
     say("load average \(loadAverage()) at the end. Cipher suite: \(TLSBench.suiteSummary()).")
     say("Ratios of every pair:")
@@ -496,6 +556,7 @@ if tlsOnly || cases.contains(where: { $0.name.hasPrefix("tls-") }) {
 }
 
 say("gentcp-bench: GenTCP posix driver vs plain blocking BSD sockets on 127.0.0.1")
+sayDriver()
 say("bulk \(formatSize(bytes)) one way; ping-pong \(roundTrips) round trips of \(PingPong.size) B; \(repeats) GenTCP/raw pair(s) per case, interleaved.")
 say("Ratio = GenTCP throughput / raw throughput of adjacent runs (median over pairs). Bulk sender: a raw blocking")
 say("writer thread (\(formatSize(Bulk.writeSize)) writes) for GenTCP and raw alike, so the ratio isolates the receive path,")
@@ -514,9 +575,10 @@ say("\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage())
 say()
 let results = try await measure(
     cases, warmUp: standardCases(bytes: warmBytes, roundTrips: warmTrips) + experimentCases(roundTrips: warmTrips),
-    repeats: repeats, side: side, driver: .posix, otp: otpPeer)
+    repeats: repeats, side: side, driver: benchDriver, otp: otpPeer)
 otpPeer?.stop()
 printTable(results)
+printSpinTable(results)
 say("load average \(loadAverage()) at the end.")
 printBreakdown(results)
 if only == nil && side == nil {
@@ -529,7 +591,7 @@ if diagnose {
         say()
         let experiments = try await measure(
             experimentCases(roundTrips: roundTrips), warmUp: experimentCases(roundTrips: warmTrips),
-            repeats: repeats, side: side, driver: .posix)
+            repeats: repeats, side: side, driver: benchDriver)
         say("Experiment: spin before parking, emulated from outside (poll recv(64, timeout: 0) before a blocking recv),")
         say("interleaved with the plain passive ping-pong:")
         printTable(experiments)

@@ -37,6 +37,8 @@ int cgentcp_accept4(int fd, struct sockaddr *address, socklen_t *length, int fla
 /// Blocks up to `nanoseconds` until `fd` is readable (or hung up / in error): 1 when it is,
 /// 0 on timeout, -1 on error. ppoll(2), which needs _GNU_SOURCE.
 int cgentcp_wait_readable(int fd, unsigned long long nanoseconds);
+int cgentcp_wait_readable_spinning(int fd, unsigned long long spin_ns, unsigned long long nanoseconds);
+int cgentcp_pin_thread(int cpu);
 
 /// Raises glibc's heap trim threshold (mallopt M_TRIM_THRESHOLD); no-op elsewhere.
 void cgentcp_set_trim_threshold(int bytes);

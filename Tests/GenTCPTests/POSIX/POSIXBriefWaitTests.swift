@@ -1,0 +1,183 @@
+import CGenTCPShims
+import Foundation
+import GenTCP
+import GenTCPCore
+import GenTCPPOSIX
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The posix driver's brief wait (`BriefWait`): before a read parks, its thread watches the
+/// descriptor, first spinning (`poll` with no timeout, `sched_yield` between; a yield that gives
+/// the CPU to another thread ends the spin), then sleeping in `ppoll` for the rest. The C wait
+/// answers 2 when the spin found the descriptor readable, 1 when the sleep did, 0 when the time
+/// ran out. Issue 14: the spin is what took ping-pong and 64 KiB bulk past OTP's
+/// spinning schedulers on this VM (README, Performance).
+@Suite("posix: the brief wait before a read parks")
+struct POSIXBriefWaitTests {
+    /// A connected AF_UNIX stream pair, closed by the caller.
+    static func pair() -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        let rc = socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds)
+        precondition(rc == 0, "socketpair failed")
+        return (fds[0], fds[1])
+    }
+
+    /// This thread's voluntary context switches: the times it slept.
+    static func sleeps() -> Int {
+        var usage = rusage()
+        _ = getrusage(1, &usage)   // RUSAGE_THREAD (Linux), which Glibc's module leaves out
+        return Int(usage.ru_nvcsw)
+    }
+
+    /// Runs the wait on a thread of its own (it blocks) while another thread does `after` once
+    /// `delay` has passed; returns the wait's result, the waiting thread's sleeps and its time.
+    static func wait(spin: UInt64, total: UInt64, on fd: Int32, delay: Double? = nil, pinTo cpu: Int32? = nil,
+                     after: @escaping @Sendable () -> Void = {}) async -> (rc: Int32, sleeps: Int, seconds: Double) {
+        await OffPool.run {
+            if let cpu { #expect(cgentcp_pin_thread(cpu) == cpu) }
+            let other = delay.map { d in
+                let t = Thread {
+                    Thread.sleep(forTimeInterval: d)
+                    after()
+                }
+                t.start()
+                return t
+            }
+            _ = other
+            let before = sleeps()
+            let start = cgentcp_monotonic_ns()
+            let rc = cgentcp_wait_readable_spinning(fd, spin, total)
+            let seconds = Double(cgentcp_monotonic_ns() - start) / 1e9
+            return (rc, sleeps() - before, seconds)
+        }
+    }
+
+    @Test("data already queued: the spin's first poll finds it (2); with the spin off, the sleep's does (1); no sleep either way")
+    func queued() async {
+        let (a, b) = Self.pair()
+        defer { close(a); close(b) }
+        var byte: UInt8 = 7
+        #expect(write(b, &byte, 1) == 1)
+        let spinning = await Self.wait(spin: 5_000_000, total: 5_000_000_000, on: a)
+        #expect(spinning.rc == 2)
+        #expect(spinning.sleeps == 0)
+        let sleeping = await Self.wait(spin: 0, total: 5_000_000_000, on: a)
+        #expect(sleeping.rc == 1)
+        #expect(sleeping.sleeps == 0)
+    }
+
+    @Test("nothing comes: not readable, and only after the whole wait (the spin, then the sleep for the rest)")
+    func nothingComes() async {
+        let (a, b) = Self.pair()
+        defer { close(a); close(b) }
+        let result = await Self.wait(spin: 5_000_000, total: 40_000_000, on: a)
+        #expect(result.rc == 0)
+        #expect(result.seconds >= 0.040)
+        #expect(result.sleeps >= 1, "after the spin the rest of the wait sleeps")
+    }
+
+    @Test("data that comes 20 ms into a long spin: readable; found by the spin without a sleep, or (on a busy CPU, which ends the spin) by the sleep")
+    func dataWhileSpinning() async {
+        let (a, b) = Self.pair()
+        defer { close(a); close(b) }
+        let result = await Self.wait(spin: 30_000_000_000, total: 30_000_000_000, on: a, delay: 0.02) {
+            var byte: UInt8 = 1
+            _ = write(b, &byte, 1)
+        }
+        #expect(result.rc == 1 || result.rc == 2)
+        if result.rc == 2 { #expect(result.sleeps == 0, "a spinning wait yields the CPU but never sleeps") }
+        var byte: UInt8 = 0
+        #expect(read(a, &byte, 1) == 1 && byte == 1)
+    }
+
+    @Test("a thread that wants the same CPU ends the spin: the wait sleeps for the rest instead of spinning 30 s")
+    func busyCPUEndsTheSpin() async {
+        let (a, b) = Self.pair()
+        defer { close(a); close(b) }
+        let stop = Atomic<Bool>(false)
+        // A CPU-bound thread pinned to the CPU the waiting thread is pinned to.
+        let cpu = await OffPool.run { cgentcp_pin_thread(-1) }
+        #expect(cpu >= 0)
+        let hog = Thread {
+            #expect(cgentcp_pin_thread(cpu) == cpu)
+            var n = 0
+            while !stop.load(ordering: .relaxed) { n &+= 1 }
+            _ = n
+        }
+        hog.start()
+        let result = await Self.wait(spin: 30_000_000_000, total: 30_000_000_000, on: a, delay: 0.2, pinTo: cpu) {
+            var byte: UInt8 = 3
+            _ = write(b, &byte, 1)
+        }
+        stop.store(true, ordering: .relaxed)
+        #expect(result.rc == 1, "found by the sleep, not by a spin that went on beside a busy thread")
+        #expect(result.sleeps >= 1)
+    }
+
+    @Test("data that comes while it sleeps, spin off: readable (1), after one sleep at least")
+    func dataWhileSleeping() async {
+        let (a, b) = Self.pair()
+        defer { close(a); close(b) }
+        let result = await Self.wait(spin: 0, total: 30_000_000_000, on: a, delay: 0.02) {
+            var byte: UInt8 = 2
+            _ = write(b, &byte, 1)
+        }
+        #expect(result.rc == 1)
+        #expect(result.sleeps >= 1)
+    }
+
+    @Test("the peer's close ends the wait, spinning or sleeping (end of stream is readable)",
+          arguments: [UInt64(0), 30_000_000_000])
+    func peerClose(spin: UInt64) async {
+        let (a, b) = Self.pair()
+        defer { close(a) }
+        let result = await Self.wait(spin: spin, total: 30_000_000_000, on: a, delay: 0.02) { close(b) }
+        #expect(result.rc >= 1)
+        var byte: UInt8 = 0
+        #expect(read(a, &byte, 1) == 0)
+    }
+
+    /// (brief wait µs, spin µs): the default, sleeping only, off, and a spin longer than the wait.
+    static let settings: [(Int, Int)] = [(50, 20), (50, 0), (0, 0), (50, 500)]
+
+    @Test("ping-pong through the driver, brief wait spinning, sleeping only, off, or spin > wait: every byte back, in order",
+          arguments: settings)
+    func pingPong(wait: Int, spin: Int) async throws {
+        let driver = POSIXDriver(briefWait: .microseconds(wait), briefSpin: .microseconds(spin))
+        #expect(driver.briefSpin == .microseconds(spin))
+        try await Process.run {
+            let listener = try ListenSocket.listen(
+                port: 0, options: [.binary, .active(.passive), .localAddress(.loopbackV4)], driver: driver)
+            defer { listener.close() }
+            let port = try listener.port()
+            let echo = Process.spawn {
+                let s = try await listener.accept(timeout: 60_000)
+                defer { s.close() }
+                try s.setopts(.nodelay(true))
+                while true {
+                    let got = try await s.recv(0, timeout: 60_000)
+                    try await s.send(got.bytes)
+                }
+            }
+            let c = try await Socket.connect(
+                "127.0.0.1", port: port, options: [.binary, .active(.passive), .nodelay(true)], driver: driver)
+            defer { c.close() }
+            for i in 0..<500 {
+                let message = (0..<(1 + i % 300)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }
+                try await c.send(message)
+                var back: [UInt8] = []
+                while back.count < message.count {
+                    back += try await c.recv(0, timeout: 60_000).bytes
+                }
+                #expect(back == message, "round trip \(i)")
+                if back != message { break }
+            }
+            c.close()
+            let reason = await echo.waitForExit()
+            #expect(reason != .normal, "the echo ends with the client's close (closed)")
+        }
+    }
+}
