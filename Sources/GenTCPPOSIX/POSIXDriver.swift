@@ -21,8 +21,8 @@ public struct POSIXDriver: Driver {
     let reactor: Reactor
     /// How long a task about to park for a read first waits on the descriptor itself.
     public let briefWait: Duration
-    /// How much of ``briefWait`` is spent polling the descriptor (yielding the CPU between polls)
-    /// before sleeping for the rest.
+    /// How much of ``briefWait`` is spent polling the descriptor (yielding the CPU between polls,
+    /// and only while no other thread wants it) before sleeping for the rest.
     public let briefSpin: Duration
     /// ``briefWait`` in nanoseconds.
     @available(*, deprecated, renamed: "briefWait")
@@ -42,8 +42,9 @@ public struct POSIXDriver: Driver {
     ///     while the driver has nothing else to dispatch; after a miss a socket skips its next
     ///     1, 2, 4 ... 64 chances. Zero (or less) turns it off.
     ///   - briefSpin: the first part of ``briefWait``, spent polling the socket (`poll(2)` with no
-    ///     timeout, `sched_yield(2)` between polls) instead of sleeping in `ppoll(2)`: an answer
-    ///     that comes within it costs no wakeup at all. On this project's 2-core VM a wakeup
+    ///     timeout, `sched_yield(2)` between polls; a yield that hands the CPU to another thread
+    ///     ends the spin) instead of sleeping in `ppoll(2)`: an answer that comes within it costs
+    ///     no wakeup at all. On this project's 2-core VM a wakeup
     ///     from sleep is the largest cost of a round trip, and OTP's schedulers spin the same
     ///     way before they sleep; 20 µs more than doubled ping-pong (README, Performance).
     ///     Zero turns the spinning off (the wait then only sleeps).

@@ -37,7 +37,13 @@ int cgentcp_accept4(int fd, struct sockaddr *address, socklen_t *length, int fla
 /// Blocks up to `nanoseconds` until `fd` is readable (or hung up / in error): 1 when it is,
 /// 0 on timeout, -1 on error. ppoll(2), which needs _GNU_SOURCE.
 int cgentcp_wait_readable(int fd, unsigned long long nanoseconds);
+/// The brief wait of the posix driver: polls `fd` (no timeout, `sched_yield` between polls) for
+/// up to `spin_ns`, ending early when a yield handed the CPU to another thread, then sleeps in
+/// ppoll for the rest of `nanoseconds`. 2 when the spin found `fd` readable, 1 when the sleep
+/// did, 0 when the time ran out, -1 on error.
 int cgentcp_wait_readable_spinning(int fd, unsigned long long spin_ns, unsigned long long nanoseconds);
+/// Pins the calling thread to CPU `cpu` (-1: the lowest it may run on); returns that CPU, or -1.
+/// For tests that need two threads on one CPU.
 int cgentcp_pin_thread(int cpu);
 
 /// Raises glibc's heap trim threshold (mallopt M_TRIM_THRESHOLD); no-op elsewhere.
