@@ -34,10 +34,9 @@ struct POSIXBriefWaitTests {
 
     /// Runs the wait on a thread of its own (it blocks) while another thread does `after` once
     /// `delay` has passed; returns the wait's result, the waiting thread's sleeps and its time.
-    static func wait(spin: UInt64, total: UInt64, on fd: Int32, delay: Double? = nil, pinTo cpu: Int32? = nil,
+    static func wait(spin: UInt64, total: UInt64, on fd: Int32, delay: Double? = nil,
                      after: @escaping @Sendable () -> Void = {}) async -> (rc: Int32, sleeps: Int, seconds: Double) {
         await OffPool.run {
-            if let cpu { #expect(cgentcp_pin_thread(cpu) == cpu) }
             let other = delay.map { d in
                 let t = Thread {
                     Thread.sleep(forTimeInterval: d)
@@ -93,26 +92,44 @@ struct POSIXBriefWaitTests {
         #expect(read(a, &byte, 1) == 1 && byte == 1)
     }
 
+    /// A flag shared with threads.
+    final class Flag: Sendable {
+        let raised = Atomic<Bool>(false)
+    }
+
     @Test("a thread that wants the same CPU ends the spin: the wait sleeps for the rest instead of spinning 30 s")
     func busyCPUEndsTheSpin() async {
         let (a, b) = Self.pair()
         defer { close(a); close(b) }
-        let stop = Atomic<Bool>(false)
-        // A CPU-bound thread pinned to the CPU the waiting thread is pinned to.
-        let cpu = await OffPool.run { cgentcp_pin_thread(-1) }
-        #expect(cpu >= 0)
-        let hog = Thread {
-            #expect(cgentcp_pin_thread(cpu) == cpu)
-            var n = 0
-            while !stop.load(ordering: .relaxed) { n &+= 1 }
-            _ = n
+        // All on threads of their own, started and stopped from one of them: the CPU-bound
+        // thread must stop when the wait ends, not when the pool gets round to this test again
+        // (on a busy pool that took seconds, a CPU that the rest of the suite needed). It also
+        // stops after 5 s whatever happens.
+        let result = await OffPool.run { () -> (pinned: Bool, rc: Int32, sleeps: Int) in
+            let cpu = cgentcp_pin_thread(-1)
+            guard cpu >= 0 else { return (false, -1, 0) }
+            let stop = Flag()
+            let deadline = cgentcp_monotonic_ns() + 5_000_000_000
+            let hog = Thread {
+                guard cgentcp_pin_thread(cpu) == cpu else { return }
+                var n = 0
+                while !stop.raised.load(ordering: .relaxed) && cgentcp_monotonic_ns() < deadline { n &+= 1 }
+                _ = n
+            }
+            hog.start()
+            let writer = Thread {
+                Thread.sleep(forTimeInterval: 0.2)
+                var byte: UInt8 = 3
+                _ = write(b, &byte, 1)
+            }
+            writer.start()
+            let before = Self.sleeps()
+            let rc = cgentcp_wait_readable_spinning(a, 30_000_000_000, 30_000_000_000)
+            let sleeps = Self.sleeps() - before
+            stop.raised.store(true, ordering: .relaxed)
+            return (true, rc, sleeps)
         }
-        hog.start()
-        let result = await Self.wait(spin: 30_000_000_000, total: 30_000_000_000, on: a, delay: 0.2, pinTo: cpu) {
-            var byte: UInt8 = 3
-            _ = write(b, &byte, 1)
-        }
-        stop.store(true, ordering: .relaxed)
+        #expect(result.pinned)
         #expect(result.rc == 1, "found by the sleep, not by a spin that went on beside a busy thread")
         #expect(result.sleeps >= 1)
     }
