@@ -52,6 +52,11 @@ public final class Socket: Sendable, Hashable, CustomStringConvertible {
 
     /// `#Port<0.N>`.
     public var description: String { "#Port<0.\(id)>" }
+
+    /// Whether a `recv` is waiting on this socket (a second one now gets `ealready`). For tests
+    /// that must know the first one got that far, rather than guess with a sleep.
+    package var recvIsWaiting: Bool { state.withLock { $0.recvWaiter != nil } }
+
     public static func == (a: Socket, b: Socket) -> Bool { a === b }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }

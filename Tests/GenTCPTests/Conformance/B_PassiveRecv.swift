@@ -147,8 +147,8 @@ extension Conformance {
         func concurrentRecv(_ backend: Backend) async throws {
             try await backend.run { ctx in
                 let (c, p) = try await ctx.pair()
-                let helper = ctx.spawn { try await c.recv(0, timeout: 3000) }
-                await ctx.sleep(50)
+                let helper = ctx.spawn { try await c.recv(0, timeout: 30_000) }
+                #expect(await ctx.waitUntil { c.recvIsWaiting })
                 let start = ctx.now
                 await #expect(throws: SocketError.alreadyInProgress) { _ = try await c.recv(0, timeout: 1000) }
                 await #expect(throws: SocketError.alreadyInProgress) { _ = try await c.recv(3, timeout: 0) }

@@ -280,6 +280,20 @@ struct TestContext: Sendable {
         }
     }
 
+    /// Waits, in steps of 5 ms on the backend's clock, until `condition` holds; false when it
+    /// still does not after `limit` ms (a limit for a bug, not a measure). For a step that must
+    /// follow another process's progress (a `recv` that is waiting) instead of guessing how long
+    /// that takes on a busy machine.
+    func waitUntil(limit milliseconds: Int = 20_000, _ condition: () -> Bool) async -> Bool {
+        var waited = 0
+        while !condition() {
+            if waited >= milliseconds { return false }
+            await sleep(5)
+            waited += 5
+        }
+        return true
+    }
+
     /// Starts a helper process on the backend's runtime; its result is read with
     /// ``Spawned/value(within:)``.
     @discardableResult

@@ -89,7 +89,7 @@ extension TLSConformance {
                 await #expect(throws: SocketError.invalidArgument) { _ = try await c.recv(0, timeout: 100) }
                 try c.setopts([.active(.passive)])
                 let waiting = ctx.spawn { () async throws -> Payload in try await c.recv(3, timeout: 30_000) }
-                await ctx.sleep(100)
+                #expect(await ctx.waitUntil { c.recvIsWaiting })
                 await #expect(throws: SocketError.alreadyInProgress) { _ = try await c.recv(3, timeout: 100) }
                 try await p.send("one")
                 #expect(try await waiting.value() == bin("one"))

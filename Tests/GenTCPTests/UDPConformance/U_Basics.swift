@@ -144,8 +144,8 @@ extension UDPConformance {
                 let active = try await ctx.openClient([.active(.once)])
                 await #expect(throws: SocketError.invalidArgument) { _ = try await active.recv(timeout: 10) }
                 active.close()
-                let first = ctx.spawn { try await p.recv(timeout: 10_000) }
-                await ctx.sleep(50)
+                let first = ctx.spawn { try await p.recv(timeout: 30_000) }
+                #expect(await ctx.waitUntil { p.recvIsWaiting })
                 await #expect(throws: SocketError.alreadyInProgress) { _ = try await p.recv(timeout: 10) }
                 try await c.send(bytes("one"), to: try ctx.address(of: p))
                 #expect(try await first.value().payload == bin("one"))
