@@ -90,15 +90,21 @@ enum Raw {
     }
 
     /// Reads up to `count` bytes; 0 at end of stream. `spinning`: never sleeps in the kernel,
-    /// but retries a non-blocking `recv` in a busy loop until data or the end comes (the
-    /// machine's limit: no wakeup ever).
+    /// but retries a non-blocking `recv` in a loop until data or the end comes (the machine's
+    /// limit: no wakeup ever). It yields the CPU between tries, as OTP's spinning schedulers do:
+    /// on an idle CPU `sched_yield` returns at once, and on a busy one (the test suite runs this
+    /// bench beside everything else) a loop that never yields held a core for seconds.
     @inline(__always)
     static func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, spinning: Bool = false) -> Int {
         while true {
             let n = spinning ? recv(fd, buffer, count, Int32(MSG_DONTWAIT)) : read(fd, buffer, count)
             if n >= 0 { return n }
             let e = cgentcp_errno()
-            if e == EINTR || (spinning && (e == EAGAIN || e == EWOULDBLOCK)) { continue }
+            if e == EINTR { continue }
+            if spinning && (e == EAGAIN || e == EWOULDBLOCK) {
+                sched_yield()
+                continue
+            }
             check(false, "read")
             return 0
         }

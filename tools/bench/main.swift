@@ -265,8 +265,8 @@ func progress(_ text: String) {
 }
 
 /// Runs every case `repeats` times as GenTCP/raw pairs, alternating which goes first; with
-/// `otp`, as GenTCP/raw/OTP triples, each round starting one further along (G R O, R O G,
-/// O G R, ...). `warmUp` are the same cases with little work, run once untimed first (threads of
+/// `otp` and with a spinning raw reference (``Case/rawSpin``), as GenTCP/raw/OTP/spin sets,
+/// each round starting one further along (G R O S, R O S G, O S G R, ...). `warmUp` are the same cases with little work, run once untimed first (threads of
 /// the reactor, the timers and the pool; code; the allocator; the BEAM's).
 func measure(_ cases: [Case], warmUp: [Case], repeats: Int, side: String?, driver: POSIXDriver,
              otp: OTPPeer? = nil) async throws -> [Result] {
@@ -385,8 +385,8 @@ func printSpinTable(_ results: [Result]) {
     guard !spun.isEmpty else { return }
     let withOTP = spun.contains { !$0.otpSpinRatios.isEmpty }
     say()
-    say("Against raw spinning (the machine's limit: the same raw receiver polling a non-blocking socket in a busy")
-    say("loop, never sleeping; it burns a core while it waits), in the same rounds:")
+    say("Against raw spinning (the machine's limit: the same raw receiver polling a non-blocking socket in a loop,")
+    say("yielding between polls and never sleeping; it burns a core while it waits), in the same rounds:")
     let widths = [38, 12, 12, 14, 12]
     func row(_ cells: [String]) {
         var line = ""
@@ -568,7 +568,7 @@ if !otpWanted {
     say("OTP: left out (--side profiles one side).")
 } else {
     otpPeer = OTPPeer.startAndReport(emulatorFlags: otpFlags) { _ in
-        "the same peers and options; rounds rotate GenTCP/raw/OTP."
+        "the same peers and options; rounds rotate GenTCP/raw/OTP/raw spinning."
     }
 }
 say("\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")

@@ -37,15 +37,12 @@ struct POSIXBriefWaitTests {
     static func wait(spin: UInt64, total: UInt64, on fd: Int32, delay: Double? = nil,
                      after: @escaping @Sendable () -> Void = {}) async -> (rc: Int32, sleeps: Int, seconds: Double) {
         await OffPool.run {
-            let other = delay.map { d in
-                let t = Thread {
-                    Thread.sleep(forTimeInterval: d)
+            if let delay {
+                Thread {
+                    Thread.sleep(forTimeInterval: delay)
                     after()
-                }
-                t.start()
-                return t
+                }.start()
             }
-            _ = other
             let before = sleeps()
             let start = cgentcp_monotonic_ns()
             let rc = cgentcp_wait_readable_spinning(fd, spin, total)
