@@ -32,23 +32,33 @@ struct POSIXBriefWaitTests {
         return Int(usage.ru_nvcsw)
     }
 
-    /// Runs the wait on a thread of its own (it blocks) while another thread does `after` once
-    /// `delay` has passed; returns the wait's result, the waiting thread's sleeps and its time.
+    /// Runs the wait on the calling thread (it blocks) while another thread does `after` once
+    /// `delay` has passed; returns the wait's result, this thread's sleeps and its time.
+    static func waitHere(spin: UInt64, total: UInt64, on fd: Int32, delay: Double? = nil,
+                         after: @escaping @Sendable () -> Void = {}) -> (rc: Int32, sleeps: Int, seconds: Double) {
+        if let delay {
+            Thread {
+                Thread.sleep(forTimeInterval: delay)
+                after()
+            }.start()
+        }
+        let before = sleeps()
+        let start = cgentcp_monotonic_ns()
+        let rc = cgentcp_wait_readable_spinning(fd, spin, total)
+        let seconds = Double(cgentcp_monotonic_ns() - start) / 1e9
+        return (rc, sleeps() - before, seconds)
+    }
+
+    /// ``waitHere(spin:total:on:delay:after:)`` on a thread of its own.
     static func wait(spin: UInt64, total: UInt64, on fd: Int32, delay: Double? = nil,
                      after: @escaping @Sendable () -> Void = {}) async -> (rc: Int32, sleeps: Int, seconds: Double) {
-        await OffPool.run {
-            if let delay {
-                Thread {
-                    Thread.sleep(forTimeInterval: delay)
-                    after()
-                }.start()
-            }
-            let before = sleeps()
-            let start = cgentcp_monotonic_ns()
-            let rc = cgentcp_wait_readable_spinning(fd, spin, total)
-            let seconds = Double(cgentcp_monotonic_ns() - start) / 1e9
-            return (rc, sleeps() - before, seconds)
-        }
+        await OffPool.run { waitHere(spin: spin, total: total, on: fd, delay: delay, after: after) }
+    }
+
+    /// Writes the one byte `value` to `fd`.
+    static func send(_ value: UInt8, to fd: Int32) {
+        var byte = value
+        _ = write(fd, &byte, 1)
     }
 
     @Test("data already queued: the spin's first poll finds it (2); with the spin off, the sleep's does (1); no sleep either way")
@@ -79,10 +89,7 @@ struct POSIXBriefWaitTests {
     func dataWhileSpinning() async {
         let (a, b) = Self.pair()
         defer { close(a); close(b) }
-        let result = await Self.wait(spin: 30_000_000_000, total: 30_000_000_000, on: a, delay: 0.02) {
-            var byte: UInt8 = 1
-            _ = write(b, &byte, 1)
-        }
+        let result = await Self.wait(spin: 30_000_000_000, total: 30_000_000_000, on: a, delay: 0.02) { Self.send(1, to: b) }
         #expect(result.rc == 1 || result.rc == 2)
         if result.rc == 2 { #expect(result.sleeps == 0, "a spinning wait yields the CPU but never sleeps") }
         var byte: UInt8 = 0
@@ -114,17 +121,11 @@ struct POSIXBriefWaitTests {
                 _ = n
             }
             hog.start()
-            let writer = Thread {
-                Thread.sleep(forTimeInterval: 0.2)
-                var byte: UInt8 = 3
-                _ = write(b, &byte, 1)
+            let waited = Self.waitHere(spin: 30_000_000_000, total: 30_000_000_000, on: a, delay: 0.2) {
+                Self.send(3, to: b)
             }
-            writer.start()
-            let before = Self.sleeps()
-            let rc = cgentcp_wait_readable_spinning(a, 30_000_000_000, 30_000_000_000)
-            let sleeps = Self.sleeps() - before
             stop.raised.store(true, ordering: .relaxed)
-            return (true, rc, sleeps)
+            return (true, waited.rc, waited.sleeps)
         }
         #expect(result.pinned)
         #expect(result.rc == 1, "found by the sleep, not by a spin that went on beside a busy thread")
@@ -135,10 +136,7 @@ struct POSIXBriefWaitTests {
     func dataWhileSleeping() async {
         let (a, b) = Self.pair()
         defer { close(a); close(b) }
-        let result = await Self.wait(spin: 0, total: 30_000_000_000, on: a, delay: 0.02) {
-            var byte: UInt8 = 2
-            _ = write(b, &byte, 1)
-        }
+        let result = await Self.wait(spin: 0, total: 30_000_000_000, on: a, delay: 0.02) { Self.send(2, to: b) }
         #expect(result.rc == 1)
         #expect(result.sleeps >= 1)
     }
