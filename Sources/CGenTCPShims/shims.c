@@ -38,29 +38,38 @@ int cgentcp_wait_readable(int fd, unsigned long long nanoseconds) {
 #include <sched.h>
 #include <errno.h>
 
-/* Polls fd for readability for up to spin_ns (yielding the CPU between polls), then sleeps in
-   ppoll for the rest of nanoseconds. A yield that gave the CPU away (it took over 10 us: another
-   thread was runnable here) ends the spin early: on a busy CPU spinning only delays the others,
-   and the thread is better off asleep. 2 when the spin found it readable, 1 when the sleep did,
-   0 when the time ran out, -1 on error. */
+/* Polls fd for readability for up to spin_ns, yielding the CPU between polls. A yield that gave
+   the CPU away (it took over 10 us: another thread was runnable here) ends the spin early: on a
+   busy CPU spinning only delays the others, and the thread is better off asleep. */
+int cgentcp_spin_readable(int fd, unsigned long long spin_ns, unsigned long long *spent_ns) {
+    unsigned long long start = cgentcp_monotonic_ns(), spent = 0;
+    int result = 0;
+    struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0 };
+    while (spin_ns > 0) {
+        int rc = poll(&p, 1, 0);
+        if (rc > 0) { result = 1; break; }
+        if (rc < 0 && errno != EINTR) { result = -1; break; }
+        unsigned long long before = cgentcp_monotonic_ns();
+        spent = before - start;
+        if (spent >= spin_ns) break;
+        sched_yield();
+        if (cgentcp_monotonic_ns() - before > 10000ull) {
+            spent = cgentcp_monotonic_ns() - start;
+            break;
+        }
+    }
+    if (spent_ns) *spent_ns = spent;
+    return result;
+}
+
+/* The spin above, then a sleep in ppoll for the rest of nanoseconds. 2 when the spin found fd
+   readable, 1 when the sleep did, 0 when the time ran out, -1 on error. */
 int cgentcp_wait_readable_spinning(int fd, unsigned long long spin_ns, unsigned long long nanoseconds) {
     if (spin_ns > nanoseconds) spin_ns = nanoseconds;
     if (spin_ns > 0) {
-        unsigned long long start = cgentcp_monotonic_ns(), spent = 0;
-        struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0 };
-        for (;;) {
-            int rc = poll(&p, 1, 0);
-            if (rc > 0) return 2;
-            if (rc < 0 && errno != EINTR) return -1;
-            unsigned long long before = cgentcp_monotonic_ns();
-            spent = before - start;
-            if (spent >= spin_ns) break;
-            sched_yield();
-            if (cgentcp_monotonic_ns() - before > 10000ull) {
-                spent = cgentcp_monotonic_ns() - start;
-                break;
-            }
-        }
+        unsigned long long spent = 0;
+        int rc = cgentcp_spin_readable(fd, spin_ns, &spent);
+        if (rc != 0) return rc > 0 ? 2 : -1;
         nanoseconds -= spent < nanoseconds ? spent : nanoseconds;
         if (nanoseconds == 0) return 0;
     }

@@ -29,20 +29,26 @@ extension Socket {
         let caller = try Process.liveCaller()
         // First attempt on the caller's thread: no hop when data is already there.
         var waitedBriefly = false
+        // The last look read and found nothing (not the drained case, which looks after the wait).
+        var looked = false
         var id: UInt64 = 0
         while true {
             var briefWait: (any Connection)?
             var yields = false
             let first: Result<Payload, SocketError>? = state.withLock { s in
                 // A brief wait may have withdrawn the read arming (see Connection.waitBriefly).
-                if waitedBriefly { s.readArmed = false }
+                if waitedBriefly {
+                    s.readArmed = false
+                    s.recvBriefly = false
+                }
                 if let refusal = recvRefusal(&s) { return .failure(refusal) }
                 // The last read left the socket empty: a read now would most likely find nothing
                 // (an EAGAIN per recv, 1.2 extra reads per 64 KiB of bulk data). Let the brief
                 // wait look first; it returns at once when data is there.
-                if !waitedBriefly, s.drained, s.stash.isEmpty, s.readEnd == .open, length == 0 {
+                if !waitedBriefly, s.drained, s.stash.isEmpty, s.readEnd == .open, length == 0, let c = s.connection {
                     s.drained = false
-                    briefWait = s.connection
+                    briefWait = c
+                    s.recvBriefly = true
                     return nil
                 }
                 var data: [UInt8] = []
@@ -53,7 +59,11 @@ extension Socket {
                 }
                 keepPartial(&s, data, filled)
                 if limit == 0 { return .failure(.timeout) }
-                if !waitedBriefly { briefWait = s.connection }
+                looked = true
+                if !waitedBriefly, let c = s.connection {
+                    briefWait = c
+                    s.recvBriefly = true
+                }
                 id = s.takeWaiterID()
                 return nil
             }
@@ -61,20 +71,29 @@ extension Socket {
                 if yields { await Task.yield() }
                 return try first.get()
             }
-            // Before parking, let the driver wait a moment on this thread (see waitBriefly),
-            // then look once more (cheap when it timed out: it is 50 µs later anyway).
+            // Before parking, let the driver wait a moment on this thread (see waitBriefly) and
+            // look once more if it saw data. When it saw none, or did not wait (always so on an
+            // event loop, and on a busy driver), a second read would only find nothing again: park
+            // now; data that came meanwhile fires the readiness armed there at once.
             guard let connection = briefWait else { break }
-            _ = connection.waitBriefly(forReadUpTo: timeout.duration)
+            let ready = connection.waitBriefly(forReadUpTo: timeout.duration)
             waitedBriefly = true
+            if !ready && looked { break }
         }
 
         let waiterID = id
+        let briefly = waitedBriefly
         let result: Result<Payload, SocketError> = await caller.waiting(interrupt: {
             self.endRecv(waiterID, with: caller.cancellation)
         }) { await withUnsafeContinuation { continuation in
             let effects = Effects()
             let immediate: Result<Payload, SocketError>? = state.withLock { s in
                 s.quantum.suspended()
+                if briefly {
+                    // As at the top of the loop: the wait may have withdrawn the read arming.
+                    s.readArmed = false
+                    s.recvBriefly = false
+                }
                 if let refusal = recvRefusal(&s) { return .failure(refusal) }
                 var data: [UInt8] = []
                 var filled = 0
@@ -108,7 +127,7 @@ extension Socket {
     private func recvRefusal(_ s: inout PortState) -> SocketError? {
         if s.closed { return .closed }
         if s.options.active.delivers { return SocketError(.invalidArgument, "recv on an active socket") }
-        if s.recvWaiter != nil { return .alreadyInProgress }
+        if s.recvWaiter != nil || s.recvBriefly { return .alreadyInProgress }
         switch s.readEnd {
         case .open: return nil
         case .closedPending:

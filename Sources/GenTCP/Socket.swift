@@ -55,7 +55,7 @@ public final class Socket: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether a `recv` is waiting on this socket (a second one now gets `ealready`). For tests
     /// that must know the first one got that far, rather than guess with a sleep.
-    package var recvIsWaiting: Bool { state.withLock { $0.recvWaiter != nil } }
+    package var recvIsWaiting: Bool { state.withLock { $0.recvWaiter != nil || $0.recvBriefly } }
 
     public static func == (a: Socket, b: Socket) -> Bool { a === b }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
@@ -123,6 +123,9 @@ struct PortState {
     /// data). Bounded by the largest `recv` length asked for, never by what the peer sends.
     var stash: [UInt8] = []
     var recvWaiter: RecvWaiter?
+    /// A `recv` is in its brief wait, outside the lock (see `Connection.waitBriefly`): it counts
+    /// as waiting, so a second `recv` is refused (`ealready`) as OTP refuses it.
+    var recvBriefly = false
     var senders = Deque<SendWaiter>()
     var shutdownWriteWhenFlushed = false
     var readArmed = false

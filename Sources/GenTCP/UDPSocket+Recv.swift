@@ -24,14 +24,20 @@ extension UDPSocket {
             var briefWait: (any DatagramEndpoint)?
             var yields = false
             let first: Result<Datagram, SocketError>? = state.withLock { s in
-                if waitedBriefly { s.readArmed = false }
+                if waitedBriefly {
+                    s.readArmed = false
+                    s.recvBriefly = false
+                }
                 if let refusal = recvRefusal(s) { return .failure(refusal) }
                 if let done = attemptRecv(&s) {
                     yields = s.quantum.ranWithoutSuspending(now: runtime.now)
                     return done
                 }
                 if limit == 0 { return .failure(.timeout) }
-                if !waitedBriefly { briefWait = s.endpoint }
+                if !waitedBriefly, let e = s.endpoint {
+                    briefWait = e
+                    s.recvBriefly = true
+                }
                 id = s.takeWaiterID()
                 return nil
             }
@@ -39,17 +45,24 @@ extension UDPSocket {
                 if yields { await Task.yield() }
                 return try first.get()
             }
+            // Look once more only if the brief wait saw data (see Socket.recv).
             guard let endpoint = briefWait else { break }
-            _ = endpoint.waitBriefly(forReadUpTo: timeout.duration)
+            let ready = endpoint.waitBriefly(forReadUpTo: timeout.duration)
             waitedBriefly = true
+            if !ready { break }
         }
 
         let waiterID = id
+        let briefly = waitedBriefly
         let result: Result<Datagram, SocketError> = await caller.waiting(interrupt: {
             self.endRecv(waiterID, with: caller.cancellation)
         }) { await withUnsafeContinuation { continuation in
             let immediate: Result<Datagram, SocketError>? = state.withLock { s in
                 s.quantum.suspended()
+                if briefly {
+                    s.readArmed = false
+                    s.recvBriefly = false
+                }
                 if let refusal = recvRefusal(s) { return .failure(refusal) }
                 if caller.mustNotWait { return .failure(caller.cancellation) }
                 var waiter = DatagramPortState.RecvWaiter(id: waiterID, continuation: continuation, timer: nil)
@@ -118,7 +131,7 @@ extension UDPSocket {
     private func recvRefusal(_ s: DatagramPortState) -> SocketError? {
         if s.closed { return .closed }
         if s.options.active.delivers { return SocketError(.invalidArgument, "recv on an active socket") }
-        if s.recvWaiter != nil { return .alreadyInProgress }
+        if s.recvWaiter != nil || s.recvBriefly { return .alreadyInProgress }
         if let failure = s.failure { return SocketError(failure) }
         return nil
     }

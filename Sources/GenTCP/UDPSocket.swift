@@ -42,7 +42,7 @@ public final class UDPSocket: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether a `recv` is waiting on this socket (a second one now gets `ealready`). For tests
     /// that must know the first one got that far, rather than guess with a sleep.
-    package var recvIsWaiting: Bool { state.withLock { $0.recvWaiter != nil } }
+    package var recvIsWaiting: Bool { state.withLock { $0.recvWaiter != nil || $0.recvBriefly } }
 
     public static func == (a: UDPSocket, b: UDPSocket) -> Bool { a === b }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
@@ -79,6 +79,9 @@ struct DatagramPortState {
     /// receive reports it.
     var pendingError: SocketError.Reason?
     var recvWaiter: RecvWaiter?
+    /// A `recv` is in its brief wait, outside the lock (see `DatagramEndpoint.waitBriefly`): it
+    /// counts as waiting, so a second `recv` is refused (`ealready`) as OTP refuses it.
+    var recvBriefly = false
     var senders = Deque<SendWaiter>()
     var readArmed = false
     /// How long the owner has run through `recv`s that did not suspend (see ``Quantum``).

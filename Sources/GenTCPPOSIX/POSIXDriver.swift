@@ -18,7 +18,11 @@ public struct POSIXDriver: Driver {
     /// The clock for this driver's socket timeouts (`RealRuntime.shared` unless injected).
     public let runtime: any Runtime
     let syscalls: Syscalls
-    let reactor: Reactor
+    /// The reactor of the sockets this driver opens: the event loop's when the driver's runtime
+    /// is ``EventLoopRuntime`` or the caller runs on the loop (its process is there), so their
+    /// readiness is handled on the thread that runs their owners; the shared one otherwise.
+    var reactor: Reactor { onLoop || Reactor.onLoopThread ? .loop : .shared }
+    private let onLoop: Bool
     /// How long a task about to park for a read first waits on the descriptor itself.
     public let briefWait: Duration
     /// How much of ``briefWait`` is spent polling the descriptor (yielding the CPU between polls,
@@ -56,7 +60,7 @@ public struct POSIXDriver: Driver {
         self.lookup = lookup
         self.runtime = runtime
         self.syscalls = syscalls
-        self.reactor = Reactor.shared
+        self.onLoop = runtime is EventLoopRuntime
         self.briefWait = briefWait
         self.briefSpin = briefSpin
     }
@@ -249,7 +253,9 @@ final class POSIXListener: Listener, ReactorHandler {
         while true {
             let client = syscalls.accept(fd, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
             if client >= 0 {
-                let c = POSIXConnection(fd: client, syscalls: syscalls, reactor: reactor, delegate: delegate, briefWait: briefWait)
+                // A process on the event loop accepting: the connection's readiness goes to the loop.
+                let c = POSIXConnection(fd: client, syscalls: syscalls, reactor: Reactor.onLoopThread ? .loop : reactor,
+                                        delegate: delegate, briefWait: briefWait)
                 c.start()
                 return c
             }

@@ -31,10 +31,13 @@ struct ModuleTLSCLITests {
                 let server = try TLSContext(.server(certificateChainFile: pki.pem("localhost"), privateKeyFile: pki.key("localhost")))
                 let listener = try ListenSocket.listen(port: 0, options: CLITests.listenOptions, driver: .posix)
                 defer { listener.close() }
-                async let echoed = TLSCLITests.echoOnce(listener, server)
+                // The server closes once it echoed everything, which ends the run: a module has no
+                // half-close, so the client would otherwise wait for -q seconds of silence, and a
+                // short -q on a loaded machine closed the link while the echo was still coming.
+                async let echoed = TLSCLITests.echoOnce(listener, server, closeAfter: request.count)
                 let outcome = try await CLITests.run(
                     ["connect", "-v", "--board", board, "--boards", SimulateCLITests.boards, "--serial", running.path,
-                     "--tls", "module", "--module-ca", moduleCA, "--timeout", "30000", "-q", "3",
+                     "--tls", "module", "--module-ca", moduleCA, "--timeout", "30000", "-q", "60",
                      "localhost", "\(try listener.port())"], stdin: request, limit: 90)
                 #expect(try await echoed == request.count)
                 #expect(outcome.status == 0, "stderr: \(outcome.stderr)")

@@ -12,11 +12,12 @@ import Testing
        .enabled(if: skipReason == nil, "\(skipReason ?? "")"),
        .timeLimit(.minutes(3)))
 struct TLSCLITests {
-    /// Accepts one TLS client and echoes everything until the client's close_notify, then closes.
-    static func echoOnce(_ listener: ListenSocket, _ context: TLSContext) async throws -> Int {
+    /// Accepts one TLS client and echoes everything until the client's close_notify (or, with
+    /// `closeAfter`, until that many bytes went back), then closes.
+    static func echoOnce(_ listener: ListenSocket, _ context: TLSContext, closeAfter: Int? = nil) async throws -> Int {
         let s = try await listener.accept(tls: context, timeout: 20_000)
         var echoed = 0
-        while true {
+        while echoed < closeAfter ?? .max {
             let chunk: Payload
             do throws(SocketError) {
                 chunk = try await s.recv(0, timeout: 20_000)

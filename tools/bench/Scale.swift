@@ -60,14 +60,17 @@ enum Scale {
     }
 
     enum Server: Int, Sendable, CaseIterable {
-        case genTCP, otp, raw
+        case genTCP, loop, otp, raw
         var name: String {
             switch self {
             case .genTCP: return "GenTCP"
+            case .loop: return "loop"
             case .otp: return "OTP"
             case .raw: return "raw"
             }
         }
+        /// The two GenTCP servers, and the letter of each in ratio columns.
+        static let genTCPs: [(Server, String)] = [(.genTCP, "G"), (.loop, "L")]
     }
 
     /// One run of one server at one connection count.
@@ -385,10 +388,13 @@ final class GenTCPScaleServer: Sendable {
     let port: Int
     /// Connections being served.
     let live = Atomic<Int>(0)
+    /// Where the connection processes run (the driver's runtime).
+    let runtime: any Runtime
 
-    private init(listener: ListenSocket, port: Int) {
+    private init(listener: ListenSocket, port: Int, runtime: any Runtime) {
         self.listener = listener
         self.port = port
+        self.runtime = runtime
     }
 
     static func start(_ workload: Scale.Workload, perConnection: Int, driver: POSIXDriver) -> Swift.Result<GenTCPScaleServer, ScaleFailure> {
@@ -398,8 +404,8 @@ final class GenTCPScaleServer: Sendable {
                 options: [.binary, .active(.passive), .nodelay(true), .backlog(Scale.backlog), .reuseaddr(true),
                           .localAddress(.loopbackV4)],
                 driver: driver)
-            let server = GenTCPScaleServer(listener: listener, port: try listener.port())
-            Process.spawn { await acceptor(server, workload, perConnection) }
+            let server = GenTCPScaleServer(listener: listener, port: try listener.port(), runtime: driver.runtime)
+            Process.spawn(runtime: driver.runtime) { await acceptor(server, workload, perConnection) }
             return .success(server)
         } catch {
             return .failure(ScaleFailure("GenTCP listen: \(error)"))
@@ -413,7 +419,7 @@ final class GenTCPScaleServer: Sendable {
         } catch {
             return  // closed: the run is over
         }
-        Process.spawn { await acceptor(server, workload, perConnection) }
+        Process.spawn(runtime: server.runtime) { await acceptor(server, workload, perConnection) }
         server.live.add(1, ordering: .relaxed)
         defer { server.live.subtract(1, ordering: .relaxed) }
         do throws(SocketError) {
@@ -641,15 +647,21 @@ extension Scale {
         var driverNote: String? = nil
         /// Extra emulator flags for the BEAM (--otp-flags).
         var otpFlags = ""
+        /// Only this server (--side gentcp, raw or otp), warm-up included: for `perf stat`.
+        var side: String? = nil
     }
 
     /// Every run of one workload at one connection count: per server, one result per round.
     struct Row {
         var count: Int
         var runs: [Server: [RunResult]] = [:]
-        /// GenTCP's rate / OTP's and / raw's, per round where both worked.
-        var versusOTP: [Double] = []
-        var versusRaw: [Double] = []
+        /// A GenTCP server's rate / OTP's or raw's, per round where both worked; keyed by the two
+        /// servers (GenTCP or loop first).
+        var versus: [[Server]: [Double]] = [:]
+        func ratio(_ g: Server, _ other: Server) -> Double? {
+            guard let v = versus[[g, other]], !v.isEmpty else { return nil }
+            return median(v)
+        }
 
         func good(_ s: Server) -> [RunResult] { (runs[s] ?? []).filter { $0.failure == nil } }
         func rate(_ s: Server) -> Double? {
@@ -686,8 +698,13 @@ extension Scale {
         trimHeap()
         let ownMemory: @Sendable () -> Int = { residentBytes(nil) }
         switch server {
-        case .genTCP:
-            switch GenTCPScaleServer.start(workload, perConnection: per, driver: settings.driver) {
+        case .genTCP, .loop:
+            // loop: the same server with its processes, and its sockets' readiness, on the event loop.
+            let driver = server == .loop
+                ? POSIXDriver(runtime: EventLoopRuntime.shared, briefWait: settings.driver.briefWait,
+                              briefSpin: settings.driver.briefSpin)
+                : settings.driver
+            switch GenTCPScaleServer.start(workload, perConnection: per, driver: driver) {
             case .failure(let f): return .failed(f.text)
             case .success(let s):
                 var r = await generate(spec(s.port, ownMemory))
@@ -720,12 +737,13 @@ extension Scale {
         signal(SIGPIPE, SIG_IGN)
         let largest = settings.counts.max() ?? 1
         let limitLine = raiseDescriptorLimit(needed: 2 * largest + 64)
-        say("gentcp-bench --scale: GenTCP (a process per connection), OTP's gen_tcp (an Erlang process per")
-        say("connection) and a raw single-threaded epoll server, each serving the same load generator (one")
-        say("pthread of this process, epoll, nonblocking sockets, TCP_NODELAY) on 127.0.0.1.")
+        say("gentcp-bench --scale: GenTCP (a process per connection, on the default runtime; \"loop\": the same")
+        say("on EventLoopRuntime), OTP's gen_tcp (an Erlang process per connection) and a raw single-threaded")
+        say("epoll server, each serving the same load generator (one pthread of this process, epoll,")
+        say("nonblocking sockets, TCP_NODELAY) on 127.0.0.1.")
         say("echo: 64 B request/response, one outstanding per connection, \(format(Double(settings.nanoseconds) / 1e9, 1)) s per run;")
         say("bulk: \(formatSize(settings.bulkTotal)) split across the connections (at least 64 KiB each) in 64 KiB sends after a one-byte go.")
-        say("\(settings.rounds) round(s) per connection count, servers rotating (G O R, O R G, R G O, ...); medians.")
+        say("\(settings.rounds) round(s) per connection count, servers rotating (G L O R, L O R G, ...); medians.")
         say(limitLine)
         if let note = settings.driverNote { say(note) }
         var otp: OTPPeer?
@@ -738,8 +756,12 @@ extension Scale {
         }
         say("\(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, load average \(loadAverage()) at start.")
         say()
-        var servers: [Server] = [.genTCP, .otp, .raw]
+        var servers: [Server] = [.genTCP, .loop, .otp, .raw]
         if otp == nil { servers.removeAll { $0 == .otp } }
+        if let side = settings.side {
+            servers.removeAll { $0.name.lowercased() != side }
+            say("Only \(side) runs (--side): no ratios.")
+        }
 
         // Warm-up, untimed: threads, code, the allocator, the BEAM.
         for s in servers {
@@ -768,9 +790,11 @@ extension Scale {
                             rates[s] = r.rate
                         }
                     }
-                    if let g = rates[.genTCP] {
-                        if let o = rates[.otp] { row.versusOTP.append(g / o) }
-                        if let w = rates[.raw] { row.versusRaw.append(g / w) }
+                    for (g, _) in Server.genTCPs {
+                        guard let rg = rates[g] else { continue }
+                        for other in [Server.otp, .raw] {
+                            if let ro = rates[other] { row.versus[[g, other], default: []].append(rg / ro) }
+                        }
                     }
                 }
                 rows.append(row)
@@ -820,8 +844,12 @@ extension Scale {
             header.append((s.name, 12))
             if echo { header += [("p50", 8), ("p99", 8), ("max", 8), ("fair", 5)] }
         }
-        if hasOTP { header.append(("G/OTP", 6)) }
-        header += [("G/raw", 6), ("  goals", 0)]
+        let gens = Server.genTCPs.filter { servers.contains($0.0) }
+        let others = [Server.otp, .raw].filter { servers.contains($0) }
+        for (_, letter) in gens {
+            for o in others { header.append(("\(letter)/\(o == .otp ? "OTP" : "raw")", 6)) }
+        }
+        header.append(("  goals", 0))
         line(header)
         for row in rows {
             var cells: [(String, Int)] = [("\(row.count)", 6)]
@@ -833,21 +861,21 @@ extension Scale {
                 }
             }
             var goals: [String] = []
-            if hasOTP {
-                let vs = row.versusOTP.isEmpty ? nil : median(row.versusOTP)
-                cells.append((vs.map { format($0, 2) } ?? "-", 6))
-                if let vs { goals.append("G>OTP " + (vs >= 1 ? "PASS" : "MISS")) }
-            }
-            let vr = row.versusRaw.isEmpty ? nil : median(row.versusRaw)
-            cells.append((vr.map { format($0, 2) } ?? "-", 6))
-            if echo, let g = row.latency(.genTCP, \.p99), let w = row.latency(.raw, \.p99) {
-                goals.append("p99<=2x raw " + (g <= 2 * w ? "PASS" : "MISS") + " (\(format(g / w, 2))x)")
-                // A p99 over round trips hides connections that got (almost) none.
-                if let f = row.latency(.genTCP, \.fairness), f < 0.5 {
-                    goals.append("but GenTCP starved connections (fair \(format(f, 2)))")
+            for (g, letter) in gens {
+                var mine: [String] = []
+                for o in others {
+                    let v = row.ratio(g, o)
+                    cells.append((v.map { format($0, 2) } ?? "-", 6))
+                    if o == .otp, let v { mine.append(">OTP " + (v >= 1 ? "PASS" : "MISS")) }
                 }
+                if echo, let p = row.latency(g, \.p99), let w = row.latency(.raw, \.p99) {
+                    mine.append("p99<=2x raw " + (p <= 2 * w ? "PASS" : "MISS") + " (\(format(p / w, 2))x)")
+                    // A p99 over round trips hides connections that got (almost) none.
+                    if let f = row.latency(g, \.fairness), f < 0.5 { mine.append("starved connections (fair \(format(f, 2)))") }
+                }
+                if !mine.isEmpty { goals.append(letter + ": " + mine.joined(separator: ", ")) }
             }
-            cells.append(("  " + goals.joined(separator: ", "), 0))
+            cells.append(("  " + goals.joined(separator: "; "), 0))
             line(cells)
         }
         if echo {
@@ -855,8 +883,10 @@ extension Scale {
             say(" 6 % wide. fair: Jain's index of the round trips per connection, 1 = every connection served alike,")
             say(" 1/C = one connection got them all.)")
         }
-        say("(\(hasOTP ? "G/OTP, " : "")G/raw: GenTCP's rate / the other's in the same round, median over rounds. Goals (issue):")
-        say(" GenTCP ahead of OTP; GenTCP's echo p99 within 2x raw's. Report only.)")
+        say("(GenTCP: processes on the default runtime (the global concurrent pool, readiness from the reactor")
+        say(" thread); loop: the same server on EventLoopRuntime (one thread polls and runs the processes).")
+        say(" G/x, L/x: GenTCP's or loop's rate / x's in the same round, median over rounds. Goals (issue): ahead")
+        say(" of OTP; echo p99 within 2x raw's. Report only.)")
 
         say("Memory per connection, KiB (RSS of this process\(hasOTP ? ", plus the BEAM's for OTP" : ""); (idle - before)/C and (busy - before)/C):")
         var memoryHeader: [(String, Int)] = [("conns", 6)]
@@ -908,3 +938,4 @@ extension Scale {
         }
     }
 }
+

@@ -32,6 +32,7 @@ let usage = """
                        or --bytes), as a fraction of the line's limit; also printed after a full run;
                        then gen_udp over slip and through the three modems (256 KiB each way)
       --side SIDE      run only one side, gentcp, raw or otp (for profilers: perf, strace); no ratios
+                   (also with --scale: only that server; there also loop, GenTCP on EventLoopRuntime)
       --udp            instead: gen_udp on posix against raw UDP sockets (ping-pong 64 B and 1400 B,
                        passive and active; one way 64 B and 1400 B, one datagram per call and
                        batches, credit-paced, with losses counted), then UDP goodput over slip on
@@ -48,9 +49,9 @@ let usage = """
                        TCP on the same simulated line (256 KiB each way, or --bytes)
       --handshakes N   full TLS handshakes per run; default 500 (100 with --quick). Alone (without
                        --tls): only the handshake case
-      --scale          instead: a scale benchmark of three servers doing the same work for a load generator
-                       of C connections (one pthread, epoll): GenTCP (a process per connection), OTP's
-                       gen_tcp (an Erlang process per connection; skipped without escript) and a raw
+      --scale          instead: a scale benchmark of four servers doing the same work for a load generator
+                       of C connections (one pthread, epoll): GenTCP (a process per connection, on the
+                       default runtime and, as "loop", on EventLoopRuntime), OTP's gen_tcp (an Erlang process per connection; skipped without escript) and a raw
                        single-threaded epoll server. Echo of 64 B (round trips/s, p50, p99; 2 s per run,
                        0.5 s with --quick) and bulk server-to-client (64 MiB over the connections); memory
                        per connection idle and busy; rounds rotate the servers (--repeat, default 3)
@@ -127,7 +128,7 @@ while !arguments.isEmpty {
     case "--perf": perfCounts = true
     case "--side":
         let v = value()
-        guard v == "gentcp" || v == "raw" || v == "otp" else { fail("--side must be gentcp, raw or otp") }
+        guard v == "gentcp" || v == "raw" || v == "otp" || v == "loop" else { fail("--side must be gentcp, raw, otp or loop (loop: --scale only)") }
         side = v
     case "--list": listOnly = true
     case "--serial": serialOnly = true
@@ -190,8 +191,8 @@ var driverArguments: [String] {
 if scaleOnly {
     await Scale.run(Scale.Settings(
         counts: scaleConnections, nanoseconds: quick ? 500_000_000 : 2_000_000_000, bulkTotal: 64 << 20,
-        rounds: repeatsGiven ? repeats : 3, otpWanted: otpWanted,
-        driver: benchDriver, driverNote: driverNote, otpFlags: otpFlags))
+        rounds: repeatsGiven ? repeats : 3, otpWanted: otpWanted && (side == nil || side == "otp"),
+        driver: benchDriver, driverNote: driverNote, otpFlags: otpFlags, side: side))
     exit(0)
 }
 if handshakesGiven && !tlsOnly && only == nil { only = ["tls-handshakes"] }

@@ -42,6 +42,11 @@ int cgentcp_wait_readable(int fd, unsigned long long nanoseconds);
 /// ppoll for the rest of `nanoseconds`. 2 when the spin found `fd` readable, 1 when the sleep
 /// did, 0 when the time ran out, -1 on error.
 int cgentcp_wait_readable_spinning(int fd, unsigned long long spin_ns, unsigned long long nanoseconds);
+/// The spin alone: polls `fd` (no timeout, `sched_yield` between polls) for up to `spin_ns`,
+/// ending early when a yield handed the CPU to another thread (it took over 10 µs). 1 when `fd`
+/// became readable, 0 when the spin ended without, -1 on error; `spent_ns` (may be NULL) gets
+/// the time spun when it ended without.
+int cgentcp_spin_readable(int fd, unsigned long long spin_ns, unsigned long long *spent_ns);
 /// Pins the calling thread to CPU `cpu` (-1: the lowest it may run on); returns that CPU, or -1.
 /// For tests that need two threads on one CPU.
 int cgentcp_pin_thread(int cpu);

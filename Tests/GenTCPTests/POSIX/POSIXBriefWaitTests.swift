@@ -192,4 +192,51 @@ struct POSIXBriefWaitTests {
             #expect(reason != .normal, "the echo ends with the client's close (closed)")
         }
     }
+
+    @Test("a recv in its brief wait counts as waiting: a second recv is ealready at once, the first gets the data (TCP and UDP)")
+    func briefWaitIsWaiting() async throws {
+        // A 3 s brief wait, so the first recv is still in it when the second comes (when the
+        // driver grants it: another test's brief wait may hold the one slot, and then the first
+        // recv parks at once, which must answer the second the same way).
+        let driver = POSIXDriver(briefWait: .seconds(3), briefSpin: .zero)
+        @Sendable func settle(_ waiting: @Sendable () -> Bool) async -> Bool {
+            for _ in 0..<2000 where !waiting() { try? await Task.sleep(for: .milliseconds(5)) }
+            return waiting()
+        }
+        try await Process.run {
+            let listener = try ListenSocket.listen(
+                port: 0, options: [.binary, .active(.passive), .localAddress(.loopbackV4)], driver: driver)
+            defer { listener.close() }
+            let c = try await Socket.connect("127.0.0.1", port: try listener.port(),
+                                             options: [.binary, .active(.passive)], timeout: 10_000, driver: driver)
+            defer { c.close() }
+            let p = try await listener.accept(timeout: 10_000)
+            defer { p.close() }
+            let first = Process.spawn { _ = try await c.recv(0, timeout: 30_000) }
+            #expect(await settle { c.recvIsWaiting }, "the first recv never waited")
+            do throws(SocketError) {
+                let got = try await c.recv(0, timeout: 0)
+                Issue.record("a second recv got \(got.count) bytes")
+            } catch {
+                #expect(error.reason == .alreadyInProgress, "the second recv: \(error)")
+            }
+            try await p.send([7])
+            #expect(await first.waitForExit() == .normal, "the first recv got the byte")
+
+            let u = try await UDPSocket.open(port: 0, options: [.binary, .active(.passive), .localAddress(.loopbackV4)], driver: driver)
+            defer { u.close() }
+            let sender = try await UDPSocket.open(port: 0, options: [.binary, .localAddress(.loopbackV4)], driver: driver)
+            defer { sender.close() }
+            let firstUDP = Process.spawn { _ = try await u.recv(timeout: 30_000) }
+            #expect(await settle { u.recvIsWaiting }, "the first UDP recv never waited")
+            do throws(SocketError) {
+                let got = try await u.recv(timeout: 0)
+                Issue.record("a second UDP recv got \(got)")
+            } catch {
+                #expect(error.reason == .alreadyInProgress, "the second UDP recv: \(error)")
+            }
+            try await sender.send([7], to: "127.0.0.1", port: try u.port())
+            #expect(await firstUDP.waitForExit() == .normal, "the first UDP recv got the datagram")
+        }
+    }
 }

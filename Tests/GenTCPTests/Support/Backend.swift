@@ -67,19 +67,30 @@ struct Backend: Sendable, CustomTestStringConvertible {
     static let posixDriver = POSIXDriver(lookup: .hostsFile())
 
     /// BSD sockets over the loopback interface, real clock; names from /etc/hosts only.
-    static let posix = Backend(
-        name: "posix", ipv6Unavailable: Loopback.ipv6Available ? nil : "::1 is not available on this host"
-    ) { body in
-        let context = TestContext(
-            backend: "posix",
-            clientDriver: Backend.posixDriver,
-            serverDriver: Backend.posixDriver,
-            serverHost: "127.0.0.1",
-            serverAddress: .loopbackV4,
-            clientAddress: .loopbackV4,
-            serverHostName: "localhost",
-            ipv6: Loopback.ipv6Available ? .init(serverHost: "::1", serverAddress: .loopbackV6, clientAddress: .loopbackV6) : nil)
-        try await Process.run(runtime: context.runtime) { try await body(context) }
+    static let posix = loopback("posix", driver: posixDriver)
+
+    /// The posix driver with every process of the test on ``EventLoopRuntime/shared``: the event
+    /// loop's thread runs them between its waits for readiness.
+    static let posixLoopDriver = POSIXDriver(runtime: EventLoopRuntime.shared, lookup: .hostsFile())
+
+    /// As ``posix``, with the test body and every process it starts on the event loop.
+    static let posixLoop = loopback("posix-loop", driver: posixLoopDriver)
+
+    /// A backend of `driver` on 127.0.0.1 (and ::1 where the host has it), the body run as a
+    /// process on the driver's runtime.
+    private static func loopback(_ name: String, driver: POSIXDriver) -> Backend {
+        Backend(name: name, ipv6Unavailable: Loopback.ipv6Available ? nil : "::1 is not available on this host") { body in
+            let context = TestContext(
+                backend: name,
+                clientDriver: driver,
+                serverDriver: driver,
+                serverHost: "127.0.0.1",
+                serverAddress: .loopbackV4,
+                clientAddress: .loopbackV4,
+                serverHostName: "localhost",
+                ipv6: Loopback.ipv6Available ? .init(serverHost: "::1", serverAddress: .loopbackV6, clientAddress: .loopbackV6) : nil)
+            try await Process.run(runtime: context.runtime) { try await body(context) }
+        }
     }
 
     /// A fresh simulated network per test: hosts `server` (10.0.0.1, fd00::1) and `client`
@@ -227,7 +238,7 @@ struct Backend: Sendable, CustomTestStringConvertible {
     /// `GENTCP_BACKENDS`, e.g. `GENTCP_BACKENDS=posix,sim` (`swift test --filter` cannot select
     /// a test's arguments; tools/sanitize.sh uses this to run one backend's conformance cases).
     static let all: [Backend] = {
-        let every: [Backend] = [.posix, .sim, .atESP, .atSIM800, .atBG96, .slip]
+        let every: [Backend] = [.posix, .posixLoop, .sim, .atESP, .atSIM800, .atBG96, .slip]
         guard let value = getenv("GENTCP_BACKENDS") else { return every }
         let names = String(cString: value).split(separator: ",").map { String($0) }
         guard !names.isEmpty else { return every }
