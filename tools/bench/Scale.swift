@@ -647,7 +647,7 @@ extension Scale {
         var driverNote: String? = nil
         /// Extra emulator flags for the BEAM (--otp-flags).
         var otpFlags = ""
-        /// Only this server (--side gentcp, raw or otp), warm-up included: for `perf stat`.
+        /// Only this server (--side gentcp, loop, raw or otp), warm-up included: for `perf stat`.
         var side: String? = nil
     }
 
