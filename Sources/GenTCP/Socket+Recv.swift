@@ -37,10 +37,7 @@ extension Socket {
             var yields = false
             let first: Result<Payload, SocketError>? = state.withLock { s in
                 // A brief wait may have withdrawn the read arming (see Connection.waitBriefly).
-                if waitedBriefly {
-                    s.readArmed = false
-                    s.recvBriefly = false
-                }
+                if waitedBriefly { s.briefWaitEnded() }
                 if let refusal = recvRefusal(&s) { return .failure(refusal) }
                 // The last read left the socket empty: a read now would most likely find nothing
                 // (an EAGAIN per recv, 1.2 extra reads per 64 KiB of bulk data). Let the brief
@@ -89,11 +86,7 @@ extension Socket {
             let effects = Effects()
             let immediate: Result<Payload, SocketError>? = state.withLock { s in
                 s.quantum.suspended()
-                if briefly {
-                    // As at the top of the loop: the wait may have withdrawn the read arming.
-                    s.readArmed = false
-                    s.recvBriefly = false
-                }
+                if briefly { s.briefWaitEnded() }
                 if let refusal = recvRefusal(&s) { return .failure(refusal) }
                 var data: [UInt8] = []
                 var filled = 0
@@ -127,7 +120,7 @@ extension Socket {
     private func recvRefusal(_ s: inout PortState) -> SocketError? {
         if s.closed { return .closed }
         if s.options.active.delivers { return SocketError(.invalidArgument, "recv on an active socket") }
-        if s.recvWaiter != nil || s.recvBriefly { return .alreadyInProgress }
+        if s.recvInProgress { return .alreadyInProgress }
         switch s.readEnd {
         case .open: return nil
         case .closedPending:

@@ -33,7 +33,7 @@ extension Socket {
             guard s.options.active == .passive else {
                 throw SocketError(.invalidArgument, "an upgrade needs a passive socket ({active,false})")
             }
-            guard s.recvWaiter == nil, !s.recvBriefly, s.senders.isEmpty else {
+            guard !s.recvInProgress, s.senders.isEmpty else {
                 throw SocketError(.invalidArgument, "a recv or send is still waiting on the socket")
             }
             guard s.stash.isEmpty || keepBuffered else {

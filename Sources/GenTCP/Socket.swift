@@ -55,7 +55,7 @@ public final class Socket: Sendable, Hashable, CustomStringConvertible {
 
     /// Whether a `recv` is waiting on this socket (a second one now gets `ealready`). For tests
     /// that must know the first one got that far, rather than guess with a sleep.
-    package var recvIsWaiting: Bool { state.withLock { $0.recvWaiter != nil || $0.recvBriefly } }
+    package var recvIsWaiting: Bool { state.withLock { $0.recvInProgress } }
 
     public static func == (a: Socket, b: Socket) -> Bool { a === b }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
@@ -126,6 +126,14 @@ struct PortState {
     /// A `recv` is in its brief wait, outside the lock (see `Connection.waitBriefly`): it counts
     /// as waiting, so a second `recv` is refused (`ealready`) as OTP refuses it.
     var recvBriefly = false
+    /// A `recv` waits, registered or in its brief wait.
+    var recvInProgress: Bool { recvWaiter != nil || recvBriefly }
+    /// The brief wait of the `recv` in progress is over: it no longer counts as waiting, and the
+    /// read arming the wait may have withdrawn is not assumed.
+    mutating func briefWaitEnded() {
+        readArmed = false
+        recvBriefly = false
+    }
     var senders = Deque<SendWaiter>()
     var shutdownWriteWhenFlushed = false
     var readArmed = false

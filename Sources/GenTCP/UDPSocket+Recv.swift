@@ -24,10 +24,7 @@ extension UDPSocket {
             var briefWait: (any DatagramEndpoint)?
             var yields = false
             let first: Result<Datagram, SocketError>? = state.withLock { s in
-                if waitedBriefly {
-                    s.readArmed = false
-                    s.recvBriefly = false
-                }
+                if waitedBriefly { s.briefWaitEnded() }
                 if let refusal = recvRefusal(s) { return .failure(refusal) }
                 if let done = attemptRecv(&s) {
                     yields = s.quantum.ranWithoutSuspending(now: runtime.now)
@@ -59,10 +56,7 @@ extension UDPSocket {
         }) { await withUnsafeContinuation { continuation in
             let immediate: Result<Datagram, SocketError>? = state.withLock { s in
                 s.quantum.suspended()
-                if briefly {
-                    s.readArmed = false
-                    s.recvBriefly = false
-                }
+                if briefly { s.briefWaitEnded() }
                 if let refusal = recvRefusal(s) { return .failure(refusal) }
                 if caller.mustNotWait { return .failure(caller.cancellation) }
                 var waiter = DatagramPortState.RecvWaiter(id: waiterID, continuation: continuation, timer: nil)
@@ -131,7 +125,7 @@ extension UDPSocket {
     private func recvRefusal(_ s: DatagramPortState) -> SocketError? {
         if s.closed { return .closed }
         if s.options.active.delivers { return SocketError(.invalidArgument, "recv on an active socket") }
-        if s.recvWaiter != nil || s.recvBriefly { return .alreadyInProgress }
+        if s.recvInProgress { return .alreadyInProgress }
         if let failure = s.failure { return SocketError(failure) }
         return nil
     }

@@ -18,8 +18,7 @@ struct BriefWaitSettings: Sendable {
 /// endpoints.
 struct BriefWait: ~Copyable {
     let settings: BriefWaitSettings
-    private let skips = Atomic<Int>(0)
-    private let penalty = Atomic<Int>(0)
+    private let backOff = Mutex(MissBackOff())
 
     init(_ settings: BriefWaitSettings) { self.settings = settings }
 
@@ -29,23 +28,33 @@ struct BriefWait: ~Copyable {
     func wait(fd: Int32, token: UInt64, reactor: Reactor, limit: Duration?) -> Bool {
         let budget = min(settings.total, limit.map(POSIXDriver.nanoseconds) ?? .max)
         guard budget > 0 else { return false }
-        let skipping = skips.load(ordering: .relaxed)
-        if skipping > 0 {
-            skips.store(skipping - 1, ordering: .relaxed)
-            return false
-        }
+        if backOff.withLock({ $0.skipsThisTurn() }) { return false }
         guard reactor.beginBriefWait(for: token) else { return false }
         defer { reactor.endBriefWait() }
         // Without this the reactor thread would wake for the same data (a second context switch).
         reactor.disarmRead(token)
         let hit = cgentcp_wait_readable_spinning(fd, min(settings.spin, budget), budget) >= 1
-        if hit {
-            penalty.store(0, ordering: .relaxed)
-        } else {
-            let next = min(64, max(1, penalty.load(ordering: .relaxed) * 2))
-            penalty.store(next, ordering: .relaxed)
-            skips.store(next, ordering: .relaxed)
-        }
+        backOff.withLock { $0.record(hit: hit) }
         return hit
+    }
+}
+
+/// The back-off of a wait that pays only when it finds something (the brief wait, the event
+/// loop's idle spin): after a miss the next 1, 2, 4 ... 64 turns are skipped; a hit starts over.
+struct MissBackOff {
+    private var skips = 0
+    private var penalty = 0
+
+    /// Whether this turn is skipped (counting it off when it is).
+    mutating func skipsThisTurn() -> Bool {
+        guard skips > 0 else { return false }
+        skips -= 1
+        return true
+    }
+
+    /// What the wait of a turn not skipped found.
+    mutating func record(hit: Bool) {
+        penalty = hit ? 0 : min(64, max(1, penalty * 2))
+        skips = penalty
     }
 }

@@ -1,4 +1,3 @@
-import CGenTCPShims
 import GenTCP
 
 /// A runtime whose processes run on the posix driver's event loop: one thread that waits for
@@ -36,8 +35,8 @@ public final class EventLoopRuntime: Runtime {
 
     private init() {}
 
-    /// `CLOCK_MONOTONIC`, in nanoseconds (the clock of `RealRuntime`).
-    public var now: UInt64 { cgentcp_monotonic_ns() }
+    /// `CLOCK_MONOTONIC`, in nanoseconds (the clock of `RealRuntime`, whose timers these are).
+    public var now: UInt64 { timers.now }
 
     /// Runs `action` on `RealRuntime.shared`'s timer thread (it must be short: it resumes a
     /// waiting process, which then runs on the loop).

@@ -21,7 +21,7 @@ public struct POSIXDriver: Driver {
     /// The reactor of the sockets this driver opens: the event loop's when the driver's runtime
     /// is ``EventLoopRuntime`` or the caller runs on the loop (its process is there), so their
     /// readiness is handled on the thread that runs their owners; the shared one otherwise.
-    var reactor: Reactor { onLoop || Reactor.onLoopThread ? .loop : .shared }
+    var reactor: Reactor { onLoop ? .loop : .current(or: .shared) }
     private let onLoop: Bool
     /// How long a task about to park for a read first waits on the descriptor itself.
     public let briefWait: Duration
@@ -254,7 +254,7 @@ final class POSIXListener: Listener, ReactorHandler {
             let client = syscalls.accept(fd, nil, nil, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
             if client >= 0 {
                 // A process on the event loop accepting: the connection's readiness goes to the loop.
-                let c = POSIXConnection(fd: client, syscalls: syscalls, reactor: Reactor.onLoopThread ? .loop : reactor,
+                let c = POSIXConnection(fd: client, syscalls: syscalls, reactor: .current(or: reactor),
                                         delegate: delegate, briefWait: briefWait)
                 c.start()
                 return c

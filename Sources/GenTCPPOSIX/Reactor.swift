@@ -28,10 +28,13 @@ package final class Reactor: TaskExecutor, Sendable {
     private static let loopThread = Atomic<UInt>(0)
     /// True on the event loop's thread: a wait there would stall every process on the loop.
     package static var onLoopThread: Bool { loopThread.load(ordering: .relaxed) == UInt(pthread_self()) }
+    /// ``loop`` on the loop's thread (a socket opened or accepted by a process there), else
+    /// `fallback`.
+    package static func current(or fallback: Reactor) -> Reactor { onLoopThread ? loop : fallback }
     private let isLoop: Bool
 
     /// Task steps queued to run on the reactor thread (``enqueue(_:)``), and whether that thread
-    /// is (about to be) asleep in `epoll_wait` with none queued, so an enqueue must wake it.
+    /// found none at its last look (it may be asleep in `epoll_wait`), so an enqueue must wake it.
     private struct Jobs: ~Copyable {
         var queue: [UnownedJob] = []
         var sleeping = false
@@ -207,13 +210,14 @@ package final class Reactor: TaskExecutor, Sendable {
         // Idle spin (see `idleSpin`): whether jobs ran since the thread last went idle, and the
         // back-off after spins that found nothing.
         var ranJobs = false
-        var skips = 0, penalty = 0
+        var backOff = MissBackOff()
         while true {
             // Run what is queued, then look for readiness without waiting; with nothing queued,
-            // say so (an enqueue then writes the eventfd) and wait.
+            // say so (an enqueue then writes the eventfd) and wait. The mark stays until the next
+            // turn: an enqueue while this turn dispatches only writes the eventfd once too often.
             jobs.withLock { j in
                 swap(&batch, &j.queue)
-                if batch.isEmpty { j.sleeping = true }
+                j.sleeping = batch.isEmpty
             }
             let idle = batch.isEmpty
             if !idle {
@@ -222,17 +226,11 @@ package final class Reactor: TaskExecutor, Sendable {
                 batch.removeAll(keepingCapacity: true)
             } else if ranJobs {
                 ranJobs = false
-                if skips > 0 {
-                    skips -= 1
-                } else if cgentcp_spin_readable(epfd, Reactor.idleSpin, nil) == 1 {
-                    penalty = 0
-                } else {
-                    penalty = min(64, max(1, penalty * 2))
-                    skips = penalty
+                if !backOff.skipsThisTurn() {
+                    backOff.record(hit: cgentcp_spin_readable(epfd, Reactor.idleSpin, nil) == 1)
                 }
             }
             let n = epoll_wait(epfd, events, Int32(capacity), idle ? -1 : 0)
-            if idle { jobs.withLock { $0.sleeping = false } }
             if n < 0 {
                 if cgentcp_errno() == EINTR { continue }
                 fatalError("GenTCP: epoll_wait failed (errno \(cgentcp_errno()))")
