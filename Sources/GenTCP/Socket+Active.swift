@@ -16,10 +16,7 @@ extension Socket {
             }
             budget -= 1
             if !s.stash.isEmpty {
-                let n = min(readCapacity(s), s.stash.count)
-                let chunk = Array(s.stash[0..<n])
-                s.stash.removeFirst(n)
-                deliverData(chunk, &s, &e)
+                deliverData(s.stash.take(upTo: readCapacity(s)), &s, &e)
                 continue
             }
             if s.readEnd != .open && s.endUnannounced {
@@ -225,7 +222,7 @@ extension Socket {
         }
         s.connection?.close(abortive: abortive || s.options.linger == 0)
         s.connection = nil
-        s.stash = []
+        s.stash.removeAll()
         s.owner.release(self)
     }
 }

@@ -5,6 +5,10 @@ extension Socket {
     ///
     /// - `length == 0`: whatever is available, at most `buffer` bytes; waits for at least one byte.
     /// - `length > 0`: exactly `length` bytes, waiting across segments (may exceed `buffer`).
+    ///   Shorter than `buffer`, one read takes up to `buffer` bytes and keeps the rest for the
+    ///   next call, so a `recv(4)` length prefix and the `recv(N)` body behind it cost one system
+    ///   call (OTP 25 reads exactly `length`; nothing else differs, and bytes kept this way go to
+    ///   the handshake of an upgrade to TLS as if they were still in the kernel).
     ///
     /// A timeout loses nothing: bytes of a partly satisfied exact read stay buffered for the next
     /// call. Timeout 0 polls. Only one `recv` may wait at a time; any process may call it.
@@ -42,7 +46,7 @@ extension Socket {
                 // The last read left the socket empty: a read now would most likely find nothing
                 // (an EAGAIN per recv, 1.2 extra reads per 64 KiB of bulk data). Let the brief
                 // wait look first; it returns at once when data is there.
-                if !waitedBriefly, s.drained, s.stash.isEmpty, s.readEnd == .open, length == 0, let c = s.connection {
+                if !waitedBriefly, s.drained, s.stash.isEmpty, s.readEnd == .open, let c = s.connection {
                     s.drained = false
                     briefWait = c
                     s.recvBriefly = true
@@ -126,7 +130,7 @@ extension Socket {
         case .closedPending:
             // A failed send or shutdown(read_write) closed the read side: OTP clears its input
             // buffer, so bytes a timed-out recv kept are dropped too.
-            s.stash = []
+            s.stash.removeAll()
             s.readEnd = .dead
             return .closed
         case .dead:
@@ -136,31 +140,48 @@ extension Socket {
 
     /// Fills `data` from the stash, then the connection. Returns the result when the request is
     /// settled (data or an end), nil when it must wait; `data[0..<filled]` is what it has so far.
+    ///
+    /// An exact read shorter than `buffer` on a plain socket reads up to `buffer` bytes and keeps
+    /// what it read past its length for the next call (OTP 25 reads exactly the length): a
+    /// `recv(4)` header and the `recv(N)` body behind it cost one system call, not two, and a
+    /// read that comes back short shows the socket was emptied (`drained`). What is kept is at
+    /// most `buffer` bytes, read only while the owner reads.
     func attemptRecv(
         _ s: inout PortState, length: Int, data: inout [UInt8], filled: inout Int
     ) -> Result<Payload, SocketError>? {
-        let want = length != 0 ? length : s.stash.isEmpty && filled == 0 ? readAllocation(s) : readCapacity(s)
-        if data.count != want {
-            // Bytes are only ever read from `data[0..<filled]`, so the rest need not be zeroed
-            // (a 64 KiB memset per recv(0) was measurable on bulk transfers).
-            data = [UInt8](unsafeUninitializedCapacity: want) { _, count in count = want }
-            filled = 0
+        // `want` settles the request; `room` is what reads may fill.
+        let want: Int
+        if length != 0 {
+            want = length
+            if data.count < length {
+                // Bytes are only ever read from `data[0..<filled]`, so the rest need not be zeroed
+                // (a 64 KiB memset per recv(0) was measurable on bulk transfers).
+                let readAhead = security == .plain && length - min(length, s.stash.count) > 0
+                let room = readAhead ? max(length, s.options.buffer) : length
+                data = [UInt8](unsafeUninitializedCapacity: room) { _, count in count = room }
+                filled = 0
+            }
+        } else {
+            want = s.stash.isEmpty && filled == 0 ? readAllocation(s) : readCapacity(s)
+            if data.count != want {
+                data = [UInt8](unsafeUninitializedCapacity: want) { _, count in count = want }
+                filled = 0
+            }
         }
-        if !s.stash.isEmpty {
-            let n = min(want - filled, s.stash.count)
-            data.replaceSubrange(filled..<filled + n, with: s.stash[0..<n])
-            s.stash.removeFirst(n)
-            filled += n
-        }
+        filled += s.stash.take(upTo: want - filled, into: &data, at: filled)
+        var short: Bool?
         while filled < want && (length != 0 || filled == 0) {
             guard s.readEnd == .open, let connection = s.connection else {
                 return endOfRecv(&s, reason: nil, exact: length != 0, filled: filled, data: &data)
             }
+            let room = data.count
             let result = data.withUnsafeMutableBytes { raw in
-                connection.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled..<want]))
+                connection.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled..<room]))
             }
             switch result {
-            case .bytes(let n): filled += n
+            case .bytes(let n):
+                short = n < room - filled
+                filled += n
             case .wouldBlock:
                 return nil
             case .endOfStream:
@@ -169,9 +190,26 @@ extension Socket {
                 return endOfRecv(&s, reason: reason, exact: length != 0, filled: filled, data: &data)
             }
         }
-        // A recv(0) that got less than it asked for emptied the socket (see `recv`).
-        s.drained = length == 0 && filled < want
-        if filled < want { data.removeSubrange(filled...) }
+        // A read that got less than it asked for emptied the socket (see `recv`).
+        if let short { s.drained = short } else if length == 0 { s.drained = filled < want }
+        if filled > want {
+            // Read ahead. The stash is empty here (it was taken before any read). Copy the
+            // smaller part: the bytes kept, or the ones delivered.
+            if filled - want <= want {
+                s.stash.keepReadAhead(data, want..<filled)
+                data.removeSubrange(want...)
+            } else {
+                var whole = data
+                data = Array(whole[0..<want])
+                s.stash.adopt(&whole, from: want, to: filled)
+            }
+            filled = want
+        } else if length != 0, data.count - filled >= 1024, data.count > 2 * filled {
+            // Met without reading ahead, in a much larger room: a small payload must not hold it.
+            data = Array(data[0..<filled])
+        } else if filled < data.count {
+            data.removeSubrange(filled...)
+        }
         s.stats.delivered(filled)
         return .success(Payload(data, mode: s.options.mode))
     }
@@ -208,7 +246,7 @@ extension Socket {
 
     /// Puts the partial bytes of an unfinished `recv` back in front of the stash.
     private func keepPartial(_ s: inout PortState, _ data: [UInt8], _ filled: Int) {
-        if filled > 0 { s.stash.replaceSubrange(0..<0, with: data[0..<filled]) }
+        s.stash.putBack(data, 0..<filled)
     }
 
     /// Continues a waiting `recv` after the driver said the connection is readable.

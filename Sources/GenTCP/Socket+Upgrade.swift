@@ -6,8 +6,9 @@ package struct UpgradeHandOff: @unchecked Sendable {
     package var connection: any Connection
     package var options: SocketOptions
     package var owner: Process
-    /// Bytes the plain socket had read from the connection and not delivered (a timed-out exact
-    /// `recv`'s partial data); empty unless the caller allowed it.
+    /// Bytes the plain socket had read from the connection and not delivered: what an exact
+    /// `recv` read ahead, and a timed-out exact `recv`'s partial data only when the caller allowed
+    /// it.
     package var buffered: [UInt8]
 }
 
@@ -19,7 +20,7 @@ extension Socket {
     /// - Throws: `closed` on a closed socket or one whose stream ended; `not_owner` when the caller
     ///   does not control it; `unsupported_upgrade` on a secure socket; `einval` while it is
     ///   active (OTP asks for `{active, false}`), while a `recv` or `send` waits, or while
-    ///   cleartext it read is still undelivered and `keepBuffered` is false.
+    ///   cleartext a `recv` gave back is still undelivered and `keepBuffered` is false.
     package func handOverForUpgrade(
         to delegate: any ConnectionDelegate, caller: Process, keepBuffered: Bool
     ) throws(SocketError) -> UpgradeHandOff {
@@ -36,12 +37,14 @@ extension Socket {
             guard !s.recvInProgress, s.senders.isEmpty else {
                 throw SocketError(.invalidArgument, "a recv or send is still waiting on the socket")
             }
-            guard s.stash.isEmpty || keepBuffered else {
+            // Bytes an exact `recv` read ahead are bytes the kernel would still hold had it read
+            // only what it was asked for (as OTP's port does): they go to the TLS layer, as they
+            // would have. Only bytes a `recv` was given and gave back need the caller's leave.
+            guard s.stash.isAllReadAhead || keepBuffered else {
                 throw SocketError(
                     .invalidArgument, "unread cleartext is buffered; read it first or let the upgrade take it")
             }
-            let handOff = UpgradeHandOff(connection: connection, options: s.options, owner: s.owner, buffered: s.stash)
-            s.stash = []
+            let handOff = UpgradeHandOff(connection: connection, options: s.options, owner: s.owner, buffered: s.stash.takeAll())
             s.connection = nil
             s.closed = true
             s.readEnd = .dead

@@ -57,6 +57,10 @@ public final class Socket: Sendable, Hashable, CustomStringConvertible {
     /// that must know the first one got that far, rather than guess with a sleep.
     package var recvIsWaiting: Bool { state.withLock { $0.recvInProgress } }
 
+    /// How many bytes an exact `recv` read past its length and the socket still holds, for tests
+    /// that check the read-ahead took place.
+    package var readAheadByteCount: Int { state.withLock { $0.stash.readAhead } }
+
     public static func == (a: Socket, b: Socket) -> Bool { a === b }
     public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }
@@ -119,9 +123,10 @@ struct PortState {
     /// socket later sends it (OTP does), and then the socket dies as in an active end of stream.
     var endUnannounced = false
     var writeEnd = WriteEnd.open
-    /// Bytes read from the connection but not delivered yet (a timed-out exact `recv`'s partial
-    /// data). Bounded by the largest `recv` length asked for, never by what the peer sends.
-    var stash: [UInt8] = []
+    /// Bytes read from the connection but not delivered yet: an exact `recv`'s read-ahead (at
+    /// most `buffer`), a timed-out exact `recv`'s partial data. Bounded by `buffer` and the
+    /// largest `recv` length asked for, never by what the peer sends.
+    var stash = Stash()
     var recvWaiter: RecvWaiter?
     /// A `recv` is in its brief wait, outside the lock (see `Connection.waitBriefly`): it counts
     /// as waiting, so a second `recv` is refused (`ealready`) as OTP refuses it.
@@ -141,7 +146,7 @@ struct PortState {
     var stats = Statistics()
     /// How long the owner has run through `recv`s that did not suspend (see ``Quantum``).
     var quantum = Quantum()
-    /// The last `recv(0)` read less than it asked for: the socket was empty after it.
+    /// The last read of a `recv` got less than it asked for: the socket was empty after it.
     var drained = false
     var nextWaiterID: UInt64 = 1
     /// After an upgrade to TLS: the driver still calls this socket, which passes readiness on to

@@ -37,7 +37,8 @@ public struct TelemetrySettings: Sendable {
 /// reading (`t <sequence> <uptime ms>\n`), reads the collector's `ack <sequence>\n` lines in
 /// `{active, once}`, and when every reading is acknowledged closes and stops with status 0.
 ///
-/// Exit statuses: 0 done; 1 no connection after every attempt; 2 the network went down;
+/// Exit statuses: 0 done; 1 no connection after every attempt; 2 the network went down (or did
+/// not come up within `attempts` × `connectTimeout` of a failed bring-up);
 /// 3 the collector closed or failed early; 4 a wrong acknowledgement; 5 acknowledgements late.
 public struct TelemetryClient: BoardProgram, ~Copyable {
     let settings: TelemetrySettings
@@ -52,6 +53,8 @@ public struct TelemetryClient: BoardProgram, ~Copyable {
     static let tickTag: UInt32 = 1
     static let retryTag: UInt32 = 2
     static let ackTag: UInt32 = 3
+    /// The wait for a failed bring-up to succeed (see `networkDown`).
+    static let bringUpTag: UInt32 = 4
 
     /// A client with the given settings.
     public init(settings: TelemetrySettings) {
@@ -65,8 +68,18 @@ public struct TelemetryClient: BoardProgram, ~Copyable {
     public mutating func receive<I: NetworkInterface & ~Copyable>(_ message: BoardMessage, _ net: inout Net<I>) {
         switch message {
         case .networkUp:
+            net.cancelTimer(tag: Self.bringUpTag)
             if socket == nil { connect(&net) }
         case .networkDown:
+            // Before the first connect, this is a bring-up that failed (a module slow to answer,
+            // a station not joined yet): the interface starts it over, so wait for `networkUp`
+            // as long as the connects would have taken. Once connecting, the run is lost.
+            if socket == nil && attempt == 0 {
+                do throws(SocketError) {
+                    try net.sendAfter(Int64(settings.connectTimeout) * Int64(settings.attempts), tag: Self.bringUpTag)
+                    return
+                } catch {}
+            }
             net.stop(status: 2)
         case .connected(let s):
             guard s == socket else { return }
@@ -79,6 +92,7 @@ public struct TelemetryClient: BoardProgram, ~Copyable {
             if tag == Self.retryTag { connect(&net) }
             if tag == Self.tickTag { sendReading(&net) }
             if tag == Self.ackTag { net.stop(status: 5) }
+            if tag == Self.bringUpTag { net.stop(status: 2) }
         case .tcp(let s, let bytes):
             guard s == socket else { return }
             for byte in bytes { take(byte, &net) }

@@ -79,8 +79,9 @@ extension Socket {
     /// keeps its options (`active`, `mode`, `buffer`...) and the caller as its owner.
     ///
     /// The socket must be passive (`{active, false}`, as OTP asks) with no `recv` or `send`
-    /// waiting. Cleartext the socket read and did not deliver (a timed-out exact `recv`'s bytes)
-    /// would go into the handshake: the upgrade refuses it unless `takeBufferedCleartext` is true.
+    /// waiting. Cleartext a timed-out exact `recv` gathered and gave back would go into the
+    /// handshake: the upgrade refuses it unless `takeBufferedCleartext` is true. (What an exact
+    /// `recv` read past its length goes to the handshake, as it would had it stayed in the kernel.)
     ///
     /// - Parameters:
     ///   - context: a client or server configuration.

@@ -45,4 +45,44 @@ struct TelemetrySimulationTests {
         listener.close()
         bridge.close()
     }
+
+    @Test("a module that does not answer at first: the bring-up fails, the client waits for the retry, and every reading still arrives")
+    func bringUpFailsFirst() async throws {
+        let net = try SimNetwork(seed: 4)
+        let collector = try net.addHost("collector")
+        let modemHost = try net.addHost("modem")
+        let (boardLink, moduleLink) = try MemoryLink.pair(
+            configuration: SerialConfiguration(baudRate: 115_200), runtime: net.runtime,
+            names: ("memory:board", "memory:module"))
+        let bridge = ModemLinkBridge(link: moduleLink, configuration: .espAT(firmware: "2.2.0.0", seed: 4),
+                                     driver: try SimDriver(network: net, host: modemHost))
+        let settings = TelemetrySettings(collector: collector.addresses[0], port: 7007, count: 3, interval: 250)
+        let board = BoardHost(
+            link: boardLink, runtime: net.runtime, seed: 43, limits: TelemetryFirmware.limits,
+            interface: ModemInterface(dialect: ESPATDialect(), configuration: TelemetryFirmware.modem(ssid: "lab", password: "secret")),
+            program: TelemetryClient(settings: settings))
+        let listener = try ListenSocket.listen(port: 7007, options: [.binary, .active(.passive)],
+                                               driver: try SimDriver(network: net, host: collector))
+        let runtime = net.runtime
+        let (lines, status, answeredAt) = try await net.run {
+            bridge.modem.powerOn()
+            // Its probes go unanswered for 20 s: the bring-up fails after five of them, and the
+            // interface tries again (every 5 s) until the module answers.
+            bridge.modem.setSilent(true)
+            board.start()
+            async let lines = BoardChecks.collect(listener, count: 3)
+            await withUnsafeContinuation { (c: UnsafeContinuation<Void, Never>) in
+                _ = runtime.schedule(after: .seconds(20)) { c.resume() }
+            }
+            bridge.modem.setSilent(false)
+            let answeredAt = runtime.uptime
+            let status = try await board.wait()
+            return (try await lines, status, answeredAt)
+        }
+        #expect(status == 0, "the client gave up on the first failed bring-up")
+        #expect(lines.count == 3)
+        #expect(answeredAt >= .seconds(20))
+        listener.close()
+        bridge.close()
+    }
 }

@@ -411,7 +411,8 @@ struct CLITests {
         let outcome = try await CLITests.run(["bench", "--list"])
         #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
         let text = String(decoding: outcome.stdout, as: UTF8.self)
-        for name in ["bulk-passive-64k", "bulk-active-64k", "pingpong-passive", "pingpong-once", "tls-passive-64k", "tls-handshakes"] {
+        for name in ["bulk-passive-64k", "bulk-active-64k", "pingpong-passive", "pingpong-once", "pingpong-framed", "tls-passive-64k",
+                     "tls-handshakes"] {
             #expect(text.contains(name), "output: \(text)")
         }
     }
@@ -423,10 +424,16 @@ struct CLITests {
         }
     }
 
+    /// The rows ``benchOTP()`` runs.
+    static let benchOTPRows = ["bulk, passive recv(0), buffer 1460", "bulk of 64 B frames, recv(4)+recv(60)",
+                               "bulk, GenTCP both ends", "ping-pong 64 B, {active,once}",
+                               "ping-pong 64 B framed, recv(4)+recv(60)"]
+
     @Test("bench: OTP's gen_tcp as a third side and a spinning raw receiver as a fourth, in every case that has them (tiny runs, a ratio per row, no timing asserted)")
     func benchOTP() async throws {
         let outcome = try await CLITests.run(
-            ["bench", "--only", "bulk-passive-1460,bulk-both-64k,pingpong-once", "--bytes", "2M", "--round-trips", "200",
+            ["bench", "--only", "bulk-passive-1460,bulk-framed-1460,bulk-both-64k,pingpong-once,pingpong-framed", "--bytes", "2M",
+             "--round-trips", "200",
              "--repeat", "1"], limit: 240)
         #expect(outcome.status == 0, "stderr: \(outcome.stderr)")
         let text = String(decoding: outcome.stdout, as: UTF8.self)
@@ -436,7 +443,7 @@ struct CLITests {
         }
         #expect(text.contains("OTP 2") && text.contains("vs OTP"), "output: \(text)")
         let lines = text.split(separator: "\n").map(String.init)
-        for title in ["bulk, passive recv(0), buffer 1460", "bulk, GenTCP both ends", "ping-pong 64 B, {active,once}"] {
+        for title in Self.benchOTPRows {
             guard let row = lines.first(where: { $0.hasPrefix(title) }) else {
                 Issue.record("no row \(title) in: \(text)")
                 continue
@@ -451,7 +458,7 @@ struct CLITests {
             Issue.record("no spinning reference in: \(text)")
             return
         }
-        for title in ["bulk, passive recv(0), buffer 1460", "bulk, GenTCP both ends", "ping-pong 64 B, {active,once}"] {
+        for title in Self.benchOTPRows {
             guard let row = lines[spinTable...].first(where: { $0.hasPrefix(title) }) else {
                 Issue.record("no spinning row \(title) in: \(text)")
                 continue

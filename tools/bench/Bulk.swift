@@ -96,6 +96,70 @@ enum Bulk {
         return sample
     }
 
+    /// The frames of the framed bulk case: a 4-byte big-endian length (60) and its body.
+    static let frameSize = 64
+
+    /// GenTCP receiver of a stream of frames, read as a length-prefixed protocol reads them:
+    /// `recv(4)` for the length, `recv(length)` for the body. Passive, `buffer` as given.
+    static func genTCPFramedReceiver(total: Int, buffer: Int, driver: POSIXDriver) async throws -> Sample {
+        let (listener, port) = Raw.listen()
+        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize, framed: true)
+        defer {
+            writer.join()
+            close(listener)
+        }
+        return try await Process.run {
+            let socket = try await Socket.connect(
+                "127.0.0.1", port: port, options: [.binary, .active(.passive), .buffer(buffer)], driver: driver)
+            defer { socket.close() }
+            let start = Snapshot.now()
+            try await socket.send([1])
+            var got = 0
+            var frames = 0
+            while got < total {
+                let header = try await socket.recv(4).bytes
+                let length = header.reduce(0) { $0 << 8 | Int($1) }
+                if length != frameSize - 4 { fatalError("gentcp-bench: a frame of \(length) bytes \(header) after \(got) bytes, \(frames) frames") }
+                got += 4 + (try await socket.recv(length)).count
+                frames += 1
+            }
+            var sample = Snapshot.now() - start
+            sample.deliveries = frames
+            return sample
+        }
+    }
+
+    /// The framed reference: `read`s of exactly the 4-byte length and then the body, on this
+    /// thread (what OTP and GenTCP are asked to do); `spinning` as in ``rawReceiver``.
+    static func rawFramedReceiver(total: Int, spinning: Bool = false) -> Sample {
+        let (listener, port) = Raw.listen()
+        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize, framed: true)
+        let fd = Raw.connect(port: port)
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: frameSize, alignment: 64)
+        defer {
+            buffer.deallocate()
+            close(fd)
+            writer.join()
+            close(listener)
+        }
+        let start = Snapshot.now()
+        var go: UInt8 = 1
+        Raw.writeAll(fd, &go, 1)
+        var got = 0
+        var frames = 0
+        while got < total {
+            check(Raw.readExactly(fd, buffer, 4, spinning: spinning), "frame header (early end after \(got) bytes)")
+            let length = Int(buffer.loadUnaligned(as: UInt32.self).bigEndian)
+            check(length == frameSize - 4, "frame length")
+            check(Raw.readExactly(fd, buffer + 4, length, spinning: spinning), "frame body")
+            got += 4 + length
+            frames += 1
+        }
+        var sample = Snapshot.now() - start
+        sample.deliveries = frames
+        return sample
+    }
+
     /// The reference: blocking `read(readSize)` on this thread, raw blocking writer thread.
     /// `spinning`: non-blocking reads in a busy loop instead (``Raw/readSome(_:_:_:spinning:)``).
     static func rawReceiver(total: Int, readSize: Int, spinning: Bool = false) -> Sample {

@@ -54,6 +54,7 @@ struct Case: Sendable {
 func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
     let big = 64 * 1024
     let small = SocketOptions.defaultBuffer
+    let framedBytes = max(Bulk.frameSize, bytes / 16 / Bulk.frameSize * Bulk.frameSize)
     func bulk(_ name: String, _ title: String, buffer: Int, active: Bool, goal: Double?) -> Case {
         Case(name: name, title: title, reference: "raw read(\(formatSize(buffer)))", work: .bytes(bytes), goal: goal,
              genTCP: { try await Bulk.genTCPReceiver(total: bytes, buffer: buffer, active: active, driver: $0) },
@@ -64,21 +65,29 @@ func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
     func pingPong(_ name: String, _ title: String, _ client: PingPong.Client, goal: Double?) -> Case {
         Case(name: name, title: title, reference: "raw write+read", work: .roundTrips(roundTrips), goal: goal,
              genTCP: { try await PingPong.genTCP(client, roundTrips: roundTrips, driver: $0) },
-             raw: { PingPong.raw(roundTrips: roundTrips) },
+             raw: { PingPong.raw(roundTrips: roundTrips, framed: client == .framed) },
              otp: { peer in
                  switch client {
-                 case .passive: peer.pingPong(roundTrips: roundTrips, once: false)
-                 case .activeOnce: peer.pingPong(roundTrips: roundTrips, once: true)
+                 case .passive: peer.pingPong(roundTrips: roundTrips, mode: "passive")
+                 case .activeOnce: peer.pingPong(roundTrips: roundTrips, mode: "once")
+                 case .framed: peer.pingPong(roundTrips: roundTrips, mode: "framed")
                  case .passiveSpinning: fatalError("gentcp-bench: no OTP form of the spinning ping-pong")
                  }
              },
-             rawSpin: { PingPong.raw(roundTrips: roundTrips, spinning: true) })
+             rawSpin: { PingPong.raw(roundTrips: roundTrips, spinning: true, framed: client == .framed) })
     }
     return [
         bulk("bulk-passive-64k", "bulk, passive recv(0), buffer 64 KiB", buffer: big, active: false, goal: 0.9),
         bulk("bulk-active-64k", "bulk, {active,true}, buffer 64 KiB", buffer: big, active: true, goal: 0.9),
         bulk("bulk-passive-1460", "bulk, passive recv(0), buffer 1460", buffer: small, active: false, goal: nil),
         bulk("bulk-active-1460", "bulk, {active,true}, buffer 1460", buffer: small, active: true, goal: nil),
+        // Frames are small: a sixteenth of the bulk size keeps the run as long as the others'.
+        Case(name: "bulk-framed-1460", title: "bulk of 64 B frames, recv(4)+recv(60), buffer 1460",
+             reference: "raw read(4)+read(60)", work: .bytes(framedBytes), goal: nil,
+             genTCP: { try await Bulk.genTCPFramedReceiver(total: framedBytes, buffer: small, driver: $0) },
+             raw: { Bulk.rawFramedReceiver(total: framedBytes) },
+             otp: { $0.bulkFramed(total: framedBytes, buffer: small) },
+             rawSpin: { Bulk.rawFramedReceiver(total: framedBytes, spinning: true) }),
         Case(name: "bulk-both-64k", title: "bulk, GenTCP both ends, 64 KiB", reference: "raw both ends",
              work: .bytes(bytes), goal: 0.9,
              genTCP: { try await Bulk.genTCPBothEnds(total: bytes, buffer: big, driver: $0) },
@@ -87,6 +96,7 @@ func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
              rawSpin: { Bulk.rawReceiver(total: bytes, readSize: big, spinning: true) }),
         pingPong("pingpong-passive", "ping-pong 64 B, passive recv(64)", .passive, goal: 0.8),
         pingPong("pingpong-once", "ping-pong 64 B, {active,once}", .activeOnce, goal: 0.8),
+        pingPong("pingpong-framed", "ping-pong 64 B framed, recv(4)+recv(60)", .framed, goal: nil),
     ]
 }
 

@@ -41,15 +41,17 @@ final class OTPPeer: @unchecked Sendable {
 
         int(B) -> binary_to_integer(B).
 
-        %% bulk PORT TOTAL BUFFER passive|active: connect to the raw writer, time "go" to the last byte.
+        %% bulk PORT TOTAL BUFFER passive|active|framed: connect to the raw writer, time "go" to
+        %% the last byte; framed: 64-byte frames (4-byte length, body) read as recv(4), recv(Len).
         run([<<"bulk">>, P, T, B, Mode]) ->
             Active = Mode =:= <<"active">>,
             {ok, S} = gen_tcp:connect({127,0,0,1}, int(P), [binary, {active, Active}, {buffer, int(B)}]),
             T0 = erlang:monotonic_time(nanosecond),
             ok = gen_tcp:send(S, <<1>>),
-            N = case Active of
-                    true -> active(S, int(T), 0);
-                    false -> passive(S, int(T), 0)
+            N = case Mode of
+                    <<"active">> -> active(S, int(T), 0);
+                    <<"framed">> -> framed(S, int(T), 0);
+                    _ -> passive(S, int(T), 0)
                 end,
             T1 = erlang:monotonic_time(nanosecond),
             gen_tcp:close(S),
@@ -77,10 +79,14 @@ final class OTPPeer: @unchecked Sendable {
             gen_tcp:close(S),
             gen_tcp:close(L),
             {T1 - T0, N};
-        %% pingpong PORT ROUNDS passive|once: 64-byte messages to the raw echo thread, nodelay.
+        %% pingpong PORT ROUNDS passive|once|framed: 64-byte messages to the raw echo thread,
+        %% nodelay; framed: a 4-byte length (60) and its body, read back as recv(4), recv(60).
         run([<<"pingpong">>, P, R, Mode]) ->
             {ok, S} = gen_tcp:connect({127,0,0,1}, int(P), [binary, {active, false}, {nodelay, true}]),
-            Msg = binary:copy(<<16#42>>, 64),
+            Msg = case Mode of
+                      <<"framed">> -> <<60:32, (binary:copy(<<16#42>>, 60))/binary>>;
+                      _ -> binary:copy(<<16#42>>, 64)
+                  end,
             T0 = erlang:monotonic_time(nanosecond),
             N = rounds(S, Msg, int(R), Mode, 0),
             T1 = erlang:monotonic_time(nanosecond),
@@ -145,6 +151,12 @@ final class OTPPeer: @unchecked Sendable {
             {ok, Data} = gen_tcp:recv(S, 0),
             passive(S, Left - byte_size(Data), N + 1).
 
+        framed(_S, Left, N) when Left =< 0 -> N;
+        framed(S, Left, N) ->
+            {ok, <<Len:32>>} = gen_tcp:recv(S, 4),
+            {ok, _} = gen_tcp:recv(S, Len),
+            framed(S, Left - 4 - Len, N + 1).
+
         active(_S, Left, N) when Left =< 0 -> N;
         active(S, Left, N) ->
             receive
@@ -166,6 +178,11 @@ final class OTPPeer: @unchecked Sendable {
             ok = gen_tcp:send(S, Msg),
             {ok, <<_:64/binary>>} = gen_tcp:recv(S, 64),
             rounds(S, Msg, Left - 1, <<"passive">>, N + 1);
+        rounds(S, Msg, Left, <<"framed">>, N) ->
+            ok = gen_tcp:send(S, Msg),
+            {ok, <<Len:32>>} = gen_tcp:recv(S, 4),
+            {ok, _} = gen_tcp:recv(S, Len),
+            rounds(S, Msg, Left - 1, <<"framed">>, N + 1);
         rounds(S, Msg, Left, <<"once">>, N) ->
             ok = gen_tcp:send(S, Msg),
             M = once(S, 64, 0),
@@ -328,20 +345,32 @@ final class OTPPeer: @unchecked Sendable {
         return run("bulk \(port) \(total) \(buffer) \(active ? "active" : "passive")")
     }
 
+    /// A stream of 64-byte frames from the raw writer, read as `recv(S, 4)` and `recv(S, 60)`.
+    func bulkFramed(total: Int, buffer: Int) -> Sample {
+        let (listener, port) = Raw.listen()
+        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: Bulk.writeSize, framed: true)
+        defer {
+            writer.join()
+            close(listener)
+        }
+        return run("bulk \(port) \(total) \(buffer) framed")
+    }
+
     /// OTP at both ends: a sender process with 64 KiB `gen_tcp:send`s, a passive receiver.
     func bothEnds(total: Int, buffer: Int) -> Sample {
         run("both \(total) \(buffer)")
     }
 
-    /// The ping-pong client on OTP against the raw echo thread: `recv(S, 64)` or `{active, once}`.
-    func pingPong(roundTrips: Int, once: Bool) -> Sample {
+    /// The ping-pong client on OTP against the raw echo thread: `recv(S, 64)`, `{active, once}`,
+    /// or `recv(S, 4)` and `recv(S, 60)` for a framed message.
+    func pingPong(roundTrips: Int, mode: String) -> Sample {
         let (listener, port) = Raw.listen()
         let peer = Raw.echoPeer(listener: listener, size: PingPong.size)
         defer {
             peer.join()
             close(listener)
         }
-        return run("pingpong \(port) \(roundTrips) \(once ? "once" : "passive")")
+        return run("pingpong \(port) \(roundTrips) \(mode)")
     }
 }
 

@@ -10,11 +10,14 @@ import Glibc
 enum PingPong {
     static let size = 64
 
-    enum Client: Sendable {
+    enum Client: Sendable, Equatable {
         /// `send`, then `recv(64)`.
         case passive
         /// `send`, then `setopts(.active(.once))` and `Process.receive` (until 64 bytes came).
         case activeOnce
+        /// A framed message: a 4-byte length (60) and its body; `send`, then `recv(4)` and
+        /// `recv(60)`, as a length-prefixed protocol reads.
+        case framed
         /// `send`, then `recv(64, timeout: 0)` polled for up to `spinNanoseconds` before a
         /// blocking `recv(64)`: what "spin briefly before parking" would give, done from outside.
         case passiveSpinning(spinNanoseconds: UInt64)
@@ -31,7 +34,7 @@ enum PingPong {
             let socket = try await Socket.connect(
                 "127.0.0.1", port: port, options: [.binary, .active(.passive), .nodelay(true)], driver: driver)
             defer { socket.close() }
-            let message = [UInt8](repeating: 0x42, count: size)
+            let message = client == .framed ? framedMessage : [UInt8](repeating: 0x42, count: size)
             let start = Snapshot.now()
             var deliveries = 0
             switch client {
@@ -40,6 +43,15 @@ enum PingPong {
                     try await socket.send(message)
                     let back = try await socket.recv(size)
                     precondition(back.count == size)
+                    deliveries += 1
+                }
+            case .framed:
+                for _ in 0..<roundTrips {
+                    try await socket.send(message)
+                    let header = try await socket.recv(4).bytes
+                    let length = header.reduce(0) { $0 << 8 | Int($1) }
+                    precondition(length == size - 4)
+                    _ = try await socket.recv(length)
                     deliveries += 1
                 }
             case .activeOnce:
@@ -78,15 +90,20 @@ enum PingPong {
         }
     }
 
+    /// A 4-byte big-endian length (60) and its 60-byte body.
+    static let framedMessage: [UInt8] = [0, 0, 0, UInt8(size - 4)] + [UInt8](repeating: 0x42, count: size - 4)
+
     /// The reference: blocking write then read on this thread. `spinning`: the read polls a
-    /// non-blocking socket in a busy loop instead of sleeping.
-    static func raw(roundTrips: Int, spinning: Bool = false) -> Sample {
+    /// non-blocking socket in a busy loop instead of sleeping. `framed`: the read is two, the
+    /// 4-byte header and the body it announces (as the other sides read it).
+    static func raw(roundTrips: Int, spinning: Bool = false, framed: Bool = false) -> Sample {
         let (listener, port) = Raw.listen()
         let peer = Raw.echoPeer(listener: listener, size: size)
         let fd = Raw.connect(port: port)
         Raw.setNoDelay(fd)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         memset(buffer, 0x42, size)
+        if framed { framedMessage.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: size) } }
         defer {
             buffer.deallocate()
             close(fd)
@@ -96,7 +113,14 @@ enum PingPong {
         let start = Snapshot.now()
         for _ in 0..<roundTrips {
             Raw.writeAll(fd, buffer, size)
-            check(Raw.readExactly(fd, buffer, size, spinning: spinning), "ping-pong read")
+            if framed {
+                check(Raw.readExactly(fd, buffer, 4, spinning: spinning), "ping-pong read")
+                let length = buffer.loadUnaligned(as: UInt32.self).bigEndian
+                check(length == UInt32(size - 4), "ping-pong frame")
+                check(Raw.readExactly(fd, buffer + 4, Int(length), spinning: spinning), "ping-pong read")
+            } else {
+                check(Raw.readExactly(fd, buffer, size, spinning: spinning), "ping-pong read")
+            }
         }
         var sample = Snapshot.now() - start
         sample.deliveries = roundTrips

@@ -137,14 +137,22 @@ enum Raw {
     }
 
     /// The bulk sender: accepts one connection, waits for the receiver's one-byte "go", writes
-    /// `total` bytes in `chunk`-sized writes, closes.
-    static func bulkWriter(listener: Int32, total: Int, chunk: Int) -> RawThread {
+    /// `total` bytes in `chunk`-sized writes, closes. `framed`: the bytes are 64-byte frames
+    /// (`chunk` and `total` must be multiples of 64).
+    static func bulkWriter(listener: Int32, total: Int, chunk: Int, framed: Bool = false) -> RawThread {
         RawThread {
             let fd = accept(listener)
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
             defer { buffer.deallocate() }
             memset(buffer, 0x5A, chunk)
-            check(readExactly(fd, buffer, 1), "reading the go byte")
+            if framed {
+                // Frames of ``Bulk/frameSize`` bytes: a 4-byte big-endian length and the body.
+                for at in stride(from: 0, to: chunk, by: Bulk.frameSize) {
+                    buffer.storeBytes(of: UInt32(Bulk.frameSize - 4).bigEndian, toByteOffset: at, as: UInt32.self)
+                }
+            }
+            var go: UInt8 = 0
+            check(readExactly(fd, &go, 1), "reading the go byte")
             var left = total
             while left > 0 {
                 let n = min(left, chunk)

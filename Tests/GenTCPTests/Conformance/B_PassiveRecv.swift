@@ -247,6 +247,77 @@ extension Conformance {
             }
         }
 
+        @Test("B23 a framed stream read as recv(4) headers and recv(N) bodies: every byte, in order", arguments: Backend.all)
+        func framedStream(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair()
+                // Bodies from 1 byte to twice the default buffer, sent back to back in one go, so
+                // a header's read finds the bodies behind it (what GenTCP reads ahead).
+                let sizes = (0..<40).map { 1 + ($0 * 397) % 2920 }
+                let bodies = sizes.enumerated().map { Pattern.bytes(count: $0.element, seed: UInt64($0.offset + 1)) }
+                var stream: [UInt8] = []
+                for body in bodies {
+                    let n = UInt32(body.count)
+                    stream += [UInt8(n >> 24), UInt8((n >> 16) & 0xFF), UInt8((n >> 8) & 0xFF), UInt8(n & 0xFF)]
+                    stream += body
+                }
+                let sender = ctx.spawn { [stream] in try await p.send(stream) }
+                for body in bodies {
+                    let header = try await c.recv(4, timeout: 30_000).bytes
+                    let n = header.reduce(0) { $0 << 8 | Int($1) }
+                    #expect(n == body.count)
+                    #expect(try await c.recv(n, timeout: 30_000).bytes == body)
+                }
+                try await sender.value()
+                await #expect(throws: SocketError.timeout) { _ = try await c.recv(0, timeout: 100) }
+                c.close()
+                p.close()
+            }
+        }
+
+        @Test("B24 an exact recv reads ahead at most buffer; activation delivers that first", arguments: Backend.all)
+        func readAheadWithinBuffer(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair(client: [.binary, .active(.passive), .buffer(100)])
+                let data = Pattern.bytes(count: 1000)
+                try await p.send(data)
+                await ctx.sleep(200)
+                #expect(try await c.recv(4, timeout: 30_000).bytes == Array(data[0..<4]))
+                // The fixed-buffer rule: never more than `buffer` bytes read for the owner.
+                let ahead = c.readAheadByteCount
+                #expect(ahead <= 96)
+                if ["posix", "posix-loop", "sim"].contains(backend.name) {
+                    #expect(ahead == 96, "all 1,000 bytes had arrived, so one read took 100")
+                }
+                try c.setopts(.active(.active))
+                let got = await collectActive(c, count: 996, timeout: 30_000)
+                #expect(got.bytes == Array(data[4...]))
+                #expect(got.sizes.allSatisfy { $0 <= 100 })
+                if ahead > 0 { #expect(got.sizes.first == ahead) }
+                c.close()
+                p.close()
+            }
+        }
+
+        @Test("B25 a timed-out exact recv after a read-ahead keeps both, in order", arguments: Backend.all)
+        func readAheadThenTimeout(_ backend: Backend) async throws {
+            try await backend.run { ctx in
+                let (c, p) = try await ctx.pair()
+                let data = Pattern.bytes(count: 24)
+                try await p.send(Array(data[0..<10]))
+                await ctx.sleep(200)
+                #expect(try await c.recv(4, timeout: 30_000).bytes == Array(data[0..<4]))
+                await #expect(throws: SocketError.timeout) { _ = try await c.recv(20, timeout: 100) }
+                // The bytes that recv gathered are its partial data now, not read-ahead.
+                #expect(c.readAheadByteCount == 0)
+                try await p.send(Array(data[10...]))
+                #expect(try await c.recv(20, timeout: 30_000).bytes == Array(data[4...]))
+                await #expect(throws: SocketError.timeout) { _ = try await c.recv(0, timeout: 100) }
+                c.close()
+                p.close()
+            }
+        }
+
         @Test("Exact recv across end of stream: closed, the partial bytes are discarded", arguments: Backend.all)
         func exactAcrossEOF(_ backend: Backend) async throws {
             try await backend.run { ctx in

@@ -149,6 +149,37 @@ extension TLSConformance {
     }
 }
 
+extension TLSConformance.Basics {
+    @Test("T4b STARTTLS with the ClientHello right behind the command: what recv read ahead goes to the handshake", arguments: Backend.all)
+    func upgradeAfterReadAhead(_ backend: Backend) async throws {
+        try await backend.run { ctx in
+            let (c, p) = try await ctx.pair()
+            let me = Process.current
+            // The client does not wait for an answer: its ClientHello follows the command.
+            let client = ctx.spawn { () async throws -> Socket in
+                _ = try await Process.receive(timeout: 30_000)
+                try await c.send("STARTTLS\r\n")
+                let tc = try await c.upgrade(tls: try TLSTestContexts.client(), serverName: "localhost", timeout: 30_000)
+                try tc.controllingProcess(me)
+                return tc
+            }
+            try c.controllingProcess(client.process)
+            client.process.send("go")
+            await ctx.sleep(300)
+            #expect(try await p.recv(10, timeout: 30_000) == bin("STARTTLS\r\n"))
+            if backend.name == "sim" {
+                #expect(p.readAheadByteCount > 0, "the ClientHello was there, so the read took some of it")
+            }
+            let tp = try await p.upgrade(tls: try TLSTestContexts.server(), timeout: 30_000)
+            let tc = try await client.value()
+            try await tc.send("secret")
+            #expect(try await tp.recv(6, timeout: 30_000) == bin("secret"))
+            tc.close()
+            tp.close()
+        }
+    }
+}
+
 extension TLSConformance {
     @Suite("T Records")
     struct Records {
