@@ -12,10 +12,13 @@ enum Bulk {
     static let writeSize = 64 * 1024
 
     /// GenTCP receiver, raw blocking writer thread. `active`: `{active, true}` with messages
-    /// through `Process.receive`; otherwise passive `recv(0)`.
-    static func genTCPReceiver(total: Int, buffer: Int, active: Bool, driver: POSIXDriver) async throws -> Sample {
+    /// through `Process.receive`; otherwise passive `recv(0)`. `framed`: the writer sends
+    /// ``frameSize``-byte frames, read as a length-prefixed protocol reads them, `recv(4)` for
+    /// the length and `recv(length)` for the body (passive).
+    static func genTCPReceiver(total: Int, buffer: Int, active: Bool, framed: Bool = false,
+                               driver: POSIXDriver) async throws -> Sample {
         let (listener, port) = Raw.listen()
-        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize)
+        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize, framed: framed)
         defer {
             writer.join()
             close(listener)
@@ -25,7 +28,7 @@ enum Bulk {
                 "127.0.0.1", port: port,
                 options: [.binary, .active(active ? .active : .passive), .buffer(buffer)], driver: driver)
             defer { socket.close() }
-            return try await receive(total: total, on: socket, active: active)
+            return try await receive(total: total, on: socket, active: active, framed: framed)
         }
     }
 
@@ -70,7 +73,7 @@ enum Bulk {
     }
 
     /// The timed part of a GenTCP receiver.
-    private static func receive(total: Int, on socket: Socket, active: Bool) async throws -> Sample {
+    private static func receive(total: Int, on socket: Socket, active: Bool, framed: Bool = false) async throws -> Sample {
         let start = Snapshot.now()
         try await socket.send([1])
         var got = 0
@@ -84,6 +87,14 @@ enum Bulk {
                 case let other:
                     fatalError("gentcp-bench: unexpected message \(String(describing: other)) after \(got) bytes")
                 }
+            }
+        } else if framed {
+            while got < total {
+                let header = try await socket.recv(4).bytes
+                let length = header.reduce(0) { $0 << 8 | Int($1) }
+                check(length == frameSize - 4, "a frame of \(length) bytes after \(got) bytes")
+                got += 4 + (try await socket.recv(length)).count
+                deliveries += 1
             }
         } else {
             while got < total {
@@ -99,72 +110,13 @@ enum Bulk {
     /// The frames of the framed bulk case: a 4-byte big-endian length (60) and its body.
     static let frameSize = 64
 
-    /// GenTCP receiver of a stream of frames, read as a length-prefixed protocol reads them:
-    /// `recv(4)` for the length, `recv(length)` for the body. Passive, `buffer` as given.
-    static func genTCPFramedReceiver(total: Int, buffer: Int, driver: POSIXDriver) async throws -> Sample {
-        let (listener, port) = Raw.listen()
-        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize, framed: true)
-        defer {
-            writer.join()
-            close(listener)
-        }
-        return try await Process.run {
-            let socket = try await Socket.connect(
-                "127.0.0.1", port: port, options: [.binary, .active(.passive), .buffer(buffer)], driver: driver)
-            defer { socket.close() }
-            let start = Snapshot.now()
-            try await socket.send([1])
-            var got = 0
-            var frames = 0
-            while got < total {
-                let header = try await socket.recv(4).bytes
-                let length = header.reduce(0) { $0 << 8 | Int($1) }
-                if length != frameSize - 4 { fatalError("gentcp-bench: a frame of \(length) bytes \(header) after \(got) bytes, \(frames) frames") }
-                got += 4 + (try await socket.recv(length)).count
-                frames += 1
-            }
-            var sample = Snapshot.now() - start
-            sample.deliveries = frames
-            return sample
-        }
-    }
-
-    /// The framed reference: `read`s of exactly the 4-byte length and then the body, on this
-    /// thread (what OTP and GenTCP are asked to do); `spinning` as in ``rawReceiver``.
-    static func rawFramedReceiver(total: Int, spinning: Bool = false) -> Sample {
-        let (listener, port) = Raw.listen()
-        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize, framed: true)
-        let fd = Raw.connect(port: port)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: frameSize, alignment: 64)
-        defer {
-            buffer.deallocate()
-            close(fd)
-            writer.join()
-            close(listener)
-        }
-        let start = Snapshot.now()
-        var go: UInt8 = 1
-        Raw.writeAll(fd, &go, 1)
-        var got = 0
-        var frames = 0
-        while got < total {
-            check(Raw.readExactly(fd, buffer, 4, spinning: spinning), "frame header (early end after \(got) bytes)")
-            let length = Int(buffer.loadUnaligned(as: UInt32.self).bigEndian)
-            check(length == frameSize - 4, "frame length")
-            check(Raw.readExactly(fd, buffer + 4, length, spinning: spinning), "frame body")
-            got += 4 + length
-            frames += 1
-        }
-        var sample = Snapshot.now() - start
-        sample.deliveries = frames
-        return sample
-    }
-
     /// The reference: blocking `read(readSize)` on this thread, raw blocking writer thread.
     /// `spinning`: non-blocking reads in a busy loop instead (``Raw/readSome(_:_:_:spinning:)``).
-    static func rawReceiver(total: Int, readSize: Int, spinning: Bool = false) -> Sample {
+    /// `framed`: ``frameSize``-byte frames, each read as the others are asked to read it, exactly
+    /// the 4-byte length and then the body (`readSize` must then hold a frame).
+    static func rawReceiver(total: Int, readSize: Int, spinning: Bool = false, framed: Bool = false) -> Sample {
         let (listener, port) = Raw.listen()
-        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize)
+        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize, framed: framed)
         let fd = Raw.connect(port: port)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: readSize, alignment: 64)
         defer {
@@ -178,6 +130,14 @@ enum Bulk {
         Raw.writeAll(fd, &go, 1)
         var got = 0
         var reads = 0
+        while got < total && framed {
+            check(Raw.readExactly(fd, buffer, 4, spinning: spinning), "frame header (early end after \(got) bytes)")
+            let length = Int(buffer.loadUnaligned(as: UInt32.self).bigEndian)
+            check(length == frameSize - 4, "frame length")
+            check(Raw.readExactly(fd, buffer + 4, length, spinning: spinning), "frame body")
+            got += 4 + length
+            reads += 1
+        }
         while got < total {
             let n = Raw.readSome(fd, buffer, readSize, spinning: spinning)
             check(n > 0, "bulk read (early end of stream after \(got) bytes)")

@@ -84,10 +84,10 @@ func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
         // Frames are small: a sixteenth of the bulk size keeps the run as long as the others'.
         Case(name: "bulk-framed-1460", title: "bulk of 64 B frames, recv(4)+recv(60), buffer 1460",
              reference: "raw read(4)+read(60)", work: .bytes(framedBytes), goal: nil,
-             genTCP: { try await Bulk.genTCPFramedReceiver(total: framedBytes, buffer: small, driver: $0) },
-             raw: { Bulk.rawFramedReceiver(total: framedBytes) },
+             genTCP: { try await Bulk.genTCPReceiver(total: framedBytes, buffer: small, active: false, framed: true, driver: $0) },
+             raw: { Bulk.rawReceiver(total: framedBytes, readSize: Bulk.frameSize, framed: true) },
              otp: { $0.bulkFramed(total: framedBytes, buffer: small) },
-             rawSpin: { Bulk.rawFramedReceiver(total: framedBytes, spinning: true) }),
+             rawSpin: { Bulk.rawReceiver(total: framedBytes, readSize: Bulk.frameSize, spinning: true, framed: true) }),
         Case(name: "bulk-both-64k", title: "bulk, GenTCP both ends, 64 KiB", reference: "raw both ends",
              work: .bytes(bytes), goal: 0.9,
              genTCP: { try await Bulk.genTCPBothEnds(total: bytes, buffer: big, driver: $0) },
