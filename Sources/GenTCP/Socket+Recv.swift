@@ -156,7 +156,7 @@ extension Socket {
             if data.count < length {
                 // Bytes are only ever read from `data[0..<filled]`, so the rest need not be zeroed
                 // (a 64 KiB memset per recv(0) was measurable on bulk transfers).
-                let readAhead = security == .plain && length - min(length, s.stash.count) > 0
+                let readAhead = security == .plain && s.stash.count < length
                 let room = readAhead ? max(length, s.options.buffer) : length
                 data = [UInt8](unsafeUninitializedCapacity: room) { _, count in count = room }
                 filled = 0

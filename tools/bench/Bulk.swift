@@ -13,8 +13,7 @@ enum Bulk {
 
     /// GenTCP receiver, raw blocking writer thread. `active`: `{active, true}` with messages
     /// through `Process.receive`; otherwise passive `recv(0)`. `framed`: the writer sends
-    /// ``frameSize``-byte frames, read as a length-prefixed protocol reads them, `recv(4)` for
-    /// the length and `recv(length)` for the body (passive).
+    /// ``Frame``s, read one by one with ``Frame/recv(on:)`` (passive).
     static func genTCPReceiver(total: Int, buffer: Int, active: Bool, framed: Bool = false,
                                driver: POSIXDriver) async throws -> Sample {
         let (listener, port) = Raw.listen()
@@ -90,10 +89,7 @@ enum Bulk {
             }
         } else if framed {
             while got < total {
-                let header = try await socket.recv(4).bytes
-                let length = header.reduce(0) { $0 << 8 | Int($1) }
-                check(length == frameSize - 4, "a frame of \(length) bytes after \(got) bytes")
-                got += 4 + (try await socket.recv(length)).count
+                got += try await Frame.recv(on: socket)
                 deliveries += 1
             }
         } else {
@@ -107,13 +103,10 @@ enum Bulk {
         return sample
     }
 
-    /// The frames of the framed bulk case: a 4-byte big-endian length (60) and its body.
-    static let frameSize = 64
-
     /// The reference: blocking `read(readSize)` on this thread, raw blocking writer thread.
     /// `spinning`: non-blocking reads in a busy loop instead (``Raw/readSome(_:_:_:spinning:)``).
-    /// `framed`: ``frameSize``-byte frames, each read as the others are asked to read it, exactly
-    /// the 4-byte length and then the body (`readSize` must then hold a frame).
+    /// `framed`: ``Frame``s, each read with ``Frame/read(_:into:spinning:)`` (`readSize` must then
+    /// hold a frame).
     static func rawReceiver(total: Int, readSize: Int, spinning: Bool = false, framed: Bool = false) -> Sample {
         let (listener, port) = Raw.listen()
         let writer = Raw.bulkWriter(listener: listener, total: total, chunk: writeSize, framed: framed)
@@ -131,11 +124,8 @@ enum Bulk {
         var got = 0
         var reads = 0
         while got < total && framed {
-            check(Raw.readExactly(fd, buffer, 4, spinning: spinning), "frame header (early end after \(got) bytes)")
-            let length = Int(buffer.loadUnaligned(as: UInt32.self).bigEndian)
-            check(length == frameSize - 4, "frame length")
-            check(Raw.readExactly(fd, buffer + 4, length, spinning: spinning), "frame body")
-            got += 4 + length
+            check(Frame.read(fd, into: buffer, spinning: spinning), "a frame (early end after \(got) bytes)")
+            got += Frame.size
             reads += 1
         }
         while got < total {

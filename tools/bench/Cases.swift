@@ -54,12 +54,12 @@ struct Case: Sendable {
 func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
     let big = 64 * 1024
     let small = SocketOptions.defaultBuffer
-    let framedBytes = max(Bulk.frameSize, bytes / 16 / Bulk.frameSize * Bulk.frameSize)
+    let framedBytes = max(Frame.size, bytes / 16 / Frame.size * Frame.size)
     func bulk(_ name: String, _ title: String, buffer: Int, active: Bool, goal: Double?) -> Case {
         Case(name: name, title: title, reference: "raw read(\(formatSize(buffer)))", work: .bytes(bytes), goal: goal,
              genTCP: { try await Bulk.genTCPReceiver(total: bytes, buffer: buffer, active: active, driver: $0) },
              raw: { Bulk.rawReceiver(total: bytes, readSize: buffer) },
-             otp: { $0.bulk(total: bytes, buffer: buffer, active: active) },
+             otp: { $0.bulk(total: bytes, buffer: buffer, mode: active ? "active" : "passive") },
              rawSpin: { Bulk.rawReceiver(total: bytes, readSize: buffer, spinning: true) })
     }
     func pingPong(_ name: String, _ title: String, _ client: PingPong.Client, goal: Double?) -> Case {
@@ -85,9 +85,9 @@ func standardCases(bytes: Int, roundTrips: Int) -> [Case] {
         Case(name: "bulk-framed-1460", title: "bulk of 64 B frames, recv(4)+recv(60), buffer 1460",
              reference: "raw read(4)+read(60)", work: .bytes(framedBytes), goal: nil,
              genTCP: { try await Bulk.genTCPReceiver(total: framedBytes, buffer: small, active: false, framed: true, driver: $0) },
-             raw: { Bulk.rawReceiver(total: framedBytes, readSize: Bulk.frameSize, framed: true) },
-             otp: { $0.bulkFramed(total: framedBytes, buffer: small) },
-             rawSpin: { Bulk.rawReceiver(total: framedBytes, readSize: Bulk.frameSize, spinning: true, framed: true) }),
+             raw: { Bulk.rawReceiver(total: framedBytes, readSize: Frame.size, framed: true) },
+             otp: { $0.bulk(total: framedBytes, buffer: small, mode: "framed") },
+             rawSpin: { Bulk.rawReceiver(total: framedBytes, readSize: Frame.size, spinning: true, framed: true) }),
         Case(name: "bulk-both-64k", title: "bulk, GenTCP both ends, 64 KiB", reference: "raw both ends",
              work: .bytes(bytes), goal: 0.9,
              genTCP: { try await Bulk.genTCPBothEnds(total: bytes, buffer: big, driver: $0) },

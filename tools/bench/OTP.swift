@@ -334,26 +334,16 @@ final class OTPPeer: @unchecked Sendable {
     }
 
     /// The bulk receiver on OTP: gen_tcp `[binary, {active, A}, {buffer, B}]` reading from the
-    /// raw writer thread, `recv(S, 0)` or `{tcp, S, Data}` messages.
-    func bulk(total: Int, buffer: Int, active: Bool) -> Sample {
+    /// raw writer thread; `mode` passive: `recv(S, 0)`, active: `{tcp, S, Data}` messages,
+    /// framed: ``Frame``s from the writer, read as `recv(S, 4)` and `recv(S, Len)`.
+    func bulk(total: Int, buffer: Int, mode: String) -> Sample {
         let (listener, port) = Raw.listen()
-        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: Bulk.writeSize)
+        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: Bulk.writeSize, framed: mode == "framed")
         defer {
             writer.join()
             close(listener)
         }
-        return run("bulk \(port) \(total) \(buffer) \(active ? "active" : "passive")")
-    }
-
-    /// A stream of 64-byte frames from the raw writer, read as `recv(S, 4)` and `recv(S, 60)`.
-    func bulkFramed(total: Int, buffer: Int) -> Sample {
-        let (listener, port) = Raw.listen()
-        let writer = Raw.bulkWriter(listener: listener, total: total, chunk: Bulk.writeSize, framed: true)
-        defer {
-            writer.join()
-            close(listener)
-        }
-        return run("bulk \(port) \(total) \(buffer) framed")
+        return run("bulk \(port) \(total) \(buffer) \(mode)")
     }
 
     /// OTP at both ends: a sender process with 64 KiB `gen_tcp:send`s, a passive receiver.

@@ -15,8 +15,7 @@ enum PingPong {
         case passive
         /// `send`, then `setopts(.active(.once))` and `Process.receive` (until 64 bytes came).
         case activeOnce
-        /// A framed message: a 4-byte length (60) and its body; `send`, then `recv(4)` and
-        /// `recv(60)`, as a length-prefixed protocol reads.
+        /// A ``Frame``: `send`, then ``Frame/recv(on:)`` (`recv(4)`, `recv(60)`).
         case framed
         /// `send`, then `recv(64, timeout: 0)` polled for up to `spinNanoseconds` before a
         /// blocking `recv(64)`: what "spin briefly before parking" would give, done from outside.
@@ -34,7 +33,7 @@ enum PingPong {
             let socket = try await Socket.connect(
                 "127.0.0.1", port: port, options: [.binary, .active(.passive), .nodelay(true)], driver: driver)
             defer { socket.close() }
-            let message = client == .framed ? framedMessage : [UInt8](repeating: 0x42, count: size)
+            let message = client == .framed ? Frame.bytes : [UInt8](repeating: 0x42, count: size)
             let start = Snapshot.now()
             var deliveries = 0
             switch client {
@@ -48,10 +47,7 @@ enum PingPong {
             case .framed:
                 for _ in 0..<roundTrips {
                     try await socket.send(message)
-                    let header = try await socket.recv(4).bytes
-                    let length = header.reduce(0) { $0 << 8 | Int($1) }
-                    precondition(length == size - 4)
-                    _ = try await socket.recv(length)
+                    _ = try await Frame.recv(on: socket)
                     deliveries += 1
                 }
             case .activeOnce:
@@ -90,9 +86,6 @@ enum PingPong {
         }
     }
 
-    /// A 4-byte big-endian length (60) and its 60-byte body.
-    static let framedMessage: [UInt8] = [0, 0, 0, UInt8(size - 4)] + [UInt8](repeating: 0x42, count: size - 4)
-
     /// The reference: blocking write then read on this thread. `spinning`: the read polls a
     /// non-blocking socket in a busy loop instead of sleeping. `framed`: the read is two, the
     /// 4-byte header and the body it announces (as the other sides read it).
@@ -103,7 +96,7 @@ enum PingPong {
         Raw.setNoDelay(fd)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 64)
         memset(buffer, 0x42, size)
-        if framed { framedMessage.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: size) } }
+        if framed { Frame.bytes.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: size) } }
         defer {
             buffer.deallocate()
             close(fd)
@@ -113,14 +106,9 @@ enum PingPong {
         let start = Snapshot.now()
         for _ in 0..<roundTrips {
             Raw.writeAll(fd, buffer, size)
-            if framed {
-                check(Raw.readExactly(fd, buffer, 4, spinning: spinning), "ping-pong read")
-                let length = buffer.loadUnaligned(as: UInt32.self).bigEndian
-                check(length == UInt32(size - 4), "ping-pong frame")
-                check(Raw.readExactly(fd, buffer + 4, Int(length), spinning: spinning), "ping-pong read")
-            } else {
-                check(Raw.readExactly(fd, buffer, size, spinning: spinning), "ping-pong read")
-            }
+            let ok = framed ? Frame.read(fd, into: buffer, spinning: spinning)
+                            : Raw.readExactly(fd, buffer, size, spinning: spinning)
+            check(ok, "ping-pong read")
         }
         var sample = Snapshot.now() - start
         sample.deliveries = roundTrips

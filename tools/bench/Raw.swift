@@ -137,8 +137,8 @@ enum Raw {
     }
 
     /// The bulk sender: accepts one connection, waits for the receiver's one-byte "go", writes
-    /// `total` bytes in `chunk`-sized writes, closes. `framed`: the bytes are 64-byte frames
-    /// (`chunk` and `total` must be multiples of 64).
+    /// `total` bytes in `chunk`-sized writes, closes. `framed`: the bytes are ``Frame``s
+    /// (`chunk` and `total` must be multiples of its size).
     static func bulkWriter(listener: Int32, total: Int, chunk: Int, framed: Bool = false) -> RawThread {
         RawThread {
             let fd = accept(listener)
@@ -146,9 +146,8 @@ enum Raw {
             defer { buffer.deallocate() }
             memset(buffer, 0x5A, chunk)
             if framed {
-                // Frames of ``Bulk/frameSize`` bytes: a 4-byte big-endian length and the body.
-                for at in stride(from: 0, to: chunk, by: Bulk.frameSize) {
-                    buffer.storeBytes(of: UInt32(Bulk.frameSize - 4).bigEndian, toByteOffset: at, as: UInt32.self)
+                for at in stride(from: 0, to: chunk, by: Frame.size) {
+                    Frame.bytes.withUnsafeBytes { (buffer + at).copyMemory(from: $0.baseAddress!, byteCount: Frame.size) }
                 }
             }
             var go: UInt8 = 0
